@@ -1,0 +1,1 @@
+"""The database edge: schema, engine, migrations and bulk storage."""

@@ -1,0 +1,68 @@
+"""Billing periods: calendar months, named ``YYYY-MM``."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class PeriodError(ValueError):
+    """A text that does not name a billing period."""
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A calendar month; ``start`` is its first day, ``end`` the first day of the next month."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str | Period) -> Period:
+        if isinstance(text, Period):
+            return text
+        match = _PERIOD.match(str(text).strip())
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise PeriodError(f"{text!r} is not a billing period; expected YYYY-MM, e.g. 2026-10")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def of(cls, day: date) -> Period:
+        return cls(day.year, day.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def start(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def end(self) -> date:
+        return self.start + timedelta(days=self.days)
+
+    @property
+    def days(self) -> int:
+        return calendar.monthrange(self.year, self.month)[1]
+
+    def next(self) -> Period:
+        return Period.of(self.end)
+
+    def previous(self) -> Period:
+        return Period.of(self.start - timedelta(days=1))
+
+    def utc_bounds(self, timezone: str) -> tuple[datetime, datetime]:
+        """The period's [start, end) as naive UTC datetimes, the month being local to ``timezone``."""
+        tz = ZoneInfo(timezone)
+        utc = ZoneInfo("UTC")
+
+        def to_utc(day: date) -> datetime:
+            local = datetime(day.year, day.month, day.day, tzinfo=tz)
+            return local.astimezone(utc).replace(tzinfo=None)
+
+        return to_utc(self.start), to_utc(self.end)

@@ -1,0 +1,48 @@
+"""Rating step 2: the price of each call, in 1/10,000 of the currency (``PRICE_SCALE``).
+
+A rate is a connect fee plus intervals. Interval *k* starts at second ``S_k`` of the call and
+ends where the next one starts; the seconds of the call that fall in it are billed in whole
+increments of ``I_k`` seconds at ``P_k`` per minute::
+
+    billed_k = ceil((min(d, S_{k+1}) - S_k) / I_k) * I_k         (0 when d <= S_k)
+    price    = connect + round_half_up(sum_k(billed_k * P_k) / 60)
+
+Rounding happens once per call, to the unit, after summing exact intervals. Example: connect
+0.80, 0-60 s at 0.40/min in 60 s steps, then 0.20/min in 10 s steps, 95 s ->
+0.80 + 0.40 + 40 s at 0.20/min = 1.33333... -> 1.3333.
+
+A call of 0 seconds costs nothing, or the connect fee when the rate charges unanswered calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.money import div_round_half_up
+from workbench.rating.plan import CompiledPlan
+
+
+def interval_amounts(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee."""
+    seconds = np.asarray(seconds, dtype=np.int64)
+    total = np.zeros(len(seconds), dtype=np.int64)  # in units x seconds/minute
+    for k in range(compiled.iv_start.shape[1]):
+        start = compiled.iv_start[rate_row, k]
+        end = compiled.iv_end[rate_row, k]
+        increment = compiled.iv_increment[rate_row, k]
+        inside = np.clip(np.minimum(seconds, end) - start, 0, None)
+        steps = np.where(increment > 0, -(-inside // np.maximum(increment, 1)), 0)
+        total += steps * increment * compiled.iv_price[rate_row, k]
+    return div_round_half_up(total, 60)
+
+
+def call_prices(
+    compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray, connect: np.ndarray
+) -> np.ndarray:
+    """Price of each call: ``connect`` says whether its connect fee applies (a call whose start
+    is covered by an allowance pays none); unanswered calls follow the rate's rule."""
+    seconds = np.asarray(seconds, dtype=np.int64)
+    fee = np.where(connect, compiled.connect_units[rate_row], 0)
+    answered = seconds > 0
+    unanswered_fee = np.where(compiled.charge_unanswered[rate_row], fee, 0)
+    return np.where(answered, fee + interval_amounts(compiled, rate_row, seconds), unanswered_fee)
