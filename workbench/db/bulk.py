@@ -1,0 +1,63 @@
+"""Fast bulk inserts of frames: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+
+Both run inside the caller's transaction, on its connection.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection
+
+_CHUNK = 200_000
+
+
+def _python_column(series: pd.Series) -> list:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        text = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return text.astype(object).where(series.notna(), None).tolist()
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(np.int64).tolist()
+    if series.dtype == object or pd.api.types.is_string_dtype(series) or series.hasnans:
+        return series.astype(object).where(series.notna(), None).tolist()
+    return series.tolist()
+
+
+def insert_frame(connection: Connection, table: str, frame: pd.DataFrame) -> int:
+    """Insert all rows of ``frame`` (columns named as the table's) into ``table``."""
+    if frame.empty:
+        return 0
+    columns = list(frame.columns)
+    if connection.dialect.name == "postgresql":
+        _copy(connection, table, frame, columns)
+        return len(frame)
+    placeholders = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+    cursor = connection.connection.driver_connection.cursor()
+    for start in range(0, len(frame), _CHUNK):
+        chunk = frame.iloc[start : start + _CHUNK]
+        cursor.executemany(sql, zip(*(_python_column(chunk[c]) for c in columns), strict=True))
+    cursor.close()
+    return len(frame)
+
+
+def _copy(connection: Connection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+        with cursor.copy(sql) as copy:
+            for start in range(0, len(frame), _CHUNK):
+                chunk = frame.iloc[start : start + _CHUNK].copy()
+                for column in columns:
+                    if pd.api.types.is_datetime64_any_dtype(chunk[column]):
+                        chunk[column] = chunk[column].dt.strftime("%Y-%m-%d %H:%M:%S")
+                    elif pd.api.types.is_bool_dtype(chunk[column]):
+                        chunk[column] = chunk[column].map({True: "t", False: "f"})
+                buffer = io.StringIO()
+                chunk.to_csv(buffer, header=False, index=False, quoting=csv.QUOTE_NONNUMERIC)
+                copy.write(buffer.getvalue())

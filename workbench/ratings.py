@@ -1,0 +1,84 @@
+"""Rating a period in the database: read its calls, rate them, replace the unbilled ratings.
+
+Calls already billed by a production invoice keep their rating; the allowance seconds they used
+count as already consumed when the others are rated again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, delete, select
+
+from workbench import repository
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.bulk import insert_frame
+from workbench.period import Period
+from workbench.rating import allowance_buckets, rate
+
+
+@dataclass(frozen=True)
+class RatingSummary:
+    period: str
+    calls: int
+    rated: int
+    errors: int
+    kept_billed: int
+    amount_units: int
+    by_zone: pd.DataFrame = field(repr=False)
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def rate_period(engine: Engine, period: Period | str, settings: Settings, now: datetime) -> RatingSummary:
+    """Rate (or re-rate) every unbilled call of ``period`` in one transaction."""
+    period = Period.parse(period)
+    tz = settings.timezone
+    with engine.begin() as connection:
+        calls = repository.period_calls(connection, period, tz, billed=False)
+        billed = repository.period_calls(connection, period, tz, billed=True)
+        consumed = (
+            billed.groupby(["customer_id", "zone_code"], as_index=False)["allowance_s"].sum()
+            .rename(columns={"allowance_s": "seconds"})
+        )
+        subs, allowances = repository.subscriptions_with_allowances(connection)
+        buckets = allowance_buckets(subs, allowances, period, tz)
+        result = rate(
+            calls, repository.lines(connection), repository.rate_plans(connection), period,
+            buckets=buckets, consumed=consumed, timezone=tz,
+        )
+        connection.execute(
+            delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
+        )
+        connection.execute(delete(s.RatingError).where(s.RatingError.period == str(period)))
+        store_ratings(connection, result.rated, now)
+        insert_frame(connection, "rating_errors", result.errors)
+    rated = result.rated
+    by_zone = (
+        rated.groupby(["zone_code", "band"], observed=True)
+        .agg(calls=("cdr_id", "size"), seconds=("duration_s", "sum"), amount_units=("price_units", "sum"))
+        .reset_index()
+    )
+    return RatingSummary(
+        str(period), len(calls), len(rated), len(result.errors), len(billed),
+        int(rated["price_units"].sum()), by_zone,
+        {str(k): int(v) for k, v in result.errors["reason"].value_counts().items()},
+    )
+
+
+def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
+    """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`)."""
+    frame = rated.copy()
+    frame["rated_at"] = pd.Timestamp(now)
+    frame["rate_id"] = frame["rate_id"].astype("Int64")
+    return insert_frame(connection, "rated_calls", frame)
+
+
+def rated_calls(engine: Engine, period: Period | str) -> pd.DataFrame:
+    """The stored ratings of a period."""
+    with engine.connect() as connection:
+        return repository.read_frame(
+            connection, select(s.RatedCall.__table__).where(s.RatedCall.period == str(Period.parse(period)))
+        )
