@@ -1,0 +1,155 @@
+"""Classification and allowances through :func:`workbench.rating.rate`, with hand-computed
+expectations. Times are UTC; Paris is UTC+2 until 2026-10-25 03:00 local, UTC+1 after."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from workbench.period import Period
+from workbench.rating import RatePlan, allowance_buckets, rate
+
+PLAN = RatePlan(
+    code="TEST",
+    destinations=pd.DataFrame(
+        [("33", "France", "FIX"), ("336", "France mobile", "MOB"), ("44", "UK", "INT"),
+         ("447", "UK mobile", "INTMOB")],
+        columns=["prefix", "name", "zone_code"],
+    ),
+    time_bands=pd.DataFrame([("peak", "0,1,2,3,4", 480, 1140)],
+                            columns=["band", "weekdays", "start_minute", "end_minute"]),
+    rates=pd.DataFrame(
+        [(1, "FIX", "peak", 0, False), (2, "FIX", "offpeak", 0, False),
+         (3, "MOB", "*", 0, False), (4, "INT", "*", 0, False)],
+        columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"],
+    ),
+    intervals=pd.DataFrame(
+        # FIX peak 0.06/min, offpeak 0.03/min, mobile 0.12/min, UK 0.60/min, all per second
+        [(1, 0, 600, 1), (2, 0, 300, 1), (3, 0, 1200, 1), (4, 0, 6000, 1)],
+        columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"],
+    ),
+)
+LINES = pd.DataFrame(
+    [("+33145000001", 1, 1, date(2026, 1, 1), None),
+     # +33145000002 belongs to customer 2 until 14 Oct, to customer 3 from 15 Oct
+     ("+33145000002", 2, 1, date(2026, 1, 1), date(2026, 10, 14)),
+     ("+33145000002", 3, 1, date(2026, 10, 15), None)],
+    columns=["number", "customer_id", "rate_plan_id", "valid_from", "valid_to"],
+)
+
+
+def calls(*rows):
+    frame = pd.DataFrame(rows, columns=["start_utc", "calling", "called", "duration_s"])
+    frame.insert(0, "cdr_id", range(1, len(frame) + 1))
+    frame["start_utc"] = pd.to_datetime(frame["start_utc"]).astype("datetime64[s]")
+    return frame
+
+
+def rated(frame, buckets=None, consumed=None):
+    result = rate(frame, LINES, {1: PLAN}, "2026-10", buckets=buckets, consumed=consumed)
+    return result.rated.set_index("cdr_id"), result.errors.set_index("cdr_id")
+
+
+@pytest.mark.parametrize(
+    ("start_utc", "band"),
+    [
+        ("2026-10-21 05:59:59", "offpeak"),  # Wednesday 07:59:59 local (UTC+2)
+        ("2026-10-21 06:00:00", "peak"),  # 08:00 local
+        ("2026-10-21 16:59:59", "peak"),  # 18:59:59 local
+        ("2026-10-21 17:00:00", "offpeak"),  # 19:00 local
+        ("2026-10-24 10:00:00", "offpeak"),  # Saturday
+        ("2026-10-26 06:30:00", "offpeak"),  # Monday after DST: 07:30 local (UTC+1)
+        ("2026-10-26 07:00:00", "peak"),  # 08:00 local (UTC+1)
+    ],
+)
+def test_time_band_from_paris_local_time(start_utc, band):
+    out, errors = rated(calls((start_utc, "+33145000001", "+33155000000", 60)))
+    assert errors.empty
+    assert out.loc[1, "band"] == band
+    assert out.loc[1, "price_units"] == (600 if band == "peak" else 300)
+
+
+def test_public_holidays_are_off_peak():
+    # 11 November 2026 (Armistice) is a Wednesday; 10:00 local = 09:00 UTC
+    result = rate(calls(("2026-11-11 09:00:00", "+33145000001", "+33155000000", 60),
+                        ("2026-11-12 09:00:00", "+33145000001", "+33155000000", 60)),
+                  LINES, {1: PLAN}, "2026-11")
+    assert result.rated["band"].tolist() == ["offpeak", "peak"]
+
+
+def test_longest_prefix_wins():
+    out, errors = rated(calls(
+        ("2026-10-21 10:00:00", "+33145000001", "+442079460958", 60),  # 44
+        ("2026-10-21 10:00:00", "+33145000001", "+447911123456", 60),  # 447: no rate
+        ("2026-10-21 10:00:00", "+33145000001", "+33612345678", 60),  # 336
+        ("2026-10-21 10:00:00", "+33145000001", "+33145000009", 60),  # 33
+    ))
+    assert out.loc[1, "destination_prefix"] == "44" and out.loc[1, "price_units"] == 6000
+    assert out.loc[3, "destination_prefix"] == "336" and out.loc[3, "zone_code"] == "MOB"
+    assert out.loc[4, "destination_prefix"] == "33"
+    assert errors.loc[2, "reason"] == "no_rate"
+    assert "INTMOB" in errors.loc[2, "message"]
+
+
+def test_unknown_destination_and_line_and_period_are_errors():
+    out, errors = rated(calls(
+        ("2026-10-21 10:00:00", "+33145000001", "+12025550123", 60),  # no +1 destination
+        ("2026-10-21 10:00:00", "+33199999999", "+33145000009", 60),  # nobody's line
+        ("2026-11-02 10:00:00", "+33145000001", "+33145000009", 60),  # November
+    ))
+    assert out.empty
+    assert errors["reason"].to_dict() == {1: "no_destination", 2: "no_line", 3: "outside_period"}
+    assert "+33199999999" in errors.loc[2, "message"]
+
+
+def test_line_validity_dates_pick_the_customer():
+    out, errors = rated(calls(
+        ("2026-10-14 21:59:59", "+33145000002", "+33155000000", 60),  # 14 Oct 23:59:59 local
+        ("2026-10-14 22:00:00", "+33145000002", "+33155000000", 60),  # 15 Oct 00:00 local
+    ))
+    assert errors.empty
+    assert out["customer_id"].to_dict() == {1: 2, 2: 3}
+
+
+def buckets_for(minutes, zone="MOB", start="2026-10-01", end=None, quantity=1):
+    subs = pd.DataFrame([(1, 10, quantity, start, end)],
+                        columns=["customer_id", "product_id", "quantity", "start_date", "end_date"])
+    allowances = pd.DataFrame([(10, zone, None if minutes is None else minutes * 60)],
+                              columns=["product_id", "zone_code", "seconds"])
+    return allowance_buckets(subs, allowances, Period.parse("2026-10"), "Europe/Paris")
+
+
+def test_allowance_crossing_its_limit_mid_call():
+    # 20 minutes to mobiles; given out of order, consumed chronologically:
+    # 15 min (covered), 10 min (5 covered, 5 priced = 0.60), 3 min (priced = 0.36)
+    frame = calls(
+        ("2026-10-05 10:00:00", "+33145000001", "+33612345678", 180),
+        ("2026-10-03 10:00:00", "+33145000001", "+33612345678", 600),
+        ("2026-10-02 10:00:00", "+33145000001", "+33612345678", 900),
+        ("2026-10-04 10:00:00", "+33145000001", "+33155000000", 60),  # fixed, Sunday: 0.03
+    )
+    out, errors = rated(frame, buckets_for(20))
+    assert errors.empty
+    assert out.loc[3, ["allowance_s", "price_units", "rule"]].tolist() == [900, 0, "allowance"]
+    assert out.loc[2, ["allowance_s", "price_units", "rule"]].tolist() == [300, 6000, "allowance_overflow"]
+    assert out.loc[1, ["allowance_s", "price_units", "rule"]].tolist() == [0, 3600, "rate"]
+    assert out.loc[4, ["allowance_s", "price_units"]].tolist() == [0, 300]
+
+
+def test_allowance_quantity_unlimited_and_already_consumed():
+    frame = calls(("2026-10-02 10:00:00", "+33145000001", "+33612345678", 600))
+    out, _ = rated(frame, buckets_for(None))
+    assert out.loc[1, "price_units"] == 0
+    # 2 x 5 min, of which 8 min already used by billed calls: 2 min covered, 8 priced (0.96)
+    consumed = pd.DataFrame([(1, "MOB", 480)], columns=["customer_id", "zone_code", "seconds"])
+    out, _ = rated(frame, buckets_for(5, quantity=2), consumed)
+    assert out.loc[1, ["allowance_s", "price_units"]].tolist() == [120, 9600]
+
+
+def test_allowance_only_while_subscribed():
+    frame = calls(("2026-10-02 10:00:00", "+33145000001", "+33612345678", 60),
+                  ("2026-10-20 10:00:00", "+33145000001", "+33612345678", 60))
+    out, _ = rated(frame, buckets_for(100, start="2026-10-10"))
+    assert out["allowance_s"].to_dict() == {1: 0, 2: 60}
+    out, _ = rated(frame, buckets_for(100, start="2026-09-01", end="2026-10-02"))
+    assert out["allowance_s"].to_dict() == {1: 60, 2: 0}
