@@ -312,7 +312,7 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
             op.lines.append((account, f"0{digits}", date(2018, 3, 1), date(2026, 6, 30), f"+33{digits}"))
             op.weights.append(0.0)
         # subscriptions
-        def sub(product, quantity, start=since, end=until, override=""):
+        def sub(product, quantity, start=since, end=until, override="", account=account):
             op.subscriptions.append((account, product, quantity, start, end, override))
 
         sub("LINE_PRO", n_lines, override="17.50" if i % 10 == 0 else "")
@@ -384,6 +384,21 @@ def _digits(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
     return np.char.zfill(rng.integers(0, 10**width, n).astype(str), width)
 
 
+def _national_heads(rng: np.random.Generator, kind: str, m: int) -> np.ndarray:
+    """First digits (after the trunk 0) of ``m`` French numbers of a kind."""
+    if kind == "fixed":
+        return rng.integers(1, 6, m).astype(str).astype(object)
+    if kind == "mobile":
+        return rng.choice(np.array(["6", "7"], dtype=object), m)
+    if kind == "voip":
+        return np.full(m, "9", dtype=object)
+    if kind == "free":
+        return "80" + rng.integers(0, 6, m).astype(str).astype(object)
+    if kind == "shared":
+        return "8" + rng.integers(1, 3, m).astype(str).astype(object)
+    return "89" + rng.integers(0, 10, m).astype(str).astype(object)  # premium
+
+
 def _called_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
     """Dialled numbers in the forms switches write: national ``0...``, ``00...`` or ``+...``."""
     shares = np.array([s for s, _ in _NATIONAL_MIX])
@@ -410,14 +425,7 @@ def _called_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
         if kind == "satellite":
             out[rows] = "00870" + _digits(rng, m, 9).astype(object)
             continue
-        head = {
-            "fixed": lambda: rng.integers(1, 6, m).astype(str).astype(object),
-            "mobile": lambda: rng.choice(np.array(["6", "7"], dtype=object), m),
-            "voip": lambda: np.full(m, "9", dtype=object),
-            "free": lambda: "80" + rng.integers(0, 6, m).astype(str).astype(object),
-            "shared": lambda: "8" + rng.integers(1, 3, m).astype(str).astype(object),
-            "premium": lambda: "89" + rng.integers(0, 10, m).astype(str).astype(object),
-        }[kind]()
+        head = _national_heads(rng, kind, m)
         width = 9 - np.array([len(h) for h in head])
         tails = _digits(rng, m, 8)
         body = np.array([h + t[: w] for h, t, w in zip(head, tails, width, strict=True)], dtype=object)

@@ -16,11 +16,13 @@ _CHUNK = 200_000
 
 
 def _python_column(series: pd.Series) -> list:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        text = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return text.astype(object).where(series.notna(), None).tolist()
+    if pd.api.types.is_datetime64_any_dtype(series):  # formatted once per distinct value
+        codes, uniques = pd.factorize(series)
+        text = np.append(pd.DatetimeIndex(uniques).strftime("%Y-%m-%d %H:%M:%S.%f").to_numpy(object), None)
+        return text[codes].tolist()
     if isinstance(series.dtype, pd.CategoricalDtype):
-        series = series.astype(object)
+        labels = np.append(series.cat.categories.to_numpy(dtype=object), None)
+        return labels[series.cat.codes.to_numpy()].tolist()
     if pd.api.types.is_bool_dtype(series):
         return series.astype(np.int64).tolist()
     if series.dtype == object or pd.api.types.is_string_dtype(series) or series.hasnans:

@@ -261,8 +261,10 @@ class RatedCall(Base):
 
     __tablename__ = "rated_calls"
     __table_args__ = (Index("ix_rated_calls_period", "period"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    cdr_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    # the call is the key: one rating per call (and on SQLite no second index to keep up)
+    cdr_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     period: Mapped[str] = mapped_column(String(7))
     customer_id: Mapped[int] = mapped_column(Integer)
     destination_prefix: Mapped[str] = mapped_column(String(15))

@@ -71,7 +71,12 @@ def consume(
     ``cap_s`` and ``already_used_s`` are per bucket; ``order_key`` breaks ties of equal start.
     """
     covered = np.zeros(len(bucket), dtype=np.int64)
-    eligible = np.flatnonzero((bucket >= 0) & (seconds > 0))
+    if len(cap_s) == 0:
+        return covered
+    eligible = (bucket >= 0) & (seconds > 0)
+    unlimited = eligible & (cap_s[np.maximum(bucket, 0)] == UNLIMITED)
+    covered[unlimited] = seconds[unlimited]
+    eligible = np.flatnonzero(eligible & ~unlimited)  # only capped buckets need the order
     if len(eligible) == 0:
         return covered
     order = eligible[np.lexsort((order_key[eligible], start_s[eligible], bucket[eligible]))]
@@ -82,6 +87,6 @@ def consume(
     group_base = np.maximum.accumulate(np.where(first, running - d, 0))
     used_before = running - d - group_base + already_used_s[b]
     cap = cap_s[b]
-    cover = np.where(cap == UNLIMITED, d, np.clip(cap - used_before, 0, d))
+    cover = np.clip(cap - used_before, 0, d)
     covered[order] = cover
     return covered

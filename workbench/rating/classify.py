@@ -6,6 +6,7 @@ import holidays as holiday_calendars
 import numpy as np
 import pandas as pd
 
+from workbench.numbering import to_digits
 from workbench.rating.plan import HOLIDAY, CompiledPlan
 
 _GRID_S = 900  # UTC offsets change on quarter hours in every real time zone
@@ -57,35 +58,60 @@ def time_bands(compiled: CompiledPlan, utc_s: np.ndarray) -> np.ndarray:
     day = local // 86400
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     if len(day):
-        first, last = (np.datetime64(int(d), "D").astype(object).year for d in (day.min(), day.max()))
-        years = list(range(first, last + 1))
-        weekday = np.where(np.isin(day, holiday_days(plan.holiday_country, years)), HOLIDAY, weekday)
+        lo, hi = int(day.min()), int(day.max())
+        years = list(range(np.datetime64(lo, "D").astype(object).year,
+                           np.datetime64(hi, "D").astype(object).year + 1))
+        is_holiday = np.zeros(hi - lo + 1, dtype=bool)
+        found = holiday_days(plan.holiday_country, years)
+        is_holiday[found[(found >= lo) & (found <= hi)] - lo] = True
+        weekday = np.where(is_holiday[day - lo], HOLIDAY, weekday)
     minute = (local % 86400) // 60
     return compiled.band_table[weekday, minute]
 
 
-def resolve_lines(
-    calling: pd.Series, utc_s: np.ndarray, lines: pd.DataFrame, timezone: str
-) -> np.ndarray:
-    """Row of ``lines`` holding each calling number at call time, -1 for none.
+class LineIndex:
+    """The customers' lines, prepared for finding the line holding a number at a given time.
 
     ``lines`` has ``number`` (E.164), ``valid_from`` and ``valid_to`` (local dates, inclusive,
-    ``valid_to`` empty for open-ended). When a number has several rows, the latest one starting
-    before the call wins.
+    ``valid_to`` empty for open-ended). When a number has several rows, the latest one
+    starting before the call wins.
     """
-    if len(lines) == 0:
-        return np.full(len(calling), -1, dtype=np.int64)
-    numbers = pd.Index(lines["number"].astype(str).unique())
-    line_code = numbers.get_indexer(lines["number"].astype(str)).astype(np.int64)
-    start = local_midnight_utc(lines["valid_from"], timezone)
-    end_day = pd.to_datetime(lines["valid_to"]) + pd.Timedelta(days=1)
-    end = local_midnight_utc(end_day, timezone)
-    key = line_code * _KEY_SHIFT + start
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    call_code = numbers.get_indexer(calling.astype(str)).astype(np.int64)
-    query = call_code * _KEY_SHIFT + utc_s
-    pos = np.searchsorted(sorted_key, query, side="right") - 1
-    candidate = order[np.clip(pos, 0, None)]
-    ok = (call_code >= 0) & (pos >= 0) & (line_code[candidate] == call_code) & (utc_s < end[candidate])
-    return np.where(ok, candidate, -1)
+
+    def __init__(self, lines: pd.DataFrame, timezone: str):
+        self.size = len(lines)
+        line_digits = to_digits(lines["number"]) if len(lines) else np.zeros(0, np.int64)
+        self.numbers = pd.Index(np.unique(line_digits))
+        self.line_code = self.numbers.get_indexer(line_digits).astype(np.int64)
+        self.start = local_midnight_utc(lines["valid_from"], timezone)
+        self.end = local_midnight_utc(pd.to_datetime(lines["valid_to"]) + pd.Timedelta(days=1), timezone)
+        key = self.line_code * _KEY_SHIFT + self.start
+        self.order = np.argsort(key, kind="stable")
+        self.sorted_key = key[self.order]
+        rows_per_number = np.bincount(self.line_code, minlength=len(self.numbers))
+        self.single_row = np.full(len(self.numbers), -1, dtype=np.int64)
+        single = rows_per_number[self.line_code] == 1
+        self.single_row[self.line_code[single]] = np.flatnonzero(single)
+
+    def lookup(self, calling: pd.Series | np.ndarray, utc_s: np.ndarray) -> np.ndarray:
+        """Row of ``lines`` holding each calling number (E.164 text or digits) at ``utc_s``,
+        -1 for none."""
+        if self.size == 0:
+            return np.full(len(utc_s), -1, dtype=np.int64)
+        code = self.numbers.get_indexer(to_digits(calling)).astype(np.int64)
+        row = np.where(code >= 0, self.single_row[np.maximum(code, 0)], -1)
+        several = np.flatnonzero((code >= 0) & (row < 0))  # numbers with several rows
+        if len(several):
+            query = code[several] * _KEY_SHIFT + utc_s[several]
+            pos = np.searchsorted(self.sorted_key, query, side="right") - 1
+            candidate = self.order[np.maximum(pos, 0)]
+            row[several] = np.where((pos >= 0) & (self.line_code[candidate] == code[several]), candidate, -1)
+        pos = np.maximum(row, 0)
+        return np.where((row >= 0) & (utc_s >= self.start[pos]) & (utc_s < self.end[pos]), row, -1)
+
+
+def resolve_lines(
+    calling: pd.Series | np.ndarray, utc_s: np.ndarray, lines: pd.DataFrame, timezone: str
+) -> np.ndarray:
+    """Row of ``lines`` holding each calling number at call time, -1 for none (see
+    :class:`LineIndex`)."""
+    return LineIndex(lines, timezone).lookup(calling, utc_s)

@@ -23,17 +23,22 @@ from workbench.rating.plan import CompiledPlan
 
 
 def interval_amounts(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee."""
+    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee.
+
+    The sum over the intervals is computed as: the whole intervals before the one where the
+    call ends (precomputed per rate), plus the billed part of that last interval.
+    """
     seconds = np.asarray(seconds, dtype=np.int64)
-    total = np.zeros(len(seconds), dtype=np.int64)  # in units x seconds/minute
-    for k in range(compiled.iv_start.shape[1]):
-        start = compiled.iv_start[rate_row, k]
-        end = compiled.iv_end[rate_row, k]
-        increment = compiled.iv_increment[rate_row, k]
-        inside = np.clip(np.minimum(seconds, end) - start, 0, None)
-        steps = np.where(increment > 0, -(-inside // np.maximum(increment, 1)), 0)
-        total += steps * increment * compiled.iv_price[rate_row, k]
-    return div_round_half_up(total, 60)
+    width = compiled.iv_start.shape[1]
+    flat = rate_row.astype(np.int64) * width
+    starts = compiled.iv_start.ravel()
+    for _ in range(1, width):  # walk to the interval the call ends in (starts go up)
+        flat += starts[flat + 1] < seconds
+    start = compiled.iv_start.ravel()[flat]
+    increment = compiled.iv_increment.ravel()[flat]
+    steps = -(-(seconds - start) // increment)
+    total = compiled.iv_before.ravel()[flat] + steps * increment * compiled.iv_price.ravel()[flat]
+    return div_round_half_up(total, 60)  # amount x 60 -> amount, rounded once
 
 
 def call_prices(

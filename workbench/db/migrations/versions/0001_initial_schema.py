@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-01
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None
@@ -56,8 +55,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "rated_calls",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("cdr_id", sa.BigInteger(), nullable=False),
+        sa.Column("cdr_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False,
+                  nullable=False),
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("destination_prefix", sa.String(length=15), nullable=False),
@@ -70,8 +69,7 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=40), nullable=False),
         sa.Column("rated_at", sa.DateTime(), nullable=False),
         sa.Column("invoice_id", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_rated_calls")),
-        sa.UniqueConstraint("cdr_id", name=op.f("uq_rated_calls_cdr_id")),
+        sa.PrimaryKeyConstraint("cdr_id", name=op.f("pk_rated_calls")),
     )
     with op.batch_alter_table("rated_calls", schema=None) as batch_op:
         batch_op.create_index("ix_rated_calls_period", ["period"], unique=False)

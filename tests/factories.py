@@ -1,0 +1,176 @@
+"""Small builders shared by the tests: reference CSV folders and CDR files, written by hand.
+
+The reference data is a minimal operator with one rate plan ``TEST`` (Europe/Paris, peak
+Monday to Friday 08:00-20:00, everything else off-peak) and two customers:
+
+===========  ==============  ===========================
+customer     number          valid
+===========  ==============  ===========================
+``C1``       +33145000001    2026-01-01 onwards
+``C2``       +33145000002    2026-01-01 to 2026-10-14
+``C1``       +33145000003    2026-10-15 onwards
+===========  ==============  ===========================
+
+Rates (prices per minute; see ``RATES`` for their exact text):
+
+* ``FIX`` (``33``): peak 0.06/min per second, off-peak 0.03/min per second, no connect fee;
+* ``MOB`` (``336``, ``337``): connect 0.10, 0.12/min, first minute in one 60 s step, then per
+  second;
+* ``INT`` (``44``): connect 0.20 (also charged on unanswered calls), 0.60/min for the first
+  minute in one 60 s step, then 0.30/min in 30 s steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from workbench.db import schema as s
+
+NATIVE_HEADER = ["call_id", "start_time", "calling", "called", "duration_s"]
+
+RATE_PLANS = [["TEST", "Test plan", "EUR", "Europe/Paris", "FR", "offpeak"]]
+ZONES = [["TEST", "FIX", "France fixed"], ["TEST", "MOB", "France mobile"],
+         ["TEST", "INT", "United Kingdom"]]
+DESTINATIONS = [["TEST", "33", "France", "FIX"], ["TEST", "336", "France mobile 06", "MOB"],
+                ["TEST", "337", "France mobile 07", "MOB"], ["TEST", "44", "United Kingdom", "INT"]]
+TIME_BANDS = [["TEST", "peak", "mon,tue,wed,thu,fri", "08:00", "20:00"]]
+RATES = [
+    ["TEST", "FIX", "peak", "0", "no", "0:0.06/1"],
+    ["TEST", "FIX", "offpeak", "0", "no", "0:0.03/1"],
+    ["TEST", "MOB", "*", "0.10", "no", "0:0.12/60 60:0.12/1"],
+    ["TEST", "INT", "*", "0.20", "yes", "0:0.60/60 60:0.30/30"],
+]
+PRODUCTS = [["LINE", "Fixed line", "recurring", "service", "19.90", "20"],
+            ["MOBMIN", "Mobile minutes", "recurring", "service", "5.00", "20"],
+            ["INSTALL", "Installation", "one_off", "installation", "49.00", "20"]]
+ALLOWANCES = [["MOBMIN", "MOB", "100"]]
+CUSTOMERS = [
+    ["C1", "Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", "", "fr", "direct_debit",
+     "standard", "TEST"],
+    ["C2", "Beta Ltd", "2 High Street", "Floor 2", "SW1A 1AA", "London", "GB", "", "en",
+     "transfer", "standard", "TEST"],
+]
+CONTACTS = [["C1", "Accounts", "compta@alpha.example.fr", "yes"],
+            ["C2", "Boss", "boss@beta.example.co.uk", "no"]]
+LINES = [["C1", "+33145000001", "2026-01-01", ""],
+         ["C2", "01 45 00 00 02", "2026-01-01", "2026-10-14"],
+         ["C1", "0145000003", "2026-10-15", ""]]
+SUBSCRIPTIONS = [["C1", "LINE", "1", "2026-01-01", "", ""], ["C2", "LINE", "2", "2026-01-01", "",
+                                                            "15.00"]]
+ONE_OFF_CHARGES = [["C2", "INSTALL", "2026-10-03", "1", "", "Set-up"]]
+MANDATES = [["C1", "MANDATE-C1-01", "2025-12-20", "FR76 3000 6000 0112 3456 7890 189",
+             "agrifrpp", "active"]]
+
+#: rows of each reference file of the minimal operator (files in load order)
+REFERENCE = {
+    "rate_plans": RATE_PLANS,
+    "zones": ZONES,
+    "destinations": DESTINATIONS,
+    "time_bands": TIME_BANDS,
+    "rates": RATES,
+    "products": PRODUCTS,
+    "allowances": ALLOWANCES,
+    "customers": CUSTOMERS,
+    "contacts": CONTACTS,
+    "lines": LINES,
+    "subscriptions": SUBSCRIPTIONS,
+    "one_off_charges": ONE_OFF_CHARGES,
+    "mandates": MANDATES,
+}
+HEADERS = {
+    "rate_plans": ["code", "name", "currency", "timezone", "holiday_country", "default_band"],
+    "zones": ["plan", "code", "name"],
+    "destinations": ["plan", "prefix", "name", "zone"],
+    "time_bands": ["plan", "band", "weekdays", "start", "end"],
+    "rates": ["plan", "zone", "band", "connect_fee", "charge_unanswered", "intervals"],
+    "products": ["code", "name", "kind", "category", "price", "vat_rate"],
+    "allowances": ["product", "zone", "minutes"],
+    "customers": ["account_number", "name", "address_line1", "address_line2", "postcode", "city",
+                  "country", "vat_number", "language", "payment_method", "billing_group",
+                  "rate_plan"],
+    "contacts": ["account_number", "name", "email", "invoice_recipient"],
+    "lines": ["account_number", "number", "valid_from", "valid_to"],
+    "subscriptions": ["account_number", "product", "quantity", "start_date", "end_date",
+                      "price_override"],
+    "one_off_charges": ["account_number", "product", "date", "quantity", "price_override",
+                        "description"],
+    "mandates": ["account_number", "reference", "signature_date", "iban", "bic", "status"],
+}
+
+
+def csv_text(header: list[str] | None, rows: list[list[str]], quote_all: bool = False) -> str:
+    """CSV text with ``\\n`` line ends (``header`` None: no header row)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n",
+                        quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_csv(path: Path, header: list[str] | None, rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(csv_text(header, rows), encoding="utf-8")
+    return path
+
+
+def reference_folder(folder: Path, only: list[str] | None = None, **overrides) -> Path:
+    """Write the minimal operator's reference CSVs into ``folder``.
+
+    ``only``: write just these files; ``overrides``: replace a file's rows
+    (``lines=[[...], ...]``), or its whole text when given a ``str``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in REFERENCE.items():
+        if only is not None and name not in only:
+            continue
+        content = overrides.get(name, rows)
+        if isinstance(content, str):
+            (folder / f"{name}.csv").write_text(content, encoding="utf-8")
+        else:
+            write_csv(folder / f"{name}.csv", HEADERS[name], content)
+    return folder
+
+
+def native_cdrs(rows: list[list[str]], header: list[str] = NATIVE_HEADER) -> bytes:
+    """A Workbench CDR file's bytes."""
+    return csv_text(header, rows).encode("utf-8")
+
+
+def asterisk_row(src: str, dst: str, start: str, billsec: str, duration: str | None = None,
+                 uniqueid: str = "1790000000.1", fields: int = 18) -> list[str]:
+    """One Master.csv record (``fields`` 18, 17 or 16); ``duration`` (ring + talk) defaults
+    to ``billsec`` + 7 so a test can tell which one was used."""
+    answered = billsec not in ("", "0")
+    if duration is None:
+        duration = str(int(billsec) + 7) if billsec.isdigit() else "0"
+    row = [
+        "C100001", src, dst, "from-internal", f'"{src}" <{src}>', f"PJSIP/{src}-00000001",
+        "PJSIP/trunk-00000002" if answered else "", "Dial", f"PJSIP/{dst}@trunk,60", start,
+        start if answered else "", start, duration, billsec,
+        "ANSWERED" if answered else "NO ANSWER", "DOCUMENTATION", uniqueid, "",
+    ]
+    return row[:fields]
+
+
+def asterisk_cdrs(rows: list[list[str]]) -> bytes:
+    """A Master.csv's bytes: no header, every field quoted, as Asterisk writes it."""
+    return csv_text(None, rows, quote_all=True).encode("utf-8")
+
+
+#: every table of the schema, for before/after comparisons
+TABLES = [table for table in s.Base.metadata.sorted_tables]
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Number of rows of every table."""
+    with engine.connect() as connection:
+        return {
+            t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in TABLES
+        }

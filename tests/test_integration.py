@@ -1,0 +1,414 @@
+"""CDR files into the database, then rating, on SQLite and PostgreSQL.
+
+The reference data is the minimal operator of :mod:`factories` (plan ``TEST``). Prices are in
+1/10,000 EUR ("units") and worked out by hand; Paris is UTC+2 until 2026-10-25, then UTC+1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from factories import (
+    RATES,
+    asterisk_cdrs,
+    asterisk_row,
+    native_cdrs,
+    reference_folder,
+    table_counts,
+)
+from sqlalchemy import select, text
+
+from workbench.cdr.formats import CdrFileError
+from workbench.db import schema as s
+from workbench.integration import load_cdr_file, load_cdr_files
+from workbench.period import Period
+from workbench.ratings import rate_period
+from workbench.reference import load_reference
+from workbench.repository import read_frame
+
+NOW = datetime(2026, 11, 2, 6, 0, 0)
+LATER = datetime(2026, 11, 3, 7, 30, 0)
+
+# The switch's file for October. Comments: local time, what becomes of the record.
+SWITCH_ROWS = [
+    # line 2: Wed 10:00 peak, fixed, 125 s at 0.06/min = 0.1250
+    ["A1", "2026-10-07T10:00:00+02:00", "+33145000001", "+33155000000", "125"],
+    # 3: Wed 21:00 (local, no offset), mobile: 0.10 + 60 s at 0.12/min + 1 s = 0.2220
+    ["A2", "2026-10-07T21:00:00", "0145000001", "0612345678", "61"],
+    # 4: Sat 11:00, UK: 0.20 + one 60 s step at 0.60/min = 0.8000
+    ["A3", "2026-10-10T09:00:00Z", "+33145000001", "00442079460958", "45"],
+    # 5: Mon 08:00, C2's line, unanswered fixed call: free
+    ["A4", "2026-10-12T08:00:00+02:00", "+33145000002", "+33155000000", "0"],
+    # 6: C2's line ended on 14 Oct -> unknown_line
+    ["A5", "2026-10-20T10:00:00+02:00", "+33145000002", "+33155000000", "30"],
+    # 7: Wed 14 Oct 23:30 local (21:30 UTC), C2's last day: off-peak 90 s at 0.03/min = 0.0450
+    ["A6", "2026-10-14T23:30:00", "+33145000002", "+33155000001", "90"],
+    # 8: 15 Oct 00:30 local (still 14 Oct in UTC): C2's line has ended -> unknown_line
+    ["A7", "2026-10-15T00:30:00+02:00", "+33145000002", "+33155000001", "90"],
+    # 9: bad_date
+    ["A8", "2026-10-32T10:00:00", "+33145000001", "+33155000000", "60"],
+    # 10: bad_duration
+    ["A9", "2026-10-07T11:00:00+02:00", "+33145000001", "+33155000000", "12.5"],
+    # 11: line 2 again, written otherwise -> duplicate
+    ["A1-bis", "2026-10-07T08:00:00Z", "0145000001", "01 55 00 00 00", "125"],
+    # 12: Mon 26 Oct 10:00 CET (09:00 UTC), C1's second line (from 15 Oct): peak 60 s = 0.0600
+    ["A10", "2026-10-26T10:00:00", "+33145000003", "+33155000000", "60"],
+    # 13: C1's second line starts on 15 Oct -> unknown_line
+    ["A11", "2026-10-14T10:00:00+02:00", "0145000003", "+33155000000", "60"],
+    # 14: accepted, but +1 is no destination of the plan (a rating error)
+    ["A12", "2026-10-08T10:00:00+02:00", "+33145000001", "+12025550123", "30"],
+    # 15: Fri 12:00, unanswered UK call: the connect fee is charged, 0.2000
+    ["A13", "2026-10-09T12:00:00+02:00", "+33145000001", "+442079460958", "0"],
+]
+SWITCH_ACCEPTED = ["A1", "A2", "A3", "A4", "A6", "A10", "A12", "A13"]
+SWITCH_REJECTS = {6: "unknown_line", 8: "unknown_line", 9: "bad_date", 10: "bad_duration",
+                  11: "duplicate", 13: "unknown_line"}
+
+# The PBX's Master.csv, overlapping the switch's file
+PBX_ROWS = [
+    # line 1: A1 again -> duplicate
+    asterisk_row("0145000001", "0155000000", "2026-10-07 10:00:00", "125", uniqueid="P1"),
+    # 2: A2 again -> duplicate
+    asterisk_row("+33145000001", "06 12 34 56 78", "2026-10-07 21:00:00", "61", uniqueid="P2"),
+    # 3: new. Tue 27 Oct 15:00 CET; billsec 100 of 110:
+    #    0.20 + 60 s at 0.60/min + 40 s in 30 s steps = 60 s at 0.30/min: 0.2000+0.6000+0.3000
+    asterisk_row("0145000001", "00442079460958", "2026-10-27 15:00:00", "100", "110",
+                 uniqueid="P3"),
+    # 4: as A1 but one second longer: another call. Peak 126 s at 0.06/min = 0.1260
+    asterisk_row("0145000001", "0155000000", "2026-10-07 10:00:00", "126", uniqueid="P4"),
+    # 5: C2's line ended -> unknown_line
+    asterisk_row("0145000002", "0155000000", "2026-10-20 10:00:00", "30", uniqueid="P5"),
+]
+
+PRICES = {"A1": 1250, "A2": 2220, "A3": 8000, "A4": 0, "A6": 450, "A10": 600, "A13": 2000,
+          "P3": 11000, "P4": 1260}
+
+
+@pytest.fixture
+def loaded_reference(engine, tmp_path):
+    counts = load_reference(engine, reference_folder(tmp_path / "reference"))
+    assert counts["customers"] == 2 and counts["lines"] == 3
+    return engine
+
+
+@pytest.fixture
+def switch_file(tmp_path):
+    path = tmp_path / "switch-2026-10.csv"
+    path.write_bytes(native_cdrs(SWITCH_ROWS))
+    return path
+
+
+@pytest.fixture
+def pbx_file(tmp_path):
+    path = tmp_path / "Master.csv"
+    path.write_bytes(asterisk_cdrs(PBX_ROWS))
+    return path
+
+
+def clock(start=NOW):
+    ticks = itertools.count()
+    return lambda: start + timedelta(minutes=next(ticks))
+
+
+def frame(engine, statement) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return read_frame(connection, statement)
+
+
+def stored_calls(engine) -> pd.DataFrame:
+    calls = frame(engine, select(s.Cdr.__table__).order_by(s.Cdr.file_id, s.Cdr.line_no))
+    calls["start_utc"] = pd.to_datetime(calls["start_utc"])
+    return calls
+
+
+def stored_rejects(engine) -> pd.DataFrame:
+    return frame(engine, select(s.CdrReject.__table__).order_by(s.CdrReject.file_id,
+                                                                 s.CdrReject.line_no))
+
+
+def ratings(engine) -> pd.DataFrame:
+    """Rated calls with the switch id of their call, by switch id."""
+    stmt = select(s.RatedCall.__table__, s.Cdr.switch_id).join(
+        s.Cdr, s.Cdr.id == s.RatedCall.cdr_id)
+    return frame(engine, stmt).set_index("switch_id").sort_index()
+
+
+def test_records_are_accepted_or_rejected_with_their_reason(loaded_reference, switch_file,
+                                                             settings):
+    engine = loaded_reference
+    report = load_cdr_file(engine, switch_file, settings, NOW)
+    assert (report.status, report.format) == ("loaded", "native")
+    assert (report.records, report.accepted, report.rejected) == (14, 8, 6)
+    assert report.by_reason == {"bad_date": 1, "bad_duration": 1, "duplicate": 1,
+                                "unknown_line": 3}
+
+    files = frame(engine, select(s.CdrFile.__table__))
+    assert len(files) == 1
+    row = files.iloc[0]
+    assert (row["id"], row["name"], row["format"]) == (
+        report.file_id, "switch-2026-10.csv", "native")
+    assert (row["records"], row["accepted"], row["rejected"]) == (14, 8, 6)
+    assert pd.Timestamp(row["loaded_at"]) == pd.Timestamp(NOW)
+    assert len(row["sha256"]) == 64
+
+    calls = stored_calls(engine)
+    assert calls["switch_id"].tolist() == SWITCH_ACCEPTED
+    assert calls["line_no"].tolist() == [2, 3, 4, 5, 7, 12, 14, 15]
+    assert set(calls["file_id"]) == {report.file_id}
+    by_id = calls.set_index("switch_id")
+    assert by_id.loc["A1", ["calling", "called", "duration_s"]].tolist() == [
+        "+33145000001", "+33155000000", 125]
+    assert by_id.loc["A2", ["calling", "called", "duration_s"]].tolist() == [
+        "+33145000001", "+33612345678", 61]
+    assert by_id.loc["A3", "called"] == "+442079460958"
+    assert by_id["start_utc"].to_dict() == {
+        "A1": pd.Timestamp("2026-10-07 08:00:00"), "A2": pd.Timestamp("2026-10-07 19:00:00"),
+        "A3": pd.Timestamp("2026-10-10 09:00:00"), "A4": pd.Timestamp("2026-10-12 06:00:00"),
+        "A6": pd.Timestamp("2026-10-14 21:30:00"), "A10": pd.Timestamp("2026-10-26 09:00:00"),
+        "A12": pd.Timestamp("2026-10-08 08:00:00"), "A13": pd.Timestamp("2026-10-09 10:00:00"),
+    }
+
+    rejects = stored_rejects(engine)
+    assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == SWITCH_REJECTS
+    assert set(rejects["file_id"]) == {report.file_id}
+    by_line = rejects.set_index("line_no")
+    assert by_line.loc[11, "raw"] == ",".join(SWITCH_ROWS[9])
+    assert "line 2" in by_line.loc[11, "message"]
+    assert "+33145000002" in by_line.loc[6, "message"]
+
+
+def test_unknown_line_follows_the_local_validity_dates(loaded_reference, tmp_path, settings):
+    # C2: +33145000002 from 2026-01-01 to 2026-10-14; C1: +33145000003 from 2026-10-15 (local)
+    rows = [
+        ["B1", "2025-12-31T23:59:59+01:00", "+33145000002", "+33155000000", "1"],  # 2 before
+        ["B2", "2026-01-01T00:00:00+01:00", "+33145000002", "+33155000000", "1"],  # 3 first second
+        ["B3", "2026-10-14T21:59:59Z", "+33145000002", "+33155000000", "1"],  # 4 23:59:59 local
+        ["B4", "2026-10-14T22:00:00Z", "+33145000002", "+33155000000", "1"],  # 5 00:00 on 15th
+        ["B5", "2026-10-14T21:59:59Z", "+33145000003", "+33155000000", "1"],  # 6 the day before
+        ["B6", "2026-10-14T22:00:00Z", "+33145000003", "+33155000000", "1"],  # 7 first second
+        ["B7", "2026-10-20T10:00:00Z", "+33145000009", "+33155000000", "1"],  # 8 nobody's
+    ]
+    path = tmp_path / "bounds.csv"
+    path.write_bytes(native_cdrs(rows))
+    report = load_cdr_file(loaded_reference, path, settings, NOW)
+    assert (report.accepted, report.rejected) == (3, 4)
+    assert stored_calls(loaded_reference)["switch_id"].tolist() == ["B2", "B3", "B6"]
+    rejects = stored_rejects(loaded_reference)
+    assert rejects["line_no"].tolist() == [2, 5, 6, 8]
+    assert set(rejects["reason"]) == {"unknown_line"}
+
+
+def test_the_same_file_twice_is_skipped(loaded_reference, switch_file, settings, tmp_path):
+    engine = loaded_reference
+    first = load_cdr_file(engine, switch_file, settings, NOW)
+    before = table_counts(engine)
+    assert (before["cdr_files"], before["cdrs"], before["cdr_rejects"]) == (1, 8, 6)
+
+    again = load_cdr_file(engine, switch_file, settings, LATER)
+    assert again.status == "skipped"
+    copy = tmp_path / "copy-of-switch.csv"
+    copy.write_bytes(switch_file.read_bytes())
+    assert load_cdr_files(engine, [copy], settings, clock())[0].status == "skipped"
+    assert table_counts(engine) == before
+    files = frame(engine, select(s.CdrFile.name, s.CdrFile.loaded_at))
+    assert files["name"].tolist() == ["switch-2026-10.csv"]
+    assert pd.Timestamp(files["loaded_at"].iloc[0]) == pd.Timestamp(NOW)
+
+    # the same content compressed is another file, but every call in it is already stored
+    packed = tmp_path / "switch-2026-10.csv.gz"
+    packed.write_bytes(gzip.compress(switch_file.read_bytes()))
+    report = load_cdr_file(engine, packed, settings, LATER)
+    assert report.status == "loaded" and report.file_id != first.file_id
+    assert (report.records, report.accepted) == (14, 0)
+    assert report.by_reason == {"bad_date": 1, "bad_duration": 1, "duplicate": 9,
+                                "unknown_line": 3}
+    after = table_counts(engine)
+    assert (after["cdr_files"], after["cdrs"], after["cdr_rejects"]) == (2, 8, 6 + 14)
+
+
+def test_overlapping_file_in_the_other_format(loaded_reference, switch_file, pbx_file, settings):
+    engine = loaded_reference
+    reports = load_cdr_files(engine, [switch_file, pbx_file], settings, clock())
+    assert [r.status for r in reports] == ["loaded", "loaded"]
+    pbx = reports[1]
+    assert (pbx.format, pbx.records, pbx.accepted, pbx.rejected) == ("asterisk", 5, 2, 3)
+    assert pbx.by_reason == {"duplicate": 2, "unknown_line": 1}
+
+    files = frame(engine, select(s.CdrFile.name, s.CdrFile.format, s.CdrFile.loaded_at)
+                  .order_by(s.CdrFile.id))
+    assert files["name"].tolist() == ["switch-2026-10.csv", "Master.csv"]
+    assert files["format"].tolist() == ["native", "asterisk"]
+    assert [pd.Timestamp(t) for t in files["loaded_at"]] == [
+        pd.Timestamp(NOW), pd.Timestamp(NOW + timedelta(minutes=1))]
+
+    calls = stored_calls(engine)
+    assert calls["switch_id"].tolist() == [*SWITCH_ACCEPTED, "P3", "P4"]
+    new = calls.set_index("switch_id").loc[["P3", "P4"]]
+    assert new["file_id"].tolist() == [pbx.file_id] * 2
+    assert new["line_no"].tolist() == [3, 4]
+    assert new["duration_s"].tolist() == [100, 126]  # billsec
+    assert new["start_utc"].tolist() == [pd.Timestamp("2026-10-27 14:00:00"),
+                                         pd.Timestamp("2026-10-07 08:00:00")]
+    assert new["called"].tolist() == ["+442079460958", "+33155000000"]
+    # no call is stored twice
+    assert not calls.duplicated(["calling", "called", "start_utc", "duration_s"]).any()
+
+    rejects = stored_rejects(engine)
+    mine = rejects[rejects["file_id"] == pbx.file_id]
+    assert dict(zip(mine["line_no"], mine["reason"], strict=True)) == {
+        1: "duplicate", 2: "duplicate", 5: "unknown_line"}
+    a1_id = int(calls.set_index("switch_id").loc["A1", "id"])
+    assert f"call {a1_id}" in mine.set_index("line_no").loc[1, "message"]
+    assert mine.set_index("line_no").loc[2, "raw"] == asterisk_cdrs([PBX_ROWS[1]]).decode().strip()
+
+
+def test_a_malformed_file_stores_nothing(loaded_reference, switch_file, pbx_file, settings,
+                                         tmp_path):
+    engine = loaded_reference
+    load_cdr_file(engine, switch_file, settings, NOW)
+    before = table_counts(engine)
+
+    truncated = tmp_path / "switch-2026-10-b.csv"
+    good = native_cdrs([["C1", "2026-10-28T10:00:00+01:00", "+33145000001", "+33155000000", "60"],
+                        ["C2", "2026-10-20T10:00:00+02:00", "+33145000002", "+33155000000", "5"]])
+    truncated.write_bytes(good + b"C3,2026-10-28T11:00:00+01:00,+3314500")
+    with pytest.raises(CdrFileError) as caught:
+        load_cdr_file(engine, truncated, settings, LATER)
+    assert (caught.value.file, caught.value.line) == ("switch-2026-10-b.csv", 4)
+    assert "switch-2026-10-b.csv, line 4" in str(caught.value)
+    assert table_counts(engine) == before
+
+    latin1 = tmp_path / "latin1.csv"
+    bad_line = "C4,2026-10-28T12:00:00+01:00,+33145000001,Thé,60\n"
+    latin1.write_bytes(good + bad_line.encode("latin-1"))
+    with pytest.raises(CdrFileError, match=r"latin1\.csv, line 4"):
+        load_cdr_file(engine, latin1, settings, LATER)
+    assert table_counts(engine) == before
+
+    # in a batch, the files before the bad one stay loaded, the ones after it are not read
+    later = tmp_path / "later.csv"
+    later.write_bytes(native_cdrs([["D1", "2026-10-29T10:00:00+01:00", "+33145000001",
+                                    "+33155000000", "60"]]))
+    with pytest.raises(CdrFileError, match=r"switch-2026-10-b\.csv, line 4"):
+        load_cdr_files(engine, [pbx_file, truncated, later], settings, clock(LATER))
+    after = table_counts(engine)
+    assert after["cdr_files"] == before["cdr_files"] + 1
+    assert after["cdrs"] == before["cdrs"] + 2
+    assert after["cdr_rejects"] == before["cdr_rejects"] + 3
+    assert frame(engine, select(s.CdrFile.name).order_by(s.CdrFile.id))["name"].tolist() == [
+        "switch-2026-10.csv", "Master.csv"]
+
+
+def test_rating_prices_the_month(loaded_reference, switch_file, pbx_file, settings):
+    engine = loaded_reference
+    load_cdr_files(engine, [switch_file, pbx_file], settings, clock())
+    summary = rate_period(engine, Period.parse("2026-10"), settings, LATER)
+    assert (summary.calls, summary.rated, summary.errors, summary.kept_billed) == (10, 9, 1, 0)
+    assert summary.amount_units == sum(PRICES.values()) == 26780
+    assert summary.errors_by_reason == {"no_destination": 1}
+
+    rated = ratings(engine)
+    assert rated["price_units"].to_dict() == PRICES
+    assert rated["period"].unique().tolist() == ["2026-10"]
+    assert rated["band"].to_dict() == {
+        "A1": "peak", "A2": "offpeak", "A3": "offpeak", "A4": "peak", "A6": "offpeak",
+        "A10": "peak", "A13": "peak", "P3": "peak", "P4": "peak"}
+    assert rated["zone_code"].to_dict() == {
+        "A1": "FIX", "A2": "MOB", "A3": "INT", "A4": "FIX", "A6": "FIX", "A10": "FIX",
+        "A13": "INT", "P3": "INT", "P4": "FIX"}
+    assert rated.loc["A2", "destination_prefix"] == "336"
+    assert rated.loc["A4", "rule"] == "unanswered_free"
+    assert rated.loc["A13", "rule"] == "unanswered_fee"
+    assert rated.loc["P3", "rule"] == "rate"
+    assert rated.loc["P3", "duration_s"] == 100
+    assert rated["invoice_id"].isna().all()
+    assert {pd.Timestamp(t) for t in rated["rated_at"]} == {pd.Timestamp(LATER)}
+    customers = dict(frame(engine, select(s.Customer.account_number, s.Customer.id)).values)
+    assert rated.loc[["A4", "A6"], "customer_id"].tolist() == [customers["C2"]] * 2
+    assert rated.loc["A10", "customer_id"] == customers["C1"]
+
+    errors = frame(engine, select(s.RatingError.__table__))
+    a12 = int(stored_calls(engine).set_index("switch_id").loc["A12", "id"])
+    assert errors[["cdr_id", "period", "reason"]].values.tolist() == [
+        [a12, "2026-10", "no_destination"]]
+
+    # rating again without a change gives the same prices and stores nothing twice
+    counts = table_counts(engine)
+    rate_period(engine, "2026-10", settings, LATER + timedelta(hours=1))
+    assert table_counts(engine) == counts
+    assert ratings(engine)["price_units"].to_dict() == PRICES
+
+
+def test_rerating_after_a_tariff_change_keeps_billed_calls(loaded_reference, switch_file, pbx_file,
+                                                          settings, tmp_path):
+    engine = loaded_reference
+    load_cdr_files(engine, [switch_file, pbx_file], settings, clock())
+    rate_period(engine, Period.parse("2026-10"), settings, NOW)
+    first = ratings(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE rated_calls SET invoice_id = 7001 WHERE cdr_id IN (:a, :b)"),
+            {"a": int(first.loc["A1", "cdr_id"]), "b": int(first.loc["A2", "cdr_id"])},
+        )
+    billed = ratings(engine).loc[["A1", "A2"]]
+    assert billed["invoice_id"].tolist() == [7001, 7001]
+
+    # the fixed peak rate doubles (0.12/min) and the mobile connect fee goes to 0.20
+    corrected = [["TEST", "FIX", "peak", "0", "no", "0:0.12/1"], *RATES[1:]]
+    corrected[2] = ["TEST", "MOB", "*", "0.20", "no", "0:0.12/60 60:0.12/1"]
+    counts = load_reference(engine, reference_folder(tmp_path / "fix", only=["rates"],
+                                                     rates=corrected))
+    assert {table: n for table, n in counts.items() if n} == {"rates": 4}
+
+    summary = rate_period(engine, Period.parse("2026-10"), settings, LATER)
+    assert (summary.calls, summary.rated, summary.errors, summary.kept_billed) == (8, 7, 1, 2)
+    after = ratings(engine)
+    assert after["price_units"].to_dict() == {
+        "A1": 1250, "A2": 2220,  # billed: kept as they were
+        "A3": 8000, "A4": 0, "A6": 450, "A13": 2000, "P3": 11000,  # rates unchanged
+        "A10": 1200,  # 60 s at 0.12/min
+        "P4": 2520,  # 126 s at 0.12/min
+    }
+    assert summary.amount_units == 8000 + 0 + 450 + 2000 + 11000 + 1200 + 2520
+    kept = after.loc[["A1", "A2"]]
+    pd.testing.assert_frame_equal(kept, billed)  # every column, rated_at included
+    assert {pd.Timestamp(t) for t in kept["rated_at"]} == {pd.Timestamp(NOW)}
+    others = after.drop(index=["A1", "A2"])
+    assert others["invoice_id"].isna().all()
+    assert {pd.Timestamp(t) for t in others["rated_at"]} == {pd.Timestamp(LATER)}
+    counts = table_counts(engine)
+    assert (counts["rated_calls"], counts["rating_errors"]) == (9, 1)
+
+
+@pytest.mark.parametrize("odd", ["call-id-of-70-characters", "nul-byte-in-call-id"])
+def test_every_record_is_accounted_for_whatever_its_text(loaded_reference, settings, tmp_path,
+                                                          request, odd):
+    """A record is accepted or rejected, or the file refused as a CdrFileError: never a
+    database error, on either back-end."""
+    if settings.database_url.startswith("postgresql"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "package bug: integration.load_cdr_file inserts call_id/raw text unchecked: a call_id "
+            "longer than cdrs.switch_id (String(64)) or holding a NUL byte makes PostgreSQL's "
+            "COPY fail with a raw psycopg error (StringDataRightTruncation / "
+            "CharacterNotInRepertoire); SQLite stores the record")))
+    engine = loaded_reference
+    call_id = "X" * 70 if odd.startswith("call-id") else "X\x00Y"
+    path = tmp_path / "odd.csv"
+    path.write_bytes(native_cdrs([
+        ["G1", "2026-10-07T10:00:00+02:00", "+33145000001", "+33155000000", "60"],
+        [call_id, "2026-10-07T11:00:00+02:00", "+33145000001", "+33155000000", "60"],
+    ]))
+    before = table_counts(engine)
+    try:
+        report = load_cdr_file(engine, path, settings, NOW)
+    except CdrFileError as error:
+        assert (error.file, error.line) == ("odd.csv", 3)
+        assert table_counts(engine) == before
+    else:
+        assert (report.records, report.accepted + report.rejected) == (2, 2)
+        after = table_counts(engine)
+        assert after["cdrs"] + after["cdr_rejects"] == before["cdrs"] + before["cdr_rejects"] + 2

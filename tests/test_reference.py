@@ -1,0 +1,290 @@
+"""Loading reference CSVs (:func:`workbench.reference.load_reference`), on SQLite and PostgreSQL.
+
+The folder is the minimal operator of :mod:`factories`; line numbers count the header as 1.
+"""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from factories import (
+    CONTACTS,
+    CUSTOMERS,
+    DESTINATIONS,
+    HEADERS,
+    LINES,
+    MANDATES,
+    RATES,
+    SUBSCRIPTIONS,
+    csv_text,
+    reference_folder,
+    table_counts,
+)
+from sqlalchemy import select
+
+from workbench.db import schema as s
+from workbench.db.engine import make_engine, upgrade
+from workbench.reference import ReferenceError, load_reference
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "reference"
+
+#: rows of each table once the minimal operator is loaded (rate_intervals: 1 + 1 + 2 + 2)
+EXPECTED_ROWS = {
+    "rate_plans": 1, "zones": 3, "destinations": 4, "time_bands": 1, "rates": 4,
+    "rate_intervals": 6, "products": 3, "allowances": 1, "customers": 2, "contacts": 2,
+    "lines": 3, "subscriptions": 2, "one_off_charges": 1, "mandates": 1,
+    "cdr_files": 0, "cdrs": 0, "cdr_rejects": 0, "rated_calls": 0, "rating_errors": 0,
+}
+
+
+def rows(engine, statement) -> list[tuple]:
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(statement).all()]
+
+
+def snapshot(engine) -> dict[str, list[tuple]]:
+    """Every row of every reference table, to compare before and after a failed load."""
+    with engine.connect() as connection:
+        return {
+            table.name: [tuple(r) for r in connection.execute(
+                select(table).order_by(*table.primary_key.columns))]
+            for table in s.Base.metadata.sorted_tables
+        }
+
+
+def test_a_valid_folder_loads(engine, tmp_path):
+    counts = load_reference(engine, reference_folder(tmp_path / "ref"))
+    assert counts == {name: n for name, n in EXPECTED_ROWS.items()
+                      if name not in ("rate_intervals", "cdr_files", "cdrs", "cdr_rejects",
+                                      "rated_calls", "rating_errors")}
+    assert table_counts(engine) == EXPECTED_ROWS
+
+    assert rows(engine, select(s.RatePlan.code, s.RatePlan.timezone, s.RatePlan.default_band)) == [
+        ("TEST", "Europe/Paris", "offpeak")]
+    assert rows(engine, select(s.TimeBand.band, s.TimeBand.weekdays, s.TimeBand.start_minute,
+                               s.TimeBand.end_minute)) == [("peak", "0,1,2,3,4", 480, 1200)]
+    rates = rows(engine, select(s.Rate.zone_code, s.Rate.band, s.Rate.connect_fee_units,
+                                s.Rate.charge_unanswered).order_by(s.Rate.id))
+    assert rates == [("FIX", "peak", 0, False), ("FIX", "offpeak", 0, False),
+                     ("MOB", "*", 1000, False), ("INT", "*", 2000, True)]
+    intervals = rows(engine, select(s.Rate.zone_code, s.RateInterval.from_second,
+                                    s.RateInterval.price_per_minute_units,
+                                    s.RateInterval.increment_s)
+                     .join(s.Rate, s.Rate.id == s.RateInterval.rate_id)
+                     .where(s.Rate.zone_code.in_(["MOB", "INT"]))
+                     .order_by(s.Rate.zone_code, s.RateInterval.from_second))
+    assert intervals == [("INT", 0, 6000, 60), ("INT", 60, 3000, 30),
+                         ("MOB", 0, 1200, 60), ("MOB", 60, 1200, 1)]
+    assert rows(engine, select(s.Product.code, s.Product.price_cents, s.Product.vat_rate)
+                .order_by(s.Product.code)) == [("INSTALL", 4900, Decimal("20.00")),
+                                               ("LINE", 1990, Decimal("20.00")),
+                                               ("MOBMIN", 500, Decimal("20.00"))]
+    assert rows(engine, select(s.Allowance.zone_code, s.Allowance.seconds)) == [("MOB", 6000)]
+
+    c2 = rows(engine, select(s.Customer.name, s.Customer.address_line2, s.Customer.country,
+                             s.Customer.vat_number, s.Customer.language, s.Customer.payment_method)
+              .where(s.Customer.account_number == "C2"))
+    assert c2 == [("Beta Ltd", "Floor 2", "GB", None, "en", "transfer")]
+    assert rows(engine, select(s.Contact.email, s.Contact.invoice_recipient)
+                .order_by(s.Contact.email)) == [("boss@beta.example.co.uk", False),
+                                                ("compta@alpha.example.fr", True)]
+    lines = rows(engine, select(s.Customer.account_number, s.Line.number, s.Line.valid_from,
+                                s.Line.valid_to)
+                 .join(s.Customer, s.Customer.id == s.Line.customer_id).order_by(s.Line.number))
+    assert [(a, n, str(f), t and str(t)) for a, n, f, t in lines] == [
+        ("C1", "+33145000001", "2026-01-01", None),
+        ("C2", "+33145000002", "2026-01-01", "2026-10-14"),  # written "01 45 00 00 02"
+        ("C1", "+33145000003", "2026-10-15", None),  # written "0145000003"
+    ]
+    assert rows(engine, select(s.Subscription.quantity, s.Subscription.price_override_cents)
+                .order_by(s.Subscription.quantity)) == [(1, None), (2, 1500)]
+    assert rows(engine, select(s.Mandate.reference, s.Mandate.iban, s.Mandate.bic,
+                               s.Mandate.status)) == [
+        ("MANDATE-C1-01", "FR7630006000011234567890189", "AGRIFRPP", "active")]
+
+
+def test_loading_twice_upserts(engine, tmp_path):
+    folder = reference_folder(tmp_path / "ref")
+    load_reference(engine, folder)
+    first = snapshot(engine)
+    load_reference(engine, folder)
+    assert table_counts(engine) == EXPECTED_ROWS
+    # only the time bands and rate intervals are replaced (new ids); every other row is the same
+    second = snapshot(engine)
+    for name in first:
+        if name not in ("time_bands", "rate_intervals"):
+            assert second[name] == first[name], name
+
+    # a corrected file updates in place: C1 renamed, C2 moves to direct debit
+    customers = [CUSTOMERS[0][:1] + ["Alpha SAS"] + CUSTOMERS[0][2:],
+                 CUSTOMERS[1][:9] + ["direct_debit"] + CUSTOMERS[1][10:]]
+    load_reference(engine, reference_folder(tmp_path / "fix", only=["customers"],
+                                            customers=customers))
+    assert table_counts(engine) == EXPECTED_ROWS
+    assert rows(engine, select(s.Customer.id, s.Customer.account_number, s.Customer.name,
+                               s.Customer.payment_method).order_by(s.Customer.id)) == [
+        (first["customers"][0][0], "C1", "Alpha SAS", "direct_debit"),
+        (first["customers"][1][0], "C2", "Beta Ltd", "direct_debit"),
+    ]
+
+
+BAD_ROWS = [
+    # (file, its rows, line of the bad row, words of the problem)
+    pytest.param("destinations", [*DESTINATIONS, ["TEST", "39", "Italy", "EU"]], 6, "'EU'",
+                 id="unknown-zone"),
+    pytest.param("rates", [*RATES[:2], ["TEST", "MOB", "*", "0.10", "no", "0:0.12"], *RATES[3:]],
+                 4, "0:0.12", id="interval-without-increment"),
+    pytest.param("rates",
+                 [*RATES[:3], ["TEST", "INT", "*", "0.20", "yes", "0:0.60/60 0,30:0.30/30"]],
+                 5, "interval", id="interval-garbled"),
+    pytest.param("rates", [["TEST", "FIX", "peak", "0", "no", "60:0.06/1"], *RATES[1:]], 2,
+                 "second 0", id="interval-not-from-0"),
+    pytest.param("lines", [*LINES, ["C2", "+33145000004", "2026-02-30", ""]], 5, "2026-02-30",
+                 id="impossible-date"),
+    pytest.param("lines", [LINES[0], ["C2", "+33145000002", "15/10/2026", ""], LINES[2]], 3,
+                 "15/10/2026", id="french-date"),
+    pytest.param("contacts", [CONTACTS[0], ["C9", "Nobody", "nobody@example.fr", "no"]], 3, "'C9'",
+                 id="unknown-account"),
+    pytest.param("lines", [["C3", "+33145000001", "2026-01-01", ""]], 2, "'C3'",
+                 id="unknown-account-of-a-line"),
+    pytest.param("contacts", [CONTACTS[0], ["C2", "Boss", "boss.beta.example.co.uk", "no"]], 3,
+                 "email", id="email-without-at"),
+    pytest.param("contacts", [["C1", "A", "compta@alpha", "yes"], CONTACTS[1]], 2, "email",
+                 id="email-without-domain"),
+    pytest.param("customers", [CUSTOMERS[0], CUSTOMERS[1][:9] + ["cheque"] + CUSTOMERS[1][10:]],
+                 3, "payment_method", id="payment-method"),
+    pytest.param("mandates", [["C1", "MANDATE-C1-02", "2026-13-01", "FR7630006000011234567890189",
+                               "AGRIFRPP", "active"]], 2, "signature_date", id="mandate-date"),
+]
+
+
+@pytest.mark.parametrize(("name", "bad_rows", "line", "problem"), BAD_ROWS)
+def test_a_bad_row_names_file_and_line_and_stores_nothing(engine, tmp_path, name, bad_rows, line,
+                                                          problem):
+    with pytest.raises(ReferenceError) as caught:
+        load_reference(engine, reference_folder(tmp_path / "bad", **{name: bad_rows}))
+    error = caught.value
+    assert (error.file, error.line) == (f"{name}.csv", line)
+    assert str(error).startswith(f"{name}.csv, line {line}: ")
+    assert problem in error.problem
+    assert set(table_counts(engine).values()) == {0}
+
+
+def test_a_bad_row_leaves_a_loaded_database_as_it_was(engine, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "ref"))
+    before = snapshot(engine)
+    # good changes in the earlier files, then a bad mandate: none of it is kept
+    folder = reference_folder(
+        tmp_path / "bad",
+        customers=[CUSTOMERS[0][:1] + ["Renamed"] + CUSTOMERS[0][2:], CUSTOMERS[1],
+                   ["C3", "Gamma", "", "", "", "", "", "", "fr", "transfer", "", "TEST"]],
+        rates=[["TEST", "FIX", "peak", "0", "no", "0:0.99/1"], *RATES[1:]],
+        time_bands=[["TEST", "peak", "mon,tue", "09:00", "18:00"]],
+        mandates=[*MANDATES, ["C3", "MANDATE-C3-01", "2026-10-01", "FR76 1", "BIC", "suspended"]],
+    )
+    with pytest.raises(ReferenceError) as caught:
+        load_reference(engine, folder)
+    assert (caught.value.file, caught.value.line) == ("mandates.csv", 3)
+    assert "status" in caught.value.problem
+    assert snapshot(engine) == before
+
+
+def test_bad_mandate_after_good_customers_stores_no_customer(engine, tmp_path):
+    folder = reference_folder(
+        tmp_path / "bad", only=["rate_plans", "customers", "mandates"],
+        mandates=[MANDATES[0], ["C9", "MANDATE-C9-01", "2026-01-01", "FR76", "BIC", "active"]],
+    )
+    with pytest.raises(ReferenceError, match=r"^mandates\.csv, line 3: account 'C9' is unknown"):
+        load_reference(engine, folder)
+    assert set(table_counts(engine).values()) == {0}
+
+
+def test_a_missing_column_is_line_1(engine, tmp_path):
+    header = [c for c in HEADERS["customers"] if c != "payment_method"]
+    text = csv_text(header, [[v for c, v in zip(HEADERS["customers"], row, strict=True)
+                              if c != "payment_method"] for row in CUSTOMERS])
+    with pytest.raises(ReferenceError) as caught:
+        load_reference(engine, reference_folder(tmp_path / "bad", customers=text))
+    assert (caught.value.file, caught.value.line) == ("customers.csv", 1)
+    assert "payment_method" in str(caught.value)
+    assert set(table_counts(engine).values()) == {0}
+
+
+def test_an_empty_folder_is_an_error(engine, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReferenceError, match="no reference CSV"):
+        load_reference(engine, tmp_path / "empty")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "package bug: reference._rows numbers the rows pandas returns (i + 2), but read_csv skips "
+    "blank lines and a quoted field may span lines, so after either the reported line is "
+    "smaller than the real one"))
+@pytest.mark.parametrize("separator", ["blank-line", "multi-line-field"])
+def test_line_numbers_are_physical_lines(engine, tmp_path, separator):
+    if separator == "blank-line":
+        # header 1, C1 2, blank 3, the bad contact 4
+        text = (csv_text(HEADERS["contacts"], CONTACTS[:1]) + "\n"
+                + csv_text(None, [["C2", "Boss", "not-an-email", "no"]]))
+    else:
+        # header 1, C1's contact on lines 2-3 (its name holds a line break), the bad contact 4
+        text = csv_text(HEADERS["contacts"], [["C1", "Service\ncomptabilité",
+                                               "compta@alpha.example.fr", "yes"],
+                                              ["C2", "Boss", "not-an-email", "no"]])
+    with pytest.raises(ReferenceError) as caught:
+        load_reference(engine, reference_folder(tmp_path / "bad", contacts=text))
+    assert (caught.value.file, caught.value.line) == ("contacts.csv", 4)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "package bug: _Loader.upsert matches rows only against the stored ones, not against each "
+    "other: a natural key repeated inside one file raises a raw IntegrityError on tables with a "
+    "unique constraint (customers) and is silently stored twice on the others (subscriptions), "
+    "instead of a ReferenceError naming the file and line (or one upserted row)"))
+@pytest.mark.parametrize("name", ["customers", "subscriptions"])
+def test_a_natural_key_repeated_in_a_file(engine, tmp_path, name):
+    repeated = {"customers": [*CUSTOMERS, CUSTOMERS[0]],
+                "subscriptions": [*SUBSCRIPTIONS, SUBSCRIPTIONS[0]]}[name]
+    folder = reference_folder(tmp_path / "dup", **{name: repeated})
+    try:
+        load_reference(engine, folder)
+    except ReferenceError as error:  # refused: the repeated row (line 4) is named
+        assert (error.file, error.line) == (f"{name}.csv", 4)
+        assert set(table_counts(engine).values()) == {0}
+    else:  # or upserted: one row per natural key
+        assert table_counts(engine)[name] == len(repeated) - 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "package bug: values longer than their column (mandate reference > 35 characters, the SEPA "
+    "maximum; customer name > 200) are not checked: SQLite stores them, PostgreSQL fails with a "
+    "raw DataError; expected a ReferenceError naming file and line on both"))
+def test_a_value_longer_than_its_column_is_a_bad_row(engine, tmp_path):
+    mandate = ["C1", "M" * 36, "2026-01-01", "FR7630006000011234567890189", "AGRIFRPP", "active"]
+    with pytest.raises(ReferenceError) as caught:
+        load_reference(engine, reference_folder(tmp_path / "long", mandates=[mandate]))
+    assert (caught.value.file, caught.value.line) == ("mandates.csv", 2)
+
+
+def test_the_bundled_sample_on_sqlite(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'sample.sqlite'}")
+    try:
+        upgrade(engine)
+        counts = load_reference(engine, SAMPLE)
+        assert counts["customers"] == 200
+        stored = dict(rows(engine, select(s.Customer.account_number, s.Customer.name)))
+        assert len(stored) == 200
+        with open(SAMPLE / "customers.csv", encoding="utf-8", newline="") as handle:
+            written = {r["account_number"]: r["name"] for r in csv.DictReader(handle)}
+        assert stored == written
+        assert stored["C100008"] == '=HYPERLINK("http://attacker.example/x","Cliquez ici")'
+        assert stored["C100034"] == "+33 Conseil & Associés"
+        assert stored["C100047"] == "@SUM(1+1)*cmd|' /C calc'!A0"
+        assert stored["C100073"] == "-2+3 Transports"
+        assert stored["C100060"] == "L'Étoile du Nord <SARL> & Fils"
+        assert table_counts(engine)["customers"] == 200
+    finally:
+        engine.dispose()
