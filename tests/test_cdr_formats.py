@@ -276,10 +276,6 @@ def test_duplicates_name_the_first_line_of_the_call():
                         6: "the same call is on line 2"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: check() looks for duplicates among all records, rejected ones included, "
-    "whose unparsable duration is filled with 0; a later unanswered call (0 s) with the same "
-    "numbers and start is then rejected as a duplicate of the rejected line"))
 def test_a_rejected_line_does_not_make_a_later_call_a_duplicate():
     rows = [
         ["A", "2026-10-01T10:00:00Z", A, B, "-5"],  # 2 negative_duration
@@ -290,11 +286,6 @@ def test_a_rejected_line_does_not_make_a_later_call_a_duplicate():
     assert calls["line_no"].tolist() == [3]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: parse() cuts the raw text of records with str.splitlines(), which also "
-    "breaks at U+2028, U+0085, form feed..., while the csv reader's line numbers count only "
-    "\\n and \\r: after a caller name holding U+2028 the raw text of the next records is "
-    "shifted (the reject of line 2 gets the tail of line 1)"))
 def test_raw_text_of_a_reject_after_a_unicode_line_separator_in_a_caller_name():
     first = asterisk_row("0145000001", "0155000000", "2026-10-01 10:00:00", "5")
     first[4] = '"Jean\u2028Dupont" <0145000001>'

@@ -389,12 +389,6 @@ def test_every_record_is_accounted_for_whatever_its_text(loaded_reference, setti
                                                           request, odd):
     """A record is accepted or rejected, or the file refused as a CdrFileError: never a
     database error, on either back-end."""
-    if settings.database_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "package bug: integration.load_cdr_file inserts call_id/raw text unchecked: a call_id "
-            "longer than cdrs.switch_id (String(64)) or holding a NUL byte makes PostgreSQL's "
-            "COPY fail with a raw psycopg error (StringDataRightTruncation / "
-            "CharacterNotInRepertoire); SQLite stores the record")))
     engine = loaded_reference
     call_id = "X" * 70 if odd.startswith("call-id") else "X\x00Y"
     path = tmp_path / "odd.csv"

@@ -219,10 +219,6 @@ def test_an_empty_folder_is_an_error(engine, tmp_path):
         load_reference(engine, tmp_path / "empty")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: reference._rows numbers the rows pandas returns (i + 2), but read_csv skips "
-    "blank lines and a quoted field may span lines, so after either the reported line is "
-    "smaller than the real one"))
 @pytest.mark.parametrize("separator", ["blank-line", "multi-line-field"])
 def test_line_numbers_are_physical_lines(engine, tmp_path, separator):
     if separator == "blank-line":
@@ -239,11 +235,6 @@ def test_line_numbers_are_physical_lines(engine, tmp_path, separator):
     assert (caught.value.file, caught.value.line) == ("contacts.csv", 4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: _Loader.upsert matches rows only against the stored ones, not against each "
-    "other: a natural key repeated inside one file raises a raw IntegrityError on tables with a "
-    "unique constraint (customers) and is silently stored twice on the others (subscriptions), "
-    "instead of a ReferenceError naming the file and line (or one upserted row)"))
 @pytest.mark.parametrize("name", ["customers", "subscriptions"])
 def test_a_natural_key_repeated_in_a_file(engine, tmp_path, name):
     repeated = {"customers": [*CUSTOMERS, CUSTOMERS[0]],
@@ -258,10 +249,6 @@ def test_a_natural_key_repeated_in_a_file(engine, tmp_path, name):
         assert table_counts(engine)[name] == len(repeated) - 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: values longer than their column (mandate reference > 35 characters, the SEPA "
-    "maximum; customer name > 200) are not checked: SQLite stores them, PostgreSQL fails with a "
-    "raw DataError; expected a ReferenceError naming file and line on both"))
 def test_a_value_longer_than_its_column_is_a_bad_row(engine, tmp_path):
     mandate = ["C1", "M" * 36, "2026-01-01", "FR7630006000011234567890189", "AGRIFRPP", "active"]
     with pytest.raises(ReferenceError) as caught:

@@ -8,13 +8,13 @@ intervals of a rate are replaced by those of the files that list them.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, String, bindparam, delete, insert, select, update
 
 from workbench.db import schema as s
 from workbench.money import CENT_SCALE, MoneyError, parse_amount
@@ -119,17 +119,29 @@ class _Row:
 
 
 def _rows(folder: Path, name: str) -> list[_Row]:
+    """The rows of ``name``.csv with their physical line numbers (blank lines skipped)."""
     path = folder / f"{name}.csv"
     if not path.exists():
         return []
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, strict=True)
+            header = [c.strip() for c in next(reader, [])]
+            missing = [c for c in COLUMNS[name] if c not in header]
+            if missing:
+                raise ReferenceError(path.name, 1, f"missing columns {missing}")
+            rows, previous = [], reader.line_num
+            for fields in reader:
+                line = previous + 1
+                previous = reader.line_num
+                if not fields or fields == [""]:
+                    continue
+                if len(fields) != len(header):
+                    raise ReferenceError(path.name, line, f"{len(fields)} fields where the header has {len(header)}")
+                rows.append(_Row(path.name, line, dict(zip(header, fields, strict=True))))
+            return rows
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise ReferenceError(path.name, None, f"cannot be read as UTF-8 CSV ({exc})") from None
-    missing = [c for c in COLUMNS[name] if c not in frame.columns]
-    if missing:
-        raise ReferenceError(path.name, 1, f"missing columns {missing}")
-    return [_Row(path.name, i + 2, rec) for i, rec in enumerate(frame.to_dict("records"))]
 
 
 def _intervals(row: _Row) -> list[tuple[int, int, int]]:
@@ -151,6 +163,22 @@ def _intervals(row: _Row) -> list[tuple[int, int, int]]:
     return out
 
 
+def _check_records(model, key_columns: tuple[str, ...], records: list[dict], source: list[_Row]) -> None:
+    """Refuse a text longer than its column and a natural key given twice, naming the row."""
+    limits = {c.name: c.type.length for c in model.__table__.columns
+              if isinstance(c.type, String) and c.type.length}
+    seen: dict[tuple, int] = {}
+    for rec, row in zip(records, source, strict=True):
+        for column, limit in limits.items():
+            value = rec.get(column)
+            if isinstance(value, str) and len(value) > limit:
+                row.fail(f"{column} is {len(value)} characters long, more than {limit}")
+        key = tuple(rec[k] for k in key_columns)
+        if key in seen:
+            row.fail(f"the same {'/'.join(key_columns)} as line {seen[key]}")
+        seen[key] = row.line
+
+
 class _Loader:
     def __init__(self, connection: Connection):
         self.c = connection
@@ -161,7 +189,9 @@ class _Loader:
         rows = self.c.execute(select(model.id, *cols)).all()
         return {tuple(r[1:]) if len(cols) > 1 else r[1]: r[0] for r in rows}
 
-    def upsert(self, model, key_columns: tuple[str, ...], records: list[dict]) -> None:
+    def upsert(self, model, key_columns: tuple[str, ...], records: list[dict], source: list[_Row]) -> None:
+        """Insert or update ``records`` (made from the rows ``source``, in the same order)."""
+        _check_records(model, key_columns, records, source)
         existing = self.ids(model, *key_columns)
         new, changed = [], []
         for rec in records:
@@ -208,12 +238,12 @@ def _load_plans(loader: _Loader, rows: dict) -> None:
         {"code": r.text("code"), "name": r.text("name"), "currency": r.text("currency"),
          "timezone": r.text("timezone"), "holiday_country": r.text("holiday_country"),
          "default_band": r.text("default_band")} for r in rows["rate_plans"]
-    ])
+    ], rows["rate_plans"])
     plans = loader.ids(s.RatePlan, "code")
     loader.upsert(s.Zone, ("plan_id", "code"), [
         {"plan_id": _ref(r, plans, "plan", "plan"), "code": r.text("code"), "name": r.text("name")}
         for r in rows["zones"]
-    ])
+    ], rows["zones"])
     zones = set(loader.ids(s.Zone, "plan_id", "code"))
 
     def zone(r: _Row, plan_id: int) -> str:
@@ -229,7 +259,7 @@ def _load_plans(loader: _Loader, rows: dict) -> None:
         if not prefix.isdigit() or prefix.startswith("0") or len(prefix) > 15:
             r.fail(f"prefix {prefix!r} is not E.164 digits (e.g. 33, 447)")
         dest.append({"plan_id": pid, "prefix": prefix, "name": r.text("name"), "zone_code": zone(r, pid)})
-    loader.upsert(s.Destination, ("plan_id", "prefix"), dest)
+    loader.upsert(s.Destination, ("plan_id", "prefix"), dest, rows["destinations"])
 
     bands = []
     for r in rows["time_bands"]:
@@ -259,7 +289,7 @@ def _load_plans(loader: _Loader, rows: dict) -> None:
                "charge_unanswered": r.flag("charge_unanswered")}
         rates.append(rec)
         intervals[(pid, rec["zone_code"], rec["band"])] = _intervals(r)
-    loader.upsert(s.Rate, ("plan_id", "zone_code", "band"), rates)
+    loader.upsert(s.Rate, ("plan_id", "zone_code", "band"), rates, rows["rates"])
     rate_ids = loader.ids(s.Rate, "plan_id", "zone_code", "band")
     for key, items in intervals.items():
         rid = rate_ids[key]
@@ -283,13 +313,13 @@ def _load_catalogue(loader: _Loader, rows: dict) -> None:
                          "kind": r.choice("kind", {"one_off", "recurring"}),
                          "category": r.text("category"), "price_cents": r.amount("price", CENT_SCALE),
                          "vat_rate": vat})
-    loader.upsert(s.Product, ("code",), products)
+    loader.upsert(s.Product, ("code",), products, rows["products"])
     product_ids = loader.ids(s.Product, "code")
     loader.upsert(s.Allowance, ("product_id", "zone_code"), [
         {"product_id": _ref(r, product_ids, "product", "product"), "zone_code": r.text("zone"),
          "seconds": None if not r.text("minutes", False) else r.integer("minutes", 1) * 60}
         for r in rows["allowances"]
-    ])
+    ], rows["allowances"])
 
 
 def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None:
@@ -304,7 +334,7 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None
          "billing_group": r.text("billing_group", False) or "default",
          "rate_plan_id": _ref(r, plans, "rate_plan", "rate plan")}
         for r in rows["customers"]
-    ])
+    ], rows["customers"])
     customers = loader.ids(s.Customer, "account_number")
     products = loader.ids(s.Product, "code")
 
@@ -318,7 +348,7 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None
             r.fail(f"email {email!r} is not an email address")
         contacts.append({"customer_id": customer(r), "name": r.text("name", False), "email": email,
                          "invoice_recipient": r.flag("invoice_recipient")})
-    loader.upsert(s.Contact, ("customer_id", "email"), contacts)
+    loader.upsert(s.Contact, ("customer_id", "email"), contacts, rows["contacts"])
 
     lines = []
     for r in rows["lines"]:
@@ -329,7 +359,7 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None
         if end is not None and end < start:
             r.fail("valid_to is before valid_from")
         lines.append({"customer_id": customer(r), "number": number, "valid_from": start, "valid_to": end})
-    loader.upsert(s.Line, ("customer_id", "number", "valid_from"), lines)
+    loader.upsert(s.Line, ("customer_id", "number", "valid_from"), lines, rows["lines"])
 
     subs = []
     for r in rows["subscriptions"]:
@@ -339,7 +369,7 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None
         subs.append({"customer_id": customer(r), "product_id": _ref(r, products, "product", "product"),
                      "quantity": r.integer("quantity", 1), "start_date": start, "end_date": end,
                      "price_override_cents": r.amount("price_override", CENT_SCALE, required=False)})
-    loader.upsert(s.Subscription, ("customer_id", "product_id", "start_date"), subs)
+    loader.upsert(s.Subscription, ("customer_id", "product_id", "start_date"), subs, rows["subscriptions"])
 
     loader.upsert(s.OneOffCharge, ("customer_id", "product_id", "charge_date", "description"), [
         {"customer_id": customer(r), "product_id": _ref(r, products, "product", "product"),
@@ -347,10 +377,10 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None
          "price_override_cents": r.amount("price_override", CENT_SCALE, required=False),
          "description": r.text("description", False)}
         for r in rows["one_off_charges"]
-    ])
+    ], rows["one_off_charges"])
     loader.upsert(s.Mandate, ("reference",), [
         {"customer_id": customer(r), "reference": r.text("reference"),
          "signature_date": r.day("signature_date"), "iban": r.text("iban").replace(" ", "").upper(),
          "bic": r.text("bic").upper(), "status": r.choice("status", {"active", "revoked"})}
         for r in rows["mandates"]
-    ])
+    ], rows["mandates"])

@@ -39,6 +39,8 @@ _FIELDS = {
 }
 REJECT_COLUMNS = ["line_no", "reason", "message", "raw"]
 CANDIDATE_COLUMNS = ["line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+SWITCH_ID_LENGTH = 64  # switch identifiers are kept for reference, cut to this length
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -71,6 +73,9 @@ def _decode(name: str, data: bytes) -> str:
         raise CdrFileError(
             name, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); convert the file to UTF-8"
         ) from None
+    if "\x00" in text:  # never in a text file: a damaged file, or not CSV at all
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise CdrFileError(name, line, "a NUL byte in the text; the file is damaged or not CSV")
     return text.removeprefix("\ufeff")
 
 
@@ -85,7 +90,7 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
     text = _decode(name, data)
     if not text.strip():
         raise CdrFileError(name, None, "the file is empty")
-    physical = text.splitlines()
+    physical = _LINE_BREAK.split(text)  # the line ends the csv module counts, no others
     if fmt == "auto":
         fmt = detect_format(physical[0])
     if fmt not in FORMATS:
@@ -203,12 +208,13 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str) -> tuple[pd
             "calling": calling,
             "called": called,
             "duration_s": seconds.fillna(0).astype(np.int64),
-            "switch_id": rec[switch_f].fillna("").astype(str),
+            "switch_id": rec[switch_f].fillna("").astype(str).str.slice(0, SWITCH_ID_LENGTH),
         }
     )
     good = reasons.isna()
     key = ["calling", "called", "start_utc", "duration_s"]
-    dup = good & cand.duplicated(key, keep="first") & good
+    dup = pd.Series(False, index=rec.index)
+    dup[good] = cand[good].duplicated(key, keep="first")  # among acceptable records only
     if dup.any():
         first_line = cand[good].drop_duplicates(key).set_index(key)["line_no"]
         firsts = cand.loc[dup, key].merge(first_line.reset_index(), on=key, how="left")["line_no"]
