@@ -25,6 +25,7 @@ from sqlalchemy import select, text
 from workbench.cdr.formats import CdrFileError
 from workbench.db import schema as s
 from workbench.integration import load_cdr_file, load_cdr_files
+from workbench.numbering import from_digits
 from workbench.period import Period
 from workbench.ratings import rate_period
 from workbench.reference import load_reference
@@ -122,6 +123,8 @@ def frame(engine, statement) -> pd.DataFrame:
 def stored_calls(engine) -> pd.DataFrame:
     calls = frame(engine, select(s.Cdr.__table__).order_by(s.Cdr.file_id, s.Cdr.line_no))
     calls["start_utc"] = pd.to_datetime(calls["start_utc"])
+    for column in ("calling", "called"):  # stored as E.164 digits
+        calls[column] = from_digits(calls[column]).astype(object)
     return calls
 
 

@@ -23,6 +23,7 @@ from workbench.cdr.formats import CdrFileError, check, parse
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
+from workbench.numbering import from_digits, to_digits
 from workbench.rating.classify import epoch_seconds, resolve_lines
 
 
@@ -60,8 +61,8 @@ def _stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
     if stored.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
     stored["start_utc"] = pd.to_datetime(stored["start_utc"]).astype("datetime64[s]")
-    stored["calling"] = stored["calling"].astype("string")
-    stored["called"] = stored["called"].astype("string")
+    for column in ("calling", "called", "duration_s"):
+        stored[column] = stored[column].astype(np.int64)
     merged = cand[key].merge(stored, on=key, how="left")
     return pd.Series(merged["id"].to_numpy(), index=cand.index, dtype="Int64")
 
@@ -87,6 +88,7 @@ def load_cdr_file(
         return LoadReport(str(path), "skipped")
     parsed = parse(path.name, data, fmt)
     cand, rejects = check(parsed, settings.timezone, settings.home_country_code)
+    cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
     with engine.begin() as connection:
         unknown = _unknown_lines(cand, repository.lines(connection), settings.timezone)
         if unknown.any():
@@ -94,7 +96,7 @@ def load_cdr_file(
             rejects = pd.concat([rejects, pd.DataFrame({
                 "line_no": bad["line_no"],
                 "reason": "unknown_line",
-                "message": "calling number " + bad["calling"].astype(str)
+                "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
                 + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
                 + " UTC",
                 "raw": parsed.records.set_index("line_no").loc[bad["line_no"], "raw"].to_numpy(),

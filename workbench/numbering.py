@@ -85,3 +85,9 @@ def to_digits(e164: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
     well_formed = pc.match_substring_regex(text, r"^\+[1-9][0-9]{0,14}$")
     digits = pc.cast(pc.if_else(well_formed, pc.utf8_slice_codeunits(text, 1), None), pa.int64())
     return digits.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
+def from_digits(digits: np.ndarray | pd.Series) -> pd.Series:
+    """int64 digits back to E.164 text (``33612345678`` -> ``+33612345678``), <NA> for -1."""
+    values = pd.Series(np.asarray(digits, dtype=np.int64))
+    return ("+" + values.astype(str)).where(values > 0).astype("string")

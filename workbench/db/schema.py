@@ -236,8 +236,10 @@ class Cdr(Base):
     file_id: Mapped[int] = mapped_column(ForeignKey("cdr_files.id"))
     line_no: Mapped[int] = mapped_column(Integer)
     start_utc: Mapped[datetime] = mapped_column(DateTime)
-    calling: Mapped[str] = mapped_column(String(16))
-    called: Mapped[str] = mapped_column(String(16))
+    # E.164 numbers as their digits (+33612345678 -> 33612345678): E.164 digits never start
+    # with 0 and are at most 15, so the integer is exact; compact, and rated without parsing
+    calling: Mapped[int] = mapped_column(BigInteger)
+    called: Mapped[int] = mapped_column(BigInteger)
     duration_s: Mapped[int] = mapped_column(Integer)
     switch_id: Mapped[str] = mapped_column(String(64), default="")
 

@@ -124,8 +124,8 @@ def upgrade() -> None:
         sa.Column("file_id", sa.Integer(), nullable=False),
         sa.Column("line_no", sa.Integer(), nullable=False),
         sa.Column("start_utc", sa.DateTime(), nullable=False),
-        sa.Column("calling", sa.String(length=16), nullable=False),
-        sa.Column("called", sa.String(length=16), nullable=False),
+        sa.Column("calling", sa.BigInteger(), nullable=False),
+        sa.Column("called", sa.BigInteger(), nullable=False),
         sa.Column("duration_s", sa.Integer(), nullable=False),
         sa.Column("switch_id", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
