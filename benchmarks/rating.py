@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefixes", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--store", type=int, default=2_000_000, help="rated calls stored in SQLite")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the generated CDR file")
     args = parser.parse_args(argv)
 
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, Python {platform.python_version()}, "
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     plan, _ = timed("generate plan", benchmark_plan, rng, args.prefixes)
     lines = benchmark_lines(rng)
-    OUT.mkdir(exist_ok=True)
-    path = OUT / f"cdrs-{args.calls}-{args.prefixes}-{args.seed}.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"cdrs-{args.calls}-{args.prefixes}-{args.seed}.csv"
     if not path.exists():
         tmp = path.with_suffix(".part")
         timed(f"generate {args.calls:,} CDRs", write_benchmark_cdrs, tmp, plan, lines, args.calls, args.seed)

@@ -381,6 +381,8 @@ def _varies(code: int, example) -> bool:
 
 
 def _digits(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0, dtype=f"<U{width}")
     return np.char.zfill(rng.integers(0, 10**width, n).astype(str), width)
 
 
@@ -444,7 +446,7 @@ def _call_times(rng: np.random.Generator, n: int, day_lo: np.ndarray, day_hi: np
                 period: Period) -> pd.DatetimeIndex:
     """Local naive start times between the given day offsets (inclusive), busy on working days."""
     day = day_lo + np.floor(rng.random(n) * (day_hi - day_lo + 1)).astype(np.int64)
-    weekday = (pd.Timestamp(period.start).dayofweek + day) % 7
+    weekday = (period.start.weekday() + day) % 7
     redraw = (weekday >= 5) & (rng.random(n) < 0.75)
     day = np.where(redraw, day_lo + np.floor(rng.random(n) * (day_hi - day_lo + 1)).astype(np.int64), day)
     business = rng.random(n) < 0.85

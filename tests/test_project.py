@@ -1,0 +1,141 @@
+"""Whole-project properties: migrations match the models, the pure layers stay pure, the sample
+generator is deterministic and realistic, and the command line runs the demo."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from workbench.cli import main
+from workbench.db.schema import Base
+from workbench.sample import generate_operator
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+
+
+def read(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_migrations_create_exactly_the_models(engine):
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_pure_layers_do_not_import_the_edges():
+    code = (
+        "import sys\n"
+        "import workbench.money, workbench.period, workbench.numbering, workbench.rating, "
+        "workbench.cdr.formats\n"
+        "edges = [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic', 'psycopg', 'tqdm')"
+        " or m.startswith(('workbench.db', 'workbench.integration', 'workbench.repository'))]\n"
+        "print(edges)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_generator_is_deterministic(tmp_path):
+    a = generate_operator(tmp_path / "a", seed=7, customers=25, calls=3_000)
+    b = generate_operator(tmp_path / "b", seed=7, customers=25, calls=3_000)
+    c = generate_operator(tmp_path / "c", seed=8, customers=25, calls=3_000)
+    assert a == b
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert (tmp_path / "a" / "cdrs" / "switch-2026-10.csv.gz").read_bytes() != (
+        tmp_path / "c" / "cdrs" / "switch-2026-10.csv.gz").read_bytes()
+    assert c["customers"] == 25
+
+
+def _iban_ok(iban: str) -> bool:
+    compact = iban.replace(" ", "")
+    numeric = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
+    return int(numeric) % 97 == 1
+
+
+def _luhn_ok(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def test_the_bundled_sample_is_what_the_issue_asks_for():
+    ref = SAMPLE / "reference"
+    customers = read(ref / "customers.csv")
+    assert len(customers) == 200
+    names = {c["name"] for c in customers}
+    assert any(n.startswith("=HYPERLINK(") for n in names)
+    assert any("<img src=" in n for n in names)
+    destinations = {d["prefix"]: d["zone"] for d in read(ref / "destinations.csv")}
+    assert len(destinations) >= 300
+    assert destinations["44"] == "EU" and destinations["447"] == "EU_MOBILE"
+    assert {destinations[p] for p in ("3312", "3361", "3395", "33800", "3381", "33899")} == {
+        "NAT_FIXED", "NAT_MOBILE", "NAT_VOIP", "NAT_FREE", "NAT_SHARED", "NAT_PREMIUM"}
+    mandates = read(ref / "mandates.csv")
+    assert len(mandates) >= 100 and all(_iban_ok(m["iban"]) for m in mandates)
+    vat = [c["vat_number"] for c in customers if c["vat_number"].startswith("FR")]
+    assert vat and all(_luhn_ok(v[4:]) and int(v[2:4]) == (12 + 3 * (int(v[4:]) % 97)) % 97 for v in vat)
+    subs = read(ref / "subscriptions.csv")
+    assert any(s["start_date"].startswith("2026-10-") and s["start_date"] != "2026-10-01" for s in subs)
+    assert any(s["end_date"].startswith("2026-10-") and s["end_date"] != "2026-10-31" for s in subs)
+    assert {o["product"] for o in read(ref / "one_off_charges.csv")} >= {"INSTALL", "DEPOSIT", "HANDSET"}
+    lines = read(ref / "lines.csv")
+    moved = [n for n in {line["number"] for line in lines}
+             if len({line["account_number"] for line in lines if line["number"] == n}) > 1]
+    assert moved, "a number passes from one customer to another during the month"
+
+
+def test_the_bundled_sample_is_the_generators_output(tmp_path):
+    generate_operator(tmp_path)
+    for path in sorted(p for p in SAMPLE.rglob("*") if p.is_file() and p.suffix != ".md"):
+        rel = path.relative_to(SAMPLE)
+        assert (tmp_path / rel).read_bytes() == path.read_bytes(), f"{rel} differs: run `workbench sample`"
+
+
+def test_demo_on_a_small_operator(tmp_path, capsys):
+    data = tmp_path / "data"
+    generate_operator(data, seed=11, customers=20, calls=2_000)
+    url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    assert main(["--database-url", url, "demo", "--fresh", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "customers 20" in out
+    assert "switch-2026-10.csv.gz (native)" in out and "asterisk-Master.csv.gz (asterisk)" in out
+    assert "period 2026-10:" in out and "EUR excl. VAT" in out
+    # without --fresh the files are recognised and skipped
+    assert main(["--database-url", url, "demo", "--data", str(data)]) == 0
+    assert out.count("already loaded") == 0
+    assert capsys.readouterr().out.count("already loaded, skipped") == 2
+
+
+def test_user_errors_exit_with_status_2(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    assert main(["--database-url", url, "rate", "--period", "2026-13"]) == 2
+    assert "2026-13" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("call_id,start_time,calling,called,duration_s\nA,2026-10-01T10:00:00Z,+33145000001\n")
+    assert main(["--database-url", url, "load-cdrs", str(bad)]) == 2
+    assert "bad.csv, line 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["benchmarks/rating.py"])
+def test_the_benchmark_runs_on_a_small_scale(script, tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / script), "--calls", "20000", "--prefixes", "2000", "--store", "5000",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "rated 20,000 calls, 0 errors" in out.stdout
+    assert "ratio rating / parse:" in out.stdout and "rows/s" in out.stdout
