@@ -120,7 +120,12 @@ def _rate_plan_calls(
     period: Period,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     errors = []
-    called, start = called[rows], utc_s[rows]
+    everything = len(rows) == len(cdr_id)  # rows are sorted and distinct: then rows == all
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if everything else values[rows]
+
+    called, start = take(called), take(utc_s)
     dest, zone, band, rate_row = _map_chunks(
         lambda c, t: _classify(compiled, c, t), len(rows), called, start
     )
@@ -143,8 +148,9 @@ def _rate_plan_calls(
         ok = np.flatnonzero(~no_dest & ~no_rate)
         rows, dest, zone, band, rate_row = rows[ok], dest[ok], zone[ok], band[ok], rate_row[ok]
         customer, start = customer[ok], start[ok]
-    seconds = seconds[rows]
-    ids = cdr_id[rows]
+        everything = False
+    seconds = take(seconds)
+    ids = take(cdr_id)
 
     # allowances: one bucket per (customer, zone)
     n_zones = len(compiled.zones)
@@ -266,7 +272,8 @@ def rate(
             errors.append(_errors(cdr_id, rows, period, "no_rate", [f"rate plan {plan_id} is not loaded"] * len(rows)))
             continue
         frame, errs = _rate_plan_calls(
-            compiled[int(plan_id)], rows, cdr_id, utc_s, called, seconds, customer[rows], buckets,
+            compiled[int(plan_id)], rows, cdr_id, utc_s, called, seconds,
+            customer if len(rows) == n else customer[rows], buckets,
             consumed, period,
         )
         rated.append(frame)

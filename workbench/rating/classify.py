@@ -15,7 +15,7 @@ _KEY_SHIFT = np.int64(1) << np.int64(35)  # > seconds from 1970 to 2900
 
 def epoch_seconds(values: pd.Series) -> np.ndarray:
     """Naive-UTC datetimes to int64 seconds since 1970."""
-    return pd.to_datetime(values).to_numpy("datetime64[s]").astype(np.int64)
+    return pd.to_datetime(values).to_numpy("datetime64[s]").view(np.int64)
 
 
 def local_seconds(utc_s: np.ndarray, timezone: str) -> np.ndarray:
@@ -51,8 +51,26 @@ def holiday_days(country: str, years: list[int]) -> np.ndarray:
     return np.array([(d - pd.Timestamp(0).date()).days for d in dates], dtype=np.int64)
 
 
+_MINUTE_TABLE_LIMIT = 2_000_000  # minutes (almost four years): an int8 table of 2 MB
+
+
 def time_bands(compiled: CompiledPlan, utc_s: np.ndarray) -> np.ndarray:
-    """Band index of each call start: from local time, weekday, and public holidays."""
+    """Band index of each call start: from local time, weekday, and public holidays.
+
+    UTC offsets are whole quarter hours, so the band is constant within a UTC minute: the bands
+    of every minute the calls span are computed once, and each call looks its minute up.
+    """
+    if len(utc_s) == 0:
+        return np.zeros(0, dtype=np.int8)
+    first = int(utc_s.min()) // 60
+    span = int(utc_s.max()) // 60 - first + 1
+    if span > _MINUTE_TABLE_LIMIT:
+        return _bands_of(compiled, utc_s)
+    table = _bands_of(compiled, (first + np.arange(span, dtype=np.int64)) * 60)
+    return table[utc_s // 60 - first]
+
+
+def _bands_of(compiled: CompiledPlan, utc_s: np.ndarray) -> np.ndarray:
     plan = compiled.plan
     local = local_seconds(utc_s, plan.timezone)
     day = local // 86400
