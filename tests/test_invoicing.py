@@ -1,0 +1,166 @@
+"""Invoice building on a hand-worked October 2026 (31 days), amounts computed by hand."""
+
+from datetime import date
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.invoicing import BillingInputs, BillingOptions, build_invoices, control_report, round_half_up_div
+from workbench.invoicing.report import REPORT_COLUMNS, compare_invoices
+from workbench.period import Period
+
+PRODUCTS = pd.DataFrame(
+    [(1, "LINE", "Ligne pro", "recurring", "service", 2000, Decimal("20")),
+     (2, "OPT", "Option mobiles", "recurring", "service", 990, Decimal("20")),
+     (3, "MAG", "Magazine", "recurring", "press", 310, Decimal("5.5")),
+     (4, "INSTALL", "Installation", "one_off", "installation", 15000, Decimal("20")),
+     (5, "DEPOSIT", "Dépôt de garantie", "one_off", "deposit", 10000, Decimal("0"))],
+    columns=["product_id", "code", "name", "kind", "category", "price_cents", "vat_rate"],
+)
+CUSTOMERS = pd.DataFrame(
+    [(1, "C1", "=HYPERLINK(\"http://x\")"), (2, "C2", "Deux"), (3, "C3", "Trois"), (4, "C4", "Quatre")],
+    columns=["customer_id", "account_number", "name"],
+)
+SUBS = pd.DataFrame(
+    [(1, 1, 2, date(2025, 1, 1), None, None),
+     (1, 2, 1, date(2026, 10, 11), None, None),  # 21 days of 31
+     (1, 3, 1, date(2025, 1, 1), None, None),
+     (2, 1, 1, date(2025, 6, 1), date(2026, 10, 20), None)],  # 20 days of 31
+    columns=["customer_id", "product_id", "quantity", "start_date", "end_date", "price_override_cents"],
+)
+ONE_OFFS = pd.DataFrame(
+    [(10, 1, 4, date(2026, 10, 11), 1, None, ""),
+     (11, 2, 5, date(2026, 10, 5), 1, None, "Box"),
+     (12, 2, 4, date(2026, 11, 2), 1, None, "")],  # next period: not billed now
+    columns=["one_off_id", "customer_id", "product_id", "charge_date", "quantity", "price_override_cents",
+             "description"],
+)
+CALLS = pd.DataFrame(
+    [(1, "MOB", "France mobile", 12, 1800, 54321),  # 5.4321 -> 5.43
+     (1, "FIX", "France fixe", 3, 240, 4950),  # 0.495 -> 0.50 (half up)
+     (3, "INT", "International", 1, 60, 12345)],  # 1.2345 -> 1.23
+    columns=["customer_id", "zone_code", "zone_name", "calls", "seconds", "amount_units"],
+)
+INPUTS = BillingInputs(
+    customers=CUSTOMERS, products=PRODUCTS, subscriptions=SUBS, one_offs=ONE_OFFS, consumption=CALLS,
+    credits=pd.DataFrame({"customer_id": [1, 2], "available_cents": [3000, 50000]}),
+    previous=pd.DataFrame({"customer_id": [1], "previous_amount_cents": [8000]}),
+)
+OPTIONS = BillingOptions(Period.parse("2026-10"), date(2026, 11, 2), date(2026, 11, 30))
+
+
+def by_account(invoices):
+    return invoices.set_index("account_number")
+
+
+def test_round_half_up_div_is_exact_and_symmetric():
+    assert round_half_up_div(np.array([49, 50, 51, -50, -49, 0]), 100).tolist() == [0, 1, 1, -1, 0, 0]
+    assert round_half_up_div(np.array([20 * 2000 * 21]), 31).tolist() == [27097]  # 270.967... -> 270.97
+
+
+def test_hand_worked_invoices_in_arrears():
+    result = build_invoices(INPUTS, OPTIONS)
+    inv = by_account(result.invoices)
+    assert sorted(inv.index) == ["C1", "C2", "C3"]  # C4 has nothing to bill
+    c1 = inv.loc["C1"]
+    # 20%: 40.00 + 6.71 + 150.00 + 5.43 + 0.50 = 202.64 -> VAT 40.528 -> 40.53; 5.5%: 3.10 -> 0.1705 -> 0.17
+    assert (c1["one_off_cents"], c1["recurring_cents"], c1["prorated_cents"], c1["consumption_cents"]) == (
+        15000, 4310, 671, 593)
+    assert (c1["total_excl_cents"], c1["total_vat_cents"], c1["total_incl_cents"]) == (20574, 4070, 24644)
+    assert (c1["credit_applied_cents"], c1["net_payable_cents"], c1["previous_amount_cents"]) == (3000, 21644, 8000)
+    c2 = inv.loc["C2"]
+    # 20%: 12.90 (20.00 x 20/31 = 12.903) -> VAT 2.58; 0%: 100.00; credit 500.00 covers all of 115.48
+    assert (c2["prorated_cents"], c2["one_off_cents"], c2["total_excl_cents"], c2["total_vat_cents"]) == (
+        1290, 10000, 11290, 258)
+    assert (c2["total_incl_cents"], c2["credit_applied_cents"], c2["net_payable_cents"]) == (11548, 11548, 0)
+    assert pd.isna(c2["previous_amount_cents"])
+    c3 = inv.loc["C3"]
+    assert (c3["consumption_cents"], c3["total_vat_cents"], c3["total_incl_cents"]) == (123, 25, 148)
+
+    vat = result.vat.set_index(["customer_id", "vat_rate"])
+    assert vat.loc[(1, Decimal("5.5")), ["base_cents", "vat_cents"]].tolist() == [310, 17]
+    assert vat.loc[(2, Decimal("0")), ["base_cents", "vat_cents"]].tolist() == [10000, 0]
+
+    items = result.items[result.items["customer_id"] == 1]
+    assert items["type"].tolist() == ["one_off", "recurring", "recurring", "prorated", "consumption",
+                                      "consumption", "credit"]
+    assert items["position"].tolist() == list(range(1, 8))
+    prorated = items[items["type"] == "prorated"].iloc[0]
+    assert (prorated["period_from"], prorated["period_to"], prorated["quantity"]) == (
+        date(2026, 10, 11), date(2026, 10, 31), "0.6774")
+    assert items[items["type"] == "credit"]["amount_cents"].tolist() == [-3000]
+    # totals are sums of rounded parts
+    for _, row in result.invoices.iterrows():
+        lines = result.items[(result.items["customer_id"] == row["customer_id"]) & (result.items["type"] != "credit")]
+        assert lines["amount_cents"].sum() == row["total_excl_cents"]
+
+
+def test_in_advance_the_first_invoice_carries_the_prorated_start_and_next_month():
+    options = BillingOptions(Period.parse("2026-10"), date(2026, 10, 1), date(2026, 10, 31), advance=True)
+    items = build_invoices(INPUTS, options).items
+    c1 = items[(items["customer_id"] == 1) & items["type"].isin(["recurring", "prorated"])]
+    got = sorted(zip(c1["product_code"], c1["type"], c1["amount_cents"], c1["period_from"], strict=True))
+    assert got == [
+        ("LINE", "recurring", 4000, date(2026, 11, 1)),  # November, in advance
+        ("MAG", "recurring", 310, date(2026, 11, 1)),
+        ("OPT", "prorated", 671, date(2026, 10, 11)),  # its start, 21/31 of October
+        ("OPT", "recurring", 990, date(2026, 11, 1)),
+    ]
+    # C2's line ended on 20 October: nothing in advance for November
+    assert items[(items["customer_id"] == 2) & items["type"].isin(["recurring", "prorated"])].empty
+
+
+def test_price_override_replaces_the_catalogue_price():
+    subs = SUBS.copy()
+    subs.loc[0, "price_override_cents"] = 1750
+    result = build_invoices(BillingInputs(CUSTOMERS, PRODUCTS, subs), OPTIONS)
+    line = result.items[(result.items["customer_id"] == 1) & (result.items["product_code"] == "LINE")].iloc[0]
+    assert (line["unit_price_cents"], line["amount_cents"]) == (1750, 3500)
+
+
+def test_control_report_columns_and_amounts():
+    result = build_invoices(INPUTS, OPTIONS)
+    invoices = result.invoices.assign(number=["PRE-1-0001", "PRE-1-0002", "PRE-1-0003"])
+    customers = CUSTOMERS.assign(payment_method=["direct_debit", "transfer", "transfer", "direct_debit"],
+                                 billing_group="standard", has_mandate=[False, False, False, True])
+    sheets = control_report(invoices, result.items, customers,
+                            unrated=pd.DataFrame({"reason": ["no_line"], "calls": [4]}))
+    sheet = sheets["Invoices"]
+    assert list(sheet.columns[: len(REPORT_COLUMNS)]) == REPORT_COLUMNS
+    first = sheet.iloc[0]
+    assert first["Customer name"] == '=HYPERLINK("http://x")'
+    assert first["Total amount billed"] == Decimal("246.44") and first["Net payable amount"] == Decimal("216.44")
+    assert first["Initial billing items amount"] == Decimal("150.00")
+    assert first["Previous invoice amount"] == Decimal("80.00")
+    anomalies = sheets["Anomalies"]
+    kinds = set(zip(anomalies["Anomaly"], anomalies["Account number"], strict=True))
+    assert ("calls but no subscription", "C3") in kinds
+    assert ("no mandate for direct debit", "C1") in kinds
+    assert ("change vs previous invoice", "C1") in kinds  # 80.00 -> 246.44
+    assert ("calls not rated", "") in kinds
+    summary = sheets["Summary"].set_index("Item type")
+    assert summary.loc["Initial (one-off)", "Amount excl. VAT"] == Decimal("250.00")
+
+
+def test_compare_two_runs():
+    a = build_invoices(INPUTS, OPTIONS)
+    calls = CALLS.copy()
+    calls.loc[0, "amount_units"] = 64321  # a tariff fix: 5.43 -> 6.43 for C1's mobile calls
+    b = build_invoices(BillingInputs(CUSTOMERS, PRODUCTS, SUBS, ONE_OFFS, calls.iloc[:2], INPUTS.credits,
+                                     INPUTS.previous), OPTIONS)
+    diff = compare_invoices(a.invoices, a.items, b.invoices, b.items).set_index("Account number")
+    assert diff.loc["C1", "Status"] == "changed"
+    assert diff.loc["C1", "Change consumption"] == Decimal("1.00")
+    assert diff.loc["C1", "Change"] == Decimal("1.20")  # 1.00 + 20% VAT
+    assert diff.loc["C2", "Status"] == "unchanged"
+    assert diff.loc["C3", "Status"] == "removed"
+
+
+@pytest.mark.parametrize("rate", ["20.001", "abc"])
+def test_bad_vat_rate_is_refused(rate):
+    products = PRODUCTS.copy()
+    products.loc[0, "vat_rate"] = rate
+    with pytest.raises(Exception, match="VAT|decimal|Invalid|conversion"):
+        build_invoices(BillingInputs(CUSTOMERS, products, SUBS), OPTIONS)

@@ -1,0 +1,40 @@
+"""Invoicing: a period's subscriptions, one-off charges and rated calls into invoices.
+
+Pure functions over frames (no database, no clock). Money is integer cents (``_cents``) in
+frames, ``Decimal`` at the edges. The rounding points, in order:
+
+1. a call's price is rounded once, to 1/10,000 (rating);
+2. a consumption line (a customer's calls to one zone) is the sum of its calls' prices, rounded
+   half up to the cent;
+3. a prorated line is ``quantity x unit price x active days / days in the month``, rounded half
+   up to the cent; a recurring or one-off line is ``quantity x unit price``, exact;
+4. VAT is computed per invoice and VAT rate, on the sum of that rate's lines, rounded half up to
+   the cent (EN 16931);
+5. totals are sums of those rounded parts: total excl. VAT = sum of lines, total VAT = sum of
+   the VAT by rate, total incl. VAT = the two added; net payable = total incl. VAT - account
+   credit applied, never below zero (unused credit is carried over).
+"""
+
+from __future__ import annotations
+
+from workbench.invoicing.build import (
+    ITEM_TYPES,
+    BillingInputs,
+    BillingOptions,
+    Invoices,
+    build_invoices,
+    round_half_up_div,
+)
+from workbench.invoicing.report import REPORT_COLUMNS, compare_invoices, control_report
+
+__all__ = [
+    "ITEM_TYPES",
+    "REPORT_COLUMNS",
+    "BillingInputs",
+    "BillingOptions",
+    "Invoices",
+    "build_invoices",
+    "compare_invoices",
+    "control_report",
+    "round_half_up_div",
+]

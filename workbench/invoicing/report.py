@@ -1,0 +1,193 @@
+"""The billing control report and run comparison, as DataFrames (pure).
+
+Amounts in these frames are ``Decimal`` euros (exact), made from the invoices' integer cents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+#: the first columns of the report's invoice sheet, in this order
+REPORT_COLUMNS = [
+    "Invoice number", "Account number", "Customer name", "Total amount billed", "Net payable amount",
+    "Initial billing items amount", "Recurring billing items amount", "Consumption amount",
+    "Prorated amount", "Previous invoice amount",
+]
+TYPE_LABELS = {"one_off": "Initial (one-off)", "recurring": "Recurring", "prorated": "Prorated",
+               "consumption": "Consumption", "credit": "Account credit applied"}
+AMOUNT_COLUMNS = {
+    "total_incl_cents": "Total amount billed", "net_payable_cents": "Net payable amount",
+    "one_off_cents": "Initial billing items amount", "recurring_cents": "Recurring billing items amount",
+    "consumption_cents": "Consumption amount", "prorated_cents": "Prorated amount",
+    "previous_amount_cents": "Previous invoice amount",
+}
+
+
+def euros(cents) -> object:
+    """Integer cents to exact ``Decimal`` euros (``None`` stays ``None``)."""
+    if cents is None or (not isinstance(cents, (int, np.integer)) and pd.isna(cents)):
+        return None
+    return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
+
+
+def _euros(series: pd.Series) -> pd.Series:
+    return series.map(euros).astype(object)
+
+
+@dataclass(frozen=True)
+class AnomalyRules:
+    """When a change against the previous invoice is an anomaly: more than ``ratio`` (0.5 =
+    50%) up or down, and more than ``minimum_cents``."""
+
+    ratio: Decimal = Decimal("0.5")
+    minimum_cents: int = 2000
+
+
+def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFrame,
+               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules) -> pd.DataFrame:
+    rows = []
+
+    def add(kind, account, name, detail):
+        rows.append({"Anomaly": kind, "Account number": account, "Customer name": name, "Detail": detail})
+
+    for inv in invoices.itertuples(index=False):
+        previous = inv.previous_amount_cents
+        if inv.total_incl_cents <= 0:
+            add("zero or negative invoice", inv.account_number, inv.name,
+                f"total {euros(inv.total_incl_cents)} EUR")
+        if previous is not None and not pd.isna(previous):
+            change = int(inv.total_incl_cents) - int(previous)
+            if abs(change) > rules.minimum_cents and (
+                    int(previous) == 0 or Decimal(abs(change)) / Decimal(abs(int(previous))) > rules.ratio):
+                add("change vs previous invoice", inv.account_number, inv.name,
+                    f"{euros(previous)} -> {euros(inv.total_incl_cents)} EUR ({'+' if change > 0 else ''}"
+                    f"{euros(change)})")
+    types = items.groupby("customer_id")["type"].agg(set)
+    named = invoices.set_index("customer_id")
+    for customer_id, kinds in types.items():
+        if "consumption" in kinds and not kinds & {"recurring", "prorated"}:
+            inv = named.loc[customer_id]
+            add("calls but no subscription", inv["account_number"], inv["name"],
+                "the account has calls this period but no active subscription")
+    if len(customers) and "payment_method" in customers:
+        debit = customers[(customers["payment_method"] == "direct_debit") & ~customers["has_mandate"].astype(bool)]
+        for c in debit.itertuples(index=False):
+            add("no mandate for direct debit", c.account_number, c.name,
+                "pays by direct debit but has no active SEPA mandate")
+    for r in unrated.itertuples(index=False):
+        add("calls not rated", "", "", f"{r.calls} calls: {r.reason}")
+    for r in rejected.itertuples(index=False):
+        add("records rejected", "", "", f"{r.records} records of {r.file}: {r.reason}")
+    return pd.DataFrame(rows, columns=["Anomaly", "Account number", "Customer name", "Detail"])
+
+
+def control_report(
+    invoices: pd.DataFrame,
+    items: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+    unrated: pd.DataFrame | None = None,
+    rejected: pd.DataFrame | None = None,
+    rules: AnomalyRules | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The control report's sheets: ``Invoices`` (``REPORT_COLUMNS`` first), ``Summary`` (by item
+    type), ``By zone``, ``Anomalies``, ``Lines``.
+
+    ``invoices``: the invoice rows with ``number`` (and :data:`~workbench.invoicing.build.INVOICE_COLUMNS`);
+    ``items`` with ``number``; ``customers``: customer_id, account_number, name, payment_method,
+    billing_group, has_mandate; ``unrated``: reason, calls; ``rejected``: file, reason, records.
+    """
+    customers = customers if customers is not None else pd.DataFrame()
+    unrated = unrated if unrated is not None else pd.DataFrame(columns=["reason", "calls"])
+    rejected = rejected if rejected is not None else pd.DataFrame(columns=["file", "reason", "records"])
+    invoices = invoices.sort_values("number", kind="stable").reset_index(drop=True)
+
+    sheet = pd.DataFrame({"Invoice number": invoices["number"], "Account number": invoices["account_number"],
+                          "Customer name": invoices["name"]})
+    for column, label in AMOUNT_COLUMNS.items():
+        sheet[label] = _euros(invoices[column])
+    sheet = sheet[REPORT_COLUMNS]
+    sheet["Total excl. VAT"] = _euros(invoices["total_excl_cents"])
+    sheet["VAT"] = _euros(invoices["total_vat_cents"])
+    sheet["Account credit applied"] = _euros(invoices["credit_applied_cents"])
+    sheet["Calls"] = invoices["calls"].astype(np.int64)
+    sheet["Minutes"] = (invoices["seconds"].astype(np.int64) + 59) // 60
+    if len(customers):
+        extra = customers.set_index("customer_id")
+        for column, label in (("billing_group", "Billing group"), ("payment_method", "Payment method")):
+            if column in extra:
+                sheet[label] = invoices["customer_id"].map(extra[column]).to_numpy()
+
+    summary = items.groupby("type").agg(lines=("amount_cents", "size"), amount=("amount_cents", "sum"))
+    summary = summary.reindex([t for t in TYPE_LABELS if t in summary.index])
+    summary_sheet = pd.DataFrame({
+        "Item type": [TYPE_LABELS[t] for t in summary.index],
+        "Lines": summary["lines"].to_numpy(np.int64),
+        "Amount excl. VAT": _euros(summary["amount"]).to_numpy(),
+    })
+
+    calls = items[items["type"] == "consumption"]
+    zones = calls.groupby(["zone_code", "description"], as_index=False).agg(
+        invoices=("customer_id", "nunique"), calls=("calls", "sum"), seconds=("seconds", "sum"),
+        amount=("amount_cents", "sum"))
+    zone_sheet = pd.DataFrame({
+        "Zone": zones["zone_code"], "Destination": zones["description"], "Invoices": zones["invoices"],
+        "Calls": zones["calls"].astype(np.int64), "Minutes": (zones["seconds"].astype(np.int64) + 59) // 60,
+        "Amount excl. VAT": _euros(zones["amount"]),
+    })
+
+    lines = items.merge(invoices[["customer_id", "number", "account_number"]], on="customer_id")
+    lines = lines.sort_values(["number", "position"], kind="stable")
+    line_sheet = pd.DataFrame({
+        "Invoice number": lines["number"], "Account number": lines["account_number"],
+        "Position": lines["position"], "Item type": lines["type"].map(TYPE_LABELS),
+        "Description": lines["description"], "Product": lines["product_code"], "Zone": lines["zone_code"],
+        "Quantity": lines["quantity"].map(lambda q: None if q is None or pd.isna(q) else Decimal(str(q))),
+        "Unit price": _euros(lines["unit_price_cents"]), "Amount excl. VAT": _euros(lines["amount_cents"]),
+        "VAT rate (%)": lines["vat_rate"].map(lambda r: None if r is None or pd.isna(r) else Decimal(str(r))),
+        "From": lines["period_from"], "To": lines["period_to"], "Calls": lines["calls"],
+    })
+    return {
+        "Invoices": sheet,
+        "Summary": summary_sheet,
+        "By zone": zone_sheet,
+        "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules()),
+        "Lines": line_sheet.reset_index(drop=True),
+    }
+
+
+def _per_account(invoices: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    by_type = items.merge(invoices[["customer_id", "account_number"]], on="customer_id").pivot_table(
+        index="account_number", columns="type", values="amount_cents", aggfunc="sum", fill_value=0)
+    frame = invoices.set_index("account_number")[["name", "total_incl_cents", "net_payable_cents"]]
+    for kind in TYPE_LABELS:
+        frame[kind] = by_type[kind].reindex(frame.index).fillna(0).astype(np.int64) if kind in by_type else 0
+    return frame
+
+
+def compare_invoices(a_invoices: pd.DataFrame, a_items: pd.DataFrame,
+                     b_invoices: pd.DataFrame, b_items: pd.DataFrame) -> pd.DataFrame:
+    """Run A against run B, account by account: status (``added``, ``removed``, ``changed``,
+    ``unchanged``), totals, and the change of each item type's amount (B - A), in euros."""
+    a, b = _per_account(a_invoices, a_items), _per_account(b_invoices, b_items)
+    accounts = sorted(set(a.index) | set(b.index))
+    a, b = a.reindex(accounts), b.reindex(accounts)
+    status = np.where(a["total_incl_cents"].isna(), "added", np.where(b["total_incl_cents"].isna(), "removed", ""))
+    money = ["total_incl_cents", "net_payable_cents", *TYPE_LABELS]
+    changed = (a[money].fillna(0).astype(np.int64) != b[money].fillna(0).astype(np.int64)).any(axis=1)
+    status = np.where(status != "", status, np.where(changed, "changed", "unchanged"))
+    out = pd.DataFrame({
+        "Account number": accounts,
+        "Customer name": b["name"].fillna(a["name"]).to_numpy(),
+        "Status": status,
+        "Total A": _euros(a["total_incl_cents"]).to_numpy(),
+        "Total B": _euros(b["total_incl_cents"]).to_numpy(),
+        "Change": _euros(b["total_incl_cents"].fillna(0) - a["total_incl_cents"].fillna(0)).to_numpy(),
+    })
+    for kind, label in TYPE_LABELS.items():
+        out[f"Change {label.lower()}"] = _euros(
+            (b[kind].fillna(0) - a[kind].fillna(0)).astype(np.int64)).to_numpy()
+    return out
