@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+from workbench.billing import BillingError
 from workbench.cdr.formats import CdrFileError
 from workbench.config import ConfigError, Settings, load_settings
 from workbench.db.engine import make_engine, upgrade
@@ -16,7 +17,7 @@ from workbench.rating import PlanError
 from workbench.reference import ReferenceError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
-USER_ERRORS = (CdrFileError, ConfigError, PeriodError, PlanError, ReferenceError)
+USER_ERRORS = (BillingError, CdrFileError, ConfigError, PeriodError, PlanError, ReferenceError)
 
 
 def _now() -> datetime:
@@ -84,6 +85,116 @@ def cmd_rate(args, settings: Settings) -> None:
     _print_rating(rate_period(_engine(settings), Period.parse(args.period), settings, _now()))
 
 
+def _money(cents: int) -> str:
+    return f"{to_decimal(cents, 100)} EUR"
+
+
+def _report_path(settings: Settings, run_id: int, period: str) -> Path:
+    return Path(settings.output_dir) / "reports" / f"control-report-{period}-run{run_id}.xlsx"
+
+
+def _write_report(engine, settings: Settings, run_id: int, period: str) -> Path:
+    from workbench.billing import run_report
+    from workbench.reports.excel import write_control_report
+
+    path = write_control_report(run_report(engine, run_id), _report_path(settings, run_id, period),
+                                title=f"Billing control report, {period}, run {run_id}")
+    print(f"   control report: {path}")
+    return path
+
+
+def _run_options(args, settings: Settings):
+    from workbench.billing import RunOptions, default_dates
+
+    period = Period.parse(args.period)
+    invoice_date, due_date = default_dates(period, settings)
+    return RunOptions(
+        str(period),
+        date.fromisoformat(args.invoice_date) if args.invoice_date else invoice_date,
+        date.fromisoformat(args.due_date) if args.due_date else due_date,
+        args.customers, args.advance, args.pdfs,
+    )
+
+
+def _preprod(engine, settings: Settings, options) -> int:
+    from workbench.billing import preprod
+
+    summary = preprod(engine, options, settings, _now())
+    numbers = f" ({summary.numbers[0]} to {summary.numbers[1]})" if summary.numbers else ""
+    print(f"pre-production run {summary.run_id} for {summary.period}: {summary.invoices} draft invoices"
+          f"{numbers}, total {_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
+    _write_report(engine, settings, summary.run_id, summary.period)
+    return summary.run_id
+
+
+def cmd_preprod(args, settings: Settings) -> None:
+    try:
+        options = _run_options(args, settings)
+    except ValueError as exc:
+        raise BillingError(f"bad date: {exc}") from None
+    _preprod(_engine(settings), settings, options)
+
+
+def _production(engine, settings: Settings, run_id: int) -> None:
+    from workbench.billing import production
+
+    summary = production(engine, run_id, settings, _now())
+    if summary.invoices:
+        print(f"production run {summary.run_id} for {summary.period}: {summary.message}; total "
+              f"{_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
+    else:
+        print(summary.message or f"nothing issued for {summary.period}")
+
+
+def cmd_production(args, settings: Settings) -> None:
+    _production(_engine(settings), settings, args.run)
+
+
+def cmd_runs(args, settings: Settings) -> None:
+    from workbench.billing import list_runs
+
+    runs = list_runs(_engine(settings), args.period)
+    if runs.empty:
+        print("no billing runs")
+        return
+    runs["total"] = runs["total_incl_cents"].map(lambda c: f"{to_decimal(int(c), 100)}")
+    print(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
+                "created_by", "created_at"]].to_string(index=False))
+
+
+def cmd_delete_run(args, settings: Settings) -> None:
+    from workbench.billing import delete_run
+
+    print(f"run {args.run} deleted ({delete_run(_engine(settings), args.run)} drafts)")
+
+
+def cmd_compare(args, settings: Settings) -> None:
+    from workbench.billing import compare_runs
+
+    diff = compare_runs(_engine(settings), args.run_a, args.run_b)
+    changed = diff[diff["Status"] != "unchanged"]
+    print(f"run {args.run_a} -> run {args.run_b}: {len(changed)} of {len(diff)} accounts differ")
+    if len(changed):
+        print(changed.to_string(index=False))
+
+
+def cmd_report(args, settings: Settings) -> None:
+    from workbench.billing import list_runs
+
+    runs = list_runs(_engine(settings))
+    row = runs[runs["id"] == args.run]
+    if row.empty:
+        raise BillingError(f"there is no billing run {args.run}")
+    _write_report(_engine(settings), settings, args.run, row["period"].iloc[0])
+
+
+def cmd_credit_note(args, settings: Settings) -> None:
+    from workbench.billing import issue_credit_note
+
+    number = issue_credit_note(_engine(settings), args.invoice, args.reason, _now())
+    print(f"credit note {number} issued for {args.invoice}")
+
+
 def cmd_demo(args, settings: Settings) -> None:
     """Load the sample operator and its month of calls, then rate the month."""
     from workbench.integration import load_cdr_files
@@ -104,7 +215,14 @@ def cmd_demo(args, settings: Settings) -> None:
     _print_loads(load_cdr_files(engine, files, settings, _now, progress=True))
     print(f"== rating {args.period}")
     _print_rating(rate_period(engine, Period.parse(args.period), settings, _now()))
-    print(f"== outputs: database {settings.database_url}")
+    from workbench.billing import RunOptions, default_dates
+
+    invoice_date, due_date = default_dates(Period.parse(args.period), settings)
+    print(f"== pre-production billing {args.period}")
+    run_id = _preprod(engine, settings, RunOptions(args.period, invoice_date, due_date))
+    print(f"== production billing {args.period} (promoting run {run_id})")
+    _production(engine, settings, run_id)
+    print(f"== outputs: database {settings.database_url}; reports in {Path(settings.output_dir) / 'reports'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +253,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rate", help="rate (or re-rate) the unbilled calls of a period")
     p.add_argument("--period", required=True, help="YYYY-MM")
     p.set_defaults(func=cmd_rate)
+
+    def run_options(p):
+        p.add_argument("--period", required=True, help="YYYY-MM")
+        p.add_argument("--invoice-date", help="YYYY-MM-DD (default: the day after the period)")
+        p.add_argument("--due-date", help="YYYY-MM-DD (default: invoice date + payment_days)")
+        p.add_argument("--customers", default="all", help="all, group:NAME or accounts:C1,C2")
+        p.add_argument("--advance", action="store_true", help="recurring items in advance (default: arrears)")
+        p.add_argument("--pdfs", action="store_true", help="render draft PDFs")
+
+    p = sub.add_parser("preprod", help="pre-production (test) billing: drafts and the control report")
+    run_options(p)
+    p.set_defaults(func=cmd_preprod)
+
+    p = sub.add_parser("production", help="issue the invoices of a reviewed pre-production run")
+    p.add_argument("--run", type=int, required=True)
+    p.set_defaults(func=cmd_production)
+
+    p = sub.add_parser("runs", help="list billing runs")
+    p.add_argument("--period")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("delete-run", help="delete a pre-production run and its drafts")
+    p.add_argument("run", type=int)
+    p.set_defaults(func=cmd_delete_run)
+
+    p = sub.add_parser("compare", help="compare two runs account by account")
+    p.add_argument("run_a", type=int)
+    p.add_argument("run_b", type=int)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="write the control report of a run")
+    p.add_argument("run", type=int)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("credit-note", help="cancel an issued invoice by a credit note")
+    p.add_argument("invoice", help="the invoice number, e.g. F2026-000123")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=cmd_credit_note)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample data")
     p.add_argument("--data", default=str(SAMPLE))

@@ -10,6 +10,9 @@ environment variable        TOML key                  default
 ``WORKBENCH_DATABASE_URL``  ``database_url``          ``sqlite:///var/workbench.sqlite``
 ``WORKBENCH_TIMEZONE``      ``timezone``              ``Europe/Paris``
 ``WORKBENCH_COUNTRY_CODE``  ``home_country_code``     ``33``
+``WORKBENCH_OUTPUT_DIR``    ``output_dir``            ``var`` (reports, documents)
+``WORKBENCH_CALLS_VAT``     ``consumption_vat_rate``  ``20`` (percent, on calls)
+``WORKBENCH_PAYMENT_DAYS``  ``payment_days``          ``30`` (due date after invoice date)
 ==========================  ========================  =====================================
 """
 
@@ -32,12 +35,18 @@ class Settings:
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'workbench.sqlite'}"
     timezone: str = "Europe/Paris"
     home_country_code: str = "33"
+    output_dir: str = str(DEFAULT_VAR_DIR)
+    consumption_vat_rate: str = "20"
+    payment_days: str = "30"
 
 
 _ENV = {
     "database_url": "WORKBENCH_DATABASE_URL",
     "timezone": "WORKBENCH_TIMEZONE",
     "home_country_code": "WORKBENCH_COUNTRY_CODE",
+    "output_dir": "WORKBENCH_OUTPUT_DIR",
+    "consumption_vat_rate": "WORKBENCH_CALLS_VAT",
+    "payment_days": "WORKBENCH_PAYMENT_DAYS",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,10 @@ def _python_column(series: pd.Series) -> list:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(np.int64).tolist()
     if series.dtype == object or pd.api.types.is_string_dtype(series) or series.hasnans:
-        return series.astype(object).where(series.notna(), None).tolist()
+        values = series.astype(object).where(series.notna(), None).tolist()
+        if series.dtype == object:  # exact decimals as text: SQLite's driver takes no Decimal
+            values = [str(v) if isinstance(v, Decimal) else v for v in values]
+        return values
     return series.tolist()
 
 

@@ -1,0 +1,1 @@
+"""Output documents: the Excel control report (and, later, invoice PDFs)."""

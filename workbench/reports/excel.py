@@ -1,0 +1,87 @@
+"""The billing control report as an .xlsx file (xlsxwriter), from the report's DataFrames.
+
+Every text cell is written as a string: a customer name such as ``=HYPERLINK(...)``,
+``+33 Conseil`` or ``@SUM(...)`` stays text, never a formula or a link. Money columns (exact
+``Decimal`` euros in the frames) become numbers with a currency format: Excel keeps numbers as
+binary floating point, so the conversion happens here, at the last step, on values already
+rounded to the cent. Each sheet has a frozen header and filters; the invoice sheet ends with a
+totals row (the sums are computed exactly and written as numbers).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import xlsxwriter
+
+MONEY_FORMAT = '#,##0.00 "€";[Red]-#,##0.00 "€"'
+
+
+def _is_missing(value) -> bool:
+    return value is None or (not isinstance(value, (str, bytes, Decimal)) and pd.isna(value))
+
+
+def _kind(series: pd.Series) -> str:
+    values = [v for v in series.tolist() if not _is_missing(v)]
+    if values and all(isinstance(v, Decimal) for v in values):
+        return "money" if str(series.name).lower().find("rate") < 0 and series.name not in ("Quantity",) else "number"
+    if pd.api.types.is_integer_dtype(series.dtype) or (values and all(isinstance(v, int) for v in values)):
+        return "integer"
+    if values and all(isinstance(v, (date, datetime)) for v in values):
+        return "date"
+    return "text"
+
+
+def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
+    """Write the report's sheets to ``path`` (the first sheet gets a totals row)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
+               "default_date_format": "yyyy-mm-dd"}
+    with xlsxwriter.Workbook(str(path), options) as book:
+        header = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
+        money = book.add_format({"num_format": MONEY_FORMAT})
+        money_total = book.add_format({"num_format": MONEY_FORMAT, "bold": True, "top": 1})
+        integer = book.add_format({"num_format": "#,##0"})
+        integer_total = book.add_format({"num_format": "#,##0", "bold": True, "top": 1})
+        number = book.add_format({"num_format": "0.####"})
+        day = book.add_format({"num_format": "yyyy-mm-dd"})
+        bold = book.add_format({"bold": True, "top": 1})
+        if title:
+            book.set_properties({"title": title})
+        for index, (name, frame) in enumerate(sheets.items()):
+            sheet = book.add_worksheet(name[:31])
+            kinds = [_kind(frame[c]) for c in frame.columns]
+            for col, column in enumerate(frame.columns):
+                sheet.write_string(0, col, str(column), header)
+                width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200).tolist()])
+                sheet.set_column(col, col, min(max(width + 2, 10), 60))
+            for row, values in enumerate(frame.itertuples(index=False), start=1):
+                for col, (value, kind) in enumerate(zip(values, kinds, strict=True)):
+                    if _is_missing(value):
+                        continue
+                    if kind == "money":
+                        sheet.write_number(row, col, float(value), money)
+                    elif kind == "number":
+                        sheet.write_number(row, col, float(value), number)
+                    elif kind == "integer":
+                        sheet.write_number(row, col, int(value), integer)
+                    elif kind == "date":
+                        sheet.write_datetime(row, col, pd.Timestamp(value).to_pydatetime(), day)
+                    else:
+                        sheet.write_string(row, col, str(value))
+            last = len(frame)
+            sheet.freeze_panes(1, 0)
+            sheet.autofilter(0, 0, max(last, 1), max(len(frame.columns) - 1, 0))
+            if index == 0 and last:
+                sheet.write_string(last + 1, 0, "Total", bold)
+                for col, (column, kind) in enumerate(zip(frame.columns, kinds, strict=True)):
+                    values = [v for v in frame[column].tolist() if not _is_missing(v)]
+                    if kind == "money":
+                        sheet.write_number(last + 1, col, float(sum(values, Decimal(0))), money_total)
+                    elif kind == "integer":
+                        sheet.write_number(last + 1, col, int(sum(values)), integer_total)
+    return path
