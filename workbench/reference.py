@@ -14,11 +14,12 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Connection, Engine, String, bindparam, delete, insert, select, update
 
 from workbench.db import schema as s
 from workbench.money import CENT_SCALE, MoneyError, parse_amount
-from workbench.numbering import normalise_one
+from workbench.numbering import normalise
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 TRUE, FALSE = {"yes", "true", "1", "y", "oui"}, {"no", "false", "0", "n", "non", ""}
@@ -351,9 +352,11 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None
     loader.upsert(s.Contact, ("customer_id", "email"), contacts, rows["contacts"])
 
     lines = []
-    for r in rows["lines"]:
-        number = normalise_one(r.text("number"), home_country_code)
-        if number is None:
+    normalised = normalise(pd.Series([r.text("number", False) for r in rows["lines"]], dtype="string"),
+                           home_country_code)
+    for r, number in zip(rows["lines"], normalised.tolist(), strict=True):
+        r.text("number")
+        if number is None or pd.isna(number):
             r.fail(f"number {r.text('number')!r} is not a phone number")
         start, end = r.day("valid_from"), r.day("valid_to", False)
         if end is not None and end < start:
