@@ -119,14 +119,16 @@ def write_csv(path: Path, header: list[str] | None, rows: list[list[str]]) -> Pa
     return path
 
 
-def reference_folder(folder: Path, only: list[str] | None = None, **overrides) -> Path:
+def reference_folder(folder: Path, only: list[str] | None = None, reference: dict | None = None,
+                     **overrides) -> Path:
     """Write the minimal operator's reference CSVs into ``folder``.
 
-    ``only``: write just these files; ``overrides``: replace a file's rows
-    (``lines=[[...], ...]``), or its whole text when given a ``str``.
+    ``only``: write just these files; ``reference``: another operator's rows by file (default
+    :data:`REFERENCE`); ``overrides``: replace a file's rows (``lines=[[...], ...]``), or its
+    whole text when given a ``str``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in REFERENCE.items():
+    for name, rows in (REFERENCE if reference is None else reference).items():
         if only is not None and name not in only:
             continue
         content = overrides.get(name, rows)
@@ -135,6 +137,58 @@ def reference_folder(folder: Path, only: list[str] | None = None, **overrides) -
         else:
             write_csv(folder / f"{name}.csv", HEADERS[name], content)
     return folder
+
+
+# ---------------------------------------------------------------------------- billing operator
+
+#: The billing operator (plan ``TEST`` as above; see ``tests/test_billing.py`` for the hand
+#: calculations): four customers in two billing groups, one line each.
+BILLING_PRODUCTS = [
+    ["LINE", "Fixed line", "recurring", "service", "19.90", "20"],
+    ["MOBMIN", "Mobile minutes", "recurring", "service", "5.00", "20"],
+    ["INSTALL", "Installation", "one_off", "installation", "49.00", "20"],
+    ["DEPOSIT", "Router deposit", "one_off", "deposit", "100.00", "0"],
+]
+BILLING_ALLOWANCES = [["MOBMIN", "MOB", "10"]]  # 10 minutes to mobiles per unit and month
+BILLING_CUSTOMERS = [
+    ["C1", "Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", "", "fr", "direct_debit", "A", "TEST"],
+    ["C2", "Beta Ltd", "2 High Street", "", "SW1A 1AA", "London", "GB", "", "en", "transfer", "A", "TEST"],
+    ["C3", "Gamma SAS", "3 rue C", "", "69001", "Lyon", "FR", "", "fr", "direct_debit", "B", "TEST"],
+    ["C4", "Delta EURL", "4 rue D", "", "13001", "Marseille", "FR", "", "fr", "transfer", "B", "TEST"],
+]
+BILLING_CONTACTS = [["C1", "Accounts", "compta@alpha.example.fr", "yes"],
+                    ["C2", "Boss", "boss@beta.example.co.uk", "no"]]
+BILLING_LINES = [[f"C{i}", f"+3314500000{i}", "2026-01-01", ""] for i in range(1, 5)]
+BILLING_SUBSCRIPTIONS = [
+    ["C1", "LINE", "2", "2025-01-01", "", ""],
+    ["C1", "MOBMIN", "1", "2025-01-01", "", ""],
+    ["C2", "LINE", "1", "2026-10-11", "", ""],  # starts mid-month
+    ["C3", "LINE", "1", "2025-06-01", "2026-10-20", ""],  # ends mid-month
+    ["C4", "LINE", "3", "2025-01-01", "", "15.00"],  # price override
+]
+BILLING_ONE_OFFS = [
+    ["C2", "INSTALL", "2026-10-11", "1", "", "Set-up"],
+    ["C2", "DEPOSIT", "2026-10-11", "1", "", ""],
+    ["C1", "INSTALL", "2026-11-02", "1", "", "Extra socket"],  # November: not billed in October
+]
+BILLING_MANDATES = [["C1", "MANDATE-C1-01", "2025-12-20", "FR76 3000 6000 0112 3456 7890 189", "agrifrpp",
+                     "active"]]
+BILLING_REFERENCE = {
+    **REFERENCE,
+    "products": BILLING_PRODUCTS,
+    "allowances": BILLING_ALLOWANCES,
+    "customers": BILLING_CUSTOMERS,
+    "contacts": BILLING_CONTACTS,
+    "lines": BILLING_LINES,
+    "subscriptions": BILLING_SUBSCRIPTIONS,
+    "one_off_charges": BILLING_ONE_OFFS,
+    "mandates": BILLING_MANDATES,
+}
+
+
+def billing_reference_folder(folder: Path, only: list[str] | None = None, **overrides) -> Path:
+    """Write the billing operator's reference CSVs into ``folder`` (as :func:`reference_folder`)."""
+    return reference_folder(folder, only, BILLING_REFERENCE, **overrides)
 
 
 def native_cdrs(rows: list[list[str]], header: list[str] = NATIVE_HEADER) -> bytes:

@@ -246,7 +246,7 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
             body = f"{int(rng.integers(10_000_000, 99_999_999)):08d}"
             vat = french_vat(body + luhn_digit(body))
         new = i % 20 == 3  # starts during the month
-        leaving = i % 31 == 9  # ends during the month
+        leaving = i % 31 == 9 and not new  # ends during the month
         since = (p_start + timedelta(days=int(rng.integers(7, 20)))) if new else (
             date(2019, 1, 1) + timedelta(days=int(rng.integers(0, 2700))))
         until = p_start + timedelta(days=int(rng.integers(9, 25))) if leaving else None
@@ -313,7 +313,8 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
             op.weights.append(0.0)
         # subscriptions
         def sub(product, quantity, start=since, end=until, override="", account=account):
-            op.subscriptions.append((account, product, quantity, start, end, override))
+            if end is None or end >= start:
+                op.subscriptions.append((account, product, quantity, start, end, override))
 
         sub("LINE_PRO", n_lines, override="17.50" if i % 10 == 0 else "")
         if i % 10 < 7:
