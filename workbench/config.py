@@ -1,19 +1,31 @@
-"""Configuration: where the database (and, later, the FTP space and mail) live.
+"""Configuration: the database, the FTP space, mail, SEPA and the operator's identity.
 
-Read, in order of precedence: environment variables, then a TOML file (``--config`` or
-``$WORKBENCH_CONFIG``, else ``workbench.toml`` in the working directory if present), then the
-embedded defaults, which need no set-up (a SQLite file under ``var/``).
+Read, in order of precedence: command-line overrides, environment variables, a TOML file
+(``--config`` or ``$WORKBENCH_CONFIG``, else ``workbench.toml`` in the working directory if
+present), then the embedded defaults, which need no set-up (a SQLite file, a local folder as FTP
+space and an outbox folder for mail, all under ``var/``). Each setting ``name`` has the
+environment variable ``WORKBENCH_<NAME>`` (upper case) and the TOML key ``name``:
 
-==========================  ========================  =====================================
-environment variable        TOML key                  default
-==========================  ========================  =====================================
-``WORKBENCH_DATABASE_URL``  ``database_url``          ``sqlite:///var/workbench.sqlite``
-``WORKBENCH_TIMEZONE``      ``timezone``              ``Europe/Paris``
-``WORKBENCH_COUNTRY_CODE``  ``home_country_code``     ``33``
-``WORKBENCH_OUTPUT_DIR``    ``output_dir``            ``var`` (reports, documents)
-``WORKBENCH_CALLS_VAT``     ``consumption_vat_rate``  ``20`` (percent, on calls)
-``WORKBENCH_PAYMENT_DAYS``  ``payment_days``          ``30`` (due date after invoice date)
-==========================  ========================  =====================================
+=========================  ==========================================================
+setting                    default and meaning
+=========================  ==========================================================
+``database_url``           ``sqlite:///var/workbench.sqlite``
+``timezone``               ``Europe/Paris`` (the operator's)
+``home_country_code``      ``33`` (national ``0...`` numbers belong to it)
+``output_dir``             ``var`` (reports)
+``consumption_vat_rate``   ``20`` (percent, on calls)
+``payment_days``           ``30`` (due date after the invoice date)
+``storage_url``            ``var/ftp`` (the FTP space: a folder, ``ftp://``, ``ftps://``)
+``smtp_url``               empty: mail goes to ``outbox_dir`` as .eml files; else
+                           ``smtp://user@host:587`` (STARTTLS) or ``smtps://...:465``
+``outbox_dir``             ``var/outbox``
+``mail_from``              ``Facturation <facturation@operateur.example>``
+``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
+``operator_*``             the operator's identity printed on invoices
+=========================  ==========================================================
+
+Secrets are never read from the TOML file or a notebook: the SMTP password comes from
+``WORKBENCH_SMTP_PASSWORD`` and FTP passwords from ``WORKBENCH_STORAGE_PASSWORD`` (or the URL).
 """
 
 from __future__ import annotations
@@ -38,16 +50,34 @@ class Settings:
     output_dir: str = str(DEFAULT_VAR_DIR)
     consumption_vat_rate: str = "20"
     payment_days: str = "30"
+    storage_url: str = str(DEFAULT_VAR_DIR / "ftp")
+    smtp_url: str = ""
+    outbox_dir: str = str(DEFAULT_VAR_DIR / "outbox")
+    mail_from: str = "Facturation Opérateur Exemple <facturation@operateur.example>"
+    sepa_creditor_name: str = "OPERATEUR EXEMPLE SAS"
+    sepa_creditor_iban: str = "FR7630006000011234567890189"
+    sepa_creditor_bic: str = "AGRIFRPP"
+    sepa_creditor_id: str = "FR72ZZZ123456"
+    sepa_version: str = "pain.008.001.02"
+    operator_name: str = "Opérateur Exemple SAS"
+    operator_address: str = "12 rue de la Paix, 75002 Paris, France"
+    operator_siren: str = "123 456 782"
+    operator_vat: str = "FR40123456782"
+    operator_capital: str = "SAS au capital de 100 000 EUR, RCS Paris"
+    operator_email: str = "facturation@operateur.example"
+    late_penalty_rate: str = "three times the French legal interest rate"
 
 
-_ENV = {
-    "database_url": "WORKBENCH_DATABASE_URL",
-    "timezone": "WORKBENCH_TIMEZONE",
-    "home_country_code": "WORKBENCH_COUNTRY_CODE",
-    "output_dir": "WORKBENCH_OUTPUT_DIR",
-    "consumption_vat_rate": "WORKBENCH_CALLS_VAT",
-    "payment_days": "WORKBENCH_PAYMENT_DAYS",
-}
+SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}
+
+
+def secret(name: str) -> str | None:
+    """A secret from the environment only (``smtp_password``, ``storage_password``)."""
+    return os.environ.get(SECRETS[name]) or None
+
+
+_ENV = {f.name: f"WORKBENCH_{f.name.upper()}" for f in fields(Settings)}
+_ENV.update({"home_country_code": "WORKBENCH_COUNTRY_CODE", "consumption_vat_rate": "WORKBENCH_CALLS_VAT"})
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: str | None) -> Settings:

@@ -397,3 +397,46 @@ class CreditEntry(Base):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     description: Mapped[str] = mapped_column(String(200))
     invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """The email of an issued invoice to one recipient: ``state`` pending, sent or failed, so
+    a delivery run resumed after a crash sends what is missing and nothing twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("invoice_id", "recipient"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SepaFile(Base):
+    """A generated SEPA direct debit file (pain.008), stored in the FTP space."""
+
+    __tablename__ = "sepa_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(35), unique=True)
+    version: Mapped[str] = mapped_column(String(20))
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    transactions: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class SepaDebit(Base):
+    """One direct debit of an invoice in a SEPA file; ``sequence_type`` FRST or RCUR (a mandate
+    with a debit already is RCUR)."""
+
+    __tablename__ = "sepa_debits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("sepa_files.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    mandate_reference: Mapped[str] = mapped_column(String(35), index=True)
+    sequence_type: Mapped[str] = mapped_column(String(4))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    collection_date: Mapped[date] = mapped_column(Date)

@@ -1,0 +1,856 @@
+"""Billing runs end to end through the database (SQLite and PostgreSQL): pre-production,
+production, credit notes, comparison, the control report, the customer profile and the CLI.
+
+The operator is the billing operator of :mod:`factories` (plan ``TEST``). Every amount below is
+worked out by hand for October 2026 (31 days; Paris is UTC+2 until 25 October, then UTC+1).
+
+Rates (per minute, in 1/10,000 EUR "units"): FIX peak 0.06 per second (Mon-Fri 08:00-20:00),
+off-peak 0.03 per second; MOB connect 0.10, 0.12/min, first minute one 60 s step, then per
+second; INT connect 0.20, 0.60/min for the first minute (one 60 s step), then 0.30/min in 30 s
+steps. MOBMIN includes 10 minutes (600 s) to MOB per month; a call that crosses the allowance
+pays its remaining seconds as a call of that length, without connect fee.
+
+Calls (price units; a consumption line is the sum of its calls, rounded half up to the cent):
+
+* C1 X1 Wed 07 Oct 10:00 FIX peak 125 s: 125 x 600 / 60 = 1250 (0.1250)
+* C1 X2 Thu 08 Oct 10:00 MOB 500 s: all in the allowance (500 of 600 s): 0
+* C1 X3 Fri 09 Oct 10:00 MOB 200 s: 100 s covered, 100 s over, no connect fee:
+  60 s step at 0.12/min (0.1200) + 40 s at 0.12/min (0.0800) = 2000
+* C1 X4 Sat 10 Oct 11:00 MOB 30 s, allowance used up: 0.10 + one 60 s step at 0.12/min = 2200
+  -> C1: FIX 1250 units = 12.5 cents -> 13; MOB 0 + 2000 + 2200 = 4200 units -> 42 cents
+* C2 Y1 Mon 12 Oct 21:00 FIX off-peak 90 s: 90 x 300 / 60 = 450 -> 4.5 cents -> 5
+* C2 Y2 Tue 27 Oct 15:00 (UTC+1) INT 100 s: 0.20 + 0.60 + 40 s in 30 s steps = 60 s at 0.30
+  (0.30) = 11000 -> 110 cents
+* C3 Z1 Wed 14 Oct 09:30 FIX peak 125 s: 1250 -> 13 cents
+
+Invoices of October, in arrears (cents; VAT per rate on the sum of its lines, half up):
+
+* C1: LINE 2 x 19.90 = 3980 + MOBMIN 500 = recurring 4480; consumption 13 + 42 = 55;
+  excl. 4535; VAT 20% 907.0 -> 907; incl. 5442; account credit 20.00 -> applied 2000 (partly
+  used: it is all there is, less than the total); net 3442
+* C2: one-offs INSTALL 4900 (20%) + DEPOSIT 10000 (0%) = 14900; LINE from 11 Oct: 21 of 31
+  days, 1990 x 21 / 31 = 1348.06 -> 1348 prorated; consumption 5 + 110 = 115;
+  excl. 16363; VAT 20% on 4900 + 1348 + 115 = 6363 -> 1272.6 -> 1273, 0% on 10000 -> 0;
+  incl. 17636; net 17636
+* C3: LINE to 20 Oct: 20 of 31 days, 1990 x 20 / 31 = 1283.87 -> 1284 prorated; consumption
+  13; excl. 1297; VAT 259.4 -> 259; incl. 1556; net 1556
+* C4: LINE 3 x 15.00 (override) = 4500 recurring; VAT 900; incl. 5400; account credit 100.00
+  -> applied 5400 (fully covers the invoice, 46.00 carried over); net 0
+
+Run totals: incl. 5442 + 17636 + 1556 + 5400 = 30034; net 3442 + 17636 + 1556 + 0 = 22634.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+import sqlalchemy
+from factories import BILLING_CUSTOMERS, BILLING_SUBSCRIPTIONS, billing_reference_folder, native_cdrs, table_counts
+from sqlalchemy import Date, Engine, bindparam, func, select, text
+
+from workbench import cli
+from workbench.billing import (
+    BillingError,
+    RunOptions,
+    compare_runs,
+    customer_profile,
+    delete_run,
+    issue_credit_note,
+    list_runs,
+    preprod,
+    production,
+    run_report,
+)
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.engine import make_engine, upgrade
+from workbench.integration import load_cdr_file
+from workbench.ratings import rate_period
+from workbench.reference import load_reference
+from workbench.reports.excel import write_control_report
+from workbench.repository import read_frame
+
+PERIOD = "2026-10"
+OPTIONS = RunOptions(PERIOD, date(2026, 11, 1), date(2026, 12, 1))
+NOVEMBER = RunOptions("2026-11", date(2026, 12, 1), date(2026, 12, 31))
+NOW = datetime(2026, 11, 2, 6, 0, 0)
+LATER = datetime(2026, 11, 3, 9, 0, 0)
+
+OCTOBER_CALLS = [
+    ["X1", "2026-10-07T10:00:00+02:00", "+33145000001", "+33155000000", "125"],
+    ["X2", "2026-10-08T10:00:00+02:00", "+33145000001", "+33612345678", "500"],
+    ["X3", "2026-10-09T10:00:00+02:00", "+33145000001", "+33612345678", "200"],
+    ["X4", "2026-10-10T11:00:00+02:00", "+33145000001", "+33798765432", "30"],
+    ["Y1", "2026-10-12T21:00:00+02:00", "+33145000002", "+33155000001", "90"],
+    ["Y2", "2026-10-27T15:00:00+01:00", "+33145000002", "+442079460958", "100"],
+    ["Z1", "2026-10-14T09:30:00+02:00", "+33145000003", "+33155000002", "125"],
+]
+#: price units of each call (module docstring)
+CALL_PRICES = {"X1": 1250, "X2": 0, "X3": 2000, "X4": 2200, "Y1": 450, "Y2": 11000, "Z1": 1250}
+#: account credit given before the run (cents)
+CREDITS = {"C1": 2000, "C4": 10000}
+
+AMOUNTS = ["one_off", "recurring", "prorated", "consumption", "excl", "vat", "incl", "credit", "net"]
+#: each October invoice (module docstring), in the order of AMOUNTS
+EXPECTED = {
+    "C1": (0, 4480, 0, 55, 4535, 907, 5442, 2000, 3442),
+    "C2": (14900, 0, 1348, 115, 16363, 1273, 17636, 0, 17636),
+    "C3": (0, 0, 1284, 13, 1297, 259, 1556, 0, 1556),
+    "C4": (0, 4500, 0, 0, 4500, 900, 5400, 5400, 0),
+}
+#: VAT by rate: (rate, base, VAT)
+EXPECTED_VAT = {
+    "C1": [(Decimal("20"), 4535, 907)],
+    "C2": [(Decimal("0"), 10000, 0), (Decimal("20"), 6363, 1273)],
+    "C3": [(Decimal("20"), 1297, 259)],
+    "C4": [(Decimal("20"), 4500, 900)],
+}
+TOTAL_INCL, TOTAL_NET = 30034, 22634
+
+
+# ---------------------------------------------------------------------------- helpers
+
+@dataclass
+class Scenario:
+    engine: Engine
+    settings: Settings
+    folder: Path
+    ids: dict[str, int]  # account number -> customer id
+
+
+def frame(engine: Engine, statement, **params) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return read_frame(connection, statement, **params)
+
+
+def add_credit(engine: Engine, customer_id: int, cents: int, day: date = date(2026, 10, 15)) -> None:
+    """An account credit entry, written with plain SQL."""
+    stmt = text("INSERT INTO credit_entries (customer_id, entry_date, amount_cents, description) "
+                "VALUES (:customer, :day, :cents, 'goodwill')").bindparams(bindparam("day", type_=Date))
+    with engine.begin() as connection:
+        connection.execute(stmt, {"customer": customer_id, "day": day, "cents": cents})
+
+
+def load_october(engine: Engine, settings: Settings, folder: Path) -> Scenario:
+    """Reference data, October's calls (all accepted), the account credits, then rating."""
+    load_reference(engine, billing_reference_folder(folder / "reference"))
+    path = folder / "switch-2026-10.csv"
+    path.write_bytes(native_cdrs(OCTOBER_CALLS))
+    report = load_cdr_file(engine, path, settings, NOW)
+    assert (report.accepted, report.rejected) == (7, 0)
+    ids = {a: int(i) for a, i in frame(engine, select(s.Customer.account_number, s.Customer.id)).values}
+    for account, cents in CREDITS.items():
+        add_credit(engine, ids[account], cents)
+    summary = rate_period(engine, PERIOD, settings, NOW)
+    assert (summary.rated, summary.errors) == (7, 0)
+    return Scenario(engine, settings, folder, ids)
+
+
+@pytest.fixture
+def october(engine, settings, tmp_path) -> Scenario:
+    return load_october(engine, settings, tmp_path)
+
+
+def stored_invoices(engine: Engine, run_id: int) -> pd.DataFrame:
+    """The invoices of a run by account number, with their item amounts summed by type from
+    ``invoice_items`` (0 where none)."""
+    inv = frame(engine, select(s.Invoice.__table__, s.Customer.account_number)
+                .join(s.Customer, s.Customer.id == s.Invoice.customer_id)
+                .where(s.Invoice.run_id == run_id).order_by(s.Invoice.number))
+    items = frame(engine, select(s.InvoiceItem.invoice_id, s.InvoiceItem.type, s.InvoiceItem.amount_cents)
+                  .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(s.Invoice.run_id == run_id))
+    for kind in ("one_off", "recurring", "prorated", "consumption", "credit"):
+        sums = items[items["type"] == kind].groupby("invoice_id")["amount_cents"].sum()
+        inv[kind] = inv["id"].map(sums).fillna(0).astype(int)
+    return inv.set_index("account_number")
+
+
+def amounts(row) -> tuple[int, ...]:
+    """An invoice row's amounts in the order of AMOUNTS."""
+    return tuple(int(row[c]) for c in (
+        "one_off", "recurring", "prorated", "consumption", "total_excl_cents", "total_vat_cents",
+        "total_incl_cents", "credit_applied_cents", "net_payable_cents"))
+
+
+def sequences(engine: Engine) -> list[tuple]:
+    return [tuple(r) for r in frame(engine, select(s.NumberSequence.series, s.NumberSequence.year,
+                                                   s.NumberSequence.last_number)
+                                    .order_by(s.NumberSequence.series)).itertuples(index=False)]
+
+
+def issued_numbers(engine: Engine) -> list[str]:
+    return frame(engine, select(s.Invoice.number).where(s.Invoice.status == "issued", s.Invoice.kind == "invoice")
+                 .order_by(s.Invoice.number))["number"].tolist()
+
+
+def credit_entries(engine: Engine) -> pd.DataFrame:
+    return frame(engine, select(s.CreditEntry.__table__).order_by(s.CreditEntry.id))
+
+
+def invoice_ids(engine: Engine, run_id: int) -> dict[str, int]:
+    return {a: int(i) for a, i in frame(engine, select(s.Customer.account_number, s.Invoice.id)
+                                        .join(s.Invoice, s.Invoice.customer_id == s.Customer.id)
+                                        .where(s.Invoice.run_id == run_id)).values}
+
+
+def call_invoices(engine: Engine) -> dict[str, object]:
+    """The ``invoice_id`` of each rated call, by switch call id (None: not billed)."""
+    rows = frame(engine, select(s.Cdr.switch_id, s.RatedCall.invoice_id).join(s.Cdr, s.Cdr.id == s.RatedCall.cdr_id))
+    return {k: (None if pd.isna(v) else int(v)) for k, v in rows.values}
+
+
+# ---------------------------------------------------------------------------- 1. the hand-worked month
+
+def test_october_invoices_match_the_hand_calculation(october):
+    engine = october.engine
+    rated = frame(engine, select(s.Cdr.switch_id, s.RatedCall.price_units, s.RatedCall.allowance_s,
+                                 s.RatedCall.rule).join(s.Cdr, s.Cdr.id == s.RatedCall.cdr_id)).set_index("switch_id")
+    assert {k: int(v) for k, v in rated["price_units"].items()} == CALL_PRICES
+    # the allowance: X2 all in it, X3 crosses it (100 of its 200 s covered), X4 after it
+    assert {k: int(rated.loc[k, "allowance_s"]) for k in ("X2", "X3", "X4")} == {"X2": 500, "X3": 100, "X4": 0}
+    assert [rated.loc[k, "rule"] for k in ("X2", "X3", "X4")] == ["allowance", "allowance_overflow", "rate"]
+
+    summary = preprod(engine, OPTIONS, october.settings, NOW)
+    assert (summary.kind, summary.period, summary.invoices) == ("preprod", PERIOD, 4)
+    assert (summary.total_incl_cents, summary.net_payable_cents) == (TOTAL_INCL, TOTAL_NET)
+    inv = stored_invoices(engine, summary.run_id)
+    assert list(inv.index) == ["C1", "C2", "C3", "C4"]
+    for account, expected in EXPECTED.items():
+        assert dict(zip(AMOUNTS, amounts(inv.loc[account]), strict=True)) == dict(
+            zip(AMOUNTS, expected, strict=True)), account
+        # the credit applied is also a negative line of the invoice
+        assert inv.loc[account, "credit"] == -expected[AMOUNTS.index("credit")]
+    assert inv["previous_amount_cents"].isna().all()  # no earlier production invoice
+    assert set(inv["status"]) == {"draft"} and inv["issued_at"].isna().all()
+    assert set(inv["invoice_date"]) == {date(2026, 11, 1)} and set(inv["due_date"]) == {date(2026, 12, 1)}
+
+    vat = frame(engine, select(s.Customer.account_number, s.InvoiceVat.vat_rate, s.InvoiceVat.base_cents,
+                               s.InvoiceVat.vat_cents)
+                .join(s.Invoice, s.Invoice.id == s.InvoiceVat.invoice_id)
+                .join(s.Customer, s.Customer.id == s.Invoice.customer_id)
+                .where(s.Invoice.run_id == summary.run_id))
+    got = {a: sorted((Decimal(r), int(b), int(v)) for _, r, b, v in g.itertuples(index=False))
+           for a, g in vat.groupby("account_number")}
+    assert got == EXPECTED_VAT
+
+    items = frame(engine, select(s.Customer.account_number, s.InvoiceItem.__table__)
+                  .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                  .join(s.Customer, s.Customer.id == s.Invoice.customer_id)
+                  .where(s.Invoice.run_id == summary.run_id)
+                  .order_by(s.Customer.account_number, s.InvoiceItem.position))
+    c1 = items[items["account_number"] == "C1"]
+    assert c1["type"].tolist() == ["recurring", "recurring", "consumption", "consumption", "credit"]
+    assert c1["position"].tolist() == [1, 2, 3, 4, 5]
+    line = c1[c1["product_code"] == "LINE"].iloc[0]
+    assert (Decimal(line["quantity"]), int(line["unit_price_cents"]), int(line["amount_cents"])) == (
+        Decimal("2"), 1990, 3980)
+    mob = c1[c1["zone_code"] == "MOB"].iloc[0]
+    # 3 calls, 500 + 200 + 30 = 730 s = 12.1667 min, 42 cents
+    assert (int(mob["calls"]), int(mob["seconds"]), Decimal(mob["quantity"]), int(mob["amount_cents"])) == (
+        3, 730, Decimal("12.1667"), 42)
+    prorated = items[items["type"] == "prorated"].set_index("account_number")
+    # C2 from 11 to 31 October (21/31 = 0.6774), C3 from 1 to 20 October (20/31 = 0.6452)
+    assert (prorated.loc["C2", "period_from"], prorated.loc["C2", "period_to"]) == (date(2026, 10, 11),
+                                                                                    date(2026, 10, 31))
+    assert (prorated.loc["C3", "period_from"], prorated.loc["C3", "period_to"]) == (date(2026, 10, 1),
+                                                                                    date(2026, 10, 20))
+    assert Decimal(prorated.loc["C2", "quantity"]) == Decimal("0.6774")
+    assert Decimal(prorated.loc["C3", "quantity"]) == Decimal("0.6452")
+    one_offs = items[items["type"] == "one_off"]
+    assert sorted(zip(one_offs["product_code"], one_offs["amount_cents"].astype(int),
+                      one_offs["vat_rate"].map(Decimal), strict=True)) == [
+        ("DEPOSIT", 10000, Decimal("0")), ("INSTALL", 4900, Decimal("20"))]
+    # C1's installation of 2 November is not October's
+    assert "INSTALL" not in set(c1["product_code"].dropna())
+
+
+# ---------------------------------------------------------------------------- 2. pre-production is harmless
+
+def test_preprod_changes_nothing_production_depends_on(october):
+    engine, settings = october.engine, october.settings
+    credits_before = credit_entries(engine)
+    counts_before = table_counts(engine)
+
+    first = preprod(engine, OPTIONS, settings, NOW)
+    calls = frame(engine, select(s.RatedCall.invoice_id))
+    assert len(calls) == 7 and calls["invoice_id"].isna().all()
+    one_offs = frame(engine, select(s.OneOffCharge.invoice_id))
+    assert len(one_offs) == 3 and one_offs["invoice_id"].isna().all()
+    assert sequences(engine) == []
+    pd.testing.assert_frame_equal(credit_entries(engine), credits_before)
+    # only the run and its drafts are new: 4 invoices; items C1 5 (2 recurring, 2 zones, credit),
+    # C2 5 (2 one-offs, prorated, 2 zones), C3 2, C4 2 (recurring, credit); VAT rows 1 + 2 + 1 + 1
+    counts = table_counts(engine)
+    grown = {t: counts[t] - counts_before[t] for t in counts if counts[t] != counts_before[t]}
+    assert grown == {"billing_runs": 1, "invoices": 4, "invoice_items": 14, "invoice_vat": 5}
+
+    inv = stored_invoices(engine, first.run_id)
+    assert inv["number"].to_dict() == {f"C{i}": f"PRE-{first.run_id}-000{i}" for i in range(1, 5)}
+    assert first.numbers == (f"PRE-{first.run_id}-0001", f"PRE-{first.run_id}-0004")
+
+    second = preprod(engine, OPTIONS, settings, LATER)
+    assert second.run_id != first.run_id
+    runs = list_runs(engine, PERIOD)
+    assert runs["id"].tolist() == [second.run_id, first.run_id]  # newest first
+    assert runs["kind"].tolist() == ["preprod", "preprod"] and runs["status"].tolist() == ["done", "done"]
+    assert [int(n) for n in runs["invoices"]] == [4, 4]
+    assert [int(t) for t in runs["total_incl_cents"]] == [TOTAL_INCL, TOTAL_INCL]
+    assert list_runs(engine, "2026-09").empty
+
+    assert delete_run(engine, first.run_id) == 4
+    assert list_runs(engine)["id"].tolist() == [second.run_id]
+    assert frame(engine, select(s.Invoice.id).where(s.Invoice.run_id == first.run_id)).empty
+    counts = table_counts(engine)
+    assert (counts["invoices"], counts["invoice_items"], counts["invoice_vat"]) == (4, 14, 5)
+    with pytest.raises(BillingError, match=f"no billing run {first.run_id}"):
+        delete_run(engine, first.run_id)
+
+    issued = production(engine, second.run_id, settings, LATER)
+    with pytest.raises(BillingError, match="issued in production"):
+        delete_run(engine, second.run_id)
+    with pytest.raises(BillingError, match="production run"):
+        delete_run(engine, issued.run_id)
+    assert len(issued_numbers(engine)) == 4 and len(list_runs(engine)) == 2
+
+
+# ---------------------------------------------------------------------------- 3. comparing runs
+
+def test_compare_after_a_rate_correction(october):
+    engine, settings = october.engine, october.settings
+    before = preprod(engine, OPTIONS, settings, NOW)
+    # the INT connect fee goes from 0.20 to 0.30: Y2 = 0.30 + 0.60 + 0.30 = 12000 units = 120 cents
+    # C2: consumption 5 + 120 = 125 (+10); VAT on 4900 + 1348 + 125 = 6373 -> 1274.6 -> 1275;
+    # incl. 16373 + 1275 = 17648 (+12)
+    rates = [["TEST", "INT", "*", "0.30", "yes", "0:0.60/60 60:0.30/30"]]
+    load_reference(engine, billing_reference_folder(october.folder / "fix", only=["rates"], rates=rates))
+    rate_period(engine, PERIOD, settings, LATER)
+    after = preprod(engine, OPTIONS, settings, LATER)
+
+    diff = compare_runs(engine, before.run_id, after.run_id).set_index("Account number")
+    assert diff["Status"].to_dict() == {"C1": "unchanged", "C2": "changed", "C3": "unchanged", "C4": "unchanged"}
+    c2 = diff.loc["C2"]
+    assert c2["Change consumption"] == Decimal("0.10")
+    assert (c2["Total A"], c2["Total B"], c2["Change"]) == (Decimal("176.36"), Decimal("176.48"), Decimal("0.12"))
+    assert c2["Change initial (one-off)"] == Decimal("0.00") and c2["Change prorated"] == Decimal("0.00")
+    assert diff.loc["C1", "Change"] == Decimal("0.00")
+    with pytest.raises(BillingError, match="no billing run 999"):
+        compare_runs(engine, before.run_id, 999)
+
+
+# ---------------------------------------------------------------------------- 4. production
+
+def test_production_issues_gap_free_numbers_and_marks_what_it_bills(october):
+    engine, settings, ids = october.engine, october.settings, october.ids
+    credits_before = credit_entries(engine)
+    run = preprod(engine, OPTIONS, settings, NOW)
+    summary = production(engine, run.run_id, settings, LATER)
+    assert (summary.kind, summary.invoices, summary.skipped) == ("production", 4, [])
+    assert summary.numbers == ("F2026-000001", "F2026-000004")
+    assert (summary.total_incl_cents, summary.net_payable_cents) == (TOTAL_INCL, TOTAL_NET)
+    assert summary.message == "4 invoices issued, F2026-000001 to F2026-000004"
+
+    inv = stored_invoices(engine, summary.run_id)
+    assert inv["number"].to_dict() == {"C1": "F2026-000001", "C2": "F2026-000002", "C3": "F2026-000003",
+                                       "C4": "F2026-000004"}
+    for account, expected in EXPECTED.items():
+        assert amounts(inv.loc[account]) == expected, account
+    assert set(inv["status"]) == {"issued"} and set(inv["kind"]) == {"invoice"}
+    assert {pd.Timestamp(t) for t in inv["issued_at"]} == {pd.Timestamp(LATER)}
+    assert sequences(engine) == [("F", 2026, 4)]
+
+    runs = list_runs(engine).set_index("id")
+    assert runs.loc[run.run_id, "status"] == "promoted"
+    assert (runs.loc[summary.run_id, "kind"], int(runs.loc[summary.run_id, "source_run_id"])) == (
+        "production", run.run_id)
+    # the drafts stay as the review record
+    assert len(stored_invoices(engine, run.run_id)) == 4
+
+    billed = invoice_ids(engine, summary.run_id)
+    assert call_invoices(engine) == {"X1": billed["C1"], "X2": billed["C1"], "X3": billed["C1"], "X4": billed["C1"],
+                                     "Y1": billed["C2"], "Y2": billed["C2"], "Z1": billed["C3"]}
+    one_offs = frame(engine, select(s.OneOffCharge.customer_id, s.OneOffCharge.charge_date,
+                                    s.OneOffCharge.invoice_id).order_by(s.OneOffCharge.id))
+    assert [None if pd.isna(i) else int(i) for i in one_offs["invoice_id"]] == [billed["C2"], billed["C2"], None]
+    credits = credit_entries(engine)
+    pd.testing.assert_frame_equal(credits.iloc[:2], credits_before)
+    new = credits.iloc[2:]
+    assert sorted(zip(new["customer_id"], new["amount_cents"], new["invoice_id"], new["entry_date"], strict=True)) \
+        == sorted([(ids["C1"], -2000, billed["C1"], date(2026, 11, 1)), (ids["C4"], -5400, billed["C4"],
+                                                                         date(2026, 11, 1))])
+
+    # the same run again: nothing issued, and said so
+    again = production(engine, run.run_id, settings, LATER)
+    assert (again.invoices, again.numbers, again.run_id) == (0, None, summary.run_id)
+    assert "already issued" in again.message and "nothing issued" in again.message
+    assert sequences(engine) == [("F", 2026, 4)]
+
+    # November: the previous invoice amount is October's total; C1's installation of 2 Nov is
+    # billed now (recurring 4480 + 4900 = 9380, VAT 1876, incl. 11256; no credit left);
+    # C4: 5400 incl., credit left 10000 - 5400 = 4600 -> net 800; C3's line ended in October
+    nov = preprod(engine, NOVEMBER, settings, LATER)
+    drafts = stored_invoices(engine, nov.run_id)
+    assert list(drafts.index) == ["C1", "C2", "C4"]
+    assert drafts["previous_amount_cents"].astype(int).to_dict() == {"C1": 5442, "C2": 17636, "C4": 5400}
+    assert amounts(drafts.loc["C1"]) == (4900, 4480, 0, 0, 9380, 1876, 11256, 0, 11256)
+    assert (int(drafts.loc["C4", "credit_applied_cents"]), int(drafts.loc["C4", "net_payable_cents"])) == (4600, 800)
+
+    # another October pre-production, promoted: everyone was invoiced for October already
+    redo = preprod(engine, OPTIONS, settings, LATER)
+    skipped = production(engine, redo.run_id, settings, LATER)
+    assert (skipped.invoices, skipped.numbers, skipped.skipped) == (0, None, ["C1", "C2", "C3", "C4"])
+    assert "4 customers already invoiced for 2026-10 skipped" in skipped.message
+    assert issued_numbers(engine) == [f"F2026-00000{i}" for i in range(1, 5)]
+    assert sequences(engine) == [("F", 2026, 4)]
+
+
+def test_a_later_run_issues_only_the_customers_not_yet_invoiced(october):
+    engine, settings = october.engine, october.settings
+    first = preprod(engine, replace(OPTIONS, customers="accounts:C3,C1"), settings, NOW)
+    assert first.invoices == 2
+    done = production(engine, first.run_id, settings, NOW)
+    assert stored_invoices(engine, done.run_id)["number"].to_dict() == {"C1": "F2026-000001", "C3": "F2026-000002"}
+
+    everyone = preprod(engine, OPTIONS, settings, LATER)
+    assert everyone.invoices == 4  # drafts for all, C1 and C3 with their subscriptions only
+    rest = production(engine, everyone.run_id, settings, LATER)
+    assert (rest.invoices, rest.skipped, rest.numbers) == (2, ["C1", "C3"], ("F2026-000003", "F2026-000004"))
+    assert rest.message == ("2 invoices issued, F2026-000003 to F2026-000004; "
+                            "2 customers already invoiced for 2026-10 skipped")
+    inv = stored_invoices(engine, rest.run_id)
+    assert inv["number"].to_dict() == {"C2": "F2026-000003", "C4": "F2026-000004"}
+    assert amounts(inv.loc["C2"]) == EXPECTED["C2"] and amounts(inv.loc["C4"]) == EXPECTED["C4"]
+    assert (rest.total_incl_cents, rest.net_payable_cents) == (17636 + 5400, 17636 + 0)
+    first_ids, rest_ids = invoice_ids(engine, done.run_id), invoice_ids(engine, rest.run_id)
+    calls = call_invoices(engine)
+    assert {calls[k] for k in ("X1", "X2", "X3", "X4")} == {first_ids["C1"]}  # not re-marked
+    assert {calls[k] for k in ("Y1", "Y2")} == {rest_ids["C2"]} and calls["Z1"] == first_ids["C3"]
+    assert sequences(engine) == [("F", 2026, 4)]
+
+
+# ---------------------------------------------------------------------------- 5. fingerprint
+
+def _more_calls(scenario: Scenario) -> None:
+    # C4 W1 Tue 20 Oct 10:00 FIX peak 60 s: 600 units = 6 cents
+    path = scenario.folder / "late-2026-10.csv"
+    path.write_bytes(native_cdrs([["W1", "2026-10-20T10:00:00+02:00", "+33145000004", "+33155000000", "60"]]))
+    assert load_cdr_file(scenario.engine, path, scenario.settings, LATER).accepted == 1
+    rate_period(scenario.engine, PERIOD, scenario.settings, LATER)
+
+
+def _more_lines(scenario: Scenario) -> None:
+    subs = [r if r[0] != "C4" else ["C4", "LINE", "4", "2025-01-01", "", "15.00"] for r in BILLING_SUBSCRIPTIONS]
+    load_reference(scenario.engine, billing_reference_folder(scenario.folder / "subs", only=["subscriptions"],
+                                                             subscriptions=subs))
+
+
+def _more_credit(scenario: Scenario) -> None:
+    add_credit(scenario.engine, scenario.ids["C2"], 1000, date(2026, 11, 2))
+
+
+CHANGES = {
+    # part named, C4's or C2's invoice once billed again: (account, incl., credit applied, net)
+    # more calls: C4 4500 + 6 = 4506, VAT 901.2 -> 901, incl. 5407, all paid by its credit
+    "rated calls (7 rows reviewed, 8 now)": (_more_calls, ("C4", 5407, 5407, 0)),
+    # C4 takes 4 lines: 6000, VAT 1200, incl. 7200, credit 100.00 covers it
+    "subscriptions (5 rows reviewed, 5 now)": (_more_lines, ("C4", 7200, 7200, 0)),
+    # 10.00 of credit for C2 (credits are summed by customer: 2 rows, then 3): 17636 - 1000
+    "credits (2 rows reviewed, 3 now)": (_more_credit, ("C2", 17636, 1000, 16636)),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=["calls", "subscriptions", "credit"])
+def test_production_refuses_inputs_changed_since_review(october, change):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    make_change, (account, incl, applied, net) = CHANGES[change]
+    make_change(october)
+    credits_before = credit_entries(engine)
+    counts_before = table_counts(engine)
+
+    with pytest.raises(BillingError) as refused:
+        production(engine, run.run_id, settings, LATER)
+    message = str(refused.value)
+    assert f"changed since: {change}." in message
+    assert f"run {run.run_id} no longer matches" in message and "new pre-production" in message
+    assert table_counts(engine) == counts_before  # nothing issued, no run, no number taken
+    assert sequences(engine) == [] and issued_numbers(engine) == []
+    assert list_runs(engine).set_index("id").loc[run.run_id, "status"] == "done"
+    assert all(v is None for v in call_invoices(engine).values())
+    pd.testing.assert_frame_equal(credit_entries(engine), credits_before)
+    with pytest.raises(BillingError, match=re.escape(change)):  # still refused
+        production(engine, run.run_id, settings, LATER)
+
+    fresh = preprod(engine, OPTIONS, settings, LATER)
+    issued = production(engine, fresh.run_id, settings, LATER)
+    assert issued.numbers == ("F2026-000001", "F2026-000004")
+    row = stored_invoices(engine, issued.run_id).loc[account]
+    assert (int(row["total_incl_cents"]), int(row["credit_applied_cents"]), int(row["net_payable_cents"])) == (
+        incl, applied, net)
+
+
+# ---------------------------------------------------------------------------- 6. concurrency (PostgreSQL)
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_october(postgres_server, tmp_path):
+    """The October scenario on a new PostgreSQL database."""
+    name = f"wb_billing_{os.getpid()}_{next(_databases)}"
+    admin = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    url = f"{postgres_server}/{name}"
+    engine = make_engine(url)
+    upgrade(engine)
+    yield load_october(engine, Settings(database_url=url), tmp_path)
+    engine.dispose()
+
+
+def promote_together(scenario: Scenario, run_ids: list[int]) -> list:
+    """Promote the runs from one thread each, released at the same moment; returns each
+    thread's summary (or exception)."""
+    barrier = threading.Barrier(len(run_ids))
+    results: list = [None] * len(run_ids)
+
+    def work(index: int, run_id: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = production(scenario.engine, run_id, scenario.settings, LATER)
+        except Exception as exc:  # reported by the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i, r)) for i, r in enumerate(run_ids)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a promotion is stuck"
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def _consecutive(first: str, last: str) -> list[str]:
+    a, b = int(first[-6:]), int(last[-6:])
+    return [f"F2026-{n:06d}" for n in range(a, b + 1)]
+
+
+@pytest.mark.postgres
+def test_concurrent_productions_of_two_groups_number_without_gaps(pg_october):
+    engine, settings = pg_october.engine, pg_october.settings
+    # October: group A = C1, C2; group B = C3, C4
+    a = preprod(engine, replace(OPTIONS, customers="group:A"), settings, NOW)
+    b = preprod(engine, replace(OPTIONS, customers="group:B"), settings, NOW)
+    first = promote_together(pg_october, [a.run_id, b.run_id])
+    assert [r.invoices for r in first] == [2, 2]
+    numbers = issued_numbers(engine)
+    assert numbers == [f"F2026-00000{i}" for i in range(1, 5)]  # no gap, no duplicate
+    for result in first:  # each run's numbers are one block, in account order
+        inv = stored_invoices(engine, result.run_id)
+        assert inv.sort_index()["number"].tolist() == _consecutive(*result.numbers)
+
+    # November: group A = C1, C2; group B = C4 only (C3's line ended in October)
+    a = preprod(engine, replace(NOVEMBER, customers="group:A"), settings, LATER)
+    b = preprod(engine, replace(NOVEMBER, customers="group:B"), settings, LATER)
+    second = promote_together(pg_october, [b.run_id, a.run_id])
+    assert [r.invoices for r in second] == [1, 2]
+    assert issued_numbers(engine) == [f"F2026-00000{i}" for i in range(1, 8)]
+    assert sequences(engine) == [("F", 2026, 7)]
+
+
+@pytest.mark.postgres
+def test_one_run_promoted_twice_at_once_is_issued_once(pg_october):
+    engine, settings = pg_october.engine, pg_october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    results = promote_together(pg_october, [run.run_id, run.run_id])
+    assert sorted(r.invoices for r in results) == [0, 4]
+    loser = next(r for r in results if r.invoices == 0)
+    assert "already issued" in loser.message
+    assert issued_numbers(engine) == [f"F2026-00000{i}" for i in range(1, 5)]
+    assert sequences(engine) == [("F", 2026, 4)]
+    assert (list_runs(engine)["kind"] == "production").sum() == 1
+    applied = credit_entries(engine).query("amount_cents < 0")
+    assert sorted(applied["amount_cents"].astype(int)) == [-5400, -2000]  # applied once each
+
+
+# ---------------------------------------------------------------------------- 7. credit notes
+
+def test_credit_note_cancels_an_invoice_into_account_credit(october):
+    engine, settings, ids = october.engine, october.settings, october.ids
+    run = preprod(engine, OPTIONS, settings, NOW)
+    done = production(engine, run.run_id, settings, NOW)
+    original = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == "F2026-000001"))
+    original_items = frame(engine, select(s.InvoiceItem.__table__).where(
+        s.InvoiceItem.invoice_id == int(original["id"].iloc[0])).order_by(s.InvoiceItem.id))
+
+    number = issue_credit_note(engine, "F2026-000001", "wrong rate", LATER)
+    assert number == "A2026-000001"
+    note = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == number)).iloc[0]
+    assert (note["kind"], note["status"], int(note["customer_id"]), note["period"]) == (
+        "credit_note", "issued", ids["C1"], PERIOD)
+    # C1's invoice negated: 45.35 + 9.07 = 54.42
+    assert (int(note["total_excl_cents"]), int(note["total_vat_cents"]), int(note["total_incl_cents"])) == (
+        -4535, -907, -5442)
+    assert (int(note["credit_applied_cents"]), int(note["net_payable_cents"])) == (0, 0)
+    assert int(note["corrects_invoice_id"]) == int(original["id"].iloc[0])
+    assert pd.isna(note["run_id"]) and note["invoice_date"] == LATER.date()
+    lines = frame(engine, select(s.InvoiceItem.__table__).where(s.InvoiceItem.invoice_id == int(note["id"])))
+    # the lines without the credit line: -3980 - 500 - 13 - 42 = -4535
+    assert sorted(lines["amount_cents"].astype(int)) == [-3980, -500, -42, -13]
+    assert all(d.startswith("wrong rate: ") for d in lines["description"])
+    vat = frame(engine, select(s.InvoiceVat.base_cents, s.InvoiceVat.vat_cents).where(
+        s.InvoiceVat.invoice_id == int(note["id"])))
+    assert [tuple(map(int, r)) for r in vat.values] == [(-4535, -907)]
+
+    # the original is left as it was
+    pd.testing.assert_frame_equal(
+        frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == "F2026-000001")), original)
+    pd.testing.assert_frame_equal(frame(engine, select(s.InvoiceItem.__table__).where(
+        s.InvoiceItem.invoice_id == int(original["id"].iloc[0])).order_by(s.InvoiceItem.id)), original_items)
+
+    credit = credit_entries(engine)
+    last = credit.iloc[-1]
+    assert (int(last["customer_id"]), int(last["amount_cents"]), last["entry_date"]) == (
+        ids["C1"], 5442, LATER.date())
+    assert pd.isna(last["invoice_id"]) and "A2026-000001" in last["description"]
+
+    with pytest.raises(BillingError, match="already has a credit note"):
+        issue_credit_note(engine, "F2026-000001", "again", LATER)
+    for wrong in ("A2026-000001", f"PRE-{run.run_id}-0001", "F2026-999999"):
+        with pytest.raises(BillingError, match="is not an issued invoice"):
+            issue_credit_note(engine, wrong, "no", LATER)
+    assert sequences(engine) == [("A", 2026, 1), ("F", 2026, 4)]
+    assert len(credit_entries(engine)) == len(credit)
+    assert done.invoices == 4
+
+    # November applies it: C1 11256 incl. (see the production test); credit 2000 - 2000 + 5442
+    # = 5442 -> net 11256 - 5442 = 5814; the previous invoice is still October's
+    nov = stored_invoices(engine, preprod(engine, NOVEMBER, settings, LATER).run_id).loc["C1"]
+    assert (int(nov["total_incl_cents"]), int(nov["credit_applied_cents"]), int(nov["net_payable_cents"])) == (
+        11256, 5442, 5814)
+    assert int(nov["previous_amount_cents"]) == 5442
+
+
+# ---------------------------------------------------------------------------- 8. the Excel report
+
+REQUIRED_COLUMNS = [
+    "Invoice number", "Account number", "Customer name", "Total amount billed", "Net payable amount",
+    "Initial billing items amount", "Recurring billing items amount", "Consumption amount",
+    "Prorated amount", "Previous invoice amount",
+]
+TRICKY_NAMES = {"C1": '=HYPERLINK("http://x","y")', "C2": "+33 x", "C3": "@SUM(1)", "C4": "-1+2"}
+#: the totals row (euros): 54.42 + 176.36 + 15.56 + 54.00; 34.42 + 176.36 + 15.56 + 0;
+#: one-offs 149.00; recurring 44.80 + 45.00; consumption 0.55 + 1.15 + 0.13; prorated 13.48 + 12.84;
+#: excl. 45.35 + 163.63 + 12.97 + 45.00; VAT 9.07 + 12.73 + 2.59 + 9.00; credit 20.00 + 54.00
+EXPECTED_TOTALS = {
+    "Total amount billed": 300.34, "Net payable amount": 226.34, "Initial billing items amount": 149.00,
+    "Recurring billing items amount": 89.80, "Consumption amount": 1.83, "Prorated amount": 26.32,
+    "Total excl. VAT": 266.95, "VAT": 33.39, "Account credit applied": 74.00,
+}
+
+
+def _report(scenario: Scenario, path: Path):
+    """October's run with the tricky customer names, its report written and read back."""
+    customers = [[r[0], TRICKY_NAMES[r[0]], *r[2:]] for r in BILLING_CUSTOMERS]
+    load_reference(scenario.engine, billing_reference_folder(scenario.folder / "names", only=["customers"],
+                                                             customers=customers))
+    run = preprod(scenario.engine, OPTIONS, scenario.settings, NOW)
+    written = write_control_report(run_report(scenario.engine, run.run_id), path)
+    assert written == path and path.exists()
+    book = openpyxl.load_workbook(path)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    return run, book, sheet, header
+
+
+def _money_cell(cell) -> None:
+    assert cell.data_type == "n" and isinstance(cell.value, int | float), (cell.coordinate, cell.value)
+    assert "€" in cell.number_format and "0.00" in cell.number_format, (cell.coordinate, cell.number_format)
+
+
+def test_excel_control_report(october, tmp_path):
+    run, book, sheet, header = _report(october, tmp_path / "out" / "report.xlsx")
+    assert book.sheetnames == ["Invoices", "Summary", "By zone", "Anomalies", "Lines"]
+    assert header[:10] == REQUIRED_COLUMNS
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref is not None and sheet.auto_filter.ref.startswith("A1:")
+    assert sheet.auto_filter.ref.endswith("5")  # header + 4 invoices
+    assert sheet.max_row == 6  # header, 4 invoices, totals
+    col = {name: i + 1 for i, name in enumerate(header)}
+
+    rows = {sheet.cell(r, col["Account number"]).value: r for r in range(2, 6)}
+    assert [sheet.cell(r, 1).value for r in range(2, 6)] == [f"PRE-{run.run_id}-000{i}" for i in range(1, 5)]
+    for account, name in TRICKY_NAMES.items():
+        cell = sheet.cell(rows[account], col["Customer name"])
+        assert (cell.data_type, cell.value) == ("s", name)
+    c2 = rows["C2"]
+    for label, euros in (("Total amount billed", 176.36), ("Net payable amount", 176.36),
+                         ("Initial billing items amount", 149.00), ("Consumption amount", 1.15),
+                         ("Total excl. VAT", 163.63), ("VAT", 12.73)):
+        cell = sheet.cell(c2, col[label])
+        _money_cell(cell)
+        assert cell.value == pytest.approx(euros, abs=1e-9), label
+    assert sheet.cell(c2, col["Previous invoice amount"]).value is None  # no earlier invoice
+
+    assert sheet.cell(6, 1).value == "Total"
+    for label, euros in EXPECTED_TOTALS.items():
+        if label == "Prorated amount":
+            continue  # see test_excel_prorated_amount_is_money
+        cell = sheet.cell(6, col[label])
+        _money_cell(cell)
+        assert cell.value == pytest.approx(euros, abs=1e-9), label
+    # 4 + 2 + 1 + 0 calls; minutes per invoice rounded up: 855 s -> 15, 190 -> 4, 125 -> 3, 0
+    assert (sheet.cell(6, col["Calls"]).value, sheet.cell(6, col["Minutes"]).value) == (7, 22)
+
+    anomalies = book["Anomalies"]
+    found = [tuple(c.value for c in row) for row in anomalies.iter_rows(min_row=2)]
+    assert ("no mandate for direct debit", "C3", "@SUM(1)") in [r[:3] for r in found]
+    assert {r[1] for r in found if r[0] == "no mandate for direct debit"} == {"C3"}  # C1 has its mandate
+    for name in ("Summary", "By zone", "Anomalies", "Lines"):
+        assert book[name].freeze_panes == "A2" and book[name].auto_filter.ref is not None
+    summary = {r[0]: r[1:] for r in book["Summary"].iter_rows(min_row=2, values_only=True)}
+    # one-offs: 2 lines, 149.00; credit lines: C1 -20.00, C4 -54.00
+    assert summary["Initial (one-off)"][0] == 2 and summary["Initial (one-off)"][1] == pytest.approx(149.00)
+    assert summary["Account credit applied"][1] == pytest.approx(-74.00)
+    zones = {r[0]: r for r in book["By zone"].iter_rows(min_row=2, values_only=True)}
+    # FIX: C1 13 + C2 5 + C3 13 = 0.31 over 3 calls of 125 + 90 + 125 = 340 s (6 min)
+    assert zones["FIX"][2:] == (3, 3, 6, pytest.approx(0.31))
+
+
+@pytest.mark.xfail(strict=True, reason="package bug: reports/excel.py _kind() takes every Decimal column whose name "
+                   "contains 'rate' for a plain number; 'Prorated amount' matches ('prorated'), so its cells get "
+                   "the '0.####' format instead of the currency format and the totals row has no prorated sum")
+def test_excel_prorated_amount_is_money(october, tmp_path):
+    _run, _book, sheet, header = _report(october, tmp_path / "report.xlsx")
+    column = header.index("Prorated amount") + 1
+    rows = {sheet.cell(r, 2).value: r for r in range(2, 6)}
+    _money_cell(sheet.cell(rows["C2"], column))  # 13.48
+    assert sheet.cell(rows["C2"], column).value == pytest.approx(13.48)
+    total = sheet.cell(6, column)
+    assert total.value == pytest.approx(EXPECTED_TOTALS["Prorated amount"])  # 13.48 + 12.84
+    _money_cell(total)
+
+
+# ---------------------------------------------------------------------------- 9. customer profile
+
+def test_customer_profile(october):
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    issue_credit_note(engine, "F2026-000001", "wrong rate", LATER)
+
+    profile = customer_profile(engine, "C1")
+    assert set(profile) >= {"details", "contacts", "subscriptions", "mandates", "invoices", "credit"}
+    details = profile["details"].iloc[0]
+    assert (details["account_number"], details["name"], details["payment_method"], details["billing_group"]) == (
+        "C1", "Alpha SARL", "direct_debit", "A")
+    assert profile["contacts"][["email", "invoice_recipient"]].values.tolist() == [["compta@alpha.example.fr", True]]
+    subs = profile["subscriptions"]
+    assert list(zip(subs["code"], subs["quantity"].astype(int), strict=True)) == [("LINE", 2), ("MOBMIN", 1)]
+    mandates = profile["mandates"]
+    assert mandates[["reference", "iban", "bic", "status"]].values.tolist() == [
+        ["MANDATE-C1-01", "FR7630006000011234567890189", "AGRIFRPP", "active"]]
+    invoices = profile["invoices"]
+    assert list(zip(invoices["number"], invoices["kind"], invoices["total_incl_cents"].astype(int), strict=True)) == [
+        ("F2026-000001", "invoice", 5442), ("A2026-000001", "credit_note", -5442)]
+    # given 20.00, applied 20.00 to F2026-000001, then the credit note's 54.42
+    assert profile["credit"]["amount_cents"].astype(int).tolist() == [2000, -2000, 5442]
+
+    quiet = customer_profile(engine, "C3")
+    assert quiet["mandates"].empty and quiet["credit"].empty and quiet["contacts"].empty
+    assert quiet["invoices"]["number"].tolist() == ["F2026-000003"]
+    with pytest.raises(BillingError, match="unknown account number 'C9'"):
+        customer_profile(engine, "C9")
+
+
+# ---------------------------------------------------------------------------- 10. the command line
+
+@pytest.fixture
+def run_cli(october, database_url, tmp_path, monkeypatch, capsys):
+    """``workbench ...`` on the scenario's database: returns (exit status, stdout, stderr)."""
+    for name in ("WORKBENCH_CONFIG", "WORKBENCH_DATABASE_URL", "WORKBENCH_TIMEZONE", "WORKBENCH_COUNTRY_CODE",
+                 "WORKBENCH_CALLS_VAT", "WORKBENCH_PAYMENT_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str):
+        capsys.readouterr()
+        status = cli.main(["--database-url", database_url, *args])
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return run
+
+
+def _run_id(output: str) -> int:
+    return int(re.search(r"run (\d+) for", output).group(1))
+
+
+def test_cli_billing_commands(run_cli, october, tmp_path):
+    status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
+    assert status == 0
+    first = _run_id(out)
+    # C1 only: 54.42 incl., 34.42 net (module docstring)
+    assert f"pre-production run {first} for 2026-10: 1 draft invoices (PRE-{first}-0001 to PRE-{first}-0001)" in out
+    assert "total 54.42 EUR, net payable 34.42 EUR" in out
+    assert (tmp_path / "out" / "reports" / f"control-report-2026-10-run{first}.xlsx").exists()
+    # the default dates: invoice on 1 November, due 30 days later
+    assert list_runs(october.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
+        date(2026, 11, 1), date(2026, 12, 1)]
+
+    status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
+    second = _run_id(out)
+    status, out, _ = run_cli("runs")
+    assert status == 0
+    listed = [line.split() for line in out.splitlines()[1:]]
+    assert [(int(r[0]), r[1], r[3]) for r in listed] == [(second, "preprod", "done"), (first, "preprod", "done")]
+
+    status, out, _ = run_cli("compare", str(first), str(second))
+    assert (status, out.strip()) == (0, f"run {first} -> run {second}: 0 of 1 accounts differ")
+
+    status, out, _ = run_cli("production", "--run", str(second))
+    assert status == 0
+    assert "1 invoices issued, F2026-000001 to F2026-000001; total 54.42 EUR, net payable 34.42 EUR" in out
+    status, out, _ = run_cli("production", "--run", str(second))
+    assert status == 0 and "already issued" in out and "nothing issued" in out
+
+    status, out, _ = run_cli("report", str(first))
+    assert status == 0 and "control report:" in out
+
+    status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate")
+    year = datetime.now(UTC).year  # the CLI dates a credit note today
+    assert (status, out.strip()) == (0, f"credit note A{year}-000001 issued for F2026-000001")
+
+    status, out, _ = run_cli("delete-run", str(first))
+    assert (status, out.strip()) == (0, f"run {first} deleted (1 drafts)")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["preprod", "--period", "2026-10", "--customers", "nonsense"],
+     "error: customer selection 'nonsense': expected all, group:NAME or accounts:C1,C2"),
+    (["preprod", "--period", "2026-10", "--customers", "accounts:C1,C9"], "error: unknown account numbers: C9"),
+    (["preprod", "--period", "2026-10", "--customers", "group:nobody"], "error: no customer matches 'group:nobody'"),
+    (["preprod", "--period", "2026-13"], "is not a billing period"),
+    (["preprod", "--period", "2026-10", "--due-date", "2026-10-01"], "is before invoice date"),
+    (["production", "--run", "999"], "error: there is no billing run 999"),
+    (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
+])
+def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
+    before = table_counts(october.engine)
+    status, out, err = run_cli(*args)
+    assert status == 2
+    assert message in err and out == ""
+    assert table_counts(october.engine) == before
