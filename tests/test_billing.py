@@ -56,7 +56,7 @@ import pandas as pd
 import pytest
 import sqlalchemy
 from factories import BILLING_CUSTOMERS, BILLING_SUBSCRIPTIONS, billing_reference_folder, native_cdrs, table_counts
-from sqlalchemy import Date, Engine, bindparam, func, select, text
+from sqlalchemy import Date, Engine, bindparam, select, text
 
 from workbench import cli
 from workbench.billing import (
@@ -156,9 +156,42 @@ def load_october(engine: Engine, settings: Settings, folder: Path) -> Scenario:
     return Scenario(engine, settings, folder, ids)
 
 
+# Two package bugs make billing fail on PostgreSQL; the tests that meet them are expected to
+# fail there (strictly: they must pass again once the package is fixed, and the marks go).
+COPY_NULLS = (
+    "package bug: workbench/db/bulk.py _copy() writes a frame's missing values as \"\" (DataFrame.to_csv with "
+    "QUOTE_NONNUMERIC), and COPY ... (FORMAT csv) reads a quoted \"\" as an empty string, not NULL: storing the "
+    "invoice items of any run (calls, seconds, unit_price_cents... NULL) fails with InvalidTextRepresentation, "
+    "so every pre-production run on PostgreSQL fails (and NULL texts would become '')")
+COPY_FLOATS = (
+    "package bug: workbench/billing.py issue_credit_note() copies the invoice's items through read_frame, which "
+    "makes integer columns that hold NULLs (unit_price_cents, calls, seconds, one_off_id) float64; bulk._copy "
+    "then writes '1990.0', which PostgreSQL refuses for a bigint column")
+
+
+def expect_postgres_failure(request, engine: Engine, *reasons: str) -> None:
+    if engine.dialect.name == "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="; ".join(reasons)))
+
+
 @pytest.fixture
-def october(engine, settings, tmp_path) -> Scenario:
+def october_data(engine, settings, tmp_path) -> Scenario:
+    """The October scenario, loaded and rated."""
     return load_october(engine, settings, tmp_path)
+
+
+@pytest.fixture
+def october(october_data, request) -> Scenario:
+    """The October scenario, for tests that bill it."""
+    expect_postgres_failure(request, october_data.engine, COPY_NULLS)
+    return october_data
+
+
+@pytest.fixture
+def october_notes(october_data, request) -> Scenario:
+    """The October scenario, for tests that bill it and issue a credit note."""
+    expect_postgres_failure(request, october_data.engine, COPY_NULLS, COPY_FLOATS)
+    return october_data
 
 
 def stored_invoices(engine: Engine, run_id: int) -> pd.DataFrame:
@@ -195,6 +228,11 @@ def issued_numbers(engine: Engine) -> list[str]:
 
 def credit_entries(engine: Engine) -> pd.DataFrame:
     return frame(engine, select(s.CreditEntry.__table__).order_by(s.CreditEntry.id))
+
+
+def records(rows: pd.DataFrame) -> list[tuple]:
+    """A frame's rows as tuples, missing values as None (whatever the column's dtype)."""
+    return [tuple(None if pd.isna(v) else v for v in row) for row in rows.astype(object).itertuples(index=False)]
 
 
 def invoice_ids(engine: Engine, run_id: int) -> dict[str, int]:
@@ -272,6 +310,21 @@ def test_october_invoices_match_the_hand_calculation(october):
         ("DEPOSIT", 10000, Decimal("0")), ("INSTALL", 4900, Decimal("20"))]
     # C1's installation of 2 November is not October's
     assert "INSTALL" not in set(c1["product_code"].dropna())
+
+
+def test_invoice_items_keep_their_empty_fields_empty(october):
+    """What a line does not have is NULL in the database, whatever the back-end."""
+    engine = october.engine
+    run = preprod(engine, replace(OPTIONS, customers="accounts:C1"), october.settings, NOW)
+    items = frame(engine, select(s.InvoiceItem.__table__).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                  .where(s.Invoice.run_id == run.run_id).order_by(s.InvoiceItem.position)).set_index("type")
+    # C1: 2 recurring lines, 2 consumption lines, 1 credit line
+    recurring, consumption, credit = items.loc["recurring"], items.loc["consumption"], items.loc[["credit"]]
+    assert recurring[["zone_code", "calls", "seconds", "one_off_id"]].isna().all().all()
+    assert consumption[["product_code", "unit_price_cents", "one_off_id"]].isna().all().all()
+    assert credit[["product_code", "zone_code", "vat_rate", "period_from", "period_to", "calls"]].isna().all().all()
+    with engine.connect() as connection:  # NULL, not an empty text
+        assert connection.execute(text("SELECT count(*) FROM invoice_items WHERE product_code = ''")).scalar() == 0
 
 
 # ---------------------------------------------------------------------------- 2. pre-production is harmless
@@ -382,7 +435,7 @@ def test_production_issues_gap_free_numbers_and_marks_what_it_bills(october):
                                     s.OneOffCharge.invoice_id).order_by(s.OneOffCharge.id))
     assert [None if pd.isna(i) else int(i) for i in one_offs["invoice_id"]] == [billed["C2"], billed["C2"], None]
     credits = credit_entries(engine)
-    pd.testing.assert_frame_equal(credits.iloc[:2], credits_before)
+    assert records(credits.iloc[:2]) == records(credits_before)
     new = credits.iloc[2:]
     assert sorted(zip(new["customer_id"], new["amount_cents"], new["invoice_id"], new["entry_date"], strict=True)) \
         == sorted([(ids["C1"], -2000, billed["C1"], date(2026, 11, 1)), (ids["C4"], -5400, billed["C4"],
@@ -458,12 +511,13 @@ def _more_credit(scenario: Scenario) -> None:
 
 
 CHANGES = {
-    # part named, C4's or C2's invoice once billed again: (account, incl., credit applied, net)
+    # part named (C1 is issued first, so 4 of the 7 calls are billed and out of the run's inputs),
+    # then C4's or C2's invoice once billed again: (account, incl., credit applied, net)
     # more calls: C4 4500 + 6 = 4506, VAT 901.2 -> 901, incl. 5407, all paid by its credit
-    "rated calls (7 rows reviewed, 8 now)": (_more_calls, ("C4", 5407, 5407, 0)),
+    "rated calls (3 rows reviewed, 4 now)": (_more_calls, ("C4", 5407, 5407, 0)),
     # C4 takes 4 lines: 6000, VAT 1200, incl. 7200, credit 100.00 covers it
     "subscriptions (5 rows reviewed, 5 now)": (_more_lines, ("C4", 7200, 7200, 0)),
-    # 10.00 of credit for C2 (credits are summed by customer: 2 rows, then 3): 17636 - 1000
+    # 10.00 of credit for C2 (credits are summed by customer: C1 (0 left) and C4, then C2 too)
     "credits (2 rows reviewed, 3 now)": (_more_credit, ("C2", 17636, 1000, 16636)),
 }
 
@@ -471,31 +525,46 @@ CHANGES = {
 @pytest.mark.parametrize("change", list(CHANGES), ids=["calls", "subscriptions", "credit"])
 def test_production_refuses_inputs_changed_since_review(october, change):
     engine, settings = october.engine, october.settings
+    c1 = production(engine, preprod(engine, replace(OPTIONS, customers="accounts:C1"), settings, NOW).run_id,
+                    settings, NOW)
+    assert c1.numbers == ("F2026-000001", "F2026-000001")
     run = preprod(engine, OPTIONS, settings, NOW)
     make_change, (account, incl, applied, net) = CHANGES[change]
     make_change(october)
     credits_before = credit_entries(engine)
     counts_before = table_counts(engine)
+    calls_before = call_invoices(engine)
 
     with pytest.raises(BillingError) as refused:
         production(engine, run.run_id, settings, LATER)
     message = str(refused.value)
     assert f"changed since: {change}." in message
     assert f"run {run.run_id} no longer matches" in message and "new pre-production" in message
-    assert table_counts(engine) == counts_before  # nothing issued, no run, no number taken
-    assert sequences(engine) == [] and issued_numbers(engine) == []
+    assert table_counts(engine) == counts_before  # nothing issued, no run made
+    assert sequences(engine) == [("F", 2026, 1)]  # the sequence did not move
+    assert issued_numbers(engine) == ["F2026-000001"]
     assert list_runs(engine).set_index("id").loc[run.run_id, "status"] == "done"
-    assert all(v is None for v in call_invoices(engine).values())
+    assert call_invoices(engine) == calls_before
     pd.testing.assert_frame_equal(credit_entries(engine), credits_before)
-    with pytest.raises(BillingError, match=re.escape(change)):  # still refused
+    with pytest.raises(BillingError, match=re.escape(change)):  # still refused: a new preprod is needed
         production(engine, run.run_id, settings, LATER)
+    assert sequences(engine) == [("F", 2026, 1)]
 
     fresh = preprod(engine, OPTIONS, settings, LATER)
     issued = production(engine, fresh.run_id, settings, LATER)
-    assert issued.numbers == ("F2026-000001", "F2026-000004")
+    assert (issued.numbers, issued.skipped) == (("F2026-000002", "F2026-000004"), ["C1"])
     row = stored_invoices(engine, issued.run_id).loc[account]
     assert (int(row["total_incl_cents"]), int(row["credit_applied_cents"]), int(row["net_payable_cents"])) == (
         incl, applied, net)
+
+
+def test_reloading_the_same_data_and_rating_again_is_no_change(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    load_reference(engine, billing_reference_folder(october.folder / "again"))  # the same rows
+    rate_period(engine, PERIOD, settings, LATER)  # new rated_at, the same ratings
+    issued = production(engine, run.run_id, settings, LATER)
+    assert (issued.invoices, issued.numbers) == (4, ("F2026-000001", "F2026-000004"))
 
 
 # ---------------------------------------------------------------------------- 6. concurrency (PostgreSQL)
@@ -504,8 +573,9 @@ _databases = itertools.count()
 
 
 @pytest.fixture
-def pg_october(postgres_server, tmp_path):
+def pg_october(postgres_server, tmp_path, request):
     """The October scenario on a new PostgreSQL database."""
+    request.applymarker(pytest.mark.xfail(strict=True, reason=COPY_NULLS))
     name = f"wb_billing_{os.getpid()}_{next(_databases)}"
     admin = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -588,8 +658,8 @@ def test_one_run_promoted_twice_at_once_is_issued_once(pg_october):
 
 # ---------------------------------------------------------------------------- 7. credit notes
 
-def test_credit_note_cancels_an_invoice_into_account_credit(october):
-    engine, settings, ids = october.engine, october.settings, october.ids
+def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
+    engine, settings, ids = october_notes.engine, october_notes.settings, october_notes.ids
     run = preprod(engine, OPTIONS, settings, NOW)
     done = production(engine, run.run_id, settings, NOW)
     original = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == "F2026-000001"))
@@ -696,6 +766,10 @@ def test_excel_control_report(october, tmp_path):
     for account, name in TRICKY_NAMES.items():
         cell = sheet.cell(rows[account], col["Customer name"])
         assert (cell.data_type, cell.value) == ("s", name)
+    money = [label for label in EXPECTED_TOTALS if label != "Prorated amount"]  # see the xfail test below
+    for row in rows.values():
+        for label in money:
+            _money_cell(sheet.cell(row, col[label]))
     c2 = rows["C2"]
     for label, euros in (("Total amount billed", 176.36), ("Net payable amount", 176.36),
                          ("Initial billing items amount", 149.00), ("Consumption amount", 1.15),
@@ -746,8 +820,8 @@ def test_excel_prorated_amount_is_money(october, tmp_path):
 
 # ---------------------------------------------------------------------------- 9. customer profile
 
-def test_customer_profile(october):
-    engine, settings = october.engine, october.settings
+def test_customer_profile(october_notes):
+    engine, settings = october_notes.engine, october_notes.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     issue_credit_note(engine, "F2026-000001", "wrong rate", LATER)
 
@@ -778,7 +852,7 @@ def test_customer_profile(october):
 # ---------------------------------------------------------------------------- 10. the command line
 
 @pytest.fixture
-def run_cli(october, database_url, tmp_path, monkeypatch, capsys):
+def run_cli(october_data, database_url, tmp_path, monkeypatch, capsys):
     """``workbench ...`` on the scenario's database: returns (exit status, stdout, stderr)."""
     for name in ("WORKBENCH_CONFIG", "WORKBENCH_DATABASE_URL", "WORKBENCH_TIMEZONE", "WORKBENCH_COUNTRY_CODE",
                  "WORKBENCH_CALLS_VAT", "WORKBENCH_PAYMENT_DAYS"):
@@ -799,7 +873,7 @@ def _run_id(output: str) -> int:
     return int(re.search(r"run (\d+) for", output).group(1))
 
 
-def test_cli_billing_commands(run_cli, october, tmp_path):
+def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
     assert status == 0
     first = _run_id(out)
@@ -808,7 +882,7 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     assert "total 54.42 EUR, net payable 34.42 EUR" in out
     assert (tmp_path / "out" / "reports" / f"control-report-2026-10-run{first}.xlsx").exists()
     # the default dates: invoice on 1 November, due 30 days later
-    assert list_runs(october.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
+    assert list_runs(october_notes.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
         date(2026, 11, 1), date(2026, 12, 1)]
 
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
@@ -848,9 +922,9 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     (["production", "--run", "999"], "error: there is no billing run 999"),
     (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
 ])
-def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
-    before = table_counts(october.engine)
+def test_cli_refusals_exit_with_status_2(run_cli, october_data, args, message):
+    before = table_counts(october_data.engine)
     status, out, err = run_cli(*args)
     assert status == 2
     assert message in err and out == ""
-    assert table_counts(october.engine) == before
+    assert table_counts(october_data.engine) == before

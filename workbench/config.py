@@ -65,7 +65,7 @@ class Settings:
     operator_vat: str = "FR40123456782"
     operator_capital: str = "SAS au capital de 100 000 EUR, RCS Paris"
     operator_email: str = "facturation@operateur.example"
-    late_penalty_rate: str = "three times the French legal interest rate"
+    late_penalty_rate: str = ""  # empty: three times the legal interest rate, in the invoice's language
 
 
 SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}

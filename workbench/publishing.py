@@ -1,0 +1,164 @@
+"""Invoice documents of a run: models read from the database, rendered to PDF
+(:mod:`workbench.documents`), stored in the FTP space (:mod:`workbench.storage`), and linked
+from the invoices (``invoices.document``).
+
+Re-running after a failure renders and stores only the documents still missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from workbench import repository
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.documents import money, render_invoices
+from workbench.storage import Storage, invoice_path
+
+TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
+
+
+def operator_identity(settings: Settings) -> dict:
+    return {
+        "name": settings.operator_name, "address": settings.operator_address, "siren": settings.operator_siren,
+        "vat": settings.operator_vat, "capital": settings.operator_capital, "email": settings.operator_email,
+        "iban": settings.sepa_creditor_iban, "bic": settings.sepa_creditor_bic,
+        "penalty_rate": settings.late_penalty_rate,
+    }
+
+
+def _date(value) -> str:
+    return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def _quantity(value) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    text = format(Decimal(str(value)).normalize(), "f")
+    return text
+
+
+def invoice_models(connection: Connection, invoice_ids: list[int]) -> list[dict]:
+    """The data each invoice document shows, in the order of ``invoice_ids``."""
+    if not invoice_ids:
+        return []
+    read = repository.read_frame
+    ids = [int(i) for i in invoice_ids]
+    invoices = read(connection, select(
+        s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
+        s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
+        s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
+        s.Invoice.customer_id, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
+        s.Customer.address_line2, s.Customer.postcode, s.Customer.city, s.Customer.country, s.Customer.vat_number,
+        s.Customer.language, s.Customer.payment_method,
+    ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).where(s.Invoice.id.in_(ids)))
+    items = read(connection, select(s.InvoiceItem.__table__).where(s.InvoiceItem.invoice_id.in_(ids))
+                 .order_by(s.InvoiceItem.invoice_id, s.InvoiceItem.position))
+    vat = read(connection, select(s.InvoiceVat.__table__).where(s.InvoiceVat.invoice_id.in_(ids))
+               .order_by(s.InvoiceVat.invoice_id, s.InvoiceVat.vat_rate))
+    customer_ids = sorted({int(c) for c in invoices["customer_id"]})
+    mandates = read(connection, select(s.Mandate.customer_id, s.Mandate.reference, s.Mandate.iban)
+                    .where(s.Mandate.customer_id.in_(customer_ids), s.Mandate.status == "active")
+                    .order_by(s.Mandate.signature_date))
+    mandate_of = {int(m.customer_id): m for m in mandates.itertuples(index=False)}
+    items_of = {k: g for k, g in items.groupby("invoice_id")}
+    vat_of = {k: g for k, g in vat.groupby("invoice_id")}
+    models = {}
+    for inv in invoices.itertuples(index=False):
+        lines = items_of.get(inv.id, items.iloc[0:0])
+        groups = []
+        for kind in TYPES:
+            rows = lines[lines["type"] == kind]
+            if rows.empty:
+                continue
+            groups.append({"type": kind, "items": [{
+                "description": r.description,
+                "period": (_date(r.period_from) + (" - " + _date(r.period_to) if _date(r.period_to) != _date(
+                    r.period_from) else "")) if _date(r.period_from) else "",
+                "quantity": _quantity(r.quantity),
+                "unit_price": money(r.unit_price_cents) if not pd.isna(r.unit_price_cents) else "",
+                "vat_rate": _quantity(r.vat_rate), "amount": money(r.amount_cents),
+                "calls": None if pd.isna(r.calls) else int(r.calls),
+                "minutes": None if pd.isna(r.seconds) else (int(r.seconds) + 59) // 60,
+            } for r in rows.itertuples(index=False)]})
+        calls = lines[lines["type"] == "consumption"]
+        mandate = mandate_of.get(int(inv.customer_id))
+        models[int(inv.id)] = {
+            "number": inv.number, "kind": inv.kind, "lang": inv.language if inv.language in ("fr", "en") else "fr",
+            "period": inv.period, "invoice_date": _date(inv.invoice_date), "due_date": _date(inv.due_date),
+            "account_number": inv.account_number,
+            "customer": {"name": inv.name, "address_line1": inv.address_line1, "address_line2": inv.address_line2,
+                         "postcode": inv.postcode, "city": inv.city, "country": inv.country,
+                         "vat_number": inv.vat_number},
+            "groups": groups,
+            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": (int(r.seconds) + 59) // 60,
+                       "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
+            "vat": [{"rate": _quantity(v.vat_rate), "base": money(v.base_cents), "amount": money(v.vat_cents)}
+                    for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False)],
+            "total_excl": money(inv.total_excl_cents), "total_vat": money(inv.total_vat_cents),
+            "total_incl": money(inv.total_incl_cents),
+            "credit_applied": money(inv.credit_applied_cents) if inv.credit_applied_cents else "",
+            "net_payable": money(inv.net_payable_cents),
+            "previous": "" if pd.isna(inv.previous_amount_cents) else money(inv.previous_amount_cents),
+            "payment_method": inv.payment_method,
+            "mandate": None if mandate is None else {
+                "reference": mandate.reference, "iban_masked": mandate.iban[:4] + " **** " + mandate.iban[-4:]},
+        }
+    return [models[i] for i in ids if i in models]
+
+
+@dataclass
+class PublishReport:
+    rendered: int = 0
+    stored: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int] | None = None,
+                      run_id: int | None = None, workers: int | None = None) -> PublishReport:
+    """Render and store the PDFs of a run's invoices (or of ``invoice_ids``) that are not stored
+    yet, and link them from their invoices."""
+    storage = Storage(settings.storage_url)
+    with engine.connect() as connection:
+        stmt = select(s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.status, s.Invoice.invoice_date,
+                      s.Invoice.run_id, s.Invoice.document)
+        stmt = stmt.where(s.Invoice.run_id == run_id) if run_id is not None else stmt.where(
+            s.Invoice.id.in_([int(i) for i in invoice_ids or []]))
+        rows = repository.read_frame(connection, stmt.order_by(s.Invoice.number))
+        report = PublishReport()
+        todo = []
+        for r in rows.itertuples(index=False):
+            path = invoice_path(r.number, r.invoice_date, r.kind, r.run_id)
+            if r.document == path and storage.exists(path):
+                report.already.append(path)
+            else:
+                todo.append((int(r.id), r.number, r.status, path))
+        if not todo:
+            return report
+        drafts = [t for t in todo if t[2] == "draft"]
+        finals = [t for t in todo if t[2] != "draft"]
+        pdfs: dict[str, bytes] = {}
+        operator = operator_identity(settings)
+        for group, draft in ((drafts, True), (finals, False)):
+            if group:
+                pdfs.update(render_invoices(invoice_models(connection, [t[0] for t in group]), operator, draft,
+                                            workers=workers))
+    report.rendered = len(pdfs)
+    links = []
+    for invoice_id, number, _status, path in todo:
+        upload = storage.put_many({path: pdfs[number]}, replace=True)
+        if upload.failed:
+            report.failed.update(upload.failed)
+            continue
+        report.stored.append(path)
+        links.append({"i": invoice_id, "d": path})
+    if links:
+        with engine.begin() as connection:
+            connection.execute(update(s.Invoice).where(s.Invoice.id == bindparam("i")).values(
+                document=bindparam("d")), links)
+    return report
