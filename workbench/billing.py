@@ -517,9 +517,20 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
 
 # ---------------------------------------------------------------------------- profile
 
-def customer_profile(engine: Engine, account_number: str) -> dict[str, pd.DataFrame]:
+def customer_profile(engine: Engine, account_number: str, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
     """A customer's details, contacts, subscriptions, mandates, issued invoices and credit notes
-    (with their document, once stored), and account credit."""
+    (with their document in the FTP space and a ``link`` to it), and account credit."""
+    profile = _profile(engine, account_number)
+    if settings is not None:
+        from workbench.storage import Storage
+
+        storage = Storage(settings.storage_url)
+        profile["invoices"]["link"] = profile["invoices"]["document"].map(
+            lambda d: storage.location(d) if isinstance(d, str) and d else None)
+    return profile
+
+
+def _profile(engine: Engine, account_number: str) -> dict[str, pd.DataFrame]:
     read = repository.read_frame
     with engine.connect() as connection:
         details = read(connection, select(s.Customer.__table__).where(s.Customer.account_number == account_number))

@@ -124,7 +124,23 @@ def _preprod(engine, settings: Settings, options) -> int:
     print(f"pre-production run {summary.run_id} for {summary.period}: {summary.invoices} draft invoices"
           f"{numbers}, total {_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
     _write_report(engine, settings, summary.run_id, summary.period)
+    if options.pdfs:
+        _publish(engine, settings, summary.run_id)
     return summary.run_id
+
+
+def _publish(engine, settings: Settings, run_id: int) -> None:
+    from workbench.publishing import publish_documents
+
+    report = publish_documents(engine, settings, run_id=run_id)
+    print(f"   PDFs of run {run_id}: {len(report.stored)} stored, {len(report.already)} already stored, "
+          f"{len(report.failed)} failed, in {settings.storage_url}")
+    for path, error in report.failed.items():
+        print(f"   failed: {path}: {error}")
+
+
+def cmd_documents(args, settings: Settings) -> None:
+    _publish(_engine(settings), settings, args.run)
 
 
 def cmd_preprod(args, settings: Settings) -> None:
@@ -142,8 +158,10 @@ def _production(engine, settings: Settings, run_id: int) -> None:
     if summary.invoices:
         print(f"production run {summary.run_id} for {summary.period}: {summary.message}; total "
               f"{_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
+        _publish(engine, settings, summary.run_id)
     else:
         print(summary.message or f"nothing issued for {summary.period}")
+    return summary
 
 
 def cmd_production(args, settings: Settings) -> None:
@@ -269,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("production", help="issue the invoices of a reviewed pre-production run")
     p.add_argument("--run", type=int, required=True)
     p.set_defaults(func=cmd_production)
+
+    p = sub.add_parser("documents", help="render and store the PDFs of a run that are not stored yet")
+    p.add_argument("--run", type=int, required=True)
+    p.set_defaults(func=cmd_documents)
 
     p = sub.add_parser("runs", help="list billing runs")
     p.add_argument("--period")

@@ -233,7 +233,7 @@ def _money(cents: int, currency: str, language: str) -> str:
     sign, cents = ("-" if cents < 0 else ""), abs(int(cents))
     units, rest = divmod(cents, 100)
     if language == "fr":
-        amount = f"{sign}{units:,}".replace(",", "\u202f") + f",{rest:02d}"
+        amount = f"{sign}{units:,}".replace(",", " ") + f",{rest:02d}"
         return f"{amount} €" if currency == "EUR" else f"{amount} {currency}"
     amount = f"{units:,}.{rest:02d}"
     return f"{sign}€{amount}" if currency == "EUR" else f"{sign}{currency} {amount}"
@@ -403,9 +403,10 @@ def _context(row, settings: Settings, language: str) -> dict[str, Any]:
     }
 
 
-def build_message(row, recipient: str, pdf: bytes, settings: Settings, now: datetime,
-                  templates: _Templates) -> EmailMessage:
-    """The email of one delivery (``row``: the invoice and customer columns of :func:`send_pending`)."""
+def build_message(row, recipient: str, pdf: bytes, settings: Settings, now: datetime, templates: _Templates,
+                  message_id: str | None = None) -> EmailMessage:
+    """The email of one delivery (``row``: the invoice and customer columns of :func:`send_pending`);
+    ``message_id`` defaults to :func:`message_id_for` the invoice and recipient."""
     language = row.language if row.language in LANGUAGES else DEFAULT_LANGUAGE
     subject, body = templates.render(language, _context(row, settings, language))
     message = EmailMessage(policy=DEFAULT_POLICY)
@@ -413,12 +414,12 @@ def build_message(row, recipient: str, pdf: bytes, settings: Settings, now: date
     message["To"] = recipient
     message["Subject"] = subject
     message["Date"] = format_datetime(_naive_utc(now).replace(tzinfo=UTC))
-    message["Message-ID"] = message_id_for(row.number, recipient, settings.mail_from)
-    message["Content-Language"] = language
+    message["Message-ID"] = message_id or message_id_for(row.number, recipient, settings.mail_from)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Workbench-Invoice"] = one_line(row.number)
-    message.set_content(body, charset="utf-8")
+    message.set_content(body, charset="utf-8", cte="quoted-printable")  # 7-bit safe on any relay
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{one_line(row.number)}.pdf")
+    message["Content-Language"] = language  # after add_attachment, which moves Content-* headers to the text part
     return message
 
 
@@ -426,6 +427,8 @@ def build_message(row, recipient: str, pdf: bytes, settings: Settings, now: date
 
 class _Outbox:
     """The embedded default: each message as ``<outbox_dir>/<invoice number>-<recipient>.eml``."""
+
+    knows_delivered = True  # a message handed over is a file that is there
 
     def __init__(self, folder: str):
         self.folder = Path(folder)
@@ -475,6 +478,8 @@ class _Outbox:
 
 class _Smtp:
     """An SMTP relay: one connection for the batch, one transaction per message."""
+
+    knows_delivered = False
 
     def __init__(self, url: str, timeout: float, ssl_context: ssl.SSLContext | None):
         parsed = urlparse(url)
@@ -643,10 +648,10 @@ def _mark_sent(engine: Engine, delivery_id: int, message_id: str, now: datetime)
             state="sent", sent_at=now, last_error=None, message_id=message_id))
 
 
-def _mark(engine: Engine, delivery_id: int, state: str, error: str) -> None:
+def _mark(engine: Engine, delivery_id: int, state: str, error: str, **values: Any) -> None:
     with engine.begin() as connection:
         connection.execute(update(s.Delivery).where(s.Delivery.id == delivery_id).values(
-            state=state, last_error=error))
+            state=state, last_error=error, **values))
 
 
 class _Documents:
@@ -705,17 +710,18 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
             if limit is not None and handed >= limit:
                 break
             recipient = row.recipient.strip()
-            if not valid_address(recipient):
-                error = f"invalid recipient address {one_line(row.recipient)!r}"
-                _mark(engine, row.id, "failed", error)
-                report.failed.append(Failure(row.number, row.recipient, error, row.attempts, False))
+            if not valid_address(recipient):  # not from plan_deliveries, which checks them: never tried
+                error = f"invalid recipient address {one_line(row.recipient)!r}: not sent (fix the contact and plan)"
+                _mark(engine, row.id, "failed", error, attempts=max_attempts)
+                report.failed.append(Failure(row.number, row.recipient, error, max_attempts, False))
                 continue
             pdf, error = documents.get(row)
             if error:
                 _mark(engine, row.id, "failed", error)
                 report.failed.append(Failure(row.number, recipient, error, row.attempts, True))
                 continue
-            message = build_message(row, recipient, pdf, settings, now, templates)
+            # a message handed over before keeps its Message-ID, even if mail_from changed since
+            message = build_message(row, recipient, pdf, settings, now, templates, row.message_id)
             message_id = str(message["Message-ID"])
             if not opened:
                 transport.open()
@@ -728,7 +734,7 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
                     "already written by an interrupted run (not recorded then): recorded as sent, not written again",
                     row.number, row.account_number, recipient))
                 continue
-            if row.state == "pending" and row.attempts > 0 and row.last_error is None:
+            if row.state == "pending" and row.attempts > 0 and row.last_error is None and not transport.knows_delivered:
                 report.anomalies.append(Anomaly(
                     f"an interrupted run handed this message over without recording the outcome: sent again with "
                     f"the same Message-ID {message_id}, by which a duplicate can be recognised",

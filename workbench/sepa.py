@@ -138,7 +138,7 @@ def validate_iban(value) -> str:
     if not compact:
         raise SepaError("IBAN is missing")
     try:
-        iban = IBAN(compact, validate_bban=True)
+        iban = IBAN(compact)
     except SchwiftyException as exc:
         raise SepaError(f"invalid IBAN {compact}: {exc}") from None
     if not iban.in_sepa_zone:

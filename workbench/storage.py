@@ -75,8 +75,9 @@ class Storage:
             raise StorageError(f"storage URL {url!r}: use a folder, file://, ftp:// or ftps://")
 
     def _full(self, path: str) -> str:
-        clean = posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/")
-        if clean.startswith("..") or not clean:
+        parts = path.replace("\\", "/").split("/")
+        clean = posixpath.normpath("/" + "/".join(parts)).lstrip("/")
+        if ".." in parts or not clean:
             raise StorageError(f"{path!r} is not a path inside the storage space")
         return posixpath.join(self.root, clean)
 

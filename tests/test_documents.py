@@ -1,0 +1,131 @@
+"""Invoice PDFs: content, language, the draft mark, escaping of customer text, no fetching."""
+
+from __future__ import annotations
+
+import io
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from pypdf import PdfReader
+
+from workbench.documents import html, money, render_batch, render_invoices, render_one
+
+OPERATOR = {"name": "Opérateur Test SAS", "address": "1 rue A, 75001 Paris", "siren": "123 456 782",
+            "vat": "FR40123456782", "capital": "SAS", "email": "f@op.example", "iban": "FR7630006000011234567890189",
+            "bic": "AGRIFRPP", "penalty_rate": ""}
+
+
+def model(number="F2026-000001", lang="fr", name="Boulangerie Martin", payment="transfer", items=3):
+    return {
+        "number": number, "kind": "invoice", "lang": lang, "period": "2026-10", "invoice_date": "2026-11-01",
+        "due_date": "2026-12-01", "account_number": "C1",
+        "customer": {"name": name, "address_line1": "2 rue B", "address_line2": "", "postcode": "69003",
+                     "city": "Lyon", "country": "FR", "vat_number": "FR46428929905"},
+        "groups": [{"type": "recurring", "items": [
+            {"description": f"Ligne {i}", "period": "2026-10-01 - 2026-10-31", "quantity": "2",
+             "unit_price": "19.90", "vat_rate": "20", "amount": "39.80", "calls": None, "minutes": None}
+            for i in range(items)]}],
+        "zones": [], "vat": [{"rate": "20", "base": "119.40", "amount": "23.88"}],
+        "total_excl": "119.40", "total_vat": "23.88", "total_incl": "143.28", "credit_applied": "",
+        "net_payable": "143.28", "previous": "", "payment_method": payment,
+        "mandate": {"reference": "OPX-1", "iban_masked": "FR76 **** 0189"} if payment == "direct_debit" else None,
+    }
+
+
+def text_of(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_money_is_exact_with_thousands():
+    assert money(123456) == "1\u202f234.56"
+    assert money(-5) == "-0.05"
+    assert money(0) == "0.00"
+
+
+def test_a_final_invoice_in_french_has_the_legal_mentions():
+    text = text_of(render_one(model(payment="direct_debit"), OPERATOR, draft=False))
+    for expected in ("Facture", "F2026-000001", "Opérateur Test SAS", "SIREN 123 456 782", "FR40123456782",
+                     "Boulangerie Martin", "FR46428929905", "143.28", "Net à payer", "Prélèvement SEPA",
+                     "OPX-1", "40 EUR", "taux d'intérêt légal", "2026-12-01"):
+        assert expected in text, expected
+    assert "BROUILLON" not in text and "DRAFT" not in text
+
+
+def test_english_and_the_draft_mark():
+    text = text_of(render_one(model(lang="en"), OPERATOR, draft=True))
+    assert "Invoice" in text and "Net payable" in text and "bank transfer" in text
+    assert "DRAFT - NOT AN INVOICE" in text
+
+
+@pytest.mark.parametrize("name", [
+    '<img src="file:///etc/passwd">', "<script>alert(1)</script>", "{{ 7*7 }} & <b>bold</b>",
+])
+def test_customer_text_is_printed_not_interpreted(name):
+    markup = html([model(name=name)], OPERATOR, draft=False)
+    assert name not in markup  # escaped in the HTML
+    text = text_of(render_one(model(name=name), OPERATOR, draft=False))
+    assert name.replace(" ", "") in text.replace(" ", "").replace("\n", "")
+
+
+def test_rendering_fetches_nothing_outside_the_templates(tmp_path):
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        secret = tmp_path / "secret.png"
+        secret.write_bytes(b"not an image")
+        url = f"http://127.0.0.1:{server.server_address[1]}/pixel.png"
+        hostile = model(name=f'x" src="{url}')
+        hostile["customer"]["address_line1"] = f'<img src="{url}"><img src="file://{secret}">'
+        pdf = render_one(hostile, OPERATOR, draft=False)
+        assert pdf.startswith(b"%PDF")
+    finally:
+        server.shutdown()
+    assert hits == []
+
+
+def test_batches_split_into_one_pdf_per_invoice_on_the_right_pages():
+    models = [model(number=f"F2026-{i:06d}", items=1 + 30 * (i % 2)) for i in range(1, 6)]  # some run over 2 pages
+    pdfs = render_batch(models, OPERATOR, draft=False)
+    assert list(pdfs) == [m["number"] for m in models]
+    for m in models:
+        pages = [p.extract_text() for p in PdfReader(io.BytesIO(pdfs[m["number"]])).pages]
+        assert m["number"] in pages[0]
+        assert "143.28" in pages[-1]
+        others = [o["number"] for o in models if o["number"] != m["number"]]
+        assert not any(o in "".join(pages) for o in others)
+    assert len(PdfReader(io.BytesIO(pdfs["F2026-000001"])).pages) == 2
+    assert len(PdfReader(io.BytesIO(pdfs["F2026-000002"])).pages) == 1
+
+
+def test_the_pool_gives_the_same_documents_as_one_process():
+    models = [model(number=f"F2026-{i:06d}") for i in range(1, 7)]
+    pooled = render_invoices(models, OPERATOR, draft=True, workers=2, batch=2)
+    assert sorted(pooled) == [m["number"] for m in models]
+    for m in models:
+        assert m["number"] in text_of(pooled[m["number"]])
+
+
+def test_the_url_fetcher_serves_only_the_templates_folder(tmp_path):
+    from workbench.documents import TEMPLATES, _restricted_fetcher
+
+    fetcher = _restricted_fetcher()
+    (tmp_path / "x.css").write_text("body {}")
+    for url in ("http://127.0.0.1:9/x.png", f"file://{tmp_path / 'x.css'}", "file:///etc/passwd",
+                f"file://{TEMPLATES}/../pyproject.toml"):
+        with pytest.raises(ValueError, match="outside the templates folder"):
+            fetcher.fetch(url)
+    response = fetcher.fetch(f"file://{TEMPLATES / 'invoice.css'}")
+    assert b"@page" in response.read()

@@ -1,0 +1,594 @@
+"""SEPA direct debits (:mod:`workbench.sepa`): validation of identifiers, cleaning of texts,
+the pain.008 files (.02 and .08, checked against the XSD and read back), and the generation of
+files from the database (SQLite and PostgreSQL) into a local storage folder.
+
+Hand calculations used below:
+
+* creditor identifier ``FR72ZZZ123456``: national id ``123456`` + ``FR`` (F=15, R=27) + ``72``
+  -> 123456152772 mod 97 = 1: valid; with ``73`` the remainder is 2: invalid;
+* IBAN ``FR06 3000 6000 0112 3456 7890 188``: its ISO check digits are right (98 - 30006000011234567890188
+  152700 mod 97 = 06), but its French RIB key is 88 where the bank, branch and account make 89;
+* 2026-11-20 is a Friday: the next TARGET business day is Monday 2026-11-23; 2026-12-04 is a
+  Friday, next business day Monday 2026-12-07; after Thursday 2026-12-24 come Christmas (25th, a
+  TARGET holiday), the week-end, then Monday 2026-12-28; after Thursday 2026-04-02 come Good
+  Friday, the week-end and Easter Monday, then Tuesday 2026-04-07.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sepaxml
+import xmlschema
+from factories import REFERENCE, reference_folder
+from sqlalchemy import Engine, func, insert, select
+
+from workbench import sepa
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.reference import load_reference
+from workbench.repository import read_frame
+from workbench.sepa import (
+    Creditor,
+    SepaError,
+    build_pain008,
+    collection_date,
+    direct_debit_file,
+    generate_direct_debits,
+    prepare_debits,
+    sepa_text,
+    validate_bic,
+    validate_creditor_id,
+    validate_iban,
+)
+from workbench.storage import Storage, StorageError
+
+GOOD_FR = "FR76 3000 6000 0112 3456 7890 189"
+GOOD_DE = "DE89 3704 0044 0532 0130 00"
+BAD_RIB_KEY = "FR06 3000 6000 0112 3456 7890 188"
+CREDITOR = Creditor.of("Opérateur Exemple SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456")
+TODAY = date(2026, 11, 20)  # a Friday
+CREATED = datetime(2026, 11, 20, 9, 0)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+@functools.cache
+def xsd(version: str) -> xmlschema.XMLSchema:
+    """The XSD bundled with sepaxml, loaded by the test itself (not through sepaxml's export)."""
+    return xmlschema.XMLSchema(str(Path(sepaxml.__file__).parent / "schemas" / f"{version}.xsd"))
+
+
+def read_back(xml: bytes) -> dict:
+    """The parts of a pain.008 file the tests check."""
+    root = ET.fromstring(xml)
+    header = root.find("{*}CstmrDrctDbtInitn/{*}GrpHdr")
+    batches, transactions = [], []
+    for info in root.findall(".//{*}PmtInf"):
+        seq, day = info.findtext("{*}PmtTpInf/{*}SeqTp"), info.findtext("{*}ReqdColltnDt")
+        batches.append((seq, day, info.findtext("{*}NbOfTxs"), info.findtext("{*}CtrlSum")))
+        for tx in info.findall("{*}DrctDbtTxInf"):
+            agent = tx.find("{*}DbtrAgt/{*}FinInstnId")
+            bic = [(child.tag.split("}")[1], child.text) for child in agent if child.text]
+            transactions.append({
+                "end_to_end": tx.findtext("{*}PmtId/{*}EndToEndId"),
+                "amount": tx.findtext("{*}InstdAmt"),
+                "currency": tx.find("{*}InstdAmt").get("Ccy"),
+                "mandate": tx.findtext("{*}DrctDbtTx/{*}MndtRltdInf/{*}MndtId"),
+                "signed": tx.findtext("{*}DrctDbtTx/{*}MndtRltdInf/{*}DtOfSgntr"),
+                "bic": bic[0] if bic else agent.findtext("{*}Othr/{*}Id"),
+                "name": tx.findtext("{*}Dbtr/{*}Nm"),
+                "iban": tx.findtext("{*}DbtrAcct/{*}Id/{*}IBAN"),
+                "remittance": tx.findtext("{*}RmtInf/{*}Ustrd"),
+                "seq": seq, "date": day,
+            })
+    return {
+        "namespace": root.tag[1:].split("}")[0],
+        "message_id": header.findtext("{*}MsgId"),
+        "created": header.findtext("{*}CreDtTm"),
+        "count": header.findtext("{*}NbOfTxs"),
+        "sum": header.findtext("{*}CtrlSum"),
+        "batches": sorted(batches),
+        "transactions": sorted(transactions, key=lambda t: t["end_to_end"]),
+        "creditor_id": root.findtext(".//{*}CdtrSchmeId/{*}Id/{*}PrvtId/{*}Othr/{*}Id"),
+        "creditor_iban": root.findtext(".//{*}CdtrAcct/{*}Id/{*}IBAN"),
+    }
+
+
+def debit(number: str, cents, due: date, reference: str = "M-ALPHA-1", name: str = "Alpha SARL",
+          iban: str = GOOD_FR, bic: str = "agrifrpp", collected: bool = False, **extra) -> dict:
+    return {"invoice_number": number, "customer_name": name, "net_payable_cents": cents, "due_date": due,
+            "mandate_reference": reference, "signature_date": date(2025, 12, 20), "iban": iban, "bic": bic,
+            "already_collected": collected, **extra}
+
+
+#: three good debits and six bad ones (today 2026-11-20)
+DEBITS = [
+    debit("F2026-000001", 3442, date(2026, 12, 1)),
+    debit("F2026-000002", 1, date(2026, 11, 10)),  # past due: collected Monday 2026-11-23
+    debit("F2026-000003", 100_000_001, date(2026, 12, 1), "M-BETA-1", "Béta & Fils <img src=x>", GOOD_DE, "",
+          collected=True),
+    debit("F2026-000004", 1556, date(2026, 12, 1), "M-DELTA-1", mandate_status="revoked"),
+    debit("F2026-000005", 2500, date(2026, 12, 1), ""),
+    debit("F2026-000006", 1000, date(2026, 12, 1), "M-EPS-1", iban="FR7630006000011234567890188"),
+    debit("F2026-000007", 1000, date(2026, 12, 1), "M-ZETA-1", bic="AGR1FRPP"),
+    debit("F2026-000008", 0, date(2026, 12, 1), "M-ETA-1"),
+    debit("F2026-000009", -500, date(2026, 12, 1), "M-THETA-1"),
+]
+
+
+# ---------------------------------------------------------------------------- validation and text
+
+def test_creditor_identifier_mod_97_10():
+    assert validate_creditor_id("FR72ZZZ123456") == "FR72ZZZ123456"
+    assert validate_creditor_id(" fr72 zzz 123456 ") == "FR72ZZZ123456"
+    assert validate_creditor_id("DE98ZZZ09999999999") == "DE98ZZZ09999999999"  # the Bundesbank's sample
+    assert validate_creditor_id("FR72ABC123456") == "FR72ABC123456"  # the business code is not checked
+    for bad, reason in [("FR73ZZZ123456", "check digits 73 do not match"),
+                        ("FR72ZZZ123457", "check digits 72 do not match"),
+                        ("FR72ZZZ12345!", "expected a country code"),
+                        ("7272ZZZ123456", "expected a country code"),
+                        ("FR72ZZZ", "expected a country code"),
+                        ("", "creditor identifier is missing")]:
+        with pytest.raises(SepaError, match=reason):
+            validate_creditor_id(bad)
+
+
+def test_iban_validation():
+    assert validate_iban(GOOD_FR) == "FR7630006000011234567890189"
+    assert validate_iban("de89370400440532013000") == "DE89370400440532013000"
+    assert validate_iban("GB82 WEST 1234 5698 7654 32") == "GB82WEST12345698765432"  # the UK is in SEPA
+    for bad, reason in [("FR7630006000011234567890188", "invalid IBAN FR7630006000011234567890188: Invalid checksum"),
+                        (BAD_RIB_KEY, "invalid IBAN FR0630006000011234567890188: Invalid national checksum"),
+                        ("FR76300060000112345678901", "Invalid IBAN length"),
+                        ("XX7630006000011234567890189", "Unknown country-code 'XX'"),
+                        ("TR330006100519786457841326", "country TR is not in the SEPA zone"),
+                        ("FR76<script>", "invalid IBAN"),
+                        ("", "IBAN is missing"), (None, "IBAN is missing")]:
+        with pytest.raises(SepaError, match=reason):
+            validate_iban(bad)
+
+
+def test_bic_validation():
+    assert validate_bic("agrifrpp") == "AGRIFRPP"
+    assert validate_bic("COBA DE FF XXX") == "COBADEFFXXX"
+    for bad, reason in [("AGRIFRP", "invalid BIC AGRIFRP: Invalid length"),
+                        ("AGRIFRPP1", "Invalid length"),
+                        ("AGR1FRPP", "invalid BIC AGR1FRPP: Invalid structure"),
+                        ("AGRIXXPP", "Invalid country code 'XX'"),
+                        ("", "BIC is missing")]:
+        with pytest.raises(SepaError, match=reason):
+            validate_bic(bad)
+
+
+def test_creditor_and_version_from_settings():
+    creditor = Creditor.from_settings(Settings())
+    assert creditor == Creditor("OPERATEUR EXEMPLE SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456")
+    assert CREDITOR.name == "Operateur Exemple SAS"
+    with pytest.raises(SepaError, match="^SEPA settings: creditor invalid creditor identifier FR73ZZZ123456: check "
+                                        "digits 73 do not match"):
+        Creditor.from_settings(Settings(sepa_creditor_id="FR73ZZZ123456"))
+    with pytest.raises(SepaError) as caught:
+        Creditor.from_settings(Settings(sepa_creditor_id="FR73ZZZ123456", sepa_creditor_iban="FR76300060000112345678"
+                                        "90188", sepa_creditor_bic="AGR1FRPP", sepa_creditor_name="😀"))
+    message = str(caught.value)
+    assert message.startswith("SEPA settings: ")
+    for part in ("creditor name is empty", "creditor invalid IBAN", "creditor invalid BIC AGR1FRPP",
+                 "creditor invalid creditor identifier FR73ZZZ123456"):
+        assert part in message
+    assert sepa.validate_version("pain.008.001.08") == "pain.008.001.08"
+    with pytest.raises(SepaError, match="'pain.008.001.03' is not supported"):
+        sepa.validate_version("pain.008.001.03")
+
+
+@pytest.mark.parametrize("raw, cleaned", [
+    ("Élodie Müller-Łukasz & Søn", "Elodie Muller-Lukasz + Son"),
+    ("Œuvres d’Ærø Straße", "OEuvres d'AEro Strasse"),
+    ("<img src=x>", "img src x"),
+    ('=HYPERLINK("http://evil.example","Click")', "HYPERLINK( http://evil.example , Click )"),
+    ("+33 Telecom", "33 Telecom"),
+    ("-1+1", "1+1"),
+    ("Café 😀 Zoé", "Cafe Zoe"),
+    ("😀🎉", ""),
+    ("Tab\tand\nnew  line", "Tab and new line"),
+    ("C'est (bien): 1/2, ok? a.b", "C'est (bien): 1/2, ok? a.b"),
+    ("Zürich <script>alert(1)</script>", "Zurich script alert(1) /script"),
+    (None, ""),
+])
+def test_names_are_cleaned_to_the_sepa_latin_set(raw, cleaned):
+    assert sepa_text(raw) == cleaned
+
+
+def test_texts_are_cut_to_their_maximum():
+    assert sepa_text("A" * 80) == "A" * 70
+    assert sepa_text("A" * 69 + " B") == "A" * 69  # cut after the space, which is dropped
+    assert sepa_text("é" * 150, 140) == "e" * 140
+
+
+def test_collection_date_is_the_due_date_or_the_next_business_day():
+    assert collection_date(date(2026, 12, 1), TODAY) == date(2026, 12, 1)
+    assert collection_date(date(2026, 11, 21), TODAY) == date(2026, 11, 21)  # a Saturday in the future: kept
+    assert collection_date(TODAY, TODAY) == date(2026, 11, 23)  # due today: too late, next business day
+    assert collection_date(date(2026, 10, 1), TODAY) == date(2026, 11, 23)
+    assert collection_date(date(2026, 12, 1), date(2026, 12, 24)) == date(2026, 12, 28)
+    assert collection_date(date(2026, 3, 1), date(2026, 4, 2)) == date(2026, 4, 7)
+
+
+# ---------------------------------------------------------------------------- checking debits
+
+def test_good_and_rejected_debits_with_reasons():
+    good, rejected = prepare_debits(pd.DataFrame(DEBITS), TODAY)
+    assert good["invoice_number"].tolist() == ["F2026-000001", "F2026-000002", "F2026-000003"]
+    assert good["amount_cents"].tolist() == [3442, 1, 100_000_001]
+    assert str(good["amount_cents"].dtype) == "int64"
+    # F2 is collected first (2026-11-23): it is the mandate's FRST, F1 then a RCUR; M-BETA-1 was collected
+    assert good["sequence_type"].tolist() == ["RCUR", "FRST", "RCUR"]
+    assert good["collection_date"].tolist() == [date(2026, 12, 1), date(2026, 11, 23), date(2026, 12, 1)]
+    assert good["debtor_name"].tolist() == ["Alpha SARL", "Alpha SARL", "Beta + Fils img src x"]
+    assert good["iban"].tolist() == ["FR7630006000011234567890189"] * 2 + ["DE89370400440532013000"]
+    assert good["bic"].tolist() == ["AGRIFRPP", "AGRIFRPP", ""]
+    assert good["remittance"].tolist() == ["Facture F2026-000001", "Facture F2026-000002", "Facture F2026-000003"]
+    reasons = dict(zip(rejected["invoice_number"], rejected["reason"], strict=True))
+    assert reasons == {
+        "F2026-000004": "mandate M-DELTA-1 is revoked",
+        "F2026-000005": "no mandate: the customer has no active SEPA mandate",
+        "F2026-000006": "mandate M-EPS-1: invalid IBAN FR7630006000011234567890188: Invalid checksum digits",
+        "F2026-000007": "mandate M-ZETA-1: invalid BIC AGR1FRPP: Invalid structure 'AGR1FRPP'",
+        "F2026-000008": "nothing to debit: amount 0.00 is zero or negative",
+        "F2026-000009": "nothing to debit: amount -5.00 is zero or negative",
+    }
+    assert rejected["mandate_status"].tolist()[0] == "revoked"  # input columns are passed through
+
+
+def test_more_reasons_to_reject():
+    rows = [
+        debit("F2026-000001", 100, date(2026, 12, 1), currency="USD"),
+        debit("F2026-000001", 100, date(2026, 12, 1), "M-OTHER-1"),  # the same number again
+        debit("F2026/000003/", 100, date(2026, 12, 1), "M-X"),
+        debit("F2026-000004", 100, None, "M Y <z>"),
+        debit("F2026-000005", 100, date(2026, 12, 1), "M-Z", name="😀"),
+        {**debit("F2026-000006", 100, date(2026, 12, 1), "M-W"), "signature_date": date(2026, 11, 21)},
+        debit("F2026-000007", 100, date(2026, 12, 1), "M-V", collected=None),  # good, FRST
+    ]
+    good, rejected = prepare_debits(pd.DataFrame(rows), TODAY)
+    assert good["invoice_number"].tolist() == ["F2026-000007"]
+    assert good["sequence_type"].tolist() == ["FRST"]
+    reasons = rejected["reason"].tolist()
+    assert reasons[0] == "currency USD is not EUR"
+    assert reasons[1] == "invoice F2026-000001 is listed twice"
+    assert reasons[2] == ("invoice number 'F2026/000003/' cannot be an end-to-end id: it starts or ends with '/' "
+                          "or contains '//'")
+    assert reasons[3] == ("the due date of the invoice is missing; invalid mandate reference 'M Y <z>': it contains "
+                          "characters outside the SEPA set: '<>'")
+    assert reasons[4] == "debtor name '😀' is empty in the SEPA character set"
+    assert reasons[5] == "mandate M-W is signed on 2026-11-21, in the future"
+
+
+def test_amounts_must_be_integer_cents():
+    floats = pd.DataFrame([debit("F2026-000001", 34.42, date(2026, 12, 1))])
+    good, rejected = prepare_debits(floats, TODAY)
+    assert good.empty and rejected["reason"].tolist() == ["amount 34.42 is not a whole number of cents"]
+    exact = pd.DataFrame([debit("F2026-000001", Decimal("3442"), date(2026, 12, 1))])
+    assert prepare_debits(exact, TODAY)[0]["amount_cents"].tolist() == [3442]
+    with pytest.raises(SepaError, match="without the columns iban, bic"):
+        prepare_debits(pd.DataFrame(DEBITS).drop(columns=["iban", "bic"]), TODAY)
+
+
+# ---------------------------------------------------------------------------- the pain.008 file
+
+@pytest.mark.parametrize("version, bic_tag", [("pain.008.001.02", "BIC"), ("pain.008.001.08", "BICFI")])
+def test_the_file_validates_and_reads_back(version, bic_tag):
+    made = direct_debit_file(pd.DataFrame(DEBITS), CREDITOR, TODAY, version, "SDD-TEST-0001", CREATED)
+    xsd(version).validate(made.xml.decode())
+    assert made.xml.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    back = read_back(made.xml)
+    assert back["namespace"] == f"urn:iso:std:iso:20022:tech:xsd:{version}"
+    assert (back["message_id"], back["created"]) == ("SDD-TEST-0001", "2026-11-20T09:00:00")
+    # 3442 + 1 + 100000001 = 100003444 cents
+    assert (back["count"], back["sum"]) == ("3", "1000034.44")
+    assert (made.transactions, made.total_cents) == (3, 100_003_444)
+    assert made.by_sequence() == {"FRST": (1, 1), "RCUR": (2, 100_003_443)}
+    assert back["batches"] == [("FRST", "2026-11-23", "1", "0.01"), ("RCUR", "2026-12-01", "2", "1000034.43")]
+    assert (back["creditor_id"], back["creditor_iban"]) == ("FR72ZZZ123456", "FR7630006000011234567890189")
+    fr = (bic_tag, "AGRIFRPP")
+    assert [(t["end_to_end"], t["amount"], t["currency"], t["mandate"], t["signed"], t["seq"], t["date"], t["bic"],
+             t["iban"], t["name"], t["remittance"]) for t in back["transactions"]] == [
+        ("F2026-000001", "34.42", "EUR", "M-ALPHA-1", "2025-12-20", "RCUR", "2026-12-01", fr,
+         "FR7630006000011234567890189", "Alpha SARL", "Facture F2026-000001"),
+        ("F2026-000002", "0.01", "EUR", "M-ALPHA-1", "2025-12-20", "FRST", "2026-11-23", fr,
+         "FR7630006000011234567890189", "Alpha SARL", "Facture F2026-000002"),
+        ("F2026-000003", "1000000.01", "EUR", "M-BETA-1", "2025-12-20", "RCUR", "2026-12-01", "NOTPROVIDED",
+         "DE89370400440532013000", "Beta + Fils img src x", "Facture F2026-000003"),
+    ]
+    assert len(made.rejected) == 6
+
+
+def test_the_xsd_check_of_the_tests_can_fail():
+    made = direct_debit_file(pd.DataFrame(DEBITS[:1]), CREDITOR, TODAY, "pain.008.001.02", "SDD-TEST-0002", CREATED)
+    xsd("pain.008.001.02").validate(made.xml.decode())
+    broken = made.xml.replace(b"<SeqTp>FRST</SeqTp>", b"<SeqTp>ONCE</SeqTp>")
+    assert broken != made.xml
+    with pytest.raises(xmlschema.XMLSchemaValidationError):
+        xsd("pain.008.001.02").validate(broken.decode())
+
+
+def test_a_file_that_does_not_validate_is_never_returned():
+    good, _ = prepare_debits(pd.DataFrame(DEBITS[:1]), TODAY)
+    good.loc[0, "invoice_number"] = "F" * 36  # an end-to-end id is at most 35 characters
+    with pytest.raises(SepaError, match="does not validate against pain.008.001.02"):
+        build_pain008(good, CREDITOR, "pain.008.001.02", "SDD-TEST-0003", CREATED)
+    with pytest.raises(SepaError, match="no debit to put in a SEPA file"):
+        build_pain008(good.iloc[0:0], CREDITOR)
+    with pytest.raises(SepaError, match="creditor BIC is required for pain.008.001.02"):
+        build_pain008(prepare_debits(pd.DataFrame(DEBITS[:1]), TODAY)[0], replace(CREDITOR, bic=""))
+
+
+def test_nothing_good_makes_no_file():
+    made = direct_debit_file(pd.DataFrame(DEBITS[3:]), CREDITOR, TODAY)
+    assert made.xml is None and made.transactions == 0 and made.total_cents == 0 and len(made.rejected) == 6
+
+
+# ---------------------------------------------------------------------------- from the database
+
+NOW = datetime(2026, 11, 20, 8, 0)  # UTC; 09:00 on Friday 2026-11-20 in Paris
+DECEMBER = datetime(2026, 12, 4, 8, 0)  # Friday 2026-12-04
+
+SEPA_CUSTOMERS = [
+    [account, name, "1 rue A", "", "75001", "Paris", "FR", "", "fr", method, "A", "TEST"]
+    for account, name, method in [
+        ("C1", "Alpha SARL", "direct_debit"), ("C2", "Beta Ltd", "transfer"), ("C3", "Gamma SAS", "direct_debit"),
+        ("C4", "Délta & Fils <b>", "direct_debit"), ("C5", "Epsilon", "direct_debit"),
+        ("C6", "Zêta 😀", "direct_debit")]
+]
+SEPA_MANDATES = [
+    ["C1", "MANDATE-C1-01", "2025-12-20", GOOD_FR, "agrifrpp", "active"],
+    ["C3", "MANDATE-C3-01", "2025-01-10", GOOD_FR, "agrifrpp", "revoked"],
+    ["C4", "MANDATE-C4-OLD", "2024-01-01", "DE89370400440532013001", "COBADEFFXXX", "active"],  # bad, superseded
+    ["C4", "MANDATE-C4-NEW", "2026-03-01", GOOD_DE, "cobadeffxxx", "active"],  # the latest active one
+    ["C4", "MANDATE-C4-GONE", "2026-06-01", GOOD_DE, "COBADEFFXXX", "revoked"],  # later, but revoked
+    ["C5", "MANDATE-C5-01", "2026-02-01", BAD_RIB_KEY, "AGRIFRPP", "active"],
+]
+#: (number, account, net payable cents, due date, period, status, kind)
+OCTOBER_INVOICES = [
+    ("F2026-000001", "C1", 3442, date(2026, 12, 1), "2026-10", "issued", "invoice"),
+    ("F2026-000002", "C2", 17636, date(2026, 12, 1), "2026-10", "issued", "invoice"),  # pays by transfer
+    ("F2026-000003", "C3", 1556, date(2026, 12, 1), "2026-10", "issued", "invoice"),  # mandate revoked
+    ("F2026-000004", "C4", 5400, date(2026, 12, 1), "2026-10", "issued", "invoice"),
+    ("F2026-000005", "C5", 1000, date(2026, 12, 1), "2026-10", "issued", "invoice"),  # bad IBAN
+    ("F2026-000006", "C6", 2500, date(2026, 12, 1), "2026-10", "issued", "invoice"),  # no mandate
+    ("F2026-000007", "C1", 0, date(2026, 12, 1), "2026-10", "issued", "invoice"),  # covered by credit
+    ("A2026-000001", "C1", 5442, date(2026, 11, 15), "2026-10", "issued", "credit_note"),  # never debited
+    ("PRE-1-0001", "C1", 999, date(2026, 12, 1), "2026-10", "draft", "invoice"),  # not issued
+]
+NOVEMBER_INVOICES = [
+    ("F2026-000008", "C1", 4000, date(2027, 1, 4), "2026-11", "issued", "invoice"),
+    ("F2026-000009", "C4", 123, date(2026, 11, 15), "2026-11", "issued", "invoice"),  # past due on 2026-12-04
+]
+FIRST_REJECTS = {
+    "F2026-000003": "mandate MANDATE-C3-01 is revoked",
+    "F2026-000005": "mandate MANDATE-C5-01: invalid IBAN FR0630006000011234567890188: Invalid national checksum",
+    "F2026-000006": "no mandate: the customer has no active SEPA mandate",
+}
+
+
+def add_invoices(engine: Engine, invoices) -> dict[str, int]:
+    """Insert invoice rows directly (as production would have issued them); returns number -> id."""
+    with engine.begin() as connection:
+        ids = dict(connection.execute(select(s.Customer.account_number, s.Customer.id)).all())
+        out = {}
+        for number, account, cents, due, period, status, kind in invoices:
+            out[number] = connection.execute(insert(s.Invoice).values(
+                run_id=None, number=number, kind=kind, status=status, customer_id=ids[account], period=period,
+                invoice_date=date(2026, 11, 1), due_date=due, currency="EUR", total_excl_cents=cents,
+                total_vat_cents=0, total_incl_cents=cents, credit_applied_cents=0, net_payable_cents=cents,
+                issued_at=datetime(2026, 11, 1) if status == "issued" else None,
+            ).returning(s.Invoice.id)).scalar_one()
+    return out
+
+
+@pytest.fixture
+def sepa_db(engine, settings, tmp_path):
+    """The SEPA customers and mandates, October's invoices, and a local storage folder."""
+    folder = reference_folder(tmp_path / "reference", only=["rate_plans", "customers", "mandates"],
+                              reference=REFERENCE, customers=SEPA_CUSTOMERS, mandates=SEPA_MANDATES)
+    load_reference(engine, folder)
+    ids = add_invoices(engine, OCTOBER_INVOICES)
+    return engine, replace(settings, storage_url=str(tmp_path / "ftp")), tmp_path / "ftp", ids
+
+
+def rows(engine: Engine, table) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return read_frame(connection, select(table).order_by(table.c.id))
+
+
+def test_generation_writes_the_file_and_records_it(sepa_db):
+    engine, settings, ftp, ids = sepa_db
+    result = generate_direct_debits(engine, settings, NOW)
+    assert result.written
+    assert result.message_id.startswith("SDD-20261120-090000-") and len(result.message_id) == 28
+    assert result.path == f"sepa/2026/11/{result.message_id}.xml"
+    stored = ftp / "sepa" / "2026" / "11" / f"{result.message_id}.xml"
+    assert result.location == str(stored)
+    assert Storage(str(ftp)).list() == [result.path]
+    xml = stored.read_bytes()
+    xsd("pain.008.001.02").validate(xml.decode())
+    back = read_back(xml)
+    # F1 3442 + F4 5400 = 8842 cents; both mandates never collected: FRST, due 2026-12-01
+    assert (back["message_id"], back["count"], back["sum"]) == (result.message_id, "2", "88.42")
+    assert back["batches"] == [("FRST", "2026-12-01", "2", "88.42")]
+    assert [(t["end_to_end"], t["amount"], t["mandate"], t["signed"], t["name"], t["iban"], t["bic"])
+            for t in back["transactions"]] == [
+        ("F2026-000001", "34.42", "MANDATE-C1-01", "2025-12-20", "Alpha SARL", "FR7630006000011234567890189",
+         ("BIC", "AGRIFRPP")),
+        ("F2026-000004", "54.00", "MANDATE-C4-NEW", "2026-03-01", "Delta + Fils b", "DE89370400440532013000",
+         ("BIC", "COBADEFFXXX")),
+    ]
+    assert (result.transactions, result.total_cents, result.by_sequence) == (2, 8842, {"FRST": (2, 8842)})
+    assert result.message == (f"SEPA file {result.path}: 2 debits (2 FRST), total 88.42 EUR; 3 invoices rejected")
+    assert dict(zip(result.rejected["invoice_number"], result.rejected["reason"], strict=True)) == FIRST_REJECTS
+    assert result.rejected["account_number"].tolist() == ["C3", "C5", "C6"]
+    assert result.debits["invoice_number"].tolist() == ["F2026-000001", "F2026-000004"]
+
+    files = rows(engine, s.SepaFile.__table__)
+    assert [(r.id, r.message_id, r.version, r.path, r.transactions, r.total_cents) for r in files.itertuples()] == [
+        (result.file_id, result.message_id, "pain.008.001.02", result.path, 2, 8842)]
+    assert pd.Timestamp(files["created_at"][0]).to_pydatetime() == NOW
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert [(r.file_id, r.invoice_id, r.mandate_reference, r.sequence_type, r.amount_cents, r.collection_date)
+            for r in debits.itertuples()] == [
+        (result.file_id, ids["F2026-000001"], "MANDATE-C1-01", "FRST", 3442, date(2026, 12, 1)),
+        (result.file_id, ids["F2026-000004"], "MANDATE-C4-NEW", "FRST", 5400, date(2026, 12, 1)),
+    ]
+
+
+def test_a_second_run_debits_nothing_twice_then_recurring_debits(sepa_db):
+    engine, settings, ftp, ids = sepa_db
+    first = generate_direct_debits(engine, settings, NOW)
+    again = generate_direct_debits(engine, settings, NOW)
+    assert not again.written and again.path is None and again.transactions == 0
+    assert again.message == "nothing to debit; 3 invoices rejected"
+    assert dict(zip(again.rejected["invoice_number"], again.rejected["reason"], strict=True)) == FIRST_REJECTS
+    assert Storage(str(ftp)).list() == [first.path]
+    assert len(rows(engine, s.SepaFile.__table__)) == 1 and len(rows(engine, s.SepaDebit.__table__)) == 2
+
+    add_invoices(engine, NOVEMBER_INVOICES)
+    later = generate_direct_debits(engine, settings, DECEMBER, period="2026-11")
+    assert later.path.startswith("sepa/2026/12/SDD-20261204-090000-")
+    back = read_back((ftp / later.path).read_bytes())
+    # 4000 + 123 = 4123; both mandates were collected in the first file: RCUR; F9 was due before
+    # Friday 2026-12-04: collected Monday 2026-12-07
+    assert (back["count"], back["sum"]) == ("2", "41.23")
+    assert back["batches"] == [("RCUR", "2026-12-07", "1", "1.23"), ("RCUR", "2027-01-04", "1", "40.00")]
+    assert [(t["end_to_end"], t["mandate"], t["seq"], t["date"]) for t in back["transactions"]] == [
+        ("F2026-000008", "MANDATE-C1-01", "RCUR", "2027-01-04"),
+        ("F2026-000009", "MANDATE-C4-NEW", "RCUR", "2026-12-07")]
+    assert later.rejected.empty  # the period leaves October's invoices out
+    assert later.by_sequence == {"RCUR": (2, 4123)}
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert debits["sequence_type"].tolist() == ["FRST", "FRST", "RCUR", "RCUR"]
+    assert sorted(Storage(str(ftp)).list()) == sorted([first.path, later.path])
+
+
+def test_force_debits_named_invoices_again_in_a_new_file(sepa_db):
+    engine, settings, ftp, ids = sepa_db
+    first = generate_direct_debits(engine, settings, NOW)
+    refused = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000001"])
+    assert not refused.written and refused.message == "nothing to debit; 1 invoices rejected"
+    assert refused.rejected["reason"].tolist() == [
+        f"already debited in SEPA file {first.message_id} (use force to debit it again)"]
+    with pytest.raises(SepaError, match="force debits invoices again: name a period or the invoices"):
+        generate_direct_debits(engine, settings, NOW, force=True)
+
+    forced = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000001"], force=True)
+    assert forced.written and forced.message_id != first.message_id
+    back = read_back((ftp / forced.path).read_bytes())
+    # its own earlier debit does not count: still the mandate's first collection
+    assert [(t["end_to_end"], t["amount"], t["seq"]) for t in back["transactions"]] == [
+        ("F2026-000001", "34.42", "FRST")]
+    assert forced.rejected.empty
+    assert sorted(Storage(str(ftp)).list()) == sorted([first.path, forced.path])
+    files = rows(engine, s.SepaFile.__table__)
+    assert files["message_id"].tolist() == [first.message_id, forced.message_id]
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert sorted(zip(debits["invoice_id"], debits["file_id"], strict=True)) == sorted([
+        (ids["F2026-000001"], forced.file_id), (ids["F2026-000004"], first.file_id)])
+
+
+def test_named_invoices_that_cannot_be_debited_are_reported(sepa_db):
+    engine, settings, ftp, _ = sepa_db
+    result = generate_direct_debits(engine, settings, NOW, invoices=[
+        "F2026-000002", "F2026-000007", "A2026-000001", "PRE-1-0001", "F2099-000001", "F2026-000003"])
+    assert not result.written and not (ftp / "sepa").exists()
+    assert dict(zip(result.rejected["invoice_number"], result.rejected["reason"], strict=True)) == {
+        "A2026-000001": "not an issued invoice (issued credit note)",
+        "F2026-000002": "the customer pays by transfer, not by direct debit",
+        "F2026-000003": "mandate MANDATE-C3-01 is revoked",
+        "F2026-000007": "nothing to debit: net payable 0.00",
+        "F2099-000001": "unknown invoice",
+        "PRE-1-0001": "not an issued invoice (draft invoice)",
+    }
+    assert rows(engine, s.SepaFile.__table__).empty
+
+
+def test_zero_and_ineligible_invoices_are_left_out_of_a_period(sepa_db):
+    engine, settings, ftp, _ = sepa_db
+    result = generate_direct_debits(engine, settings, NOW, period="2026-10")
+    assert result.debits["invoice_number"].tolist() == ["F2026-000001", "F2026-000004"]
+    assert "F2026-000007" not in set(result.rejected["invoice_number"])
+    assert generate_direct_debits(engine, settings, NOW, period="2026-09").message == "nothing to debit"
+
+
+def test_pain_008_001_08_from_the_settings(sepa_db):
+    engine, settings, ftp, _ = sepa_db
+    result = generate_direct_debits(engine, replace(settings, sepa_version="pain.008.001.08"), NOW)
+    xml = (ftp / result.path).read_bytes()
+    xsd("pain.008.001.08").validate(xml.decode())
+    back = read_back(xml)
+    assert back["namespace"] == "urn:iso:std:iso:20022:tech:xsd:pain.008.001.08"
+    assert [t["bic"] for t in back["transactions"]] == [("BICFI", "AGRIFRPP"), ("BICFI", "COBADEFFXXX")]
+    assert rows(engine, s.SepaFile.__table__)["version"].tolist() == ["pain.008.001.08"]
+
+
+def test_bad_settings_write_nothing(sepa_db):
+    engine, settings, ftp, _ = sepa_db
+    with pytest.raises(SepaError, match="SEPA settings: creditor invalid creditor identifier FR73ZZZ123456"):
+        generate_direct_debits(engine, replace(settings, sepa_creditor_id="FR73ZZZ123456"), NOW)
+    with pytest.raises(SepaError, match="SEPA version 'pain.008.001.01' is not supported"):
+        generate_direct_debits(engine, replace(settings, sepa_version="pain.008.001.01"), NOW)
+    assert not (ftp / "sepa").exists() and rows(engine, s.SepaFile.__table__).empty
+
+
+def test_nothing_is_recorded_when_the_file_cannot_be_stored(sepa_db, monkeypatch):
+    engine, settings, ftp, _ = sepa_db
+
+    def refuse(self, path, data):
+        raise StorageError(f"{path}: not stored after 3 attempts (disk full)")
+
+    monkeypatch.setattr(Storage, "put", refuse)
+    with pytest.raises(StorageError, match="disk full"):
+        generate_direct_debits(engine, settings, NOW)
+    assert rows(engine, s.SepaFile.__table__).empty and rows(engine, s.SepaDebit.__table__).empty
+
+
+def test_a_stored_file_that_cannot_be_recorded_is_removed(sepa_db, monkeypatch):
+    engine, settings, ftp, _ = sepa_db
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(sepa, "_record", fail)
+    with pytest.raises(SepaError, match=r"was stored but could not be recorded \(connection lost\); it has been "
+                                        "removed"):
+        generate_direct_debits(engine, settings, NOW)
+    assert Storage(str(ftp)).list() == []
+    assert rows(engine, s.SepaFile.__table__).empty and rows(engine, s.SepaDebit.__table__).empty
+
+
+def test_two_runs_at_once_make_one_file(sepa_db):
+    engine, settings, ftp, _ = sepa_db
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(generate_direct_debits(engine, settings, NOW))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(r.transactions for r in results) == [0, 2]
+    assert len(Storage(str(ftp)).list()) == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(s.SepaDebit)).scalar_one() == 2
