@@ -33,6 +33,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rating.py
+	$(BIN)/python benchmarks/billing.py
+	$(BIN)/python benchmarks/pdfs.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

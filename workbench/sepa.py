@@ -138,7 +138,7 @@ def validate_iban(value) -> str:
     if not compact:
         raise SepaError("IBAN is missing")
     try:
-        iban = IBAN(compact)
+        iban = IBAN(compact, validate_bban=True)
     except SchwiftyException as exc:
         raise SepaError(f"invalid IBAN {compact}: {exc}") from None
     if not iban.in_sepa_zone:
@@ -592,7 +592,7 @@ def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFra
         s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic, s.Mandate.status.label("mandate_status"),
     ).where(s.Mandate.customer_id.in_(customer_ids)))
     if len(mandates):
-        mandates["_active"] = mandates["mandate_status"] == "active"
+        mandates["_active"] = True
         mandates = (mandates.sort_values(["customer_id", "_active", "signature_date", "id"])
                     .drop_duplicates("customer_id", keep="last").drop(columns=["_active", "id"]))
     else:
