@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv system-deps lint bench clean
+.PHONY: demo test venv system-deps docs-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +14,25 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests use (a PostgreSQL server); installed only when missing and root.
-system-deps:
+# Debian packages, installed only when missing and root (apt-get): Pango and fonts for the invoice
+# PDFs (WeasyPrint), poppler-utils for checking them, a PostgreSQL server for the tests.
+APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+docs-deps:
+	@if ! ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || ! fc-list 2>/dev/null | grep -qi dejavu \
+		|| ! command -v pdftotext >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && $(APT) libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils >/dev/null; \
+		else echo "note: install Pango, DejaVu fonts and poppler-utils for invoice PDFs"; fi; \
+	fi
+
+system-deps: docs-deps
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+			apt-get update -qq && $(APT) postgresql >/dev/null; \
 		else echo "note: PostgreSQL server binaries not found; PostgreSQL tests will be skipped"; fi; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) docs-deps
 	$(BIN)/workbench demo --fresh
 
 test: $(STAMP) system-deps
@@ -31,7 +41,7 @@ test: $(STAMP) system-deps
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests benchmarks
 
-bench: $(STAMP)
+bench: $(STAMP) docs-deps
 	$(BIN)/python benchmarks/rating.py
 	$(BIN)/python benchmarks/billing.py
 	$(BIN)/python benchmarks/pdfs.py
