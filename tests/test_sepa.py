@@ -351,8 +351,9 @@ SEPA_CUSTOMERS = [
 SEPA_MANDATES = [
     ["C1", "MANDATE-C1-01", "2025-12-20", GOOD_FR, "agrifrpp", "active"],
     ["C3", "MANDATE-C3-01", "2025-01-10", GOOD_FR, "agrifrpp", "revoked"],
-    ["C4", "MANDATE-C4-OLD", "2024-01-01", "DE89370400440532013001", "COBADEFFXXX", "active"],  # bad, superseded
+    # listed (and so numbered) before the older one: the signature date decides, not the row id
     ["C4", "MANDATE-C4-NEW", "2026-03-01", GOOD_DE, "cobadeffxxx", "active"],  # the latest active one
+    ["C4", "MANDATE-C4-OLD", "2024-01-01", "DE89370400440532013001", "COBADEFFXXX", "active"],  # bad, superseded
     ["C4", "MANDATE-C4-GONE", "2026-06-01", GOOD_DE, "COBADEFFXXX", "revoked"],  # later, but revoked
     ["C5", "MANDATE-C5-01", "2026-02-01", BAD_RIB_KEY, "AGRIFRPP", "active"],
 ]

@@ -242,7 +242,7 @@ def _store_invoices(connection: Connection, run_id: int, built: Invoices, number
     items["invoice_id"] = items.pop("customer_id").map(ids)
     items["quantity"] = items["quantity"].map(lambda q: Decimal(str(q)))
     items["vat_rate"] = items["vat_rate"].map(lambda r: None if r is None or pd.isna(r) else Decimal(str(r)))
-    insert_frame(connection, "invoice_items", items.astype(object).where(items.notna(), None))
+    insert_frame(connection, "invoice_items", items)
     vat = built.vat.copy()
     vat["invoice_id"] = vat.pop("customer_id").map(ids)
     insert_frame(connection, "invoice_vat", vat[["invoice_id", "vat_rate", "base_cents", "vat_cents"]])
@@ -353,7 +353,7 @@ def run_invoices(connection: Connection, run_id: int) -> Invoices:
     return Invoices(invoices, items, vat)
 
 
-def run_report(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
+def run_report(engine: Engine, run_id: int, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
     """The control report of a stored run, as DataFrames (see :func:`~workbench.invoicing.control_report`)."""
     with engine.connect() as connection:
         run = _run_row(connection, run_id)
@@ -364,7 +364,7 @@ def run_report(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
         unrated = repository.read_frame(connection, select(
             s.RatingError.reason, func.count().label("calls")).where(s.RatingError.period == str(period))
             .group_by(s.RatingError.reason).order_by(s.RatingError.reason))
-        lo, hi = period.utc_bounds(Settings().timezone)
+        lo, hi = period.utc_bounds((settings or Settings()).timezone)
         files = select(s.Cdr.file_id).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).distinct()
         rejected = repository.read_frame(connection, select(
             s.CdrFile.name.label("file"), s.CdrReject.reason, func.count().label("records"),
@@ -500,9 +500,11 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
         items = repository.read_frame(connection, select(s.InvoiceItem.__table__).where(
             s.InvoiceItem.invoice_id == original["id"], s.InvoiceItem.type != "credit"))
         if len(items):
+            for column in ("position", "unit_price_cents", "amount_cents", "calls", "seconds", "one_off_id"):
+                items[column] = pd.array(pd.to_numeric(items[column]), dtype="Int64")
             items = items.drop(columns=["id"]).assign(invoice_id=note_id, amount_cents=-items["amount_cents"],
                                                       description=reason + ": " + items["description"])
-            insert_frame(connection, "invoice_items", items.astype(object).where(items.notna(), None))
+            insert_frame(connection, "invoice_items", items)
         vat = repository.read_frame(connection, select(s.InvoiceVat.__table__).where(
             s.InvoiceVat.invoice_id == original["id"]))
         if len(vat):

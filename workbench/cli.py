@@ -97,7 +97,7 @@ def _write_report(engine, settings: Settings, run_id: int, period: str) -> Path:
     from workbench.billing import run_report
     from workbench.reports.excel import write_control_report
 
-    path = write_control_report(run_report(engine, run_id), _report_path(settings, run_id, period),
+    path = write_control_report(run_report(engine, run_id, settings), _report_path(settings, run_id, period),
                                 title=f"Billing control report, {period}, run {run_id}")
     print(f"   control report: {path}")
     return path

@@ -25,10 +25,13 @@ anomaly, never skipped silently.
 
 Calling :func:`send_pending` again after a crash or an outage therefore sends exactly what is
 missing. The one window no protocol can close is a crash after the server accepted a message
-and before its ``sent`` state was committed: such a delivery is left ``pending`` with an attempt
-counted and no error, which the next run recognises. With the outbox it finds the file already
+and before its ``sent`` state was committed (or a connection lost between the message's last
+byte and the server's reply): such a delivery is left ``pending`` with an attempt counted (and,
+after a crash, no error), which the next run recognises. With the outbox it finds the file already
 written and only records it as sent; over SMTP it sends the message again with the *same*
-Message-ID (receiving systems and the relay's logs can recognise the duplicate) and reports it.
+Message-ID, the one recorded at its claim (receiving systems and the relay's logs can recognise
+the duplicate), and reports it. Two ``send_pending`` running at the same time are not supported
+(the claim only keeps them from sending what they both read as due at the same moment).
 
 Transport (setting ``smtp_url``): empty writes each message to
 ``<outbox_dir>/<invoice number>-<recipient>.eml`` (a temporary file renamed into place);
@@ -763,5 +766,5 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
     report.pending, report.gave_up = _left(engine, max_attempts, scope)
     if report.stopped:
         report.stopped += (f"; the batch stopped with {report.pending} deliveries left to send: call send_pending "
-                           "again once it is back (nothing sent is sent twice)")
+                           "again once it is back (what was sent is not sent again)")
     return report

@@ -385,7 +385,8 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
     collected = set()
     for debit in sorted(good, key=lambda d: (d["collection_date"], d["invoice_number"])):
         ref = debit["mandate_reference"]
-        debit["sequence_type"] = RECURRING if bool(_get(debit, "already_collected", False)) or ref in collected else FIRST
+        before = bool(_get(debit, "already_collected", False)) or ref in collected
+        debit["sequence_type"] = RECURRING if before else FIRST
         collected.add(ref)
     extra = ["amount_cents", "debtor_name", "remittance", "collection_date", "sequence_type"]
     columns = list(debits.columns) + [c for c in extra if c not in debits.columns]
@@ -592,7 +593,7 @@ def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFra
         s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic, s.Mandate.status.label("mandate_status"),
     ).where(s.Mandate.customer_id.in_(customer_ids)))
     if len(mandates):
-        mandates["_active"] = True
+        mandates["_active"] = mandates["mandate_status"] == "active"
         mandates = (mandates.sort_values(["customer_id", "_active", "signature_date", "id"])
                     .drop_duplicates("customer_id", keep="last").drop(columns=["_active", "id"]))
     else:

@@ -55,7 +55,8 @@ def insert_frame(connection: Connection, table: str, frame: pd.DataFrame) -> int
 def _copy(connection: Connection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
     driver = connection.connection.driver_connection
     with driver.cursor() as cursor:
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+        # NULL is an unquoted \N; every other value is written as text (quoted when needed)
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
         with cursor.copy(sql) as copy:
             for start in range(0, len(frame), _CHUNK):
                 chunk = frame.iloc[start : start + _CHUNK].copy()
@@ -64,6 +65,9 @@ def _copy(connection: Connection, table: str, frame: pd.DataFrame, columns: list
                         chunk[column] = chunk[column].dt.strftime("%Y-%m-%d %H:%M:%S")
                     elif pd.api.types.is_bool_dtype(chunk[column]):
                         chunk[column] = chunk[column].map({True: "t", False: "f"})
+                for column in columns:
+                    if chunk[column].dtype == object:
+                        chunk[column] = chunk[column].map(lambda v: str(v) if isinstance(v, Decimal) else v)
                 buffer = io.StringIO()
-                chunk.to_csv(buffer, header=False, index=False, quoting=csv.QUOTE_NONNUMERIC)
+                chunk.to_csv(buffer, header=False, index=False, quoting=csv.QUOTE_MINIMAL, na_rep="\\N")
                 copy.write(buffer.getvalue())

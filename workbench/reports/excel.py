@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import xlsxwriter
 
+NUMBER_COLUMNS = {"Quantity", "VAT rate (%)"}  # decimals that are not money
 MONEY_FORMAT = '#,##0.00 "€";[Red]-#,##0.00 "€"'
 
 
@@ -27,7 +28,7 @@ def _is_missing(value) -> bool:
 def _kind(series: pd.Series) -> str:
     values = [v for v in series.tolist() if not _is_missing(v)]
     if values and all(isinstance(v, Decimal) for v in values):
-        return "money" if str(series.name).lower().find("rate") < 0 and series.name not in ("Quantity",) else "number"
+        return "number" if series.name in NUMBER_COLUMNS else "money"
     if pd.api.types.is_integer_dtype(series.dtype) or (values and all(isinstance(v, int) for v in values)):
         return "integer"
     if values and all(isinstance(v, (date, datetime)) for v in values):
