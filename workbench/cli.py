@@ -11,13 +11,17 @@ from workbench.billing import BillingError
 from workbench.cdr.formats import CdrFileError
 from workbench.config import ConfigError, Settings, load_settings
 from workbench.db.engine import make_engine, upgrade
+from workbench.mail import MailError
 from workbench.money import to_decimal
 from workbench.period import Period, PeriodError
 from workbench.rating import PlanError
 from workbench.reference import ReferenceError
+from workbench.sepa import SepaError
+from workbench.storage import Storage, StorageError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
-USER_ERRORS = (BillingError, CdrFileError, ConfigError, PeriodError, PlanError, ReferenceError)
+USER_ERRORS = (BillingError, CdrFileError, ConfigError, MailError, PeriodError, PlanError, ReferenceError,
+               SepaError, StorageError)
 
 
 def _now() -> datetime:
@@ -99,7 +103,8 @@ def _write_report(engine, settings: Settings, run_id: int, period: str) -> Path:
 
     path = write_control_report(run_report(engine, run_id, settings), _report_path(settings, run_id, period),
                                 title=f"Billing control report, {period}, run {run_id}")
-    print(f"   control report: {path}")
+    Storage(settings.storage_url).put(f"reports/{period}/{path.name}", path.read_bytes())
+    print(f"   control report: {path} (and reports/{period}/{path.name} in the FTP space)")
     return path
 
 
@@ -213,6 +218,41 @@ def cmd_credit_note(args, settings: Settings) -> None:
     print(f"credit note {number} issued for {args.invoice}")
 
 
+def _mail(engine, settings: Settings, run_id: int | None = None, period: str | None = None) -> None:
+    from workbench.mail import plan_deliveries, send_pending
+
+    plan = plan_deliveries(engine, run_id=run_id) if run_id is not None else plan_deliveries(engine, period=period)
+    print("   email: " + plan.summary().replace("\n", "\n   "))
+    report = send_pending(engine, settings, _now())
+    where = settings.smtp_url or settings.outbox_dir
+    print(f"   email via {where}: " + report.summary().replace("\n", "\n   "))
+
+
+def cmd_mail(args, settings: Settings) -> None:
+    if args.run is None and args.period is None and not args.retry:
+        raise BillingError("give --run N or --period YYYY-MM (or --retry to send what is pending)")
+    engine = _engine(settings)
+    if args.retry:
+        from workbench.mail import send_pending
+
+        print(send_pending(engine, settings, _now()).summary())
+        return
+    _mail(engine, settings, args.run, args.period)
+
+
+def _sepa(engine, settings: Settings, period: str | None, force: bool = False) -> None:
+    from workbench.sepa import generate_direct_debits
+
+    result = generate_direct_debits(engine, settings, _now(), period=period, force=force)
+    print(f"   SEPA: {result.message}")
+    for row in result.rejected.itertuples(index=False) if len(result.rejected) else []:
+        print(f"   left out: {row.invoice_number} ({row.account_number}): {row.reason}")
+
+
+def cmd_sepa(args, settings: Settings) -> None:
+    _sepa(_engine(settings), settings, args.period, args.force)
+
+
 def cmd_demo(args, settings: Settings) -> None:
     """Load the sample operator and its month of calls, then rate the month."""
     from workbench.integration import load_cdr_files
@@ -239,8 +279,13 @@ def cmd_demo(args, settings: Settings) -> None:
     print(f"== pre-production billing {args.period}")
     run_id = _preprod(engine, settings, RunOptions(args.period, invoice_date, due_date))
     print(f"== production billing {args.period} (promoting run {run_id})")
-    _production(engine, settings, run_id)
-    print(f"== outputs: database {settings.database_url}; reports in {Path(settings.output_dir) / 'reports'}")
+    summary = _production(engine, settings, run_id)
+    print(f"== delivery and direct debits {args.period}")
+    if summary.invoices:
+        _mail(engine, settings, run_id=summary.run_id)
+    _sepa(engine, settings, args.period)
+    print(f"== outputs: database {settings.database_url}; reports in {Path(settings.output_dir) / 'reports'}; "
+          f"FTP space {settings.storage_url}; emails {settings.smtp_url or settings.outbox_dir}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("documents", help="render and store the PDFs of a run that are not stored yet")
     p.add_argument("--run", type=int, required=True)
     p.set_defaults(func=cmd_documents)
+
+    p = sub.add_parser("mail", help="email issued invoices to their recipients (resumable)")
+    p.add_argument("--run", type=int, help="a production run")
+    p.add_argument("--period", help="YYYY-MM: the period's issued invoices")
+    p.add_argument("--retry", action="store_true", help="only send the deliveries still pending or failed")
+    p.set_defaults(func=cmd_mail)
+
+    p = sub.add_parser("sepa", help="generate the SEPA direct debit file of issued invoices not yet debited")
+    p.add_argument("--period", help="YYYY-MM (default: every invoice not yet debited)")
+    p.add_argument("--force", action="store_true", help="debit again invoices already in a file (needs --period)")
+    p.set_defaults(func=cmd_sepa)
 
     p = sub.add_parser("runs", help="list billing runs")
     p.add_argument("--period")
