@@ -26,6 +26,11 @@ docs-deps:
 	fi
 
 system-deps: docs-deps
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && $(APT) chromium >/dev/null; \
+		else echo "note: Debian chromium not found; the dashboard browser tests will be skipped"; fi; \
+	fi
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && $(APT) postgresql >/dev/null; \

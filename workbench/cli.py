@@ -253,6 +253,16 @@ def cmd_sepa(args, settings: Settings) -> None:
     _sepa(_engine(settings), settings, args.period, args.force)
 
 
+def cmd_production_notebook(args, settings: Settings) -> None:
+    from workbench.production import ProductionError, run_notebook
+
+    try:
+        path = run_notebook(args.run, args.period, not args.no_deliver, settings)
+    except ProductionError as exc:
+        raise BillingError(str(exc)) from None
+    print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
+
+
 def cmd_demo(args, settings: Settings) -> None:
     """Load the sample operator and its month of calls, then rate the month."""
     from workbench.integration import load_cdr_files
@@ -332,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("production", help="issue the invoices of a reviewed pre-production run")
     p.add_argument("--run", type=int, required=True)
     p.set_defaults(func=cmd_production)
+
+    p = sub.add_parser("production-notebook",
+                       help="run notebooks/04_production.ipynb headless (papermill), keeping it as the audit trail")
+    p.add_argument("--run", type=int, required=True, help="the pre-production run to promote")
+    p.add_argument("--period", required=True, help="YYYY-MM, checked against the run")
+    p.add_argument("--no-deliver", action="store_true", help="do not email the invoices")
+    p.set_defaults(func=cmd_production_notebook)
 
     p = sub.add_parser("documents", help="render and store the PDFs of a run that are not stored yet")
     p.add_argument("--run", type=int, required=True)
