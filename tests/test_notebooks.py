@@ -1,0 +1,229 @@
+"""The notebooks, executed as users run them (papermill), and the dashboards, served by Voila and
+opened in headless Chromium (Playwright driving Debian's chromium)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from sqlalchemy import func, select
+
+from workbench.cli import main
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.engine import make_engine, upgrade
+from workbench.reference import load_reference
+from workbench.sample import generate_operator
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ENV_KEYS = ["WORKBENCH_DATABASE_URL", "WORKBENCH_STORAGE_URL", "WORKBENCH_OUTBOX_DIR", "WORKBENCH_OUTPUT_DIR"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A small operator (20 customers, 2,000 calls) with its reference data loaded; the
+    settings are in the environment, as a user's would be."""
+    base = tmp_path_factory.mktemp("notebooks")
+    generate_operator(base / "data", seed=5, customers=20, calls=2_000)
+    values = {"WORKBENCH_DATABASE_URL": f"sqlite:///{base / 'wb.sqlite'}", "WORKBENCH_STORAGE_URL": str(base / "ftp"),
+              "WORKBENCH_OUTBOX_DIR": str(base / "outbox"), "WORKBENCH_OUTPUT_DIR": str(base / "out")}
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    os.environ.update(values)
+    engine = make_engine(values["WORKBENCH_DATABASE_URL"])
+    upgrade(engine)
+    load_reference(engine, base / "data" / "reference")
+    yield {"base": base, "engine": engine, "settings": Settings(database_url=values["WORKBENCH_DATABASE_URL"],
+                                                                   storage_url=values["WORKBENCH_STORAGE_URL"],
+                                                                   outbox_dir=values["WORKBENCH_OUTBOX_DIR"],
+                                                                   output_dir=values["WORKBENCH_OUTPUT_DIR"])}
+    engine.dispose()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def execute(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=parameters, cwd=str(NOTEBOOKS),
+                               progress_bar=False, kernel_name="python3")
+    return nbformat.read(out, as_version=4)
+
+
+def outputs(book) -> str:
+    text = []
+    for cell in book.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                text.append(output["text"])
+            for kind in ("text/plain", "text/html"):
+                if kind in output.get("data", {}):
+                    text.append(output["data"][kind])
+    return "\n".join(text)
+
+
+def count(engine, table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_the_cycle_in_the_notebooks(workspace, tmp_path):
+    engine, base = workspace["engine"], workspace["base"]
+    book = execute("01_cdr_integration.ipynb", tmp_path / "01.ipynb", cdr_folder=str(base / "data" / "cdrs"),
+                   load_now=True)
+    text = outputs(book)
+    stored = count(engine, s.Cdr.__table__)
+    rejected = count(engine, s.CdrReject.__table__)
+    assert stored > 1_800 and rejected > 0
+    assert "switch-2026-10.csv.gz" in text and "asterisk-Master.csv.gz" in text
+    with engine.connect() as connection:
+        reasons = dict(connection.execute(select(s.CdrReject.reason, func.count()).group_by(s.CdrReject.reason)).all())
+    last = book.cells[-1].outputs[0]["data"]["text/plain"]
+    for reason, records in reasons.items():
+        assert reason in last and str(records) in last
+
+    book = execute("02_rating.ipynb", tmp_path / "02.ipynb", period="2026-10", rate_now=True)
+    rated = count(engine, s.RatedCall.__table__)
+    assert rated > 1_800
+    traffic = next(c for c in book.cells if c.source.startswith("traffic = ")).outputs[0]["data"]["text/plain"]
+    assert "NAT_FIXED" in traffic and "peak" in traffic
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for c in book.cells for o in c.get("outputs", []))
+
+    book = execute("03_preprod_billing.ipynb", tmp_path / "03.ipynb", period="2026-10", run_now=True)
+    with engine.connect() as connection:
+        run_id = connection.execute(select(func.max(s.BillingRun.id))).scalar_one()
+        drafts = connection.execute(select(func.count()).where(s.Invoice.run_id == run_id)).scalar_one()
+    assert drafts == 20
+    text = outputs(book)
+    assert f"PRE-{run_id}-0001" in text and f"PRE-{run_id}-0020" in text
+    assert "Total amount billed" in text and "Anomalies" in text or "Anomaly" in text
+    workspace["preprod_run"] = run_id
+
+
+def test_production_notebook_headless(workspace, capsys):
+    run_id = workspace.get("preprod_run")
+    if run_id is None:
+        pytest.skip("needs the pre-production run of test_the_cycle_in_the_notebooks")
+    # bad parameters: the notebook stops, the command fails, nothing is issued
+    assert main(["production-notebook", "--run", str(run_id), "--period", "2026-09"]) == 2
+    assert "bills 2026-10, not 2026-09" in capsys.readouterr().err
+    assert main(["production-notebook", "--run", "999", "--period", "2026-10"]) == 2
+    assert "no billing run 999" in capsys.readouterr().err
+    engine = workspace["engine"]
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 0
+    # good parameters
+    assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
+    out = capsys.readouterr().out
+    executed = Path(out.split("executed: ")[1].split(" (also")[0])
+    result = nbformat.read(executed, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
+    assert "'invoices': 20" in result and "F2026-000001" in result and "F2026-000020" in result
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 20
+    audit = list((workspace["base"] / "ftp" / "audit" / "2026-10").glob("*.ipynb"))
+    assert executed.name in [p.name for p in audit]
+    assert len(list((workspace["base"] / "ftp" / "invoices").rglob("*.pdf"))) == 20
+    # running it again issues nothing twice and says so
+    assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
+    again = capsys.readouterr().out.split("executed: ")[1].split(" (also")[0]
+    assert "already issued" in nbformat.read(again, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def voila(workspace):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is missing")
+        pytest.skip("Debian chromium is missing")
+    servers = []
+
+    def serve(notebook: str) -> str:
+        port = _free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voila", str(NOTEBOOKS / "dashboards" / notebook), "--no-browser",
+             f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.tornado_settings={'debug': False}"],
+            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        servers.append(process)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return f"http://127.0.0.1:{port}/"
+            time.sleep(0.2)
+        raise RuntimeError("voila did not start")
+
+    yield serve
+    for process in servers:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+def test_review_dashboard(workspace, voila, browser, tmp_path):
+    engine = workspace["engine"]
+    settings = workspace["settings"]
+    from workbench.billing import RunOptions, preprod
+
+    first = preprod(engine, RunOptions("2026-10", datetime(2026, 11, 1).date(), datetime(2026, 12, 1).date(),
+                                       "accounts:C100001,C100002"), settings, datetime(2026, 11, 1))
+    latest = preprod(engine, RunOptions("2026-10", datetime(2026, 11, 1).date(), datetime(2026, 12, 1).date()),
+                     settings, datetime(2026, 11, 1))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    started = time.time()
+    page.goto(voila("review.ipynb"), timeout=90_000)
+    page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
+    opened = time.time() - started
+    assert page.locator(f"h3:has-text('Run {latest.run_id}')").count() == 1
+    total = f"{latest.total_incl_cents / 100:,.2f}"
+    assert page.locator(f"text={total} EUR").count() >= 1
+    page.screenshot(path=str(tmp_path / "review.png"))
+    page.locator("select").first.select_option(value=next(
+        o for o in page.locator("select").first.locator("option").all_inner_texts() if f"Run {first.run_id} " in
+        o.replace("\xa0", " ")))
+    page.wait_for_selector(f"h3:has-text('Run {first.run_id}')", timeout=60_000)
+    page.wait_for_selector(f"text=PRE-{first.run_id}-0001", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "review-other-run.png"))
+    assert (tmp_path / "review.png").stat().st_size > 10_000
+    assert opened < 60
+
+
+def test_client_profile_dashboard(workspace, voila, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(voila("client_profile.ipynb"), timeout=90_000)
+    page.wait_for_selector("text=C100001", timeout=90_000)
+    page.wait_for_selector("h4:has-text('Subscriptions')", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "profile.png"))
+    box = page.locator("input[list]").first
+    box.fill("C100002")
+    box.press("Enter")
+    page.wait_for_selector("h3:has-text('(C100002)')", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "profile-other.png"))
+    assert (tmp_path / "profile.png").stat().st_size > 10_000
