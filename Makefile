@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv system-deps docs-deps lint bench clean
+.PHONY: demo test venv system-deps docs-deps lint bench clean dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ bench: $(STAMP) docs-deps
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# The reviewers' dashboards (Voila, sources hidden) on http://127.0.0.1:8866/
+dashboards: $(STAMP)
+	$(BIN)/voila notebooks/dashboards/ --port 8866 --no-browser --Voila.ip=127.0.0.1
