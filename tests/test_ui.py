@@ -1,0 +1,47 @@
+"""The checks behind the notebooks' widgets: bad values give a clear message, not a traceback."""
+
+from datetime import date
+
+import pytest
+
+from workbench.billing import BillingError
+from workbench.config import Settings
+from workbench.period import PeriodError
+from workbench.ui import check_period, check_run_options, download_link
+
+SETTINGS = Settings()
+TODAY = date(2026, 11, 26)
+
+
+def test_period_must_be_well_formed_and_not_in_the_future():
+    assert str(check_period("2026-10", TODAY)) == "2026-10"
+    assert str(check_period(" 2026-11 ", TODAY)) == "2026-11"
+    with pytest.raises(PeriodError, match="in the future"):
+        check_period("2026-12", TODAY)
+    with pytest.raises(PeriodError):
+        check_period("October", TODAY)
+
+
+def test_run_options_from_widget_values():
+    options = check_run_options("2026-10", None, None, "all", "", False, False, SETTINGS, TODAY)
+    assert (options.invoice_date, options.due_date, options.customers) == (date(2026, 11, 1), date(2026, 12, 1), "all")
+    options = check_run_options("2026-10", date(2026, 11, 3), date(2026, 11, 20), "accounts", " C1; C2 ,", True,
+                                True, SETTINGS, TODAY)
+    assert (options.customers, options.advance, options.pdfs) == ("accounts:C1,C2", True, True)
+    assert check_run_options("2026-10", None, None, "group", "key_accounts", False, False, SETTINGS,
+                             TODAY).customers == "group:key_accounts"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (("2026-10", date(2026, 11, 10), date(2026, 11, 1), "all", ""), "before the invoice date"),
+    (("2026-10", None, None, "accounts", "  "), "customer list is empty"),
+    (("2026-10", None, None, "group", ""), "billing group"),
+])
+def test_bad_run_options_say_what_is_wrong(values, message):
+    with pytest.raises(BillingError, match=message):
+        check_run_options(*values, False, False, SETTINGS, TODAY)
+
+
+def test_download_links_escape_the_file_name():
+    link = download_link(b"x", '<b>"a".xlsx', "application/octet-stream")
+    assert 'download="&lt;b&gt;&quot;a&quot;.xlsx"' in link and "base64,eA==" in link
