@@ -129,3 +129,16 @@ def test_the_url_fetcher_serves_only_the_templates_folder(tmp_path):
             fetcher.fetch(url)
     response = fetcher.fetch(f"file://{TEMPLATES / 'invoice.css'}")
     assert b"@page" in response.read()
+
+
+def test_the_call_detail_annex_lists_the_calls_on_its_own_page():
+    with_calls = model()
+    with_calls["call_details"] = [
+        {"when": "2026-10-05 09:12:00", "called": "+33612345678", "duration": "1:35", "zone": "NAT_MOBILE",
+         "amount": "0.2400"},
+        {"when": "2026-10-06 18:00:03", "called": "+442079460958", "duration": "12:00", "zone": "EU",
+         "amount": "1.9000"}]
+    pages = [p.extract_text() for p in PdfReader(io.BytesIO(render_one(with_calls, OPERATOR, False))).pages]
+    assert "Détail des appels" in pages[-1] and "+442079460958" in pages[-1] and "12:00" in pages[-1]
+    assert "Détail des appels" not in pages[0]
+    assert "Détail des appels" not in text_of(render_one(model(), OPERATOR, False))

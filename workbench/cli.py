@@ -134,10 +134,10 @@ def _preprod(engine, settings: Settings, options) -> int:
     return summary.run_id
 
 
-def _publish(engine, settings: Settings, run_id: int) -> None:
+def _publish(engine, settings: Settings, run_id: int, annex: bool | None = None) -> None:
     from workbench.publishing import publish_documents
 
-    report = publish_documents(engine, settings, run_id=run_id)
+    report = publish_documents(engine, settings, run_id=run_id, annex=annex)
     print(f"   PDFs of run {run_id}: {len(report.stored)} stored, {len(report.already)} already stored, "
           f"{len(report.failed)} failed, in {settings.storage_url}")
     for path, error in report.failed.items():
@@ -145,7 +145,7 @@ def _publish(engine, settings: Settings, run_id: int) -> None:
 
 
 def cmd_documents(args, settings: Settings) -> None:
-    _publish(_engine(settings), settings, args.run)
+    _publish(_engine(settings), settings, args.run, annex=True if args.annex else None)
 
 
 def cmd_preprod(args, settings: Settings) -> None:
@@ -352,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("documents", help="render and store the PDFs of a run that are not stored yet")
     p.add_argument("--run", type=int, required=True)
+    p.add_argument("--annex", action="store_true", help="add the call detail annex (setting call_detail_annex)")
     p.set_defaults(func=cmd_documents)
 
     p = sub.add_parser("mail", help="email issued invoices to their recipients (resumable)")

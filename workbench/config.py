@@ -65,6 +65,7 @@ class Settings:
     operator_vat: str = "FR40123456782"
     operator_capital: str = "SAS au capital de 100 000 EUR, RCS Paris"
     operator_email: str = "facturation@operateur.example"
+    call_detail_annex: str = "no"  # "yes": invoices end with the list of their calls
     late_penalty_rate: str = ""  # empty: three times the legal interest rate, in the invoice's language
 
 

@@ -42,8 +42,35 @@ def _quantity(value) -> str:
     return text
 
 
-def invoice_models(connection: Connection, invoice_ids: list[int]) -> list[dict]:
-    """The data each invoice document shows, in the order of ``invoice_ids``."""
+def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str) -> dict[int, list[dict]]:
+    """The calls each invoice bills (issued: marked with its id; drafts: the customer's unbilled
+    calls of the period), for the call detail annex."""
+    out: dict[int, list[dict]] = {}
+    columns = (s.Cdr.start_utc, s.Cdr.called, s.RatedCall.duration_s, s.RatedCall.zone_code, s.RatedCall.price_units)
+    for inv in invoices.itertuples(index=False):
+        stmt = select(*columns).join(s.Cdr, s.Cdr.id == s.RatedCall.cdr_id).order_by(s.Cdr.start_utc)
+        if inv.status == "issued":
+            stmt = stmt.where(s.RatedCall.invoice_id == int(inv.id))
+        else:
+            stmt = stmt.where(s.RatedCall.customer_id == int(inv.customer_id), s.RatedCall.period == inv.period,
+                              s.RatedCall.invoice_id.is_(None))
+        calls = repository.read_frame(connection, stmt)
+        if calls.empty:
+            continue
+        local = pd.to_datetime(calls["start_utc"]).dt.tz_localize("UTC").dt.tz_convert(timezone)
+        out[int(inv.id)] = [{
+            "when": t.strftime("%Y-%m-%d %H:%M:%S"), "called": f"+{int(c)}",
+            "duration": f"{int(d) // 60}:{int(d) % 60:02d}", "zone": z,
+            "amount": f"{Decimal(int(u)) / 10_000:.4f}",
+        } for t, c, d, z, u in zip(local, calls["called"], calls["duration_s"], calls["zone_code"],
+                                    calls["price_units"], strict=True)]
+    return out
+
+
+def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool = False,
+                   timezone: str = "Europe/Paris") -> list[dict]:
+    """The data each invoice document shows, in the order of ``invoice_ids`` (with the call
+    detail annex when ``annex``)."""
     if not invoice_ids:
         return []
     read = repository.read_frame
@@ -52,7 +79,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int]) -> list[dict]
         s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
         s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
         s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
-        s.Invoice.customer_id, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
+        s.Invoice.customer_id, s.Invoice.status, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
         s.Customer.address_line2, s.Customer.postcode, s.Customer.city, s.Customer.country, s.Customer.vat_number,
         s.Customer.language, s.Customer.payment_method,
     ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).where(s.Invoice.id.in_(ids)))
@@ -65,6 +92,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int]) -> list[dict]
                     .where(s.Mandate.customer_id.in_(customer_ids), s.Mandate.status == "active")
                     .order_by(s.Mandate.signature_date))
     mandate_of = {int(m.customer_id): m for m in mandates.itertuples(index=False)}
+    details = _call_details(connection, invoices, timezone) if annex else {}
     items_of = {k: g for k, g in items.groupby("invoice_id")}
     vat_of = {k: g for k, g in vat.groupby("invoice_id")}
     models = {}
@@ -105,6 +133,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int]) -> list[dict]
             "net_payable": money(inv.net_payable_cents),
             "previous": "" if pd.isna(inv.previous_amount_cents) else money(inv.previous_amount_cents),
             "payment_method": inv.payment_method,
+            "call_details": details.get(int(inv.id), []),
             "mandate": None if mandate is None else {
                 "reference": mandate.reference, "iban_masked": mandate.iban[:4] + " **** " + mandate.iban[-4:]},
         }
@@ -120,7 +149,8 @@ class PublishReport:
 
 
 def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int] | None = None,
-                      run_id: int | None = None, workers: int | None = None) -> PublishReport:
+                      run_id: int | None = None, workers: int | None = None,
+                      annex: bool | None = None) -> PublishReport:
     """Render and store the PDFs of a run's invoices (or of ``invoice_ids``) that are not stored
     yet, and link them from their invoices."""
     storage = Storage(settings.storage_url)
@@ -144,10 +174,12 @@ def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int]
         finals = [t for t in todo if t[2] != "draft"]
         pdfs: dict[str, bytes] = {}
         operator = operator_identity(settings)
+        if annex is None:
+            annex = settings.call_detail_annex.lower() in ("yes", "true", "1")
         for group, draft in ((drafts, True), (finals, False)):
             if group:
-                pdfs.update(render_invoices(invoice_models(connection, [t[0] for t in group]), operator, draft,
-                                            workers=workers))
+                models = invoice_models(connection, [t[0] for t in group], annex, settings.timezone)
+                pdfs.update(render_invoices(models, operator, draft, workers=workers))
     report.rendered = len(pdfs)
     links = []
     for invoice_id, number, _status, path in todo:
