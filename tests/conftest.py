@@ -99,3 +99,13 @@ def engine(database_url):
 @pytest.fixture
 def settings(database_url) -> Settings:
     return Settings(database_url=database_url)
+
+
+@pytest.fixture(autouse=True)
+def _outputs_in_tmp(tmp_path, monkeypatch):
+    """Reports, the FTP space and the outbox go to the test's folder, never to the project's
+    ``var/`` (unless a fixture already chose a place)."""
+    for name, folder in (("WORKBENCH_OUTPUT_DIR", "out"), ("WORKBENCH_STORAGE_URL", "ftp"),
+                         ("WORKBENCH_OUTBOX_DIR", "outbox")):
+        if not os.environ.get(name):
+            monkeypatch.setenv(name, str(tmp_path / folder))

@@ -104,7 +104,9 @@ def test_the_bundled_sample_is_the_generators_output(tmp_path):
         assert (tmp_path / rel).read_bytes() == path.read_bytes(), f"{rel} differs: run `workbench sample`"
 
 
-def test_demo_on_a_small_operator(tmp_path, capsys):
+def test_demo_on_a_small_operator(tmp_path, capsys, monkeypatch):
+    for name, folder in (("STORAGE_URL", "ftp"), ("OUTBOX_DIR", "outbox"), ("OUTPUT_DIR", "out")):
+        monkeypatch.setenv(f"WORKBENCH_{name}", str(tmp_path / folder))
     data = tmp_path / "data"
     generate_operator(data, seed=11, customers=20, calls=2_000)
     url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
@@ -113,6 +115,9 @@ def test_demo_on_a_small_operator(tmp_path, capsys):
     assert "customers 20" in out
     assert "switch-2026-10.csv.gz (native)" in out and "asterisk-Master.csv.gz (asterisk)" in out
     assert "period 2026-10:" in out and "EUR excl. VAT" in out
+    assert "20 invoices issued, F2026-000001 to F2026-000020" in out
+    assert len(list((tmp_path / "ftp" / "invoices").rglob("*.pdf"))) == 20
+    assert list((tmp_path / "outbox").glob("*.eml")) and "SEPA file sepa/" in out
     # without --fresh the files are recognised and skipped
     assert main(["--database-url", url, "demo", "--data", str(data)]) == 0
     assert out.count("already loaded") == 0

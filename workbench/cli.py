@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -273,6 +274,12 @@ def cmd_demo(args, settings: Settings) -> None:
         db = Path(settings.database_url.removeprefix("sqlite:///"))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
+        # the demo's own outputs go too, when they are the embedded defaults (never a configured place)
+        defaults = Settings()
+        for mine, default in ((settings.storage_url, defaults.storage_url), (settings.outbox_dir, defaults.outbox_dir),
+                              (str(Path(settings.output_dir) / "reports"), str(Path(defaults.output_dir) / "reports"))):
+            if mine == default and Path(mine).is_dir():
+                shutil.rmtree(mine)
     engine = _engine(settings)
     folder = Path(args.data)
     print(f"== reference data from {folder / 'reference'}")
