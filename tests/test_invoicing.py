@@ -164,3 +164,12 @@ def test_bad_vat_rate_is_refused(rate):
     products.loc[0, "vat_rate"] = rate
     with pytest.raises(Exception, match="VAT|decimal|Invalid|conversion"):
         build_invoices(BillingInputs(CUSTOMERS, products, SUBS), OPTIONS)
+
+
+def test_customers_already_invoiced_are_flagged():
+    result = build_invoices(INPUTS, OPTIONS)
+    invoices = result.invoices.assign(number=["PRE-2-0001", "PRE-2-0002", "PRE-2-0003"])
+    customers = CUSTOMERS.assign(already_invoiced=[True, False, False, False])
+    anomalies = control_report(invoices, result.items, customers)["Anomalies"]
+    flagged = anomalies[anomalies["Anomaly"] == "already invoiced in production"]
+    assert flagged["Account number"].tolist() == ["C1"]

@@ -361,6 +361,10 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None) ->
         stored = run_invoices(connection, run_id)
         customers = selected_customers(connection, options.customers)
         period = Period.parse(run["period"])
+        issued = set(connection.execute(select(s.Invoice.customer_id).where(
+            s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period == str(period))).scalars())
+        if run["kind"] == "preprod":
+            customers["already_invoiced"] = customers["customer_id"].isin(issued)
         unrated = repository.read_frame(connection, select(
             s.RatingError.reason, func.count().label("calls")).where(s.RatingError.period == str(period))
             .group_by(s.RatingError.reason).order_by(s.RatingError.reason))

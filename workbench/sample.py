@@ -268,7 +268,7 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
             signed = since - timedelta(days=int(rng.integers(1, 30))) if not new else since
             account_no = f"{int(rng.integers(10**10)):011d}"
             iban = french_iban(bank, f"{int(rng.integers(100, 99999)):05d}", account_no)
-            status = "revoked" if i == 57 else "active"  # a debit customer with no usable mandate
+            status = "revoked" if i == 58 else "active"  # a debit customer with no usable mandate
             op.mandates.append((account, f"OPX-{account}-01", signed.isoformat(),
                                 " ".join(iban[k:k + 4] for k in range(0, len(iban), 4)), bic, status))
             if i % 25 == 6:  # changed bank: old mandate revoked, new one active

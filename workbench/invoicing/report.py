@@ -78,6 +78,11 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
         for c in debit.itertuples(index=False):
             add("no mandate for direct debit", c.account_number, c.name,
                 "pays by direct debit but has no active SEPA mandate")
+    if len(customers) and "already_invoiced" in customers:
+        issued = set(customers.loc[customers["already_invoiced"].astype(bool), "customer_id"])
+        for inv in invoices[invoices["customer_id"].isin(issued)].itertuples(index=False):
+            add("already invoiced in production", inv.account_number, inv.name,
+                "the period is already invoiced for this customer: production will skip it")
     for r in unrated.itertuples(index=False):
         add("calls not rated", "", "", f"{r.calls} calls: {r.reason}")
     for r in rejected.itertuples(index=False):
