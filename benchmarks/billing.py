@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -30,20 +28,11 @@ from workbench.reference import load_reference
 from workbench.reports.excel import write_control_report
 from workbench.sample import generate_operator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peak_rss_gib, timed  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "out"
 NOW = datetime(2026, 11, 1, 6, 0)
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def timed(label: str, func, *args, **kwargs):
-    t0 = time.perf_counter()
-    result = func(*args, **kwargs)
-    seconds = time.perf_counter() - t0
-    print(f"{label:<40} {seconds:8.2f} s", flush=True)
-    return result, seconds
 
 
 def main(argv: list[str] | None = None) -> int:

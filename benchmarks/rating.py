@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import sys
 import tempfile
-import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -36,19 +34,10 @@ from workbench.period import Period
 from workbench.rating import allowance_buckets, compile_plan, rate
 from workbench.sample import benchmark_lines, benchmark_plan, write_benchmark_cdrs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peak_rss_gib, timed  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-def timed(label: str, func, *args, **kwargs):
-    t0 = time.perf_counter()
-    result = func(*args, **kwargs)
-    seconds = time.perf_counter() - t0
-    print(f"{label:<34} {seconds:8.2f} s", flush=True)
-    return result, seconds
 
 
 def parse(path: Path):
