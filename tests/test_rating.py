@@ -3,11 +3,15 @@ expectations. Times are UTC; Paris is UTC+2 until 2026-10-25 03:00 local, UTC+1 
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.period import Period
-from workbench.rating import RatePlan, allowance_buckets, rate
+from workbench.rating import RatePlan, allowance_buckets, compile_plan, rate
+from workbench.rating.plan import match_destinations
 
 PLAN = RatePlan(
     code="TEST",
@@ -153,3 +157,28 @@ def test_allowance_only_while_subscribed():
     assert out["allowance_s"].to_dict() == {1: 0, 2: 60}
     out, _ = rated(frame, buckets_for(100, start="2026-09-01", end="2026-10-02"))
     assert out["allowance_s"].to_dict() == {1: 60, 2: 0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text("0123456789", min_size=1, max_size=10).filter(lambda p: p[0] != "0"), min_size=1,
+             max_size=40, unique=True),
+    st.lists(st.tuples(st.integers(0, 39), st.text("0123456789", min_size=0, max_size=9)), min_size=1, max_size=40),
+    st.lists(st.text("0123456789", min_size=6, max_size=15).filter(lambda p: p[0] != "0"), max_size=10),
+)
+def test_longest_prefix_match_agrees_with_brute_force(prefixes, built, others):
+    plan = RatePlan(
+        code="P", destinations=pd.DataFrame({"prefix": prefixes, "name": prefixes, "zone_code": "Z"}),
+        time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
+        rates=pd.DataFrame([(1, "Z", "*", 0, False)],
+                           columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"]),
+        intervals=pd.DataFrame([(1, 0, 100, 1)],
+                               columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"]),
+    )
+    numbers = [prefixes[i % len(prefixes)] + tail for i, tail in built] + others
+    numbers = [n[:15] for n in numbers]
+    got = match_destinations(compile_plan(plan), np.array([int(n) for n in numbers], dtype=np.int64))
+    for number, row in zip(numbers, got, strict=True):
+        matches = [i for i, p in enumerate(prefixes) if number.startswith(p)]
+        expected = max(matches, key=lambda i: len(prefixes[i])) if matches else -1
+        assert row == expected, (number, prefixes[row] if row >= 0 else None)

@@ -22,6 +22,7 @@ import pandas as pd
 
 MAX_DIGITS = 15  # E.164
 BLOCK_DIGITS = 6  # the direct lookup table covers the first 6 digits of a number
+SUB_DIGITS = 2  # blocks holding longer prefixes get a second table on the next 2 digits
 HOLIDAY = 7  # row of the band table used for public holidays (rated as Sundays)
 NO_INTERVAL = np.iinfo(np.int64).max // 4  # start of the padding intervals: never reached
 ANY_BAND = "*"
@@ -55,7 +56,10 @@ class CompiledPlan:
     owner: np.ndarray  # int32, destination row owning each range, -1 for none
     block_owner: np.ndarray  # int32 [10**BLOCK_DIGITS]: longest prefix of <= BLOCK_DIGITS digits
     has_long: np.ndarray  # bool [10**BLOCK_DIGITS]: a longer prefix starts in the block
-    long_prefixes: tuple  # (length, pd.Index of prefix values, rows), longest first
+    block_slot: np.ndarray  # int32 [10**BLOCK_DIGITS]: a mixed block's row in sub_owner, -1 for none
+    sub_owner: np.ndarray  # int32 [mixed blocks, 10**SUB_DIGITS]: longest prefix of <= 8 digits
+    long_prefixes: tuple  # prefixes of more than 8 digits: (length, pd.Index of values, rows), longest first
+    by_length: tuple  # every prefix: (length, pd.Index of values, rows), longest first (for short numbers)
     dest_prefix: np.ndarray  # object, prefix text of each destination row
     dest_len: np.ndarray  # int64, prefix length
     dest_zone: np.ndarray  # int32, zone index
@@ -88,26 +92,39 @@ def _prefix_ranges(prefixes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return boundaries, owner
 
 
-def _block_tables(prefixes: list[str]) -> tuple[np.ndarray, np.ndarray, tuple]:
+def _owners_at(prefixes: list[str], rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row (of ``rows``) of the longest of ``prefixes`` holding each 15-digit ``starts``, -1 if none."""
+    if len(rows) == 0:
+        return np.full(len(starts), -1, dtype=np.int32)
+    boundaries, owner = _prefix_ranges([prefixes[i] for i in rows])
+    seg = np.searchsorted(boundaries, starts, side="right") - 1
+    found = np.where(seg >= 0, owner[np.maximum(seg, 0)], -1)
+    return np.where(found >= 0, rows[np.maximum(found, 0)], -1).astype(np.int32)
+
+
+def _block_tables(prefixes: list[str]):
     """Lookup tables for longest-prefix match (see :func:`match_destinations`)."""
-    size = 10**BLOCK_DIGITS
+    size, sub = 10**BLOCK_DIGITS, 10**SUB_DIGITS
+    deep = BLOCK_DIGITS + SUB_DIGITS
     lengths = np.array([len(p) for p in prefixes], dtype=np.int64)
-    short = np.flatnonzero(lengths <= BLOCK_DIGITS)
-    block_owner = np.full(size, -1, dtype=np.int32)
-    if len(short):
-        boundaries, owner = _prefix_ranges([prefixes[i] for i in short])
-        first = np.arange(size, dtype=np.int64) * _POW10[MAX_DIGITS - BLOCK_DIGITS]
-        seg = np.searchsorted(boundaries, first, side="right") - 1
-        block_owner = np.where(seg >= 0, short[np.clip(owner[np.clip(seg, 0, None)], 0, None)], -1)
-        block_owner = np.where((seg >= 0) & (owner[np.clip(seg, 0, None)] >= 0), block_owner, -1)
+    first = np.arange(size, dtype=np.int64) * _POW10[MAX_DIGITS - BLOCK_DIGITS]
+    block_owner = _owners_at(prefixes, np.flatnonzero(lengths <= BLOCK_DIGITS), first)
+    middle = np.flatnonzero((lengths > BLOCK_DIGITS) & (lengths <= deep))
+    mixed = np.unique(np.array([int(prefixes[i][:BLOCK_DIGITS]) for i in middle], dtype=np.int64))
+    block_slot = np.full(size, -1, dtype=np.int32)
+    block_slot[mixed] = np.arange(len(mixed), dtype=np.int32)
+    sub_starts = ((mixed[:, None] * sub + np.arange(sub)[None, :]) * _POW10[MAX_DIGITS - deep]).ravel()
+    sub_owner = _owners_at(prefixes, np.flatnonzero(lengths <= deep), sub_starts).reshape(len(mixed), sub)
     has_long = np.zeros(size, dtype=bool)
-    long_prefixes = []
-    for length in sorted({int(n) for n in lengths if n > BLOCK_DIGITS}, reverse=True):
+    by_length = []
+    for length in sorted({int(n) for n in lengths}, reverse=True):
         rows = np.flatnonzero(lengths == length)
         values = np.array([int(prefixes[i]) for i in rows], dtype=np.int64)
-        has_long[values // _POW10[length - BLOCK_DIGITS]] = True
-        long_prefixes.append((length, pd.Index(values), rows.astype(np.int32)))
-    return block_owner.astype(np.int32), has_long, tuple(long_prefixes)
+        if length > deep:
+            has_long[values // _POW10[length - BLOCK_DIGITS]] = True
+        by_length.append((length, pd.Index(values), rows.astype(np.int32)))
+    long_prefixes = tuple(entry for entry in by_length if entry[0] > deep)
+    return block_owner, block_slot, sub_owner, has_long, long_prefixes, tuple(by_length)
 
 
 def _band_table(plan: RatePlan, bands: list[str]) -> np.ndarray:
@@ -143,7 +160,7 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         | (set(plan.rates["band"].astype(str)) - {ANY_BAND})
     )
     boundaries, owner = _prefix_ranges(prefixes) if prefixes else (np.zeros(0, np.int64),) * 2
-    block_owner, has_long, long_prefixes = _block_tables(prefixes)
+    block_owner, block_slot, sub_owner, has_long, long_prefixes, by_length = _block_tables(prefixes)
     rates = plan.rates.reset_index(drop=True)
     rate_table = np.full((len(zones), len(bands)), -1, dtype=np.int32)
     for pos, row in enumerate(rates.itertuples(index=False)):  # "*" first, specific bands win
@@ -181,8 +198,11 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         boundaries=boundaries,
         owner=owner,
         block_owner=block_owner,
+        block_slot=block_slot,
+        sub_owner=sub_owner,
         has_long=has_long,
         long_prefixes=long_prefixes,
+        by_length=by_length,
         dest_prefix=np.array(prefixes, dtype=object),
         dest_len=np.array([len(p) for p in prefixes], dtype=np.int64),
         dest_zone=np.array([zones.index(z) for z in dest["zone_code"].astype(str)], dtype=np.int32),
@@ -205,34 +225,43 @@ def digit_count(digits: np.ndarray) -> np.ndarray:
     return np.searchsorted(_POW10, digits, side="right").astype(np.int64)
 
 
+def _by_length(indexes: tuple, digits: np.ndarray, ndigits: np.ndarray, row: np.ndarray, todo: np.ndarray) -> None:
+    """Set ``row`` of the numbers ``todo`` to their longest prefix among ``indexes`` (by length,
+    longest first), where one matches."""
+    for length, values, rows in indexes:
+        if len(todo) == 0:
+            break
+        n = ndigits[todo]
+        head = np.where(n >= length, digits[todo] // _POW10[np.clip(n - length, 0, MAX_DIGITS)], -1)
+        found = values.get_indexer(head)
+        hit = found >= 0
+        row[todo[hit]] = rows[found[hit]]
+        todo = todo[~hit]
+
+
 def match_destinations(compiled: CompiledPlan, digits: np.ndarray) -> np.ndarray:
     """Row of the longest destination prefix of each number (E.164 digits), -1 for none.
 
     Prefixes of up to ``BLOCK_DIGITS`` digits are answered by a table indexed by a number's
-    first digits; where longer prefixes exist, they are looked up by length, longest first, in
+    first digits; blocks holding prefixes of up to ``BLOCK_DIGITS + SUB_DIGITS`` digits have a
+    second table on the next digits; longer prefixes are looked up by length, longest first, in
     hash indexes. A prefix longer than the number itself does not match it.
     """
+    deep = BLOCK_DIGITS + SUB_DIGITS
     ndigits = digit_count(digits)
-    valid = (digits > 0) & (ndigits <= MAX_DIGITS) & (ndigits >= BLOCK_DIGITS)
+    valid = (digits > 0) & (ndigits <= MAX_DIGITS) & (ndigits >= deep)
     padded = np.where(valid, digits * _POW10[np.maximum(MAX_DIGITS - ndigits, 0)], 0)
     block = padded // _POW10[MAX_DIGITS - BLOCK_DIGITS]
     row = np.where(valid, compiled.block_owner[block], -1)
+    slot = compiled.block_slot[block]
+    mixed = np.flatnonzero(valid & (slot >= 0))
+    if len(mixed):
+        sub = (padded[mixed] // _POW10[MAX_DIGITS - deep]) % 10**SUB_DIGITS
+        row[mixed] = compiled.sub_owner[slot[mixed], sub]
     if compiled.long_prefixes:
-        todo = np.flatnonzero(valid & compiled.has_long[block])
-        for length, values, rows in compiled.long_prefixes:
-            if len(todo) == 0:
-                break
-            n = ndigits[todo]
-            head = np.where(n >= length, digits[todo] // _POW10[np.clip(n - length, 0, MAX_DIGITS)], -1)
-            found = values.get_indexer(head)
-            hit = found >= 0
-            row[todo[hit]] = rows[found[hit]]
-            todo = todo[~hit]
+        _by_length(compiled.long_prefixes, digits, ndigits, row, np.flatnonzero(valid & compiled.has_long[block]))
     short = np.flatnonzero(~valid & (digits > 0) & (ndigits <= MAX_DIGITS))
-    if len(short):  # numbers shorter than a block: the ranges, then the length check
-        padded_short = digits[short] * _POW10[MAX_DIGITS - ndigits[short]]
-        seg = np.searchsorted(compiled.boundaries, padded_short, side="right") - 1
-        found = np.where(seg >= 0, compiled.owner[np.clip(seg, 0, None)], -1)
-        ok = (found >= 0) & (compiled.dest_len[np.clip(found, 0, None)] <= ndigits[short])
-        row[short] = np.where(ok, found, -1)
+    if len(short):  # numbers shorter than the tables: every prefix length, longest first
+        row[short] = -1
+        _by_length(compiled.by_length, digits, ndigits, row, short)
     return row.astype(np.int32)
