@@ -20,7 +20,7 @@ from workbench.period import Period
 from workbench.rating.allowances import allowance_buckets, consume
 from workbench.rating.classify import LineIndex, epoch_seconds, time_bands
 from workbench.rating.plan import CompiledPlan, PlanError, RatePlan, compile_plan, match_destinations
-from workbench.rating.pricing import call_prices
+from workbench.rating.pricing import price_calls
 
 __all__ = [
     "RULES",
@@ -176,19 +176,8 @@ def _rate_plan_calls(
                       consumed["seconds"].to_numpy(np.int64)[(at >= 0) & (cz >= 0)])
         covered = consume(bucket, start, ids, seconds, b["cap_s"].to_numpy(np.int64), used)
 
-    def price(rate_row, seconds, covered):
-        overflow = seconds - covered
-        in_allowance = covered > 0
-        amount = call_prices(compiled, rate_row, np.where(in_allowance, overflow, seconds), ~in_allowance)
-        amount = np.where(in_allowance & (overflow == 0), 0, amount)
-        rule = np.select(
-            [seconds == 0, in_allowance & (overflow == 0), in_allowance],
-            [np.where(compiled.charge_unanswered[rate_row], 4, 3), 1, 2],
-            default=0,
-        ).astype(np.int8)
-        return amount, rule
-
-    amount, rule = _map_chunks(price, len(rows), rate_row, seconds, covered)
+    amount, rule = _map_chunks(lambda r, d, c: price_calls(compiled, r, d, c), len(rows), rate_row, seconds,
+                               covered)
     rated = pd.DataFrame(
         {
             "cdr_id": ids,

@@ -74,6 +74,7 @@ class CompiledPlan:
     iv_price: np.ndarray  # per minute
     iv_increment: np.ndarray
     iv_before: np.ndarray  # amount x 60 of the whole intervals before interval k
+    iv_params: np.ndarray  # int64 [rate x k, 4]: start, increment, before, price (one gather)
     holidays: dict = field(default_factory=dict)
 
 
@@ -217,6 +218,7 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         iv_price=iv_price,
         iv_increment=iv_increment,
         iv_before=iv_before,
+        iv_params=np.stack([iv_start.ravel(), iv_increment.ravel(), iv_before.ravel(), iv_price.ravel()], axis=1),
     )
 
 

@@ -22,23 +22,24 @@ from workbench.money import div_round_half_up
 from workbench.rating.plan import CompiledPlan
 
 
-def interval_amounts(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee.
-
-    The sum over the intervals is computed as: the whole intervals before the one where the
-    call ends (precomputed per rate), plus the billed part of that last interval.
-    """
-    seconds = np.asarray(seconds, dtype=np.int64)
+def _interval_part(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Sum over the intervals of ``seconds`` of talk, x 60 (not yet rounded): the whole intervals
+    before the one where the call ends (precomputed per rate), plus the billed part of that one."""
     width = compiled.iv_start.shape[1]
     flat = rate_row.astype(np.int64) * width
     starts = compiled.iv_start.ravel()
     for _ in range(1, width):  # walk to the interval the call ends in (starts go up)
         flat += starts[flat + 1] < seconds
-    start = compiled.iv_start.ravel()[flat]
-    increment = compiled.iv_increment.ravel()[flat]
-    steps = -(-(seconds - start) // increment)
-    total = compiled.iv_before.ravel()[flat] + steps * increment * compiled.iv_price.ravel()[flat]
-    return div_round_half_up(total, 60)  # amount x 60 -> amount, rounded once
+    params = compiled.iv_params[flat]  # one gather: start, increment, amount before, price
+    increment = params[:, 1]
+    steps = -(-(seconds - params[:, 0]) // increment)
+    return params[:, 2] + steps * increment * params[:, 3]
+
+
+def interval_amounts(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee."""
+    seconds = np.asarray(seconds, dtype=np.int64)
+    return div_round_half_up(_interval_part(compiled, rate_row, seconds), 60)  # rounded once
 
 
 def call_prices(
@@ -51,3 +52,21 @@ def call_prices(
     answered = seconds > 0
     unanswered_fee = np.where(compiled.charge_unanswered[rate_row], fee, 0)
     return np.where(answered, fee + interval_amounts(compiled, rate_row, seconds), unanswered_fee)
+
+
+def price_calls(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray,
+                covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Price and rule (index into ``RULES``) of calls of which ``covered`` seconds are in an
+    allowance: what an allowance covers is free, the rest is priced as a call of that length
+    without connect fee; other calls as :func:`call_prices`."""
+    seconds = np.asarray(seconds, dtype=np.int64)
+    billed = seconds - covered
+    in_allowance = covered > 0
+    answered = seconds > 0
+    connect = compiled.connect_units[rate_row]
+    charge = compiled.charge_unanswered[rate_row]
+    talk = div_round_half_up(_interval_part(compiled, rate_row, billed), 60)
+    amount = np.where(answered, np.where(in_allowance, talk, talk + connect), np.where(charge, connect, 0))
+    # rate 0, allowance 1, allowance_overflow 2, unanswered_free 3, unanswered_fee 4
+    rule = np.where(answered, np.where(in_allowance, 2 - (billed == 0), 0), 3 + charge)
+    return amount, rule.astype(np.int8)
