@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from workbench.numbering import to_digits
+from workbench.numbering import DigitsIndex, to_digits
 from workbench.period import Period
 from workbench.rating.allowances import allowance_buckets, consume
 from workbench.rating.classify import LineIndex, epoch_seconds, time_bands
@@ -97,7 +97,7 @@ def _bucket_of(keys: pd.Index, wanted: np.ndarray) -> np.ndarray:
         table = np.full(top + 1, -1, dtype=np.int64)
         table[keys.to_numpy()] = np.arange(len(keys))
         return table[np.minimum(np.maximum(wanted, -1), top)]  # -1 and beyond: the last slot
-    return keys.get_indexer(wanted)
+    return DigitsIndex(keys.to_numpy()).get_indexer(wanted)
 
 
 def _classify(compiled: CompiledPlan, called: np.ndarray, utc_s: np.ndarray):

@@ -6,7 +6,7 @@ import holidays as holiday_calendars
 import numpy as np
 import pandas as pd
 
-from workbench.numbering import to_digits
+from workbench.numbering import DigitsIndex, to_digits
 from workbench.rating.plan import HOLIDAY, CompiledPlan
 
 _GRID_S = 900  # UTC offsets change on quarter hours in every real time zone
@@ -98,7 +98,7 @@ class LineIndex:
     def __init__(self, lines: pd.DataFrame, timezone: str):
         self.size = len(lines)
         line_digits = to_digits(lines["number"]) if len(lines) else np.zeros(0, np.int64)
-        self.numbers = pd.Index(np.unique(line_digits))
+        self.numbers = DigitsIndex(np.unique(line_digits))
         self.line_code = self.numbers.get_indexer(line_digits).astype(np.int64)
         self.start = local_midnight_utc(lines["valid_from"], timezone)
         self.end = local_midnight_utc(pd.to_datetime(lines["valid_to"]) + pd.Timedelta(days=1), timezone)

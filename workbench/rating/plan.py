@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from workbench.numbering import DigitsIndex
+
 MAX_DIGITS = 15  # E.164
 BLOCK_DIGITS = 6  # the direct lookup table covers the first 6 digits of a number
 SUB_DIGITS = 2  # blocks holding longer prefixes get a second table on the next 2 digits
@@ -123,7 +125,7 @@ def _block_tables(prefixes: list[str]):
         values = np.array([int(prefixes[i]) for i in rows], dtype=np.int64)
         if length > deep:
             has_long[values // _POW10[length - BLOCK_DIGITS]] = True
-        by_length.append((length, pd.Index(values), rows.astype(np.int32)))
+        by_length.append((length, DigitsIndex(values), rows.astype(np.int32)))
     long_prefixes = tuple(entry for entry in by_length if entry[0] > deep)
     return block_owner, block_slot, sub_owner, has_long, long_prefixes, tuple(by_length)
 
