@@ -900,7 +900,8 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
 
     status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate")
     year = datetime.now(UTC).year  # the CLI dates a credit note today
-    assert (status, out.strip()) == (0, f"credit note A{year}-000001 issued for F2026-000001")
+    assert (status, out.strip()) == (0, f"credit note A{year}-000001 issued for F2026-000001\n"
+                                        "   PDFs: 1 stored, 0 already stored, 0 failed")
 
     status, out, _ = run_cli("delete-run", str(first))
     assert (status, out.strip()) == (0, f"run {first} deleted (1 drafts)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from datetime import UTC, date, datetime
@@ -146,7 +147,35 @@ def _publish(engine, settings: Settings, run_id: int, annex: bool | None = None)
 
 
 def cmd_documents(args, settings: Settings) -> None:
-    _publish(_engine(settings), settings, args.run, annex=True if args.annex else None)
+    engine = _engine(settings)
+    if (args.run is None) == (not args.invoice):
+        raise BillingError("give --run N or --invoice NUMBER...")
+    if args.invoice:
+        _publish_invoices(engine, settings, args.invoice, annex=True if args.annex else None)
+        return
+    from workbench.billing import list_runs
+
+    if args.run not in set(list_runs(engine)["id"]):
+        raise BillingError(f"there is no billing run {args.run}")
+    _publish(engine, settings, args.run, annex=True if args.annex else None)
+
+
+def _publish_invoices(engine, settings: Settings, numbers: list[str], annex: bool | None = None) -> None:
+    from sqlalchemy import select
+
+    from workbench.db import schema as s
+    from workbench.publishing import publish_documents
+
+    with engine.connect() as connection:
+        found = dict(connection.execute(
+            select(s.Invoice.number, s.Invoice.id).where(s.Invoice.number.in_(numbers))).all())
+    unknown = sorted(set(numbers) - set(found))
+    if unknown:
+        raise BillingError(f"unknown invoice numbers: {', '.join(unknown)}")
+    report = publish_documents(engine, settings, invoice_ids=list(found.values()), annex=annex)
+    print(f"   PDFs: {len(report.stored)} stored, {len(report.already)} already stored, {len(report.failed)} failed")
+    for path, error in report.failed.items():
+        print(f"   failed: {path}: {error}")
 
 
 def cmd_preprod(args, settings: Settings) -> None:
@@ -164,7 +193,11 @@ def _production(engine, settings: Settings, run_id: int) -> None:
     if summary.invoices:
         print(f"production run {summary.run_id} for {summary.period}: {summary.message}; total "
               f"{_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
-        _publish(engine, settings, summary.run_id)
+        try:
+            _publish(engine, settings, summary.run_id)
+        except StorageError as exc:
+            raise StorageError(f"{exc}. The invoices are issued; store their PDFs with `workbench documents --run "
+                               f"{summary.run_id}` once the FTP space is back") from None
     else:
         print(summary.message or f"nothing issued for {summary.period}")
     return summary
@@ -215,8 +248,10 @@ def cmd_report(args, settings: Settings) -> None:
 def cmd_credit_note(args, settings: Settings) -> None:
     from workbench.billing import issue_credit_note
 
-    number = issue_credit_note(_engine(settings), args.invoice, args.reason, _now())
+    engine = _engine(settings)
+    number = issue_credit_note(engine, args.invoice, args.reason, _now())
     print(f"credit note {number} issued for {args.invoice}")
+    _publish_invoices(engine, settings, [number])
 
 
 def _mail(engine, settings: Settings, run_id: int | None = None, period: str | None = None) -> None:
@@ -238,6 +273,12 @@ def cmd_mail(args, settings: Settings) -> None:
 
         print(send_pending(engine, settings, _now()).summary())
         return
+    if args.run is not None:
+        from workbench.billing import list_runs
+
+        runs = list_runs(engine)
+        if not ((runs["id"] == args.run) & (runs["kind"] == "production")).any():
+            raise BillingError(f"there is no production run {args.run}")
     _mail(engine, settings, args.run, args.period)
 
 
@@ -257,8 +298,11 @@ def cmd_sepa(args, settings: Settings) -> None:
 def cmd_production_notebook(args, settings: Settings) -> None:
     from workbench.production import ProductionError, run_notebook
 
+    config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
+                                                                    else None)
     try:
-        path = run_notebook(args.run, args.period, not args.no_deliver, settings)
+        path = run_notebook(args.run, args.period, not args.no_deliver, settings,
+                            config_file=str(Path(config).resolve()) if config else None)
     except ProductionError as exc:
         raise BillingError(str(exc)) from None
     print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
@@ -305,6 +349,12 @@ def cmd_demo(args, settings: Settings) -> None:
           f"FTP space {settings.storage_url}; emails {settings.smtp_url or settings.outbox_dir}")
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
     parser.add_argument("--config", help="TOML configuration file (default: workbench.toml if present)")
@@ -317,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate the sample operator's CSV files")
     p.add_argument("--out", default=str(SAMPLE))
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--customers", type=int, default=200)
-    p.add_argument("--calls", type=int, default=200_000)
+    p.add_argument("--customers", type=_positive, default=200)
+    p.add_argument("--calls", type=_positive, default=200_000)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("load-reference", help="load reference CSV files from a folder")
@@ -358,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_production_notebook)
 
     p = sub.add_parser("documents", help="render and store the PDFs of a run that are not stored yet")
-    p.add_argument("--run", type=int, required=True)
+    p.add_argument("--run", type=int, help="a billing run")
+    p.add_argument("--invoice", nargs="+", help="invoice or credit note numbers")
     p.add_argument("--annex", action="store_true", help="add the call detail annex (setting call_detail_annex)")
     p.set_defaults(func=cmd_documents)
 

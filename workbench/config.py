@@ -19,7 +19,7 @@ setting                    default and meaning
 ``smtp_url``               empty: mail goes to ``outbox_dir`` as .eml files; else
                            ``smtp://user@host:587`` (STARTTLS) or ``smtps://...:465``
 ``outbox_dir``             ``var/outbox``
-``mail_from``              ``Facturation <facturation@operateur.example>``
+``mail_from``              ``Facturation Opérateur Exemple <facturation@operateur.example>``
 ``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
 ``operator_*``             the operator's identity printed on invoices
 =========================  ==========================================================
@@ -101,4 +101,31 @@ def load_settings(config_file: str | Path | None = None, **overrides: str | None
         if os.environ.get(env):
             values[key] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+    return check(Settings(**values))
+
+
+def check(settings: Settings) -> Settings:
+    """The settings if they can be used, else a :class:`ConfigError` naming the setting."""
+    from decimal import Decimal, InvalidOperation
+    from zoneinfo import ZoneInfo
+
+    def bad(name: str, problem: str):
+        raise ConfigError(f"setting {name} ({_ENV[name]}): {problem}")
+
+    if settings.database_url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql"):
+        bad("database_url", f"{settings.database_url!r} is not a sqlite:/// or postgresql:// URL")
+    try:
+        ZoneInfo(settings.timezone)
+    except (ValueError, KeyError, OSError):
+        bad("timezone", f"{settings.timezone!r} is not a time zone (e.g. Europe/Paris)")
+    if not settings.home_country_code.isdigit():
+        bad("home_country_code", f"{settings.home_country_code!r} is not a country calling code (e.g. 33)")
+    try:
+        vat = Decimal(settings.consumption_vat_rate)
+    except InvalidOperation:
+        vat = Decimal(-1)
+    if not Decimal(0) <= vat <= Decimal(100):
+        bad("consumption_vat_rate", f"{settings.consumption_vat_rate!r} is not a percentage")
+    if not settings.payment_days.isdigit():
+        bad("payment_days", f"{settings.payment_days!r} is not a number of days")
+    return settings

@@ -59,8 +59,9 @@ def production_job(run_id, period: str, deliver: bool, settings: Settings, now: 
               "total_incl_cents": summary.total_incl_cents, "net_payable_cents": summary.net_payable_cents,
               "numbers": list(summary.numbers) if summary.numbers else [], "skipped": summary.skipped,
               "message": summary.message}
-    if not summary.invoices:
+    if not summary.run_id:
         return result
+    # what follows only does what is missing: a re-run after a failure finishes the job
     documents = publish_documents(engine, settings, run_id=summary.run_id)
     result["pdfs_stored"] = len(documents.stored) + len(documents.already)
     if documents.failed:
@@ -77,7 +78,8 @@ def production_job(run_id, period: str, deliver: bool, settings: Settings, now: 
     return result
 
 
-def run_notebook(run_id: int, period: str, deliver: bool, settings: Settings, output: Path | None = None) -> Path:
+def run_notebook(run_id: int, period: str, deliver: bool, settings: Settings, output: Path | None = None,
+                 config_file: str | None = None) -> Path:
     """Execute the production notebook with papermill; returns the executed notebook's path.
     Raises :class:`ProductionError` when the notebook fails (the executed notebook is kept)."""
     import papermill
@@ -92,7 +94,7 @@ def run_notebook(run_id: int, period: str, deliver: bool, settings: Settings, ou
         papermill.execute_notebook(
             str(NOTEBOOK), str(output), cwd=str(NOTEBOOK.parent), progress_bar=False,
             parameters={"run_id": run_id, "period": period, "deliver": deliver,
-                        "database_url": settings.database_url},
+                        "database_url": settings.database_url, "config_file": config_file},
         )
     except papermill.PapermillExecutionError as exc:
         failure = f"{exc.ename}: {exc.evalue}"

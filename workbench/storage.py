@@ -62,13 +62,20 @@ class Storage:
         parsed = urlparse(url)
         if parsed.scheme in ("ftp", "ftps"):
             password = unquote(parsed.password) if parsed.password else secret("storage_password")
-            self.fs = fsspec.filesystem(
-                "ftp", host=parsed.hostname, port=parsed.port or 21, username=unquote(parsed.username or "")
-                or None, password=password, tls=parsed.scheme == "ftps", timeout=30, skip_instance_cache=True)
+            try:
+                self.fs = fsspec.filesystem(
+                    "ftp", host=parsed.hostname, port=parsed.port or 21, username=unquote(parsed.username or "")
+                    or None, password=password, tls=parsed.scheme == "ftps", timeout=30, skip_instance_cache=True)
+            except Exception as exc:  # noqa: BLE001 - socket and ftplib errors alike
+                raise StorageError(f"FTP space {parsed.scheme}://{parsed.hostname}:{parsed.port or 21}: cannot "
+                                   f"connect ({exc})") from None
             self.root = parsed.path.rstrip("/") or "/"
         elif parsed.scheme in ("", "file"):
             folder = Path(unquote(parsed.path) if parsed.scheme == "file" else url).resolve()
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"storage folder {folder}: {exc.strerror}") from None
             self.fs = fsspec.filesystem("file")
             self.root = str(folder)
         else:

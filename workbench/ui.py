@@ -49,7 +49,7 @@ def now() -> datetime:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def connect(database_url: str | None = None):
+def connect(database_url: str | None = None, config_file: str | None = None):
     """Settings (from the environment and ``workbench.toml``) and a migrated engine.
 
     A notebook of ``notebooks/`` works from the project's root, so relative paths of the
@@ -58,7 +58,7 @@ def connect(database_url: str | None = None):
 
     if Path.cwd().resolve().is_relative_to(PROJECT_ROOT / "notebooks"):
         os.chdir(PROJECT_ROOT)
-    settings = load_settings(database_url=database_url or None)
+    settings = load_settings(config_file or None, database_url=database_url or None)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return settings, engine
