@@ -1,0 +1,65 @@
+"""The production job (what the production notebook runs): a failure halfway, then a re-run that
+finishes what is missing and does nothing twice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from workbench.billing import RunOptions, preprod
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.engine import make_engine, upgrade
+from workbench.integration import load_cdr_files
+from workbench.production import ProductionError, production_job
+from workbench.ratings import rate_period
+from workbench.reference import load_reference
+from workbench.sample import generate_operator
+
+NOW = datetime(2026, 11, 1, 6, 0)
+
+
+def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
+    generate_operator(tmp_path / "data", seed=3, customers=12, calls=600)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
+                        outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"),
+                        smtp_url="smtp://127.0.0.1:1")  # nothing listens there
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    load_reference(engine, tmp_path / "data" / "reference")
+    load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
+    rate_period(engine, "2026-10", settings, NOW)
+    run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+
+    with pytest.raises(ProductionError, match="email delivery stopped"):
+        production_job(run.run_id, "2026-10", True, settings, NOW)
+    with engine.connect() as connection:
+        issued = connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one()
+        planned = connection.execute(select(func.count()).select_from(s.Delivery)).scalar_one()
+        assert connection.execute(select(func.count()).select_from(s.SepaFile)).scalar_one() == 0
+    assert issued == 12 and planned >= 11  # one sample customer has no invoice recipient at most
+
+    fixed = Settings(**{**settings.__dict__, "smtp_url": ""})  # back to the outbox
+    result = production_job(run.run_id, "2026-10", True, fixed, NOW)
+    assert "already issued" in result["message"]
+    assert result["emails_sent"] == planned and result["pdfs_stored"] == 12
+    assert result["sepa_file"] is not None and result["sepa_debits"] > 0
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == planned
+
+    again = production_job(run.run_id, "2026-10", True, fixed, NOW)
+    assert again["emails_sent"] == 0 and again["sepa_file"] is None
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 12
+        assert connection.execute(select(func.count()).select_from(s.SepaFile)).scalar_one() == 1
+
+
+def test_bad_parameters_are_refused(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}")
+    with pytest.raises(ProductionError, match="run_id must be the number"):
+        production_job(None, "2026-10", True, settings)
+    with pytest.raises(ProductionError, match="2026-13"):
+        production_job(1, "2026-13", True, settings)
+    with pytest.raises(ProductionError, match="no billing run 1"):
+        production_job(1, "2026-10", True, settings)
