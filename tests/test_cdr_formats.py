@@ -367,3 +367,11 @@ def test_asterisk_truncated_last_line_inside_quotes():
 def test_empty_file():
     error = error_of(b"", "empty.csv")
     assert error.file == "empty.csv"
+
+
+def test_a_bracketed_trunk_zero_is_dropped():
+    from workbench.numbering import normalise_one
+
+    assert normalise_one("+33 (0)6 12 34 56 78") == "+33612345678"
+    assert normalise_one("+44 (0)20 7946 0958") == "+442079460958"
+    assert normalise_one("(01) 45 67 89 00") == "+33145678900"

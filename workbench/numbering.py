@@ -4,7 +4,7 @@ Switches and carriers write numbers as dialled (``0612345678``), with the intern
 (``0044...``), in E.164 (``+4420...``) or as bare international digits (``4420...``). All become
 E.164 text with a leading ``+``:
 
-* spaces, dots, dashes and brackets are dropped;
+* spaces, dots, dashes and brackets are dropped, and so is a bracketed trunk zero (``+33 (0)6...``);
 * ``+`` or ``00`` start an international number;
 * one leading ``0`` starts a national number of the home country (``0612345678`` ->
   ``+33612345678`` for France);
@@ -40,7 +40,9 @@ def _is_possible(e164: str) -> bool:
 def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) -> pd.Series:
     """E.164 text for each number, ``<NA>`` where the number is not a possible phone number."""
     codes, uniques = pd.factorize(numbers.astype("string"), use_na_sentinel=True)
-    raw = pd.Series(uniques, dtype="string").str.replace(_SEPARATORS, "", regex=True)
+    # "+33 (0)6 12..." writes the national trunk 0 in brackets after the country code: it is dropped
+    raw = pd.Series(uniques, dtype="string").str.replace("(0)", "", regex=False).str.replace(_SEPARATORS, "",
+                                                                                           regex=True)
     digits = raw.str.removeprefix("+")
     international = raw.str.startswith("+") | raw.str.startswith("00")
     digits = digits.where(~raw.str.startswith("00"), raw.str.slice(2))
