@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from workbench.numbering import DigitsIndex, to_digits
+from workbench.numbering import DigitsIndex, from_digits, to_digits
 from workbench.period import Period
 from workbench.rating.allowances import allowance_buckets, consume
 from workbench.rating.classify import LineIndex, epoch_seconds, time_bands
@@ -85,10 +85,6 @@ def _errors(cdr_id: np.ndarray, rows: np.ndarray, period: Period, reason: str, m
     )
 
 
-def _e164(digits: np.ndarray) -> pd.Series:
-    return "+" + pd.Series(digits).astype(str)
-
-
 def _bucket_of(keys: pd.Index, wanted: np.ndarray) -> np.ndarray:
     """Position of each wanted key in ``keys``, -1 if absent: by a dense table when the keys
     are small integers (customer ids are), else by hashing."""
@@ -133,7 +129,7 @@ def _rate_plan_calls(
     if no_dest.any():
         errors.append(
             _errors(cdr_id, rows[no_dest], period, "no_destination",
-                    "called number " + _e164(called[no_dest])
+                    "called number " + from_digits(called[no_dest])
                     + f" matches no destination of plan {compiled.plan.code}")
         )
     no_rate = ~no_dest & (rate_row < 0)
@@ -244,7 +240,7 @@ def rate(
         when = pd.Series(calls["start_utc"].to_numpy()[rows]).astype(str)
         errors.append(
             _errors(cdr_id, rows, period, "no_line",
-                    "calling number " + _e164(calling[rows]) + " is no customer's line at " + when + " UTC")
+                    "calling number " + from_digits(calling[rows]) + " is no customer's line at " + when + " UTC")
         )
     usable = inside & (line_row >= 0)
     pos = np.maximum(line_row, 0)

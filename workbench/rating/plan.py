@@ -54,8 +54,6 @@ class CompiledPlan:
     """Arrays derived from a :class:`RatePlan` (built by :func:`compile_plan`)."""
 
     plan: RatePlan
-    boundaries: np.ndarray  # int64, sorted starts of the disjoint 15-digit ranges
-    owner: np.ndarray  # int32, destination row owning each range, -1 for none
     block_owner: np.ndarray  # int32 [10**BLOCK_DIGITS]: longest prefix of <= BLOCK_DIGITS digits
     has_long: np.ndarray  # bool [10**BLOCK_DIGITS]: a longer prefix starts in the block
     block_slot: np.ndarray  # int32 [10**BLOCK_DIGITS]: a mixed block's row in sub_owner, -1 for none
@@ -162,7 +160,6 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         | set(plan.time_bands["band"].astype(str))
         | (set(plan.rates["band"].astype(str)) - {ANY_BAND})
     )
-    boundaries, owner = _prefix_ranges(prefixes) if prefixes else (np.zeros(0, np.int64),) * 2
     block_owner, block_slot, sub_owner, has_long, long_prefixes, by_length = _block_tables(prefixes)
     rates = plan.rates.reset_index(drop=True)
     rate_table = np.full((len(zones), len(bands)), -1, dtype=np.int32)
@@ -198,8 +195,6 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         iv_before[pos, 1:n] = np.cumsum(whole)
     return CompiledPlan(
         plan=plan,
-        boundaries=boundaries,
-        owner=owner,
         block_owner=block_owner,
         block_slot=block_slot,
         sub_owner=sub_owner,

@@ -57,16 +57,13 @@ def call_prices(
 def price_calls(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray,
                 covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Price and rule (index into ``RULES``) of calls of which ``covered`` seconds are in an
-    allowance: what an allowance covers is free, the rest is priced as a call of that length
-    without connect fee; other calls as :func:`call_prices`."""
+    allowance: what an allowance covers is free, the rest is priced by :func:`call_prices` as a
+    call of that length without connect fee."""
     seconds = np.asarray(seconds, dtype=np.int64)
     billed = seconds - covered
     in_allowance = covered > 0
-    answered = seconds > 0
-    connect = compiled.connect_units[rate_row]
-    charge = compiled.charge_unanswered[rate_row]
-    talk = div_round_half_up(_interval_part(compiled, rate_row, billed), 60)
-    amount = np.where(answered, np.where(in_allowance, talk, talk + connect), np.where(charge, connect, 0))
+    amount = call_prices(compiled, rate_row, billed, ~in_allowance)
     # rate 0, allowance 1, allowance_overflow 2, unanswered_free 3, unanswered_fee 4
-    rule = np.where(answered, np.where(in_allowance, 2 - (billed == 0), 0), 3 + charge)
+    rule = np.where(seconds > 0, np.where(in_allowance, 2 - (billed == 0), 0),
+                    3 + compiled.charge_unanswered[rate_row])
     return amount, rule.astype(np.int8)
