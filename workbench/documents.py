@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 
 import jinja2
+
+from workbench.money import CENT_SCALE, to_decimal
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 BATCH = 40
@@ -98,7 +99,7 @@ def _environment() -> jinja2.Environment:
 
 def money(cents) -> str:
     """``123456`` -> ``"1 234.56"`` (a thin space between thousands)."""
-    value = (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
+    value = to_decimal(cents, CENT_SCALE)
     sign = "-" if value < 0 else ""
     whole, _, frac = f"{abs(value):.2f}".partition(".")
     groups = []

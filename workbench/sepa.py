@@ -66,6 +66,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text
 from workbench import repository
 from workbench.config import Settings
 from workbench.db import schema as s
+from workbench.money import CENT_SCALE, to_decimal
 from workbench.period import Period
 from workbench.storage import Storage
 
@@ -286,8 +287,7 @@ def _as_cents(value) -> int | None:
 
 def euros(cents: int) -> str:
     """``12345`` -> ``'123.45'`` (exact)."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+    return str(to_decimal(cents, CENT_SCALE))
 
 
 # ---------------------------------------------------------------------------- checking debits

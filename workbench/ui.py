@@ -37,6 +37,7 @@ from workbench.cdr.formats import CdrFileError
 from workbench.config import Settings, load_settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
+from workbench.money import CENT_SCALE, to_decimal
 from workbench.period import Period, PeriodError
 
 USER_ERRORS = (BillingError, CdrFileError, PeriodError, ValueError)
@@ -129,8 +130,21 @@ def traffic_frame(engine, period: str) -> pd.DataFrame:
         ).where(s.RatedCall.period == str(Period.parse(period))).group_by(s.RatedCall.zone_code, s.RatedCall.band)
             .order_by(s.RatedCall.zone_code, s.RatedCall.band))
     frame["minutes"] = (frame["seconds"].astype("int64") + 59) // 60
-    frame["revenue_eur"] = frame["units"].map(lambda u: round(int(u) / 10_000, 2))
+    frame["revenue_eur"] = frame["units"].map(to_decimal)  # exact, in 1/10,000
     return frame[["zone_code", "band", "calls", "minutes", "revenue_eur"]]
+
+
+def revenue_chart(traffic: pd.DataFrame, period: str):
+    """A stacked bar chart of revenue by zone and band (the exact amounts become floats only
+    for drawing)."""
+    import matplotlib.pyplot as plt
+
+    pivot = traffic.assign(revenue_eur=traffic["revenue_eur"].astype(float)).pivot_table(
+        index="zone_code", columns="band", values="revenue_eur", aggfunc="sum")
+    axes = pivot.plot.barh(stacked=True, figsize=(7, 4), title=f"Revenue by zone and band, {period} (EUR)")
+    axes.set_xlabel("EUR")
+    plt.tight_layout()
+    return axes
 
 
 def unrated_frame(engine, period: str) -> pd.DataFrame:
@@ -151,7 +165,7 @@ def monthly_consumption(engine, account_number: str, months: int = 6) -> pd.Data
             .order_by(s.RatedCall.period.desc()).limit(months))
     frame = frame.sort_values("period")
     frame["minutes"] = (frame["seconds"].astype("int64") + 59) // 60
-    frame["amount_eur"] = frame["units"].map(lambda u: round(int(u) / 10_000, 2))
+    frame["amount_eur"] = frame["units"].map(to_decimal)
     return frame[["period", "calls", "minutes", "amount_eur"]]
 
 
@@ -319,10 +333,7 @@ def rating_panel(settings: Settings, engine, period: str):
         with out:
             display(unrated_frame(engine, str(checked)))
             display(traffic)
-            pivot = traffic.pivot_table(index="zone_code", columns="band", values="revenue_eur", aggfunc="sum")
-            axes = pivot.plot.barh(stacked=True, figsize=(7, 4), title=f"Revenue by zone and band, {checked} (EUR)")
-            axes.set_xlabel("EUR")
-            plt.tight_layout()
+            revenue_chart(traffic, str(checked))
             plt.show()
 
     rate.on_click(on_rate)
@@ -370,7 +381,7 @@ def preprod_panel(settings: Settings, engine, period: str):
             _message(out, str(exc), error=True)
             return
         _message(out, f"Run {summary.run_id}: {summary.invoices} draft invoices, total "
-                      f"{summary.total_incl_cents / 100:,.2f} EUR")
+                      f"{to_decimal(summary.total_incl_cents, CENT_SCALE):,} EUR")
         with out:
             display(HTML(download_link(path.read_bytes(), path.name,
                                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -536,8 +547,10 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
                         display(HTML(download_link(pdf, f"{number_}.pdf", "application/pdf", f"PDF {number_}")))
             usage = monthly_consumption(engine, number)
             if len(usage):
-                axes = usage.plot.bar(x="period", y="amount_eur", legend=False, figsize=(6, 3),
-                                      title="Consumption by month (EUR excl. VAT)")
+                # the chart is the only place the exact amounts become floats
+                axes = usage.assign(amount_eur=usage["amount_eur"].astype(float)).plot.bar(
+                    x="period", y="amount_eur", legend=False, figsize=(6, 3),
+                    title="Consumption by month (EUR excl. VAT)")
                 axes.set_xlabel("")
                 plt.tight_layout()
                 plt.show()
