@@ -34,6 +34,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.invoicing import BillingInputs, BillingOptions, Invoices, build_invoices, compare_invoices
+from workbench.invoicing.build import item_totals
 from workbench.invoicing.report import control_report
 from workbench.period import Period
 
@@ -343,12 +344,9 @@ def run_invoices(connection: Connection, run_id: int) -> Invoices:
     vat = repository.read_frame(connection, select(
         s.Invoice.customer_id, s.InvoiceVat.vat_rate, s.InvoiceVat.base_cents, s.InvoiceVat.vat_cents,
     ).join(s.Invoice, s.Invoice.id == s.InvoiceVat.invoice_id).where(s.Invoice.run_id == run_id))
-    for kind in ("one_off", "recurring", "prorated", "consumption"):
-        sums = items[items["type"] == kind].groupby("customer_id")["amount_cents"].sum()
-        invoices[f"{kind}_cents"] = invoices["customer_id"].map(sums).fillna(0).astype(np.int64)
-    usage = items.groupby("customer_id")[["calls", "seconds"]].sum(min_count=1)
-    invoices["calls"] = invoices["customer_id"].map(pd.to_numeric(usage["calls"])).fillna(0).astype(np.int64)
-    invoices["seconds"] = invoices["customer_id"].map(pd.to_numeric(usage["seconds"])).fillna(0).astype(np.int64)
+    totals = item_totals(items)
+    for column in ("one_off_cents", "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds"):
+        invoices[column] = invoices["customer_id"].map(totals[column]).fillna(0).astype(np.int64)
     invoices["previous_amount_cents"] = invoices["previous_amount_cents"].astype("Int64")
     return Invoices(invoices, items, vat)
 

@@ -219,6 +219,20 @@ def _consumption_items(inputs: BillingInputs, options: BillingOptions) -> pd.Dat
     })
 
 
+def item_totals(items: pd.DataFrame) -> pd.DataFrame:
+    """Per customer (index ``customer_id``): the amount of each item type (``<type>_cents`` for
+    every one of ``ITEM_TYPES``) and the calls and seconds of its consumption items."""
+    sums = items.pivot_table(index="customer_id", columns="type", values="amount_cents", aggfunc="sum",
+                             fill_value=0)
+    out = pd.DataFrame(index=sums.index)
+    for kind in ITEM_TYPES:
+        out[f"{kind}_cents"] = sums[kind].astype(np.int64) if kind in sums else 0
+    usage = items.groupby("customer_id")[["calls", "seconds"]].sum(min_count=1)
+    for column in ("calls", "seconds"):
+        out[column] = pd.to_numeric(usage[column]).reindex(out.index).fillna(0).astype(np.int64)
+    return out
+
+
 def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     """One invoice per customer of ``inputs.customers`` that has something to bill."""
     parts = [_one_off_items(inputs, options), _subscription_items(inputs, options),
@@ -239,19 +253,15 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     vat = vat.rename(columns={"amount_cents": "base_cents"})
     vat["vat_rate"] = vat["vat_bp"].map(lambda bp: Decimal(int(bp)) / 100)
 
-    by_type = items.pivot_table(index="customer_id", columns="type", values="amount_cents", aggfunc="sum",
-                                fill_value=0)
+    by_type = item_totals(items)
     invoices = inputs.customers[inputs.customers["customer_id"].isin(by_type.index)][
         ["customer_id", "account_number", "name"]].set_index("customer_id")
-    for kind in ("one_off", "recurring", "prorated", "consumption"):
-        invoices[f"{kind}_cents"] = (by_type[kind] if kind in by_type else 0)
+    for column in ("one_off_cents", "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds"):
+        invoices[column] = by_type[column]
     totals = vat.groupby("customer_id")[["base_cents", "vat_cents"]].sum()
     invoices["total_excl_cents"] = totals["base_cents"]
     invoices["total_vat_cents"] = totals["vat_cents"]
     invoices["total_incl_cents"] = invoices["total_excl_cents"] + invoices["total_vat_cents"]
-    usage = items.groupby("customer_id")[["calls", "seconds"]].sum(min_count=1)
-    invoices["calls"] = pd.to_numeric(usage["calls"]).fillna(0).astype(np.int64)
-    invoices["seconds"] = pd.to_numeric(usage["seconds"]).fillna(0).astype(np.int64)
 
     credit = inputs.credits.groupby("customer_id")["available_cents"].sum() if len(inputs.credits) else None
     available = (credit.reindex(invoices.index).fillna(0).astype(np.int64) if credit is not None

@@ -11,6 +11,9 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from workbench.invoicing.build import item_totals
+from workbench.money import CENT_SCALE, to_decimal
+
 #: the first columns of the report's invoice sheet, in this order
 REPORT_COLUMNS = [
     "Invoice number", "Account number", "Customer name", "Total amount billed", "Net payable amount",
@@ -31,7 +34,7 @@ def euros(cents) -> object:
     """Integer cents to exact ``Decimal`` euros (``None`` stays ``None``)."""
     if cents is None or (not isinstance(cents, (int, np.integer)) and pd.isna(cents)):
         return None
-    return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
+    return to_decimal(cents, CENT_SCALE)
 
 
 def _euros(series: pd.Series) -> pd.Series:
@@ -165,11 +168,10 @@ def control_report(
 
 
 def _per_account(invoices: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    by_type = items.merge(invoices[["customer_id", "account_number"]], on="customer_id").pivot_table(
-        index="account_number", columns="type", values="amount_cents", aggfunc="sum", fill_value=0)
+    totals = item_totals(items)
     frame = invoices.set_index("account_number")[["name", "total_incl_cents", "net_payable_cents"]]
     for kind in TYPE_LABELS:
-        frame[kind] = by_type[kind].reindex(frame.index).fillna(0).astype(np.int64) if kind in by_type else 0
+        frame[kind] = invoices["customer_id"].map(totals[f"{kind}_cents"]).fillna(0).astype(np.int64).to_numpy()
     return frame
 
 
