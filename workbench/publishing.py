@@ -38,8 +38,7 @@ def _date(value) -> str:
 def _quantity(value) -> str:
     if value is None or pd.isna(value):
         return ""
-    text = format(Decimal(str(value)).normalize(), "f")
-    return text
+    return format(Decimal(str(value)).normalize(), "f")
 
 
 def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str) -> dict[int, list[dict]]:

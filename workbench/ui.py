@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import shutil
 import subprocess
 import tempfile
@@ -559,9 +558,3 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
     if account:
         search.value = next((k for k, v in labels.items() if v == account), account)
     return w.VBox([w.HTML("<h2>Client profile</h2>"), search, out])
-
-
-def png_of_figure(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
