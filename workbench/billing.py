@@ -147,14 +147,15 @@ def _frames(connection: Connection, period: Period, customers: pd.DataFrame,
         s.OneOffCharge.description,
     ).where(_of_selection(s.OneOffCharge.customer_id, selection), s.OneOffCharge.invoice_id.is_(None),
             s.OneOffCharge.charge_date < period.end).order_by(s.OneOffCharge.id))
-    calls = read(connection, select(
-        s.RatedCall.customer_id, s.RatedCall.zone_code, func.count().label("calls"),
-        func.sum(s.RatedCall.duration_s).label("seconds"), func.sum(s.RatedCall.price_units).label("amount_units"),
-        func.max(s.RatedCall.rated_at).label("rated_at"),
+    # the period's unbilled ratings are read once: kept whole for the fingerprint, summed for the invoices
+    rated = read(connection, select(
+        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.duration_s,
+        s.RatedCall.price_units, s.RatedCall.allowance_s,
     ).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None),
-            _of_selection(s.RatedCall.customer_id, selection))
-        .group_by(s.RatedCall.customer_id, s.RatedCall.zone_code)
-        .order_by(s.RatedCall.customer_id, s.RatedCall.zone_code))
+            _of_selection(s.RatedCall.customer_id, selection)).order_by(s.RatedCall.cdr_id))
+    frames["rated_calls"] = rated
+    calls = rated.groupby(["customer_id", "zone_code"], as_index=False, sort=True).agg(
+        calls=("cdr_id", "size"), seconds=("duration_s", "sum"), amount_units=("price_units", "sum"))
     zones = read(connection, select(s.Zone.plan_id, s.Zone.code.label("zone_code"), s.Zone.name.label("zone_name")))
     plan_of = customers.set_index("customer_id")["rate_plan_id"]
     calls = calls.assign(plan_id=calls["customer_id"].map(plan_of)).merge(
@@ -185,11 +186,6 @@ def _frames(connection: Connection, period: Period, customers: pd.DataFrame,
                                 s.TimeBand.end_minute).where(s.TimeBand.plan_id.in_(plan_ids))
              .order_by(s.TimeBand.id)).astype(str).agg("|".join, axis=1),
     ], ignore_index=True).to_frame("row")
-    frames["rated_calls"] = read(connection, select(
-        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.price_units,
-        s.RatedCall.allowance_s,
-    ).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None),
-            _of_selection(s.RatedCall.customer_id, selection)).order_by(s.RatedCall.cdr_id))
     return frames
 
 
