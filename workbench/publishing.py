@@ -17,6 +17,7 @@ from workbench import repository
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.documents import money, render_invoices
+from workbench.money import to_decimal
 from workbench.storage import Storage, invoice_path
 
 TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
@@ -60,7 +61,7 @@ def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str)
         out[int(inv.id)] = [{
             "when": t.strftime("%Y-%m-%d %H:%M:%S"), "called": f"+{int(c)}",
             "duration": f"{int(d) // 60}:{int(d) % 60:02d}", "zone": z,
-            "amount": f"{Decimal(int(u)) / 10_000:.4f}",
+            "amount": str(to_decimal(u)),
         } for t, c, d, z, u in zip(local, calls["called"], calls["duration_s"], calls["zone_code"],
                                     calls["price_units"], strict=True)]
     return out
