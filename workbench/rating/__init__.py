@@ -17,10 +17,10 @@ import pyarrow as pa
 
 from workbench.numbering import DigitsIndex, from_digits, to_digits
 from workbench.period import Period
-from workbench.rating.allowances import allowance_buckets, consume
-from workbench.rating.classify import LineIndex, epoch_seconds, time_bands
+from workbench.rating.allowances import UNLIMITED, allowance_buckets, consume
+from workbench.rating.classify import LineIndex, epoch_seconds, minute_bands
 from workbench.rating.plan import CompiledPlan, PlanError, RatePlan, compile_plan, match_destinations
-from workbench.rating.pricing import price_calls
+from workbench.rating.pricing import price_calls, price_table
 
 __all__ = [
     "RULES",
@@ -50,20 +50,21 @@ class RatingResult:
     errors: pd.DataFrame
 
 
-_CHUNK = 1 << 18  # calls per slice: small enough to stay in the CPU caches
+_CHUNK = 1 << 18  # calls per slice: small enough for the intermediate arrays to stay in the caches
+# why a call is not rated, per call: 0 for rated, else 1 + index into REASONS (plan not loaded: 5)
+_OK, _OUTSIDE, _NO_LINE, _NO_DEST, _NO_RATE, _NO_PLAN = range(6)
 
 
-def _map_chunks(func, n: int, *arrays):
-    """``func`` on aligned slices of ``arrays`` (NumPy or Arrow), in threads when there are many
-    calls: NumPy and Arrow kernels release the GIL, so the cores share the work. Results are
-    concatenated in order (element-wise when ``func`` returns a tuple)."""
+def _in_slices(func, n: int) -> None:
+    """``func(lo, hi)`` over consecutive slices of ``n`` calls, in threads on all cores when
+    there are many: NumPy and Arrow kernels release the interpreter lock, so the cores share the
+    work. ``func`` writes its results into the slices of preallocated arrays."""
     if n <= _CHUNK:
-        return func(*arrays)
+        func(0, n)
+        return
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        parts = list(pool.map(lambda lo: func(*(a[lo : lo + _CHUNK] for a in arrays)), range(0, n, _CHUNK)))
-    if isinstance(parts[0], tuple):
-        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
-    return np.concatenate(parts)
+        for _ in pool.map(lambda lo: func(lo, min(lo + _CHUNK, n)), range(0, n, _CHUNK)):
+            pass
 
 
 def _column(calls: pd.DataFrame, name: str):
@@ -85,114 +86,90 @@ def _errors(cdr_id: np.ndarray, rows: np.ndarray, period: Period, reason: str, m
     )
 
 
-def _bucket_of(keys: pd.Index, wanted: np.ndarray) -> np.ndarray:
-    """Position of each wanted key in ``keys``, -1 if absent: by a dense table when the keys
-    are small integers (customer ids are), else by hashing."""
-    top = int(keys.max()) + 1 if len(keys) else 0
-    if 0 < top <= 50_000_000 and keys.min() >= 0:
-        table = np.full(top + 1, -1, dtype=np.int64)
-        table[keys.to_numpy()] = np.arange(len(keys))
-        return table[np.minimum(np.maximum(wanted, -1), top)]  # -1 and beyond: the last slot
-    return DigitsIndex(keys.to_numpy()).get_indexer(wanted)
+class _KeyIndex:
+    """Positions of int64 keys among distinct ``keys``, -1 if absent: by a dense table when the
+    keys are small non-negative integers (customer ids x zones are), else by hashing."""
+
+    def __init__(self, keys: np.ndarray):
+        top = int(keys.max()) + 1 if len(keys) else 0
+        self.table = None
+        if 0 < top <= 50_000_000 and keys.min() >= 0:
+            self.table = np.full(top + 1, -1, dtype=np.int64)  # the last slot answers the rest
+            self.table[keys] = np.arange(len(keys))
+        else:
+            self.index = DigitsIndex(keys)
+
+    def get(self, wanted: np.ndarray) -> np.ndarray:
+        if self.table is None:
+            return self.index.get_indexer(wanted)
+        return np.take(self.table, wanted, mode="clip")  # keys are >= 0; beyond the top: -1
 
 
-def _classify(compiled: CompiledPlan, called: np.ndarray, utc_s: np.ndarray):
-    dest = match_destinations(compiled, called)
-    zone = compiled.dest_zone[np.maximum(dest, 0)]
-    band = time_bands(compiled, utc_s)
-    return dest, zone, band, compiled.rate_table[zone, band]
+class _Plans:
+    """The compiled plans the lines use, with their categories merged for the output (zones,
+    bands and destination prefixes as one set of codes) and their allowance buckets."""
+
+    def __init__(self, compiled: dict[int, CompiledPlan], lines: pd.DataFrame, period: Period, timezone: str):
+        used = pd.unique(lines["rate_plan_id"].to_numpy(np.int64)) if len(lines) else np.zeros(0, np.int64)
+        self.ids = [int(i) for i in sorted(used) if int(i) in compiled]
+        self.plans = [compiled[i] for i in self.ids]
+        #: plans the lines name but ``compiled`` lacks; their lines' calls cannot be rated
+        self.missing = [int(i) for i in sorted(used) if int(i) not in compiled]
+        position = {pid: k for k, pid in enumerate(self.ids)} | {pid: -1 - k for k, pid in enumerate(self.missing)}
+        self.line_plan = np.array([position[int(i)] for i in lines["rate_plan_id"]], dtype=np.int16) \
+            if len(lines) else np.zeros(0, np.int16)
+        self.single = len(self.plans) == 1
+        self.zones, self.zone_map = self._merge([p.zones for p in self.plans])
+        self.bands, self.band_map = self._merge([p.bands for p in self.plans])
+        self.prefixes, self.dest_map = self._merge([list(p.dest_prefix) for p in self.plans])
+        lo, hi = (int(pd.Timestamp(b).value // 10**9) for b in period.utc_bounds(timezone))
+        self.bounds = lo, hi
+        self.first_minute = lo // 60
+        self.band_tables = [minute_bands(p, self.first_minute, -(-hi // 60) - self.first_minute) for p in self.plans]
+        for plan in self.plans:
+            price_table(plan)  # built once, before the threads share the plan
+
+    @staticmethod
+    def _merge(lists: list[list[str]]):
+        """One sorted set of codes for several plans' lists, and each list's map into it (None
+        when it is the set itself)."""
+        if len(lists) == 1:
+            return pd.Index(lists[0]), [None]
+        merged = pd.Index(sorted(set().union(*lists)))
+        return merged, [merged.get_indexer(values).astype(np.int32) for values in lists]
 
 
-def _rate_plan_calls(
-    compiled: CompiledPlan,
-    rows: np.ndarray,
-    cdr_id: np.ndarray,
-    utc_s: np.ndarray,
-    called: np.ndarray,
-    seconds: np.ndarray,
-    customer: np.ndarray,
-    buckets: pd.DataFrame,
-    consumed: pd.DataFrame | None,
-    period: Period,
-) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    errors = []
-    everything = len(rows) == len(cdr_id)  # rows are sorted and distinct: then rows == all
+class _Buckets:
+    """Allowance buckets of the period, one per (customer, zone), found by key."""
 
-    def take(values: np.ndarray) -> np.ndarray:
-        return values if everything else values[rows]
-
-    called, start = take(called), take(utc_s)
-    dest, zone, band, rate_row = _map_chunks(
-        lambda c, t: _classify(compiled, c, t), len(rows), called, start
-    )
-    no_dest = dest < 0
-    if no_dest.any():
-        errors.append(
-            _errors(cdr_id, rows[no_dest], period, "no_destination",
-                    "called number " + from_digits(called[no_dest])
-                    + f" matches no destination of plan {compiled.plan.code}")
-        )
-    no_rate = ~no_dest & (rate_row < 0)
-    if no_rate.any():
-        names = pd.Series(np.array(compiled.zones, dtype=object)[zone[no_rate]])
-        band_names = pd.Series(np.array(compiled.bands, dtype=object)[band[no_rate]])
-        errors.append(
-            _errors(cdr_id, rows[no_rate], period, "no_rate",
-                    f"plan {compiled.plan.code} has no rate for zone " + names + " in band " + band_names)
-        )
-    if no_dest.any() or no_rate.any():
-        ok = np.flatnonzero(~no_dest & ~no_rate)
-        rows, dest, zone, band, rate_row = rows[ok], dest[ok], zone[ok], band[ok], rate_row[ok]
-        customer, start = customer[ok], start[ok]
-        everything = False
-    seconds = take(seconds)
-    ids = take(cdr_id)
-
-    # allowances: one bucket per (customer, zone)
-    n_zones = len(compiled.zones)
-    zone_index = pd.Index(compiled.zones)
-    covered = np.zeros(len(rows), dtype=np.int64)
-    if len(buckets):
-        bz = zone_index.get_indexer(buckets["zone_code"].astype(str))
-        known = bz >= 0
-        b = buckets[known]
-        keys = pd.Index(b["customer_id"].to_numpy(np.int64) * n_zones + bz[known])
-        bucket = _bucket_of(keys, customer.astype(np.int64) * n_zones + zone)
-        from_s = b["from_s"].to_numpy(np.int64)
-        to_s = b["to_s"].to_numpy(np.int64)
-        pos = np.maximum(bucket, 0)
-        in_window = (bucket >= 0) & (start >= from_s[pos]) & (start < to_s[pos])
-        bucket = np.where(in_window, bucket, -1)
-        used = np.zeros(len(b), dtype=np.int64)
+    def __init__(self, buckets: pd.DataFrame | None, consumed: pd.DataFrame | None, zones: pd.Index):
+        self.n_zones = max(len(zones), 1)
+        frame = buckets if buckets is not None else pd.DataFrame(columns=["zone_code"])
+        zone = zones.get_indexer(frame["zone_code"].astype(str)) if len(frame) else np.zeros(0, np.int64)
+        frame = frame[zone >= 0]
+        self.size = len(frame)
+        if not self.size:
+            return
+        keys = frame["customer_id"].to_numpy(np.int64) * self.n_zones + zone[zone >= 0]
+        self.index = _KeyIndex(keys)
+        self.cap = frame["cap_s"].to_numpy(np.int64)
+        self.from_s = frame["from_s"].to_numpy(np.int64)
+        self.to_s = frame["to_s"].to_numpy(np.int64)
+        self.used = np.zeros(self.size, dtype=np.int64)
         if consumed is not None and len(consumed):
-            cz = zone_index.get_indexer(consumed["zone_code"].astype(str))
-            ckeys = consumed["customer_id"].to_numpy(np.int64) * n_zones + cz
-            at = keys.get_indexer(ckeys)
-            np.add.at(used, at[(at >= 0) & (cz >= 0)],
-                      consumed["seconds"].to_numpy(np.int64)[(at >= 0) & (cz >= 0)])
-        covered = consume(bucket, start, ids, seconds, b["cap_s"].to_numpy(np.int64), used)
+            cz = zones.get_indexer(consumed["zone_code"].astype(str))
+            at = pd.Index(keys).get_indexer(consumed["customer_id"].to_numpy(np.int64) * self.n_zones + cz)
+            known = (at >= 0) & (cz >= 0)
+            np.add.at(self.used, at[known], consumed["seconds"].to_numpy(np.int64)[known])
 
-    amount, rule = _map_chunks(lambda r, d, c: price_calls(compiled, r, d, c), len(rows), rate_row, seconds,
-                               covered)
-    rated = pd.DataFrame(
-        {
-            "cdr_id": ids,
-            "period": pd.Categorical.from_codes(np.zeros(len(rows), np.int8), categories=[str(period)]),
-            "customer_id": customer.astype(np.int64),
-            "destination_prefix": pd.Categorical.from_codes(
-                dest, categories=pd.Index(compiled.dest_prefix)
-            ) if len(compiled.dest_prefix) else pd.Categorical([]),
-            "zone_code": pd.Categorical.from_codes(zone, categories=compiled.zones),
-            "band": pd.Categorical.from_codes(band, categories=compiled.bands),
-            "duration_s": seconds,
-            "allowance_s": covered,
-            "price_units": amount.astype(np.int64),
-            "rate_id": compiled.rate_ids[rate_row],
-            "rule": pd.Categorical.from_codes(rule, categories=RULES),
-        },
-        copy=False,  # the arrays are new: no need to copy them into blocks
-    )
-    return rated, errors
+    def lookup(self, customer, zone, start, seconds, ok):
+        """Covered seconds of each call in an unlimited bucket, and the capped bucket of each
+        call (-1 for none), which :func:`consume` settles in chronological order afterwards."""
+        bucket = self.index.get(customer * self.n_zones + zone)
+        pos = np.maximum(bucket, 0)
+        usable = ok & (bucket >= 0) & (seconds > 0) & (start >= self.from_s[pos]) & (start < self.to_s[pos])
+        unlimited = self.cap[pos] == UNLIMITED
+        return np.where(usable & unlimited, seconds, 0), np.where(usable & ~unlimited, bucket, -1)
 
 
 def rate(
@@ -215,56 +192,184 @@ def rate(
       rating (customer_id, zone_code, seconds);
     * ``timezone``: the operator's, for the month's bounds and the lines' dates.
 
-    Returns rated calls (``RATED_COLUMNS``) and errors (``ERROR_COLUMNS``).
+    Returns rated calls (``RATED_COLUMNS``), in the order of ``calls``, and errors
+    (``ERROR_COLUMNS``).
+
+    The work is done in two sweeps over slices of calls, each slice in one go while its arrays
+    are in the caches: classification (line, plan, destination, zone, band, rate, allowance
+    bucket), then pricing. Between them, calls to capped allowances are put in chronological
+    order per bucket to share the allowance out.
     """
     period = Period.parse(period)
     compiled = {pid: p if isinstance(p, CompiledPlan) else compile_plan(p) for pid, p in plans.items()}
     calls = calls.reset_index(drop=True)
     n = len(calls)
+    plan_set = _Plans(compiled, lines, period, timezone)
+    allowances = _Buckets(buckets, consumed, plan_set.zones)
     cdr_id = calls["cdr_id"].to_numpy(np.int64)
     utc_s = epoch_seconds(calls["start_utc"])
-    calling = _map_chunks(to_digits, n, _column(calls, "calling"))
-    called = _map_chunks(to_digits, n, _column(calls, "called"))
     seconds = calls["duration_s"].to_numpy(np.int64)
-    errors: list[pd.DataFrame] = []
-    lo, hi = (int(pd.Timestamp(b).value // 10**9) for b in period.utc_bounds(timezone))
-    inside = (utc_s >= lo) & (utc_s < hi)
-    if not inside.all():
-        out = np.flatnonzero(~inside)
-        errors.append(_errors(cdr_id, out, period, "outside_period", [f"call is not in period {period}"] * len(out)))
+    number_columns = {name: _column(calls, name) for name in ("calling", "called")}
+    digits = {name: col if isinstance(col, np.ndarray) else np.empty(n, np.int64)
+              for name, col in number_columns.items()}
     index = LineIndex(lines, timezone)
-    line_row = _map_chunks(index.lookup, n, calling, utc_s)
-    no_line = inside & (line_row < 0)
-    if no_line.any():
-        rows = np.flatnonzero(no_line)
-        when = pd.Series(calls["start_utc"].to_numpy()[rows]).astype(str)
-        errors.append(
-            _errors(cdr_id, rows, period, "no_line",
-                    "calling number " + from_digits(calling[rows]) + " is no customer's line at " + when + " UTC")
-        )
-    usable = inside & (line_row >= 0)
-    pos = np.maximum(line_row, 0)
-    customer = lines["customer_id"].to_numpy(np.int64)[pos] if len(lines) else np.zeros(n, np.int64)
-    plan_of = lines["rate_plan_id"].to_numpy(np.int64)[pos] if len(lines) else np.zeros(n, np.int64)
-    if buckets is None:
-        buckets = pd.DataFrame(columns=["customer_id", "zone_code", "cap_s", "from_s", "to_s"])
-    rated = []
-    present = plan_of[usable]
-    plan_ids = present[:1] if len(present) and present.min() == present.max() else np.unique(present)
-    for plan_id in plan_ids:
-        rows = np.flatnonzero(usable & (plan_of == plan_id))
-        if int(plan_id) not in compiled:
-            errors.append(_errors(cdr_id, rows, period, "no_rate", [f"rate plan {plan_id} is not loaded"] * len(rows)))
-            continue
-        frame, errs = _rate_plan_calls(
-            compiled[int(plan_id)], rows, cdr_id, utc_s, called, seconds,
-            customer if len(rows) == n else customer[rows], buckets,
-            consumed, period,
-        )
-        rated.append(frame)
-        errors.extend(errs)
-    rated_frame = pd.concat(rated, ignore_index=True) if rated else pd.DataFrame(columns=RATED_COLUMNS)
-    error_frame = (
-        pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=ERROR_COLUMNS)
+    line_customer = lines["customer_id"].to_numpy(np.int64) if len(lines) else np.zeros(1, np.int64)
+    line_plan = plan_set.line_plan if len(lines) else np.zeros(1, np.int16)
+    lo_s, hi_s = plan_set.bounds
+
+    status = np.empty(n, dtype=np.int8)
+    customer = np.empty(n, dtype=np.int64)
+    plan_of = np.empty(n, dtype=np.int16)
+    dest = np.full(n, -1, dtype=np.int32)
+    zone = np.zeros(n, dtype=np.int32)
+    band = np.zeros(n, dtype=np.int8)
+    rate_row = np.zeros(n, dtype=np.int32)
+    covered = np.zeros(n, dtype=np.int64)
+    capped = np.full(n, -1, dtype=np.int64) if allowances.size else None
+
+    def numbers(name: str, part: slice) -> np.ndarray:
+        col = number_columns[name]
+        if isinstance(col, np.ndarray):
+            return col[part]
+        out = digits[name][part]
+        out[:] = to_digits(col[part.start : part.stop])
+        return out
+
+    def classify(lo: int, hi: int) -> None:
+        part = slice(lo, hi)
+        calling, called, start = numbers("calling", part), numbers("called", part), utc_s[part]
+        line = index.lookup(calling, start)
+        pos = np.maximum(line, 0)
+        customer[part] = line_customer[pos]
+        plan_of[part] = p_of = line_plan[pos]
+        code = np.where(line >= 0, np.where(p_of >= 0, _OK, _NO_PLAN), _NO_LINE).astype(np.int8)
+        outside = (start < lo_s) | (start >= hi_s)
+        if outside.any():
+            code[outside] = _OUTSIDE
+        minute = start // 60 - plan_set.first_minute
+        for k, cp in enumerate(plan_set.plans):
+            sel = None if plan_set.single else np.flatnonzero(p_of == k)
+
+            def pick(values, sel=sel):
+                return values if sel is None else values[sel]
+
+            d = match_destinations(cp, pick(called))
+            z = cp.dest_zone[np.maximum(d, 0)]
+            b = np.take(plan_set.band_tables[k], pick(minute), mode="clip")
+            r = np.take(cp.rate_table.ravel(), z * np.int32(len(cp.bands)) + b)
+            here = pick(code)
+            missing = (d < 0) | (r < 0)
+            if missing.any():
+                here = np.where(here == _OK, np.where(d < 0, _NO_DEST, np.where(r < 0, _NO_RATE, _OK)), here)
+            for target, values, mapping in ((dest, d, plan_set.dest_map[k]), (zone, z, plan_set.zone_map[k]),
+                                            (band, b, plan_set.band_map[k]), (rate_row, r, None)):
+                values = values if mapping is None else mapping[values]
+                if sel is None:
+                    target[part] = values
+                else:
+                    target[lo + sel] = values
+            if sel is None:
+                code = here
+            else:
+                code[sel] = here
+        status[part] = code
+        if allowances.size:
+            cover, bucket = allowances.lookup(customer[part], zone[part], start, seconds[part], code == _OK)
+            covered[part] = cover
+            capped[part] = bucket
+
+    _in_slices(classify, n)
+
+    if allowances.size:  # capped buckets: in chronological order, over the whole period
+        rows = np.flatnonzero(capped >= 0)
+        covered[rows] = consume(capped[rows], utc_s[rows], cdr_id[rows], seconds[rows], allowances.cap,
+                                allowances.used)
+
+    price_units = np.empty(n, dtype=np.int64)
+    rule = np.empty(n, dtype=np.int8)
+    rate_id = np.empty(n, dtype=np.int64)
+
+    def price(lo: int, hi: int) -> None:
+        part = slice(lo, hi)
+        for k, cp in enumerate(plan_set.plans):
+            if not len(cp.rate_ids):
+                continue  # a plan without rates: its calls are errors
+            rows = part if plan_set.single else lo + np.flatnonzero(plan_of[part] == k)
+            r = rate_row[rows]
+            price_units[rows], rule[rows] = price_calls(cp, r, seconds[rows], covered[rows])
+            rate_id[rows] = np.take(cp.rate_ids, r, mode="clip")
+
+    _in_slices(price, n)
+    return RatingResult(
+        _rated_frame(status, period, plan_set, cdr_id, customer, dest, zone, band, seconds, covered,
+                     price_units, rate_id, rule),
+        _error_frame(status, period, plan_set, cdr_id, utc_s, digits, number_columns, zone, band, plan_of),
     )
-    return RatingResult(rated_frame[RATED_COLUMNS], error_frame[ERROR_COLUMNS])
+
+
+def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False)
+
+
+def _rated_frame(status, period, plan_set, cdr_id, customer, dest, zone, band, seconds, covered,
+                 price_units, rate_id, rule) -> pd.DataFrame:
+    keep = np.flatnonzero(status == _OK)
+    everything = len(keep) == len(status)
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if everything else values[keep]
+
+    return pd.DataFrame(
+        {
+            "cdr_id": take(cdr_id),
+            "period": _categorical(np.zeros(len(keep), np.int8), [str(period)]),
+            "customer_id": take(customer),
+            "destination_prefix": _categorical(take(dest), plan_set.prefixes),
+            "zone_code": _categorical(take(zone), plan_set.zones),
+            "band": _categorical(take(band), plan_set.bands),
+            "duration_s": take(seconds),
+            "allowance_s": take(covered),
+            "price_units": take(price_units),
+            "rate_id": take(rate_id),
+            "rule": _categorical(take(rule), RULES),
+        },
+        copy=False,  # the arrays are new: no need to copy them into blocks
+    )[RATED_COLUMNS]
+
+
+def _error_frame(status, period, plan_set, cdr_id, utc_s, digits, number_columns, zone, band,
+                 plan_of) -> pd.DataFrame:
+    bad = np.flatnonzero(status != _OK)
+    if len(bad) == 0:
+        return pd.DataFrame(columns=ERROR_COLUMNS)
+
+    def number(name: str, rows: np.ndarray) -> pd.Series:
+        col = number_columns[name]
+        return from_digits(col[rows] if isinstance(col, np.ndarray) else digits[name][rows])
+
+    errors = []
+    for code in (_OUTSIDE, _NO_LINE, _NO_PLAN, _NO_DEST, _NO_RATE):
+        rows = bad[status[bad] == code]
+        if not len(rows):
+            continue
+        if code == _OUTSIDE:
+            message = [f"call is not in period {period}"] * len(rows)
+            errors.append(_errors(cdr_id, rows, period, "outside_period", message))
+        elif code == _NO_LINE:
+            when = pd.Series(utc_s[rows].astype("datetime64[s]")).astype(str)
+            errors.append(_errors(cdr_id, rows, period, "no_line", "calling number " + number("calling", rows)
+                                  + " is no customer's line at " + when + " UTC"))
+        elif code == _NO_PLAN:
+            plan_ids = np.array(plan_set.missing, dtype=np.int64)[-1 - plan_of[rows].astype(np.int64)]
+            errors.append(_errors(cdr_id, rows, period, "no_rate",
+                                  "rate plan " + pd.Series(plan_ids).astype(str) + " is not loaded"))
+        else:
+            codes = pd.Series(np.array([p.plan.code for p in plan_set.plans], dtype=object)[plan_of[rows]])
+            if code == _NO_DEST:
+                message = "called number " + number("called", rows) + " matches no destination of plan " + codes
+                errors.append(_errors(cdr_id, rows, period, "no_destination", message))
+            else:
+                message = ("plan " + codes + " has no rate for zone " + pd.Series(plan_set.zones[zone[rows]])
+                           + " in band " + pd.Series(plan_set.bands[band[rows]]))
+                errors.append(_errors(cdr_id, rows, period, "no_rate", message))
+    return pd.concat(errors, ignore_index=True)[ERROR_COLUMNS]

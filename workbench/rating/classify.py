@@ -66,8 +66,13 @@ def time_bands(compiled: CompiledPlan, utc_s: np.ndarray) -> np.ndarray:
     span = int(utc_s.max()) // 60 - first + 1
     if span > _MINUTE_TABLE_LIMIT:
         return _bands_of(compiled, utc_s)
-    table = _bands_of(compiled, (first + np.arange(span, dtype=np.int64)) * 60)
-    return table[utc_s // 60 - first]
+    return minute_bands(compiled, first, span)[utc_s // 60 - first]
+
+
+def minute_bands(compiled: CompiledPlan, first_minute: int, span: int) -> np.ndarray:
+    """Band index of each UTC minute from ``first_minute`` (minutes since 1970) for ``span``
+    minutes."""
+    return _bands_of(compiled, (first_minute + np.arange(span, dtype=np.int64)) * 60)
 
 
 def _bands_of(compiled: CompiledPlan, utc_s: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ class CompiledPlan:
     iv_increment: np.ndarray
     iv_before: np.ndarray  # amount x 60 of the whole intervals before interval k
     iv_params: np.ndarray  # int64 [rate x k, 4]: start, increment, before, price (one gather)
-    holidays: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, repr=False)  # derived tables, built on first use
 
 
 def _prefix_ranges(prefixes: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,11 @@ Rounding happens once per call, to the unit, after summing exact intervals. Exam
 0.80 + 0.40 + 40 s at 0.20/min = 1.33333... -> 1.3333.
 
 A call of 0 seconds costs nothing, or the connect fee when the rate charges unanswered calls.
+
+:func:`call_prices` is the formula. :func:`price_calls`, which rating uses, looks the price of
+calls of up to ``TABLE_SECONDS`` up in a table of that formula's values per (rate, duration),
+computed once per plan: one gather per call instead of a walk through the intervals. Longer
+calls, and calls partly covered by an allowance, go through the formula.
 """
 
 from __future__ import annotations
@@ -54,16 +59,45 @@ def call_prices(
     return np.where(answered, fee + interval_amounts(compiled, rate_row, seconds), unanswered_fee)
 
 
+TABLE_SECONDS = 3_600  # calls up to an hour are priced from the table
+_TABLE_CELLS = 1 << 22  # at most 32 MiB of table: plans with many rates get a shorter one
+
+
+def price_table(compiled: CompiledPlan) -> np.ndarray:
+    """Price with connect fee of a call of ``d`` seconds under rate ``r``, at ``[r, d]`` for
+    ``d`` from 0 to the table's width - 1 (built once per plan, then kept with it)."""
+    table = compiled.cache.get("price_table")
+    if table is None:
+        rates = len(compiled.rate_ids)
+        width = max(1, min(TABLE_SECONDS + 1, _TABLE_CELLS // max(rates, 1)))
+        seconds = np.tile(np.arange(width, dtype=np.int64), rates)
+        rate_row = np.repeat(np.arange(rates, dtype=np.int64), width)
+        table = call_prices(compiled, rate_row, seconds, np.ones(len(seconds), dtype=bool)).reshape(rates, width)
+        compiled.cache["price_table"] = table
+    return table
+
+
 def price_calls(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray,
                 covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Price and rule (index into ``RULES``) of calls of which ``covered`` seconds are in an
     allowance: what an allowance covers is free, the rest is priced by :func:`call_prices` as a
     call of that length without connect fee."""
     seconds = np.asarray(seconds, dtype=np.int64)
-    billed = seconds - covered
-    in_allowance = covered > 0
-    amount = call_prices(compiled, rate_row, billed, ~in_allowance)
+    table = price_table(compiled)
+    width = table.shape[1]
+    amount = np.take(table.ravel(), rate_row * np.int64(width) + seconds, mode="clip")
+    in_allowance = np.flatnonzero(covered)
+    # beyond the table (negative durations included, as huge unsigned values): the formula
+    odd = np.flatnonzero(seconds.view(np.uint64) >= width)
+    if len(odd):
+        amount[odd] = call_prices(compiled, rate_row[odd], seconds[odd], np.ones(len(odd), dtype=bool))
     # rate 0, allowance 1, allowance_overflow 2, unanswered_free 3, unanswered_fee 4
-    rule = np.where(seconds > 0, np.where(in_allowance, 2 - (billed == 0), 0),
-                    3 + compiled.charge_unanswered[rate_row])
-    return amount, rule.astype(np.int8)
+    rule = np.zeros(len(seconds), dtype=np.int8)
+    unanswered = np.flatnonzero(seconds <= 0)
+    rule[unanswered] = 3 + compiled.charge_unanswered[rate_row[unanswered]]
+    if len(in_allowance):
+        billed = seconds[in_allowance] - covered[in_allowance]
+        amount[in_allowance] = call_prices(compiled, rate_row[in_allowance], billed,
+                                           np.zeros(len(billed), dtype=bool))
+        rule[in_allowance] = 2 - (billed == 0)
+    return amount, rule
