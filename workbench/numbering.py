@@ -107,5 +107,6 @@ class DigitsIndex:
         return len(self.values)
 
     def get_indexer(self, wanted: np.ndarray) -> np.ndarray:
+        """Positions (int32), -1 for values not in the set."""
         found = pc.index_in(pa.array(np.asarray(wanted, dtype=np.int64)), value_set=self._set)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False)  # int32

@@ -53,6 +53,7 @@ class RatingResult:
 _CHUNK = 1 << 18  # calls per slice: small enough for the intermediate arrays to stay in the caches
 # why a call is not rated, per call: 0 for rated, else 1 + index into REASONS (plan not loaded: 5)
 _OK, _OUTSIDE, _NO_LINE, _NO_DEST, _NO_RATE, _NO_PLAN = range(6)
+_NO_BUCKET, _UNLIMITED_BUCKET, _CAPPED_BUCKET = range(3)
 
 
 def _in_slices(func, n: int) -> None:
@@ -119,6 +120,7 @@ class _Plans:
         self.line_plan = np.array([position[int(i)] for i in lines["rate_plan_id"]], dtype=np.int16) \
             if len(lines) else np.zeros(0, np.int16)
         self.single = len(self.plans) == 1
+        self.simple = self.single and not self.missing
         self.zones, self.zone_map = self._merge([p.zones for p in self.plans])
         self.bands, self.band_map = self._merge([p.bands for p in self.plans])
         self.prefixes, self.dest_map = self._merge([list(p.dest_prefix) for p in self.plans])
@@ -142,7 +144,8 @@ class _Plans:
 class _Buckets:
     """Allowance buckets of the period, one per (customer, zone), found by key."""
 
-    def __init__(self, buckets: pd.DataFrame | None, consumed: pd.DataFrame | None, zones: pd.Index):
+    def __init__(self, buckets: pd.DataFrame | None, consumed: pd.DataFrame | None, zones: pd.Index,
+                 period_s: tuple[int, int]):
         self.n_zones = max(len(zones), 1)
         frame = buckets if buckets is not None else pd.DataFrame(columns=["zone_code"])
         zone = zones.get_indexer(frame["zone_code"].astype(str)) if len(frame) else np.zeros(0, np.int64)
@@ -155,6 +158,9 @@ class _Buckets:
         self.cap = frame["cap_s"].to_numpy(np.int64)
         self.from_s = frame["from_s"].to_numpy(np.int64)
         self.to_s = frame["to_s"].to_numpy(np.int64)
+        self.windowed = bool((self.from_s > period_s[0]).any() or (self.to_s < period_s[1]).any())
+        # by bucket: capped or unlimited; one more slot for the calls with no bucket (-1)
+        self.kind = np.append(np.where(self.cap == UNLIMITED, _UNLIMITED_BUCKET, _CAPPED_BUCKET), _NO_BUCKET)
         self.used = np.zeros(self.size, dtype=np.int64)
         if consumed is not None and len(consumed):
             cz = zones.get_indexer(consumed["zone_code"].astype(str))
@@ -166,10 +172,11 @@ class _Buckets:
         """Covered seconds of each call in an unlimited bucket, and the capped bucket of each
         call (-1 for none), which :func:`consume` settles in chronological order afterwards."""
         bucket = self.index.get(customer * self.n_zones + zone)
-        pos = np.maximum(bucket, 0)
-        usable = ok & (bucket >= 0) & (seconds > 0) & (start >= self.from_s[pos]) & (start < self.to_s[pos])
-        unlimited = self.cap[pos] == UNLIMITED
-        return np.where(usable & unlimited, seconds, 0), np.where(usable & ~unlimited, bucket, -1)
+        if self.windowed:
+            pos = np.maximum(bucket, 0)
+            bucket = np.where((start >= self.from_s[pos]) & (start < self.to_s[pos]), bucket, -1)
+        kind = np.where(ok & (seconds > 0), np.take(self.kind, bucket, mode="wrap"), _NO_BUCKET)
+        return np.where(kind == _UNLIMITED_BUCKET, seconds, 0), np.where(kind == _CAPPED_BUCKET, bucket, -1)
 
 
 def rate(
@@ -205,7 +212,7 @@ def rate(
     calls = calls.reset_index(drop=True)
     n = len(calls)
     plan_set = _Plans(compiled, lines, period, timezone)
-    allowances = _Buckets(buckets, consumed, plan_set.zones)
+    allowances = _Buckets(buckets, consumed, plan_set.zones, plan_set.bounds)
     cdr_id = calls["cdr_id"].to_numpy(np.int64)
     utc_s = epoch_seconds(calls["start_utc"])
     seconds = calls["duration_s"].to_numpy(np.int64)
@@ -213,13 +220,14 @@ def rate(
     digits = {name: col if isinstance(col, np.ndarray) else np.empty(n, np.int64)
               for name, col in number_columns.items()}
     index = LineIndex(lines, timezone)
-    line_customer = lines["customer_id"].to_numpy(np.int64) if len(lines) else np.zeros(1, np.int64)
-    line_plan = plan_set.line_plan if len(lines) else np.zeros(1, np.int16)
+    # by line row, with one more slot for the calls with no line (-1, taken with mode="wrap")
+    line_customer = np.append(lines["customer_id"].to_numpy(np.int64) if len(lines) else [], 0).astype(np.int64)
+    line_plan = np.append(plan_set.line_plan, 0).astype(np.int16)
     lo_s, hi_s = plan_set.bounds
 
     status = np.empty(n, dtype=np.int8)
     customer = np.empty(n, dtype=np.int64)
-    plan_of = np.empty(n, dtype=np.int16)
+    plan_of = np.zeros(n, dtype=np.int16)
     dest = np.full(n, -1, dtype=np.int32)
     zone = np.zeros(n, dtype=np.int32)
     band = np.zeros(n, dtype=np.int8)
@@ -239,39 +247,41 @@ def rate(
         part = slice(lo, hi)
         calling, called, start = numbers("calling", part), numbers("called", part), utc_s[part]
         line = index.lookup(calling, start)
-        pos = np.maximum(line, 0)
-        customer[part] = line_customer[pos]
-        plan_of[part] = p_of = line_plan[pos]
-        code = np.where(line >= 0, np.where(p_of >= 0, _OK, _NO_PLAN), _NO_LINE).astype(np.int8)
-        outside = (start < lo_s) | (start >= hi_s)
+        np.take(line_customer, line, mode="wrap", out=customer[part])  # no line: the extra slot
+        if plan_set.simple:  # one plan, loaded
+            code = (line < 0).view(np.int8) * np.int8(_NO_LINE)
+        else:
+            p_of = plan_of[part]
+            np.take(line_plan, line, mode="wrap", out=p_of)
+            code = np.where(line >= 0, np.where(p_of >= 0, _OK, _NO_PLAN), _NO_LINE).astype(np.int8)
+        outside = (start - lo_s).view(np.uint64) >= np.uint64(hi_s - lo_s)
         if outside.any():
             code[outside] = _OUTSIDE
         minute = start // 60 - plan_set.first_minute
         for k, cp in enumerate(plan_set.plans):
-            sel = None if plan_set.single else np.flatnonzero(p_of == k)
+            if plan_set.single:
+                sel, out = None, part
+            else:
+                sel = np.flatnonzero(p_of == k)
+                out = lo + sel
 
             def pick(values, sel=sel):
                 return values if sel is None else values[sel]
 
             d = match_destinations(cp, pick(called))
-            z = cp.dest_zone[np.maximum(d, 0)]
+            z = np.take(cp.dest_zone, d, mode="clip")
             b = np.take(plan_set.band_tables[k], pick(minute), mode="clip")
             r = np.take(cp.rate_table.ravel(), z * np.int32(len(cp.bands)) + b)
-            here = pick(code)
-            missing = (d < 0) | (r < 0)
-            if missing.any():
+            if (d | r).min(initial=0) < 0:  # no destination, or no rate for the zone and band
+                here = pick(code)
                 here = np.where(here == _OK, np.where(d < 0, _NO_DEST, np.where(r < 0, _NO_RATE, _OK)), here)
+                if sel is None:
+                    code = here.astype(np.int8)
+                else:
+                    code[sel] = here
             for target, values, mapping in ((dest, d, plan_set.dest_map[k]), (zone, z, plan_set.zone_map[k]),
                                             (band, b, plan_set.band_map[k]), (rate_row, r, None)):
-                values = values if mapping is None else mapping[values]
-                if sel is None:
-                    target[part] = values
-                else:
-                    target[lo + sel] = values
-            if sel is None:
-                code = here
-            else:
-                code[sel] = here
+                target[out] = values if mapping is None else mapping[values]
         status[part] = code
         if allowances.size:
             cover, bucket = allowances.lookup(customer[part], zone[part], start, seconds[part], code == _OK)

@@ -11,6 +11,7 @@ from workbench.rating.plan import HOLIDAY, CompiledPlan
 
 _GRID_S = 900  # UTC offsets change on quarter hours in every real time zone
 _KEY_SHIFT = np.int64(1) << np.int64(35)  # > seconds from 1970 to 2900
+_SEVERAL = -2
 
 
 def epoch_seconds(values: pd.Series) -> np.ndarray:
@@ -111,25 +112,31 @@ class LineIndex:
         self.order = np.argsort(key, kind="stable")
         self.sorted_key = key[self.order]
         rows_per_number = np.bincount(self.line_code, minlength=len(self.numbers))
-        self.single_row = np.full(len(self.numbers), -1, dtype=np.int64)
+        # by number: its line row when it has one, _SEVERAL when it has more (then by time);
+        # one more slot answers the numbers that are no line (-1, taken with mode="wrap")
+        self.single_row = np.full(len(self.numbers) + 1, -1, dtype=np.int64)
+        self.single_row[:-1] = _SEVERAL
         single = rows_per_number[self.line_code] == 1
         self.single_row[self.line_code[single]] = np.flatnonzero(single)
+        # validity by row, and a last row that no call fits, for the calls with no line
+        self.start_ext = np.append(self.start, np.iinfo(np.int64).max)
+        self.end_ext = np.append(self.end, np.iinfo(np.int64).min)
 
     def lookup(self, calling: pd.Series | np.ndarray, utc_s: np.ndarray) -> np.ndarray:
         """Row of ``lines`` holding each calling number (E.164 text or digits) at ``utc_s``,
         -1 for none."""
         if self.size == 0:
             return np.full(len(utc_s), -1, dtype=np.int64)
-        code = self.numbers.get_indexer(to_digits(calling)).astype(np.int64)
-        row = np.where(code >= 0, self.single_row[np.maximum(code, 0)], -1)
-        several = np.flatnonzero((code >= 0) & (row < 0))  # numbers with several rows
+        code = self.numbers.get_indexer(to_digits(calling))
+        row = np.take(self.single_row, code, mode="wrap")
+        several = np.flatnonzero(row == _SEVERAL)  # numbers with several rows: the one in force
         if len(several):
-            query = code[several] * _KEY_SHIFT + utc_s[several]
-            pos = np.searchsorted(self.sorted_key, query, side="right") - 1
+            number = code[several].astype(np.int64)
+            pos = np.searchsorted(self.sorted_key, number * _KEY_SHIFT + utc_s[several], side="right") - 1
             candidate = self.order[np.maximum(pos, 0)]
-            row[several] = np.where((pos >= 0) & (self.line_code[candidate] == code[several]), candidate, -1)
-        pos = np.maximum(row, 0)
-        return np.where((row >= 0) & (utc_s >= self.start[pos]) & (utc_s < self.end[pos]), row, -1)
+            row[several] = np.where((pos >= 0) & (self.line_code[candidate] == number), candidate, -1)
+        valid = (utc_s >= np.take(self.start_ext, row, mode="wrap")) & (utc_s < np.take(self.end_ext, row, mode="wrap"))
+        return np.where(valid, row, -1)
 
 
 def resolve_lines(

@@ -54,9 +54,11 @@ class CompiledPlan:
     """Arrays derived from a :class:`RatePlan` (built by :func:`compile_plan`)."""
 
     plan: RatePlan
-    block_owner: np.ndarray  # int32 [10**BLOCK_DIGITS]: longest prefix of <= BLOCK_DIGITS digits
-    has_long: np.ndarray  # bool [10**BLOCK_DIGITS]: a longer prefix starts in the block
-    block_slot: np.ndarray  # int32 [10**BLOCK_DIGITS]: a mixed block's row in sub_owner, -1 for none
+    # int32 [10**BLOCK_DIGITS], by a number's first digits: the row of its longest prefix (of at
+    # most BLOCK_DIGITS digits, -1 for none), or for a block holding longer prefixes -2 - its row
+    # in sub_owner
+    block_info: np.ndarray
+    has_long: np.ndarray  # bool [10**BLOCK_DIGITS]: a prefix longer than 8 digits starts in the block
     sub_owner: np.ndarray  # int32 [mixed blocks, 10**SUB_DIGITS]: longest prefix of <= 8 digits
     long_prefixes: tuple  # prefixes of more than 8 digits: (length, pd.Index of values, rows), longest first
     by_length: tuple  # every prefix: (length, pd.Index of values, rows), longest first (for short numbers)
@@ -195,8 +197,7 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         iv_before[pos, 1:n] = np.cumsum(whole)
     return CompiledPlan(
         plan=plan,
-        block_owner=block_owner,
-        block_slot=block_slot,
+        block_info=np.where(block_slot >= 0, -2 - block_slot, block_owner).astype(np.int32),
         sub_owner=sub_owner,
         has_long=has_long,
         long_prefixes=long_prefixes,
@@ -220,8 +221,12 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
 
 
 def digit_count(digits: np.ndarray) -> np.ndarray:
-    """Number of decimal digits of positive int64 values (exact, no float logarithm)."""
-    return np.searchsorted(_POW10, digits, side="right").astype(np.int64)
+    """Number of decimal digits of positive int64 values below 2**53 (exact: the binary exponent
+    of the value as a float, times log10(2), is right or one short, which one comparison
+    settles); meaningless for values <= 0."""
+    exponent = (np.asarray(digits, dtype=np.int64).astype(np.float64).view(np.int64) >> 52) - 1022
+    guess = (exponent * 1233) >> 12  # 1233 / 4096 ~ log10(2): floor(log10(2**exponent)) or 1 more
+    return guess + (digits >= np.take(_POW10, guess, mode="clip"))
 
 
 def _by_length(indexes: tuple, digits: np.ndarray, ndigits: np.ndarray, row: np.ndarray, todo: np.ndarray) -> None:
@@ -247,16 +252,19 @@ def match_destinations(compiled: CompiledPlan, digits: np.ndarray) -> np.ndarray
     hash indexes. A prefix longer than the number itself does not match it.
     """
     deep = BLOCK_DIGITS + SUB_DIGITS
+    digits = np.asarray(digits, dtype=np.int64)
     ndigits = digit_count(digits)
-    valid = (digits > 0) & (ndigits <= MAX_DIGITS) & (ndigits >= deep)
-    padded = np.where(valid, digits * _POW10[np.maximum(MAX_DIGITS - ndigits, 0)], 0)
+    valid = (digits > 0) & ((ndigits - deep).view(np.uint64) <= MAX_DIGITS - deep)  # deep..15 digits
+    # every number is looked up (no subsets: whole-array operations are the fast ones); the
+    # invalid ones get nonsense, clipped into the tables, then -1
+    padded = digits * np.take(_POW10, MAX_DIGITS - ndigits, mode="clip")
     block = padded // _POW10[MAX_DIGITS - BLOCK_DIGITS]
-    row = np.where(valid, compiled.block_owner[block], -1)
-    slot = compiled.block_slot[block]
-    mixed = np.flatnonzero(valid & (slot >= 0))
-    if len(mixed):
-        sub = (padded[mixed] // _POW10[MAX_DIGITS - deep]) % 10**SUB_DIGITS
-        row[mixed] = compiled.sub_owner[slot[mixed], sub]
+    info = np.take(compiled.block_info, block, mode="clip")
+    if compiled.sub_owner.size:
+        sub = padded // _POW10[MAX_DIGITS - deep] - block * 10**SUB_DIGITS
+        cell = np.maximum(-2 - info, 0) * 10**SUB_DIGITS + sub
+        info = np.where(info >= -1, info, np.take(compiled.sub_owner.ravel(), cell, mode="clip"))
+    row = np.where(valid, info, -1)
     if compiled.long_prefixes:
         _by_length(compiled.long_prefixes, digits, ndigits, row, np.flatnonzero(valid & compiled.has_long[block]))
     short = np.flatnonzero(~valid & (digits > 0) & (ndigits <= MAX_DIGITS))
