@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.rating import RatePlan, compile_plan
-from workbench.rating.pricing import call_prices
+from workbench.rating.pricing import call_prices, price_calls
 
 
 def plan_with(rate_rows, interval_rows):
@@ -84,3 +84,20 @@ def test_price_is_monotone_in_duration(a, b):
 @given(st.lists(st.integers(0, 86_400), min_size=1, max_size=50))
 def test_vectorised_equals_one_by_one(durations):
     assert price(TWO_STEP, durations) == [price(TWO_STEP, [d])[0] for d in durations]
+
+
+def test_rating_prices_from_its_table_as_the_formula_does():
+    """``price_calls`` looks short calls up in a table; longer ones, negative durations and
+    calls partly in an allowance go through the formula. Around the table's end (3,600 s):
+    3,599 s and 3,600 s bill 60 s at 0.40 + 3,540 s at 0.20/min = 12.20, 3,601 s bills 3,550 s
+    after the first minute: 0.40 + 11.8333... = 12.2333 (each plus the 0.80 connect fee)."""
+    seconds = np.array([3599, 3600, 3601, 7200, 0, -5, 95, 95], dtype=np.int64)
+    covered = np.array([0, 0, 0, 0, 0, 0, 0, 50], dtype=np.int64)
+    amount, rule = price_calls(TWO_STEP, np.zeros(len(seconds), np.int32), seconds, covered)
+    # 7,200 s: 0.40 + 7,140 s at 0.20/min = 24.20; 95 s with 50 covered: 45 s priced as a call
+    # of 45 s without connect fee = one 60 s step at 0.40
+    assert amount.tolist() == [130_000, 130_000, 130_333, 250_000, 0, 0, 13_333, 4_000]
+    assert rule.tolist() == [0, 0, 0, 0, 3, 3, 0, 2]
+    durations = np.arange(-2, 8_000, dtype=np.int64)
+    table, _ = price_calls(TWO_STEP, np.zeros(len(durations), np.int32), durations, np.zeros_like(durations))
+    assert table.tolist() == price(TWO_STEP, durations)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from workbench.period import Period
 from workbench.rating import RatePlan, allowance_buckets, compile_plan, rate
-from workbench.rating.plan import match_destinations
+from workbench.rating.plan import digit_count, match_destinations
 
 PLAN = RatePlan(
     code="TEST",
@@ -182,3 +182,43 @@ def test_longest_prefix_match_agrees_with_brute_force(prefixes, built, others):
         matches = [i for i, p in enumerate(prefixes) if number.startswith(p)]
         expected = max(matches, key=lambda i: len(prefixes[i])) if matches else -1
         assert row == expected, (number, prefixes[row] if row >= 0 else None)
+
+
+def test_digit_count_is_exact_at_every_power_of_ten():
+    values = [10**k + d for k in range(16) for d in (-1, 0, 1) if 10**k + d > 0]
+    values += [2**k + d for k in range(1, 53) for d in (-1, 0, 1)]
+    assert digit_count(np.array(values, dtype=np.int64)).tolist() == [len(str(v)) for v in values]
+
+
+def test_lines_on_several_plans_are_rated_together():
+    """Plan 2 prices France at 0.10/min with a 0.05 connect fee and has no UK destination; a
+    line of plan 9, which is not loaded, gets an error naming it."""
+    other = RatePlan(
+        code="OTHER",
+        destinations=pd.DataFrame([("33", "France", "FR")], columns=["prefix", "name", "zone_code"]),
+        time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
+        rates=pd.DataFrame([(7, "FR", "*", 500, False)],
+                           columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"]),
+        intervals=pd.DataFrame([(7, 0, 1000, 60)],
+                               columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"]),
+    )
+    lines = pd.concat([LINES, pd.DataFrame(
+        [("+33145000005", 5, 2, date(2026, 1, 1), None), ("+33145000006", 6, 9, date(2026, 1, 1), None)],
+        columns=LINES.columns)], ignore_index=True)
+    frame = calls(
+        ("2026-10-21 10:00:00", "+33145000005", "+33155000000", 61),  # plan 2: 0.05 + 2 min at 0.10
+        ("2026-10-21 10:00:00", "+33145000001", "+33155000000", 60),  # plan 1, peak: 0.06
+        ("2026-10-21 10:00:00", "+33145000005", "+442079460958", 60),  # plan 2 has no +44
+        ("2026-10-21 10:00:00", "+33145000006", "+33155000000", 60),  # plan 9 is not loaded
+        ("2026-10-21 10:00:00", "+33145000005", "+33612345678", 30),  # plan 2: 0.05 + 1 min
+    )
+    result = rate(frame, lines, {1: PLAN, 2: other}, "2026-10")
+    out, errors = result.rated.set_index("cdr_id"), result.errors.set_index("cdr_id")
+    assert out["price_units"].to_dict() == {1: 2_500, 2: 600, 5: 1_500}
+    assert out["zone_code"].to_dict() == {1: "FR", 2: "FIX", 5: "FR"}
+    assert out["rate_id"].to_dict() == {1: 7, 2: 1, 5: 7}
+    assert out["destination_prefix"].to_dict() == {1: "33", 2: "33", 5: "33"}
+    assert out["customer_id"].to_dict() == {1: 5, 2: 1, 5: 5}
+    assert errors["reason"].to_dict() == {3: "no_destination", 4: "no_rate"}
+    assert "plan OTHER" in errors.loc[3, "message"]
+    assert errors.loc[4, "message"] == "rate plan 9 is not loaded"
