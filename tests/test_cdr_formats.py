@@ -375,3 +375,12 @@ def test_a_bracketed_trunk_zero_is_dropped():
     assert normalise_one("+33 (0)6 12 34 56 78") == "+33612345678"
     assert normalise_one("+44 (0)20 7946 0958") == "+442079460958"
     assert normalise_one("(01) 45 67 89 00") == "+33145678900"
+
+
+def test_e164_text_to_digits_takes_only_well_formed_numbers():
+    from workbench.numbering import from_digits, to_digits
+
+    texts = ["+33612345678", "+123456789012345", "+1234567890123456", "+0612345678", "33612345678", "+",
+             "", None, "+33 612", "+33a12", "+٣٣٦", " +33612345678"]
+    assert to_digits(pd.Series(texts, dtype=object)).tolist() == [33612345678, 123456789012345] + [-1] * 10
+    assert from_digits(to_digits(pd.Series(["+442079460958"]))).tolist() == ["+442079460958"]

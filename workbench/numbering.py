@@ -84,8 +84,14 @@ def to_digits(e164: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
         text = pa.array(e164, type=pa.string(), from_pandas=True)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    well_formed = pc.match_substring_regex(text, r"^\+[1-9][0-9]{0,14}$")
-    digits = pc.cast(pc.if_else(well_formed, pc.utf8_slice_codeunits(text, 1), None), pa.int64())
+    # well formed: "+", then 1 to 15 ASCII digits, the first not 0 (plain kernels: faster than a regex)
+    body = pc.utf8_slice_codeunits(text, 1)
+    length = pc.binary_length(body)
+    well_formed = pc.and_(
+        pc.and_(pc.starts_with(text, "+"), pc.ascii_is_decimal(body)),
+        pc.and_(pc.less_equal(length, 15), pc.not_equal(pc.utf8_slice_codeunits(body, 0, 1), "0")),
+    )
+    digits = pc.cast(pc.if_else(well_formed, body, None), pa.int64())
     return digits.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
