@@ -222,3 +222,61 @@ def test_lines_on_several_plans_are_rated_together():
     assert errors["reason"].to_dict() == {3: "no_destination", 4: "no_rate"}
     assert "plan OTHER" in errors.loc[3, "message"]
     assert errors.loc[4, "message"] == "rate plan 9 is not loaded"
+
+
+def _plan(code, destinations, price_per_minute):
+    return RatePlan(
+        code=code,
+        destinations=pd.DataFrame(destinations, columns=["prefix", "name", "zone_code"]),
+        time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
+        rates=pd.DataFrame([(9, "MOB", "*", 0, False)],
+                           columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"]),
+        intervals=pd.DataFrame([(9, 0, price_per_minute, 1)],
+                               columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"]),
+    )
+
+
+def test_one_allowance_per_customer_and_zone_across_the_plans_of_its_lines():
+    """Customer 1 has a line on PLAN and one on plan 2 (mobiles at 0.24/min): its 10 minutes to
+    mobiles are shared: 8 min on the first line, then 2 of the 8 min on the second, whose other
+    6 min cost 6 x 0.24 = 1.44."""
+    lines = pd.concat([LINES, pd.DataFrame([("+33145000007", 1, 2, date(2026, 1, 1), None)], columns=LINES.columns)],
+                      ignore_index=True)
+    frame = calls(("2026-10-02 10:00:00", "+33145000001", "+33612345678", 480),
+                  ("2026-10-03 10:00:00", "+33145000007", "+33612345678", 480))
+    result = rate(frame, lines, {1: PLAN, 2: _plan("TWO", [("336", "Mobiles", "MOB")], 2400)}, "2026-10",
+                  buckets=buckets_for(10))
+    out = result.rated.set_index("cdr_id")
+    assert result.errors.empty
+    assert out[["allowance_s", "price_units"]].values.tolist() == [[480, 0], [120, 14_400]]
+
+
+def test_a_plan_without_destinations_and_odd_inputs_are_errors_not_crashes():
+    empty = _plan("EMPTY", [], 2400)
+    result = rate(calls(("2026-10-21 10:00:00", "+33145000001", "+33155000000", 60),
+                        ("2026-10-21 10:00:00", "+33199999999", "+33155000000", 60)),
+                  LINES, {1: empty}, "2026-10")
+    assert result.rated.empty
+    assert result.errors.set_index("cdr_id")["reason"].to_dict() == {1: "no_destination", 2: "no_line"}
+    # numbers as digits that are no E.164 number, against a plan with prefixes of more than 8 digits
+    long = compile_plan(_plan("LONG", [("33612345678", "One number", "MOB"), ("33", "France", "MOB")], 100))
+    got = match_destinations(long, np.array([1234567890123456, 10**15, -2, -1, 0, 33612345678], dtype=np.int64))
+    assert got.tolist() == [-1, -1, -1, -1, -1, 0]
+
+
+@pytest.mark.parametrize("other", [-1, 10**12])  # next to customer 0 in a dense table; hashed
+def test_allowances_are_found_by_customer_whatever_its_id(other):
+    """Customer 0 has unlimited calls to fixed numbers; the other customer has none and pays its
+    peak minute (0.06)."""
+    lines = pd.DataFrame([("+33145000001", 0, 1, date(2026, 1, 1), None),
+                          ("+33145000002", other, 1, date(2026, 1, 1), None)], columns=LINES.columns)
+    subs = pd.DataFrame([(0, 10, 1, "2026-10-01", None)],
+                        columns=["customer_id", "product_id", "quantity", "start_date", "end_date"])
+    if other > 0:  # a bucket of the other customer, to another zone, makes its key big
+        subs.loc[1] = (other, 11, 1, "2026-10-01", None)
+    allowances = pd.DataFrame([(10, "FIX", None), (11, "INT", None)], columns=["product_id", "zone_code", "seconds"])
+    buckets = allowance_buckets(subs, allowances, Period.parse("2026-10"), "Europe/Paris")
+    frame = calls(("2026-10-02 10:00:00", "+33145000001", "+33155000000", 60),
+                  ("2026-10-02 10:00:00", "+33145000002", "+33155000000", 60))
+    out = rate(frame, lines, {1: PLAN}, "2026-10", buckets=buckets).rated.set_index("cdr_id")
+    assert out[["allowance_s", "price_units"]].values.tolist() == [[60, 0], [0, 600]]

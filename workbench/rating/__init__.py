@@ -103,7 +103,8 @@ class _KeyIndex:
     def get(self, wanted: np.ndarray) -> np.ndarray:
         if self.table is None:
             return self.index.get_indexer(wanted)
-        return np.take(self.table, wanted, mode="clip")  # keys are >= 0; beyond the top: -1
+        # below 0 and beyond the top: the last slot, -1
+        return np.take(self.table, np.clip(wanted, -1, len(self.table) - 1), mode="wrap")
 
 
 class _Plans:
@@ -230,7 +231,7 @@ def rate(
     plan_of = np.zeros(n, dtype=np.int16)
     dest = np.full(n, -1, dtype=np.int32)
     zone = np.zeros(n, dtype=np.int32)
-    band = np.zeros(n, dtype=np.int8)
+    band = np.zeros(n, dtype=np.int16)
     rate_row = np.zeros(n, dtype=np.int32)
     covered = np.zeros(n, dtype=np.int64)
     capped = np.full(n, -1, dtype=np.int64) if allowances.size else None
@@ -268,6 +269,12 @@ def rate(
             def pick(values, sel=sel):
                 return values if sel is None else values[sel]
 
+            if not len(cp.dest_zone):  # a plan without destinations: its calls have none
+                here = pick(code)
+                here[here == _OK] = _NO_DEST
+                if sel is not None:
+                    code[sel] = here
+                continue
             d = match_destinations(cp, pick(called))
             z = np.take(cp.dest_zone, d, mode="clip")
             b = np.take(plan_set.band_tables[k], pick(minute), mode="clip")

@@ -52,27 +52,13 @@ def holiday_days(country: str, years: list[int]) -> np.ndarray:
     return np.array([(d - pd.Timestamp(0).date()).days for d in dates], dtype=np.int64)
 
 
-_MINUTE_TABLE_LIMIT = 2_000_000  # minutes (almost four years): an int8 table of 2 MB
-
-
-def time_bands(compiled: CompiledPlan, utc_s: np.ndarray) -> np.ndarray:
-    """Band index of each call start: from local time, weekday, and public holidays.
-
-    UTC offsets are whole quarter hours, so the band is constant within a UTC minute: the bands
-    of every minute the calls span are computed once, and each call looks its minute up.
-    """
-    if len(utc_s) == 0:
-        return np.zeros(0, dtype=np.int8)
-    first = int(utc_s.min()) // 60
-    span = int(utc_s.max()) // 60 - first + 1
-    if span > _MINUTE_TABLE_LIMIT:
-        return _bands_of(compiled, utc_s)
-    return minute_bands(compiled, first, span)[utc_s // 60 - first]
-
-
 def minute_bands(compiled: CompiledPlan, first_minute: int, span: int) -> np.ndarray:
     """Band index of each UTC minute from ``first_minute`` (minutes since 1970) for ``span``
-    minutes."""
+    minutes: from local time, weekday, and public holidays.
+
+    UTC offsets are whole quarter hours, so the band is constant within a UTC minute: the bands
+    of the minutes of a period are computed once, and each call looks its minute up.
+    """
     return _bands_of(compiled, (first_minute + np.arange(span, dtype=np.int64)) * 60)
 
 

@@ -77,7 +77,7 @@ class CompiledPlan:
     iv_increment: np.ndarray
     iv_before: np.ndarray  # amount x 60 of the whole intervals before interval k
     iv_params: np.ndarray  # int64 [rate x k, 4]: start, increment, before, price (one gather)
-    cache: dict = field(default_factory=dict, repr=False)  # derived tables, built on first use
+    cache: dict = field(default_factory=dict, repr=False)  # derived tables (prices), built once
 
 
 def _prefix_ranges(prefixes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +266,8 @@ def match_destinations(compiled: CompiledPlan, digits: np.ndarray) -> np.ndarray
         info = np.where(info >= -1, info, np.take(compiled.sub_owner.ravel(), cell, mode="clip"))
     row = np.where(valid, info, -1)
     if compiled.long_prefixes:
-        _by_length(compiled.long_prefixes, digits, ndigits, row, np.flatnonzero(valid & compiled.has_long[block]))
+        long = np.take(compiled.has_long, block, mode="clip")
+        _by_length(compiled.long_prefixes, digits, ndigits, row, np.flatnonzero(valid & long))
     short = np.flatnonzero(~valid & (digits > 0) & (ndigits <= MAX_DIGITS))
     if len(short):  # numbers shorter than the tables: every prefix length, longest first
         row[short] = -1

@@ -16,7 +16,7 @@ A call of 0 seconds costs nothing, or the connect fee when the rate charges unan
 :func:`call_prices` is the formula. :func:`price_calls`, which rating uses, looks the price of
 calls of up to ``TABLE_SECONDS`` up in a table of that formula's values per (rate, duration),
 computed once per plan: one gather per call instead of a walk through the intervals. Longer
-calls, and calls partly covered by an allowance, go through the formula.
+calls, and calls with seconds covered by an allowance, go through the formula.
 """
 
 from __future__ import annotations
