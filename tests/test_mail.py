@@ -3,6 +3,7 @@ started by the tests, and the outbox folder of the embedded set-up."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import shutil
 import signal
@@ -11,7 +12,7 @@ import ssl
 import subprocess
 import threading
 from collections import Counter
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -602,3 +603,80 @@ def test_message_id_is_stable_per_invoice_and_recipient():
     assert one != mail.message_id_for("F2026-000002", "a@b.fr", "facturation@operateur.example")
     assert mail.outbox_name("F2026-000001", "a/../b@c.fr") == "F2026-000001-a_.._b@c.fr.eml"
 
+
+
+# ---------------------------------------------------------------------------- one run at a time
+
+class SlowRecorder(Recorder):
+    """Accepts each message after a pause, so that two runs overlap."""
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.3)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_two_mail_runs_at_once_send_each_delivery_once(engine, tmp_path):
+    world = World(engine, tmp_path)
+    mail.plan_deliveries(engine, period="2026-10")
+    server = SmtpServer(SlowRecorder()).start()
+    try:
+        settings = world.settings(server.url)
+        outcomes: list = []
+        start = threading.Barrier(2)
+
+        def run():
+            start.wait()
+            try:
+                outcomes.append(mail.send_pending(engine, settings, NOW, timeout=5))
+            except mail.MailError as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        refused = [o for o in outcomes if isinstance(o, mail.MailError)]
+        done = [o for o in outcomes if isinstance(o, mail.DeliveryReport)]
+        assert len(refused) == 1 and len(done) == 1
+        assert "another mail run is in progress" in str(refused[0])
+        assert len(done[0].sent) == 4 and done[0].ok
+        assert server.handler.received() == Counter(World.RECIPIENTS)  # each exactly once
+    finally:
+        server.stop()
+    with engine.connect() as c:
+        assert c.execute(select(s.JobLock)).all() == []  # released
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_a_live_run_elsewhere_is_respected_and_a_dead_one_taken_over(db, tmp_path):
+    world = World(db, tmp_path)
+    mail.plan_deliveries(db, period="2026-10")
+    settings = world.settings()
+    with db.begin() as c:
+        c.execute(insert(s.JobLock).values(name="mail", holder="batch-2:4242:1a2b", acquired_at=_utcnow(),
+                                           heartbeat_at=_utcnow() - timedelta(minutes=1)))
+    with pytest.raises(mail.MailError, match="another mail run is in progress: batch-2:4242:1a2b"):
+        mail.send_pending(db, settings, NOW)
+    assert {r["state"] for r in world.deliveries().values()} == {"pending"} and not world.outbox.exists()
+
+    # silent for 11 minutes: taken for dead
+    with db.begin() as c:
+        c.execute(update(s.JobLock).values(heartbeat_at=_utcnow() - timedelta(minutes=11)))
+    report = mail.send_pending(db, settings, NOW)
+    assert len(report.sent) == 4 and report.ok
+    assert any("took over the mail lock of batch-2:4242:1a2b" in a.message for a in report.anomalies)
+
+    # a process of this host that no longer exists: taken over at once
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    with db.begin() as c:
+        c.execute(insert(s.JobLock).values(name="mail", holder=f"{socket.gethostname()}:{finished.pid}:9f9f",
+                                           acquired_at=_utcnow(), heartbeat_at=_utcnow()))
+    report = mail.send_pending(db, settings, NOW)
+    assert report.sent == [] and any(f":{finished.pid}:9f9f" in a.message for a in report.anomalies)
+    with db.connect() as c:
+        assert c.execute(select(s.JobLock)).all() == []

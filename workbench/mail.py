@@ -30,8 +30,13 @@ byte and the server's reply): such a delivery is left ``pending`` with an attemp
 after a crash, no error), which the next run recognises. With the outbox it finds the file already
 written and only records it as sent; over SMTP it sends the message again with the *same*
 Message-ID, the one recorded at its claim (receiving systems and the relay's logs can recognise
-the duplicate), and reports it. Two ``send_pending`` running at the same time are not supported
-(the claim only keeps them from sending what they both read as due at the same moment).
+the duplicate), and reports it.
+
+Only one ``send_pending`` runs at a time, wherever it runs from (a scheduled production job, an
+analyst's command): it holds the ``mail`` job lock (:mod:`workbench.db.locks`) while it sends,
+and a second one stops at once with a :class:`MailError` naming the run in progress, before
+sending anything. The lock of a run that died is taken over (a dead process of the same host at
+once, a run silent for 10 minutes otherwise) and the report says so.
 
 Transport (setting ``smtp_url``): empty writes each message to
 ``<outbox_dir>/<invoice number>-<recipient>.eml`` (a temporary file renamed into place);
@@ -73,6 +78,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from workbench.config import SECRETS, Settings, secret
 from workbench.db import schema as s
+from workbench.db.locks import JobLocked, JobLockLost, acquire
 from workbench.period import Period
 from workbench.storage import Storage, StorageError
 
@@ -709,9 +715,16 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
     documents = _Documents(settings.storage_url)
     opened, handed = False, 0
     try:
+        lock = acquire(engine, "mail")
+    except JobLocked as exc:
+        raise MailError(f"not sending: {exc}") from exc
+    if lock.taken_over:
+        report.anomalies.append(Anomaly(lock.taken_over + ": its unrecorded deliveries are resumed"))
+    try:
         for row in _due(engine, max_attempts, scope):
             if limit is not None and handed >= limit:
                 break
+            lock.beat()  # still ours: else another run has taken over, and this one stops
             recipient = row.recipient.strip()
             if not valid_address(recipient):  # not from plan_deliveries, which checks them: never tried
                 error = f"invalid recipient address {one_line(row.recipient)!r}: not sent (fix the contact and plan)"
@@ -761,8 +774,11 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
             report.sent.append(Sent(row.number, recipient, message_id, location))
     except _Unavailable as exc:
         report.stopped = f"{transport.describe()} unavailable: {exc}"
+    except JobLockLost as exc:
+        report.stopped = str(exc)
     finally:
         transport.close()
+        lock.release()
     report.pending, report.gave_up = _left(engine, max_attempts, scope)
     if report.stopped:
         report.stopped += (f"; the batch stopped with {report.pending} deliveries left to send: call send_pending "

@@ -440,3 +440,15 @@ class SepaDebit(Base):
     sequence_type: Mapped[str] = mapped_column(String(4))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     collection_date: Mapped[date] = mapped_column(Date)
+
+
+class JobLock(Base):
+    """A job that must not run twice at the same time (``name``, e.g. ``mail``), held by one run
+    (``holder``: host, process and a random tag) which proves it is alive by ``heartbeat_at``
+    (naive UTC). See :mod:`workbench.db.locks`."""
+
+    __tablename__ = "job_locks"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,132 @@
+"""Job locks: at most one run of a job at a time, across the processes and machines that share
+the database (an analyst's run and a scheduled one, say).
+
+A lock is a ``job_locks`` row named after the job. :func:`job_lock` inserts it (the primary key
+lets only one run succeed) and deletes it at the end; meanwhile the run calls
+:meth:`JobLock.beat` as it progresses, which proves it is alive. A run that finds the lock held:
+
+* takes it over when its holder is dead: a process of the same host that no longer exists, or
+  a holder silent for longer than ``stale_after`` (a run killed on another machine);
+* else stops at once with :class:`JobLocked`, naming the holder and its last sign of life.
+
+A run whose lock was taken over (it was silent too long) learns it at its next beat
+(:class:`JobLockLost`) and must stop there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from workbench.db import schema as s
+
+#: a holder silent for this long is taken for dead
+STALE_AFTER = timedelta(minutes=10)
+
+
+class JobLocked(RuntimeError):
+    """Another run of the job holds its lock."""
+
+
+class JobLockLost(RuntimeError):
+    """The lock was taken over by another run (this one was silent for too long)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether ``holder`` was a process of this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, under another user
+        return False
+    return False
+
+
+@dataclass
+class JobLock:
+    """A held lock; ``taken_over`` describes the dead holder it replaced, if any."""
+
+    engine: Engine
+    name: str
+    holder: str
+    clock: Callable[[], datetime]
+    taken_over: str | None = None
+
+    def beat(self) -> None:
+        """Record a sign of life; :class:`JobLockLost` if another run has taken the lock."""
+        t = s.JobLock
+        with self.engine.begin() as connection:
+            moved = connection.execute(update(t).where(t.name == self.name, t.holder == self.holder)
+                                       .values(heartbeat_at=self.clock())).rowcount
+        if moved != 1:
+            raise JobLockLost(f"the {self.name} lock was taken over by another run while this one was silent")
+
+    def release(self) -> None:
+        t = s.JobLock
+        with self.engine.begin() as connection:
+            connection.execute(delete(t).where(t.name == self.name, t.holder == self.holder))
+
+
+def acquire(engine: Engine, name: str, *, stale_after: timedelta = STALE_AFTER,
+            clock: Callable[[], datetime] = _utcnow, holder: str | None = None) -> JobLock:
+    """Take the lock of job ``name`` (see the module docstring); :class:`JobLocked` if a live
+    run holds it."""
+    t = s.JobLock
+    lock = JobLock(engine, name, holder or _holder(), clock)
+    for _ in range(3):  # the holder may release between our insert and our read
+        now = clock()
+        try:
+            with engine.begin() as connection:
+                connection.execute(insert(t).values(name=name, holder=lock.holder, acquired_at=now, heartbeat_at=now))
+            return lock
+        except IntegrityError:
+            pass
+        with engine.begin() as connection:
+            held = connection.execute(select(t.holder, t.acquired_at, t.heartbeat_at).where(t.name == name)).first()
+            if held is None:
+                continue
+            silent = now - held.heartbeat_at
+            if silent < stale_after and not _dead_here(held.holder):
+                raise JobLocked(
+                    f"another {name} run is in progress: {held.holder}, started {held.acquired_at:%Y-%m-%d %H:%M:%S} "
+                    f"UTC, last active {held.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC; try again when it has finished "
+                    f"(a run silent for {int(stale_after.total_seconds() // 60)} minutes is taken for dead)")
+            moved = connection.execute(
+                update(t).where(t.name == name, t.holder == held.holder, t.heartbeat_at == held.heartbeat_at)
+                .values(holder=lock.holder, acquired_at=now, heartbeat_at=now)).rowcount
+        if moved == 1:
+            lock.taken_over = (f"took over the {name} lock of {held.holder}, "
+                               f"silent since {held.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
+            return lock
+    raise JobLocked(f"the {name} lock keeps changing hands: try again")
+
+
+@contextmanager
+def job_lock(engine: Engine, name: str, **options) -> Iterator[JobLock]:
+    """:func:`acquire` the lock for the ``with`` block, released at its end (even on error)."""
+    lock = acquire(engine, name, **options)
+    try:
+        yield lock
+    finally:
+        lock.release()
