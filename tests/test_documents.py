@@ -142,3 +142,27 @@ def test_the_call_detail_annex_lists_the_calls_on_its_own_page():
     assert "Détail des appels" in pages[-1] and "+442079460958" in pages[-1] and "12:00" in pages[-1]
     assert "Détail des appels" not in pages[0]
     assert "Détail des appels" not in text_of(render_one(model(), OPERATOR, False))
+
+
+def test_an_operators_own_templates_folder_is_used_and_is_the_only_one_served(tmp_path):
+    import shutil
+
+    from workbench.config import ConfigError, Settings, check
+    from workbench.documents import TEMPLATES, _restricted_fetcher
+
+    own = tmp_path / "branding"
+    shutil.copytree(TEMPLATES, own)
+    page = (own / "invoice.html").read_text()
+    (own / "invoice.html").write_text(page.replace('<section class="invoice"', '<p>Papeterie Exemple : CGV au verso</p>'
+                                                   '<section class="invoice"', 1))
+    (own / "invoice.css").write_text((own / "invoice.css").read_text() + "\n.doc-title { text-transform: lowercase }\n")
+    ours = text_of(render_invoices([model()], OPERATOR, draft=False, templates=own)["F2026-000001"])
+    assert "Papeterie Exemple : CGV au verso" in ours and "facture" in ours and "Facture" not in ours
+    bundled = text_of(render_invoices([model()], OPERATOR, draft=False)["F2026-000001"])
+    assert "Papeterie" not in bundled and "Facture" in bundled
+    with pytest.raises(ValueError, match="outside the templates folder"):  # the bundled folder is not the one now
+        _restricted_fetcher(own).fetch(f"file://{TEMPLATES / 'invoice.css'}")
+    assert check(Settings(templates_dir=str(own))).templates_dir == str(own)
+    (own / "email" / "subjects.toml").unlink()
+    with pytest.raises(ConfigError, match="templates_dir.*lacks email/subjects.toml"):
+        check(Settings(templates_dir=str(own)))

@@ -680,3 +680,20 @@ def test_a_live_run_elsewhere_is_respected_and_a_dead_one_taken_over(db, tmp_pat
     assert report.sent == [] and any(f":{finished.pid}:9f9f" in a.message for a in report.anomalies)
     with db.connect() as c:
         assert c.execute(select(s.JobLock)).all() == []
+
+
+def test_the_templates_dir_setting_gives_the_operators_own_email_wording(db, tmp_path):
+    from workbench.documents import TEMPLATES
+
+    own = tmp_path / "branding"
+    shutil.copytree(TEMPLATES, own)
+    subjects = (own / "email" / "subjects.toml").read_text()
+    (own / "email" / "subjects.toml").write_text(subjects.replace('invoice = "Facture {{ number }}',
+                                                                  'invoice = "Votre facture Exemple {{ number }}'))
+    world = World(db, tmp_path)
+    mail.plan_deliveries(db, period="2026-10")
+    report = mail.send_pending(db, world.settings("", templates_dir=str(own)), NOW)
+    assert report.ok and len(report.sent) == 4
+    message = email.message_from_bytes((world.outbox / "F2026-000001-dg@alpha.example.fr.eml").read_bytes(),
+                                       policy=default_policy)
+    assert message["Subject"] == "Votre facture Exemple F2026-000001 - octobre 2026 - Alpha SARL"

@@ -67,6 +67,7 @@ class Settings:
     operator_email: str = "facturation@operateur.example"
     call_detail_annex: str = "no"  # "yes": invoices end with the list of their calls
     late_penalty_rate: str = ""  # empty: three times the legal interest rate, in the invoice's language
+    templates_dir: str = ""  # empty: the bundled templates/ (invoice.html, invoice.css, email/)
 
 
 SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}
@@ -128,4 +129,13 @@ def check(settings: Settings) -> Settings:
         bad("consumption_vat_rate", f"{settings.consumption_vat_rate!r} is not a percentage")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
+    if settings.templates_dir:
+        folder = Path(settings.templates_dir)
+        missing = [name for name in TEMPLATE_FILES if not (folder / name).is_file()]
+        if missing:
+            bad("templates_dir", f"{str(folder)!r} lacks {', '.join(missing)} (copy the bundled templates/ folder)")
     return settings
+
+
+#: the files a templates folder must have
+TEMPLATE_FILES = ("invoice.html", "invoice.css", "email/invoice_fr.txt", "email/invoice_en.txt", "email/subjects.toml")

@@ -1,6 +1,10 @@
 """Invoice PDFs: Jinja templates (``templates/invoice.html`` + ``invoice.css``) rendered by
 WeasyPrint.
 
+The templates folder is the bundled ``templates/`` unless the ``templates_dir`` setting names
+another one (an operator's own copy, with its logo and wording): the functions here take it as
+``templates``.
+
 Safety: every value is autoescaped by Jinja (a customer named ``<img src="file:///etc/passwd">``
 prints those characters); WeasyPrint's URL fetcher only serves files from the templates folder,
 so rendering fetches no other file and no URL.
@@ -68,8 +72,8 @@ LABELS = {
 }
 
 
-def _restricted_fetcher():
-    """A WeasyPrint URL fetcher serving only files of the templates folder."""
+def _restricted_fetcher(templates: Path = TEMPLATES):
+    """A WeasyPrint URL fetcher serving only files of the ``templates`` folder."""
     from urllib.parse import unquote, urlparse
 
     from weasyprint.urls import URLFetcher
@@ -78,23 +82,27 @@ def _restricted_fetcher():
         def fetch(self, url, headers=None):
             parsed = urlparse(url)
             path = Path(unquote(parsed.path)).resolve() if parsed.scheme == "file" else None
-            if path is None or not path.is_relative_to(TEMPLATES) or not path.is_file():
+            if path is None or not path.is_relative_to(templates) or not path.is_file():
                 raise ValueError(f"resource {url!r} is outside the templates folder: not fetched")
             return super().fetch(url, headers)
 
     return TemplatesOnly(allowed_protocols={"file"}, timeout=5)
 
 
-_ENV: jinja2.Environment | None = None
-_CSS = None
+_ENVIRONMENTS: dict[Path, jinja2.Environment] = {}
 
 
-def _environment() -> jinja2.Environment:
-    global _ENV
-    if _ENV is None:
-        _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                  undefined=jinja2.StrictUndefined)
-    return _ENV
+def templates_folder(templates: str | Path | None = None) -> Path:
+    """The templates folder to use: ``templates`` (e.g. the ``templates_dir`` setting) or the
+    bundled one."""
+    return Path(templates).resolve() if templates else TEMPLATES
+
+
+def _environment(templates: Path) -> jinja2.Environment:
+    if templates not in _ENVIRONMENTS:
+        _ENVIRONMENTS[templates] = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
+                                                      undefined=jinja2.StrictUndefined)
+    return _ENVIRONMENTS[templates]
 
 
 def money(cents) -> str:
@@ -109,20 +117,22 @@ def money(cents) -> str:
     return sign + THIN_SPACE.join(groups) + "." + frac
 
 
-def html(models: list[dict], operator: dict, draft: bool) -> str:
+def html(models: list[dict], operator: dict, draft: bool, templates: str | Path | None = None) -> str:
     """The HTML of invoices laid out one after the other."""
-    return _environment().get_template("invoice.html").render(
+    return _environment(templates_folder(templates)).get_template("invoice.html").render(
         invoices=models, operator=operator, draft=draft, labels=LABELS)
 
 
-def _document(models, operator, draft):
+def _document(models, operator, draft, templates=None):
     from weasyprint import HTML
 
-    return HTML(string=html(models, operator, draft), base_url=str(TEMPLATES) + "/",
-                url_fetcher=_restricted_fetcher()).render()
+    folder = templates_folder(templates)
+    return HTML(string=html(models, operator, draft, folder), base_url=str(folder) + "/",
+                url_fetcher=_restricted_fetcher(folder)).render()
 
 
-def render_batch(models: list[dict], operator: dict, draft: bool) -> dict[str, bytes]:
+def render_batch(models: list[dict], operator: dict, draft: bool,
+                 templates: str | Path | None = None) -> dict[str, bytes]:
     """One PDF per invoice (by number), from one layout and one PDF of the whole batch, split
     by pages (fonts are subset once per batch, which is most of the cost of writing a PDF)."""
     import io
@@ -131,7 +141,7 @@ def render_batch(models: list[dict], operator: dict, draft: bool) -> dict[str, b
 
     if not models:
         return {}
-    document = _document(models, operator, draft)
+    document = _document(models, operator, draft, templates)
     owners: list[int] = []
     current = -1
     for page in document.pages:
@@ -153,23 +163,24 @@ def render_batch(models: list[dict], operator: dict, draft: bool) -> dict[str, b
     return out
 
 
-def render_one(model: dict, operator: dict, draft: bool) -> bytes:
+def render_one(model: dict, operator: dict, draft: bool, templates: str | Path | None = None) -> bytes:
     """The naive way: one WeasyPrint document for one invoice (kept for comparison)."""
-    return _document([model], operator, draft).write_pdf()
+    return _document([model], operator, draft, templates).write_pdf()
 
 
 def render_invoices(models: list[dict], operator: dict, draft: bool, workers: int | None = None,
-                    batch: int = BATCH) -> dict[str, bytes]:
+                    batch: int = BATCH, templates: str | Path | None = None) -> dict[str, bytes]:
     """PDFs of many invoices, by number: batches laid out in a process pool."""
     batches = [models[i:i + batch] for i in range(0, len(models), batch)]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(batches) <= 1:
         out = {}
         for chunk in batches:
-            out.update(render_batch(chunk, operator, draft))
+            out.update(render_batch(chunk, operator, draft, templates))
         return out
     out = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(batches))) as pool:
-        for result in pool.map(render_batch, batches, [operator] * len(batches), [draft] * len(batches)):
+        for result in pool.map(render_batch, batches, [operator] * len(batches), [draft] * len(batches),
+                               [templates] * len(batches)):
             out.update(result)
     return out

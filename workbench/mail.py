@@ -707,6 +707,8 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
     now = _naive_utc(now)
     scope = None if invoice_ids is None else sorted({int(x) for x in invoice_ids})
     transport = _transport(settings, timeout, ssl_context)
+    if templates_dir is None and settings.templates_dir:
+        templates_dir = Path(settings.templates_dir) / "email"
     templates = _Templates(templates_dir)
     sender = parseaddr(one_line(settings.mail_from))[1]
     if not valid_address(sender):
