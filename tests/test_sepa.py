@@ -499,8 +499,20 @@ def test_force_debits_named_invoices_again_in_a_new_file(sepa_db):
     files = rows(engine, s.SepaFile.__table__)
     assert files["message_id"].tolist() == [first.message_id, forced.message_id]
     debits = rows(engine, s.SepaDebit.__table__)
-    assert sorted(zip(debits["invoice_id"], debits["file_id"], strict=True)) == sorted([
-        (ids["F2026-000001"], forced.file_id), (ids["F2026-000004"], first.file_id)])
+    # the first debit of F2026-000001 stays in the history, replaced by the forced one
+    replaced = [None if pd.isna(r) else int(r) for r in debits["replaced_by_file_id"]]
+    assert sorted(zip(debits["invoice_id"], debits["file_id"], replaced, strict=True), key=str) == sorted([
+        (ids["F2026-000001"], first.file_id, forced.file_id), (ids["F2026-000001"], forced.file_id, None),
+        (ids["F2026-000004"], first.file_id, None)], key=str)
+    # debited again: refused without force, naming the current file; forced once more, two replaced rows
+    again = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000001"])
+    assert again.rejected["reason"].tolist() == [
+        f"already debited in SEPA file {forced.message_id} (use force to debit it again)"]
+    third = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000001"], force=True)
+    debits = rows(engine, s.SepaDebit.__table__)
+    mine = debits[debits["invoice_id"] == ids["F2026-000001"]]
+    assert len(mine) == 3 and mine["replaced_by_file_id"].isna().sum() == 1
+    assert int(mine.loc[mine["replaced_by_file_id"].isna(), "file_id"].iloc[0]) == third.file_id
 
 
 def test_named_invoices_that_cannot_be_debited_are_reported(sepa_db):

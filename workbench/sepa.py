@@ -37,7 +37,8 @@ yet, takes each customer's latest active mandate, builds the file, stores it in 
 ``sepa_files`` and ``sepa_debits``, in one transaction that holds a lock so two runs at once never
 debit the same invoices. An invoice is never debited twice unless ``force``: then the invoices of
 the selection (a period or a list of invoice numbers is required) are debited again in a new file
-and their ``sepa_debits`` rows are moved to it (the schema allows one row per invoice).
+and their earlier ``sepa_debits`` rows are kept, marked ``replaced_by_file_id`` (the new file), so
+the history of every collection attempt stays.
 
 Money is integer cents throughout; no float ever holds an amount.
 """
@@ -61,7 +62,7 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 from sepaxml import SepaDD
 from sepaxml.validation import ValidationError
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
 from workbench import repository
 from workbench.config import Settings
@@ -541,8 +542,9 @@ def _local(now: datetime, timezone: str) -> datetime:
 def _candidates(connection: Connection, period: str | None, numbers: list[str] | None,
                 force: bool) -> tuple[pd.DataFrame, list[dict]]:
     """The invoices to debit (with their customer), and the named invoices that cannot be."""
-    debited = (select(s.SepaDebit.invoice_id, s.SepaFile.message_id)
-               .join(s.SepaFile, s.SepaFile.id == s.SepaDebit.file_id).subquery())
+    debited = (select(s.SepaDebit.invoice_id, s.SepaFile.message_id)  # current debits only
+               .join(s.SepaFile, s.SepaFile.id == s.SepaDebit.file_id)
+               .where(s.SepaDebit.replaced_by_file_id.is_(None)).subquery())
     stmt = select(
         s.Invoice.id.label("invoice_id"), s.Invoice.number.label("invoice_number"), s.Invoice.customer_id,
         s.Customer.account_number, s.Customer.name.label("customer_name"), s.Invoice.net_payable_cents,
@@ -618,8 +620,10 @@ def _record(connection: Connection, made: DebitFile, path: str, now: datetime, r
         transactions=made.transactions, total_cents=made.total_cents,
     ).returning(s.SepaFile.id)).scalar_one()
     ids = [int(i) for i in made.debits["invoice_id"]]
-    if replace:
-        connection.execute(delete(s.SepaDebit).where(s.SepaDebit.invoice_id.in_(ids)))
+    if replace:  # the earlier debits stay, as replaced by this file
+        connection.execute(update(s.SepaDebit).where(s.SepaDebit.invoice_id.in_(ids),
+                                                     s.SepaDebit.replaced_by_file_id.is_(None))
+                           .values(replaced_by_file_id=file_id))
     connection.execute(insert(s.SepaDebit), [
         {"file_id": file_id, "invoice_id": int(d["invoice_id"]), "mandate_reference": d["mandate_reference"],
          "sequence_type": d["sequence_type"], "amount_cents": int(d["amount_cents"]),

@@ -430,12 +430,15 @@ class SepaFile(Base):
 
 class SepaDebit(Base):
     """One direct debit of an invoice in a SEPA file; ``sequence_type`` FRST or RCUR (a mandate
-    with a debit already is RCUR)."""
+    with a debit already is RCUR). An invoice debited again (forced) keeps its earlier rows, each
+    with ``replaced_by_file_id``: the file of the debit that replaced it; the current debit of an
+    invoice is its row without one."""
 
     __tablename__ = "sepa_debits"
     id: Mapped[int] = mapped_column(primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("sepa_files.id"), index=True)
-    invoice_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    invoice_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    replaced_by_file_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_files.id"))
     mandate_reference: Mapped[str] = mapped_column(String(35), index=True)
     sequence_type: Mapped[str] = mapped_column(String(4))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
