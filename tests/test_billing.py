@@ -712,6 +712,45 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
     assert int(nov["previous_amount_cents"]) == 5442
 
 
+def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes):
+    engine, settings = october_notes.engine, october_notes.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+
+    def invoice_id(number):
+        return int(frame(engine, select(s.Invoice.id).where(s.Invoice.number == number)).iloc[0, 0])
+
+    def billed_by(invoice_id):
+        calls = frame(engine, select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id == invoice_id))
+        charges = frame(engine, select(s.OneOffCharge.id).where(s.OneOffCharge.invoice_id == invoice_id))
+        return sorted(calls["cdr_id"].astype(int)), sorted(charges["id"].astype(int))
+
+    before = {n: billed_by(invoice_id(n)) for n in ("F2026-000001", "F2026-000002")}
+    assert len(before["F2026-000001"][0]) == 4 and len(before["F2026-000002"][1]) == 2  # C1's calls, C2's one-offs
+    issue_credit_note(engine, "F2026-000001", "wrong rate", LATER, reinvoice=True)
+    issue_credit_note(engine, "F2026-000002", "wrong address", LATER, reinvoice=True)
+    assert all(billed_by(invoice_id(n)) == ([], []) for n in before)  # unbilled again
+    rerun = preprod(engine, OPTIONS, settings, LATER)
+    flagged = run_report(engine, rerun.run_id, settings)["Anomalies"]
+    already = set(flagged.loc[flagged["Anomaly"] == "already invoiced in production", "Account number"])
+    assert already == {"C3", "C4"}  # not C1 and C2 any more
+    done = production(engine, rerun.run_id, settings, LATER)
+    assert (done.invoices, done.numbers, sorted(done.skipped)) == (2, ("F2026-000005", "F2026-000006"),
+                                                                   ["C3", "C4"])
+    new = stored_invoices(engine, done.run_id)
+    assert new["number"].to_dict() == {"C1": "F2026-000005", "C2": "F2026-000006"}
+    # the same October lines as the cancelled invoices (see the module docstring); the credit notes'
+    # amounts are account credit: C1 20.00 - 20.00 (used by F2026-000001) + 54.42 = 54.42, C2 176.36,
+    # all of it applied, so nothing more is due
+    assert [amounts(new.loc[c]) for c in ("C1", "C2")] == [
+        (0, 4480, 0, 55, 4535, 907, 5442, 5442, 0), (14900, 0, 1348, 115, 16363, 1273, 17636, 17636, 0)]
+    assert billed_by(invoice_id("F2026-000005")) == before["F2026-000001"]
+    assert billed_by(invoice_id("F2026-000006")) == before["F2026-000002"]
+    # a third run of October invoices nobody; a credit note that does not reopen leaves it closed
+    issue_credit_note(engine, "F2026-000005", "goodwill", LATER)
+    again = production(engine, preprod(engine, OPTIONS, settings, LATER).run_id, settings, LATER)
+    assert again.invoices == 0 and sorted(again.skipped) == ["C1", "C2", "C3", "C4"]
+
+
 # ---------------------------------------------------------------------------- 8. the Excel report
 
 REQUIRED_COLUMNS = [

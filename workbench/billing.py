@@ -12,6 +12,12 @@ refuses, saying which inputs changed), skips the customers already invoiced for 
 and issues the drafts with legal numbers ``F<year>-000001``..., gap-free and sequential per year,
 marking the calls, one-off charges and credit they bill. Issued documents are never changed;
 a correction is a credit note (``A<year>-000001``), whose amount becomes account credit.
+
+A credit note may **reopen the period** of the invoice it cancels (``reinvoice``): the calls and
+one-off charges that invoice billed become unbilled again, and the customer counts as not yet
+invoiced for that period, so the next pre-production and production runs of the period invoice
+it again, with whatever was corrected meanwhile (a re-rating after a tariff fix, say). The credit
+note's amount is account credit as always, which the new invoice uses first.
 """
 
 from __future__ import annotations
@@ -355,8 +361,7 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None) ->
         stored = run_invoices(connection, run_id)
         customers = selected_customers(connection, options.customers)
         period = Period.parse(run["period"])
-        issued = set(connection.execute(select(s.Invoice.customer_id).where(
-            s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period == str(period))).scalars())
+        issued = _invoiced(connection, str(period))
         if run["kind"] == "preprod":
             customers["already_invoiced"] = customers["customer_id"].isin(issued)
         unrated = repository.read_frame(connection, select(
@@ -428,9 +433,7 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
             raise BillingError(
                 f"run {run_id} no longer matches the data it was reviewed on; changed since: "
                 + "; ".join(changed) + ". Run a new pre-production billing and review it.")
-        issued_before = set(connection.execute(select(s.Invoice.customer_id).where(
-            s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period == run["period"],
-            _of_selection(s.Invoice.customer_id, parse_customers(options.customers)))).scalars())
+        issued_before = _invoiced(connection, run["period"], parse_customers(options.customers))
         keep = ~built.invoices["customer_id"].isin(issued_before)
         skipped = built.invoices.loc[~keep, "account_number"].tolist()
         todo = Invoices(built.invoices[keep].reset_index(drop=True),
@@ -455,6 +458,18 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
                       (numbers[0], numbers[-1]) if numbers else None)
 
 
+def _invoiced(connection: Connection, period: str, selection: str | None = None) -> set[int]:
+    """The customers invoiced for ``period``: an issued invoice that no reopening credit note
+    cancels."""
+    note = s.Invoice.__table__.alias("note")
+    reopened = select(note.c.id).where(note.c.corrects_invoice_id == s.Invoice.id, note.c.reopens_period.is_(True))
+    query = select(s.Invoice.customer_id).where(
+        s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period == period, ~reopened.exists())
+    if selection is not None:
+        query = query.where(_of_selection(s.Invoice.customer_id, selection))
+    return set(connection.execute(query).scalars())
+
+
 def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict[int, int], day: date) -> None:
     if not ids:
         return
@@ -476,9 +491,12 @@ def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict
             for r in applied.itertuples(index=False)])
 
 
-def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: datetime) -> str:
+def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: datetime,
+                      reinvoice: bool = False) -> str:
     """Cancel an issued invoice by a credit note of its full amount; the amount including VAT
-    becomes account credit. Returns the credit note's number."""
+    becomes account credit. With ``reinvoice``, the note reopens the invoice's period: its calls
+    and one-off charges are unbilled again and the customer is invoiced again by the period's
+    next runs. Returns the credit note's number."""
     with engine.begin() as connection:
         original = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == invoice_number)
                                       ).mappings().first()
@@ -494,7 +512,11 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
             total_excl_cents=-original["total_excl_cents"], total_vat_cents=-original["total_vat_cents"],
             total_incl_cents=-original["total_incl_cents"], credit_applied_cents=0, net_payable_cents=0,
             previous_amount_cents=None, corrects_invoice_id=original["id"], issued_at=now,
+            reopens_period=reinvoice,
         ).returning(s.Invoice.id)).scalar_one()
+        if reinvoice:
+            for table in (s.RatedCall, s.OneOffCharge):
+                connection.execute(update(table).where(table.invoice_id == original["id"]).values(invoice_id=None))
         items = repository.read_frame(connection, select(s.InvoiceItem.__table__).where(
             s.InvoiceItem.invoice_id == original["id"], s.InvoiceItem.type != "credit"))
         if len(items):

@@ -249,8 +249,10 @@ def cmd_credit_note(args, settings: Settings) -> None:
     from workbench.billing import issue_credit_note
 
     engine = _engine(settings)
-    number = issue_credit_note(engine, args.invoice, args.reason, _now())
-    print(f"credit note {number} issued for {args.invoice}")
+    number = issue_credit_note(engine, args.invoice, args.reason, _now(), reinvoice=args.reinvoice)
+    print(f"credit note {number} issued for {args.invoice}"
+          + ("; its period is reopened: the next pre-production and production runs invoice it again"
+             if args.reinvoice else ""))
     _publish_invoices(engine, settings, [number])
 
 
@@ -444,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("credit-note", help="cancel an issued invoice by a credit note")
     p.add_argument("invoice", help="the invoice number, e.g. F2026-000123")
     p.add_argument("--reason", required=True)
+    p.add_argument("--reinvoice", action="store_true",
+                   help="reopen the invoice's period: its calls and charges are billed again by the next runs")
     p.set_defaults(func=cmd_credit_note)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample data")

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -335,6 +336,8 @@ class Invoice(Base):
     net_payable_cents: Mapped[int] = mapped_column(BigInteger)
     previous_amount_cents: Mapped[int | None] = mapped_column(BigInteger)
     corrects_invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+    # a credit note that reopens its invoice's period: what the invoice billed is billed again
+    reopens_period: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     document: Mapped[str | None] = mapped_column(String(500))
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
 
