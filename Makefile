@@ -14,15 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages, installed only when missing and root (apt-get): Pango and fonts for the invoice
-# PDFs (WeasyPrint), poppler-utils for checking them, a PostgreSQL server for the tests.
+# Debian packages, installed only when missing and root (apt-get): Pango, HarfBuzz's font subsetter
+# and fonts for the invoice PDFs (WeasyPrint), poppler-utils for checking them, a PostgreSQL server
+# for the tests.
 APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 docs-deps:
 	@if ! ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || ! fc-list 2>/dev/null | grep -qi dejavu \
-		|| ! command -v pdftotext >/dev/null 2>&1; then \
+		|| ! ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || ! command -v pdftotext >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && $(APT) libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils >/dev/null; \
-		else echo "note: install Pango, DejaVu fonts and poppler-utils for invoice PDFs"; fi; \
+			apt-get update -qq && $(APT) libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+				poppler-utils >/dev/null; \
+		else echo "note: install Pango, HarfBuzz's subsetter, DejaVu fonts and poppler-utils for invoice PDFs"; fi; \
 	fi
 
 system-deps: docs-deps

@@ -63,9 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoices", type=int, default=1000)
     parser.add_argument("--naive", type=int, default=None, help="invoices for the naive loop (default: all)")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--fonttools", action="store_true",
+                        help="subset fonts with fontTools, as WeasyPrint does where HarfBuzz's subsetter "
+                             "(libharfbuzz-subset) is missing")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    import weasyprint.pdf.fonts
+
+    if args.fonttools:  # before the process pool forks, so that its workers do the same
+        weasyprint.pdf.fonts.harfbuzz_subset = None
+    print("font subsetting: " + ("HarfBuzz" if weasyprint.pdf.fonts.harfbuzz_subset else "fontTools"))
     data = args.out / f"pdf-operator-{args.invoices}"
     if not (data / "cdrs").exists():
         generate_operator(data, seed=7, customers=args.invoices, calls=args.invoices * 40)

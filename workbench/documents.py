@@ -26,7 +26,7 @@ import jinja2
 from workbench.money import CENT_SCALE, to_decimal
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-BATCH = 40
+BATCH = 100  # invoices laid out as one document, at most
 THIN_SPACE = "\u202f"
 
 LABELS = {
@@ -171,8 +171,11 @@ def render_one(model: dict, operator: dict, draft: bool, templates: str | Path |
 def render_invoices(models: list[dict], operator: dict, draft: bool, workers: int | None = None,
                     batch: int = BATCH, templates: str | Path | None = None) -> dict[str, bytes]:
     """PDFs of many invoices, by number: batches laid out in a process pool."""
-    batches = [models[i:i + batch] for i in range(0, len(models), batch)]
     workers = workers or os.cpu_count() or 1
+    # batches of at most ``batch`` invoices; fewer than ``workers * batch`` are split evenly
+    # between the workers
+    size = max(1, min(batch, -(-len(models) // workers)))
+    batches = [models[i:i + size] for i in range(0, len(models), size)]
     if workers == 1 or len(batches) <= 1:
         out = {}
         for chunk in batches:
