@@ -52,6 +52,7 @@ bench: $(STAMP) docs-deps
 	$(BIN)/python benchmarks/rating.py
 	$(BIN)/python benchmarks/billing.py
 	$(BIN)/python benchmarks/pdfs.py
+	$(BIN)/python benchmarks/pdfs.py --fonttools --naive 100
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
