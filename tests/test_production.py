@@ -12,6 +12,7 @@ from workbench.billing import RunOptions, preprod
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
+from workbench.db.locks import job_lock
 from workbench.integration import load_cdr_files
 from workbench.production import ProductionError, production_job
 from workbench.ratings import rate_period
@@ -42,6 +43,10 @@ def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
     assert issued == 12 and planned >= 11  # one sample customer has no invoice recipient at most
 
     fixed = Settings(**{**settings.__dict__, "smtp_url": ""})  # back to the outbox
+    with job_lock(engine, "mail"):  # an analyst's mail run is in progress: this job sends nothing
+        with pytest.raises(ProductionError, match="email delivery not started: not sending: another mail run"):
+            production_job(run.run_id, "2026-10", True, fixed, NOW)
+    assert not (tmp_path / "outbox").exists()
     result = production_job(run.run_id, "2026-10", True, fixed, NOW)
     assert "already issued" in result["message"]
     assert result["emails_sent"] == planned and result["pdfs_stored"] == 12

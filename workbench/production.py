@@ -27,7 +27,7 @@ def production_job(run_id, period: str, deliver: bool, settings: Settings, now: 
     """Issue pre-production run ``run_id`` of ``period``; returns what was done."""
     from workbench.billing import BillingError, list_runs, production
     from workbench.db.engine import make_engine, upgrade
-    from workbench.mail import plan_deliveries, send_pending
+    from workbench.mail import MailError, plan_deliveries, send_pending
     from workbench.period import Period, PeriodError
     from workbench.publishing import publish_documents
     from workbench.sepa import generate_direct_debits
@@ -69,7 +69,11 @@ def production_job(run_id, period: str, deliver: bool, settings: Settings, now: 
                               f"{summary.run_id}` again): {documents.failed}")
     if deliver:
         plan_deliveries(engine, run_id=summary.run_id)
-        mail = send_pending(engine, settings, now)
+        try:
+            mail = send_pending(engine, settings, now)
+        except MailError as exc:  # e.g. another mail run in progress: this job's emails wait for a re-run
+            raise ProductionError(f"email delivery not started: {exc} (run this job or `workbench mail --retry` "
+                                  "again)") from None
         result.update(emails_sent=len(mail.sent), emails_failed=len(mail.failed), emails_pending=mail.pending)
         if mail.stopped:
             raise ProductionError(f"email delivery stopped: {mail.stopped} (run `workbench mail --retry`)")
