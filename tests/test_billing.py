@@ -743,12 +743,86 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes
     # all of it applied, so nothing more is due
     assert [amounts(new.loc[c]) for c in ("C1", "C2")] == [
         (0, 4480, 0, 55, 4535, 907, 5442, 5442, 0), (14900, 0, 1348, 115, 16363, 1273, 17636, 17636, 0)]
+    # their previous invoice is one of an earlier period (none here), not the cancelled October one
+    assert new["previous_amount_cents"].isna().all()
     assert billed_by(invoice_id("F2026-000005")) == before["F2026-000001"]
     assert billed_by(invoice_id("F2026-000006")) == before["F2026-000002"]
     # a third run of October invoices nobody; a credit note that does not reopen leaves it closed
     issue_credit_note(engine, "F2026-000005", "goodwill", LATER)
     again = production(engine, preprod(engine, OPTIONS, settings, LATER).run_id, settings, LATER)
     assert again.invoices == 0 and sorted(again.skipped) == ["C1", "C2", "C3", "C4"]
+
+
+def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_notes, monkeypatch):
+    """A credit note that reopens October, issued while a production run of October is between
+    reading its inputs and marking what it bills, must not let that run bill C1 from inputs read
+    before the release (it would mark C1's calls billed by an invoice without them)."""
+    import workbench.billing as billing
+
+    engine, settings = october_notes.engine, october_notes.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    second = preprod(engine, OPTIONS, settings, LATER)  # everyone is invoiced already
+    real_changes, outcome = billing._changes, []
+
+    def note_meanwhile(reviewed, current):
+        def issue():
+            other = make_engine(engine.url.render_as_string(hide_password=False))
+            try:
+                outcome.append(issue_credit_note(other, "F2026-000001", "wrong rate", LATER, reinvoice=True))
+            except Exception as exc:  # reported by the test
+                outcome.append(exc)
+            finally:
+                other.dispose()
+        thread = threading.Thread(target=issue)
+        thread.start()
+        thread.join(1.0)  # it waits for this run (or, without the lock, commits now)
+        threads.append(thread)
+        return real_changes(reviewed, current)
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(billing, "_changes", note_meanwhile)
+    done = production(engine, second.run_id, settings, LATER)
+    monkeypatch.setattr(billing, "_changes", real_changes)
+    threads[0].join(30)
+    assert outcome == ["A2026-000001"] and done.invoices == 0
+    c1 = october_notes.ids["C1"]
+    unbilled = frame(engine, select(s.RatedCall.cdr_id).where(s.RatedCall.customer_id == c1,
+                                                              s.RatedCall.invoice_id.is_(None)))
+    assert len(unbilled) == 4  # released by the note, after the run
+    again = production(engine, preprod(engine, OPTIONS, settings, LATER).run_id, settings, LATER)
+    assert again.invoices == 1 and int(stored_invoices(engine, again.run_id).loc["C1", "consumption"]) == 55
+
+
+def test_two_credit_notes_for_one_invoice_at_once_make_one(october_notes, monkeypatch):
+    import time
+
+    import workbench.billing as billing
+
+    engine, settings = october_notes.engine, october_notes.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    real_take = billing._take_numbers
+
+    def slow_take(connection, series, year, count):  # widens the gap between the check and the insert
+        if series == "A":
+            time.sleep(0.5)
+        return real_take(connection, series, year, count)
+
+    monkeypatch.setattr(billing, "_take_numbers", slow_take)
+    start, outcome = threading.Barrier(2), []
+
+    def issue():
+        start.wait()
+        try:
+            outcome.append(issue_credit_note(engine, "F2026-000001", "wrong rate", LATER, reinvoice=True))
+        except BillingError as exc:
+            outcome.append(str(exc))
+
+    threads = [threading.Thread(target=issue) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcome) == ["A2026-000001", "F2026-000001 already has a credit note"]
 
 
 # ---------------------------------------------------------------------------- 8. the Excel report

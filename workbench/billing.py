@@ -31,7 +31,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -171,12 +171,16 @@ def _frames(connection: Connection, period: Period, customers: pd.DataFrame,
         s.CreditEntry.customer_id, func.sum(s.CreditEntry.amount_cents).label("available_cents"),
     ).where(_of_selection(s.CreditEntry.customer_id, selection)).group_by(s.CreditEntry.customer_id)
         .order_by(s.CreditEntry.customer_id))
-    latest = (select(s.Invoice.customer_id, func.max(s.Invoice.id).label("invoice_id"))
-              .where(s.Invoice.status == "issued", s.Invoice.kind == "invoice",
-                     _of_selection(s.Invoice.customer_id, selection)).group_by(s.Invoice.customer_id).subquery())
-    frames["previous"] = read(connection, select(
-        latest.c.customer_id, latest.c.invoice_id, s.Invoice.total_incl_cents.label("previous_amount_cents"),
-    ).join(s.Invoice, s.Invoice.id == latest.c.invoice_id).order_by(latest.c.customer_id))
+    # the previous invoice: the latest issued one of an earlier period (a re-issued invoice is
+    # later than the invoices of the periods after it), leaving out those a credit note reopened
+    earlier = read(connection, select(
+        s.Invoice.customer_id, s.Invoice.id.label("invoice_id"), s.Invoice.period,
+        s.Invoice.total_incl_cents.label("previous_amount_cents"),
+    ).where(s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period < str(period),
+            ~_reopened(), _of_selection(s.Invoice.customer_id, selection)))
+    frames["previous"] = (earlier.sort_values(["customer_id", "period", "invoice_id"])
+                          .drop_duplicates("customer_id", keep="last")
+                          [["customer_id", "invoice_id", "previous_amount_cents"]].reset_index(drop=True))
     plan_ids = sorted(set(customers["rate_plan_id"].astype(int)))
     frames["rate_plans"] = pd.concat([
         read(connection, select(s.Destination.plan_id, s.Destination.prefix, s.Destination.zone_code)
@@ -427,6 +431,7 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
                               message=f"run {run_id} was already issued (production run {done}): nothing issued")
         options = _options_of(run)
         _lock_numbering(connection, options.invoice_date.year)
+        _lock_invoices(connection)
         customers, frames, built = _build(connection, options, settings)
         changed = _changes(json.loads(run["fingerprint"]), fingerprint(frames))
         if changed:
@@ -458,13 +463,27 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
                       (numbers[0], numbers[-1]) if numbers else None)
 
 
+def _reopened():
+    """Whether an invoice (``s.Invoice``) is cancelled by a credit note that reopens its period."""
+    note = s.Invoice.__table__.alias("note")
+    return select(note.c.id).where(note.c.corrects_invoice_id == s.Invoice.id,
+                                   note.c.reopens_period.is_(True)).exists()
+
+
+def _lock_invoices(connection: Connection) -> None:
+    """Serialise what issues documents: a production run and a credit note wait for each other,
+    so a credit note that reopens a period is never half seen by a production of that period."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("LOCK TABLE invoices IN SHARE ROW EXCLUSIVE MODE"))
+    else:  # SQLite: a write statement takes the database's write lock until the end of the transaction
+        connection.execute(delete(s.Invoice).where(s.Invoice.id < 0))
+
+
 def _invoiced(connection: Connection, period: str, selection: str | None = None) -> set[int]:
     """The customers invoiced for ``period``: an issued invoice that no reopening credit note
     cancels."""
-    note = s.Invoice.__table__.alias("note")
-    reopened = select(note.c.id).where(note.c.corrects_invoice_id == s.Invoice.id, note.c.reopens_period.is_(True))
     query = select(s.Invoice.customer_id).where(
-        s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period == period, ~reopened.exists())
+        s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period == period, ~_reopened())
     if selection is not None:
         query = query.where(_of_selection(s.Invoice.customer_id, selection))
     return set(connection.execute(query).scalars())
@@ -498,6 +517,7 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
     and one-off charges are unbilled again and the customer is invoiced again by the period's
     next runs. Returns the credit note's number."""
     with engine.begin() as connection:
+        _lock_invoices(connection)  # before the checks: two notes for one invoice wait for each other
         original = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == invoice_number)
                                       ).mappings().first()
         if original is None or original["status"] != "issued" or original["kind"] != "invoice":
