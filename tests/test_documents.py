@@ -163,6 +163,12 @@ def test_an_operators_own_templates_folder_is_used_and_is_the_only_one_served(tm
     with pytest.raises(ValueError, match="outside the templates folder"):  # the bundled folder is not the one now
         _restricted_fetcher(own).fetch(f"file://{TEMPLATES / 'invoice.css'}")
     assert check(Settings(templates_dir=str(own))).templates_dir == str(own)
+    (own / "invoice.css").rename(tmp_path / "shared.css")  # a link out of the folder: refused
+    (own / "invoice.css").symlink_to(tmp_path / "shared.css")
+    with pytest.raises(ConfigError, match="templates_dir.*lacks invoice.css"):
+        check(Settings(templates_dir=str(own)))
+    (own / "invoice.css").unlink()
+    (tmp_path / "shared.css").rename(own / "invoice.css")
     (own / "email" / "subjects.toml").unlink()
     with pytest.raises(ConfigError, match="templates_dir.*lacks email/subjects.toml"):
         check(Settings(templates_dir=str(own)))

@@ -25,6 +25,7 @@ from workbench import mail
 from workbench.config import ConfigError, Settings, load_settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
+from workbench.db.locks import this_machine
 from workbench.storage import Storage, invoice_path
 
 NOW = datetime(2026, 11, 2, 9, 30)
@@ -670,12 +671,18 @@ def test_a_live_run_elsewhere_is_respected_and_a_dead_one_taken_over(db, tmp_pat
     assert len(report.sent) == 4 and report.ok
     assert any("took over the mail lock of batch-2:4242:1a2b" in a.message for a in report.anomalies)
 
-    # a process of this host that no longer exists: taken over at once
+    # a process that no longer exists: on this machine, taken over at once; on another one (a
+    # container with the same host name, another boot), respected until it is silent too long
     finished = subprocess.Popen(["true"])
     finished.wait()
+    gone = f"{socket.gethostname()}:{finished.pid}:9f9f"
     with db.begin() as c:
-        c.execute(insert(s.JobLock).values(name="mail", holder=f"{socket.gethostname()}:{finished.pid}:9f9f",
+        c.execute(insert(s.JobLock).values(name="mail", holder=f"{gone}@0badb00t.4026531836",
                                            acquired_at=_utcnow(), heartbeat_at=_utcnow()))
+    with pytest.raises(mail.MailError, match="another mail run is in progress"):
+        mail.send_pending(db, settings, NOW)
+    with db.begin() as c:
+        c.execute(update(s.JobLock).values(holder=f"{gone}@{this_machine()}"))
     report = mail.send_pending(db, settings, NOW)
     assert report.sent == [] and any(f":{finished.pid}:9f9f" in a.message for a in report.anomalies)
     with db.connect() as c:

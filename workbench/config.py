@@ -131,9 +131,13 @@ def check(settings: Settings) -> Settings:
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:
         folder = Path(settings.templates_dir)
-        missing = [name for name in TEMPLATE_FILES if not (folder / name).is_file()]
+        # a file must be in the folder itself: rendering reads nothing outside it (a link leading out
+        # would be refused there, and the invoices would lose their style)
+        missing = [name for name in TEMPLATE_FILES if not (folder / name).is_file()
+                   or not (folder / name).resolve().is_relative_to(folder.resolve())]
         if missing:
-            bad("templates_dir", f"{str(folder)!r} lacks {', '.join(missing)} (copy the bundled templates/ folder)")
+            bad("templates_dir", f"{str(folder)!r} lacks {', '.join(missing)} (copy the bundled templates/ folder; "
+                "files must be in it, not links to elsewhere)")
     return settings
 
 

@@ -779,8 +779,10 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
     except JobLockLost as exc:
         report.stopped = str(exc)
     finally:
-        transport.close()
-        lock.release()
+        try:
+            transport.close()
+        finally:
+            lock.release()
     report.pending, report.gave_up = _left(engine, max_attempts, scope)
     if report.stopped:
         report.stopped += (f"; the batch stopped with {report.pending} deliveries left to send: call send_pending "

@@ -5,12 +5,16 @@ A lock is a ``job_locks`` row named after the job. :func:`job_lock` inserts it (
 lets only one run succeed) and deletes it at the end; meanwhile the run calls
 :meth:`JobLock.beat` as it progresses, which proves it is alive. A run that finds the lock held:
 
-* takes it over when its holder is dead: a process of the same host that no longer exists, or
-  a holder silent for longer than ``stale_after`` (a run killed on another machine);
+* takes it over when its holder is dead: a process that no longer exists on this very machine
+  (same host, same boot, same process namespace: a container sharing the host name does not
+  count), or a holder silent for longer than ``stale_after`` (a run killed elsewhere);
 * else stops at once with :class:`JobLocked`, naming the holder and its last sign of life.
 
 A run whose lock was taken over (it was silent too long) learns it at its next beat
 (:class:`JobLockLost`) and must stop there.
+
+Times are the database server's (UTC) on PostgreSQL, so runs on machines whose clocks disagree
+still agree on who is silent; SQLite is a local file, read with the local clock.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.db import schema as s
@@ -40,19 +45,35 @@ class JobLockLost(RuntimeError):
     """The lock was taken over by another run (this one was silent for too long)."""
 
 
-def _utcnow() -> datetime:
+def _now(connection: Connection) -> datetime:
+    """Naive UTC: the database server's clock on PostgreSQL, else this machine's."""
+    if connection.dialect.name == "postgresql":
+        return connection.execute(select(func.timezone("UTC", func.clock_timestamp()))).scalar_one()
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def this_machine() -> str:
+    """What tells this machine and process namespace from others sharing its host name: the boot
+    id and the process namespace (empty where they cannot be read: then no holder is taken for
+    dead by its process id)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        return f"{boot}.{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
 def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}@{this_machine()}"
 
 
 def _dead_here(holder: str) -> bool:
-    """Whether ``holder`` was a process of this host that no longer exists."""
-    host, _, rest = holder.partition(":")
+    """Whether ``holder`` was a process of this machine (see :func:`this_machine`) that no
+    longer exists."""
+    name, _, machine = holder.rpartition("@")
+    host, _, rest = name.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    if not machine or machine != this_machine() or host != socket.gethostname() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -70,15 +91,18 @@ class JobLock:
     engine: Engine
     name: str
     holder: str
-    clock: Callable[[], datetime]
+    clock: Callable[[], datetime] | None = None  # default: see _now
     taken_over: str | None = None
+
+    def now(self, connection: Connection) -> datetime:
+        return self.clock() if self.clock is not None else _now(connection)
 
     def beat(self) -> None:
         """Record a sign of life; :class:`JobLockLost` if another run has taken the lock."""
         t = s.JobLock
         with self.engine.begin() as connection:
             moved = connection.execute(update(t).where(t.name == self.name, t.holder == self.holder)
-                                       .values(heartbeat_at=self.clock())).rowcount
+                                       .values(heartbeat_at=self.now(connection))).rowcount
         if moved != 1:
             raise JobLockLost(f"the {self.name} lock was taken over by another run while this one was silent")
 
@@ -89,20 +113,21 @@ class JobLock:
 
 
 def acquire(engine: Engine, name: str, *, stale_after: timedelta = STALE_AFTER,
-            clock: Callable[[], datetime] = _utcnow, holder: str | None = None) -> JobLock:
+            clock: Callable[[], datetime] | None = None, holder: str | None = None) -> JobLock:
     """Take the lock of job ``name`` (see the module docstring); :class:`JobLocked` if a live
-    run holds it."""
+    run holds it. ``clock`` (naive UTC) replaces the database's clock, for tests."""
     t = s.JobLock
     lock = JobLock(engine, name, holder or _holder(), clock)
     for _ in range(3):  # the holder may release between our insert and our read
-        now = clock()
         try:
             with engine.begin() as connection:
+                now = lock.now(connection)
                 connection.execute(insert(t).values(name=name, holder=lock.holder, acquired_at=now, heartbeat_at=now))
             return lock
         except IntegrityError:
             pass
         with engine.begin() as connection:
+            now = lock.now(connection)
             held = connection.execute(select(t.holder, t.acquired_at, t.heartbeat_at).where(t.name == name)).first()
             if held is None:
                 continue
