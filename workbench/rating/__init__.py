@@ -109,7 +109,8 @@ class _KeyIndex:
 
 class _Plans:
     """The compiled plans the lines use, with their categories merged for the output (zones,
-    bands and destination prefixes as one set of codes) and their allowance buckets."""
+    bands and destination prefixes as one set of codes), the plan of each line, and the period's
+    bounds and band tables."""
 
     def __init__(self, compiled: dict[int, CompiledPlan], lines: pd.DataFrame, period: Period, timezone: str):
         used = pd.unique(lines["rate_plan_id"].to_numpy(np.int64)) if len(lines) else np.zeros(0, np.int64)
@@ -118,8 +119,9 @@ class _Plans:
         #: plans the lines name but ``compiled`` lacks; their lines' calls cannot be rated
         self.missing = [int(i) for i in sorted(used) if int(i) not in compiled]
         position = {pid: k for k, pid in enumerate(self.ids)} | {pid: -1 - k for k, pid in enumerate(self.missing)}
-        self.line_plan = np.array([position[int(i)] for i in lines["rate_plan_id"]], dtype=np.int16) \
-            if len(lines) else np.zeros(0, np.int16)
+        # by line row, with one more slot for the calls with no line (-1, taken with mode="wrap")
+        self.line_plan = np.array([position[int(i)] for i in (lines["rate_plan_id"] if len(lines) else [])] + [0],
+                                  dtype=np.int16)
         self.single = len(self.plans) == 1
         self.simple = self.single and not self.missing
         self.zones, self.zone_map = self._merge([p.zones for p in self.plans])
@@ -218,12 +220,13 @@ def rate(
     utc_s = epoch_seconds(calls["start_utc"])
     seconds = calls["duration_s"].to_numpy(np.int64)
     number_columns = {name: _column(calls, name) for name in ("calling", "called")}
+    # the numbers as digits: the columns themselves, or filled slice by slice from the text
     digits = {name: col if isinstance(col, np.ndarray) else np.empty(n, np.int64)
               for name, col in number_columns.items()}
     index = LineIndex(lines, timezone)
     # by line row, with one more slot for the calls with no line (-1, taken with mode="wrap")
     line_customer = np.append(lines["customer_id"].to_numpy(np.int64) if len(lines) else [], 0).astype(np.int64)
-    line_plan = np.append(plan_set.line_plan, 0).astype(np.int16)
+    line_plan = plan_set.line_plan
     lo_s, hi_s = plan_set.bounds
 
     status = np.empty(n, dtype=np.int8)
@@ -320,7 +323,7 @@ def rate(
     return RatingResult(
         _rated_frame(status, period, plan_set, cdr_id, customer, dest, zone, band, seconds, covered,
                      price_units, rate_id, rule),
-        _error_frame(status, period, plan_set, cdr_id, utc_s, digits, number_columns, zone, band, plan_of),
+        _error_frame(status, period, plan_set, cdr_id, utc_s, digits, zone, band, plan_of),
     )
 
 
@@ -354,15 +357,14 @@ def _rated_frame(status, period, plan_set, cdr_id, customer, dest, zone, band, s
     )[RATED_COLUMNS]
 
 
-def _error_frame(status, period, plan_set, cdr_id, utc_s, digits, number_columns, zone, band,
-                 plan_of) -> pd.DataFrame:
+def _error_frame(status, period, plan_set, cdr_id, utc_s, digits, zone, band, plan_of) -> pd.DataFrame:
+    """``digits``: the calling and called numbers as digits, by column name."""
     bad = np.flatnonzero(status != _OK)
     if len(bad) == 0:
         return pd.DataFrame(columns=ERROR_COLUMNS)
 
     def number(name: str, rows: np.ndarray) -> pd.Series:
-        col = number_columns[name]
-        return from_digits(col[rows] if isinstance(col, np.ndarray) else digits[name][rows])
+        return from_digits(digits[name][rows])
 
     errors = []
     for code in (_OUTSIDE, _NO_LINE, _NO_PLAN, _NO_DEST, _NO_RATE):
