@@ -31,7 +31,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,6 +39,7 @@ from workbench import repository
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
+from workbench.db.locks import lock_table
 from workbench.invoicing import BillingInputs, BillingOptions, Invoices, build_invoices, compare_invoices
 from workbench.invoicing.build import item_totals
 from workbench.invoicing.report import control_report
@@ -473,10 +474,7 @@ def _reopened():
 def _lock_invoices(connection: Connection) -> None:
     """Serialise what issues documents: a production run and a credit note wait for each other,
     so a credit note that reopens a period is never half seen by a production of that period."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("LOCK TABLE invoices IN SHARE ROW EXCLUSIVE MODE"))
-    else:  # SQLite: a write statement takes the database's write lock until the end of the transaction
-        connection.execute(delete(s.Invoice).where(s.Invoice.id < 0))
+    lock_table(connection, s.Invoice.__table__)
 
 
 def _invoiced(connection: Connection, period: str, selection: str | None = None) -> set[int]:

@@ -62,11 +62,12 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 from sepaxml import SepaDD
 from sepaxml.validation import ValidationError
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from workbench import repository
 from workbench.config import Settings
 from workbench.db import schema as s
+from workbench.db.locks import lock_table
 from workbench.money import CENT_SCALE, to_decimal
 from workbench.period import Period
 from workbench.storage import Storage
@@ -526,14 +527,6 @@ WRITTEN_COLUMNS = ["invoice_number", "account_number", "amount_cents", "mandate_
                    "collection_date"]
 
 
-def _lock(connection: Connection) -> None:
-    """Serialise generations: a second run waits until the first has recorded its debits."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("LOCK TABLE sepa_debits IN SHARE ROW EXCLUSIVE MODE"))
-    else:  # SQLite: a write statement takes the database's write lock until the end of the transaction
-        connection.execute(delete(s.SepaFile).where(s.SepaFile.id < 0))
-
-
 def _local(now: datetime, timezone: str) -> datetime:
     aware = now if now.tzinfo else now.replace(tzinfo=UTC)
     return aware.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
@@ -664,7 +657,7 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime, pe
     stored: str | None = None
     try:
         with engine.begin() as connection:
-            _lock(connection)
+            lock_table(connection, s.SepaDebit.__table__)  # a second run waits until the first has recorded
             candidates, named_rejects = _candidates(connection, period, numbers, force)
             made = None
             if len(candidates):

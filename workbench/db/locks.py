@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.db import schema as s
@@ -43,6 +43,17 @@ class JobLocked(RuntimeError):
 
 class JobLockLost(RuntimeError):
     """The lock was taken over by another run (this one was silent for too long)."""
+
+
+def lock_table(connection: Connection, table: Table) -> None:
+    """Hold off the other writers of ``table`` until the end of the transaction (PostgreSQL: a
+    ``SHARE ROW EXCLUSIVE`` lock, which readers pass; SQLite: a write statement, which takes the
+    whole database's write lock)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        key = next(iter(table.primary_key.columns))
+        connection.execute(delete(table).where(key < 0))  # deletes nothing
 
 
 def _now(connection: Connection) -> datetime:
