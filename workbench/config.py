@@ -105,6 +105,10 @@ def load_settings(config_file: str | Path | None = None, **overrides: str | None
     return check(Settings(**values))
 
 
+#: the files a templates folder must have
+TEMPLATE_FILES = ("invoice.html", "invoice.css", "email/invoice_fr.txt", "email/invoice_en.txt", "email/subjects.toml")
+
+
 def check(settings: Settings) -> Settings:
     """The settings if they can be used, else a :class:`ConfigError` naming the setting."""
     from decimal import Decimal, InvalidOperation
@@ -140,6 +144,3 @@ def check(settings: Settings) -> Settings:
                 "files must be in it, not links to elsewhere)")
     return settings
 
-
-#: the files a templates folder must have
-TEMPLATE_FILES = ("invoice.html", "invoice.css", "email/invoice_fr.txt", "email/invoice_en.txt", "email/subjects.toml")

@@ -35,7 +35,7 @@ the duplicate), and reports it.
 Only one ``send_pending`` runs at a time, wherever it runs from (a scheduled production job, an
 analyst's command): it holds the ``mail`` job lock (:mod:`workbench.db.locks`) while it sends,
 and a second one stops at once with a :class:`MailError` naming the run in progress, before
-sending anything. The lock of a run that died is taken over (a dead process of the same host at
+sending anything. The lock of a run that died is taken over (a dead process of this machine at
 once, a run silent for 10 minutes otherwise) and the report says so.
 
 Transport (setting ``smtp_url``): empty writes each message to
@@ -79,11 +79,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from workbench.config import SECRETS, Settings, secret
 from workbench.db import schema as s
 from workbench.db.locks import JobLocked, JobLockLost, acquire
+from workbench.documents import TEMPLATES, templates_folder
 from workbench.period import Period
 from workbench.storage import Storage, StorageError
 
 #: where the email templates are: ``invoice_fr.txt``, ``invoice_en.txt``, ``subjects.toml``
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = TEMPLATES / "email"
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
 KINDS = ("invoice", "credit_note")
@@ -707,9 +708,8 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
     now = _naive_utc(now)
     scope = None if invoice_ids is None else sorted({int(x) for x in invoice_ids})
     transport = _transport(settings, timeout, ssl_context)
-    if templates_dir is None and settings.templates_dir:
-        templates_dir = Path(settings.templates_dir) / "email"
-    templates = _Templates(templates_dir)
+    templates = _Templates(templates_dir if templates_dir is not None
+                           else templates_folder(settings.templates_dir) / "email")
     sender = parseaddr(one_line(settings.mail_from))[1]
     if not valid_address(sender):
         raise MailError(f"mail_from {settings.mail_from!r} has no valid email address")

@@ -180,7 +180,7 @@ def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int]
             if group:
                 models = invoice_models(connection, [t[0] for t in group], annex, settings.timezone)
                 pdfs.update(render_invoices(models, operator, draft, workers=workers,
-                                            templates=settings.templates_dir or None))
+                                            templates=settings.templates_dir))
     report.rendered = len(pdfs)
     links = []
     for invoice_id, number, _status, path in todo:

@@ -186,7 +186,7 @@ def invoice_pdf(engine, settings: Settings, number: str) -> bytes | None:
                 pass
         models = invoice_models(connection, [row.id])
     return render_invoices(models, operator_identity(settings), draft=row.status == "draft", workers=1,
-                           templates=settings.templates_dir or None)[number]
+                           templates=settings.templates_dir)[number]
 
 
 def pdf_preview_png(pdf: bytes, resolution: int = 60) -> bytes | None:
