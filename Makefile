@@ -43,6 +43,7 @@ demo: $(STAMP) docs-deps
 	$(BIN)/workbench demo --fresh
 
 test: $(STAMP) system-deps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

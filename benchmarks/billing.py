@@ -18,12 +18,13 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from workbench.billing import RunOptions, default_dates, preprod, run_report
+from workbench.billing import default_dates, preprod
 from workbench.config import Settings
 from workbench.db.engine import make_engine, upgrade
 from workbench.integration import load_cdr_files
 from workbench.period import Period
-from workbench.ratings import rate_period
+from workbench.rated_calls import rate_period
+from workbench.reads.runs import RunOptions, run_report
 from workbench.reference import load_reference
 from workbench.reports.excel import write_control_report
 from workbench.sample import generate_operator

@@ -30,14 +30,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from workbench.billing import RunOptions, default_dates, preprod
+from workbench.billing import default_dates, preprod
 from workbench.config import Settings
 from workbench.db.engine import make_engine, upgrade
-from workbench.documents import render_invoices, render_one
+from workbench.documents import invoice_models, operator_identity, render_invoices, render_one
 from workbench.integration import load_cdr_files
 from workbench.period import Period
-from workbench.publishing import invoice_models, operator_identity
-from workbench.ratings import rate_period
+from workbench.rated_calls import rate_period
+from workbench.reads.runs import RunOptions
 from workbench.reference import load_reference
 from workbench.sample import generate_operator
 

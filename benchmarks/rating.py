@@ -29,8 +29,8 @@ import pyarrow.csv as pacsv
 
 from workbench.db.bulk import insert_frame
 from workbench.db.engine import make_engine, upgrade
-from workbench.numbering import to_digits
 from workbench.period import Period
+from workbench.phone_numbers import to_digits
 from workbench.rating import allowance_buckets, compile_plan, rate
 from workbench.sample import benchmark_lines, benchmark_plan, write_benchmark_cdrs
 

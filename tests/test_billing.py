@@ -59,26 +59,18 @@ from factories import BILLING_CUSTOMERS, BILLING_SUBSCRIPTIONS, billing_referenc
 from sqlalchemy import Date, Engine, bindparam, select, text
 
 from workbench import cli
-from workbench.billing import (
-    BillingError,
-    RunOptions,
-    compare_runs,
-    customer_profile,
-    delete_run,
-    issue_credit_note,
-    list_runs,
-    preprod,
-    production,
-    run_report,
-)
+from workbench.billing import delete_run, issue_credit_note, preprod, production
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
+from workbench.db.frames import read_frame
+from workbench.errors import InputError, RefusedError
 from workbench.integration import load_cdr_file
-from workbench.ratings import rate_period
+from workbench.rated_calls import rate_period
+from workbench.reads.customers import customer_profile
+from workbench.reads.runs import RunOptions, compare_runs, list_runs, run_report
 from workbench.reference import load_reference
 from workbench.reports.excel import write_control_report
-from workbench.repository import read_frame
 
 PERIOD = "2026-10"
 OPTIONS = RunOptions(PERIOD, date(2026, 11, 1), date(2026, 12, 1))
@@ -364,13 +356,13 @@ def test_preprod_changes_nothing_production_depends_on(october):
     assert frame(engine, select(s.Invoice.id).where(s.Invoice.run_id == first.run_id)).empty
     counts = table_counts(engine)
     assert (counts["invoices"], counts["invoice_items"], counts["invoice_vat"]) == (4, 14, 5)
-    with pytest.raises(BillingError, match=f"no billing run {first.run_id}"):
+    with pytest.raises(InputError, match=f"no billing run {first.run_id}"):
         delete_run(engine, first.run_id)
 
     issued = production(engine, second.run_id, settings, LATER)
-    with pytest.raises(BillingError, match="issued in production"):
+    with pytest.raises(RefusedError, match="issued in production"):
         delete_run(engine, second.run_id)
-    with pytest.raises(BillingError, match="production run"):
+    with pytest.raises(RefusedError, match="production run"):
         delete_run(engine, issued.run_id)
     assert len(issued_numbers(engine)) == 4 and len(list_runs(engine)) == 2
 
@@ -395,7 +387,7 @@ def test_compare_after_a_rate_correction(october):
     assert (c2["Total A"], c2["Total B"], c2["Change"]) == (Decimal("176.36"), Decimal("176.48"), Decimal("0.12"))
     assert c2["Change initial (one-off)"] == Decimal("0.00") and c2["Change prorated"] == Decimal("0.00")
     assert diff.loc["C1", "Change"] == Decimal("0.00")
-    with pytest.raises(BillingError, match="no billing run 999"):
+    with pytest.raises(InputError, match="no billing run 999"):
         compare_runs(engine, before.run_id, 999)
 
 
@@ -534,7 +526,7 @@ def test_production_refuses_inputs_changed_since_review(october, change):
     counts_before = table_counts(engine)
     calls_before = call_invoices(engine)
 
-    with pytest.raises(BillingError) as refused:
+    with pytest.raises(RefusedError) as refused:
         production(engine, run.run_id, settings, LATER)
     message = str(refused.value)
     assert f"changed since: {change}." in message
@@ -545,7 +537,7 @@ def test_production_refuses_inputs_changed_since_review(october, change):
     assert list_runs(engine).set_index("id").loc[run.run_id, "status"] == "done"
     assert call_invoices(engine) == calls_before
     pd.testing.assert_frame_equal(credit_entries(engine), credits_before)
-    with pytest.raises(BillingError, match=re.escape(change)):  # still refused: a new preprod is needed
+    with pytest.raises(RefusedError, match=re.escape(change)):  # still refused: a new preprod is needed
         production(engine, run.run_id, settings, LATER)
     assert sequences(engine) == [("F", 2026, 1)]
 
@@ -695,10 +687,10 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
         ids["C1"], 5442, LATER.date())
     assert pd.isna(last["invoice_id"]) and "A2026-000001" in last["description"]
 
-    with pytest.raises(BillingError, match="already has a credit note"):
+    with pytest.raises(RefusedError, match="already has a credit note"):
         issue_credit_note(engine, "F2026-000001", "again", LATER)
     for wrong in ("A2026-000001", f"PRE-{run.run_id}-0001", "F2026-999999"):
-        with pytest.raises(BillingError, match="is not an issued invoice"):
+        with pytest.raises(RefusedError, match="is not an issued invoice"):
             issue_credit_note(engine, wrong, "no", LATER)
     assert sequences(engine) == [("A", 2026, 1), ("F", 2026, 4)]
     assert len(credit_entries(engine)) == len(credit)
@@ -731,7 +723,7 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes
     assert all(billed_by(invoice_id(n)) == ([], []) for n in before)  # unbilled again
     rerun = preprod(engine, OPTIONS, settings, LATER)
     flagged = run_report(engine, rerun.run_id, settings)["Anomalies"]
-    already = set(flagged.loc[flagged["Anomaly"] == "already invoiced in production", "Account number"])
+    already = set(flagged.loc[flagged["Problem"] == "already_invoiced", "Line or key"])
     assert already == {"C3", "C4"}  # not C1 and C2 any more
     done = production(engine, rerun.run_id, settings, LATER)
     assert (done.invoices, done.numbers, sorted(done.skipped)) == (2, ("F2026-000005", "F2026-000006"),
@@ -757,12 +749,12 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
     """A credit note that reopens October, issued while a production run of October is between
     reading its inputs and marking what it bills, must not let that run bill C1 from inputs read
     before the release (it would mark C1's calls billed by an invoice without them)."""
-    import workbench.billing as billing
+    import workbench.billing.runs as billing
 
     engine, settings = october_notes.engine, october_notes.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     second = preprod(engine, OPTIONS, settings, LATER)  # everyone is invoiced already
-    real_changes, outcome = billing._changes, []
+    real_changes, outcome = billing.fingerprint_changes, []
 
     def note_meanwhile(reviewed, current):
         def issue():
@@ -780,9 +772,9 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
         return real_changes(reviewed, current)
 
     threads: list[threading.Thread] = []
-    monkeypatch.setattr(billing, "_changes", note_meanwhile)
+    monkeypatch.setattr(billing, "fingerprint_changes", note_meanwhile)
     done = production(engine, second.run_id, settings, LATER)
-    monkeypatch.setattr(billing, "_changes", real_changes)
+    monkeypatch.setattr(billing, "fingerprint_changes", real_changes)
     threads[0].join(30)
     assert outcome == ["A2026-000001"] and done.invoices == 0
     c1 = october_notes.ids["C1"]
@@ -796,25 +788,25 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
 def test_two_credit_notes_for_one_invoice_at_once_make_one(october_notes, monkeypatch):
     import time
 
-    import workbench.billing as billing
+    import workbench.billing.credit_notes as billing
 
     engine, settings = october_notes.engine, october_notes.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
-    real_take = billing._take_numbers
+    real_take = billing.take_numbers
 
     def slow_take(connection, series, year, count):  # widens the gap between the check and the insert
         if series == "A":
             time.sleep(0.5)
         return real_take(connection, series, year, count)
 
-    monkeypatch.setattr(billing, "_take_numbers", slow_take)
+    monkeypatch.setattr(billing, "take_numbers", slow_take)
     start, outcome = threading.Barrier(2), []
 
     def issue():
         start.wait()
         try:
             outcome.append(issue_credit_note(engine, "F2026-000001", "wrong rate", LATER, reinvoice=True))
-        except BillingError as exc:
+        except RefusedError as exc:
             outcome.append(str(exc))
 
     threads = [threading.Thread(target=issue) for _ in range(2)]
@@ -902,8 +894,9 @@ def test_excel_control_report(october, tmp_path):
 
     anomalies = book["Anomalies"]
     found = [tuple(c.value for c in row) for row in anomalies.iter_rows(min_row=2)]
-    assert ("no mandate for direct debit", "C3", "@SUM(1)") in [r[:3] for r in found]
-    assert {r[1] for r in found if r[0] == "no mandate for direct debit"} == {"C3"}  # C1 has its mandate
+    no_mandate = [r for r in found if r[2] == "no_mandate_for_direct_debit"]
+    assert [r[1] for r in no_mandate] == ["C3"]  # C1 has its mandate
+    assert no_mandate[0][3].startswith("@SUM(1): pays by direct debit")  # the customer's name, as text
     for name in ("Summary", "By zone", "Anomalies", "Lines"):
         assert book[name].freeze_panes == "A2" and book[name].auto_filter.ref is not None
     summary = {r[0]: r[1:] for r in book["Summary"].iter_rows(min_row=2, values_only=True)}
@@ -953,7 +946,7 @@ def test_customer_profile(october_notes):
     quiet = customer_profile(engine, "C3")
     assert quiet["mandates"].empty and quiet["credit"].empty and quiet["contacts"].empty
     assert quiet["invoices"]["number"].tolist() == ["F2026-000003"]
-    with pytest.raises(BillingError, match="unknown account number 'C9'"):
+    with pytest.raises(InputError, match="unknown account number 'C9'"):
         customer_profile(engine, "C9")
 
 
@@ -986,7 +979,7 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     first = _run_id(out)
     # C1 only: 54.42 incl., 34.42 net (module docstring)
     assert f"pre-production run {first} for 2026-10: 1 draft invoices (PRE-{first}-0001 to PRE-{first}-0001)" in out
-    assert "total 54.42 EUR, net payable 34.42 EUR" in out
+    assert "total €54.42, net payable €34.42" in out
     assert (tmp_path / "out" / "reports" / f"control-report-2026-10-run{first}.xlsx").exists()
     # the default dates: invoice on 1 November, due 30 days later
     assert list_runs(october_notes.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
@@ -1004,7 +997,7 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
 
     status, out, _ = run_cli("production", "--run", str(second))
     assert status == 0
-    assert "1 invoices issued, F2026-000001 to F2026-000001; total 54.42 EUR, net payable 34.42 EUR" in out
+    assert "1 invoices issued, F2026-000001 to F2026-000001; total €54.42, net payable €34.42" in out
     status, out, _ = run_cli("production", "--run", str(second))
     assert status == 0 and "already issued" in out and "nothing issued" in out
 
@@ -1014,7 +1007,7 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate")
     year = datetime.now(UTC).year  # the CLI dates a credit note today
     assert (status, out.strip()) == (0, f"credit note A{year}-000001 issued for F2026-000001\n"
-                                        "   PDFs: 1 stored, 0 already stored, 0 failed")
+                                        f"   PDFs of A{year}-000001: 1 stored, 0 already stored, 0 failed, in var/ftp")
 
     status, out, _ = run_cli("delete-run", str(first))
     assert (status, out.strip()) == (0, f"run {first} deleted (1 drafts)")
@@ -1026,7 +1019,7 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     (["preprod", "--period", "2026-10", "--customers", "accounts:C1,C9"], "error: unknown account numbers: C9"),
     (["preprod", "--period", "2026-10", "--customers", "group:nobody"], "error: no customer matches 'group:nobody'"),
     (["preprod", "--period", "2026-13"], "is not a billing period"),
-    (["preprod", "--period", "2026-10", "--due-date", "2026-10-01"], "is before invoice date"),
+    (["preprod", "--period", "2026-10", "--due-date", "2026-10-01"], "is before the invoice date"),
     (["production", "--run", "999"], "error: there is no billing run 999"),
     (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
 ])

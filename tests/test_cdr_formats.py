@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from factories import NATIVE_HEADER, asterisk_cdrs, asterisk_row, native_cdrs
 
-from workbench.cdr.formats import ASTERISK, NATIVE, CdrFileError, check, parse
+from workbench.cdr.formats import ASTERISK, NATIVE, check, parse
+from workbench.errors import InputError
 
 TZ = "Europe/Paris"
 CC = "33"
@@ -300,8 +301,8 @@ def test_raw_text_of_a_reject_after_a_unicode_line_separator_in_a_caller_name():
 # --- malformed files ------------------------------------------------------------------------
 
 
-def error_of(data: bytes, name: str = "cdrs.csv", fmt: str = "auto") -> CdrFileError:
-    with pytest.raises(CdrFileError) as caught:
+def error_of(data: bytes, name: str = "cdrs.csv", fmt: str = "auto") -> InputError:
+    with pytest.raises(InputError) as caught:
         parse(name, data, fmt)
     return caught.value
 
@@ -314,7 +315,7 @@ def test_not_utf8_names_file_and_line():
     latin1 = "B,2026-10-01T10:00:00Z,+33145000001,Café,6\n".encode("latin-1")
     data = (HEADER + GOOD).encode() + latin1
     error = error_of(data, "october.csv")
-    assert (error.file, error.line) == ("october.csv", 3)
+    assert (error.source, error.line) == ("october.csv", 3)
     assert str(error).startswith("october.csv, line 3:")
     assert "UTF-8" in str(error)
 
@@ -322,13 +323,13 @@ def test_not_utf8_names_file_and_line():
 def test_not_utf8_inside_gzip_names_the_decompressed_line():
     data = (HEADER + GOOD + GOOD.replace("A,", "B,")).encode() + b"C\xe9,x,y,z,1\n"
     error = error_of(gzip.compress(data), "october.csv.gz")
-    assert (error.file, error.line) == ("october.csv.gz", 4)
+    assert (error.source, error.line) == ("october.csv.gz", 4)
 
 
 def test_native_header_missing_a_column():
     data = ("call_id,start_time,calling,called\n" + f"A,2026-10-01T10:00:00Z,{A},{B}\n").encode()
     error = error_of(data, "short.csv")
-    assert (error.file, error.line) == ("short.csv", 1)
+    assert (error.source, error.line) == ("short.csv", 1)
     assert "duration_s" in str(error)
     assert str(error).startswith("short.csv, line 1:")
 
@@ -336,14 +337,14 @@ def test_native_header_missing_a_column():
 def test_truncated_last_line():
     data = (HEADER + GOOD + GOOD.replace("A,", "B,") + "C,2026-10-01T1").encode()
     error = error_of(data, "cut.csv")
-    assert (error.file, error.line) == ("cut.csv", 4)
+    assert (error.source, error.line) == ("cut.csv", 4)
     assert "truncated" in str(error)
 
 
 def test_native_line_with_too_many_fields():
     data = (HEADER + GOOD + f"B,2026-10-01T10:00:00Z,{A},{B},60,extra\n" + GOOD).encode()
     error = error_of(data)
-    assert (error.file, error.line) == ("cdrs.csv", 3)
+    assert (error.source, error.line) == ("cdrs.csv", 3)
 
 
 def test_asterisk_line_with_too_few_fields():
@@ -351,26 +352,26 @@ def test_asterisk_line_with_too_few_fields():
     short = good[:12]
     data = asterisk_cdrs([good, good[:1] + ["0145000002"] + good[2:], short, good])
     error = error_of(data, "Master.csv")
-    assert (error.file, error.line) == ("Master.csv", 3)
+    assert (error.source, error.line) == ("Master.csv", 3)
     assert "12 fields" in str(error)
     first = error_of(asterisk_cdrs([short, good]), "Master.csv")
-    assert (first.file, first.line) == ("Master.csv", 1)
+    assert (first.source, first.line) == ("Master.csv", 1)
 
 
 def test_asterisk_truncated_last_line_inside_quotes():
     good = asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-01 10:00:00", "10")])
     data = good + good[:40]
     error = error_of(data, "Master.csv")
-    assert (error.file, error.line) == ("Master.csv", 2)
+    assert (error.source, error.line) == ("Master.csv", 2)
 
 
 def test_empty_file():
     error = error_of(b"", "empty.csv")
-    assert error.file == "empty.csv"
+    assert error.source == "empty.csv"
 
 
 def test_a_bracketed_trunk_zero_is_dropped():
-    from workbench.numbering import normalise_one
+    from workbench.phone_numbers import normalise_one
 
     assert normalise_one("+33 (0)6 12 34 56 78") == "+33612345678"
     assert normalise_one("+44 (0)20 7946 0958") == "+442079460958"
@@ -378,7 +379,7 @@ def test_a_bracketed_trunk_zero_is_dropped():
 
 
 def test_e164_text_to_digits_takes_only_well_formed_numbers():
-    from workbench.numbering import from_digits, to_digits
+    from workbench.phone_numbers import from_digits, to_digits
 
     texts = ["+33612345678", "+123456789012345", "+1234567890123456", "+0612345678", "33612345678", "+",
              "", None, "+33 612", "+33a12", "+٣٣٦", " +33612345678"]

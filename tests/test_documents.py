@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from pypdf import PdfReader
 
-from workbench.documents import html, money, render_batch, render_invoices, render_one
+from workbench.documents import html, render_batch, render_invoices, render_one
 
 OPERATOR = {"name": "Opérateur Test SAS", "address": "1 rue A, 75001 Paris", "siren": "123 456 782",
             "vat": "FR40123456782", "capital": "SAS", "email": "f@op.example", "iban": "FR7630006000011234567890189",
@@ -35,12 +35,6 @@ def model(number="F2026-000001", lang="fr", name="Boulangerie Martin", payment="
 
 def text_of(pdf: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
-
-
-def test_money_is_exact_with_thousands():
-    assert money(123456) == "1\u202f234.56"
-    assert money(-5) == "-0.05"
-    assert money(0) == "0.00"
 
 
 def test_a_final_invoice_in_french_has_the_legal_mentions():
@@ -119,7 +113,7 @@ def test_the_pool_gives_the_same_documents_as_one_process():
 
 
 def test_the_url_fetcher_serves_only_the_templates_folder(tmp_path):
-    from workbench.documents import TEMPLATES, _restricted_fetcher
+    from workbench.documents.pdf import TEMPLATES, _restricted_fetcher
 
     fetcher = _restricted_fetcher()
     (tmp_path / "x.css").write_text("body {}")
@@ -147,8 +141,9 @@ def test_the_call_detail_annex_lists_the_calls_on_its_own_page():
 def test_an_operators_own_templates_folder_is_used_and_is_the_only_one_served(tmp_path):
     import shutil
 
-    from workbench.config import ConfigError, Settings, check
-    from workbench.documents import TEMPLATES, _restricted_fetcher
+    from workbench.config import Settings, check
+    from workbench.documents.pdf import TEMPLATES, _restricted_fetcher
+    from workbench.errors import ConfigError
 
     own = tmp_path / "branding"
     shutil.copytree(TEMPLATES, own)

@@ -22,14 +22,14 @@ from factories import (
 )
 from sqlalchemy import select, text
 
-from workbench.cdr.formats import CdrFileError
 from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.errors import InputError
 from workbench.integration import load_cdr_file, load_cdr_files
-from workbench.numbering import from_digits
 from workbench.period import Period
-from workbench.ratings import rate_period
+from workbench.phone_numbers import from_digits
+from workbench.rated_calls import rate_period
 from workbench.reference import load_reference
-from workbench.repository import read_frame
 
 NOW = datetime(2026, 11, 2, 6, 0, 0)
 LATER = datetime(2026, 11, 3, 7, 30, 0)
@@ -279,16 +279,16 @@ def test_a_malformed_file_stores_nothing(loaded_reference, switch_file, pbx_file
     good = native_cdrs([["C1", "2026-10-28T10:00:00+01:00", "+33145000001", "+33155000000", "60"],
                         ["C2", "2026-10-20T10:00:00+02:00", "+33145000002", "+33155000000", "5"]])
     truncated.write_bytes(good + b"C3,2026-10-28T11:00:00+01:00,+3314500")
-    with pytest.raises(CdrFileError) as caught:
+    with pytest.raises(InputError) as caught:
         load_cdr_file(engine, truncated, settings, LATER)
-    assert (caught.value.file, caught.value.line) == ("switch-2026-10-b.csv", 4)
+    assert (caught.value.source, caught.value.line) == ("switch-2026-10-b.csv", 4)
     assert "switch-2026-10-b.csv, line 4" in str(caught.value)
     assert table_counts(engine) == before
 
     latin1 = tmp_path / "latin1.csv"
     bad_line = "C4,2026-10-28T12:00:00+01:00,+33145000001,Thé,60\n"
     latin1.write_bytes(good + bad_line.encode("latin-1"))
-    with pytest.raises(CdrFileError, match=r"latin1\.csv, line 4"):
+    with pytest.raises(InputError, match=r"latin1\.csv, line 4"):
         load_cdr_file(engine, latin1, settings, LATER)
     assert table_counts(engine) == before
 
@@ -296,7 +296,7 @@ def test_a_malformed_file_stores_nothing(loaded_reference, switch_file, pbx_file
     later = tmp_path / "later.csv"
     later.write_bytes(native_cdrs([["D1", "2026-10-29T10:00:00+01:00", "+33145000001",
                                     "+33155000000", "60"]]))
-    with pytest.raises(CdrFileError, match=r"switch-2026-10-b\.csv, line 4"):
+    with pytest.raises(InputError, match=r"switch-2026-10-b\.csv, line 4"):
         load_cdr_files(engine, [pbx_file, truncated, later], settings, clock(LATER))
     after = table_counts(engine)
     assert after["cdr_files"] == before["cdr_files"] + 1
@@ -390,7 +390,7 @@ def test_rerating_after_a_tariff_change_keeps_billed_calls(loaded_reference, swi
 @pytest.mark.parametrize("odd", ["call-id-of-70-characters", "nul-byte-in-call-id"])
 def test_every_record_is_accounted_for_whatever_its_text(loaded_reference, settings, tmp_path,
                                                           request, odd):
-    """A record is accepted or rejected, or the file refused as a CdrFileError: never a
+    """A record is accepted or rejected, or the file refused as a InputError: never a
     database error, on either back-end."""
     engine = loaded_reference
     call_id = "X" * 70 if odd.startswith("call-id") else "X\x00Y"
@@ -402,8 +402,8 @@ def test_every_record_is_accounted_for_whatever_its_text(loaded_reference, setti
     before = table_counts(engine)
     try:
         report = load_cdr_file(engine, path, settings, NOW)
-    except CdrFileError as error:
-        assert (error.file, error.line) == ("odd.csv", 3)
+    except InputError as error:
+        assert (error.source, error.line) == ("odd.csv", 3)
         assert table_counts(engine) == before
     else:
         assert (report.records, report.accepted + report.rejected) == (2, 2)

@@ -3,11 +3,10 @@
 from datetime import date
 from decimal import Decimal
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.invoicing import BillingInputs, BillingOptions, build_invoices, control_report, round_half_up_div
+from workbench.invoicing import BillingInputs, BillingOptions, build_invoices, control_report
 from workbench.invoicing.report import REPORT_COLUMNS, compare_invoices
 from workbench.period import Period
 
@@ -53,11 +52,6 @@ OPTIONS = BillingOptions(Period.parse("2026-10"), date(2026, 11, 2), date(2026, 
 
 def by_account(invoices):
     return invoices.set_index("account_number")
-
-
-def test_round_half_up_div_is_exact_and_symmetric():
-    assert round_half_up_div(np.array([49, 50, 51, -50, -49, 0]), 100).tolist() == [0, 1, 1, -1, 0, 0]
-    assert round_half_up_div(np.array([20 * 2000 * 21]), 31).tolist() == [27097]  # 270.967... -> 270.97
 
 
 def test_hand_worked_invoices_in_arrears():
@@ -135,11 +129,14 @@ def test_control_report_columns_and_amounts():
     assert first["Initial billing items amount"] == Decimal("150.00")
     assert first["Previous invoice amount"] == Decimal("80.00")
     anomalies = sheets["Anomalies"]
-    kinds = set(zip(anomalies["Anomaly"], anomalies["Account number"], strict=True))
-    assert ("calls but no subscription", "C3") in kinds
-    assert ("no mandate for direct debit", "C1") in kinds
-    assert ("change vs previous invoice", "C1") in kinds  # 80.00 -> 246.44
-    assert ("calls not rated", "") in kinds
+    assert list(anomalies.columns) == ["Source", "Line or key", "Problem", "Detail"]  # as every problem is shown
+    kinds = set(zip(anomalies["Problem"], anomalies["Line or key"], strict=True))
+    assert ("calls_without_subscription", "C3") in kinds
+    assert ("no_mandate_for_direct_debit", "C1") in kinds
+    assert ("change_vs_previous_invoice", "C1") in kinds  # 80.00 -> 246.44
+    change = anomalies[anomalies["Problem"] == "change_vs_previous_invoice"]["Detail"].iloc[0]
+    assert change.endswith("€80.00 -> €246.44 (+€166.44)")
+    assert "rating" in set(anomalies["Source"])  # calls not rated
     summary = sheets["Summary"].set_index("Item type")
     assert summary.loc["Initial (one-off)", "Amount excl. VAT"] == Decimal("250.00")
 
@@ -171,5 +168,5 @@ def test_customers_already_invoiced_are_flagged():
     invoices = result.invoices.assign(number=["PRE-2-0001", "PRE-2-0002", "PRE-2-0003"])
     customers = CUSTOMERS.assign(already_invoiced=[True, False, False, False])
     anomalies = control_report(invoices, result.items, customers)["Anomalies"]
-    flagged = anomalies[anomalies["Anomaly"] == "already invoiced in production"]
-    assert flagged["Account number"].tolist() == ["C1"]
+    flagged = anomalies[anomalies["Problem"] == "already_invoiced"]
+    assert flagged["Line or key"].tolist() == ["C1"] and flagged["Source"].tolist() == ["PRE-2-0001"]

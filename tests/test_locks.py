@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from workbench.db import schema as s
-from workbench.db.locks import JobLocked, JobLockLost, acquire, job_lock
+from workbench.db.locks import acquire, job_lock
+from workbench.errors import UnavailableError
 
 T0 = datetime(2026, 11, 2, 9, 0)
 
@@ -29,16 +30,16 @@ def test_one_holder_per_job_beats_keep_it_and_silence_loses_it(engine):
     first = acquire(engine, "mail", clock=clock, holder="host-a:1:aaaa")
     other_job = acquire(engine, "export", clock=clock, holder="host-b:2:bbbb")  # another job: independent
     clock.now = T0 + timedelta(minutes=9)
-    with pytest.raises(JobLocked, match="another mail run is in progress: host-a:1:aaaa"):
+    with pytest.raises(UnavailableError, match="another mail run is in progress: host-a:1:aaaa"):
         acquire(engine, "mail", clock=clock, holder="host-b:3:cccc")
     first.beat()  # at 9 minutes: alive again
     clock.now = T0 + timedelta(minutes=18)
-    with pytest.raises(JobLocked):  # 9 minutes after its beat: still alive
+    with pytest.raises(UnavailableError):  # 9 minutes after its beat: still alive
         acquire(engine, "mail", clock=clock, holder="host-b:3:cccc")
     clock.now = T0 + timedelta(minutes=19, seconds=1)  # silent for 10 minutes and 1 second
     second = acquire(engine, "mail", clock=clock, holder="host-b:3:cccc")
     assert second.taken_over and "host-a:1:aaaa" in second.taken_over
-    with pytest.raises(JobLockLost):
+    with pytest.raises(UnavailableError):
         first.beat()
     first.release()  # releases nothing of the new holder's
     assert holders(engine) == {"mail": "host-b:3:cccc", "export": "host-b:2:bbbb"}

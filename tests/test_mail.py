@@ -22,10 +22,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import insert, select, update
 
 from workbench import mail
-from workbench.config import ConfigError, Settings, load_settings
+from workbench.config import Settings, load_settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
 from workbench.db.locks import this_machine
+from workbench.errors import ConfigError, UnavailableError
+from workbench.mail import deliveries
 from workbench.storage import Storage, invoice_path
 
 NOW = datetime(2026, 11, 2, 9, 30)
@@ -231,7 +233,8 @@ def test_plan_one_delivery_per_recipient_idempotent_and_reports_customers_withou
     assert set(world.deliveries()) == World.RECIPIENTS
     assert all(d["state"] == "pending" and d["attempts"] == 0 for d in world.deliveries().values())
     [anomaly] = report.anomalies
-    assert anomaly.invoice_number == "F2026-000003" and anomaly.account_number == "C3"
+    assert (anomaly.source, anomaly.key, anomaly.code) == ("email", "F2026-000003", "no_recipient")
+    assert "account C3" in anomaly.message
     assert "Gamma SAS" in str(anomaly) and "no contact flagged invoice recipient" in str(anomaly)
 
     # again: nothing added, rows kept as they are (a sent one stays sent)
@@ -255,7 +258,7 @@ def test_plan_one_delivery_per_recipient_idempotent_and_reports_customers_withou
     # by ids: a draft and an unknown id are reported, not planned
     by_ids = mail.plan_deliveries(engine, [world.ids["A2026-000001"], world.ids["PRE-1-0001"], 999_999])
     assert by_ids.planned == [("A2026-000001", "ap@beta.example.co.uk")]
-    assert any("not issued" in str(a) and a.invoice_number == "PRE-1-0001" for a in by_ids.anomalies)
+    assert any("not issued" in str(a) and a.key == "PRE-1-0001" for a in by_ids.anomalies)
     assert any("999999" in str(a) for a in by_ids.anomalies)
     assert len(world.deliveries()) == 6
     with pytest.raises(ValueError):
@@ -283,7 +286,7 @@ def test_send_pending_over_smtp_one_message_per_delivery_with_pdf_language_and_s
             assert message["Content-Language"] == "fr"
             assert message["Subject"] == "Facture F2026-000001 - octobre 2026 - Alpha SARL"
             assert "Veuillez trouver ci-joint la facture F2026-000001" in body and "prélevé" in body
-            assert "120,00 €" in body
+            assert "120,00\u00a0€" in body  # Babel: a no-break space before the sign
         elif number == "F2026-000002":
             assert message["Content-Language"] == "en"
             assert message["Subject"] == "Invoice F2026-000002 - October 2026 - Beta Ltd"
@@ -378,13 +381,13 @@ def test_crash_after_the_server_accepted_resends_with_the_same_message_id_and_sa
     world = World(db, tmp_path)
     mail.plan_deliveries(db, period="2026-10")
     settings = world.settings(smtp.url)
-    real = mail._mark_sent
+    real = deliveries._mark_sent
 
     def crash(*args, **kwargs):
-        monkeypatch.setattr(mail, "_mark_sent", real)
+        monkeypatch.setattr(deliveries, "_mark_sent", real)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(mail, "_mark_sent", crash)
+    monkeypatch.setattr(deliveries, "_mark_sent", crash)
     with pytest.raises(RuntimeError, match="power cut"):
         mail.send_pending(db, settings, NOW, timeout=5)
     [(key, count)] = smtp.handler.received().items()
@@ -394,7 +397,7 @@ def test_crash_after_the_server_accepted_resends_with_the_same_message_id_and_sa
     report = mail.send_pending(db, settings, NOW, timeout=5)
     assert report.ok and len(report.sent) == 4
     [anomaly] = report.anomalies
-    assert (anomaly.invoice_number, anomaly.recipient) == key and row["message_id"] in anomaly.message
+    assert anomaly.key == key[0] and f"to {key[1]}" in anomaly.message and row["message_id"] in anomaly.message
     received = smtp.handler.received()
     assert received[key] == 2 and all(n == 1 for k, n in received.items() if k != key)
     ids = [m["Message-ID"] for m in smtp.handler.parsed() if (m["X-Workbench-Invoice"], m["To"]) == key]
@@ -467,13 +470,13 @@ def test_outbox_recognises_a_message_written_before_a_crash_and_does_not_write_i
     world = World(db, tmp_path)
     mail.plan_deliveries(db, period="2026-10")
     settings = world.settings("")
-    real = mail._mark_sent
+    real = deliveries._mark_sent
 
     def crash(*args, **kwargs):
-        monkeypatch.setattr(mail, "_mark_sent", real)
+        monkeypatch.setattr(deliveries, "_mark_sent", real)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(mail, "_mark_sent", crash)
+    monkeypatch.setattr(deliveries, "_mark_sent", crash)
     with pytest.raises(RuntimeError):
         mail.send_pending(db, settings, NOW)
     [written] = list(world.outbox.iterdir())
@@ -482,7 +485,7 @@ def test_outbox_recognises_a_message_written_before_a_crash_and_does_not_write_i
     report = mail.send_pending(db, settings, NOW)
     assert report.ok and len(report.sent) == 4
     [anomaly] = report.anomalies
-    assert "already written" in anomaly.message and written.name.startswith(anomaly.invoice_number)
+    assert "already written" in anomaly.message and written.name.startswith(anomaly.key)
     assert written.stat().st_mtime_ns == stat.st_mtime_ns and written.read_bytes() == content
     assert len(list(world.outbox.iterdir())) == 4
     assert all(r["state"] == "sent" and r["attempts"] == 1 for r in world.deliveries().values())
@@ -535,7 +538,7 @@ def test_smtp_password_comes_from_the_environment_only(db, tmp_path, monkeypatch
     url = f"smtp://billing@127.0.0.1:{server.port}"
     try:
         # never in the URL, never in the settings file
-        with pytest.raises(mail.MailError, match="WORKBENCH_SMTP_PASSWORD"):
+        with pytest.raises(ConfigError, match="WORKBENCH_SMTP_PASSWORD"):
             mail.send_pending(db, world.settings(f"smtp://billing:s3cret@127.0.0.1:{server.port}"), NOW, timeout=5)
         toml = tmp_path / "workbench.toml"
         toml.write_text('smtp_password = "s3cret"\n', encoding="utf-8")
@@ -543,7 +546,7 @@ def test_smtp_password_comes_from_the_environment_only(db, tmp_path, monkeypatch
             load_settings(toml)
 
         monkeypatch.delenv("WORKBENCH_SMTP_PASSWORD", raising=False)
-        with pytest.raises(mail.MailError, match="WORKBENCH_SMTP_PASSWORD"):
+        with pytest.raises(ConfigError, match="WORKBENCH_SMTP_PASSWORD"):
             mail.send_pending(db, world.settings(url), NOW, timeout=5)
         assert recorder.messages == [] and logins == []
 
@@ -629,7 +632,7 @@ def test_two_mail_runs_at_once_send_each_delivery_once(engine, tmp_path):
             start.wait()
             try:
                 outcomes.append(mail.send_pending(engine, settings, NOW, timeout=5))
-            except mail.MailError as exc:
+            except UnavailableError as exc:
                 outcomes.append(exc)
 
         threads = [threading.Thread(target=run) for _ in range(2)]
@@ -637,7 +640,7 @@ def test_two_mail_runs_at_once_send_each_delivery_once(engine, tmp_path):
             thread.start()
         for thread in threads:
             thread.join(30)
-        refused = [o for o in outcomes if isinstance(o, mail.MailError)]
+        refused = [o for o in outcomes if isinstance(o, UnavailableError)]
         done = [o for o in outcomes if isinstance(o, mail.DeliveryReport)]
         assert len(refused) == 1 and len(done) == 1
         assert "another mail run is in progress" in str(refused[0])
@@ -660,7 +663,7 @@ def test_a_live_run_elsewhere_is_respected_and_a_dead_one_taken_over(db, tmp_pat
     with db.begin() as c:
         c.execute(insert(s.JobLock).values(name="mail", holder="batch-2:4242:1a2b", acquired_at=_utcnow(),
                                            heartbeat_at=_utcnow() - timedelta(minutes=1)))
-    with pytest.raises(mail.MailError, match="another mail run is in progress: batch-2:4242:1a2b"):
+    with pytest.raises(UnavailableError, match="another mail run is in progress: batch-2:4242:1a2b"):
         mail.send_pending(db, settings, NOW)
     assert {r["state"] for r in world.deliveries().values()} == {"pending"} and not world.outbox.exists()
 
@@ -679,7 +682,7 @@ def test_a_live_run_elsewhere_is_respected_and_a_dead_one_taken_over(db, tmp_pat
     with db.begin() as c:
         c.execute(insert(s.JobLock).values(name="mail", holder=f"{gone}@0badb00t.4026531836",
                                            acquired_at=_utcnow(), heartbeat_at=_utcnow()))
-    with pytest.raises(mail.MailError, match="another mail run is in progress"):
+    with pytest.raises(UnavailableError, match="another mail run is in progress"):
         mail.send_pending(db, settings, NOW)
     with db.begin() as c:
         c.execute(update(s.JobLock).values(holder=f"{gone}@{this_machine()}"))

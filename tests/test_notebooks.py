@@ -190,7 +190,8 @@ def browser():
 def test_review_dashboard(workspace, voila, browser, tmp_path):
     engine = workspace["engine"]
     settings = workspace["settings"]
-    from workbench.billing import RunOptions, preprod
+    from workbench.billing import preprod
+    from workbench.reads.runs import RunOptions
 
     first = preprod(engine, RunOptions("2026-10", datetime(2026, 11, 1).date(), datetime(2026, 12, 1).date(),
                                        "accounts:C100001,C100002"), settings, datetime(2026, 11, 1))

@@ -8,14 +8,17 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from workbench.billing import RunOptions, preprod
+from workbench.billing import preprod
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
 from workbench.db.locks import job_lock
+from workbench.errors import InputError, UnavailableError
 from workbench.integration import load_cdr_files
-from workbench.production import ProductionError, production_job
-from workbench.ratings import rate_period
+from workbench.jobs import open_database
+from workbench.jobs import production as production_job
+from workbench.rated_calls import rate_period
+from workbench.reads.runs import RunOptions
 from workbench.reference import load_reference
 from workbench.sample import generate_operator
 
@@ -34,8 +37,8 @@ def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
     rate_period(engine, "2026-10", settings, NOW)
     run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
 
-    with pytest.raises(ProductionError, match="email delivery stopped"):
-        production_job(run.run_id, "2026-10", True, settings, NOW)
+    with pytest.raises(UnavailableError, match="email delivery stopped"):
+        production_job(engine, settings, run.run_id, "2026-10", True, NOW)
     with engine.connect() as connection:
         issued = connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one()
         planned = connection.execute(select(func.count()).select_from(s.Delivery)).scalar_one()
@@ -44,17 +47,18 @@ def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
 
     fixed = Settings(**{**settings.__dict__, "smtp_url": ""})  # back to the outbox
     with job_lock(engine, "mail"):  # an analyst's mail run is in progress: this job sends nothing
-        with pytest.raises(ProductionError, match="email delivery not started: not sending: another mail run"):
-            production_job(run.run_id, "2026-10", True, fixed, NOW)
+        with pytest.raises(UnavailableError, match="email delivery not started: not sending: another mail run"):
+            production_job(engine, fixed, run.run_id, "2026-10", True, NOW)
     assert not (tmp_path / "outbox").exists()
-    result = production_job(run.run_id, "2026-10", True, fixed, NOW)
-    assert "already issued" in result["message"]
-    assert result["emails_sent"] == planned and result["pdfs_stored"] == 12
-    assert result["sepa_file"] is not None and result["sepa_debits"] > 0
+    result = production_job(engine, fixed, run.run_id, "2026-10", True, NOW)
+    assert "already issued" in result.promotion.run.message
+    documents = result.promotion.documents
+    assert len(result.delivery.sent.sent) == planned and len(documents.stored) + len(documents.already) == 12
+    assert result.direct_debits.path is not None and result.direct_debits.transactions > 0
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == planned
 
-    again = production_job(run.run_id, "2026-10", True, fixed, NOW)
-    assert again["emails_sent"] == 0 and again["sepa_file"] is None
+    again = production_job(engine, fixed, run.run_id, "2026-10", True, NOW)
+    assert len(again.delivery.sent.sent) == 0 and again.direct_debits.path is None
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 12
         assert connection.execute(select(func.count()).select_from(s.SepaFile)).scalar_one() == 1
@@ -62,9 +66,10 @@ def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
 
 def test_bad_parameters_are_refused(tmp_path):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}")
-    with pytest.raises(ProductionError, match="run_id must be the number"):
-        production_job(None, "2026-10", True, settings)
-    with pytest.raises(ProductionError, match="2026-13"):
-        production_job(1, "2026-13", True, settings)
-    with pytest.raises(ProductionError, match="no billing run 1"):
-        production_job(1, "2026-10", True, settings)
+    engine = open_database(settings)
+    with pytest.raises(InputError, match="run_id must be the number"):
+        production_job(engine, settings, None, "2026-10", True)
+    with pytest.raises(InputError, match="2026-13"):
+        production_job(engine, settings, 1, "2026-13", True)
+    with pytest.raises(InputError, match="no billing run 1"):
+        production_job(engine, settings, 1, "2026-10", True)

@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
-from workbench.reference import ReferenceError, load_reference
+from workbench.errors import InputError
+from workbench.reference import load_reference
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "reference"
 
@@ -168,12 +169,12 @@ BAD_ROWS = [
 @pytest.mark.parametrize(("name", "bad_rows", "line", "problem"), BAD_ROWS)
 def test_a_bad_row_names_file_and_line_and_stores_nothing(engine, tmp_path, name, bad_rows, line,
                                                           problem):
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(InputError) as caught:
         load_reference(engine, reference_folder(tmp_path / "bad", **{name: bad_rows}))
     error = caught.value
-    assert (error.file, error.line) == (f"{name}.csv", line)
+    assert (error.source, error.line) == (f"{name}.csv", line)
     assert str(error).startswith(f"{name}.csv, line {line}: ")
-    assert problem in error.problem
+    assert problem in error.message
     assert set(table_counts(engine).values()) == {0}
 
 
@@ -189,10 +190,10 @@ def test_a_bad_row_leaves_a_loaded_database_as_it_was(engine, tmp_path):
         time_bands=[["TEST", "peak", "mon,tue", "09:00", "18:00"]],
         mandates=[*MANDATES, ["C3", "MANDATE-C3-01", "2026-10-01", "FR76 1", "BIC", "suspended"]],
     )
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(InputError) as caught:
         load_reference(engine, folder)
-    assert (caught.value.file, caught.value.line) == ("mandates.csv", 3)
-    assert "status" in caught.value.problem
+    assert (caught.value.source, caught.value.line) == ("mandates.csv", 3)
+    assert "status" in caught.value.message
     assert snapshot(engine) == before
 
 
@@ -201,7 +202,7 @@ def test_bad_mandate_after_good_customers_stores_no_customer(engine, tmp_path):
         tmp_path / "bad", only=["rate_plans", "customers", "mandates"],
         mandates=[MANDATES[0], ["C9", "MANDATE-C9-01", "2026-01-01", "FR76", "BIC", "active"]],
     )
-    with pytest.raises(ReferenceError, match=r"^mandates\.csv, line 3: account 'C9' is unknown"):
+    with pytest.raises(InputError, match=r"^mandates\.csv, line 3: account 'C9' is unknown"):
         load_reference(engine, folder)
     assert set(table_counts(engine).values()) == {0}
 
@@ -210,16 +211,16 @@ def test_a_missing_column_is_line_1(engine, tmp_path):
     header = [c for c in HEADERS["customers"] if c != "payment_method"]
     text = csv_text(header, [[v for c, v in zip(HEADERS["customers"], row, strict=True)
                               if c != "payment_method"] for row in CUSTOMERS])
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(InputError) as caught:
         load_reference(engine, reference_folder(tmp_path / "bad", customers=text))
-    assert (caught.value.file, caught.value.line) == ("customers.csv", 1)
+    assert (caught.value.source, caught.value.line) == ("customers.csv", 1)
     assert "payment_method" in str(caught.value)
     assert set(table_counts(engine).values()) == {0}
 
 
 def test_an_empty_folder_is_an_error(engine, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ReferenceError, match="no reference CSV"):
+    with pytest.raises(InputError, match="no reference CSV"):
         load_reference(engine, tmp_path / "empty")
 
 
@@ -234,9 +235,9 @@ def test_line_numbers_are_physical_lines(engine, tmp_path, separator):
         text = csv_text(HEADERS["contacts"], [["C1", "Service\ncomptabilité",
                                                "compta@alpha.example.fr", "yes"],
                                               ["C2", "Boss", "not-an-email", "no"]])
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(InputError) as caught:
         load_reference(engine, reference_folder(tmp_path / "bad", contacts=text))
-    assert (caught.value.file, caught.value.line) == ("contacts.csv", 4)
+    assert (caught.value.source, caught.value.line) == ("contacts.csv", 4)
 
 
 @pytest.mark.parametrize("name", ["customers", "subscriptions"])
@@ -246,8 +247,8 @@ def test_a_natural_key_repeated_in_a_file(engine, tmp_path, name):
     folder = reference_folder(tmp_path / "dup", **{name: repeated})
     try:
         load_reference(engine, folder)
-    except ReferenceError as error:  # refused: the repeated row (line 4) is named
-        assert (error.file, error.line) == (f"{name}.csv", 4)
+    except InputError as error:  # refused: the repeated row (line 4) is named
+        assert (error.source, error.line) == (f"{name}.csv", 4)
         assert set(table_counts(engine).values()) == {0}
     else:  # or upserted: one row per natural key
         assert table_counts(engine)[name] == len(repeated) - 1
@@ -255,9 +256,9 @@ def test_a_natural_key_repeated_in_a_file(engine, tmp_path, name):
 
 def test_a_value_longer_than_its_column_is_a_bad_row(engine, tmp_path):
     mandate = ["C1", "M" * 36, "2026-01-01", "FR7630006000011234567890189", "AGRIFRPP", "active"]
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(InputError) as caught:
         load_reference(engine, reference_folder(tmp_path / "long", mandates=[mandate]))
-    assert (caught.value.file, caught.value.line) == ("mandates.csv", 2)
+    assert (caught.value.source, caught.value.line) == ("mandates.csv", 2)
 
 
 def test_the_bundled_sample_on_sqlite(tmp_path):

@@ -34,15 +34,16 @@ from sqlalchemy import Engine, func, insert, select
 from workbench import sepa
 from workbench.config import Settings
 from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.errors import ConfigError, InputError, UnavailableError
+from workbench.jobs import sepa as sepa_job
+from workbench.jobs.sepa import creditor_of, generate_direct_debits
 from workbench.reference import load_reference
-from workbench.repository import read_frame
 from workbench.sepa import (
     Creditor,
-    SepaError,
     build_pain008,
     collection_date,
     direct_debit_file,
-    generate_direct_debits,
     prepare_debits,
     sepa_text,
     validate_bic,
@@ -138,7 +139,7 @@ def test_creditor_identifier_mod_97_10():
                         ("7272ZZZ123456", "expected a country code"),
                         ("FR72ZZZ", "expected a country code"),
                         ("", "creditor identifier is missing")]:
-        with pytest.raises(SepaError, match=reason):
+        with pytest.raises(InputError, match=reason):
             validate_creditor_id(bad)
 
 
@@ -153,7 +154,7 @@ def test_iban_validation():
                         ("TR330006100519786457841326", "country TR is not in the SEPA zone"),
                         ("FR76<script>", "invalid IBAN"),
                         ("", "IBAN is missing"), (None, "IBAN is missing")]:
-        with pytest.raises(SepaError, match=reason):
+        with pytest.raises(InputError, match=reason):
             validate_iban(bad)
 
 
@@ -165,19 +166,19 @@ def test_bic_validation():
                         ("AGR1FRPP", "invalid BIC AGR1FRPP: Invalid structure"),
                         ("AGRIXXPP", "Invalid country code 'XX'"),
                         ("", "BIC is missing")]:
-        with pytest.raises(SepaError, match=reason):
+        with pytest.raises(InputError, match=reason):
             validate_bic(bad)
 
 
 def test_creditor_and_version_from_settings():
-    creditor = Creditor.from_settings(Settings())
+    creditor = creditor_of(Settings())
     assert creditor == Creditor("OPERATEUR EXEMPLE SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456")
     assert CREDITOR.name == "Operateur Exemple SAS"
-    with pytest.raises(SepaError, match="^SEPA settings: creditor invalid creditor identifier FR73ZZZ123456: check "
+    with pytest.raises(ConfigError, match="^SEPA settings: creditor invalid creditor identifier FR73ZZZ123456: check "
                                         "digits 73 do not match"):
-        Creditor.from_settings(Settings(sepa_creditor_id="FR73ZZZ123456"))
-    with pytest.raises(SepaError) as caught:
-        Creditor.from_settings(Settings(sepa_creditor_id="FR73ZZZ123456", sepa_creditor_iban="FR76300060000112345678"
+        creditor_of(Settings(sepa_creditor_id="FR73ZZZ123456"))
+    with pytest.raises(ConfigError) as caught:
+        creditor_of(Settings(sepa_creditor_id="FR73ZZZ123456", sepa_creditor_iban="FR76300060000112345678"
                                         "90188", sepa_creditor_bic="AGR1FRPP", sepa_creditor_name="😀"))
     message = str(caught.value)
     assert message.startswith("SEPA settings: ")
@@ -185,7 +186,7 @@ def test_creditor_and_version_from_settings():
                  "creditor invalid creditor identifier FR73ZZZ123456"):
         assert part in message
     assert sepa.validate_version("pain.008.001.08") == "pain.008.001.08"
-    with pytest.raises(SepaError, match="'pain.008.001.03' is not supported"):
+    with pytest.raises(InputError, match="'pain.008.001.03' is not supported"):
         sepa.validate_version("pain.008.001.03")
 
 
@@ -242,8 +243,8 @@ def test_good_and_rejected_debits_with_reasons():
         "F2026-000005": "no mandate: the customer has no active SEPA mandate",
         "F2026-000006": "mandate M-EPS-1: invalid IBAN FR7630006000011234567890188: Invalid checksum digits",
         "F2026-000007": "mandate M-ZETA-1: invalid BIC AGR1FRPP: Invalid structure 'AGR1FRPP'",
-        "F2026-000008": "nothing to debit: amount 0.00 is zero or negative",
-        "F2026-000009": "nothing to debit: amount -5.00 is zero or negative",
+        "F2026-000008": "nothing to debit: amount €0.00 is zero or negative",
+        "F2026-000009": "nothing to debit: amount -€5.00 is zero or negative",
     }
     assert rejected["mandate_status"].tolist()[0] == "revoked"  # input columns are passed through
 
@@ -278,7 +279,7 @@ def test_amounts_must_be_integer_cents():
     assert good.empty and rejected["reason"].tolist() == ["amount 34.42 is not a whole number of cents"]
     exact = pd.DataFrame([debit("F2026-000001", Decimal("3442"), date(2026, 12, 1))])
     assert prepare_debits(exact, TODAY)[0]["amount_cents"].tolist() == [3442]
-    with pytest.raises(SepaError, match="without the columns iban, bic"):
+    with pytest.raises(InputError, match="without the columns iban, bic"):
         prepare_debits(pd.DataFrame(DEBITS).drop(columns=["iban", "bic"]), TODAY)
 
 
@@ -323,11 +324,11 @@ def test_the_xsd_check_of_the_tests_can_fail():
 def test_a_file_that_does_not_validate_is_never_returned():
     good, _ = prepare_debits(pd.DataFrame(DEBITS[:1]), TODAY)
     good.loc[0, "invoice_number"] = "F" * 36  # an end-to-end id is at most 35 characters
-    with pytest.raises(SepaError, match="does not validate against pain.008.001.02"):
+    with pytest.raises(InputError, match="does not validate against pain.008.001.02"):
         build_pain008(good, CREDITOR, "pain.008.001.02", "SDD-TEST-0003", CREATED)
-    with pytest.raises(SepaError, match="no debit to put in a SEPA file"):
+    with pytest.raises(InputError, match="no debit to put in a SEPA file"):
         build_pain008(good.iloc[0:0], CREDITOR)
-    with pytest.raises(SepaError, match="creditor BIC is required for pain.008.001.02"):
+    with pytest.raises(InputError, match="creditor BIC is required for pain.008.001.02"):
         build_pain008(prepare_debits(pd.DataFrame(DEBITS[:1]), TODAY)[0], replace(CREDITOR, bic=""))
 
 
@@ -433,7 +434,7 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
          ("BIC", "COBADEFFXXX")),
     ]
     assert (result.transactions, result.total_cents, result.by_sequence) == (2, 8842, {"FRST": (2, 8842)})
-    assert result.message == (f"SEPA file {result.path}: 2 debits (2 FRST), total 88.42 EUR; 3 invoices rejected")
+    assert result.message == (f"SEPA file {result.path}: 2 debits (2 FRST), total €88.42; 3 invoices rejected")
     assert dict(zip(result.rejected["invoice_number"], result.rejected["reason"], strict=True)) == FIRST_REJECTS
     assert result.rejected["account_number"].tolist() == ["C3", "C5", "C6"]
     assert result.debits["invoice_number"].tolist() == ["F2026-000001", "F2026-000004"]
@@ -485,7 +486,7 @@ def test_force_debits_named_invoices_again_in_a_new_file(sepa_db):
     assert not refused.written and refused.message == "nothing to debit; 1 invoices rejected"
     assert refused.rejected["reason"].tolist() == [
         f"already debited in SEPA file {first.message_id} (use force to debit it again)"]
-    with pytest.raises(SepaError, match="force debits invoices again: name a period or the invoices"):
+    with pytest.raises(InputError, match="force debits invoices again: name a period or the invoices"):
         generate_direct_debits(engine, settings, NOW, force=True)
 
     forced = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000001"], force=True)
@@ -524,7 +525,7 @@ def test_named_invoices_that_cannot_be_debited_are_reported(sepa_db):
         "A2026-000001": "not an issued invoice (issued credit note)",
         "F2026-000002": "the customer pays by transfer, not by direct debit",
         "F2026-000003": "mandate MANDATE-C3-01 is revoked",
-        "F2026-000007": "nothing to debit: net payable 0.00",
+        "F2026-000007": "nothing to debit: net payable €0.00",
         "F2099-000001": "unknown invoice",
         "PRE-1-0001": "not an issued invoice (draft invoice)",
     }
@@ -552,9 +553,9 @@ def test_pain_008_001_08_from_the_settings(sepa_db):
 
 def test_bad_settings_write_nothing(sepa_db):
     engine, settings, ftp, _ = sepa_db
-    with pytest.raises(SepaError, match="SEPA settings: creditor invalid creditor identifier FR73ZZZ123456"):
+    with pytest.raises(ConfigError, match="SEPA settings: creditor invalid creditor identifier FR73ZZZ123456"):
         generate_direct_debits(engine, replace(settings, sepa_creditor_id="FR73ZZZ123456"), NOW)
-    with pytest.raises(SepaError, match="SEPA version 'pain.008.001.01' is not supported"):
+    with pytest.raises(InputError, match="SEPA version 'pain.008.001.01' is not supported"):
         generate_direct_debits(engine, replace(settings, sepa_version="pain.008.001.01"), NOW)
     assert not (ftp / "sepa").exists() and rows(engine, s.SepaFile.__table__).empty
 
@@ -577,8 +578,8 @@ def test_a_stored_file_that_cannot_be_recorded_is_removed(sepa_db, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(sepa, "_record", fail)
-    with pytest.raises(SepaError, match=r"was stored but could not be recorded \(connection lost\); it has been "
+    monkeypatch.setattr(sepa_job, "_record", fail)
+    with pytest.raises(UnavailableError, match=r"was stored but could not be recorded \(connection lost\); it has been "
                                         "removed"):
         generate_direct_debits(engine, settings, NOW)
     assert Storage(str(ftp)).list() == []

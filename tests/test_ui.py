@@ -4,9 +4,8 @@ from datetime import date
 
 import pytest
 
-from workbench.billing import BillingError
 from workbench.config import Settings
-from workbench.period import PeriodError
+from workbench.errors import InputError
 from workbench.ui import check_period, check_run_options, download_link
 
 SETTINGS = Settings()
@@ -16,9 +15,9 @@ TODAY = date(2026, 11, 26)
 def test_period_must_be_well_formed_and_not_in_the_future():
     assert str(check_period("2026-10", TODAY)) == "2026-10"
     assert str(check_period(" 2026-11 ", TODAY)) == "2026-11"
-    with pytest.raises(PeriodError, match="in the future"):
+    with pytest.raises(InputError, match="in the future"):
         check_period("2026-12", TODAY)
-    with pytest.raises(PeriodError):
+    with pytest.raises(InputError):
         check_period("October", TODAY)
 
 
@@ -38,7 +37,7 @@ def test_run_options_from_widget_values():
     (("2026-10", None, None, "group", ""), "billing group"),
 ])
 def test_bad_run_options_say_what_is_wrong(values, message):
-    with pytest.raises(BillingError, match=message):
+    with pytest.raises(InputError, match=message):
         check_run_options(*values, False, False, SETTINGS, TODAY)
 
 

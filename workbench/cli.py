@@ -4,40 +4,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-from datetime import UTC, date, datetime
 from pathlib import Path
 
-from workbench.billing import BillingError
-from workbench.cdr.formats import CdrFileError
-from workbench.config import ConfigError, Settings, load_settings
-from workbench.db.engine import make_engine, upgrade
-from workbench.mail import MailError
-from workbench.money import to_decimal
-from workbench.period import Period, PeriodError
-from workbench.rating import PlanError
-from workbench.reference import ReferenceError
-from workbench.sepa import SepaError
-from workbench.storage import Storage, StorageError
+from workbench import jobs
+from workbench.config import Settings, load_settings
+from workbench.errors import InputError, Problem, WorkbenchError
+from workbench.money import PRICE_SCALE, format_money
+from workbench.period import Period
+from workbench.reads.runs import compare_runs, list_runs
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
-USER_ERRORS = (BillingError, CdrFileError, ConfigError, MailError, PeriodError, PlanError, ReferenceError,
-               SepaError, StorageError)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+def _money(cents: int) -> str:
+    return format_money(int(cents))
 
 
-def _engine(settings: Settings):
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    return engine
+def _problems(problems: list[Problem], indent: str = "   ") -> None:
+    for problem in problems:
+        print(f"{indent}{problem}")
 
 
 def cmd_db_upgrade(args, settings: Settings) -> None:
-    _engine(settings)
+    jobs.open_database(settings)
     print(f"database {settings.database_url} is up to date")
 
 
@@ -48,173 +38,100 @@ def cmd_sample(args, settings: Settings) -> None:
     print(f"sample operator written to {args.out}: {counts}")
 
 
+def _print_reference(load: jobs.ReferenceLoad, indent: str = "") -> None:
+    print(indent + "reference data loaded: " + ", ".join(f"{k} {v}" for k, v in load.counts.items()))
+
+
 def cmd_load_reference(args, settings: Settings) -> None:
-    from workbench.reference import load_reference
-
-    counts = load_reference(_engine(settings), args.folder, settings.home_country_code)
-    print("reference data loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    _print_reference(jobs.load_reference(jobs.open_database(settings), settings, args.folder))
 
 
-def _print_loads(reports) -> None:
-    for r in reports:
+def _print_loads(load: jobs.CdrLoad) -> None:
+    for r in load.files:
         if r.status == "skipped":
-            print(f"{r.file}: already loaded, skipped")
+            print(f"   {r.file}: already loaded, skipped")
             continue
         reasons = ", ".join(f"{k} {v}" for k, v in r.by_reason.items()) or "none"
-        print(f"{r.file} ({r.format}): {r.records} records, {r.accepted} accepted, "
+        print(f"   {r.file} ({r.format}): {r.records} records, {r.accepted} accepted, "
               f"{r.rejected} rejected ({reasons})")
 
 
 def cmd_load_cdrs(args, settings: Settings) -> None:
-    from workbench.integration import load_cdr_files
-
-    reports = load_cdr_files(_engine(settings), args.files, settings, _now, args.format, progress=True)
-    _print_loads(reports)
+    _print_loads(jobs.load_cdrs(jobs.open_database(settings), settings, args.files, args.format, progress=True))
 
 
 def _print_rating(summary) -> None:
-    print(f"period {summary.period}: {summary.calls} calls to rate, {summary.rated} rated, "
+    print(f"   period {summary.period}: {summary.calls} calls to rate, {summary.rated} rated, "
           f"{summary.errors} not rated, {summary.kept_billed} already billed (kept)")
     if summary.errors_by_reason:
-        print("  not rated: " + ", ".join(f"{k} {v}" for k, v in summary.errors_by_reason.items()))
-    print(f"  consumption: {to_decimal(summary.amount_units)} EUR excl. VAT")
+        print("   not rated: " + ", ".join(f"{k} {v}" for k, v in summary.errors_by_reason.items()))
+    print(f"   consumption: {format_money(summary.amount_units, scale=PRICE_SCALE)} excl. VAT")
     table = summary.by_zone.assign(
-        amount=summary.by_zone["amount_units"].map(lambda u: f"{to_decimal(u)}"),
+        amount=summary.by_zone["amount_units"].map(lambda u: format_money(int(u), scale=PRICE_SCALE)),
         minutes=summary.by_zone["seconds"] // 60,
     )[["zone_code", "band", "calls", "minutes", "amount"]]
     print(table.to_string(index=False))
 
 
 def cmd_rate(args, settings: Settings) -> None:
-    from workbench.ratings import rate_period
-
-    _print_rating(rate_period(_engine(settings), Period.parse(args.period), settings, _now()))
+    _print_rating(jobs.rate(jobs.open_database(settings), settings, args.period))
 
 
-def _money(cents: int) -> str:
-    return f"{to_decimal(cents, 100)} EUR"
-
-
-def _report_path(settings: Settings, run_id: int, period: str) -> Path:
-    return Path(settings.output_dir) / "reports" / f"control-report-{period}-run{run_id}.xlsx"
-
-
-def _write_report(engine, settings: Settings, run_id: int, period: str) -> Path:
-    from workbench.billing import run_report
-    from workbench.reports.excel import write_control_report
-
-    path = write_control_report(run_report(engine, run_id, settings), _report_path(settings, run_id, period),
-                                title=f"Billing control report, {period}, run {run_id}")
-    Storage(settings.storage_url).put(f"reports/{period}/{path.name}", path.read_bytes())
-    print(f"   control report: {path} (and reports/{period}/{path.name} in the FTP space)")
-    return path
-
-
-def _run_options(args, settings: Settings):
-    from workbench.billing import RunOptions, default_dates
-
-    period = Period.parse(args.period)
-    invoice_date, due_date = default_dates(period, settings)
-    return RunOptions(
-        str(period),
-        date.fromisoformat(args.invoice_date) if args.invoice_date else invoice_date,
-        date.fromisoformat(args.due_date) if args.due_date else due_date,
-        args.customers, args.advance, args.pdfs,
-    )
-
-
-def _preprod(engine, settings: Settings, options) -> int:
-    from workbench.billing import preprod
-
-    summary = preprod(engine, options, settings, _now())
-    numbers = f" ({summary.numbers[0]} to {summary.numbers[1]})" if summary.numbers else ""
-    print(f"pre-production run {summary.run_id} for {summary.period}: {summary.invoices} draft invoices"
-          f"{numbers}, total {_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
-    _write_report(engine, settings, summary.run_id, summary.period)
-    if options.pdfs:
-        _publish(engine, settings, summary.run_id)
-    return summary.run_id
-
-
-def _publish(engine, settings: Settings, run_id: int, annex: bool | None = None) -> None:
-    from workbench.publishing import publish_documents
-
-    report = publish_documents(engine, settings, run_id=run_id, annex=annex)
-    print(f"   PDFs of run {run_id}: {len(report.stored)} stored, {len(report.already)} already stored, "
+def _print_publish(report: jobs.PublishReport, what: str, settings: Settings) -> None:
+    print(f"   PDFs of {what}: {len(report.stored)} stored, {len(report.already)} already stored, "
           f"{len(report.failed)} failed, in {settings.storage_url}")
     for path, error in report.failed.items():
         print(f"   failed: {path}: {error}")
 
 
-def cmd_documents(args, settings: Settings) -> None:
-    engine = _engine(settings)
-    if (args.run is None) == (not args.invoice):
-        raise BillingError("give --run N or --invoice NUMBER...")
-    if args.invoice:
-        _publish_invoices(engine, settings, args.invoice, annex=True if args.annex else None)
-        return
-    from workbench.billing import list_runs
-
-    if args.run not in set(list_runs(engine)["id"]):
-        raise BillingError(f"there is no billing run {args.run}")
-    _publish(engine, settings, args.run, annex=True if args.annex else None)
-
-
-def _publish_invoices(engine, settings: Settings, numbers: list[str], annex: bool | None = None) -> None:
-    from sqlalchemy import select
-
-    from workbench.db import schema as s
-    from workbench.publishing import publish_documents
-
-    with engine.connect() as connection:
-        found = dict(connection.execute(
-            select(s.Invoice.number, s.Invoice.id).where(s.Invoice.number.in_(numbers))).all())
-    unknown = sorted(set(numbers) - set(found))
-    if unknown:
-        raise BillingError(f"unknown invoice numbers: {', '.join(unknown)}")
-    report = publish_documents(engine, settings, invoice_ids=list(found.values()), annex=annex)
-    print(f"   PDFs: {len(report.stored)} stored, {len(report.already)} already stored, {len(report.failed)} failed")
-    for path, error in report.failed.items():
-        print(f"   failed: {path}: {error}")
+def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> None:
+    run = result.run
+    numbers = f" ({run.numbers[0]} to {run.numbers[1]})" if run.numbers else ""
+    print(f"   pre-production run {run.run_id} for {run.period}: {run.invoices} draft invoices{numbers}, total "
+          f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
+    print(f"   control report: {result.report.path} (and {result.report.stored_as} in the FTP space)")
+    if result.documents is not None:
+        _print_publish(result.documents, f"run {run.run_id}", settings)
 
 
 def cmd_preprod(args, settings: Settings) -> None:
-    try:
-        options = _run_options(args, settings)
-    except ValueError as exc:
-        raise BillingError(f"bad date: {exc}") from None
-    _preprod(_engine(settings), settings, options)
+    options = jobs.run_options(settings, args.period, args.invoice_date, args.due_date, args.customers,
+                               args.advance, args.pdfs)
+    _print_preprod(jobs.preprod(jobs.open_database(settings), settings, options), settings)
 
 
-def _production(engine, settings: Settings, run_id: int) -> None:
-    from workbench.billing import production
-
-    summary = production(engine, run_id, settings, _now())
-    if summary.invoices:
-        print(f"production run {summary.run_id} for {summary.period}: {summary.message}; total "
-              f"{_money(summary.total_incl_cents)}, net payable {_money(summary.net_payable_cents)}")
-        try:
-            _publish(engine, settings, summary.run_id)
-        except StorageError as exc:
-            raise StorageError(f"{exc}. The invoices are issued; store their PDFs with `workbench documents --run "
-                               f"{summary.run_id}` once the FTP space is back") from None
+def cmd_documents(args, settings: Settings) -> None:
+    if (args.run is None) == (not args.invoice):
+        raise InputError("give --run N or --invoice NUMBER...", code="nothing_named")
+    engine = jobs.open_database(settings)
+    annex = True if args.annex else None
+    if args.invoice:
+        _print_publish(jobs.publish_invoices(engine, settings, args.invoice, annex), "the invoices", settings)
     else:
-        print(summary.message or f"nothing issued for {summary.period}")
-    return summary
+        _print_publish(jobs.publish_run(engine, settings, args.run, annex), f"run {args.run}", settings)
+
+
+def _print_promotion(promotion: jobs.Promotion, settings: Settings) -> None:
+    run = promotion.run
+    if run.invoices:
+        print(f"   production run {run.run_id} for {run.period}: {run.message}; total "
+              f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
+    else:
+        print("   " + (run.message or f"nothing issued for {run.period}"))
+    if promotion.documents is not None:
+        _print_publish(promotion.documents, f"run {run.run_id}", settings)
 
 
 def cmd_production(args, settings: Settings) -> None:
-    _production(_engine(settings), settings, args.run)
+    _print_promotion(jobs.promote(jobs.open_database(settings), settings, args.run), settings)
 
 
 def cmd_runs(args, settings: Settings) -> None:
-    from workbench.billing import list_runs
-
-    runs = list_runs(_engine(settings), args.period)
+    runs = list_runs(jobs.open_database(settings), args.period)
     if runs.empty:
         print("no billing runs")
         return
-    runs["total"] = runs["total_incl_cents"].map(lambda c: f"{to_decimal(int(c), 100)}")
+    runs["total"] = runs["total_incl_cents"].map(_money)
     print(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
                 "created_by", "created_at"]].to_string(index=False))
 
@@ -222,13 +139,11 @@ def cmd_runs(args, settings: Settings) -> None:
 def cmd_delete_run(args, settings: Settings) -> None:
     from workbench.billing import delete_run
 
-    print(f"run {args.run} deleted ({delete_run(_engine(settings), args.run)} drafts)")
+    print(f"run {args.run} deleted ({delete_run(jobs.open_database(settings), args.run)} drafts)")
 
 
 def cmd_compare(args, settings: Settings) -> None:
-    from workbench.billing import compare_runs
-
-    diff = compare_runs(_engine(settings), args.run_a, args.run_b)
+    diff = compare_runs(jobs.open_database(settings), args.run_a, args.run_b)
     changed = diff[diff["Status"] != "unchanged"]
     print(f"run {args.run_a} -> run {args.run_b}: {len(changed)} of {len(diff)} accounts differ")
     if len(changed):
@@ -236,117 +151,76 @@ def cmd_compare(args, settings: Settings) -> None:
 
 
 def cmd_report(args, settings: Settings) -> None:
-    from workbench.billing import list_runs
-
-    runs = list_runs(_engine(settings))
-    row = runs[runs["id"] == args.run]
-    if row.empty:
-        raise BillingError(f"there is no billing run {args.run}")
-    _write_report(_engine(settings), settings, args.run, row["period"].iloc[0])
+    report = jobs.write_report(jobs.open_database(settings), settings, args.run)
+    print(f"   control report: {report.path} (and {report.stored_as} in the FTP space)")
 
 
 def cmd_credit_note(args, settings: Settings) -> None:
-    from workbench.billing import issue_credit_note
-
-    engine = _engine(settings)
-    number = issue_credit_note(engine, args.invoice, args.reason, _now(), reinvoice=args.reinvoice)
-    print(f"credit note {number} issued for {args.invoice}"
+    result = jobs.credit_note(jobs.open_database(settings), settings, args.invoice, args.reason, args.reinvoice)
+    print(f"credit note {result.number} issued for {result.invoice_number}"
           + ("; its period is reopened: the next pre-production and production runs invoice it again"
-             if args.reinvoice else ""))
-    _publish_invoices(engine, settings, [number])
+             if result.reopened else ""))
+    _print_publish(result.documents, result.number, settings)
 
 
-def _mail(engine, settings: Settings, run_id: int | None = None, period: str | None = None) -> None:
-    from workbench.mail import plan_deliveries, send_pending
-
-    plan = plan_deliveries(engine, run_id=run_id) if run_id is not None else plan_deliveries(engine, period=period)
-    print("   email: " + plan.summary().replace("\n", "\n   "))
-    report = send_pending(engine, settings, _now())
-    where = settings.smtp_url or settings.outbox_dir
-    print(f"   email via {where}: " + report.summary().replace("\n", "\n   "))
+def _print_delivery(result: jobs.DeliveryResult) -> None:
+    if result.planned is not None:
+        print("   email: " + result.planned.summary().replace("\n", "\n   "))
+    print(f"   email via {result.transport}: " + result.sent.summary().replace("\n", "\n   "))
 
 
 def cmd_mail(args, settings: Settings) -> None:
-    if args.run is None and args.period is None and not args.retry:
-        raise BillingError("give --run N or --period YYYY-MM (or --retry to send what is pending)")
-    engine = _engine(settings)
-    if args.retry:
-        from workbench.mail import send_pending
-
-        print(send_pending(engine, settings, _now()).summary())
-        return
-    if args.run is not None:
-        from workbench.billing import list_runs
-
+    engine = jobs.open_database(settings)
+    if args.run is not None and not args.retry:
         runs = list_runs(engine)
         if not ((runs["id"] == args.run) & (runs["kind"] == "production")).any():
-            raise BillingError(f"there is no production run {args.run}")
-    _mail(engine, settings, args.run, args.period)
+            raise InputError(f"there is no production run {args.run}", code="unknown_run")
+    if args.run is None and args.period is None and not args.retry:
+        raise InputError("give --run N or --period YYYY-MM (or --retry to send what is pending)", code="nothing_named")
+    _print_delivery(jobs.deliver(engine, settings, args.run, args.period, args.retry))
 
 
-def _sepa(engine, settings: Settings, period: str | None, force: bool = False) -> None:
-    from workbench.sepa import generate_direct_debits
-
-    result = generate_direct_debits(engine, settings, _now(), period=period, force=force)
+def _print_debits(result: jobs.DirectDebitRun) -> None:
     print(f"   SEPA: {result.message}")
-    for row in result.rejected.itertuples(index=False) if len(result.rejected) else []:
-        print(f"   left out: {row.invoice_number} ({row.account_number}): {row.reason}")
+    _problems(result.problems, "   left out: ")
 
 
 def cmd_sepa(args, settings: Settings) -> None:
-    _sepa(_engine(settings), settings, args.period, args.force)
+    _print_debits(jobs.generate_direct_debits(jobs.open_database(settings), settings, jobs.utc_now(),
+                                              period=args.period, force=args.force))
 
 
 def cmd_production_notebook(args, settings: Settings) -> None:
-    from workbench.production import ProductionError, run_notebook
-
     config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
                                                                     else None)
-    try:
-        path = run_notebook(args.run, args.period, not args.no_deliver, settings,
-                            config_file=str(Path(config).resolve()) if config else None)
-    except ProductionError as exc:
-        raise BillingError(str(exc)) from None
+    path = jobs.run_production_notebook(args.run, args.period, not args.no_deliver, settings,
+                                        config_file=str(Path(config).resolve()) if config else None)
     print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
 
 
 def cmd_demo(args, settings: Settings) -> None:
-    """Load the sample operator and its month of calls, then rate the month."""
-    from workbench.integration import load_cdr_files
-    from workbench.ratings import rate_period
-    from workbench.reference import load_reference
-
-    if args.fresh and settings.database_url.startswith("sqlite:///"):
-        db = Path(settings.database_url.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        # the demo's own outputs go too, when they are the embedded defaults (never a configured place)
-        defaults = Settings()
-        for mine, default in ((settings.storage_url, defaults.storage_url), (settings.outbox_dir, defaults.outbox_dir),
-                              (str(Path(settings.output_dir) / "reports"), str(Path(defaults.output_dir) / "reports"))):
-            if mine == default and Path(mine).is_dir():
-                shutil.rmtree(mine)
-    engine = _engine(settings)
+    """The month on the sample operator: each step is one job, printed."""
+    if args.fresh:
+        jobs.clear_demo(settings)
+    engine = jobs.open_database(settings)
     folder = Path(args.data)
+    period = str(Period.parse(args.period))
     print(f"== reference data from {folder / 'reference'}")
-    counts = load_reference(engine, folder / "reference", settings.home_country_code)
-    print("   " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    _print_reference(jobs.load_reference(engine, settings, folder / "reference"), "   ")
     print(f"== CDR files from {folder / 'cdrs'}")
-    files = sorted(p for p in (folder / "cdrs").iterdir() if p.is_file())
-    _print_loads(load_cdr_files(engine, files, settings, _now, progress=True))
-    print(f"== rating {args.period}")
-    _print_rating(rate_period(engine, Period.parse(args.period), settings, _now()))
-    from workbench.billing import RunOptions, default_dates
-
-    invoice_date, due_date = default_dates(Period.parse(args.period), settings)
-    print(f"== pre-production billing {args.period}")
-    run_id = _preprod(engine, settings, RunOptions(args.period, invoice_date, due_date))
-    print(f"== production billing {args.period} (promoting run {run_id})")
-    summary = _production(engine, settings, run_id)
-    print(f"== delivery and direct debits {args.period}")
-    if summary.invoices:
-        _mail(engine, settings, run_id=summary.run_id)
-    _sepa(engine, settings, args.period)
+    _print_loads(jobs.load_cdrs(engine, settings, jobs.cdr_files(folder / "cdrs"), progress=True))
+    print(f"== rating {period}")
+    _print_rating(jobs.rate(engine, settings, period))
+    print(f"== pre-production billing {period}")
+    result = jobs.preprod(engine, settings, jobs.run_options(settings, period))
+    _print_preprod(result, settings)
+    print(f"== production billing {period} (promoting run {result.run.run_id})")
+    promotion = jobs.promote(engine, settings, result.run.run_id)
+    _print_promotion(promotion, settings)
+    print(f"== delivery and direct debits {period}")
+    if promotion.run.invoices:
+        _print_delivery(jobs.deliver(engine, settings, run_id=promotion.run.run_id))
+    _print_debits(jobs.generate_direct_debits(engine, settings, jobs.utc_now(), period=period))
     print(f"== outputs: database {settings.database_url}; reports in {Path(settings.output_dir) / 'reports'}; "
           f"FTP space {settings.storage_url}; emails {settings.smtp_url or settings.outbox_dir}")
 
@@ -463,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, database_url=args.database_url)
         args.func(args, settings)
-    except USER_ERRORS as exc:
+    except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

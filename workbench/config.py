@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from workbench.errors import ConfigError
+
 DEFAULT_VAR_DIR = Path("var")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used (names the setting and the problem)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,24 @@ class Settings:
     late_penalty_rate: str = ""  # empty: three times the legal interest rate, in the invoice's language
     templates_dir: str = ""  # empty: the bundled templates/ (invoice.html, invoice.css, email/)
 
+    def anchored(self, root: str | Path) -> Settings:
+        """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
+        the outbox, output and templates folders) taken from ``root`` instead of the working
+        directory."""
+        root = Path(root)
+
+        def local(value: str) -> str:
+            if not value or "://" in value or Path(value).is_absolute():
+                return value
+            return str(root / value)
+
+        database = self.database_url
+        if database.startswith("sqlite:///") and not Path(database.removeprefix("sqlite:///")).is_absolute():
+            database = f"sqlite:///{root / database.removeprefix('sqlite:///')}"
+        return replace(self, database_url=database, storage_url=local(self.storage_url),
+                       outbox_dir=local(self.outbox_dir), output_dir=local(self.output_dir),
+                       templates_dir=local(self.templates_dir))
+
 
 SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}
 
@@ -92,11 +108,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: str | None
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"configuration file {path}: {exc}") from exc
+            raise ConfigError(str(exc), source=f"configuration file {path}") from exc
         known = {f.name for f in fields(Settings)}
         unknown = set(data) - known
         if unknown:
-            raise ConfigError(f"configuration file {path}: unknown settings {sorted(unknown)}")
+            raise ConfigError(f"unknown settings {sorted(unknown)}", source=f"configuration file {path}")
         values.update({k: str(v) for k, v in data.items()})
     for key, env in _ENV.items():
         if os.environ.get(env):
@@ -115,7 +131,7 @@ def check(settings: Settings) -> Settings:
     from zoneinfo import ZoneInfo
 
     def bad(name: str, problem: str):
-        raise ConfigError(f"setting {name} ({_ENV[name]}): {problem}")
+        raise ConfigError(problem, source=f"setting {name} ({_ENV[name]})")
 
     if settings.database_url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql"):
         bad("database_url", f"{settings.database_url!r} is not a sqlite:/// or postgresql:// URL")

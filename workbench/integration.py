@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, insert, select
 
-from workbench import repository
-from workbench.cdr.formats import CdrFileError, check, parse
+from workbench.cdr.formats import check, file_error, parse
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
-from workbench.numbering import from_digits, to_digits
+from workbench.db.frames import read_frame
+from workbench.phone_numbers import from_digits, to_digits
 from workbench.rating.classify import epoch_seconds, resolve_lines
+from workbench.reads import calls as stored_calls
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def _stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
         s.Cdr.start_utc >= cand["start_utc"].min().to_pydatetime(),
         s.Cdr.start_utc <= cand["start_utc"].max().to_pydatetime(),
     )
-    stored = repository.read_frame(connection, stmt)
+    stored = read_frame(connection, stmt)
     if stored.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
     stored["start_utc"] = pd.to_datetime(stored["start_utc"]).astype("datetime64[s]")
@@ -80,7 +81,7 @@ def load_cdr_file(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise CdrFileError(str(path), None, f"cannot be read ({exc.strerror})") from None
+        raise file_error(str(path), None, f"cannot be read ({exc.strerror})") from None
     digest = hashlib.sha256(data).hexdigest()
     with engine.connect() as connection:
         known = connection.execute(select(s.CdrFile.name).where(s.CdrFile.sha256 == digest)).first()
@@ -90,7 +91,7 @@ def load_cdr_file(
     cand, rejects = check(parsed, settings.timezone, settings.home_country_code)
     cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
     with engine.begin() as connection:
-        unknown = _unknown_lines(cand, repository.lines(connection), settings.timezone)
+        unknown = _unknown_lines(cand, stored_calls.lines(connection), settings.timezone)
         if unknown.any():
             bad = cand[unknown]
             rejects = pd.concat([rejects, pd.DataFrame({

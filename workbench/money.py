@@ -7,26 +7,26 @@ No binary float ever holds an amount. Two integer units are used:
 * ``CENT_SCALE`` — invoice amounts in cents.
 
 Vectorised code works on ``int64`` arrays of those units; scalar code uses ``decimal.Decimal``.
-Rounding is always *half up* (away from zero for positive amounts), done in integer arithmetic
-by :func:`div_round_half_up`.
+Rounding is always *half up* (half away from zero), done in integer arithmetic by
+:func:`round_half_up`, once at each documented rounding point (see :mod:`workbench.invoicing`).
+Amounts are written for people by :func:`format_money` (Babel), in the reader's locale.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
+
+from workbench.errors import InputError
 
 PRICE_SCALE = 10_000
 CENT_SCALE = 100
 
 
-class MoneyError(ValueError):
-    """A text that is not an exact amount in the expected unit."""
-
-
 def parse_amount(text: str | Decimal | int, scale: int = PRICE_SCALE) -> int:
-    """Parse ``"0.40"`` into integer units of ``1/scale``; refuse anything inexact.
+    """Parse ``"0.40"`` into integer units of ``1/scale``; refuse anything inexact
+    (:class:`~workbench.errors.InputError`).
 
     >>> parse_amount("0.40")
     4000
@@ -36,12 +36,12 @@ def parse_amount(text: str | Decimal | int, scale: int = PRICE_SCALE) -> int:
     try:
         value = Decimal(str(text).strip().replace(",", "."))
     except InvalidOperation:
-        raise MoneyError(f"{text!r} is not an amount") from None
+        raise InputError(f"{text!r} is not an amount") from None
     if not value.is_finite():
-        raise MoneyError(f"{text!r} is not an amount")
+        raise InputError(f"{text!r} is not an amount")
     units = value * scale
     if units != units.to_integral_value():
-        raise MoneyError(f"{text!r} has more decimals than 1/{scale} allows")
+        raise InputError(f"{text!r} has more decimals than 1/{scale} allows")
     return int(units)
 
 
@@ -51,15 +51,41 @@ def to_decimal(units: int, scale: int = PRICE_SCALE) -> Decimal:
     return (Decimal(int(units)) / scale).quantize(exponent)
 
 
-def units_to_cents(units: int) -> int:
-    """Round an amount in price units to cents, half up (the invoice-line rounding point)."""
-    q = Decimal(int(units)) / (PRICE_SCALE // CENT_SCALE)
-    return int(q.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def round_half_up(numerator, denominator: int):
+    """``numerator / denominator`` rounded half away from zero, exactly, in integer arithmetic:
+    the one rounding helper of the package (call prices to 1/10,000, invoice lines, VAT and
+    prorations to the cent). ``numerator`` is an int or an int64 array; so is the result.
 
-
-def div_round_half_up(numerator: np.ndarray, denominator: int) -> np.ndarray:
-    """Vectorised ``round(numerator / denominator)`` half up, for non-negative int64 numerators."""
+    >>> round_half_up(50, 100), round_half_up(-50, 100), round_half_up(49, 100)
+    (1, -1, 0)
+    """
+    if denominator <= 0:
+        raise ValueError(f"denominator {denominator} is not positive")
+    if isinstance(numerator, int | np.integer):
+        magnitude = (2 * abs(int(numerator)) + denominator) // (2 * denominator)
+        return magnitude if numerator >= 0 else -magnitude
     numerator = np.asarray(numerator, dtype=np.int64)
-    return (numerator + denominator // 2) // denominator if denominator % 2 == 0 else (
-        (2 * numerator + denominator) // (2 * denominator)
-    )
+    magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
+    return np.where(numerator < 0, -magnitude, magnitude)
+
+
+def format_money(amount: int | Decimal, currency: str = "EUR", locale: str = "en", scale: int = CENT_SCALE) -> str:
+    """An amount written for people in ``locale`` with Babel (CLDR data): ``123456`` cents is
+    ``1 234,56 €`` in French (a narrow no-break space between thousands and a no-break space
+    before the sign, as Babel writes them) and ``€1,234.56`` in English.
+
+    ``amount`` is integer minor units of ``scale`` (cents by default; ``PRICE_SCALE`` for call
+    prices, which keep their four decimals) or an exact ``Decimal`` in currency units. A float is
+    refused (:class:`TypeError`): money is never binary floating point.
+
+    >>> format_money(123456, locale="en")
+    '€1,234.56'
+    """
+    from babel.numbers import format_currency
+
+    if isinstance(amount, float) or isinstance(amount, bool):
+        raise TypeError(f"{amount!r}: money is integer minor units or Decimal, never float")
+    value = amount if isinstance(amount, Decimal) else to_decimal(int(amount), scale)
+    digits = max(2, -value.as_tuple().exponent) if isinstance(value.as_tuple().exponent, int) else 2
+    # Babel's currency patterns have the currency's 2 digits; a call price keeps its own
+    return format_currency(value, currency, locale=locale, decimal_quantization=digits <= 2)

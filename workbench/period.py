@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from workbench.errors import InputError
+
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-class PeriodError(ValueError):
-    """A text that does not name a billing period."""
 
 
 @dataclass(frozen=True, order=True)
@@ -28,7 +26,7 @@ class Period:
             return text
         match = _PERIOD.match(str(text).strip())
         if not match or not 1 <= int(match.group(2)) <= 12:
-            raise PeriodError(f"{text!r} is not a billing period; expected YYYY-MM, e.g. 2026-10")
+            raise InputError(f"{text!r} is not a billing period; expected YYYY-MM, e.g. 2026-10", code="bad_period")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod

@@ -18,8 +18,9 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, String, bindparam, delete, insert, select, update
 
 from workbench.db import schema as s
-from workbench.money import CENT_SCALE, MoneyError, parse_amount
-from workbench.numbering import normalise
+from workbench.errors import InputError
+from workbench.money import CENT_SCALE, parse_amount
+from workbench.phone_numbers import normalise
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 TRUE, FALSE = {"yes", "true", "1", "y", "oui"}, {"no", "false", "0", "n", "non", ""}
@@ -48,12 +49,9 @@ COLUMNS = {
 }
 
 
-class ReferenceError(ValueError):
-    """A reference row that cannot be loaded; nothing of the load is stored."""
-
-    def __init__(self, file: str, line: int | None, problem: str):
-        self.file, self.line, self.problem = file, line, problem
-        super().__init__(f"{file}, line {line}: {problem}" if line else f"{file}: {problem}")
+def row_error(file: str, line: int | None, problem: str) -> InputError:
+    """The error of a reference row (or file) that cannot be loaded; nothing of the load is stored."""
+    return InputError(problem, source=file, line=line, code="bad_reference_row")
 
 
 @dataclass
@@ -63,7 +61,7 @@ class _Row:
     values: dict
 
     def fail(self, problem: str):
-        raise ReferenceError(self.file, self.line, problem)
+        raise row_error(self.file, self.line, problem)
 
     def text(self, column: str, required: bool = True) -> str:
         value = (self.values.get(column) or "").strip()
@@ -92,7 +90,7 @@ class _Row:
             return None
         try:
             return parse_amount(value, scale)
-        except MoneyError as exc:
+        except InputError as exc:
             self.fail(f"{column}: {exc}")
 
     def integer(self, column: str, minimum: int = 0, required: bool = True) -> int | None:
@@ -130,7 +128,7 @@ def _rows(folder: Path, name: str) -> list[_Row]:
             header = [c.strip() for c in next(reader, [])]
             missing = [c for c in COLUMNS[name] if c not in header]
             if missing:
-                raise ReferenceError(path.name, 1, f"missing columns {missing}")
+                raise row_error(path.name, 1, f"missing columns {missing}")
             rows, previous = [], reader.line_num
             for fields in reader:
                 line = previous + 1
@@ -138,11 +136,11 @@ def _rows(folder: Path, name: str) -> list[_Row]:
                 if not fields or fields == [""]:
                     continue
                 if len(fields) != len(header):
-                    raise ReferenceError(path.name, line, f"{len(fields)} fields where the header has {len(header)}")
+                    raise row_error(path.name, line, f"{len(fields)} fields where the header has {len(header)}")
                 rows.append(_Row(path.name, line, dict(zip(header, fields, strict=True))))
             return rows
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise ReferenceError(path.name, None, f"cannot be read as UTF-8 CSV ({exc})") from None
+        raise row_error(path.name, None, f"cannot be read as UTF-8 CSV ({exc})") from None
 
 
 def _intervals(row: _Row) -> list[tuple[int, int, int]]:
@@ -153,7 +151,7 @@ def _intervals(row: _Row) -> list[tuple[int, int, int]]:
             start, rest = part.split(":")
             price, increment = rest.split("/")
             item = (int(start), parse_amount(price), int(increment))
-        except (ValueError, MoneyError):
+        except (ValueError, InputError):
             row.fail(f"interval {part!r} is not FROM:PRICE/INCREMENT, e.g. 0:0.40/60")
         if item[2] <= 0:
             row.fail(f"interval {part!r} has a non-positive increment")
@@ -217,7 +215,7 @@ def load_reference(engine: Engine, folder: str | Path, home_country_code: str = 
     folder = Path(folder)
     rows = {name: _rows(folder, name) for name in ORDER}
     if not any(rows.values()):
-        raise ReferenceError(str(folder), None, "no reference CSV file found")
+        raise row_error(str(folder), None, "no reference CSV file found")
     with engine.begin() as connection:
         loader = _Loader(connection)
         _load_plans(loader, rows)

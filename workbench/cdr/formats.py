@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.numbering import normalise
+from workbench.errors import InputError
+from workbench.phone_numbers import normalise
 
 NATIVE = "native"
 ASTERISK = "asterisk"
@@ -44,13 +45,9 @@ SWITCH_ID_LENGTH = 64  # switch identifiers are kept for reference, cut to this 
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
-class CdrFileError(ValueError):
-    """A CDR file that cannot be read as a whole; nothing of it is stored."""
-
-    def __init__(self, file: str, line: int | None, problem: str):
-        self.file, self.line, self.problem = file, line, problem
-        where = f"{file}, line {line}" if line else file
-        super().__init__(f"{where}: {problem}")
+def file_error(file: str, line: int | None, problem: str) -> InputError:
+    """The error of a CDR file that cannot be read as a whole (nothing of it is stored)."""
+    return InputError(problem, source=file, line=line, code="bad_cdr_file")
 
 
 @dataclass(frozen=True)
@@ -65,17 +62,17 @@ def _decode(name: str, data: bytes) -> str:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise CdrFileError(name, None, f"damaged gzip data ({exc})") from None
+            raise file_error(name, None, f"damaged gzip data ({exc})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise CdrFileError(
+        raise file_error(
             name, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); convert the file to UTF-8"
         ) from None
     if "\x00" in text:  # never in a text file: a damaged file, or not CSV at all
         line = text[: text.index("\x00")].count("\n") + 1
-        raise CdrFileError(name, line, "a NUL byte in the text; the file is damaged or not CSV")
+        raise file_error(name, line, "a NUL byte in the text; the file is damaged or not CSV")
     return text.removeprefix("\ufeff")
 
 
@@ -89,12 +86,12 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
     """Read a CDR file's bytes into text fields, one row per record."""
     text = _decode(name, data)
     if not text.strip():
-        raise CdrFileError(name, None, "the file is empty")
+        raise file_error(name, None, "the file is empty")
     physical = _LINE_BREAK.split(text)  # the line ends the csv module counts, no others
     if fmt == "auto":
         fmt = detect_format(physical[0])
     if fmt not in FORMATS:
-        raise CdrFileError(name, None, f"unknown format {fmt!r}; expected one of {FORMATS}")
+        raise file_error(name, None, f"unknown format {fmt!r}; expected one of {FORMATS}")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     line_nos: list[int] = []
@@ -104,7 +101,7 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
             header = [c.strip().lower() for c in next(reader)]
             missing = [c for c in NATIVE_COLUMNS if c not in header]
             if missing:
-                raise CdrFileError(name, 1, f"missing columns {missing}; the header is {header}")
+                raise file_error(name, 1, f"missing columns {missing}; the header is {header}")
             columns, width = header, len(header)
         else:
             columns, width = None, None
@@ -115,7 +112,7 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
                 continue
             if width is None:
                 if not ASTERISK_MIN_FIELDS <= len(fields) <= len(ASTERISK_COLUMNS):
-                    raise CdrFileError(
+                    raise file_error(
                         name, reader.line_num,
                         f"{len(fields)} fields; an Asterisk Master.csv line has "
                         f"{ASTERISK_MIN_FIELDS} to {len(ASTERISK_COLUMNS)}",
@@ -125,7 +122,7 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
             if len(fields) != width:
                 last = reader.line_num >= len(physical) and not text.endswith(("\n", "\r"))
                 hint = " (the last line looks truncated)" if last else ""
-                raise CdrFileError(
+                raise file_error(
                     name, reader.line_num, f"{len(fields)} fields where {width} are expected{hint}"
                 )
             rows.append(fields)
@@ -133,7 +130,7 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
             spans.append((previous, reader.line_num))
             previous = reader.line_num
     except csv.Error as exc:
-        raise CdrFileError(name, reader.line_num, f"malformed CSV ({exc})") from None
+        raise file_error(name, reader.line_num, f"malformed CSV ({exc})") from None
     records = pd.DataFrame(rows, columns=columns, dtype="string") if rows else pd.DataFrame(
         columns=columns, dtype="string"
     )

@@ -8,10 +8,11 @@ lets only one run succeed) and deletes it at the end; meanwhile the run calls
 * takes it over when its holder is dead: a process that no longer exists on this very machine
   (same host, same boot, same process namespace: a container sharing the host name does not
   count), or a holder silent for longer than ``stale_after`` (a run killed elsewhere);
-* else stops at once with :class:`JobLocked`, naming the holder and its last sign of life.
+* else stops at once with :class:`~workbench.errors.UnavailableError` (code ``job_locked``), naming
+  the holder and its last sign of life.
 
 A run whose lock was taken over (it was silent too long) learns it at its next beat
-(:class:`JobLockLost`) and must stop there.
+(:class:`~workbench.errors.UnavailableError`, code ``job_lock_lost``) and must stop there.
 
 Times are the database server's (UTC) on PostgreSQL, so runs on machines whose clocks disagree
 still agree on who is silent; SQLite is a local file, read with the local clock.
@@ -32,17 +33,14 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, 
 from sqlalchemy.exc import IntegrityError
 
 from workbench.db import schema as s
+from workbench.errors import UnavailableError
 
 #: a holder silent for this long is taken for dead
 STALE_AFTER = timedelta(minutes=10)
 
 
-class JobLocked(RuntimeError):
-    """Another run of the job holds its lock."""
-
-
-class JobLockLost(RuntimeError):
-    """The lock was taken over by another run (this one was silent for too long)."""
+#: the codes of the :class:`~workbench.errors.UnavailableError` raised here
+LOCKED, LOCK_LOST = "job_locked", "job_lock_lost"
 
 
 def lock_table(connection: Connection, table: Table) -> None:
@@ -109,13 +107,15 @@ class JobLock:
         return self.clock() if self.clock is not None else _now(connection)
 
     def beat(self) -> None:
-        """Record a sign of life; :class:`JobLockLost` if another run has taken the lock."""
+        """Record a sign of life; :class:`~workbench.errors.UnavailableError` (code ``job_lock_lost``)
+        if another run has taken the lock."""
         t = s.JobLock
         with self.engine.begin() as connection:
             moved = connection.execute(update(t).where(t.name == self.name, t.holder == self.holder)
                                        .values(heartbeat_at=self.now(connection))).rowcount
         if moved != 1:
-            raise JobLockLost(f"the {self.name} lock was taken over by another run while this one was silent")
+            raise UnavailableError(f"the {self.name} lock was taken over by another run while this one was silent",
+                                   code=LOCK_LOST)
 
     def release(self) -> None:
         t = s.JobLock
@@ -125,7 +125,8 @@ class JobLock:
 
 def acquire(engine: Engine, name: str, *, stale_after: timedelta = STALE_AFTER,
             clock: Callable[[], datetime] | None = None, holder: str | None = None) -> JobLock:
-    """Take the lock of job ``name`` (see the module docstring); :class:`JobLocked` if a live
+    """Take the lock of job ``name`` (see the module docstring);
+    :class:`~workbench.errors.UnavailableError` (code ``job_locked``) if a live
     run holds it. ``clock`` (naive UTC) replaces the database's clock, for tests."""
     t = s.JobLock
     lock = JobLock(engine, name, holder or _holder(), clock)
@@ -144,10 +145,11 @@ def acquire(engine: Engine, name: str, *, stale_after: timedelta = STALE_AFTER,
                 continue
             silent = now - held.heartbeat_at
             if silent < stale_after and not _dead_here(held.holder):
-                raise JobLocked(
+                raise UnavailableError(
                     f"another {name} run is in progress: {held.holder}, started {held.acquired_at:%Y-%m-%d %H:%M:%S} "
                     f"UTC, last active {held.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC; try again when it has finished "
-                    f"(a run silent for {int(stale_after.total_seconds() // 60)} minutes is taken for dead)")
+                    f"(a run silent for {int(stale_after.total_seconds() // 60)} minutes is taken for dead)",
+                    code=LOCKED)
             moved = connection.execute(
                 update(t).where(t.name == name, t.holder == held.holder, t.heartbeat_at == held.heartbeat_at)
                 .values(holder=lock.holder, acquired_at=now, heartbeat_at=now)).rowcount
@@ -155,7 +157,7 @@ def acquire(engine: Engine, name: str, *, stale_after: timedelta = STALE_AFTER,
             lock.taken_over = (f"took over the {name} lock of {held.holder}, "
                                f"silent since {held.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
             return lock
-    raise JobLocked(f"the {name} lock keeps changing hands: try again")
+    raise UnavailableError(f"the {name} lock keeps changing hands: try again", code=LOCKED)
 
 
 @contextmanager

@@ -23,7 +23,6 @@ from workbench.invoicing.build import (
     BillingOptions,
     Invoices,
     build_invoices,
-    round_half_up_div,
 )
 from workbench.invoicing.report import REPORT_COLUMNS, compare_invoices, control_report
 
@@ -36,5 +35,4 @@ __all__ = [
     "build_invoices",
     "compare_invoices",
     "control_report",
-    "round_half_up_div",
 ]

@@ -9,6 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from workbench.money import round_half_up
 from workbench.period import Period
 
 #: invoice item types, in the order they are shown
@@ -25,13 +26,6 @@ INVOICE_COLUMNS = [
 ]
 VAT_COLUMNS = ["customer_id", "vat_rate", "base_cents", "vat_cents"]
 _UNITS_PER_CENT = 100  # call prices are in 1/10,000, invoices in 1/100
-
-
-def round_half_up_div(numerator, denominator: int) -> np.ndarray:
-    """``numerator / denominator`` rounded half away from zero, exactly, on int64 arrays."""
-    numerator = np.asarray(numerator, dtype=np.int64)
-    magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
-    return np.sign(numerator) * magnitude
 
 
 def vat_basis_points(rate) -> int:
@@ -123,7 +117,7 @@ def _month_items(subs: pd.DataFrame, month: Period, full_type: str = "recurring"
     days, start, end = days[active], start[active], end[active]
     whole = days == month.days
     gross = out["quantity"].to_numpy(np.int64) * out["unit_price_cents"].to_numpy(np.int64)
-    out["amount_cents"] = np.where(whole, gross, round_half_up_div(gross * days, month.days))
+    out["amount_cents"] = np.where(whole, gross, round_half_up(gross * days, month.days))
     out["type"] = np.where(whole, full_type, "prorated")
     out["quantity_text"] = np.where(
         whole, out["quantity"].astype(str),
@@ -209,7 +203,7 @@ def _consumption_items(inputs: BillingInputs, options: BillingOptions) -> pd.Dat
         "quantity": (calls["seconds"].astype(np.int64).map(lambda s: str((Decimal(int(s)) / 60).quantize(
             Decimal("0.0001"))))).to_numpy(),
         "unit_price_cents": None,
-        "amount_cents": round_half_up_div(calls["amount_units"].to_numpy(np.int64), _UNITS_PER_CENT),
+        "amount_cents": round_half_up(calls["amount_units"].to_numpy(np.int64), _UNITS_PER_CENT),
         "vat_rate": options.consumption_vat_rate,
         "period_from": options.period.start,
         "period_to": options.period.end - timedelta(days=1),
@@ -248,7 +242,7 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     # VAT per invoice and rate, on the sum of that rate's lines
     items["vat_bp"] = items["vat_rate"].map(vat_basis_points)
     vat = items.groupby(["customer_id", "vat_bp"], as_index=False)["amount_cents"].sum()
-    vat["vat_cents"] = round_half_up_div(vat["amount_cents"].to_numpy(np.int64) * vat["vat_bp"].to_numpy(),
+    vat["vat_cents"] = round_half_up(vat["amount_cents"].to_numpy(np.int64) * vat["vat_bp"].to_numpy(),
                                          10_000)
     vat = vat.rename(columns={"amount_cents": "base_cents"})
     vat["vat_rate"] = vat["vat_bp"].map(lambda bp: Decimal(int(bp)) / 100)

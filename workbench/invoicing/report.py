@@ -11,8 +11,9 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from workbench.errors import Problem, problems_table
 from workbench.invoicing.build import item_totals
-from workbench.money import CENT_SCALE, to_decimal
+from workbench.money import CENT_SCALE, format_money, to_decimal
 
 #: the first columns of the report's invoice sheet, in this order
 REPORT_COLUMNS = [
@@ -30,15 +31,15 @@ AMOUNT_COLUMNS = {
 }
 
 
-def euros(cents) -> object:
-    """Integer cents to exact ``Decimal`` euros (``None`` stays ``None``)."""
+def _decimal_euros(cents) -> object:
+    """Integer cents to exact ``Decimal`` euros for a report cell (``None`` stays ``None``)."""
     if cents is None or (not isinstance(cents, (int, np.integer)) and pd.isna(cents)):
         return None
     return to_decimal(cents, CENT_SCALE)
 
 
 def _euros(series: pd.Series) -> pd.Series:
-    return series.map(euros).astype(object)
+    return series.map(_decimal_euros).astype(object)
 
 
 @dataclass(frozen=True)
@@ -51,46 +52,49 @@ class AnomalyRules:
 
 
 def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFrame,
-               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules) -> pd.DataFrame:
-    rows = []
+               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules) -> list[Problem]:
+    """The run's anomalies as data problems: ``source`` the invoice (``rating`` or the CDR file for
+    calls not rated and records rejected), ``key`` the account number, ``code`` the kind."""
+    problems: list[Problem] = []
 
-    def add(kind, account, name, detail):
-        rows.append({"Anomaly": kind, "Account number": account, "Customer name": name, "Detail": detail})
+    def add(code, number, account, name, detail):
+        problems.append(Problem(number, account, code, f"{name}: {detail}" if name else detail))
 
     for inv in invoices.itertuples(index=False):
         previous = inv.previous_amount_cents
         if inv.total_incl_cents <= 0:
-            add("zero or negative invoice", inv.account_number, inv.name,
-                f"total {euros(inv.total_incl_cents)} EUR")
+            add("zero_or_negative_invoice", inv.number, inv.account_number, inv.name,
+                f"total {format_money(int(inv.total_incl_cents))}")
         if previous is not None and not pd.isna(previous):
             change = int(inv.total_incl_cents) - int(previous)
             if abs(change) > rules.minimum_cents and (
                     int(previous) == 0 or Decimal(abs(change)) / Decimal(abs(int(previous))) > rules.ratio):
-                add("change vs previous invoice", inv.account_number, inv.name,
-                    f"{euros(previous)} -> {euros(inv.total_incl_cents)} EUR ({'+' if change > 0 else ''}"
-                    f"{euros(change)})")
+                add("change_vs_previous_invoice", inv.number, inv.account_number, inv.name,
+                    f"{format_money(int(previous))} -> {format_money(int(inv.total_incl_cents))} "
+                    f"({'+' if change > 0 else ''}{format_money(change)})")
     types = items.groupby("customer_id")["type"].agg(set)
     named = invoices.set_index("customer_id")
     for customer_id, kinds in types.items():
         if "consumption" in kinds and not kinds & {"recurring", "prorated"}:
             inv = named.loc[customer_id]
-            add("calls but no subscription", inv["account_number"], inv["name"],
+            add("calls_without_subscription", inv["number"], inv["account_number"], inv["name"],
                 "the account has calls this period but no active subscription")
+    number_of = dict(zip(invoices["customer_id"], invoices["number"], strict=True))
     if len(customers) and "payment_method" in customers:
         debit = customers[(customers["payment_method"] == "direct_debit") & ~customers["has_mandate"].astype(bool)]
         for c in debit.itertuples(index=False):
-            add("no mandate for direct debit", c.account_number, c.name,
+            add("no_mandate_for_direct_debit", number_of.get(c.customer_id, ""), c.account_number, c.name,
                 "pays by direct debit but has no active SEPA mandate")
     if len(customers) and "already_invoiced" in customers:
         issued = set(customers.loc[customers["already_invoiced"].astype(bool), "customer_id"])
         for inv in invoices[invoices["customer_id"].isin(issued)].itertuples(index=False):
-            add("already invoiced in production", inv.account_number, inv.name,
+            add("already_invoiced", inv.number, inv.account_number, inv.name,
                 "the period is already invoiced for this customer: production will skip it")
     for r in unrated.itertuples(index=False):
-        add("calls not rated", "", "", f"{r.calls} calls: {r.reason}")
+        add(str(r.reason), "rating", None, "", f"{r.calls} calls not rated: {r.reason}")
     for r in rejected.itertuples(index=False):
-        add("records rejected", "", "", f"{r.records} records of {r.file}: {r.reason}")
-    return pd.DataFrame(rows, columns=["Anomaly", "Account number", "Customer name", "Detail"])
+        add(str(r.reason), str(r.file), None, "", f"{r.records} records rejected: {r.reason}")
+    return problems
 
 
 def control_report(
@@ -162,7 +166,8 @@ def control_report(
         "Invoices": sheet,
         "Summary": summary_sheet,
         "By zone": zone_sheet,
-        "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules()),
+        "Anomalies": problems_table(_anomalies(invoices, items, customers, unrated, rejected,
+                                               rules or AnomalyRules())),
         "Lines": line_sheet.reset_index(drop=True),
     }
 

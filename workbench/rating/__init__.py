@@ -15,17 +15,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from workbench.numbering import DigitsIndex, from_digits, to_digits
 from workbench.period import Period
+from workbench.phone_numbers import DigitsIndex, from_digits, to_digits
 from workbench.rating.allowances import UNLIMITED, allowance_buckets, consume
 from workbench.rating.classify import LineIndex, epoch_seconds, minute_bands
-from workbench.rating.plan import CompiledPlan, PlanError, RatePlan, compile_plan, match_destinations
+from workbench.rating.plan import CompiledPlan, RatePlan, compile_plan, match_destinations
 from workbench.rating.pricing import price_calls, price_table
 
 __all__ = [
     "RULES",
     "CompiledPlan",
-    "PlanError",
     "RatePlan",
     "RatingResult",
     "allowance_buckets",

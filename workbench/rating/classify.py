@@ -6,7 +6,7 @@ import holidays as holiday_calendars
 import numpy as np
 import pandas as pd
 
-from workbench.numbering import DigitsIndex, to_digits
+from workbench.phone_numbers import DigitsIndex, to_digits
 from workbench.rating.plan import HOLIDAY, CompiledPlan
 
 _GRID_S = 900  # UTC offsets change on quarter hours in every real time zone

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from workbench.numbering import DigitsIndex
+from workbench.errors import InputError
+from workbench.phone_numbers import DigitsIndex
 
 MAX_DIGITS = 15  # E.164
 BLOCK_DIGITS = 6  # the direct lookup table covers the first 6 digits of a number
@@ -29,10 +30,6 @@ HOLIDAY = 7  # row of the band table used for public holidays (rated as Sundays)
 NO_INTERVAL = np.iinfo(np.int64).max // 4  # start of the padding intervals: never reached
 ANY_BAND = "*"
 _POW10 = np.array([10**i for i in range(MAX_DIGITS + 1)], dtype=np.int64)
-
-
-class PlanError(ValueError):
-    """A rate plan that cannot be used as it is (named row and problem)."""
 
 
 @dataclass(frozen=True)
@@ -135,10 +132,8 @@ def _band_table(plan: RatePlan, bands: list[str]) -> np.ndarray:
     for row in plan.time_bands.itertuples(index=False):
         days = [int(d) for d in str(row.weekdays).split(",") if d.strip() != ""]
         if not 0 <= row.start_minute < row.end_minute <= 1440 or any(d not in range(7) for d in days):
-            raise PlanError(
-                f"plan {plan.code}: time band {row.band!r} has bad days {row.weekdays!r} "
-                f"or hours {row.start_minute}-{row.end_minute}"
-            )
+            raise InputError(f"plan {plan.code}: time band {row.band!r} has bad days {row.weekdays!r} "
+                             f"or hours {row.start_minute}-{row.end_minute}", code="bad_rate_plan")
         for day in days:
             table[day, row.start_minute : row.end_minute] = bands.index(row.band)
     return table
@@ -150,12 +145,11 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
     prefixes = dest["prefix"].astype(str).tolist()
     bad = [p for p in prefixes if not (p.isdigit() and 1 <= len(p) <= MAX_DIGITS and p[0] != "0")]
     if bad:
-        raise PlanError(f"plan {plan.code}: bad destination prefixes {bad[:5]}")
+        raise InputError(f"plan {plan.code}: bad destination prefixes {bad[:5]}", code="bad_rate_plan")
     duplicated = dest["prefix"].astype(str).duplicated()
     if duplicated.any():
-        raise PlanError(
-            f"plan {plan.code}: prefix {dest['prefix'][duplicated].iloc[0]} is listed twice"
-        )
+        raise InputError(f"plan {plan.code}: prefix {dest['prefix'][duplicated].iloc[0]} is listed twice",
+                         code="bad_rate_plan")
     zones = sorted(set(dest["zone_code"].astype(str)) | set(plan.rates["zone_code"].astype(str)))
     bands = sorted(
         {plan.default_band}
@@ -182,9 +176,11 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
     for pos, rid in enumerate(rates["rate_id"]):
         grp = by_rate.get(rid)
         if grp is None or grp["from_second"].iloc[0] != 0:
-            raise PlanError(f"plan {plan.code}: rate {rid} needs an interval starting at second 0")
+            raise InputError(f"plan {plan.code}: rate {rid} needs an interval starting at second 0",
+                             code="bad_rate_plan")
         if (grp["increment_s"] <= 0).any() or (grp["price_per_minute_units"] < 0).any():
-            raise PlanError(f"plan {plan.code}: rate {rid} has a non-positive increment or a negative price")
+            raise InputError(f"plan {plan.code}: rate {rid} has a non-positive increment or a negative price",
+                             code="bad_rate_plan")
         n = len(grp)
         starts = grp["from_second"].to_numpy(np.int64)
         prices = grp["price_per_minute_units"].to_numpy(np.int64)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.money import div_round_half_up
+from workbench.money import round_half_up
 from workbench.rating.plan import CompiledPlan
 
 
@@ -44,7 +44,7 @@ def _interval_part(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.nda
 def interval_amounts(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """Price of ``seconds`` of talk under each rate's intervals, without the connect fee."""
     seconds = np.asarray(seconds, dtype=np.int64)
-    return div_round_half_up(_interval_part(compiled, rate_row, seconds), 60)  # rounded once
+    return round_half_up(_interval_part(compiled, rate_row, seconds), 60)  # rounded once
 
 
 def call_prices(

@@ -23,11 +23,8 @@ from pathlib import Path
 
 import jinja2
 
-from workbench.money import CENT_SCALE, to_decimal
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 BATCH = 100  # invoices laid out as one document, at most
-THIN_SPACE = "\u202f"
 
 LABELS = {
     "fr": {
@@ -103,18 +100,6 @@ def _environment(templates: Path) -> jinja2.Environment:
         _ENVIRONMENTS[templates] = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
                                                       undefined=jinja2.StrictUndefined)
     return _ENVIRONMENTS[templates]
-
-
-def money(cents) -> str:
-    """``123456`` -> ``"1 234.56"`` (a thin space between thousands)."""
-    value = to_decimal(cents, CENT_SCALE)
-    sign = "-" if value < 0 else ""
-    whole, _, frac = f"{abs(value):.2f}".partition(".")
-    groups = []
-    while whole:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    return sign + THIN_SPACE.join(groups) + "." + frac
 
 
 def html(models: list[dict], operator: dict, draft: bool, templates: str | Path | None = None) -> str:

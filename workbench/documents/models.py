@@ -1,24 +1,20 @@
-"""Invoice documents of a run: models read from the database, rendered to PDF
-(:mod:`workbench.documents`), stored in the FTP space (:mod:`workbench.storage`), and linked
-from the invoices (``invoices.document``).
+"""What an invoice document shows, read from the database: the models the PDF templates render.
 
-Re-running after a failure renders and stores only the documents still missing.
+Amounts are written for the invoice's language (:func:`workbench.money.format_money`: ``1 234,56 €``
+in French, ``€1,234.56`` in English); a call price of the annex keeps its four decimals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, select
 
-from workbench import repository
 from workbench.config import Settings
 from workbench.db import schema as s
-from workbench.documents import money, render_invoices
-from workbench.money import to_decimal
-from workbench.storage import Storage, invoice_path
+from workbench.db.frames import read_frame
+from workbench.money import PRICE_SCALE, format_money
 
 TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
 
@@ -30,6 +26,11 @@ def operator_identity(settings: Settings) -> dict:
         "iban": settings.sepa_creditor_iban, "bic": settings.sepa_creditor_bic,
         "penalty_rate": settings.late_penalty_rate,
     }
+
+
+def _language(language) -> str:
+    """The document language of a customer: ``fr`` or ``en`` (``fr`` for anything else)."""
+    return language if language in ("fr", "en") else "fr"
 
 
 def _date(value) -> str:
@@ -54,14 +55,14 @@ def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str)
         else:
             stmt = stmt.where(s.RatedCall.customer_id == int(inv.customer_id), s.RatedCall.period == inv.period,
                               s.RatedCall.invoice_id.is_(None))
-        calls = repository.read_frame(connection, stmt)
+        calls = read_frame(connection, stmt)
         if calls.empty:
             continue
         local = pd.to_datetime(calls["start_utc"]).dt.tz_localize("UTC").dt.tz_convert(timezone)
         out[int(inv.id)] = [{
             "when": t.strftime("%Y-%m-%d %H:%M:%S"), "called": f"+{int(c)}",
             "duration": f"{int(d) // 60}:{int(d) % 60:02d}", "zone": z,
-            "amount": str(to_decimal(u)),
+            "amount": format_money(int(u), locale=_language(inv.language), scale=PRICE_SCALE),
         } for t, c, d, z, u in zip(local, calls["called"], calls["duration_s"], calls["zone_code"],
                                     calls["price_units"], strict=True)]
     return out
@@ -73,7 +74,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
     detail annex when ``annex``)."""
     if not invoice_ids:
         return []
-    read = repository.read_frame
+    read = read_frame
     ids = [int(i) for i in invoice_ids]
     invoices = read(connection, select(
         s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
@@ -97,6 +98,11 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
     vat_of = {k: g for k, g in vat.groupby("invoice_id")}
     models = {}
     for inv in invoices.itertuples(index=False):
+        lang = _language(inv.language)
+
+        def money(cents, lang=lang) -> str:
+            return format_money(int(cents), locale=lang)
+
         lines = items_of.get(inv.id, items.iloc[0:0])
         groups = []
         for kind in TYPES:
@@ -116,7 +122,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
         calls = lines[lines["type"] == "consumption"]
         mandate = mandate_of.get(int(inv.customer_id))
         models[int(inv.id)] = {
-            "number": inv.number, "kind": inv.kind, "lang": inv.language if inv.language in ("fr", "en") else "fr",
+            "number": inv.number, "kind": inv.kind, "lang": lang,
             "period": inv.period, "invoice_date": _date(inv.invoice_date), "due_date": _date(inv.due_date),
             "account_number": inv.account_number,
             "customer": {"name": inv.name, "address_line1": inv.address_line1, "address_line2": inv.address_line2,
@@ -139,59 +145,3 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
         }
     return [models[i] for i in ids if i in models]
 
-
-@dataclass
-class PublishReport:
-    rendered: int = 0
-    stored: list[str] = field(default_factory=list)
-    already: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int] | None = None,
-                      run_id: int | None = None, workers: int | None = None,
-                      annex: bool | None = None) -> PublishReport:
-    """Render and store the PDFs of a run's invoices (or of ``invoice_ids``) that are not stored
-    yet, and link them from their invoices."""
-    storage = Storage(settings.storage_url)
-    with engine.connect() as connection:
-        stmt = select(s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.status, s.Invoice.invoice_date,
-                      s.Invoice.run_id, s.Invoice.document)
-        stmt = stmt.where(s.Invoice.run_id == run_id) if run_id is not None else stmt.where(
-            s.Invoice.id.in_([int(i) for i in invoice_ids or []]))
-        rows = repository.read_frame(connection, stmt.order_by(s.Invoice.number))
-        report = PublishReport()
-        todo = []
-        for r in rows.itertuples(index=False):
-            path = invoice_path(r.number, r.invoice_date, r.kind, r.run_id)
-            if r.document == path and storage.exists(path):
-                report.already.append(path)
-            else:
-                todo.append((int(r.id), r.number, r.status, path))
-        if not todo:
-            return report
-        drafts = [t for t in todo if t[2] == "draft"]
-        finals = [t for t in todo if t[2] != "draft"]
-        pdfs: dict[str, bytes] = {}
-        operator = operator_identity(settings)
-        if annex is None:
-            annex = settings.call_detail_annex.lower() in ("yes", "true", "1")
-        for group, draft in ((drafts, True), (finals, False)):
-            if group:
-                models = invoice_models(connection, [t[0] for t in group], annex, settings.timezone)
-                pdfs.update(render_invoices(models, operator, draft, workers=workers,
-                                            templates=settings.templates_dir))
-    report.rendered = len(pdfs)
-    links = []
-    for invoice_id, number, _status, path in todo:
-        upload = storage.put_many({path: pdfs[number]}, replace=True)
-        if upload.failed:
-            report.failed.update(upload.failed)
-            continue
-        report.stored.append(path)
-        links.append({"i": invoice_id, "d": path})
-    if links:
-        with engine.begin() as connection:
-            connection.execute(update(s.Invoice).where(s.Invoice.id == bindparam("i")).values(
-                document=bindparam("d")), links)
-    return report

@@ -12,12 +12,13 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, delete, select
 
-from workbench import repository
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
+from workbench.db.frames import read_frame
 from workbench.period import Period
 from workbench.rating import allowance_buckets, rate
+from workbench.reads import calls as stored_calls
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,16 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
-        calls = repository.period_calls(connection, period, tz, billed=False)
-        billed = repository.period_calls(connection, period, tz, billed=True)
+        calls = stored_calls.period_calls(connection, period, tz, billed=False)
+        billed = stored_calls.period_calls(connection, period, tz, billed=True)
         consumed = (
             billed.groupby(["customer_id", "zone_code"], as_index=False)["allowance_s"].sum()
             .rename(columns={"allowance_s": "seconds"})
         )
-        subs, allowances = repository.subscriptions_with_allowances(connection)
+        subs, allowances = stored_calls.subscriptions_with_allowances(connection)
         buckets = allowance_buckets(subs, allowances, period, tz)
         result = rate(
-            calls, repository.lines(connection), repository.rate_plans(connection), period,
+            calls, stored_calls.lines(connection), stored_calls.rate_plans(connection), period,
             buckets=buckets, consumed=consumed, timezone=tz,
         )
         connection.execute(
@@ -79,6 +80,6 @@ def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
 def rated_calls(engine: Engine, period: Period | str) -> pd.DataFrame:
     """The stored ratings of a period."""
     with engine.connect() as connection:
-        return repository.read_frame(
+        return read_frame(
             connection, select(s.RatedCall.__table__).where(s.RatedCall.period == str(Period.parse(period)))
         )

@@ -1,0 +1,141 @@
+"""The inputs of a billing run: read for its customers, fingerprinted, built into invoices.
+
+A run's **inputs** are the rows its invoices are built from (customers, mandates, products,
+subscriptions, one-off charges, rated calls, credit, previous invoices, rate plans). Their
+**fingerprint** (a hash and a row count per part) is stored with a pre-production run, and
+production refuses a run whose inputs changed since it was reviewed, naming the parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import Connection, func, select
+
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.invoicing import BillingInputs, BillingOptions, build_invoices
+from workbench.period import Period
+from workbench.reads.runs import RunOptions
+from workbench.reads.selection import of_selection, parse_customers, reopened, selected_customers
+
+
+def default_dates(period: Period, settings: Settings) -> tuple[date, date]:
+    """Invoice date: the first day after the period; due date: ``payment_days`` later."""
+    invoice_date = period.end
+    return invoice_date, invoice_date + timedelta(days=int(settings.payment_days))
+
+
+def input_frames(connection: Connection, period: Period, customers: pd.DataFrame,
+            selection: str) -> dict[str, pd.DataFrame]:
+    """The raw input rows of a run (also what its fingerprint is made of)."""
+    read = read_frame
+    frames = {"customers": customers.drop(columns=["has_mandate"])}
+    frames["mandates"] = read(connection, select(s.Mandate.customer_id, s.Mandate.reference, s.Mandate.status)
+                              .where(of_selection(s.Mandate.customer_id, selection)).order_by(s.Mandate.id))
+    frames["products"] = read(connection, select(
+        s.Product.id.label("product_id"), s.Product.code, s.Product.name, s.Product.kind, s.Product.category,
+        s.Product.price_cents, s.Product.vat_rate).order_by(s.Product.id))
+    frames["subscriptions"] = read(connection, select(
+        s.Subscription.id, s.Subscription.customer_id, s.Subscription.product_id, s.Subscription.quantity,
+        s.Subscription.start_date, s.Subscription.end_date, s.Subscription.price_override_cents,
+    ).where(of_selection(s.Subscription.customer_id, selection)).order_by(s.Subscription.id))
+    frames["one_offs"] = read(connection, select(
+        s.OneOffCharge.id.label("one_off_id"), s.OneOffCharge.customer_id, s.OneOffCharge.product_id,
+        s.OneOffCharge.charge_date, s.OneOffCharge.quantity, s.OneOffCharge.price_override_cents,
+        s.OneOffCharge.description,
+    ).where(of_selection(s.OneOffCharge.customer_id, selection), s.OneOffCharge.invoice_id.is_(None),
+            s.OneOffCharge.charge_date < period.end).order_by(s.OneOffCharge.id))
+    # the period's unbilled ratings are read once: kept whole for the fingerprint, summed for the invoices
+    rated = read(connection, select(
+        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.duration_s,
+        s.RatedCall.price_units, s.RatedCall.allowance_s,
+    ).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None),
+            of_selection(s.RatedCall.customer_id, selection)).order_by(s.RatedCall.cdr_id))
+    frames["rated_calls"] = rated
+    calls = rated.groupby(["customer_id", "zone_code"], as_index=False, sort=True).agg(
+        calls=("cdr_id", "size"), seconds=("duration_s", "sum"), amount_units=("price_units", "sum"))
+    zones = read(connection, select(s.Zone.plan_id, s.Zone.code.label("zone_code"), s.Zone.name.label("zone_name")))
+    plan_of = customers.set_index("customer_id")["rate_plan_id"]
+    calls = calls.assign(plan_id=calls["customer_id"].map(plan_of)).merge(
+        zones, on=["plan_id", "zone_code"], how="left").drop(columns=["plan_id"])
+    frames["consumption"] = calls.reset_index(drop=True)
+    frames["credits"] = read(connection, select(
+        s.CreditEntry.customer_id, func.sum(s.CreditEntry.amount_cents).label("available_cents"),
+    ).where(of_selection(s.CreditEntry.customer_id, selection)).group_by(s.CreditEntry.customer_id)
+        .order_by(s.CreditEntry.customer_id))
+    # the previous invoice: the latest issued one of an earlier period (a re-issued invoice is
+    # later than the invoices of the periods after it), leaving out those a credit note reopened
+    earlier = read(connection, select(
+        s.Invoice.customer_id, s.Invoice.id.label("invoice_id"), s.Invoice.period,
+        s.Invoice.total_incl_cents.label("previous_amount_cents"),
+    ).where(s.Invoice.status == "issued", s.Invoice.kind == "invoice", s.Invoice.period < str(period),
+            ~reopened(), of_selection(s.Invoice.customer_id, selection)))
+    frames["previous"] = (earlier.sort_values(["customer_id", "period", "invoice_id"])
+                          .drop_duplicates("customer_id", keep="last")
+                          [["customer_id", "invoice_id", "previous_amount_cents"]].reset_index(drop=True))
+    plan_ids = sorted(set(customers["rate_plan_id"].astype(int)))
+    frames["rate_plans"] = pd.concat([
+        read(connection, select(s.Destination.plan_id, s.Destination.prefix, s.Destination.zone_code)
+             .where(s.Destination.plan_id.in_(plan_ids)).order_by(s.Destination.plan_id, s.Destination.prefix))
+        .astype(str).agg("|".join, axis=1),
+        read(connection, select(s.Rate.id, s.Rate.plan_id, s.Rate.zone_code, s.Rate.band, s.Rate.connect_fee_units,
+                                s.Rate.charge_unanswered, s.RateInterval.from_second,
+                                s.RateInterval.price_per_minute_units, s.RateInterval.increment_s)
+             .join(s.RateInterval, s.RateInterval.rate_id == s.Rate.id)
+             .where(s.Rate.plan_id.in_(plan_ids)).order_by(s.Rate.id, s.RateInterval.from_second))
+        .astype(str).agg("|".join, axis=1),
+        read(connection, select(s.TimeBand.plan_id, s.TimeBand.band, s.TimeBand.weekdays, s.TimeBand.start_minute,
+                                s.TimeBand.end_minute).where(s.TimeBand.plan_id.in_(plan_ids))
+             .order_by(s.TimeBand.id)).astype(str).agg("|".join, axis=1),
+    ], ignore_index=True).to_frame("row")
+    return frames
+
+
+FINGERPRINT_PARTS = ["customers", "mandates", "products", "subscriptions", "one_offs", "rated_calls", "credits",
+                     "previous", "rate_plans"]
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return hashlib.sha256(b"").hexdigest()[:16]
+    text = frame.astype(str)
+    hashes = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return hashlib.sha256(hashes.tobytes() + "|".join(frame.columns).encode()).hexdigest()[:16]
+
+
+def fingerprint(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """A hash and a row count of each input part of a run."""
+    return {part: {"hash": _digest(frames[part]), "rows": len(frames[part])} for part in FINGERPRINT_PARTS}
+
+
+def billing_inputs(frames: dict[str, pd.DataFrame], customers: pd.DataFrame) -> BillingInputs:
+    return BillingInputs(
+        customers=customers, products=frames["products"], subscriptions=frames["subscriptions"],
+        one_offs=frames["one_offs"], consumption=frames["consumption"], credits=frames["credits"],
+        previous=frames["previous"][["customer_id", "previous_amount_cents"]],
+    )
+
+
+def build_run(connection: Connection, options: RunOptions, settings: Settings):
+    period = Period.parse(options.period)
+    customers = selected_customers(connection, options.customers)
+    frames = input_frames(connection, period, customers, parse_customers(options.customers))
+    built = build_invoices(billing_inputs(frames, customers), BillingOptions(
+        period, options.invoice_date, options.due_date, options.advance,
+        Decimal(settings.consumption_vat_rate)))
+    return customers, frames, built
+
+
+def fingerprint_changes(reviewed: dict, now: dict) -> list[str]:
+    out = []
+    for part in FINGERPRINT_PARTS:
+        before, after = reviewed.get(part, {}), now[part]
+        if before.get("hash") != after["hash"]:
+            out.append(f"{part.replace('_', ' ')} ({before.get('rows', '?')} rows reviewed, {after['rows']} now)")
+    return out
+

@@ -1,0 +1,192 @@
+"""Billing runs: pre-production (drafts) and production (issued invoices).
+
+A **pre-production run** reads the period's inputs for its customers, builds the invoices
+(:mod:`workbench.invoicing`), and stores them as drafts numbered ``PRE-<run>-0001``... with a
+fingerprint of the inputs (:mod:`workbench.billing.inputs`). It writes nothing else: no legal
+number, no call or charge marked billed, no credit used.
+
+A **production run** promotes a reviewed pre-production run: in one transaction it takes the
+numbering lock, checks that the inputs still have the fingerprint that was reviewed (else it
+refuses, saying which inputs changed), skips the customers already invoiced for the period,
+and issues the drafts with legal numbers (:mod:`workbench.billing.invoice_numbers`), marking the
+calls, one-off charges and credit they bill. Issued documents are never changed; a correction
+is a credit note (:mod:`workbench.billing.credit_notes`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+
+from workbench.billing.inputs import build_run, fingerprint, fingerprint_changes
+from workbench.billing.invoice_numbers import INVOICE_SERIES, draft_numbers, lock_numbering, take_numbers
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.bulk import insert_frame
+from workbench.db.locks import lock_table
+from workbench.errors import InputError, RefusedError
+from workbench.invoicing import Invoices
+from workbench.period import Period
+from workbench.reads.runs import RunOptions, options_of, run_row
+from workbench.reads.selection import invoiced_customers, parse_customers
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    kind: str
+    period: str
+    invoices: int
+    total_incl_cents: int
+    net_payable_cents: int
+    skipped: list[str] = field(default_factory=list)
+    message: str = ""
+    numbers: tuple[str, str] | None = None
+
+
+def store_invoices(connection: Connection, run_id: int, built: Invoices, numbers: list[str], status: str,
+                    options: RunOptions, period: Period, issued_at: datetime | None) -> dict[int, int]:
+    """Insert invoices (in ``built.invoices`` order, numbered ``numbers``), their items and VAT;
+    returns customer id -> invoice id."""
+    if built.invoices.empty:
+        return {}
+    inv = built.invoices
+    rows = [{
+        "run_id": run_id, "number": number, "kind": "invoice", "status": status,
+        "customer_id": int(r.customer_id), "period": str(period), "invoice_date": options.invoice_date,
+        "due_date": options.due_date, "total_excl_cents": int(r.total_excl_cents),
+        "total_vat_cents": int(r.total_vat_cents), "total_incl_cents": int(r.total_incl_cents),
+        "credit_applied_cents": int(r.credit_applied_cents), "net_payable_cents": int(r.net_payable_cents),
+        "previous_amount_cents": None if pd.isna(r.previous_amount_cents) else int(r.previous_amount_cents),
+        "issued_at": issued_at,
+    } for r, number in zip(inv.itertuples(index=False), numbers, strict=True)]
+    result = connection.execute(
+        insert(s.Invoice).returning(s.Invoice.id, s.Invoice.customer_id, sort_by_parameter_order=True), rows)
+    ids = {int(c): int(i) for i, c in result.all()}
+    items = built.items.copy()
+    items["invoice_id"] = items.pop("customer_id").map(ids)
+    items["quantity"] = items["quantity"].map(lambda q: Decimal(str(q)))
+    items["vat_rate"] = items["vat_rate"].map(lambda r: None if r is None or pd.isna(r) else Decimal(str(r)))
+    insert_frame(connection, "invoice_items", items)
+    vat = built.vat.copy()
+    vat["invoice_id"] = vat.pop("customer_id").map(ids)
+    insert_frame(connection, "invoice_vat", vat[["invoice_id", "vat_rate", "base_cents", "vat_cents"]])
+    return ids
+
+
+def preprod(engine: Engine, options: RunOptions, settings: Settings, now: datetime,
+            created_by: str | None = None) -> RunSummary:
+    """Run a pre-production billing; store its drafts. Changes nothing production depends on."""
+    period = Period.parse(options.period)
+    parse_customers(options.customers)
+    if options.due_date < options.invoice_date:
+        raise InputError(f"due date {options.due_date} is before invoice date {options.invoice_date}")
+    with engine.begin() as connection:
+        customers, frames, built = build_run(connection, options, settings)
+        run_id = connection.execute(insert(s.BillingRun).values(
+            kind="preprod", period=str(period), invoice_date=options.invoice_date, due_date=options.due_date,
+            options=options.to_json(), fingerprint=json.dumps(fingerprint(frames)),
+            created_by=created_by or getpass.getuser(), created_at=now, status="done",
+        ).returning(s.BillingRun.id)).scalar_one()
+        numbers = draft_numbers(run_id, len(built.invoices))
+        store_invoices(connection, run_id, built, numbers, "draft", options, period, None)
+    inv = built.invoices
+    return RunSummary(run_id, "preprod", str(period), len(inv), int(inv["total_incl_cents"].sum()),
+                      int(inv["net_payable_cents"].sum()), numbers=(numbers[0], numbers[-1]) if numbers else None)
+
+
+def delete_run(engine: Engine, run_id: int) -> int:
+    """Delete a pre-production run and its drafts; returns the number of drafts deleted."""
+    with engine.begin() as connection:
+        run = run_row(connection, run_id)
+        if run["kind"] != "preprod":
+            raise RefusedError(f"run {run_id} is a production run: issued invoices are never deleted")
+        if run["status"] == "promoted":
+            raise RefusedError(f"run {run_id} was issued in production; it is kept as its review record")
+        ids = select(s.Invoice.id).where(s.Invoice.run_id == run_id)
+        connection.execute(delete(s.InvoiceItem).where(s.InvoiceItem.invoice_id.in_(ids)))
+        connection.execute(delete(s.InvoiceVat).where(s.InvoiceVat.invoice_id.in_(ids)))
+        count = connection.execute(delete(s.Invoice).where(s.Invoice.run_id == run_id)).rowcount
+        connection.execute(delete(s.BillingRun).where(s.BillingRun.id == run_id))
+    return count
+
+
+def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
+               created_by: str | None = None) -> RunSummary:
+    """Issue the invoices of the reviewed pre-production run ``run_id`` (see module docstring)."""
+    with engine.begin() as connection:
+        run = run_row(connection, run_id)
+        if run["kind"] != "preprod":
+            raise RefusedError(f"run {run_id} is a production run; promote a pre-production run")
+        claimed = connection.execute(update(s.BillingRun).where(
+            s.BillingRun.id == run_id, s.BillingRun.status == "done").values(status="promoting")).rowcount
+        if not claimed:
+            done = connection.execute(select(s.BillingRun.id).where(s.BillingRun.source_run_id == run_id)).scalar()
+            return RunSummary(done or 0, "production", run["period"], 0, 0, 0,
+                              message=f"run {run_id} was already issued (production run {done}): nothing issued")
+        options = options_of(run)
+        lock_numbering(connection, options.invoice_date.year)
+        lock_invoices(connection)
+        customers, frames, built = build_run(connection, options, settings)
+        changed = fingerprint_changes(json.loads(run["fingerprint"]), fingerprint(frames))
+        if changed:
+            raise RefusedError(
+                f"run {run_id} no longer matches the data it was reviewed on; changed since: "
+                + "; ".join(changed) + ". Run a new pre-production billing and review it.")
+        issued_before = invoiced_customers(connection, run["period"], parse_customers(options.customers))
+        keep = ~built.invoices["customer_id"].isin(issued_before)
+        skipped = built.invoices.loc[~keep, "account_number"].tolist()
+        todo = Invoices(built.invoices[keep].reset_index(drop=True),
+                        built.items[~built.items["customer_id"].isin(issued_before)],
+                        built.vat[~built.vat["customer_id"].isin(issued_before)])
+        prod_id = connection.execute(insert(s.BillingRun).values(
+            kind="production", period=run["period"], invoice_date=options.invoice_date, due_date=options.due_date,
+            options=run["options"], fingerprint=run["fingerprint"], created_by=created_by or getpass.getuser(),
+            created_at=now, source_run_id=run_id, status="done",
+        ).returning(s.BillingRun.id)).scalar_one()
+        numbers = take_numbers(connection, INVOICE_SERIES, options.invoice_date.year, len(todo.invoices))
+        ids = store_invoices(connection, prod_id, todo, numbers, "issued", options, Period.parse(run["period"]),
+                              now)
+        _mark_billed(connection, run["period"], todo, ids, options.invoice_date)
+        connection.execute(update(s.BillingRun).where(s.BillingRun.id == run_id).values(status="promoted"))
+    inv = todo.invoices
+    message = f"{len(inv)} invoices issued" + (f", {numbers[0]} to {numbers[-1]}" if numbers else "")
+    if skipped:
+        message += f"; {len(skipped)} customers already invoiced for {run['period']} skipped"
+    return RunSummary(prod_id, "production", run["period"], len(inv), int(inv["total_incl_cents"].sum()),
+                      int(inv["net_payable_cents"].sum()), skipped, message,
+                      (numbers[0], numbers[-1]) if numbers else None)
+
+
+def lock_invoices(connection: Connection) -> None:
+    """Serialise what issues documents: a production run and a credit note wait for each other,
+    so a credit note that reopens a period is never half seen by a production of that period."""
+    lock_table(connection, s.Invoice.__table__)
+
+
+def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict[int, int], day: date) -> None:
+    if not ids:
+        return
+    connection.execute(
+        update(s.RatedCall).where(and_(
+            s.RatedCall.customer_id == bindparam("c"), s.RatedCall.period == period, s.RatedCall.invoice_id.is_(None)))
+        .values(invoice_id=bindparam("i")), [{"c": c, "i": i} for c, i in ids.items()])
+    one_offs = built.items.dropna(subset=["one_off_id"])
+    if len(one_offs):
+        connection.execute(
+            update(s.OneOffCharge).where(s.OneOffCharge.id == bindparam("o")).values(invoice_id=bindparam("i")),
+            [{"o": int(o), "i": ids[int(c)]} for o, c in zip(one_offs["one_off_id"], one_offs["customer_id"],
+                                                              strict=True)])
+    applied = built.invoices[built.invoices["credit_applied_cents"] > 0]
+    if len(applied):
+        connection.execute(insert(s.CreditEntry), [
+            {"customer_id": int(r.customer_id), "entry_date": day, "amount_cents": -int(r.credit_applied_cents),
+             "description": "applied to invoice", "invoice_id": ids[int(r.customer_id)]}
+            for r in applied.itertuples(index=False)])
+

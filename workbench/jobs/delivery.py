@@ -1,0 +1,41 @@
+"""The delivery job: email issued invoices and credit notes to their customers' recipients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from workbench.config import Settings
+from workbench.errors import InputError
+from workbench.jobs.workspace import utc_now
+from workbench.mail import DeliveryReport, PlanReport, plan_deliveries, send_pending
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What was planned (``None`` for a retry of what is pending) and what was sent."""
+
+    planned: PlanReport | None
+    sent: DeliveryReport
+    transport: str
+
+
+def deliver(engine: Engine, settings: Settings, run_id: int | None = None, period: str | None = None,
+            retry: bool = False, now: datetime | None = None) -> DeliveryResult:
+    """Plan the deliveries of a production run's (or a period's) documents, then send everything
+    pending (see :mod:`workbench.mail.deliveries`); with ``retry`` only send what is pending.
+
+    Raises :class:`~workbench.errors.InputError` when nothing is named,
+    :class:`~workbench.errors.ConfigError` for an unusable mail set-up and
+    :class:`~workbench.errors.UnavailableError` when another mail run is in progress; a server
+    that stops answering halfway is reported in ``sent.stopped`` (run the job again to finish)."""
+    if run_id is None and period is None and not retry:
+        raise InputError("give a production run or a period (or retry to send what is pending)",
+                         code="nothing_named")
+    planned = None
+    if not retry:
+        planned = plan_deliveries(engine, run_id=run_id, period=period)
+    report = send_pending(engine, settings, now or utc_now())
+    return DeliveryResult(planned, report, settings.smtp_url or settings.outbox_dir)

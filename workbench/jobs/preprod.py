@@ -1,0 +1,99 @@
+"""The pre-production job: a test billing with its control report written and stored.
+
+Repeatable as often as wanted; it changes nothing production depends on (no legal number, no call
+marked billed). The control report (:func:`write_report`) is written to
+``<output_dir>/reports/control-report-<period>-run<N>.xlsx`` and stored in the FTP space as
+``reports/<period>/`` the same name; draft PDFs, when asked for, go to ``drafts/run-<N>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from workbench.billing import RunSummary, default_dates
+from workbench.billing import preprod as store_preprod
+from workbench.config import Settings
+from workbench.errors import InputError
+from workbench.jobs.documents import PublishReport, publish_documents
+from workbench.jobs.workspace import utc_now
+from workbench.period import Period
+from workbench.reads.runs import RunOptions, run_report, run_row
+from workbench.reads.selection import parse_customers
+from workbench.reports.excel import write_control_report
+from workbench.storage import Storage
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where a run's control report is: ``path`` on this machine, ``stored_as`` in the FTP space."""
+
+    run_id: int
+    path: Path
+    stored_as: str
+
+
+@dataclass(frozen=True)
+class PreprodResult:
+    """A pre-production run: its summary, its control report, its draft PDFs (when asked for)."""
+
+    run: RunSummary
+    report: ReportFiles
+    documents: PublishReport | None = None
+
+
+def run_options(settings: Settings, period: str, invoice_date: date | str | None = None,
+                due_date: date | str | None = None, customers: str = "all", advance: bool = False,
+                pdfs: bool = False) -> RunOptions:
+    """The options of a run, checked, with the default dates (invoice date: the day after the
+    period; due date: ``payment_days`` later); :class:`~workbench.errors.InputError` saying what is
+    wrong (a bad period, date or customer selection, a due date before the invoice date)."""
+    checked = Period.parse(period)
+    default_invoice, default_due = default_dates(checked, settings)
+
+    def day(value, name: str, default: date) -> date:
+        if value is None or value == "":
+            return default
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise InputError(f"{value!r} is not a date (YYYY-MM-DD)", source=name, code="bad_date") from None
+
+    invoice_day = day(invoice_date, "invoice date", default_invoice)
+    due_day = day(due_date, "due date", invoice_day + (default_due - default_invoice))
+    if due_day < invoice_day:
+        raise InputError(f"the due date {due_day} is before the invoice date {invoice_day}", code="bad_date")
+    return RunOptions(str(checked), invoice_day, due_day, parse_customers(customers), bool(advance), bool(pdfs))
+
+
+def report_path(settings: Settings, run_id: int, period: str) -> Path:
+    """The local file of a run's control report."""
+    return Path(settings.output_dir) / "reports" / f"control-report-{period}-run{run_id}.xlsx"
+
+
+def write_report(engine: Engine, settings: Settings, run_id: int) -> ReportFiles:
+    """Write the control report of a stored run (:func:`~workbench.reads.runs.run_report`) and store
+    it in the FTP space; :class:`~workbench.errors.InputError` for an unknown run,
+    :class:`~workbench.storage.StorageError` if the FTP space cannot take it (the local file stays)."""
+    with engine.connect() as connection:
+        period = run_row(connection, run_id)["period"]
+    path = write_control_report(run_report(engine, run_id, settings), report_path(settings, run_id, period),
+                                title=f"Billing control report, {period}, run {run_id}")
+    stored_as = f"reports/{period}/{path.name}"
+    Storage(settings.storage_url).put(stored_as, path.read_bytes())
+    return ReportFiles(run_id, path, stored_as)
+
+
+def preprod(engine: Engine, settings: Settings, options: RunOptions, now: datetime | None = None,
+            created_by: str | None = None) -> PreprodResult:
+    """Run a pre-production billing (:func:`workbench.billing.runs.preprod`), write and store its
+    control report, and render its draft PDFs when ``options.pdfs``."""
+    summary = store_preprod(engine, options, settings, now or utc_now(), created_by)
+    report = write_report(engine, settings, summary.run_id)
+    documents = publish_documents(engine, settings, run_id=summary.run_id) if options.pdfs else None
+    return PreprodResult(summary, report, documents)

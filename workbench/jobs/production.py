@@ -1,0 +1,134 @@
+"""The production job: issue a reviewed pre-production run, then store, deliver and collect.
+
+:func:`promote` issues the invoices of a reviewed run (legal numbers, in one transaction; see
+:mod:`workbench.billing.runs`) and stores their PDFs. :func:`production` is the whole job that the
+production notebook runs headless (papermill): it checks its parameters, promotes, stores the
+PDFs, emails them (when ``deliver``) and generates the SEPA file. Each step only does what is
+missing, so running the job again after a failure finishes it without issuing, storing or
+sending anything twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from workbench.billing import RunSummary
+from workbench.billing import production as issue_run
+from workbench.config import Settings
+from workbench.errors import InputError, UnavailableError
+from workbench.jobs.delivery import DeliveryResult, deliver
+from workbench.jobs.documents import PublishReport, publish_documents
+from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
+from workbench.jobs.workspace import utc_now
+from workbench.money import format_money
+from workbench.period import Period
+from workbench.reads.runs import run_row
+from workbench.storage import StorageError
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A promoted run (``run.invoices`` is 0 when nothing was issued) and its final PDFs."""
+
+    run: RunSummary
+    documents: PublishReport | None
+
+
+@dataclass(frozen=True)
+class ProductionResult:
+    """What the production job did, step by step (``None``: the step did not run)."""
+
+    source_run_id: int
+    period: str
+    promotion: Promotion
+    delivery: DeliveryResult | None = None
+    direct_debits: DirectDebitRun | None = None
+
+    def summary(self) -> dict:
+        """What was done, as plain values (money written for people), for the audit notebook and logs."""
+        run, documents = self.promotion.run, self.promotion.documents
+        out = {"run": self.source_run_id, "period": self.period, "production_run": run.run_id or None,
+               "invoices": run.invoices, "numbers": list(run.numbers) if run.numbers else [],
+               "total": format_money(run.total_incl_cents), "net_payable": format_money(run.net_payable_cents),
+               "skipped": run.skipped, "message": run.message}
+        if documents is not None:
+            out["pdfs_stored"] = len(documents.stored) + len(documents.already)
+        if self.delivery is not None:
+            sent = self.delivery.sent
+            out.update(emails_sent=len(sent.sent), emails_failed=len(sent.failed), emails_pending=sent.pending,
+                       email_problems=[str(p) for p in sent.anomalies])
+        if self.direct_debits is not None:
+            debits = self.direct_debits
+            out.update(sepa_file=debits.path, sepa_debits=debits.transactions,
+                       sepa_total=format_money(debits.total_cents), sepa_left_out=[str(p) for p in debits.problems])
+        return out
+
+
+def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | None = None) -> Promotion:
+    """Issue the invoices of pre-production run ``run_id`` and store their PDFs.
+
+    :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run or its
+    inputs changed since the review (nothing is issued); :class:`~workbench.errors.UnavailableError`
+    when the FTP space fails after the invoices were issued (they stay issued: store their PDFs
+    again with the documents job)."""
+    summary = issue_run(engine, run_id, settings, now or utc_now())
+    if not summary.run_id:
+        return Promotion(summary, None)
+    try:
+        documents = publish_documents(engine, settings, run_id=summary.run_id)
+    except StorageError as exc:
+        raise UnavailableError(f"{exc}. The invoices are issued; store their PDFs with `workbench documents --run "
+                               f"{summary.run_id}` once the FTP space is back") from None
+    return Promotion(summary, documents)
+
+
+def check_parameters(engine: Engine, run_id, period) -> tuple[int, str]:
+    """The production job's parameters, checked: ``run_id`` is a pre-production run of
+    ``period``; else :class:`~workbench.errors.InputError` saying what is wrong."""
+    try:
+        run_id = int(run_id)
+    except (TypeError, ValueError):
+        raise InputError(f"run_id must be the number of a pre-production run, not {run_id!r}",
+                         source="parameter run_id", code="bad_parameter") from None
+    period = str(Period.parse(str(period)))
+    with engine.connect() as connection:
+        run = run_row(connection, run_id)
+    if run["kind"] != "preprod":
+        raise InputError(f"run {run_id} is a production run; give the pre-production run to promote",
+                         source="parameter run_id", code="bad_parameter")
+    if run["period"] != period:
+        raise InputError(f"run {run_id} bills {run['period']}, not {period}", source="parameter period",
+                         code="bad_parameter")
+    return run_id, period
+
+
+def production(engine: Engine, settings: Settings, run_id, period, deliver_invoices: bool = True,
+               now: datetime | None = None) -> ProductionResult:
+    """Run the whole production job for pre-production run ``run_id`` of ``period`` (see the
+    module docstring). Raises :class:`~workbench.errors.InputError` for bad parameters,
+    :class:`~workbench.errors.RefusedError` when the run cannot be issued and
+    :class:`~workbench.errors.UnavailableError` when PDFs could not be stored or emails not all
+    sent (run the job again once the service is back)."""
+    now = now or utc_now()
+    run_id, period = check_parameters(engine, run_id, period)
+    promotion = promote(engine, settings, run_id, now)
+    result = ProductionResult(run_id, period, promotion)
+    if not promotion.run.run_id:
+        return result
+    if promotion.documents.failed:
+        raise UnavailableError(f"{len(promotion.documents.failed)} PDFs could not be stored (run `workbench "
+                               f"documents --run {promotion.run.run_id}` again): {promotion.documents.failed}")
+    delivery = None
+    if deliver_invoices:
+        try:
+            delivery = deliver(engine, settings, run_id=promotion.run.run_id, now=now)
+        except UnavailableError as exc:  # e.g. another mail run in progress: the emails wait for a re-run
+            raise UnavailableError(f"email delivery not started: {exc} (run this job or `workbench mail --retry` "
+                                   "again)", code=exc.code) from None
+        if delivery.sent.stopped:
+            raise UnavailableError(f"email delivery stopped: {delivery.sent.stopped} (run `workbench mail --retry`)")
+    debits = generate_direct_debits(engine, settings, now, period=period)
+    return ProductionResult(run_id, period, promotion, delivery, debits)

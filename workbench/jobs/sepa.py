@@ -1,0 +1,244 @@
+"""The SEPA direct debit job: reads the invoices to debit, writes the file, records the debits.
+
+:func:`generate_direct_debits` selects the issued invoices (``kind`` invoice) with a positive net
+payable of the customers paying by ``direct_debit`` that have no ``sepa_debits`` row yet, takes
+each customer's latest active mandate, builds the file (:mod:`workbench.sepa`), stores it in the
+FTP space (:mod:`workbench.storage`) under ``sepa/<year>/<month>/<message id>.xml`` and then
+records it in ``sepa_files`` and ``sepa_debits``, in one transaction that holds a lock so two runs
+at once never debit the same invoices. An invoice is never debited twice unless ``force``: then the
+invoices of the selection (a period or a list of invoice numbers is required) are debited again
+in a new file and their earlier ``sepa_debits`` rows are kept, marked ``replaced_by_file_id`` (the
+new file), so the history of every collection attempt stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.db.locks import lock_table
+from workbench.errors import ConfigError, InputError, Problem, UnavailableError
+from workbench.money import format_money
+from workbench.period import Period
+from workbench.sepa import Creditor, DebitFile, direct_debit_file, new_message_id, validate_version
+from workbench.storage import Storage
+
+
+def creditor_of(settings: Settings) -> Creditor:
+    """The creditor of the settings ``sepa_creditor_name``, ``_iban``, ``_bic`` and ``_id``;
+    :class:`~workbench.errors.ConfigError` if they cannot be used."""
+    try:
+        return Creditor.of(settings.sepa_creditor_name, settings.sepa_creditor_iban, settings.sepa_creditor_bic,
+                           settings.sepa_creditor_id)
+    except InputError as exc:
+        raise ConfigError(exc.message, source="SEPA settings") from None
+
+
+@dataclass
+class DirectDebitRun:
+    """What :func:`generate_direct_debits` did. ``path`` is relative to the storage space (None
+    when no file was written); ``debits`` has one row per debit written (invoice_number,
+    account_number, amount_cents, mandate_reference, sequence_type, collection_date); ``rejected``
+    one row per invoice left out (invoice_number, account_number, net_payable_cents, reason)."""
+
+    message: str
+    version: str
+    path: str | None = None
+    location: str | None = None
+    message_id: str | None = None
+    file_id: int | None = None
+    transactions: int = 0
+    total_cents: int = 0
+    by_sequence: dict[str, tuple[int, int]] = field(default_factory=dict)
+    debits: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def written(self) -> bool:
+        return self.path is not None
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The invoices left out, as data problems (key: the invoice number)."""
+        return [Problem("sepa", row.invoice_number, "not_debited",
+                        f"account {row.account_number}: {row.reason}" if row.account_number else row.reason)
+                for row in self.rejected.itertuples(index=False)] if len(self.rejected) else []
+
+
+REJECTED_COLUMNS = ["invoice_number", "account_number", "net_payable_cents", "reason"]
+
+
+WRITTEN_COLUMNS = ["invoice_number", "account_number", "amount_cents", "mandate_reference", "sequence_type",
+                   "collection_date"]
+
+
+def _local(now: datetime, timezone: str) -> datetime:
+    aware = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
+def _candidates(connection: Connection, period: str | None, numbers: list[str] | None,
+                force: bool) -> tuple[pd.DataFrame, list[dict]]:
+    """The invoices to debit (with their customer), and the named invoices that cannot be."""
+    debited = (select(s.SepaDebit.invoice_id, s.SepaFile.message_id)  # current debits only
+               .join(s.SepaFile, s.SepaFile.id == s.SepaDebit.file_id)
+               .where(s.SepaDebit.replaced_by_file_id.is_(None)).subquery())
+    stmt = select(
+        s.Invoice.id.label("invoice_id"), s.Invoice.number.label("invoice_number"), s.Invoice.customer_id,
+        s.Customer.account_number, s.Customer.name.label("customer_name"), s.Invoice.net_payable_cents,
+        s.Invoice.due_date, s.Invoice.currency, s.Invoice.status, s.Invoice.kind, s.Customer.payment_method,
+        debited.c.message_id.label("debited_in"),
+    ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).outerjoin(
+        debited, debited.c.invoice_id == s.Invoice.id).order_by(s.Invoice.number)
+    if period is not None:
+        stmt = stmt.where(s.Invoice.period == period)
+    if numbers is not None:
+        stmt = stmt.where(s.Invoice.number.in_(numbers))
+    else:
+        stmt = stmt.where(s.Invoice.status == "issued", s.Invoice.kind == "invoice",
+                          s.Customer.payment_method == "direct_debit", s.Invoice.net_payable_cents > 0)
+        if not force:
+            stmt = stmt.where(debited.c.message_id.is_(None))
+    found = read_frame(connection, stmt)
+    if numbers is None:
+        return found, []
+    rejected = [{"invoice_number": n, "account_number": None, "net_payable_cents": None,
+                 "reason": "unknown invoice" + (f" in period {period}" if period else "")}
+                for n in numbers if n not in set(found["invoice_number"])]
+    keep = []
+    for row in found.to_dict("records"):
+        reason = None
+        if row["status"] != "issued" or row["kind"] != "invoice":
+            reason = f"not an issued invoice ({row['status']} {row['kind'].replace('_', ' ')})"
+        elif row["payment_method"] != "direct_debit":
+            reason = f"the customer pays by {row['payment_method']}, not by direct debit"
+        elif int(row["net_payable_cents"]) <= 0:
+            reason = f"nothing to debit: net payable {format_money(int(row['net_payable_cents']))}"
+        elif row["debited_in"] is not None and not pd.isna(row["debited_in"]) and not force:
+            reason = f"already debited in SEPA file {row['debited_in']} (use force to debit it again)"
+        if reason:
+            rejected.append({"invoice_number": row["invoice_number"], "account_number": row["account_number"],
+                             "net_payable_cents": int(row["net_payable_cents"]), "reason": reason})
+        else:
+            keep.append(row)
+    return pd.DataFrame(keep, columns=found.columns), rejected
+
+
+def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFrame:
+    """``invoices`` with each customer's mandate (the latest active one; else the latest one, to
+    say it is not active) and whether it was collected before by another invoice."""
+    customer_ids = sorted({int(c) for c in invoices["customer_id"]})
+    mandates = read_frame(connection, select(
+        s.Mandate.id, s.Mandate.customer_id, s.Mandate.reference.label("mandate_reference"),
+        s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic, s.Mandate.status.label("mandate_status"),
+    ).where(s.Mandate.customer_id.in_(customer_ids)))
+    if len(mandates):
+        mandates["_active"] = mandates["mandate_status"] == "active"
+        mandates = (mandates.sort_values(["customer_id", "_active", "signature_date", "id"])
+                    .drop_duplicates("customer_id", keep="last").drop(columns=["_active", "id"]))
+    else:
+        mandates = pd.DataFrame(columns=["customer_id", "mandate_reference", "signature_date", "iban", "bic",
+                                         "mandate_status"])
+    frame = invoices.merge(mandates, on="customer_id", how="left")
+    references = sorted({r for r in frame["mandate_reference"] if isinstance(r, str)})
+    history = read_frame(connection, select(s.SepaDebit.mandate_reference, s.SepaDebit.invoice_id)
+                                    .where(s.SepaDebit.mandate_reference.in_(references))) if references else None
+    # a forced debit replaces the earlier debit of its own invoice, so that one does not count
+    selected = {int(i) for i in frame["invoice_id"]}
+    collected = set() if history is None else {
+        r for r, i in zip(history["mandate_reference"], history["invoice_id"], strict=True) if int(i) not in selected}
+    frame["already_collected"] = frame["mandate_reference"].map(lambda r: isinstance(r, str) and r in collected)
+    frame["mandate_reference"] = frame["mandate_reference"].map(lambda r: r if isinstance(r, str) else "")
+    return frame
+
+
+def _record(connection: Connection, made: DebitFile, path: str, now: datetime, replace: bool) -> int:
+    file_id = connection.execute(insert(s.SepaFile).values(
+        message_id=made.message_id, version=made.version, path=path, created_at=now,
+        transactions=made.transactions, total_cents=made.total_cents,
+    ).returning(s.SepaFile.id)).scalar_one()
+    ids = [int(i) for i in made.debits["invoice_id"]]
+    if replace:  # the earlier debits stay, as replaced by this file
+        connection.execute(update(s.SepaDebit).where(s.SepaDebit.invoice_id.in_(ids),
+                                                     s.SepaDebit.replaced_by_file_id.is_(None))
+                           .values(replaced_by_file_id=file_id))
+    connection.execute(insert(s.SepaDebit), [
+        {"file_id": file_id, "invoice_id": int(d["invoice_id"]), "mandate_reference": d["mandate_reference"],
+         "sequence_type": d["sequence_type"], "amount_cents": int(d["amount_cents"]),
+         "collection_date": d["collection_date"]}
+        for d in made.debits.to_dict("records")])
+    return file_id
+
+
+def _discard(storage: Storage, path: str) -> str:
+    try:
+        storage.fs.rm(storage.location(path))
+        return "it has been removed"
+    except Exception as exc:  # noqa: BLE001 - say what happened, the original error matters more
+        return f"it could not be removed ({exc}): delete it, do not send it"
+
+
+def generate_direct_debits(engine: Engine, settings: Settings, now: datetime, period: str | None = None,
+                           invoices: Iterable[str] | None = None, force: bool = False) -> DirectDebitRun:
+    """Make the SEPA direct debit file of the invoices to debit (see the module docstring).
+
+    ``now`` is naive UTC (the file's creation time; "today" for collection dates is its date in
+    the operator's timezone); ``period`` (``YYYY-MM``) and ``invoices`` (invoice numbers) narrow
+    the selection; a named invoice that cannot be debited is reported in ``rejected``. With
+    ``force``, invoices already debited are debited again in a new file (needs ``period`` or
+    ``invoices``). Nothing is written when nothing is to be debited; a rejected invoice is never
+    sent. Raises :class:`~workbench.errors.ConfigError` for unusable settings,
+    :class:`~workbench.storage.StorageError` when the file cannot be stored (then nothing is recorded).
+    """
+    version = validate_version(settings.sepa_version)
+    creditor = creditor_of(settings)
+    period = str(Period.parse(period)) if period is not None else None
+    numbers = None if invoices is None else sorted({str(n).strip() for n in invoices if str(n).strip()})
+    if force and period is None and not numbers:
+        raise InputError("force debits invoices again: name a period or the invoices", code="force_without_selection")
+    local_now = _local(now, settings.timezone)
+    today = local_now.date()
+    storage = Storage(settings.storage_url)
+    stored: str | None = None
+    try:
+        with engine.begin() as connection:
+            lock_table(connection, s.SepaDebit.__table__)  # a second run waits until the first has recorded
+            candidates, named_rejects = _candidates(connection, period, numbers, force)
+            made = None
+            if len(candidates):
+                frame = _with_mandates(connection, candidates)
+                made = direct_debit_file(frame, creditor, today, version, new_message_id(local_now), local_now)
+            rejected = pd.DataFrame(named_rejects, columns=REJECTED_COLUMNS)
+            if made is not None and len(made.rejected):
+                rejected = pd.concat([rejected, made.rejected[REJECTED_COLUMNS]], ignore_index=True)
+            rejected = rejected.sort_values("invoice_number", ignore_index=True)
+            if made is None or made.xml is None:
+                note = f"; {len(rejected)} invoices rejected" if len(rejected) else ""
+                return DirectDebitRun(f"nothing to debit{note}", version, rejected=rejected,
+                                      debits=pd.DataFrame(columns=WRITTEN_COLUMNS))
+            path = f"sepa/{local_now.year}/{local_now.month:02d}/{made.message_id}.xml"
+            storage.put(path, made.xml)
+            stored = path
+            created = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+            file_id = _record(connection, made, path, created, force)
+    except Exception as exc:
+        if stored is None:
+            raise
+        raise UnavailableError(f"SEPA file {stored} was stored but could not be recorded ({exc}); "
+                        + _discard(storage, stored)) from exc
+    by_sequence = made.by_sequence()
+    counts = ", ".join(f"{n} {seq}" for seq, (n, _) in by_sequence.items())
+    message = (f"SEPA file {path}: {made.transactions} debits ({counts}), total {format_money(made.total_cents)}"
+               + (f"; {len(rejected)} invoices rejected" if len(rejected) else ""))
+    return DirectDebitRun(message, version, path, storage.location(path), made.message_id, file_id,
+                          made.transactions, made.total_cents, by_sequence,
+                          made.debits[WRITTEN_COLUMNS].reset_index(drop=True), rejected)
+

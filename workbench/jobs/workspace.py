@@ -1,0 +1,45 @@
+"""What every job starts from: the database of the settings, migrated, and the clock."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from workbench.config import Settings
+from workbench.db.engine import make_engine, upgrade
+
+
+def open_database(settings: Settings) -> Engine:
+    """The engine of ``settings.database_url``, its schema created or migrated (Alembic)."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return engine
+
+
+def utc_now() -> datetime:
+    """Now, naive UTC: how the database stores times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def clear_demo(settings: Settings) -> list[str]:
+    """Delete the embedded SQLite database and the demo's own outputs, when they are the embedded
+    defaults (a configured database, FTP space, outbox or output folder is never touched);
+    returns what was deleted."""
+    deleted = []
+    if settings.database_url.startswith("sqlite:///"):
+        database = Path(settings.database_url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{database}{suffix}")
+            if path.exists():
+                path.unlink()
+                deleted.append(str(path))
+    defaults = Settings()
+    for mine, default in ((settings.storage_url, defaults.storage_url), (settings.outbox_dir, defaults.outbox_dir),
+                          (str(Path(settings.output_dir) / "reports"), str(Path(defaults.output_dir) / "reports"))):
+        if mine == default and Path(mine).is_dir():
+            shutil.rmtree(mine)
+            deleted.append(mine)
+    return deleted

@@ -1,0 +1,158 @@
+"""Calls as stored: what rating reads (lines, rate plans, allowances, the period's calls), and
+the frames analysts look at (rejected records, calls not rated, traffic by zone and band, a
+customer's consumption by month).
+
+Amounts are exact: integer 1/10,000 EUR (``units``) or ``Decimal`` euros (``_eur`` columns).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Connection, func, select
+
+from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.errors import Problem, problems_frame
+from workbench.money import to_decimal
+from workbench.period import Period
+from workbench.rating import RatePlan
+
+
+def lines(connection: Connection) -> pd.DataFrame:
+    """All lines with their customer and rate plan."""
+    stmt = select(
+        s.Line.number, s.Line.customer_id, s.Customer.rate_plan_id, s.Line.valid_from,
+        s.Line.valid_to,
+    ).join(s.Customer, s.Customer.id == s.Line.customer_id)
+    return read_frame(connection, stmt)
+
+
+def rate_plans(connection: Connection) -> dict[int, RatePlan]:
+    """Every rate plan by id."""
+    plans = {}
+    for plan in connection.execute(select(s.RatePlan.__table__)).mappings():
+        pid = plan["id"]
+        destinations = read_frame(
+            connection,
+            select(s.Destination.prefix, s.Destination.name, s.Destination.zone_code).where(
+                s.Destination.plan_id == pid
+            ),
+        )
+        bands = read_frame(
+            connection,
+            select(s.TimeBand.band, s.TimeBand.weekdays, s.TimeBand.start_minute,
+                   s.TimeBand.end_minute).where(s.TimeBand.plan_id == pid),
+        )
+        rates = read_frame(
+            connection,
+            select(s.Rate.id.label("rate_id"), s.Rate.zone_code, s.Rate.band,
+                   s.Rate.connect_fee_units, s.Rate.charge_unanswered).where(s.Rate.plan_id == pid),
+        )
+        intervals = read_frame(
+            connection,
+            select(s.RateInterval.rate_id, s.RateInterval.from_second,
+                   s.RateInterval.price_per_minute_units, s.RateInterval.increment_s)
+            .join(s.Rate, s.Rate.id == s.RateInterval.rate_id)
+            .where(s.Rate.plan_id == pid),
+        )
+        plans[pid] = RatePlan(
+            code=plan["code"], destinations=destinations, time_bands=bands, rates=rates,
+            intervals=intervals, timezone=plan["timezone"],
+            holiday_country=plan["holiday_country"], default_band=plan["default_band"],
+        )
+    return plans
+
+
+def subscriptions_with_allowances(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Subscriptions (customer_id, product_id, quantity, start_date, end_date) and product
+    allowances (product_id, zone_code, seconds)."""
+    subs = read_frame(
+        connection,
+        select(s.Subscription.customer_id, s.Subscription.product_id, s.Subscription.quantity,
+               s.Subscription.start_date, s.Subscription.end_date),
+    )
+    allowances = read_frame(
+        connection, select(s.Allowance.product_id, s.Allowance.zone_code, s.Allowance.seconds)
+    )
+    return subs, allowances
+
+
+def period_calls(connection: Connection, period: Period, timezone: str, billed: bool) -> pd.DataFrame:
+    """The stored calls of ``period``: those not yet billed (``billed=False``, to rate), or the
+    ratings of those already billed (``billed=True``)."""
+    lo, hi = period.utc_bounds(timezone)
+    if billed:
+        stmt = select(s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s).join(
+            s.Cdr, s.Cdr.id == s.RatedCall.cdr_id
+        ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.RatedCall.invoice_id.is_not(None))
+        return read_frame(connection, stmt)
+    billed_ids = select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id.is_not(None))
+    stmt = select(
+        s.Cdr.id.label("cdr_id"), s.Cdr.start_utc, s.Cdr.calling, s.Cdr.called, s.Cdr.duration_s
+    ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.Cdr.id.not_in(billed_ids))
+    frame = read_frame(connection, stmt)
+    frame["start_utc"] = pd.to_datetime(frame["start_utc"]).astype("datetime64[s]")
+    return frame
+
+
+
+def rejects_frame(engine, reason: str | None = None, files: list[str] | None = None) -> pd.DataFrame:
+    """Rejected CDR records as data problems (:data:`~workbench.errors.PROBLEM_COLUMNS`: ``source``
+    the file, ``key`` the line number, ``code`` the reject reason, ``message``) with the record's
+    ``raw`` text, optionally of one reason and some files; by file and line."""
+    stmt = select(s.CdrFile.name.label("source"), s.CdrReject.line_no.label("key"), s.CdrReject.reason.label("code"),
+                  s.CdrReject.message, s.CdrReject.raw).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
+    if reason:
+        stmt = stmt.where(s.CdrReject.reason == reason)
+    if files:
+        stmt = stmt.where(s.CdrFile.name.in_(files))
+    with engine.connect() as connection:
+        return read_frame(connection, stmt.order_by(s.CdrFile.name, s.CdrReject.line_no))
+
+
+def traffic_frame(engine, period: str) -> pd.DataFrame:
+    """Rated calls of a period by zone and band: calls, minutes, revenue (EUR)."""
+    with engine.connect() as connection:
+        frame = read_frame(connection, select(
+            s.RatedCall.zone_code, s.RatedCall.band, func.count().label("calls"),
+            func.sum(s.RatedCall.duration_s).label("seconds"), func.sum(s.RatedCall.price_units).label("units"),
+        ).where(s.RatedCall.period == str(Period.parse(period))).group_by(s.RatedCall.zone_code, s.RatedCall.band)
+            .order_by(s.RatedCall.zone_code, s.RatedCall.band))
+    frame["minutes"] = (frame["seconds"].astype("int64") + 59) // 60
+    frame["revenue_eur"] = frame["units"].map(to_decimal)  # exact, in 1/10,000
+    return frame[["zone_code", "band", "calls", "minutes", "revenue_eur"]]
+
+
+def rating_problems(engine, period: str) -> pd.DataFrame:
+    """The calls of a period that could not be rated, as data problems: ``source``
+    ``rating <period>``, ``key`` the call (``cdr <id>``), ``code`` the cause, ``message``."""
+    period = str(Period.parse(period))
+    with engine.connect() as connection:
+        frame = read_frame(connection, select(s.RatingError.cdr_id, s.RatingError.reason, s.RatingError.message)
+                           .where(s.RatingError.period == period).order_by(s.RatingError.cdr_id))
+    return problems_frame([Problem(f"rating {period}", f"cdr {int(c)}", r, m)
+                           for c, r, m in zip(frame["cdr_id"], frame["reason"], frame["message"], strict=True)])
+
+
+def unrated_frame(engine, period: str) -> pd.DataFrame:
+    """The calls of a period not rated, by cause: reason, calls, an example message."""
+    with engine.connect() as connection:
+        return read_frame(connection, select(
+            s.RatingError.reason, func.count().label("calls"), func.min(s.RatingError.message).label("example"),
+        ).where(s.RatingError.period == str(Period.parse(period))).group_by(s.RatingError.reason))
+
+
+def monthly_consumption(engine, account_number: str, months: int = 6) -> pd.DataFrame:
+    """A customer's rated calls by period (latest ``months``): calls, minutes, amount (EUR)."""
+    with engine.connect() as connection:
+        frame = read_frame(connection, select(
+            s.RatedCall.period, func.count().label("calls"), func.sum(s.RatedCall.duration_s).label("seconds"),
+            func.sum(s.RatedCall.price_units).label("units"),
+        ).join(s.Customer, s.Customer.id == s.RatedCall.customer_id)
+            .where(s.Customer.account_number == account_number).group_by(s.RatedCall.period)
+            .order_by(s.RatedCall.period.desc()).limit(months))
+    frame = frame.sort_values("period")
+    frame["minutes"] = (frame["seconds"].astype("int64") + 59) // 60
+    frame["amount_eur"] = frame["units"].map(to_decimal)
+    return frame[["period", "calls", "minutes", "amount_eur"]]
+

@@ -1,0 +1,126 @@
+"""Billing runs as stored: their options, list, invoices, control report and comparison.
+
+The control report and the comparison are built by the pure :mod:`workbench.invoicing` from the
+frames read here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, select
+
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.errors import InputError
+from workbench.invoicing import Invoices, compare_invoices
+from workbench.invoicing.build import item_totals
+from workbench.invoicing.report import control_report
+from workbench.period import Period
+from workbench.reads.selection import invoiced_customers, selected_customers
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of a run, as stored with it."""
+
+    period: str
+    invoice_date: date
+    due_date: date
+    customers: str = "all"  # "all", "group:NAME" or "accounts:C1,C2"
+    advance: bool = False
+    pdfs: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"customers": self.customers, "advance": self.advance, "pdfs": self.pdfs})
+
+
+def run_row(connection: Connection, run_id: int) -> dict:
+    row = connection.execute(select(s.BillingRun.__table__).where(s.BillingRun.id == run_id)).mappings().first()
+    if row is None:
+        raise InputError(f"there is no billing run {run_id}", code="unknown_run")
+    return dict(row)
+
+
+def options_of(run: dict) -> RunOptions:
+    extra = json.loads(run["options"])
+    return RunOptions(run["period"], run["invoice_date"], run["due_date"], extra["customers"], extra["advance"],
+                      extra["pdfs"])
+
+
+def list_runs(engine: Engine, period: str | None = None) -> pd.DataFrame:
+    """The billing runs (newest first) with their invoice count and totals."""
+    stmt = select(
+        s.BillingRun.id, s.BillingRun.kind, s.BillingRun.period, s.BillingRun.status, s.BillingRun.invoice_date,
+        s.BillingRun.due_date, s.BillingRun.options, s.BillingRun.created_by, s.BillingRun.created_at,
+        s.BillingRun.source_run_id, func.count(s.Invoice.id).label("invoices"),
+        func.coalesce(func.sum(s.Invoice.total_incl_cents), 0).label("total_incl_cents"),
+    ).outerjoin(s.Invoice, s.Invoice.run_id == s.BillingRun.id).group_by(s.BillingRun.id).order_by(
+        s.BillingRun.id.desc())
+    if period:
+        stmt = stmt.where(s.BillingRun.period == str(Period.parse(period)))
+    with engine.connect() as connection:
+        return read_frame(connection, stmt)
+
+
+def run_invoices(connection: Connection, run_id: int) -> Invoices:
+    """A stored run's invoices (with ``number``), items and VAT, keyed by customer id."""
+    invoices = read_frame(connection, select(
+        s.Invoice.id.label("invoice_id"), s.Invoice.number, s.Invoice.customer_id, s.Customer.account_number,
+        s.Customer.name, s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
+        s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
+    ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).where(s.Invoice.run_id == run_id)
+        .order_by(s.Invoice.number))
+    items = read_frame(connection, select(
+        s.Invoice.customer_id, s.InvoiceItem.position, s.InvoiceItem.type, s.InvoiceItem.description,
+        s.InvoiceItem.product_code, s.InvoiceItem.zone_code, s.InvoiceItem.quantity,
+        s.InvoiceItem.unit_price_cents, s.InvoiceItem.amount_cents, s.InvoiceItem.vat_rate,
+        s.InvoiceItem.period_from, s.InvoiceItem.period_to, s.InvoiceItem.calls, s.InvoiceItem.seconds,
+        s.InvoiceItem.one_off_id,
+    ).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(s.Invoice.run_id == run_id)
+        .order_by(s.Invoice.customer_id, s.InvoiceItem.position))
+    vat = read_frame(connection, select(
+        s.Invoice.customer_id, s.InvoiceVat.vat_rate, s.InvoiceVat.base_cents, s.InvoiceVat.vat_cents,
+    ).join(s.Invoice, s.Invoice.id == s.InvoiceVat.invoice_id).where(s.Invoice.run_id == run_id))
+    totals = item_totals(items)
+    for column in ("one_off_cents", "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds"):
+        invoices[column] = invoices["customer_id"].map(totals[column]).fillna(0).astype(np.int64)
+    invoices["previous_amount_cents"] = invoices["previous_amount_cents"].astype("Int64")
+    return Invoices(invoices, items, vat)
+
+
+def run_report(engine: Engine, run_id: int, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
+    """The control report of a stored run, as DataFrames (see :func:`~workbench.invoicing.control_report`)."""
+    with engine.connect() as connection:
+        run = run_row(connection, run_id)
+        options = options_of(run)
+        stored = run_invoices(connection, run_id)
+        customers = selected_customers(connection, options.customers)
+        period = Period.parse(run["period"])
+        issued = invoiced_customers(connection, str(period))
+        if run["kind"] == "preprod":
+            customers["already_invoiced"] = customers["customer_id"].isin(issued)
+        unrated = read_frame(connection, select(
+            s.RatingError.reason, func.count().label("calls")).where(s.RatingError.period == str(period))
+            .group_by(s.RatingError.reason).order_by(s.RatingError.reason))
+        lo, hi = period.utc_bounds((settings or Settings()).timezone)
+        files = select(s.Cdr.file_id).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).distinct()
+        rejected = read_frame(connection, select(
+            s.CdrFile.name.label("file"), s.CdrReject.reason, func.count().label("records"),
+        ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id).where(s.CdrReject.file_id.in_(files))
+            .group_by(s.CdrFile.name, s.CdrReject.reason).order_by(s.CdrFile.name, s.CdrReject.reason))
+    return control_report(stored.invoices, stored.items, customers, unrated, rejected)
+
+
+def compare_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
+    """Two runs compared account by account (see :func:`~workbench.invoicing.compare_invoices`)."""
+    with engine.connect() as connection:
+        run_row(connection, run_a), run_row(connection, run_b)
+        a, b = run_invoices(connection, run_a), run_invoices(connection, run_b)
+    return compare_invoices(a.invoices, a.items, b.invoices, b.items)
+

@@ -1,0 +1,37 @@
+"""SEPA direct debits, the pure part: identifiers, the debits to make, the pain.008 message.
+
+No database, no clock, no settings: frames and values in, frames and bytes out. The job that
+reads the invoices and records the debits is :mod:`workbench.jobs.sepa`.
+"""
+
+from workbench.sepa.debits import (
+    DEBIT_COLUMNS,
+    FIRST,
+    MAX_AMOUNT_CENTS,
+    RECURRING,
+    collection_date,
+    is_business_day,
+    next_business_day,
+    prepare_debits,
+)
+from workbench.sepa.identifiers import (
+    DEFAULT_VERSION,
+    ID_MAX,
+    NAME_MAX,
+    REMITTANCE_MAX,
+    SEPA_VERSIONS,
+    Creditor,
+    sepa_text,
+    validate_bic,
+    validate_creditor_id,
+    validate_iban,
+    validate_version,
+)
+from workbench.sepa.message import DebitFile, build_pain008, direct_debit_file, new_message_id
+
+__all__ = [
+    "DEBIT_COLUMNS", "DEFAULT_VERSION", "FIRST", "ID_MAX", "MAX_AMOUNT_CENTS", "NAME_MAX", "RECURRING",
+    "REMITTANCE_MAX", "SEPA_VERSIONS", "Creditor", "DebitFile", "build_pain008", "collection_date",
+    "direct_debit_file", "is_business_day", "new_message_id", "next_business_day", "prepare_debits", "sepa_text",
+    "validate_bic", "validate_creditor_id", "validate_iban", "validate_version",
+]

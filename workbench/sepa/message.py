@@ -1,0 +1,120 @@
+"""The pain.008 message (pure: frames in, bytes out).
+
+:func:`build_pain008` writes the pain.008 XML with sepaxml (``pain.008.001.02``, the default, or
+``pain.008.001.08``): one transaction per invoice, end-to-end id = invoice number, amounts in
+exact integer cents, one payment information block per sequence type and collection date with its
+count and control sum, validated against the XSD on export (:class:`~workbench.errors.InputError`
+otherwise); :func:`direct_debit_file` checks the debits (:func:`~workbench.sepa.debits.prepare_debits`)
+and builds the file of the good ones.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+from sepaxml import SepaDD
+from sepaxml.validation import ValidationError
+
+from workbench.errors import InputError
+from workbench.sepa.debits import _as_cents, _as_date, prepare_debits
+from workbench.sepa.identifiers import DEFAULT_VERSION, Creditor, _identifier_problem, validate_version
+
+
+class _SepaDD(SepaDD):
+    """sepaxml's direct debit with our message id and creation time in the group header."""
+
+    def __init__(self, config: dict, schema: str, message_id: str, created_at: datetime):
+        self._header = (message_id, created_at)
+        super().__init__(config, schema=schema, clean=False)
+        self.msg_id = message_id
+
+    def _create_header(self):
+        super()._create_header()
+        header = self._xml.find("CstmrDrctDbtInitn/GrpHdr")
+        header.find("MsgId").text = self._header[0]
+        header.find("CreDtTm").text = self._header[1].strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def new_message_id(now: datetime) -> str:
+    """A unique message id: ``SDD-<yyyymmdd>-<hhmmss>-<8 random hex digits>`` (28 characters)."""
+    return f"SDD-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4).upper()}"
+
+
+def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str = DEFAULT_VERSION,
+                  message_id: str | None = None, created_at: datetime | None = None) -> bytes:
+    """The pain.008 XML (UTF-8 bytes) of the good debits of :func:`prepare_debits`, validated
+    against the version's XSD on export; raises :class:`InputError` when there is nothing to put
+    in it or it does not validate. ``created_at`` (default now) is written as given, local time."""
+    version = validate_version(version)
+    if good.empty:
+        raise InputError("no debit to put in a SEPA file")
+    created_at = created_at or datetime.now()
+    message_id = message_id or new_message_id(created_at)
+    problem = _identifier_problem(message_id)
+    if problem:
+        raise InputError(f"message id {message_id!r}: {problem}")
+    config = {"name": creditor.name, "IBAN": creditor.iban, "batch": True, "creditor_id": creditor.identifier,
+              "currency": "EUR"}
+    if creditor.bic:
+        config["BIC"] = creditor.bic
+    elif version == "pain.008.001.02":
+        raise InputError("a creditor BIC is required for pain.008.001.02")
+    document = _SepaDD(config, version, message_id, created_at)
+    for debit in good.to_dict("records"):
+        amount = _as_cents(debit["amount_cents"])
+        if amount is None or amount <= 0:
+            raise InputError(f"invoice {debit['invoice_number']}: amount {debit['amount_cents']!r} is not positive "
+                            "integer cents")
+        payment = {
+            "name": debit["debtor_name"], "IBAN": debit["iban"], "amount": amount,
+            "type": debit["sequence_type"], "collection_date": _as_date(debit["collection_date"]),
+            "mandate_id": debit["mandate_reference"], "mandate_date": _as_date(debit["signature_date"]),
+            "description": debit["remittance"], "endtoend_id": debit["invoice_number"],
+        }
+        if debit.get("bic"):
+            payment["BIC"] = debit["bic"]
+        document.add_payment(payment)
+    try:
+        return document.export(validate=True)
+    except ValidationError as exc:
+        raise InputError(f"the SEPA file does not validate against {version}: {exc.__cause__ or exc}") from exc
+
+
+@dataclass
+class DebitFile:
+    """A direct debit file made of a frame of debits: ``xml`` is None when no debit is good."""
+
+    message_id: str
+    version: str
+    xml: bytes | None
+    debits: pd.DataFrame
+    rejected: pd.DataFrame
+
+    @property
+    def transactions(self) -> int:
+        return len(self.debits)
+
+    @property
+    def total_cents(self) -> int:
+        return int(sum(int(a) for a in self.debits["amount_cents"]))
+
+    def by_sequence(self) -> dict[str, tuple[int, int]]:
+        """Sequence type -> (transactions, total cents)."""
+        return {seq: (int(len(group)), int(sum(int(a) for a in group["amount_cents"])))
+                for seq, group in self.debits.groupby("sequence_type", sort=True)}
+
+
+def direct_debit_file(debits: pd.DataFrame, creditor: Creditor, today: date, version: str = DEFAULT_VERSION,
+                      message_id: str | None = None, created_at: datetime | None = None) -> DebitFile:
+    """Check ``debits`` (:func:`prepare_debits`) and build the file of the good ones
+    (:func:`build_pain008`)."""
+    version = validate_version(version)
+    good, rejected = prepare_debits(debits, today)
+    created_at = created_at or datetime.now()
+    message_id = message_id or new_message_id(created_at)
+    xml = build_pain008(good, creditor, version, message_id, created_at) if len(good) else None
+    return DebitFile(message_id, version, xml, good, rejected)
+

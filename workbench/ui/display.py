@@ -1,0 +1,73 @@
+"""What the widgets show: messages, download links, the highlighted invoice table, charts and
+PDF previews. Customer text is escaped wherever it becomes HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def revenue_chart(traffic: pd.DataFrame, period: str):
+    """A stacked bar chart of revenue by zone and band (the exact amounts become floats only
+    for drawing)."""
+    import matplotlib.pyplot as plt
+
+    pivot = traffic.assign(revenue_eur=traffic["revenue_eur"].astype(float)).pivot_table(
+        index="zone_code", columns="band", values="revenue_eur", aggfunc="sum")
+    axes = pivot.plot.barh(stacked=True, figsize=(7, 4), title=f"Revenue by zone and band, {period} (EUR)")
+    axes.set_xlabel("EUR")
+    plt.tight_layout()
+    return axes
+
+
+def pdf_preview_png(pdf: bytes, resolution: int = 60) -> bytes | None:
+    """The first page of a PDF as PNG (with poppler's pdftoppm), or None if unavailable."""
+    if not pdf or not shutil.which("pdftoppm"):
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "doc.pdf"
+        source.write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-png", "-r", str(resolution), "-f", "1", "-l", "1", "-singlefile",
+                        str(source), str(Path(folder) / "page")], check=True, capture_output=True, timeout=60)
+        return (Path(folder) / "page.png").read_bytes()
+
+
+def download_link(data: bytes, filename: str, mime: str, label: str | None = None) -> str:
+    """An HTML link that downloads ``data`` (works in JupyterLab and in Voila)."""
+    encoded = base64.b64encode(data).decode()
+    return (f'<a download="{html.escape(filename)}" href="data:{mime};base64,{encoded}">'
+            f"{html.escape(label or filename)}</a>")
+
+
+def styled_invoices(sheets: dict[str, pd.DataFrame]):
+    """The control report's invoice table, anomalies first and highlighted."""
+    invoices = sheets["Invoices"].copy()
+    flagged = set(sheets["Anomalies"]["Line or key"]) - {""}
+    invoices.insert(0, "Anomaly", invoices["Account number"].isin(flagged))
+    invoices = invoices.sort_values(["Anomaly", "Invoice number"], ascending=[False, True]).reset_index(drop=True)
+
+    def colour(row):
+        return ["background-color: #fde2e1" if row["Anomaly"] else ""] * len(row)
+
+    return invoices.style.apply(colour, axis=1).format(precision=2, na_rep="")
+
+
+def _widgets():
+    import ipywidgets as w
+
+    return w
+
+
+def _message(out, text: str, error: bool = False) -> None:
+    from IPython.display import HTML, display
+
+    colour = "#b00020" if error else "#1f4e79"
+    with out:
+        display(HTML(f'<p style="color:{colour}"><b>{html.escape(text)}</b></p>'))
+

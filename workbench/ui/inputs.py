@@ -1,0 +1,105 @@
+"""Widget and notebook inputs checked, and the one-line calls a notebook makes into the jobs.
+
+Relative paths (``var/...``, ``data/...``) mean the same in JupyterLab, Voila and the command line:
+a notebook of ``notebooks/`` resolves them against the project's root (:func:`connect`), without
+changing the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from workbench import jobs
+from workbench.config import Settings, load_settings
+from workbench.errors import InputError
+from workbench.period import Period
+from workbench.reads.runs import RunOptions, list_runs
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def working_root() -> Path:
+    """Where relative paths start: the project's root for a notebook of ``notebooks/``, else the
+    working directory."""
+    here = Path.cwd().resolve()
+    return PROJECT_ROOT if here.is_relative_to(PROJECT_ROOT / "notebooks") else here
+
+
+def project_path(path: str | Path) -> Path:
+    """``path`` resolved against :func:`working_root` when relative."""
+    path = Path(path)
+    return path if path.is_absolute() else working_root() / path
+
+
+def connect(database_url: str | None = None, config_file: str | None = None) -> tuple[Settings, Engine]:
+    """Settings (from the environment and ``workbench.toml``, relative paths anchored at
+    :func:`working_root`) and the migrated database."""
+    root = working_root()
+    if not config_file and not os.environ.get("WORKBENCH_CONFIG") and (root / "workbench.toml").exists():
+        config_file = str(root / "workbench.toml")
+    settings = load_settings(config_file or None, database_url=database_url or None).anchored(root)
+    return settings, jobs.open_database(settings)
+
+
+def check_period(text: str, today: date | None = None) -> Period:
+    """A billing period that is well formed and not in the future."""
+    period = Period.parse((text or "").strip())
+    today = today or date.today()
+    if period.start > today:
+        raise InputError(f"period {period} is in the future", code="bad_period")
+    return period
+
+
+def check_run_options(period: str, invoice_date: date | None, due_date: date | None, selection: str,
+                      accounts: str, advance: bool, pdfs: bool, settings: Settings,
+                      today: date | None = None) -> RunOptions:
+    """The options of a pre-production run from widget values, or an
+    :class:`~workbench.errors.InputError` saying what is wrong."""
+    checked = check_period(period, today)
+    if selection == "accounts":
+        wanted = [a.strip() for a in (accounts or "").replace(";", ",").split(",") if a.strip()]
+        if not wanted:
+            raise InputError("the customer list is empty: give account numbers, e.g. C100001, C100002")
+        customers = "accounts:" + ",".join(wanted)
+    elif selection == "all":
+        customers = "all"
+    else:
+        if not (accounts or "").strip():
+            raise InputError("give the billing group's name")
+        customers = f"group:{accounts.strip()}"
+    return jobs.run_options(settings, str(checked), invoice_date, due_date, customers, advance, pdfs)
+
+
+def loads_frame(load: jobs.CdrLoad) -> pd.DataFrame:
+    """What became of each CDR file, one row per file."""
+    return pd.DataFrame([{"file": Path(r.file).name, "status": r.status, "format": r.format, "records": r.records,
+                          "accepted": r.accepted, "rejected": r.rejected} for r in load.files])
+
+
+def load_folder(settings: Settings, engine: Engine, folder: str | Path) -> pd.DataFrame:
+    """Load every CDR file of a folder (without widgets); what became of each file."""
+    return loads_frame(jobs.load_cdrs(engine, settings, jobs.cdr_files(project_path(folder)), progress=True))
+
+
+def rate_now(settings: Settings, engine: Engine, period: str):
+    """Rate a period (without widgets); the rating summary."""
+    return jobs.rate(engine, settings, check_period(period))
+
+
+def preprod_now(settings: Settings, engine: Engine, period: str, customers: str = "all") -> int:
+    """Run a pre-production billing with default dates (without widgets), its report written
+    and stored; its run id."""
+    options = jobs.run_options(settings, str(check_period(period)), customers=customers)
+    return jobs.preprod(engine, settings, options).run.run_id
+
+
+def latest_run(engine: Engine, period: str, kind: str = "preprod") -> int | None:
+    """The newest run of ``kind`` for ``period``, or None."""
+    runs = list_runs(engine, period)
+    runs = runs[runs["kind"] == kind]
+    return int(runs["id"].max()) if len(runs) else None
