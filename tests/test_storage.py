@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 from datetime import date
 
+import asyncssh
 import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
@@ -16,12 +19,17 @@ from workbench.storage import Storage, StorageError, invoice_path
 @pytest.fixture
 def ftp_server(tmp_path):
     """An FTP server on 127.0.0.1 serving ``tmp_path/ftp`` to user ``billing``; ``refuse`` holds
-    names whose upload the server fails (to simulate a faulty link)."""
+    names whose upload the server fails (to simulate a faulty link); ``connections`` gets the address of
+    each client that connects."""
     root = tmp_path / "ftp"
     root.mkdir()
     refuse: set[str] = set()
+    connections: list[str] = []
 
     class Handler(FTPHandler):
+        def on_connect(self):
+            connections.append(self.remote_ip)
+
         def ftp_STOR(self, file, mode="w"):  # noqa: N802 - pyftpdlib's naming
             if any(file.endswith(name) for name in refuse):
                 self.respond("451 Requested action aborted: local error in processing.")
@@ -36,7 +44,8 @@ def ftp_server(tmp_path):
     thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2, "blocking": True}, daemon=True)
     thread.start()
     try:
-        yield {"url": f"ftp://billing:s3cret@127.0.0.1:{server.address[1]}/space", "root": root, "refuse": refuse}
+        yield {"url": f"ftp://billing:s3cret@127.0.0.1:{server.address[1]}/space", "port": server.address[1],
+               "root": root, "refuse": refuse, "connections": connections}
     finally:
         server.close_all()
         thread.join(timeout=5)
@@ -84,11 +93,255 @@ def test_ftp_password_from_the_environment(ftp_server, monkeypatch):
     monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "s3cret")
     Storage(url).put("reports/x.txt", b"ok")
     assert (ftp_server["root"] / "space" / "reports" / "x.txt").read_bytes() == b"ok"
-    monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "wrong")
-    with pytest.raises(Exception):  # noqa: B017 - ftplib's login error, whatever its class
+    monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "Wr0ng-Pa55word")
+    with pytest.raises(StorageError) as raised:
         Storage(url, retries=1).put("reports/y.txt", b"no")
+    assert str(raised.value) == (f"FTP space ftp://127.0.0.1:{ftp_server['port']}: cannot connect "
+                                 "(530 Authentication failed.)")
+    assert not (ftp_server["root"] / "space" / "reports" / "y.txt").exists()
 
 
 def test_unknown_scheme_is_refused():
-    with pytest.raises(StorageError, match="use a folder"):
-        Storage("s3://bucket/x")
+    with pytest.raises(StorageError, match="use a folder") as raised:
+        Storage("s3://key:T0p-s3cret@bucket/x")
+    assert str(raised.value) == ("storage URL 's3://key:***@bucket/x': use a folder, file://, ftp://, ftps://, "
+                                 "sftp://")
+    with pytest.raises(StorageError, match="no host"):
+        Storage("sftp:///base")
+    with pytest.raises(StorageError, match="the port is not a number"):
+        Storage("ftp://billing:T0p-s3cret@host:99999/base")
+
+
+def test_secrets_stay_out_of_repr_and_location(monkeypatch):
+    space = Storage("ftp://billing:T0p-s3cret@ftp.example:2121/space")
+    assert repr(space) == "Storage('ftp://billing:***@ftp.example:2121/space')"
+    assert space.url == "ftp://billing:***@ftp.example:2121/space"
+    assert space.location("invoices/2026/10/F2026-000001.pdf") == \
+        "ftp://ftp.example:2121/space/invoices/2026/10/F2026-000001.pdf"
+    monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "T0p-s3cret")
+    space = Storage("sftp://billing@sftp.example/space")
+    assert repr(space) == "Storage('sftp://billing@sftp.example/space')"
+    assert space.location("sepa/2026/11/M1.xml") == "sftp://sftp.example:22/space/sepa/2026/11/M1.xml"
+
+
+def _closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def sftp_server(tmp_path, monkeypatch):
+    """An SFTP server (asyncssh) on 127.0.0.1, run in a thread of its own, serving ``tmp_path/sftp`` as its
+    root to user ``billing``, who logs in with password ``s3cret`` or the private key in ``key_file``.
+    ``host_key`` is its public host key; ``connections`` counts the SSH connections it accepted; ``refuse``
+    holds names whose upload it fails; ``calls`` lists the opens and renames it served.
+
+    The client side is kept from the machine's SSH set-up: ``HOME`` is an empty folder (no known_hosts, keys
+    or ssh config), there is no SSH agent, no password or key file in the environment, and
+    ``WORKBENCH_STORAGE_HOST_KEY`` is the server's host key."""
+    root = tmp_path / "sftp"
+    root.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("SSH_AUTH_SOCK", "WORKBENCH_STORAGE_PASSWORD", "WORKBENCH_STORAGE_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "id_billing"
+    client_key.write_private_key(str(key_file))
+    key_file.chmod(0o600)
+    connections: list[asyncssh.SSHServerConnection] = []
+    refuse: set[str] = set()
+    calls: list[tuple[str, ...]] = []
+
+    class Server(asyncssh.SSHServer):
+        def connection_made(self, conn):
+            connections.append(conn)
+
+        def begin_auth(self, username):
+            return True  # every user must authenticate
+
+        def password_auth_supported(self):
+            return True
+
+        def validate_password(self, username, password):
+            return (username, password) == ("billing", "s3cret")
+
+        def public_key_auth_supported(self):
+            return True
+
+        def validate_public_key(self, username, key):
+            return username == "billing" and key.public_data == client_key.public_data
+
+    class Files(asyncssh.SFTPServer):
+        def __init__(self, chan):
+            super().__init__(chan, chroot=str(root))
+
+        def open(self, path, pflags, attrs):
+            name = path.decode()
+            calls.append(("open", name))
+            if any(name.endswith(refused) for refused in refuse):
+                raise asyncssh.SFTPFailure("refused by the test server")
+            return super().open(path, pflags, attrs)
+
+        def rename(self, oldpath, newpath):
+            calls.append(("rename", oldpath.decode(), newpath.decode()))
+            return super().rename(oldpath, newpath)
+
+        def posix_rename(self, oldpath, newpath):
+            calls.append(("rename", oldpath.decode(), newpath.decode()))
+            return super().posix_rename(oldpath, newpath)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(make):
+        return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=10)
+
+    async def start():
+        return await asyncssh.listen("127.0.0.1", 0, server_host_keys=[host_key], server_factory=Server,
+                                     sftp_factory=Files, login_timeout=10)
+
+    async def stop():
+        listener.close()
+        for conn in connections:
+            conn.close()
+        await listener.wait_closed()
+
+    listener = run(start)
+    port = listener.sockets[0].getsockname()[1]
+    public_host_key = host_key.export_public_key().decode().strip()
+    monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", public_host_key)
+    try:
+        yield {"url": f"sftp://billing:s3cret@127.0.0.1:{port}/space", "port": port,
+               "root": root, "home": home, "host_key": public_host_key, "key_file": key_file,
+               "connections": connections, "refuse": refuse, "calls": calls}
+    finally:
+        run(stop)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.close()
+
+
+def test_sftp_upload_atomic_and_resumable(sftp_server):
+    space = Storage(sftp_server["url"], retries=2, retry_delay=0.05)
+    files = {f"invoices/2026/10/F2026-{i:06d}.pdf": f"%PDF invoice {i}".encode() for i in range(1, 5)}
+    sftp_server["refuse"].add("F2026-000003.pdf.part")
+    report = space.put_many(files)
+    assert sorted(report.uploaded) == ["invoices/2026/10/F2026-000001.pdf", "invoices/2026/10/F2026-000002.pdf",
+                                       "invoices/2026/10/F2026-000004.pdf"]
+    assert list(report.failed) == ["invoices/2026/10/F2026-000003.pdf"]
+    assert report.failed["invoices/2026/10/F2026-000003.pdf"].startswith(
+        "invoices/2026/10/F2026-000003.pdf: not stored after 2 attempts (")
+    stored = sftp_server["root"] / "space" / "invoices" / "2026" / "10"
+    assert sorted(p.name for p in stored.iterdir()) == ["F2026-000001.pdf", "F2026-000002.pdf", "F2026-000004.pdf"]
+    # written under <name>.part, then renamed
+    assert ("open", "/space/invoices/2026/10/F2026-000001.pdf.part") in sftp_server["calls"]
+    assert ("rename", "/space/invoices/2026/10/F2026-000001.pdf.part",
+            "/space/invoices/2026/10/F2026-000001.pdf") in sftp_server["calls"]
+    assert ("open", "/space/invoices/2026/10/F2026-000001.pdf") not in sftp_server["calls"]
+    # the link is back: a re-run uploads only what is missing
+    sftp_server["refuse"].clear()
+    again = space.put_many(files)
+    assert again.uploaded == ["invoices/2026/10/F2026-000003.pdf"]
+    assert sorted(again.skipped) == ["invoices/2026/10/F2026-000001.pdf", "invoices/2026/10/F2026-000002.pdf",
+                                     "invoices/2026/10/F2026-000004.pdf"]
+    assert again.ok
+    assert not list(stored.glob("*.part"))
+    assert (stored / "F2026-000003.pdf").read_bytes() == b"%PDF invoice 3"
+    # read back, replaced, listed, sized
+    assert space.get("invoices/2026/10/F2026-000004.pdf") == b"%PDF invoice 4"
+    space.put("invoices/2026/10/F2026-000004.pdf", b"%PDF invoice 4, corrected")
+    assert (stored / "F2026-000004.pdf").read_bytes() == b"%PDF invoice 4, corrected"
+    assert space.size("invoices/2026/10/F2026-000004.pdf") == 25
+    assert space.size("invoices/2026/10/F2026-000009.pdf") is None
+    assert space.exists("invoices/2026/10/F2026-000002.pdf")
+    assert not space.exists("invoices/2026/10/F2026-000009.pdf")
+    assert space.list("invoices/2026") == ["invoices/2026/10/F2026-000001.pdf", "invoices/2026/10/F2026-000002.pdf",
+                                           "invoices/2026/10/F2026-000003.pdf", "invoices/2026/10/F2026-000004.pdf"]
+    assert space.list("drafts") == []
+    with pytest.raises(StorageError, match=r"^invoices/2026/10/F2026-000009\.pdf: cannot be read \("):
+        space.get("invoices/2026/10/F2026-000009.pdf")
+    with pytest.raises(StorageError, match="inside the storage space"):
+        space.put("../escape.pdf", b"x")
+    assert not (sftp_server["root"] / "escape.pdf").exists()
+    assert len(sftp_server["connections"]) == 1  # one connection for all of it
+
+
+def test_sftp_password_from_the_environment(sftp_server, monkeypatch):
+    url = sftp_server["url"].replace("billing:s3cret@", "billing@")
+    monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "s3cret")
+    Storage(url).put("reports/x.txt", b"ok")
+    assert (sftp_server["root"] / "space" / "reports" / "x.txt").read_bytes() == b"ok"
+    monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "Wr0ng-Pa55word")
+    space = Storage(url, retries=3)
+    expected = (f"SFTP space sftp://127.0.0.1:{sftp_server['port']}: cannot connect "
+                "(Permission denied for user billing on host 127.0.0.1)")
+    with pytest.raises(StorageError) as raised:
+        space.put("reports/y.txt", b"no")
+    assert str(raised.value) == expected
+    # a space that could not be reached is not tried again by the same Storage
+    with pytest.raises(StorageError) as again:
+        space.put_many({"reports/z.txt": b"no"})
+    assert str(again.value) == expected
+    assert len(sftp_server["connections"]) == 2
+    assert not (sftp_server["root"] / "space" / "reports" / "y.txt").exists()
+
+
+def test_sftp_login_with_a_key_file(sftp_server, monkeypatch):
+    url = sftp_server["url"].replace("billing:s3cret@", "billing@")
+    with pytest.raises(StorageError, match="Permission denied for user billing"):
+        Storage(url).exists("reports")  # no password, no key
+    monkeypatch.setenv("WORKBENCH_STORAGE_KEY_FILE", str(sftp_server["key_file"]))
+    space = Storage(url)
+    space.put("reports/k.txt", b"by key")
+    assert (sftp_server["root"] / "space" / "reports" / "k.txt").read_bytes() == b"by key"
+
+
+def test_sftp_host_key_is_checked(sftp_server, monkeypatch):
+    port, url = sftp_server["port"], sftp_server["url"]
+    # no WORKBENCH_STORAGE_HOST_KEY and an empty ~/.ssh/known_hosts: refused
+    monkeypatch.delenv("WORKBENCH_STORAGE_HOST_KEY")
+    with pytest.raises(StorageError) as raised:
+        Storage(url).exists("reports")
+    assert str(raised.value) == (f"SFTP space sftp://127.0.0.1:{port}: cannot connect (Host key is not trusted for "
+                                 "host 127.0.0.1: add it to ~/.ssh/known_hosts or set WORKBENCH_STORAGE_HOST_KEY)")
+    # known to ~/.ssh/known_hosts: accepted
+    (sftp_server["home"] / ".ssh").mkdir()
+    (sftp_server["home"] / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {sftp_server['host_key']}\n")
+    assert Storage(url).list() == []
+    # WORKBENCH_STORAGE_HOST_KEY is the only key trusted, known_hosts aside
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", other)
+    with pytest.raises(StorageError, match="Host key is not trusted"):
+        Storage(url).exists("reports")
+    # a line of ssh-keyscan output (host first) is taken as well
+    monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", f"[127.0.0.1]:{port} {sftp_server['host_key']}")
+    assert Storage(url).exists("reports") is False
+    monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", "SHA256:not-a-key")
+    with pytest.raises(StorageError, match="WORKBENCH_STORAGE_HOST_KEY is not an SSH public key"):
+        Storage(url)
+    assert len(sftp_server["connections"]) == 4  # the refused ones included, none for the bad setting
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "sftp"])
+def test_remote_space_connects_on_first_use(scheme, request):
+    server = request.getfixturevalue(f"{scheme}_server")
+    space = Storage(server["url"])
+    assert space.location("reports/x.txt") == f"{scheme}://127.0.0.1:{server['port']}/space/reports/x.txt"
+    assert server["connections"] == []
+    assert space.exists("reports/x.txt") is False
+    assert len(server["connections"]) == 1
+    # nothing listening: made without error, refused on first use
+    port = _closed_port()
+    space = Storage(f"{scheme}://billing:s3cret@127.0.0.1:{port}/space")
+    assert space.location("reports/x.txt") == f"{scheme}://127.0.0.1:{port}/space/reports/x.txt"
+    with pytest.raises(StorageError) as raised:
+        space.list()
+    label = scheme.upper()
+    assert str(raised.value).startswith(f"{label} space {scheme}://127.0.0.1:{port}: cannot connect ([Errno 111] ")
+    assert "s3cret" not in str(raised.value)

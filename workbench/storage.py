@@ -1,8 +1,24 @@
 """The operator's FTP space: where invoice PDFs, reports and SEPA files are stored.
 
-Chosen by URL (setting ``storage_url``): a local folder (the default, ``var/ftp``, or
-``file:///srv/billing``), ``ftp://user@host:21/base`` or ``ftps://...`` (explicit TLS), through
-fsspec. The password comes from the URL or from ``WORKBENCH_STORAGE_PASSWORD``.
+Chosen by URL (setting ``storage_url``), through fsspec:
+
+* a local folder (the default, ``var/ftp``) or ``file:///srv/billing``;
+* ``ftp://user@host:21/base`` or ``ftps://...`` (explicit TLS);
+* ``sftp://user@host:22/base`` (SSH, through sshfs and asyncssh).
+
+The password comes from the URL or from ``WORKBENCH_STORAGE_PASSWORD``. An SFTP login may also
+use a key: the user's SSH agent and default keys (``~/.ssh/id_*``), or the private key file named
+by ``WORKBENCH_STORAGE_KEY_FILE`` (an unencrypted key, or one held by the agent). The SFTP
+server's host key is checked: against ``~/.ssh/known_hosts`` (or the ``UserKnownHostsFile`` of
+``~/.ssh/config``), or, if ``WORKBENCH_STORAGE_HOST_KEY`` is set, against that one public key
+only (``ssh-ed25519 AAAA...``, a line of the server's ``/etc/ssh/ssh_host_*_key.pub``; a line of
+``ssh-keyscan`` output, host first, is accepted too). A server whose key is not trusted is refused.
+
+A remote space is reached on first use (the first ``put``, ``get``, ``exists``, ``size``,
+``list`` or use of ``fs``), not when the :class:`Storage` is made; ``location`` never connects.
+If it cannot be reached, that use and every later one on the same :class:`Storage` raise
+:class:`StorageError` (naming the scheme, host, port and cause; never the password): make a new
+:class:`Storage` to try again.
 
 Layout (relative paths under the space's root)::
 
@@ -20,19 +36,28 @@ is missing.
 
 from __future__ import annotations
 
+import os
 import posixpath
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse, urlunparse
 
 import fsspec
+from fsspec import AbstractFileSystem
 
 from workbench.config import secret
 
+KEY_FILE_VARIABLE = "WORKBENCH_STORAGE_KEY_FILE"
+HOST_KEY_VARIABLE = "WORKBENCH_STORAGE_HOST_KEY"
+CONNECT_TIMEOUT = 30  # seconds, to reach and log in to a remote space
+
 
 class StorageError(RuntimeError):
-    """A file that could not be stored or read (names the file and the cause)."""
+    """A file that could not be stored or read, or a space that cannot be used (names the file or
+    the space, and the cause)."""
 
 
 @dataclass
@@ -54,32 +79,157 @@ def invoice_path(number: str, invoice_date, kind: str = "invoice", run_id: int |
     return f"{folder}/{invoice_date.year}/{invoice_date.month:02d}/{number}.pdf"
 
 
+@dataclass(frozen=True)
+class _Remote:
+    """Where a remote space is and how to log in to it."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)
+    host_key: str | None = field(default=None, repr=False)  # sftp: the one trusted host key
+    key_file: str | None = None  # sftp: the private key to log in with
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def _ftp(remote: _Remote) -> AbstractFileSystem:
+    return fsspec.filesystem(
+        "ftp", host=remote.host, port=remote.port, username=remote.username, password=remote.password,
+        tls=remote.scheme == "ftps", timeout=CONNECT_TIMEOUT, skip_instance_cache=True)
+
+
+def _ssh_public_key(text: str):
+    """An OpenSSH public key line (``type base64 [comment]``), or a known_hosts / ssh-keyscan line
+    (``host type base64``), as an asyncssh key; raises ``ValueError``."""
+    import asyncssh
+
+    for candidate in (text, text.split(None, 1)[-1]):
+        try:
+            return asyncssh.import_public_key(candidate.strip())
+        except (asyncssh.KeyImportError, ValueError):
+            continue
+    raise ValueError(f"{HOST_KEY_VARIABLE} is not an SSH public key (expected 'ssh-ed25519 AAAA...')")
+
+
+def _sftp(remote: _Remote) -> AbstractFileSystem:
+    # sshfs's class by name: fsspec's own "sftp" (paramiko) would take any host key by default.
+    import asyncssh
+    from sshfs import SSHFileSystem
+
+    options: dict = {"connect_timeout": CONNECT_TIMEOUT, "keepalive_interval": 15}
+    # () is asyncssh's default (~/.ssh/known_hosts or ssh_config's); sshfs would pass None, no check.
+    options["known_hosts"] = ([_ssh_public_key(remote.host_key)], [], []) if remote.host_key else ()
+    if remote.username:
+        options["username"] = remote.username
+    if remote.password:
+        options["password"] = remote.password
+    if remote.key_file:
+        options["client_keys"] = [remote.key_file]
+    try:
+        return SSHFileSystem(remote.host, port=remote.port, skip_instance_cache=True, **options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise ConnectionError(f"{exc.reason}: add it to ~/.ssh/known_hosts or set {HOST_KEY_VARIABLE}") from None
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    label: str
+    port: int  # the default one
+    connect: Callable[[_Remote], AbstractFileSystem]  # makes the fsspec filesystem, connecting
+
+
+REMOTE_SCHEMES = {
+    "ftp": _Scheme("FTP", 21, _ftp),
+    "ftps": _Scheme("FTPS", 21, _ftp),
+    "sftp": _Scheme("SFTP", 22, _sftp),
+}
+
+
+def _redacted(parsed: ParseResult) -> str:
+    """The URL with its password, if any, replaced by ``***``."""
+    if parsed.password is None:
+        return urlunparse(parsed)
+    userinfo, _, hostport = parsed.netloc.rpartition("@")
+    return urlunparse(parsed._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}"))
+
+
 class Storage:
-    """A file space opened from a URL (see the module docstring)."""
+    """A file space opened from a URL (see the module docstring).
+
+    ``url`` is the URL without its password (``***`` in its place). Making a :class:`Storage`
+    raises :class:`StorageError` for a URL that cannot be used (an unknown scheme, no host, a bad
+    port, an unusable ``WORKBENCH_STORAGE_HOST_KEY``) or a local folder that cannot be made; it
+    does not connect to a remote space."""
 
     def __init__(self, url: str, retries: int = 3, retry_delay: float = 0.5):
-        self.url, self.retries, self.retry_delay = url, retries, retry_delay
+        self.retries, self.retry_delay = retries, retry_delay
         parsed = urlparse(url)
-        if parsed.scheme in ("ftp", "ftps"):
-            password = unquote(parsed.password) if parsed.password else secret("storage_password")
-            try:
-                self.fs = fsspec.filesystem(
-                    "ftp", host=parsed.hostname, port=parsed.port or 21, username=unquote(parsed.username or "")
-                    or None, password=password, tls=parsed.scheme == "ftps", timeout=30, skip_instance_cache=True)
-            except Exception as exc:  # noqa: BLE001 - socket and ftplib errors alike
-                raise StorageError(f"FTP space {parsed.scheme}://{parsed.hostname}:{parsed.port or 21}: cannot "
-                                   f"connect ({exc})") from None
-            self.root = parsed.path.rstrip("/") or "/"
-        elif parsed.scheme in ("", "file"):
+        self.url = _redacted(parsed)
+        self._fs: AbstractFileSystem | None = None
+        self._failure: str | None = None  # why the remote space could not be reached
+        self._lock = threading.Lock()
+        self._remote: _Remote | None = None
+        if parsed.scheme in ("", "file"):
             folder = Path(unquote(parsed.path) if parsed.scheme == "file" else url).resolve()
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"storage folder {folder}: {exc.strerror}") from None
-            self.fs = fsspec.filesystem("file")
+            self._fs = fsspec.filesystem("file")
             self.root = str(folder)
-        else:
-            raise StorageError(f"storage URL {url!r}: use a folder, file://, ftp:// or ftps://")
+            return
+        scheme = REMOTE_SCHEMES.get(parsed.scheme)
+        if scheme is None:
+            schemes = ", ".join(f"{name}://" for name in REMOTE_SCHEMES)
+            raise StorageError(f"storage URL {self.url!r}: use a folder, file://, {schemes}")
+        try:
+            port = parsed.port or scheme.port
+        except ValueError:
+            raise StorageError(f"storage URL {self.url!r}: the port is not a number from 1 to 65535") from None
+        if not parsed.hostname:
+            raise StorageError(f"storage URL {self.url!r}: no host")
+        host_key = key_file = None
+        if parsed.scheme == "sftp":
+            host_key, key_file = os.environ.get(HOST_KEY_VARIABLE) or None, os.environ.get(KEY_FILE_VARIABLE) or None
+            if host_key:
+                try:
+                    _ssh_public_key(host_key)
+                except ValueError as exc:
+                    raise StorageError(str(exc)) from None
+        self._remote = _Remote(
+            parsed.scheme, parsed.hostname, port, unquote(parsed.username or "") or None,
+            unquote(parsed.password) if parsed.password else secret("storage_password"), host_key, key_file)
+        self.root = parsed.path.rstrip("/") or "/"
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url!r})"
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem, connected on first use. Raises :class:`StorageError` if the space
+        cannot be reached, then and on every later use of this :class:`Storage`."""
+        if self._fs is not None:
+            return self._fs
+        assert self._remote is not None
+        remote = self._remote
+        with self._lock:
+            if self._fs is None and self._failure is None:
+                try:
+                    self._fs = REMOTE_SCHEMES[remote.scheme].connect(remote)
+                except Exception as exc:  # noqa: BLE001 - socket, TLS, SSH and login errors alike
+                    cause = str(exc) or type(exc).__name__
+                    if remote.password:
+                        cause = cause.replace(remote.password, "***")
+                    self._failure = (f"{REMOTE_SCHEMES[remote.scheme].label} space {remote.address}: "
+                                     f"cannot connect ({cause})")
+            if self._fs is None:
+                raise StorageError(self._failure)
+            return self._fs
 
     def _full(self, path: str) -> str:
         parts = path.replace("\\", "/").split("/")
@@ -89,40 +239,52 @@ class Storage:
         return posixpath.join(self.root, clean)
 
     def location(self, path: str) -> str:
-        """A reference to a stored file (a local path or an ftp:// URL), for links."""
-        if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
+        """A reference to a stored file (a local path, or a URL without user or password), for
+        links; never connects. Raises :class:`StorageError` for a path outside the space."""
+        if self._remote is None:
             return self._full(path)
-        parsed = urlparse(self.url)
-        return f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 21}{self._full(path)}"
+        return f"{self._remote.address}{self._full(path)}"
 
     def exists(self, path: str) -> bool:
-        return self.fs.exists(self._full(path))
+        """Whether ``path`` is stored. Raises :class:`StorageError` if the space cannot be
+        reached or the path is outside it."""
+        full = self._full(path)
+        return self.fs.exists(full)
 
     def size(self, path: str) -> int | None:
+        """The size of ``path`` in bytes, None if it is not there. Raises :class:`StorageError` if
+        the space cannot be reached or the path is outside it."""
+        full, fs = self._full(path), self.fs
         try:
-            return int(self.fs.info(self._full(path))["size"])
+            return int(fs.info(full)["size"])
         except (FileNotFoundError, OSError):
             return None
 
     def get(self, path: str) -> bytes:
+        """The bytes stored at ``path``. Raises :class:`StorageError` if the file cannot be read
+        (missing, refused by the server...) or the space cannot be reached."""
+        full, fs = self._full(path), self.fs
         try:
-            return self.fs.cat_file(self._full(path))
-        except (FileNotFoundError, OSError) as exc:
+            return fs.cat_file(full)
+        except Exception as exc:  # noqa: BLE001 - file, FTP and SFTP errors alike
             raise StorageError(f"{path}: cannot be read ({exc})") from None
 
     def put(self, path: str, data: bytes) -> None:
-        """Store ``data`` at ``path`` atomically, retrying; raises :class:`StorageError`."""
+        """Store ``data`` at ``path`` atomically, retrying a failed upload. Raises
+        :class:`StorageError` if it is still not stored after ``retries`` attempts, or at once if
+        the space cannot be reached (reaching it is not retried) or the path is outside it."""
         full = self._full(path)
         part = full + ".part"
+        fs = self.fs
         error: Exception | None = None
         for attempt in range(self.retries):
             try:
-                self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
-                with self.fs.open(part, "wb") as fh:
+                fs.makedirs(posixpath.dirname(full), exist_ok=True)
+                with fs.open(part, "wb") as fh:
                     fh.write(data)
-                if self.fs.exists(full):
-                    self.fs.rm(full)
-                self.fs.mv(part, full)
+                if fs.exists(full):
+                    fs.rm(full)
+                fs.mv(part, full)
                 return
             except Exception as exc:  # noqa: BLE001 - network and file errors alike are retried
                 error = exc
@@ -130,14 +292,18 @@ class Storage:
         raise StorageError(f"{path}: not stored after {self.retries} attempts ({error})")
 
     def put_many(self, files: dict[str, bytes], replace: bool = False) -> UploadReport:
-        """Store several files; one failure does not stop the others. Files already stored with
-        the same size are skipped unless ``replace``."""
+        """Store several files; one failure does not stop the others (each is in the report's
+        ``failed``). Files already stored with the same size are skipped unless ``replace``.
+        Raises :class:`StorageError` if the space cannot be reached (then nothing is stored); a
+        path outside the space is a failed file."""
         report = UploadReport()
+        if files:
+            self.fs  # noqa: B018 - reached once for all, or StorageError
         for path, data in files.items():
-            if not replace and self.size(path) == len(data):
-                report.skipped.append(path)
-                continue
             try:
+                if not replace and self.size(path) == len(data):
+                    report.skipped.append(path)
+                    continue
                 self.put(path, data)
                 report.uploaded.append(path)
             except StorageError as exc:
@@ -145,10 +311,12 @@ class Storage:
         return report
 
     def list(self, folder: str = "") -> list[str]:
-        """Files under ``folder`` (relative paths), recursively."""
+        """Files under ``folder`` (relative paths), recursively; empty if it is not there. Raises
+        :class:`StorageError` if the space cannot be reached or the folder is outside it."""
         base = self._full(folder) if folder else self.root
+        fs = self.fs
         try:
-            found = self.fs.find(base)
+            found = fs.find(base)
         except FileNotFoundError:
             return []
         root = self.root.rstrip("/") + "/"
