@@ -50,7 +50,7 @@ from workbench.sepa import (
     validate_creditor_id,
     validate_iban,
 )
-from workbench.storage import Storage, StorageError
+from workbench.storage import Storage
 
 GOOD_FR = "FR76 3000 6000 0112 3456 7890 189"
 GOOD_DE = "DE89 3704 0044 0532 0130 00"
@@ -564,10 +564,10 @@ def test_nothing_is_recorded_when_the_file_cannot_be_stored(sepa_db, monkeypatch
     engine, settings, ftp, _ = sepa_db
 
     def refuse(self, path, data):
-        raise StorageError(f"{path}: not stored after 3 attempts (disk full)")
+        raise UnavailableError(f"{path}: not stored after 3 attempts (disk full)")
 
     monkeypatch.setattr(Storage, "put", refuse)
-    with pytest.raises(StorageError, match="disk full"):
+    with pytest.raises(UnavailableError, match="disk full"):
         generate_direct_debits(engine, settings, NOW)
     assert rows(engine, s.SepaFile.__table__).empty and rows(engine, s.SepaDebit.__table__).empty
 

@@ -13,7 +13,8 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
-from workbench.storage import Storage, StorageError, invoice_path
+from workbench.errors import ConfigError, InputError, UnavailableError
+from workbench.storage import Storage, invoice_path
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_local_folder(tmp_path):
     assert space.get("invoices/2026/10/F2026-000001.pdf") == b"%PDF-1"
     assert space.list() == ["invoices/2026/10/F2026-000001.pdf"]
     assert not list((tmp_path / "space").rglob("*.part"))
-    with pytest.raises(StorageError, match="inside the storage space"):
+    with pytest.raises(InputError, match="inside the storage space"):
         space.put("../escape.pdf", b"x")
 
 
@@ -94,7 +95,7 @@ def test_ftp_password_from_the_environment(ftp_server, monkeypatch):
     Storage(url).put("reports/x.txt", b"ok")
     assert (ftp_server["root"] / "space" / "reports" / "x.txt").read_bytes() == b"ok"
     monkeypatch.setenv("WORKBENCH_STORAGE_PASSWORD", "Wr0ng-Pa55word")
-    with pytest.raises(StorageError) as raised:
+    with pytest.raises(UnavailableError) as raised:
         Storage(url, retries=1).put("reports/y.txt", b"no")
     assert str(raised.value) == (f"FTP space ftp://127.0.0.1:{ftp_server['port']}: cannot connect "
                                  "(530 Authentication failed.)")
@@ -102,13 +103,13 @@ def test_ftp_password_from_the_environment(ftp_server, monkeypatch):
 
 
 def test_unknown_scheme_is_refused():
-    with pytest.raises(StorageError, match="use a folder") as raised:
+    with pytest.raises(ConfigError, match="use a folder") as raised:
         Storage("s3://key:T0p-s3cret@bucket/x")
-    assert str(raised.value) == ("storage URL 's3://key:***@bucket/x': use a folder, file://, ftp://, ftps://, "
-                                 "sftp://")
-    with pytest.raises(StorageError, match="no host"):
+    assert str(raised.value) == ("setting storage_url (WORKBENCH_STORAGE_URL): 's3://key:***@bucket/x': use a folder, "
+                                 "file://, ftp://, ftps://, sftp://")
+    with pytest.raises(ConfigError, match="no host"):
         Storage("sftp:///base")
-    with pytest.raises(StorageError, match="the port is not a number"):
+    with pytest.raises(ConfigError, match="the port is not a number"):
         Storage("ftp://billing:T0p-s3cret@host:99999/base")
 
 
@@ -264,9 +265,9 @@ def test_sftp_upload_atomic_and_resumable(sftp_server):
     assert space.list("invoices/2026") == ["invoices/2026/10/F2026-000001.pdf", "invoices/2026/10/F2026-000002.pdf",
                                            "invoices/2026/10/F2026-000003.pdf", "invoices/2026/10/F2026-000004.pdf"]
     assert space.list("drafts") == []
-    with pytest.raises(StorageError, match=r"^invoices/2026/10/F2026-000009\.pdf: cannot be read \("):
+    with pytest.raises(UnavailableError, match=r"^invoices/2026/10/F2026-000009\.pdf: cannot be read \("):
         space.get("invoices/2026/10/F2026-000009.pdf")
-    with pytest.raises(StorageError, match="inside the storage space"):
+    with pytest.raises(InputError, match="inside the storage space"):
         space.put("../escape.pdf", b"x")
     assert not (sftp_server["root"] / "escape.pdf").exists()
     assert len(sftp_server["connections"]) == 1  # one connection for all of it
@@ -281,11 +282,11 @@ def test_sftp_password_from_the_environment(sftp_server, monkeypatch):
     space = Storage(url, retries=3)
     expected = (f"SFTP space sftp://127.0.0.1:{sftp_server['port']}: cannot connect "
                 "(Permission denied for user billing on host 127.0.0.1)")
-    with pytest.raises(StorageError) as raised:
+    with pytest.raises(UnavailableError) as raised:
         space.put("reports/y.txt", b"no")
     assert str(raised.value) == expected
     # a space that could not be reached is not tried again by the same Storage
-    with pytest.raises(StorageError) as again:
+    with pytest.raises(UnavailableError) as again:
         space.put_many({"reports/z.txt": b"no"})
     assert str(again.value) == expected
     assert len(sftp_server["connections"]) == 2
@@ -294,7 +295,7 @@ def test_sftp_password_from_the_environment(sftp_server, monkeypatch):
 
 def test_sftp_login_with_a_key_file(sftp_server, monkeypatch):
     url = sftp_server["url"].replace("billing:s3cret@", "billing@")
-    with pytest.raises(StorageError, match="Permission denied for user billing"):
+    with pytest.raises(UnavailableError, match="Permission denied for user billing"):
         Storage(url).exists("reports")  # no password, no key
     monkeypatch.setenv("WORKBENCH_STORAGE_KEY_FILE", str(sftp_server["key_file"]))
     space = Storage(url)
@@ -306,7 +307,7 @@ def test_sftp_host_key_is_checked(sftp_server, monkeypatch):
     port, url = sftp_server["port"], sftp_server["url"]
     # no WORKBENCH_STORAGE_HOST_KEY and an empty ~/.ssh/known_hosts: refused
     monkeypatch.delenv("WORKBENCH_STORAGE_HOST_KEY")
-    with pytest.raises(StorageError) as raised:
+    with pytest.raises(UnavailableError) as raised:
         Storage(url).exists("reports")
     assert str(raised.value) == (f"SFTP space sftp://127.0.0.1:{port}: cannot connect (Host key is not trusted for "
                                  "host 127.0.0.1: add it to ~/.ssh/known_hosts or set WORKBENCH_STORAGE_HOST_KEY)")
@@ -317,13 +318,13 @@ def test_sftp_host_key_is_checked(sftp_server, monkeypatch):
     # WORKBENCH_STORAGE_HOST_KEY is the only key trusted, known_hosts aside
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", other)
-    with pytest.raises(StorageError, match="Host key is not trusted"):
+    with pytest.raises(UnavailableError, match="Host key is not trusted"):
         Storage(url).exists("reports")
     # a line of ssh-keyscan output (host first) is taken as well
     monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", f"[127.0.0.1]:{port} {sftp_server['host_key']}")
     assert Storage(url).exists("reports") is False
     monkeypatch.setenv("WORKBENCH_STORAGE_HOST_KEY", "SHA256:not-a-key")
-    with pytest.raises(StorageError, match="WORKBENCH_STORAGE_HOST_KEY is not an SSH public key"):
+    with pytest.raises(ConfigError, match="WORKBENCH_STORAGE_HOST_KEY is not an SSH public key"):
         Storage(url)
     assert len(sftp_server["connections"]) == 4  # the refused ones included, none for the bad setting
 
@@ -340,7 +341,7 @@ def test_remote_space_connects_on_first_use(scheme, request):
     port = _closed_port()
     space = Storage(f"{scheme}://billing:s3cret@127.0.0.1:{port}/space")
     assert space.location("reports/x.txt") == f"{scheme}://127.0.0.1:{port}/space/reports/x.txt"
-    with pytest.raises(StorageError) as raised:
+    with pytest.raises(UnavailableError) as raised:
         space.list()
     label = scheme.upper()
     assert str(raised.value).startswith(f"{label} space {scheme}://127.0.0.1:{port}: cannot connect ([Errno 111] ")

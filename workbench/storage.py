@@ -17,8 +17,10 @@ only (``ssh-ed25519 AAAA...``, a line of the server's ``/etc/ssh/ssh_host_*_key.
 A remote space is reached on first use (the first ``put``, ``get``, ``exists``, ``size``,
 ``list`` or use of ``fs``), not when the :class:`Storage` is made; ``location`` never connects.
 If it cannot be reached, that use and every later one on the same :class:`Storage` raise
-:class:`StorageError` (naming the scheme, host, port and cause; never the password): make a new
-:class:`Storage` to try again.
+:class:`~workbench.errors.UnavailableError` (code ``storage``, naming the scheme, host, port and
+cause; never the password): make a new :class:`Storage` to try again. A URL that cannot be used
+is a :class:`~workbench.errors.ConfigError` when the :class:`Storage` is made; a path outside the
+space an :class:`~workbench.errors.InputError`.
 
 Layout (relative paths under the space's root)::
 
@@ -49,15 +51,12 @@ import fsspec
 from fsspec import AbstractFileSystem
 
 from workbench.config import secret
+from workbench.errors import ConfigError, InputError, UnavailableError
 
 KEY_FILE_VARIABLE = "WORKBENCH_STORAGE_KEY_FILE"
 HOST_KEY_VARIABLE = "WORKBENCH_STORAGE_HOST_KEY"
 CONNECT_TIMEOUT = 30  # seconds, to reach and log in to a remote space
-
-
-class StorageError(RuntimeError):
-    """A file that could not be stored or read, or a space that cannot be used (names the file or
-    the space, and the cause)."""
+SETTING = "setting storage_url (WORKBENCH_STORAGE_URL)"
 
 
 @dataclass
@@ -162,7 +161,7 @@ class Storage:
     """A file space opened from a URL (see the module docstring).
 
     ``url`` is the URL without its password (``***`` in its place). Making a :class:`Storage`
-    raises :class:`StorageError` for a URL that cannot be used (an unknown scheme, no host, a bad
+    raises :class:`~workbench.errors.ConfigError` for a URL that cannot be used (an unknown scheme, no host, a bad
     port, an unusable ``WORKBENCH_STORAGE_HOST_KEY``) or a local folder that cannot be made; it
     does not connect to a remote space."""
 
@@ -179,20 +178,20 @@ class Storage:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StorageError(f"storage folder {folder}: {exc.strerror}") from None
+                raise UnavailableError(f"storage folder {folder}: {exc.strerror}", code="storage") from None
             self._fs = fsspec.filesystem("file")
             self.root = str(folder)
             return
         scheme = REMOTE_SCHEMES.get(parsed.scheme)
         if scheme is None:
             schemes = ", ".join(f"{name}://" for name in REMOTE_SCHEMES)
-            raise StorageError(f"storage URL {self.url!r}: use a folder, file://, {schemes}")
+            raise ConfigError(f"{self.url!r}: use a folder, file://, {schemes}", source=SETTING)
         try:
             port = parsed.port or scheme.port
         except ValueError:
-            raise StorageError(f"storage URL {self.url!r}: the port is not a number from 1 to 65535") from None
+            raise ConfigError(f"{self.url!r}: the port is not a number from 1 to 65535", source=SETTING) from None
         if not parsed.hostname:
-            raise StorageError(f"storage URL {self.url!r}: no host")
+            raise ConfigError(f"{self.url!r}: no host", source=SETTING)
         host_key = key_file = None
         if parsed.scheme == "sftp":
             host_key, key_file = os.environ.get(HOST_KEY_VARIABLE) or None, os.environ.get(KEY_FILE_VARIABLE) or None
@@ -200,7 +199,7 @@ class Storage:
                 try:
                     _ssh_public_key(host_key)
                 except ValueError as exc:
-                    raise StorageError(str(exc)) from None
+                    raise ConfigError(str(exc), source=HOST_KEY_VARIABLE) from None
         self._remote = _Remote(
             parsed.scheme, parsed.hostname, port, unquote(parsed.username or "") or None,
             unquote(parsed.password) if parsed.password else secret("storage_password"), host_key, key_file)
@@ -211,8 +210,9 @@ class Storage:
 
     @property
     def fs(self) -> AbstractFileSystem:
-        """The fsspec filesystem, connected on first use. Raises :class:`StorageError` if the space
-        cannot be reached, then and on every later use of this :class:`Storage`."""
+        """The fsspec filesystem, connected on first use. Raises
+        :class:`~workbench.errors.UnavailableError` if the space cannot be reached, then and on every
+        later use of this :class:`Storage`."""
         if self._fs is not None:
             return self._fs
         assert self._remote is not None
@@ -228,31 +228,31 @@ class Storage:
                     self._failure = (f"{REMOTE_SCHEMES[remote.scheme].label} space {remote.address}: "
                                      f"cannot connect ({cause})")
             if self._fs is None:
-                raise StorageError(self._failure)
+                raise UnavailableError(self._failure, code="storage")
             return self._fs
 
     def _full(self, path: str) -> str:
         parts = path.replace("\\", "/").split("/")
         clean = posixpath.normpath("/" + "/".join(parts)).lstrip("/")
         if ".." in parts or not clean:
-            raise StorageError(f"{path!r} is not a path inside the storage space")
+            raise InputError(f"{path!r} is not a path inside the storage space", code="bad_path")
         return posixpath.join(self.root, clean)
 
     def location(self, path: str) -> str:
         """A reference to a stored file (a local path, or a URL without user or password), for
-        links; never connects. Raises :class:`StorageError` for a path outside the space."""
+        links; never connects. Raises :class:`~workbench.errors.InputError` for a path outside the space."""
         if self._remote is None:
             return self._full(path)
         return f"{self._remote.address}{self._full(path)}"
 
     def exists(self, path: str) -> bool:
-        """Whether ``path`` is stored. Raises :class:`StorageError` if the space cannot be
+        """Whether ``path`` is stored. Raises :class:`~workbench.errors.UnavailableError` if the space cannot be
         reached or the path is outside it."""
         full = self._full(path)
         return self.fs.exists(full)
 
     def size(self, path: str) -> int | None:
-        """The size of ``path`` in bytes, None if it is not there. Raises :class:`StorageError` if
+        """The size of ``path`` in bytes, None if it is not there. Raises :class:`~workbench.errors.UnavailableError` if
         the space cannot be reached or the path is outside it."""
         full, fs = self._full(path), self.fs
         try:
@@ -261,17 +261,17 @@ class Storage:
             return None
 
     def get(self, path: str) -> bytes:
-        """The bytes stored at ``path``. Raises :class:`StorageError` if the file cannot be read
+        """The bytes stored at ``path``. Raises :class:`~workbench.errors.UnavailableError` if the file cannot be read
         (missing, refused by the server...) or the space cannot be reached."""
         full, fs = self._full(path), self.fs
         try:
             return fs.cat_file(full)
         except Exception as exc:  # noqa: BLE001 - file, FTP and SFTP errors alike
-            raise StorageError(f"{path}: cannot be read ({exc})") from None
+            raise UnavailableError(f"{path}: cannot be read ({exc})", code="storage") from None
 
     def put(self, path: str, data: bytes) -> None:
         """Store ``data`` at ``path`` atomically, retrying a failed upload. Raises
-        :class:`StorageError` if it is still not stored after ``retries`` attempts, or at once if
+        :class:`~workbench.errors.UnavailableError` if it is still not stored after ``retries`` attempts, or at once if
         the space cannot be reached (reaching it is not retried) or the path is outside it."""
         full = self._full(path)
         part = full + ".part"
@@ -289,16 +289,16 @@ class Storage:
             except Exception as exc:  # noqa: BLE001 - network and file errors alike are retried
                 error = exc
                 time.sleep(self.retry_delay * (attempt + 1))
-        raise StorageError(f"{path}: not stored after {self.retries} attempts ({error})")
+        raise UnavailableError(f"{path}: not stored after {self.retries} attempts ({error})", code="storage")
 
     def put_many(self, files: dict[str, bytes], replace: bool = False) -> UploadReport:
         """Store several files; one failure does not stop the others (each is in the report's
         ``failed``). Files already stored with the same size are skipped unless ``replace``.
-        Raises :class:`StorageError` if the space cannot be reached (then nothing is stored); a
+        Raises :class:`~workbench.errors.UnavailableError` if the space cannot be reached (then nothing is stored); a
         path outside the space is a failed file."""
         report = UploadReport()
         if files:
-            self.fs  # noqa: B018 - reached once for all, or StorageError
+            self.fs  # noqa: B018 - reached once for all, or UnavailableError
         for path, data in files.items():
             try:
                 if not replace and self.size(path) == len(data):
@@ -306,13 +306,13 @@ class Storage:
                     continue
                 self.put(path, data)
                 report.uploaded.append(path)
-            except StorageError as exc:
+            except (UnavailableError, InputError) as exc:  # this file: the others go on
                 report.failed[path] = str(exc)
         return report
 
     def list(self, folder: str = "") -> list[str]:
         """Files under ``folder`` (relative paths), recursively; empty if it is not there. Raises
-        :class:`StorageError` if the space cannot be reached or the folder is outside it."""
+        :class:`~workbench.errors.UnavailableError` if the space cannot be reached or the folder is outside it."""
         base = self._full(folder) if folder else self.root
         fs = self.fs
         try:

@@ -14,9 +14,9 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.documents import invoice_models, operator_identity, render_invoices
-from workbench.errors import InputError
+from workbench.errors import InputError, UnavailableError
 from workbench.reads.runs import run_row
-from workbench.storage import Storage, StorageError, invoice_path
+from workbench.storage import Storage, invoice_path
 
 
 @dataclass
@@ -108,7 +108,7 @@ def invoice_pdf(engine, settings: Settings, number: str) -> bytes | None:
         if row.document:
             try:
                 return Storage(settings.storage_url).get(row.document)
-            except StorageError:
+            except UnavailableError:
                 pass
         models = invoice_models(connection, [row.id])
     return render_invoices(models, operator_identity(settings), draft=row.status == "draft", workers=1,

@@ -79,7 +79,7 @@ def report_path(settings: Settings, run_id: int, period: str) -> Path:
 def write_report(engine: Engine, settings: Settings, run_id: int) -> ReportFiles:
     """Write the control report of a stored run (:func:`~workbench.reads.runs.run_report`) and store
     it in the FTP space; :class:`~workbench.errors.InputError` for an unknown run,
-    :class:`~workbench.storage.StorageError` if the FTP space cannot take it (the local file stays)."""
+    :class:`~workbench.errors.UnavailableError` if the FTP space cannot take it (the local file stays)."""
     with engine.connect() as connection:
         period = run_row(connection, run_id)["period"]
     path = write_control_report(run_report(engine, run_id, settings), report_path(settings, run_id, period),

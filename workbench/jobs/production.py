@@ -26,7 +26,6 @@ from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
 from workbench.period import Period
 from workbench.reads.runs import run_row
-from workbench.storage import StorageError
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | Non
         return Promotion(summary, None)
     try:
         documents = publish_documents(engine, settings, run_id=summary.run_id)
-    except StorageError as exc:
+    except UnavailableError as exc:
         raise UnavailableError(f"{exc}. The invoices are issued; store their PDFs with `workbench documents --run "
                                f"{summary.run_id}` once the FTP space is back") from None
     return Promotion(summary, documents)

@@ -196,7 +196,7 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime, pe
     ``force``, invoices already debited are debited again in a new file (needs ``period`` or
     ``invoices``). Nothing is written when nothing is to be debited; a rejected invoice is never
     sent. Raises :class:`~workbench.errors.ConfigError` for unusable settings,
-    :class:`~workbench.storage.StorageError` when the file cannot be stored (then nothing is recorded).
+    :class:`~workbench.errors.UnavailableError` when the file cannot be stored (then nothing is recorded).
     """
     version = validate_version(settings.sepa_version)
     creditor = creditor_of(settings)

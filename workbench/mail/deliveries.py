@@ -54,11 +54,11 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.locks import acquire
 from workbench.documents import templates_folder
-from workbench.errors import ConfigError, Problem, RefusedError, UnavailableError
+from workbench.errors import ConfigError, InputError, Problem, RefusedError, UnavailableError
 from workbench.mail.message import Templates, _naive_utc, build_message, one_line, valid_address
 from workbench.mail.transports import SMTP_TIMEOUT, _describe, open_transport
 from workbench.period import Period
-from workbench.storage import Storage, StorageError
+from workbench.storage import Storage
 
 #: attempts after which a delivery is no longer tried (see :func:`reset_deliveries`)
 MAX_ATTEMPTS = 5
@@ -326,7 +326,7 @@ class _Documents:
             if self.storage is None:
                 self.storage = Storage(self.url)
             data = self.storage.get(row.document)
-        except (StorageError, OSError, ValueError) as exc:
+        except (UnavailableError, InputError, OSError) as exc:
             return None, f"the PDF of invoice {row.number} ({row.document}) cannot be read: {_describe(exc)}"
         if not data.startswith(b"%PDF-"):
             return None, f"the document of invoice {row.number} ({row.document}) is not a PDF"
