@@ -27,7 +27,7 @@ from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
 from workbench.db.locks import this_machine
 from workbench.errors import ConfigError, UnavailableError
-from workbench.mail import deliveries
+from workbench.mail import ledger
 from workbench.storage import Storage, invoice_path
 
 NOW = datetime(2026, 11, 2, 9, 30)
@@ -381,13 +381,13 @@ def test_crash_after_the_server_accepted_resends_with_the_same_message_id_and_sa
     world = World(db, tmp_path)
     mail.plan_deliveries(db, period="2026-10")
     settings = world.settings(smtp.url)
-    real = deliveries._mark_sent
+    real = ledger.mark_sent
 
     def crash(*args, **kwargs):
-        monkeypatch.setattr(deliveries, "_mark_sent", real)
+        monkeypatch.setattr(ledger, "mark_sent", real)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(deliveries, "_mark_sent", crash)
+    monkeypatch.setattr(ledger, "mark_sent", crash)
     with pytest.raises(RuntimeError, match="power cut"):
         mail.send_pending(db, settings, NOW, timeout=5)
     [(key, count)] = smtp.handler.received().items()
@@ -470,13 +470,13 @@ def test_outbox_recognises_a_message_written_before_a_crash_and_does_not_write_i
     world = World(db, tmp_path)
     mail.plan_deliveries(db, period="2026-10")
     settings = world.settings("")
-    real = deliveries._mark_sent
+    real = ledger.mark_sent
 
     def crash(*args, **kwargs):
-        monkeypatch.setattr(deliveries, "_mark_sent", real)
+        monkeypatch.setattr(ledger, "mark_sent", real)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(deliveries, "_mark_sent", crash)
+    monkeypatch.setattr(ledger, "mark_sent", crash)
     with pytest.raises(RuntimeError):
         mail.send_pending(db, settings, NOW)
     [written] = list(world.outbox.iterdir())
@@ -538,8 +538,12 @@ def test_smtp_password_comes_from_the_environment_only(db, tmp_path, monkeypatch
     url = f"smtp://billing@127.0.0.1:{server.port}"
     try:
         # never in the URL, never in the settings file
-        with pytest.raises(ConfigError, match="WORKBENCH_SMTP_PASSWORD"):
+        with pytest.raises(ConfigError, match="WORKBENCH_SMTP_PASSWORD") as caught:
             mail.send_pending(db, world.settings(f"smtp://billing:s3cret@127.0.0.1:{server.port}"), NOW, timeout=5)
+        assert "s3cret" not in str(caught.value)
+        with pytest.raises(ConfigError, match="WORKBENCH_SMTP_PASSWORD") as caught:  # whatever else is wrong
+            mail.send_pending(db, world.settings("ftp://billing:s3cret@127.0.0.1"), NOW, timeout=5)
+        assert "s3cret" not in str(caught.value)
         toml = tmp_path / "workbench.toml"
         toml.write_text('smtp_password = "s3cret"\n', encoding="utf-8")
         with pytest.raises(ConfigError, match="unknown settings"):

@@ -203,8 +203,8 @@ def test_review_dashboard(workspace, voila, browser, tmp_path):
     page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
     opened = time.time() - started
     assert page.locator(f"h3:has-text('Run {latest.run_id}')").count() == 1
-    total = f"{latest.total_incl_cents / 100:,.2f}"
-    assert page.locator(f"text={total} EUR").count() >= 1
+    euros, cents = divmod(latest.total_incl_cents, 100)
+    assert page.locator(f"text=€{euros:,}.{cents:02d}").count() >= 1  # the total, written in English
     page.screenshot(path=str(tmp_path / "review.png"))
     page.locator("select").first.select_option(value=next(
         o for o in page.locator("select").first.locator("option").all_inner_texts() if f"Run {first.run_id} " in

@@ -1,6 +1,7 @@
 """The checks behind the notebooks' widgets: bad values give a clear message, not a traceback."""
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -44,3 +45,22 @@ def test_bad_run_options_say_what_is_wrong(values, message):
 def test_download_links_escape_the_file_name():
     link = download_link(b"x", '<b>"a".xlsx', "application/octet-stream")
     assert 'download="&lt;b&gt;&quot;a&quot;.xlsx"' in link and "base64,eA==" in link
+
+
+def test_the_invoice_table_escapes_customer_text_and_writes_money_for_people():
+    import pandas as pd
+
+    from workbench.invoicing.report import REPORT_COLUMNS
+    from workbench.ui import styled_invoices
+
+    invoices = pd.DataFrame([{c: None for c in REPORT_COLUMNS}] * 2)
+    invoices["Invoice number"] = ["PRE-1-0001", "PRE-1-0002"]
+    invoices["Account number"] = ["C1", "C2"]
+    invoices["Customer name"] = ['<img src="http://attacker.example/p.png" onerror=alert(1)>', "Beta"]
+    invoices["Total amount billed"] = [Decimal("1234.50"), Decimal("20")]
+    anomalies = pd.DataFrame({"Source": ["PRE-1-0002"], "Line or key": ["C2"], "Problem": ["already_invoiced"],
+                              "Detail": ["Beta: ..."]})
+    html = styled_invoices({"Invoices": invoices, "Anomalies": anomalies}).to_html()
+    assert "<img" not in html and "&lt;img src=&#34;http://attacker.example/p.png&#34; onerror=alert(1)&gt;" in html
+    assert "€1,234.50" in html and "€20.00" in html
+    assert html.index("PRE-1-0002") < html.index("PRE-1-0001")  # the anomaly first

@@ -1,12 +1,17 @@
 """Telecom billing workbench: CDR integration, rating and billing for telecom operators.
 
-Layers, from the bottom up (imports only go downwards; ``tests/test_layers.py`` checks it):
+Layers, from the top down (imports only go downwards; ``lint-imports`` checks the contracts of
+``pyproject.toml``):
 
-* pure logic — ``money``, ``period``, ``numbering``, ``cdr.formats``, ``rating``:
-  functions of data frames and plain values, no I/O, no clock;
-* edges — ``db`` (SQLAlchemy schema, migrations, bulk storage), ``integration`` (files into
-  the database), ``reference`` (reference CSVs), ``repository`` (frames in and out);
-* entry points — ``cli``, the notebooks.
+* interfaces — ``cli``, ``ui`` (notebook widgets and Voila dashboards): they call the jobs and
+  format their results;
+* jobs — ``jobs``: each step of the monthly cycle, once;
+* services over the database — ``billing``, ``integration``, ``reference``, ``rated_calls``,
+  ``mail``, ``documents``, ``sample``; the read layer ``reads`` and the Excel ``reports``;
+* edges — ``db`` (schema, migrations, bulk storage, job locks), ``storage`` (the FTP space by URL),
+  ``config`` (settings);
+* the pure core — ``sepa``, ``invoicing``, ``rating``, ``cdr``, then ``money``, ``period``,
+  ``phone_numbers`` and ``errors``: functions of frames and plain values, no I/O, no clock.
 """
 
 __version__ = "0.1.0"

@@ -170,14 +170,9 @@ def _print_delivery(result: jobs.DeliveryResult) -> None:
 
 
 def cmd_mail(args, settings: Settings) -> None:
-    engine = jobs.open_database(settings)
-    if args.run is not None and not args.retry:
-        runs = list_runs(engine)
-        if not ((runs["id"] == args.run) & (runs["kind"] == "production")).any():
-            raise InputError(f"there is no production run {args.run}", code="unknown_run")
     if args.run is None and args.period is None and not args.retry:
         raise InputError("give --run N or --period YYYY-MM (or --retry to send what is pending)", code="nothing_named")
-    _print_delivery(jobs.deliver(engine, settings, args.run, args.period, args.retry))
+    _print_delivery(jobs.deliver(jobs.open_database(settings), settings, args.run, args.period, args.retry))
 
 
 def _print_debits(result: jobs.DirectDebitRun) -> None:
@@ -339,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args, settings)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if len(exc.problems) > 1:  # the message sums them up; each is named
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
         return 2
     return 0
 

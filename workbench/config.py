@@ -15,7 +15,8 @@ setting                    default and meaning
 ``output_dir``             ``var`` (reports)
 ``consumption_vat_rate``   ``20`` (percent, on calls)
 ``payment_days``           ``30`` (due date after the invoice date)
-``storage_url``            ``var/ftp`` (the FTP space: a folder, ``ftp://``, ``ftps://``)
+``storage_url``            ``var/ftp`` (the FTP space: a folder, ``ftp://``, ``ftps://``, ``sftp://``;
+                           see :mod:`workbench.storage` for host keys and key files)
 ``smtp_url``               empty: mail goes to ``outbox_dir`` as .eml files; else
                            ``smtp://user@host:587`` (STARTTLS) or ``smtps://...:465``
 ``outbox_dir``             ``var/outbox``

@@ -11,6 +11,7 @@ from workbench.config import Settings
 from workbench.errors import InputError
 from workbench.jobs.workspace import utc_now
 from workbench.mail import DeliveryReport, PlanReport, plan_deliveries, send_pending
+from workbench.reads.runs import run_row
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,19 @@ def deliver(engine: Engine, settings: Settings, run_id: int | None = None, perio
     """Plan the deliveries of a production run's (or a period's) documents, then send everything
     pending (see :mod:`workbench.mail.deliveries`); with ``retry`` only send what is pending.
 
-    Raises :class:`~workbench.errors.InputError` when nothing is named,
+    Raises :class:`~workbench.errors.InputError` when nothing is named or the run is not a
+    production run,
     :class:`~workbench.errors.ConfigError` for an unusable mail set-up and
     :class:`~workbench.errors.UnavailableError` when another mail run is in progress; a server
     that stops answering halfway is reported in ``sent.stopped`` (run the job again to finish)."""
     if run_id is None and period is None and not retry:
         raise InputError("give a production run or a period (or retry to send what is pending)",
                          code="nothing_named")
+    if run_id is not None and not retry:
+        with engine.connect() as connection:
+            run = run_row(connection, run_id)
+        if run["kind"] != "production":
+            raise InputError(f"run {run_id} is a pre-production run: its drafts are not emailed", code="not_issued")
     planned = None
     if not retry:
         planned = plan_deliveries(engine, run_id=run_id, period=period)

@@ -2,11 +2,13 @@
 
 * :mod:`workbench.mail.message`: the message of one delivery (templates, text, PDF attached);
 * :mod:`workbench.mail.transports`: where messages are handed over (outbox folder or SMTP);
-* :mod:`workbench.mail.deliveries`: the delivery ledger (planning, and sending each delivery at
-  most once, resumable after a crash or an outage).
+* :mod:`workbench.mail.ledger`: the delivery ledger (one row per invoice and recipient, planned,
+  then pending, sent or failed);
+* :mod:`workbench.mail.sending`: sending what is pending, each delivery at most once, resumable
+  after a crash or an outage.
 """
 
-from workbench.mail.deliveries import (
+from workbench.mail.ledger import (
     MAX_ATTEMPTS,
     DeliveryReport,
     Failure,
@@ -14,9 +16,9 @@ from workbench.mail.deliveries import (
     Sent,
     plan_deliveries,
     reset_deliveries,
-    send_pending,
 )
 from workbench.mail.message import build_message, message_id_for, outbox_name, valid_address
+from workbench.mail.sending import send_pending
 
 __all__ = [
     "MAX_ATTEMPTS",

@@ -93,22 +93,25 @@ class SmtpRelay:
 
     def __init__(self, url: str, timeout: float, ssl_context: ssl.SSLContext | None):
         parsed = urlparse(url)
+        setting = "setting smtp_url (WORKBENCH_SMTP_URL)"
+        if parsed.password is not None:  # first: no message below may show it
+            raise ConfigError(f"must not contain the password: set it in {SECRETS['smtp_password']}", source=setting)
         if parsed.scheme not in ("smtp", "smtps"):
-            raise ConfigError(f"smtp_url {url!r}: use smtp://[user@]host[:port] (STARTTLS) or smtps://... (TLS)")
-        if parsed.password is not None:
-            raise ConfigError(f"smtp_url must not contain the password: set it in {SECRETS['smtp_password']}")
+            raise ConfigError(f"{url!r}: use smtp://[user@]host[:port] (STARTTLS) or smtps://... (TLS)",
+                              source=setting)
         if not parsed.hostname:
-            raise ConfigError(f"smtp_url {url!r} has no host")
+            raise ConfigError(f"{url!r} has no host", source=setting)
         try:
             port = parsed.port
         except ValueError as exc:
-            raise ConfigError(f"smtp_url {url!r}: {exc}") from None
+            raise ConfigError(f"{url!r}: {exc}", source=setting) from None
         self.tls = parsed.scheme == "smtps"
         self.host, self.port = parsed.hostname, port or (465 if self.tls else 587)
         self.user = unquote(parsed.username) if parsed.username else None
         self.password = secret("smtp_password") if self.user else None
         if self.user and not self.password:
-            raise ConfigError(f"smtp_url logs in as {self.user!r}: set the password in {SECRETS['smtp_password']}")
+            raise ConfigError(f"logs in as {self.user!r}: set the password in {SECRETS['smtp_password']}",
+                              source=setting)
         self.timeout = timeout
         self.context = ssl_context
         self.connection: smtplib.SMTP | None = None

@@ -7,10 +7,11 @@ import html
 
 from workbench import jobs
 from workbench.config import Settings
+from workbench.money import format_money
 from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_list, customer_profile
 from workbench.reads.runs import compare_runs, list_runs, run_report
-from workbench.ui.display import _message, _widgets, download_link, styled_invoices
+from workbench.ui.display import LOCALE, _message, _widgets, download_link, styled_invoices
 from workbench.ui.panels import invoice_viewer
 
 
@@ -40,8 +41,10 @@ def review_dashboard(settings: Settings, engine):
         inv = sheets["Invoices"]
         total = sum(inv["Total amount billed"].dropna(), start=0)
         net = sum(inv["Net payable amount"].dropna(), start=0)
-        totals.value = (f"<h3>Run {run_id}</h3><p><b>{len(inv)}</b> invoices · total billed <b>{total:,.2f} EUR</b>"
-                        f" · net payable <b>{net:,.2f} EUR</b> · <b>{len(sheets['Anomalies'])}</b> anomalies</p>")
+        totals.value = (f"<h3>Run {run_id}</h3><p><b>{len(inv)}</b> invoices · total billed "
+                        f"<b>{html.escape(format_money(total, locale=LOCALE))}</b> · net payable "
+                        f"<b>{html.escape(format_money(net, locale=LOCALE))}</b> · "
+                        f"<b>{len(sheets['Anomalies'])}</b> anomalies</p>")
         with report_out:
             display(HTML("<h4>Anomalies</h4>"), sheets["Anomalies"])
             display(HTML("<h4>Invoices (anomalies first)</h4>"), styled_invoices(sheets))

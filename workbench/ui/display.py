@@ -8,9 +8,24 @@ import html
 import shutil
 import subprocess
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+
+from workbench.invoicing.report import AMOUNT_COLUMNS
+from workbench.money import format_money
+
+#: the locale amounts are written in on screens (the widgets' text is English)
+LOCALE = "en"
+#: the money columns of the control report's invoice sheet
+MONEY_COLUMNS = {*AMOUNT_COLUMNS.values(), "Total excl. VAT", "VAT", "Account credit applied"}
+
+
+def _money_cell(value) -> str:
+    if value is None or (not isinstance(value, Decimal) and pd.isna(value)):
+        return ""
+    return format_money(value, locale=LOCALE)
 
 
 def revenue_chart(traffic: pd.DataFrame, period: str):
@@ -46,7 +61,8 @@ def download_link(data: bytes, filename: str, mime: str, label: str | None = Non
 
 
 def styled_invoices(sheets: dict[str, pd.DataFrame]):
-    """The control report's invoice table, anomalies first and highlighted."""
+    """The control report's invoice table, anomalies first and highlighted, amounts written for
+    people (:func:`workbench.money.format_money`) and customer text escaped."""
     invoices = sheets["Invoices"].copy()
     flagged = set(sheets["Anomalies"]["Line or key"]) - {""}
     invoices.insert(0, "Anomaly", invoices["Account number"].isin(flagged))
@@ -55,7 +71,11 @@ def styled_invoices(sheets: dict[str, pd.DataFrame]):
     def colour(row):
         return ["background-color: #fde2e1" if row["Anomaly"] else ""] * len(row)
 
-    return invoices.style.apply(colour, axis=1).format(precision=2, na_rep="")
+    money = {column: _money_cell for column in invoices.columns if column in MONEY_COLUMNS}
+    # customer text is escaped (a Styler writes cell text into its HTML as it is otherwise)
+    text = [column for column in invoices.columns if column not in money]
+    return (invoices.style.apply(colour, axis=1).format(money, na_rep="", subset=list(money))
+            .format(na_rep="", escape="html", subset=text))
 
 
 def _widgets():

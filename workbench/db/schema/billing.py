@@ -1,0 +1,192 @@
+"""Billing: runs, invoices and credit notes with their items and VAT, legal number sequences,
+account credit, email deliveries, SEPA files and debits, and job locks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
+
+from workbench.db.schema.base import Base
+
+
+class BillingRun(Base):
+    """A billing run: ``kind`` ``preprod`` (drafts, changes nothing production depends on) or
+    ``production`` (issued invoices). ``options`` is JSON text (customers, advance/arrears, pdfs);
+    ``fingerprint`` is JSON text of the hashes of the run's inputs, by part."""
+
+    __tablename__ = "billing_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    period: Mapped[str] = mapped_column(String(7), index=True)
+    invoice_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    options: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    source_run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id"))
+    status: Mapped[str] = mapped_column(String(20), default="done")
+
+
+class Invoice(Base):
+    """An invoice or credit note. Drafts belong to a preprod run (numbered ``PRE-<run>-0001``);
+    issued documents carry a legal number and are never changed afterwards."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_customer_period", "customer_id", "period"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(30), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="invoice")  # invoice | credit_note
+    status: Mapped[str] = mapped_column(String(20))  # draft | issued
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    period: Mapped[str] = mapped_column(String(7))
+    invoice_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    total_excl_cents: Mapped[int] = mapped_column(BigInteger)
+    total_vat_cents: Mapped[int] = mapped_column(BigInteger)
+    total_incl_cents: Mapped[int] = mapped_column(BigInteger)
+    credit_applied_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_payable_cents: Mapped[int] = mapped_column(BigInteger)
+    previous_amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    corrects_invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+    # a credit note that reopens its invoice's period: what the invoice billed is billed again
+    reopens_period: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    document: Mapped[str | None] = mapped_column(String(500))
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class InvoiceItem(Base):
+    """A line of an invoice: ``type`` one_off, recurring, prorated, consumption or credit;
+    amounts in cents excluding VAT."""
+
+    __tablename__ = "invoice_items"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(String(300))
+    product_code: Mapped[str | None] = mapped_column(String(40))
+    zone_code: Mapped[str | None] = mapped_column(String(40))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    unit_price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_rate: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    period_from: Mapped[date | None] = mapped_column(Date)
+    period_to: Mapped[date | None] = mapped_column(Date)
+    calls: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[int | None] = mapped_column(BigInteger)
+    one_off_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class InvoiceVat(Base):
+    """VAT of an invoice by rate: ``vat_cents`` = round half up(``base_cents`` x rate / 100)."""
+
+    __tablename__ = "invoice_vat"
+    __table_args__ = (UniqueConstraint("invoice_id", "vat_rate"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    vat_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    base_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class NumberSequence(Base):
+    """The last legal number used per series (``F`` invoices, ``A`` credit notes) and year;
+    locked while a production transaction numbers its documents."""
+
+    __tablename__ = "number_sequences"
+    __table_args__ = (UniqueConstraint("series", "year"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series: Mapped[str] = mapped_column(String(5))
+    year: Mapped[int] = mapped_column(Integer)
+    last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CreditEntry(Base):
+    """The account credit ledger: positive entries give credit (a credit note, an
+    overpayment), negative ones apply it to an issued invoice (``invoice_id``)."""
+
+    __tablename__ = "credit_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    entry_date: Mapped[date] = mapped_column(Date)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(String(200))
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """The email of an issued invoice to one recipient: ``state`` pending, sent or failed, so
+    a delivery run resumed after a crash sends what is missing and nothing twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("invoice_id", "recipient"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SepaFile(Base):
+    """A generated SEPA direct debit file (pain.008), stored in the FTP space."""
+
+    __tablename__ = "sepa_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(35), unique=True)
+    version: Mapped[str] = mapped_column(String(20))
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    transactions: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class SepaDebit(Base):
+    """One direct debit of an invoice in a SEPA file; ``sequence_type`` FRST or RCUR (a mandate
+    with a debit already is RCUR). An invoice debited again (forced) keeps its earlier rows, each
+    with ``replaced_by_file_id``: the file of the debit that replaced it; the current debit of an
+    invoice is its row without one."""
+
+    __tablename__ = "sepa_debits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("sepa_files.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    replaced_by_file_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_files.id"))
+    mandate_reference: Mapped[str] = mapped_column(String(35), index=True)
+    sequence_type: Mapped[str] = mapped_column(String(4))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    collection_date: Mapped[date] = mapped_column(Date)
+
+
+class JobLock(Base):
+    """A job that must not run twice at the same time (``name``, e.g. ``mail``), held by one run
+    (``holder``: host, process and a random tag) which proves it is alive by ``heartbeat_at``
+    (naive UTC). See :mod:`workbench.db.locks`."""
+
+    __tablename__ = "job_locks"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+

@@ -1,0 +1,102 @@
+"""Calls: CDR files, the calls they hold, rejected records, rated calls and calls not rated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from workbench.db.schema.base import Base
+
+
+class CdrFile(Base):
+    __tablename__ = "cdr_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    format: Mapped[str] = mapped_column(String(20))
+    loaded_at: Mapped[datetime] = mapped_column(DateTime)
+    records: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+
+
+class Cdr(Base):
+    """An accepted call. A call is the same call whatever file brought it: same calling and
+    called numbers, start second and duration."""
+
+    __tablename__ = "cdrs"
+    __table_args__ = (
+        UniqueConstraint("calling", "called", "start_utc", "duration_s", name="uq_cdrs_call"),
+        Index("ix_cdrs_start_utc", "start_utc"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("cdr_files.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    start_utc: Mapped[datetime] = mapped_column(DateTime)
+    # E.164 numbers as their digits (+33612345678 -> 33612345678): E.164 digits never start
+    # with 0 and are at most 15, so the integer is exact; compact, and rated without parsing
+    calling: Mapped[int] = mapped_column(BigInteger)
+    called: Mapped[int] = mapped_column(BigInteger)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    switch_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CdrReject(Base):
+    """A CDR record that was not accepted, with the reason."""
+
+    __tablename__ = "cdr_rejects"
+    __table_args__ = (Index("ix_cdr_rejects_file_id", "file_id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("cdr_files.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+
+
+class RatedCall(Base):
+    """The rating of one call. ``invoice_id`` is set when a production invoice bills it; such a
+    rating is never replaced by a re-rating."""
+
+    __tablename__ = "rated_calls"
+    __table_args__ = (Index("ix_rated_calls_period", "period"),)
+    # the call is the key: one rating per call (and on SQLite no second index to keep up)
+    cdr_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    period: Mapped[str] = mapped_column(String(7))
+    customer_id: Mapped[int] = mapped_column(Integer)
+    destination_prefix: Mapped[str] = mapped_column(String(15))
+    zone_code: Mapped[str] = mapped_column(String(40))
+    band: Mapped[str] = mapped_column(String(20))
+    duration_s: Mapped[int] = mapped_column(Integer)
+    allowance_s: Mapped[int] = mapped_column(Integer)
+    price_units: Mapped[int] = mapped_column(BigInteger)
+    rate_id: Mapped[int | None] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(40))
+    rated_at: Mapped[datetime] = mapped_column(DateTime)
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RatingError(Base):
+    """A call of a period that could not be rated, with the cause."""
+
+    __tablename__ = "rating_errors"
+    __table_args__ = (Index("ix_rating_errors_period", "period"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    cdr_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    period: Mapped[str] = mapped_column(String(7))
+    reason: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+
