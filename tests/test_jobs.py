@@ -1,0 +1,117 @@
+"""The job layer: each step of the month once, with its result record, whoever calls it (the
+command line, a widget, the production notebook)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from workbench import jobs, ui
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.errors import InputError
+from workbench.sample import generate_operator
+
+NOW = datetime(2026, 11, 1, 6, 0)
+
+
+@pytest.fixture
+def month(tmp_path) -> tuple[Settings, object, Path]:
+    data = tmp_path / "data"
+    generate_operator(data, seed=5, customers=6, calls=300)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
+                        outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"))
+    engine = jobs.open_database(settings)
+    return settings, engine, data
+
+
+def count(engine, table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_the_month_as_a_sequence_of_jobs(month, tmp_path):
+    settings, engine, data = month
+    reference = jobs.load_reference(engine, settings, data / "reference")
+    assert reference.counts["customers"] == 6
+    load = jobs.load_cdrs(engine, settings, jobs.cdr_files(data / "cdrs"), clock=lambda: NOW)
+    assert [f.status for f in load.files] == ["loaded", "loaded"]
+    assert load.accepted == count(engine, s.Cdr.__table__) and load.rejected == count(engine, s.CdrReject.__table__)
+    rating = jobs.rate(engine, settings, "2026-10", NOW)
+    assert rating.rated + rating.errors == rating.calls and rating.rated == count(engine, s.RatedCall.__table__)
+
+    options = jobs.run_options(settings, "2026-10")
+    assert (options.invoice_date, options.due_date, options.customers) == (date(2026, 11, 1), date(2026, 12, 1),
+                                                                             "all")
+    result = jobs.preprod(engine, settings, options, NOW)
+    # the control report is written here and stored in the FTP space, whoever launches the run
+    assert result.report.path == tmp_path / "out" / "reports" / f"control-report-2026-10-run{result.run.run_id}.xlsx"
+    assert result.report.path.is_file()
+    stored = tmp_path / "ftp" / result.report.stored_as
+    assert result.report.stored_as == f"reports/2026-10/{result.report.path.name}"
+    assert stored.read_bytes() == result.report.path.read_bytes()
+    assert result.documents is None and result.run.invoices == 6
+
+    promotion = jobs.promote(engine, settings, result.run.run_id, NOW)
+    assert promotion.run.invoices == 6 and promotion.run.numbers == ("F2026-000001", "F2026-000006")
+    assert len(promotion.documents.stored) == 6
+    assert len(list((tmp_path / "ftp" / "invoices" / "2026" / "11").glob("F2026-*.pdf"))) == 6
+    delivery = jobs.deliver(engine, settings, run_id=promotion.run.run_id, now=NOW)
+    assert len(delivery.sent.sent) == len(delivery.planned.planned) > 0 and delivery.sent.ok
+    debits = jobs.generate_direct_debits(engine, settings, NOW, period="2026-10")
+    assert debits.transactions == count(engine, s.SepaDebit.__table__)
+    # promoting again issues nothing, and says so
+    again = jobs.promote(engine, settings, result.run.run_id, NOW)
+    assert again.run.invoices == 0 and "already issued" in again.run.message
+
+
+def test_the_widgets_call_the_same_jobs(month, tmp_path):
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    assert set(ui.load_folder(settings, engine, data / "cdrs")["status"]) == {"loaded"}
+    ui.rate_now(settings, engine, "2026-10")
+    run_id = ui.preprod_now(settings, engine, "2026-10")
+    # the notebook's run stores its control report in the FTP space too
+    assert (tmp_path / "ftp" / "reports" / "2026-10" / f"control-report-2026-10-run{run_id}.xlsx").is_file()
+    assert ui.latest_run(engine, "2026-10") == run_id
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("2026-13",), "not a billing period"),
+    (("2026-10", "2026-11-31"), "'2026-11-31' is not a date"),
+    (("2026-10", "2026-11-05", "2026-11-04"), "the due date 2026-11-04 is before the invoice date 2026-11-05"),
+    (("2026-10", None, None, "vip"), "customer selection 'vip'"),
+])
+def test_run_options_say_what_is_wrong(arguments, message):
+    with pytest.raises(InputError, match=message):
+        jobs.run_options(Settings(), *arguments)
+
+
+def test_a_due_date_follows_a_chosen_invoice_date():
+    options = jobs.run_options(Settings(payment_days="15"), "2026-10", "2026-11-03")
+    assert (options.invoice_date, options.due_date) == (date(2026, 11, 3), date(2026, 11, 18))
+
+
+def test_parameters_of_the_production_job_are_checked_before_any_use(month):
+    settings, engine, _ = month
+    for run_id, period, message in ((None, "2026-10", "run_id must be the number"),
+                                    ("1; drop", "2026-10", "run_id must be the number"),
+                                    (1, "x/../../../../tmp/evil", "not a billing period"),
+                                    (7, "2026-10", "there is no billing run 7")):
+        with pytest.raises(InputError, match=message):
+            jobs.check_parameters(engine, run_id, period)
+    with pytest.raises(InputError, match="not a billing period"):
+        jobs.run_production_notebook(1, "x/../../../../tmp/evil", False, settings)
+
+
+def test_delivery_refuses_a_pre_production_run(month):
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW)
+    with pytest.raises(InputError, match="pre-production run: its drafts are not emailed"):
+        jobs.deliver(engine, settings, run_id=run.run.run_id, now=NOW)
+    with pytest.raises(InputError, match="give a production run or a period"):
+        jobs.deliver(engine, settings, now=NOW)
