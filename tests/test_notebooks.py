@@ -108,7 +108,20 @@ def test_the_cycle_in_the_notebooks(workspace, tmp_path):
     assert drafts == 20
     text = outputs(book)
     assert f"PRE-{run_id}-0001" in text and f"PRE-{run_id}-0020" in text
-    assert "Total amount billed" in text and "Anomalies" in text or "Anomaly" in text
+    # the control report: the invoices with their totals, and the anomalies, among them the
+    # records rejected at loading, file by file and reason by reason
+    invoices = next(c for c in book.cells if c.source.startswith("ui.styled_invoices(")).outputs[0]["data"]
+    assert "Total amount billed" in invoices["text/html"]
+    anomalies = next(c for c in book.cells if c.source.startswith('sheets["Anomalies"]')).outputs[0]["data"]
+    with engine.connect() as connection:
+        rejects = connection.execute(select(s.CdrFile.name, s.CdrReject.reason, func.count())
+                                     .join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
+                                     .group_by(s.CdrFile.name, s.CdrReject.reason)).all()
+    cells = [part.split("</td>")[0] for part in anomalies["text/html"].split("<td>")[1:]]
+    assert rejects and cells.count("records rejected") == len(rejects)
+    for file, reason, records in rejects:  # pandas cuts a long text, ending it with "..."
+        detail = f"{records} records of {file}: {reason}"
+        assert any(c == detail or (c.endswith("...") and detail.startswith(c[:-3])) for c in cells), detail
     workspace["preprod_run"] = run_id
 
 
