@@ -158,11 +158,14 @@ def test_compare_two_runs():
     assert diff.loc["C3", "Status"] == "removed"
 
 
-@pytest.mark.parametrize("rate", ["20.001", "abc"])
-def test_bad_vat_rate_is_refused(rate):
+@pytest.mark.parametrize(("rate", "problem"), [("20.001", "has more than two decimals"), ("abc", "is not a number"),
+                                               ("NaN", "is not a number")])
+def test_bad_vat_rate_is_refused(rate, problem):
+    from workbench.invoicing.build import VatRateError
+
     products = PRODUCTS.copy()
     products.loc[0, "vat_rate"] = rate
-    with pytest.raises(Exception, match="VAT|decimal|Invalid|conversion"):
+    with pytest.raises(VatRateError, match=f"^product LINE: VAT rate '{rate}' {problem}$"):
         build_invoices(BillingInputs(CUSTOMERS, products, SUBS), OPTIONS)
 
 

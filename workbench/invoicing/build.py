@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
@@ -34,11 +34,20 @@ def round_half_up_div(numerator, denominator: int) -> np.ndarray:
     return np.sign(numerator) * magnitude
 
 
+class VatRateError(ValueError):
+    """A VAT rate that is not a percentage with at most two decimals."""
+
+
 def vat_basis_points(rate) -> int:
     """A VAT percentage (``Decimal("5.5")``, ``"20"``) as an integer of 1/100 percent."""
-    value = Decimal(str(rate)) * 100
+    try:
+        value = Decimal(str(rate)) * 100
+    except InvalidOperation:
+        raise VatRateError(f"VAT rate {str(rate)!r} is not a number") from None
+    if not value.is_finite():
+        raise VatRateError(f"VAT rate {str(rate)!r} is not a number")
     if value != value.to_integral_value():
-        raise ValueError(f"VAT rate {rate} has more than two decimals")
+        raise VatRateError(f"VAT rate {str(rate)!r} has more than two decimals")
     return int(value)
 
 
@@ -235,6 +244,11 @@ def item_totals(items: pd.DataFrame) -> pd.DataFrame:
 
 def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     """One invoice per customer of ``inputs.customers`` that has something to bill."""
+    for code, rate in zip(inputs.products["code"], inputs.products["vat_rate"], strict=True):
+        try:
+            vat_basis_points(rate)
+        except VatRateError as exc:
+            raise VatRateError(f"product {code}: {exc}") from None
     parts = [_one_off_items(inputs, options), _subscription_items(inputs, options),
              _consumption_items(inputs, options)]
     parts = [p for p in parts if len(p)]
