@@ -156,41 +156,10 @@ def load_october(engine: Engine, settings: Settings, folder: Path) -> Scenario:
     return Scenario(engine, settings, folder, ids)
 
 
-# Two package bugs make billing fail on PostgreSQL; the tests that meet them are expected to
-# fail there (strictly: they must pass again once the package is fixed, and the marks go).
-COPY_NULLS = (
-    "package bug: workbench/db/bulk.py _copy() writes a frame's missing values as \"\" (DataFrame.to_csv with "
-    "QUOTE_NONNUMERIC), and COPY ... (FORMAT csv) reads a quoted \"\" as an empty string, not NULL: storing the "
-    "invoice items of any run (calls, seconds, unit_price_cents... NULL) fails with InvalidTextRepresentation, "
-    "so every pre-production run on PostgreSQL fails (and NULL texts would become '')")
-COPY_FLOATS = (
-    "package bug: workbench/billing.py issue_credit_note() copies the invoice's items through read_frame, which "
-    "makes integer columns that hold NULLs (unit_price_cents, calls, seconds, one_off_id) float64; bulk._copy "
-    "then writes '1990.0', which PostgreSQL refuses for a bigint column")
-
-
-def expect_postgres_failure(request, engine: Engine, *reasons: str) -> None:
-    """Formerly marked known PostgreSQL failures; the bugs are fixed, so nothing is expected to fail."""
-
-
 @pytest.fixture
-def october_data(engine, settings, tmp_path) -> Scenario:
+def october(engine, settings, tmp_path) -> Scenario:
     """The October scenario, loaded and rated."""
     return load_october(engine, settings, tmp_path)
-
-
-@pytest.fixture
-def october(october_data, request) -> Scenario:
-    """The October scenario, for tests that bill it."""
-    expect_postgres_failure(request, october_data.engine, COPY_NULLS)
-    return october_data
-
-
-@pytest.fixture
-def october_notes(october_data, request) -> Scenario:
-    """The October scenario, for tests that bill it and issue a credit note."""
-    expect_postgres_failure(request, october_data.engine, COPY_NULLS, COPY_FLOATS)
-    return october_data
 
 
 def stored_invoices(engine: Engine, run_id: int) -> pd.DataFrame:
@@ -656,8 +625,8 @@ def test_one_run_promoted_twice_at_once_is_issued_once(pg_october):
 
 # ---------------------------------------------------------------------------- 7. credit notes
 
-def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
-    engine, settings, ids = october_notes.engine, october_notes.settings, october_notes.ids
+def test_credit_note_cancels_an_invoice_into_account_credit(october):
+    engine, settings, ids = october.engine, october.settings, october.ids
     run = preprod(engine, OPTIONS, settings, NOW)
     done = production(engine, run.run_id, settings, NOW)
     original = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == "F2026-000001"))
@@ -712,8 +681,8 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
     assert int(nov["previous_amount_cents"]) == 5442
 
 
-def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes):
-    engine, settings = october_notes.engine, october_notes.settings
+def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october):
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
 
     def invoice_id(number):
@@ -753,13 +722,13 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes
     assert again.invoices == 0 and sorted(again.skipped) == ["C1", "C2", "C3", "C4"]
 
 
-def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_notes, monkeypatch):
+def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october, monkeypatch):
     """A credit note that reopens October, issued while a production run of October is between
     reading its inputs and marking what it bills, must not let that run bill C1 from inputs read
     before the release (it would mark C1's calls billed by an invoice without them)."""
     import workbench.billing as billing
 
-    engine, settings = october_notes.engine, october_notes.settings
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     second = preprod(engine, OPTIONS, settings, LATER)  # everyone is invoiced already
     real_changes, outcome = billing._changes, []
@@ -785,7 +754,7 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
     monkeypatch.setattr(billing, "_changes", real_changes)
     threads[0].join(30)
     assert outcome == ["A2026-000001"] and done.invoices == 0
-    c1 = october_notes.ids["C1"]
+    c1 = october.ids["C1"]
     unbilled = frame(engine, select(s.RatedCall.cdr_id).where(s.RatedCall.customer_id == c1,
                                                               s.RatedCall.invoice_id.is_(None)))
     assert len(unbilled) == 4  # released by the note, after the run
@@ -793,12 +762,12 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
     assert again.invoices == 1 and int(stored_invoices(engine, again.run_id).loc["C1", "consumption"]) == 55
 
 
-def test_two_credit_notes_for_one_invoice_at_once_make_one(october_notes, monkeypatch):
+def test_two_credit_notes_for_one_invoice_at_once_make_one(october, monkeypatch):
     import time
 
     import workbench.billing as billing
 
-    engine, settings = october_notes.engine, october_notes.settings
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     real_take = billing._take_numbers
 
@@ -928,8 +897,8 @@ def test_excel_prorated_amount_is_money(october, tmp_path):
 
 # ---------------------------------------------------------------------------- 9. customer profile
 
-def test_customer_profile(october_notes):
-    engine, settings = october_notes.engine, october_notes.settings
+def test_customer_profile(october):
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     issue_credit_note(engine, "F2026-000001", "wrong rate", LATER)
 
@@ -960,7 +929,7 @@ def test_customer_profile(october_notes):
 # ---------------------------------------------------------------------------- 10. the command line
 
 @pytest.fixture
-def run_cli(october_data, database_url, tmp_path, monkeypatch, capsys):
+def run_cli(october, database_url, tmp_path, monkeypatch, capsys):
     """``workbench ...`` on the scenario's database: returns (exit status, stdout, stderr)."""
     for name in [n for n in os.environ if n.startswith("WORKBENCH_")]:  # the defaults, whatever is set
         monkeypatch.delenv(name)
@@ -980,7 +949,7 @@ def _run_id(output: str) -> int:
     return int(re.search(r"run (\d+) for", output).group(1))
 
 
-def test_cli_billing_commands(run_cli, october_notes, tmp_path):
+def test_cli_billing_commands(run_cli, october, tmp_path):
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
     assert status == 0
     first = _run_id(out)
@@ -989,7 +958,7 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     assert "total 54.42 EUR, net payable 34.42 EUR" in out
     assert (tmp_path / "out" / "reports" / f"control-report-2026-10-run{first}.xlsx").exists()
     # the default dates: invoice on 1 November, due 30 days later
-    assert list_runs(october_notes.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
+    assert list_runs(october.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
         date(2026, 11, 1), date(2026, 12, 1)]
 
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
@@ -1030,9 +999,9 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     (["production", "--run", "999"], "error: there is no billing run 999"),
     (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
 ])
-def test_cli_refusals_exit_with_status_2(run_cli, october_data, args, message):
-    before = table_counts(october_data.engine)
+def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
+    before = table_counts(october.engine)
     status, out, err = run_cli(*args)
     assert status == 2
     assert message in err and out == ""
-    assert table_counts(october_data.engine) == before
+    assert table_counts(october.engine) == before
