@@ -46,6 +46,7 @@ import itertools
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -625,6 +626,26 @@ def test_one_run_promoted_twice_at_once_is_issued_once(pg_october):
 
 # ---------------------------------------------------------------------------- 7. credit notes
 
+def held_off(engine: Engine, reached, finished) -> bool:
+    """Waits (at most 30 s) until another transaction has ``finished()``, or has ``reached()`` the
+    lock of the invoices table that this one holds and is held there: on PostgreSQL, a session's
+    lock request on ``invoices`` is waiting (pg_locks); on SQLite, the lock is the database's one
+    write lock, which this transaction holds. Whether it got there, not how long it took."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if finished():
+            return True
+        if reached():
+            if engine.dialect.name != "postgresql":
+                return True
+            with engine.connect() as connection:
+                if connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                           "AND relation = 'invoices'::regclass")).scalar_one():
+                    return True
+        time.sleep(0.01)
+    return False
+
+
 def test_credit_note_cancels_an_invoice_into_account_credit(october):
     engine, settings, ids = october.engine, october.settings, october.ids
     run = preprod(engine, OPTIONS, settings, NOW)
@@ -731,7 +752,13 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october, m
     engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     second = preprod(engine, OPTIONS, settings, LATER)  # everyone is invoiced already
-    real_changes, outcome = billing._changes, []
+    real_changes, real_lock, outcome = billing._changes, billing._lock_invoices, []
+    note_locking = threading.Event()
+
+    def lock_invoices(connection):
+        if threading.current_thread() is not threading.main_thread():
+            note_locking.set()
+        real_lock(connection)
 
     def note_meanwhile(reviewed, current):
         def issue():
@@ -744,11 +771,13 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october, m
                 other.dispose()
         thread = threading.Thread(target=issue)
         thread.start()
-        thread.join(1.0)  # it waits for this run (or, without the lock, commits now)
+        # the run goes on once the note waits for it (or, without the lock, has committed)
+        assert held_off(engine, note_locking.is_set, lambda: bool(outcome)), "the credit note is stuck"
         threads.append(thread)
         return real_changes(reviewed, current)
 
     threads: list[threading.Thread] = []
+    monkeypatch.setattr(billing, "_lock_invoices", lock_invoices)
     monkeypatch.setattr(billing, "_changes", note_meanwhile)
     done = production(engine, second.run_id, settings, LATER)
     monkeypatch.setattr(billing, "_changes", real_changes)
@@ -763,21 +792,26 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october, m
 
 
 def test_two_credit_notes_for_one_invoice_at_once_make_one(october, monkeypatch):
-    import time
-
     import workbench.billing as billing
 
     engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
-    real_take = billing._take_numbers
+    real_take, real_lock = billing._take_numbers, billing._lock_invoices
+    locking, taking, start, outcome = [], [], threading.Barrier(2), []
 
-    def slow_take(connection, series, year, count):  # widens the gap between the check and the insert
-        if series == "A":
-            time.sleep(0.5)
+    def lock_invoices(connection):
+        locking.append(threading.current_thread())
+        real_lock(connection)
+
+    def held_take(connection, series, year, count):
+        # the first note past its check takes its number only once the other one waits for the
+        # lock (or, without the lock, is past its check too, which would make two notes)
+        taking.append(threading.current_thread())
+        held_off(engine, lambda: len(locking) == 2, lambda: len(taking) == 2 or bool(outcome))
         return real_take(connection, series, year, count)
 
-    monkeypatch.setattr(billing, "_take_numbers", slow_take)
-    start, outcome = threading.Barrier(2), []
+    monkeypatch.setattr(billing, "_lock_invoices", lock_invoices)
+    monkeypatch.setattr(billing, "_take_numbers", held_take)
 
     def issue():
         start.wait()

@@ -210,10 +210,8 @@ def test_review_dashboard(workspace, voila, browser, tmp_path):
     latest = preprod(engine, RunOptions("2026-10", datetime(2026, 11, 1).date(), datetime(2026, 12, 1).date()),
                      settings, datetime(2026, 11, 1))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    started = time.time()
     page.goto(voila("review.ipynb"), timeout=90_000)
     page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
-    opened = time.time() - started
     assert page.locator(f"h3:has-text('Run {latest.run_id}')").count() == 1
     total = f"{latest.total_incl_cents / 100:,.2f}"
     assert page.locator(f"text={total} EUR").count() >= 1
@@ -225,7 +223,6 @@ def test_review_dashboard(workspace, voila, browser, tmp_path):
     page.wait_for_selector(f"text=PRE-{first.run_id}-0001", timeout=60_000)
     page.screenshot(path=str(tmp_path / "review-other-run.png"))
     assert (tmp_path / "review.png").stat().st_size > 10_000
-    assert opened < 60
 
 
 def test_client_profile_dashboard(workspace, voila, browser, tmp_path):
