@@ -27,19 +27,18 @@ from workbench.sample import generate_operator
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ENV_KEYS = ["WORKBENCH_DATABASE_URL", "WORKBENCH_STORAGE_URL", "WORKBENCH_OUTBOX_DIR", "WORKBENCH_OUTPUT_DIR"]
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A small operator (20 customers, 2,000 calls) with its reference data loaded; the
-    settings are in the environment, as a user's would be."""
-    base = tmp_path_factory.mktemp("notebooks")
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A small operator (20 customers, 2,000 calls) of the test's own, with its reference data
+    loaded; the settings are in the environment, as a user's would be."""
+    base = tmp_path / "workspace"
     generate_operator(base / "data", seed=5, customers=20, calls=2_000)
     values = {"WORKBENCH_DATABASE_URL": f"sqlite:///{base / 'wb.sqlite'}", "WORKBENCH_STORAGE_URL": str(base / "ftp"),
               "WORKBENCH_OUTBOX_DIR": str(base / "outbox"), "WORKBENCH_OUTPUT_DIR": str(base / "out")}
-    saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    os.environ.update(values)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
     engine = make_engine(values["WORKBENCH_DATABASE_URL"])
     upgrade(engine)
     load_reference(engine, base / "data" / "reference")
@@ -48,11 +47,20 @@ def workspace(tmp_path_factory):
                                                                    outbox_dir=values["WORKBENCH_OUTBOX_DIR"],
                                                                    output_dir=values["WORKBENCH_OUTPUT_DIR"])}
     engine.dispose()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+
+
+@pytest.fixture
+def preprod_run(workspace):
+    """The workspace's October calls loaded and rated, and a pre-production run of October."""
+    from workbench.billing import RunOptions, preprod
+    from workbench.integration import load_cdr_files
+    from workbench.ratings import rate_period
+
+    engine, settings, now = workspace["engine"], workspace["settings"], datetime(2026, 11, 1, 6, 0)
+    load_cdr_files(engine, sorted((workspace["base"] / "data" / "cdrs").iterdir()), settings, lambda: now)
+    rate_period(engine, "2026-10", settings, now)
+    return preprod(engine, RunOptions("2026-10", datetime(2026, 11, 1).date(), datetime(2026, 12, 1).date()),
+                   settings, now)
 
 
 def execute(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
@@ -122,29 +130,33 @@ def test_the_cycle_in_the_notebooks(workspace, tmp_path):
     for file, reason, records in rejects:  # pandas cuts a long text, ending it with "..."
         detail = f"{records} records of {file}: {reason}"
         assert any(c == detail or (c.endswith("...") and detail.startswith(c[:-3])) for c in cells), detail
-    workspace["preprod_run"] = run_id
 
 
-def test_production_notebook_headless(workspace, capsys):
-    run_id = workspace.get("preprod_run")
-    if run_id is None:
-        pytest.skip("needs the pre-production run of test_the_cycle_in_the_notebooks")
-    # bad parameters: the notebook stops, the command fails, nothing is issued
+def test_production_notebook_headless(workspace, preprod_run, capsys):
+    engine, run_id = workspace["engine"], preprod_run.run_id
+    assert preprod_run.invoices == 20  # a draft for each customer of the operator
+
+    def issued() -> tuple[int, int]:
+        """(production runs, issued invoices)"""
+        with engine.connect() as connection:
+            return (connection.execute(select(func.count()).where(s.BillingRun.kind == "production")).scalar_one(),
+                    connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one())
+
+    # bad parameters: the notebook stops, the command fails with status 2, nothing is issued
     assert main(["production-notebook", "--run", str(run_id), "--period", "2026-09"]) == 2
     assert "bills 2026-10, not 2026-09" in capsys.readouterr().err
+    assert issued() == (0, 0)
     assert main(["production-notebook", "--run", "999", "--period", "2026-10"]) == 2
     assert "no billing run 999" in capsys.readouterr().err
-    engine = workspace["engine"]
-    with engine.connect() as connection:
-        assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 0
+    assert issued() == (0, 0)
+    assert not (workspace["base"] / "ftp" / "invoices").exists() and not (workspace["base"] / "outbox").exists()
     # good parameters
     assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
     out = capsys.readouterr().out
     executed = Path(out.split("executed: ")[1].split(" (also")[0])
     result = nbformat.read(executed, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
     assert "'invoices': 20" in result and "F2026-000001" in result and "F2026-000020" in result
-    with engine.connect() as connection:
-        assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 20
+    assert issued() == (1, 20)
     audit = list((workspace["base"] / "ftp" / "audit" / "2026-10").glob("*.ipynb"))
     assert executed.name in [p.name for p in audit]
     assert len(list((workspace["base"] / "ftp" / "invoices").rglob("*.pdf"))) == 20
@@ -152,6 +164,7 @@ def test_production_notebook_headless(workspace, capsys):
     assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
     again = capsys.readouterr().out.split("executed: ")[1].split(" (also")[0]
     assert "already issued" in nbformat.read(again, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
+    assert issued() == (1, 20)
 
 
 def _free_port() -> int:
