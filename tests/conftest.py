@@ -87,11 +87,25 @@ def database_url(request, tmp_path) -> str:
     return new_postgres_database(request.getfixturevalue("postgres_server"))
 
 
-@pytest.fixture
-def engine(database_url):
-    """A migrated, empty database."""
-    engine = make_engine(database_url)
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file brought to the latest schema by the migrations, once a session."""
+    path = tmp_path_factory.mktemp("migrated") / "workbench.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
+    engine.dispose()  # the last connection closed: everything is in the file, no -wal left
+    return path
+
+
+@pytest.fixture
+def engine(database_url, request):
+    """A migrated, empty database (on SQLite, a copy of the session's migrated file)."""
+    if database_url.startswith("sqlite:///"):
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), database_url.removeprefix("sqlite:///"))
+        engine = make_engine(database_url)
+    else:
+        engine = make_engine(database_url)
+        upgrade(engine)
     yield engine
     engine.dispose()
 
