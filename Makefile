@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv system-deps docs-deps lint bench clean dashboards
+.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ demo: $(STAMP) docs-deps
 test: $(STAMP) system-deps
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# The fast lane: the tests not marked slow (see tests/conftest.py), in under a minute
+test-fast: $(STAMP) docs-deps
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests benchmarks

@@ -87,11 +87,25 @@ def database_url(request, tmp_path) -> str:
     return new_postgres_database(request.getfixturevalue("postgres_server"))
 
 
-@pytest.fixture
-def engine(database_url):
-    """A migrated, empty database."""
-    engine = make_engine(database_url)
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file brought to the latest schema by the migrations, once a session."""
+    path = tmp_path_factory.mktemp("migrated") / "workbench.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
+    engine.dispose()  # the last connection closed: everything is in the file, no -wal left
+    return path
+
+
+@pytest.fixture
+def engine(database_url, request):
+    """A migrated, empty database (on SQLite, a copy of the session's migrated file)."""
+    if database_url.startswith("sqlite:///"):
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), database_url.removeprefix("sqlite:///"))
+        engine = make_engine(database_url)
+    else:
+        engine = make_engine(database_url)
+        upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -99,6 +113,54 @@ def engine(database_url):
 @pytest.fixture
 def settings(database_url) -> Settings:
     return Settings(database_url=database_url)
+
+
+# The fast lane, ``pytest -m "not slow"``, runs in under a minute: it leaves out what takes the
+# time (measured with ``--durations=0``), every PostgreSQL test and the tests below.
+SLOW_FIXTURES = {
+    "workspace": "Jupyter kernels, Voila and Chromium on a generated operator",
+    "ftp_server": "an FTP server",
+    "run_cli": "the command line, each case on its own October scenario",
+}
+SLOW_TESTS = {
+    "whole generated operators: the production job, the demo, the sample's 200,000 calls, a benchmark": [
+        "test_production.py::test_a_failed_delivery_is_finished_by_running_again",
+        "test_project.py::test_demo_on_a_small_operator",
+        "test_project.py::test_the_bundled_sample_is_the_generators_output",
+        "test_project.py::test_the_benchmark_runs_on_a_small_scale",
+        "test_jobs.py::test_the_month_as_a_sequence_of_jobs",
+        "test_jobs.py::test_the_widgets_call_the_same_jobs",
+    ],
+    "PDF batches over several pages, a pool of processes, sixty generated plans": [
+        "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",
+        "test_documents.py::test_the_pool_gives_the_same_documents_as_one_process",
+        "test_rating.py::test_longest_prefix_match_agrees_with_brute_force",
+    ],
+    "transactions in threads, waiting for each other": [
+        "test_billing.py::test_a_reopening_credit_note_waits_for_a_production_of_its_period",
+        "test_billing.py::test_two_credit_notes_for_one_invoice_at_once_make_one",
+        "test_mail.py::test_two_mail_runs_at_once_send_each_delivery_once",
+        "test_sepa.py::test_two_runs_at_once_make_one_file",
+    ],
+    "billing runs one after another on the October scenario: productions, credit notes, reruns": [
+        "test_billing.py::test_preprod_changes_nothing_production_depends_on",
+        "test_billing.py::test_compare_after_a_rate_correction",
+        "test_billing.py::test_production_issues_gap_free_numbers_and_marks_what_it_bills",
+        "test_billing.py::test_a_later_run_issues_only_the_customers_not_yet_invoiced",
+        "test_billing.py::test_production_refuses_inputs_changed_since_review",
+        "test_billing.py::test_reloading_the_same_data_and_rating_again_is_no_change",
+        "test_billing.py::test_credit_note_cancels_an_invoice_into_account_credit",
+        "test_billing.py::test_a_reopening_credit_note_lets_the_period_be_invoiced_again",
+    ],
+}
+
+
+def pytest_collection_modifyitems(items):
+    slow_tests = {name for names in SLOW_TESTS.values() for name in names}
+    for item in items:
+        if (item.get_closest_marker("postgres") or SLOW_FIXTURES.keys() & set(item.fixturenames)
+                or f"{item.path.name}::{item.originalname}" in slow_tests):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

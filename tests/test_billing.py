@@ -46,6 +46,7 @@ import itertools
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -148,41 +149,10 @@ def load_october(engine: Engine, settings: Settings, folder: Path) -> Scenario:
     return Scenario(engine, settings, folder, ids)
 
 
-# Two package bugs make billing fail on PostgreSQL; the tests that meet them are expected to
-# fail there (strictly: they must pass again once the package is fixed, and the marks go).
-COPY_NULLS = (
-    "package bug: workbench/db/bulk.py _copy() writes a frame's missing values as \"\" (DataFrame.to_csv with "
-    "QUOTE_NONNUMERIC), and COPY ... (FORMAT csv) reads a quoted \"\" as an empty string, not NULL: storing the "
-    "invoice items of any run (calls, seconds, unit_price_cents... NULL) fails with InvalidTextRepresentation, "
-    "so every pre-production run on PostgreSQL fails (and NULL texts would become '')")
-COPY_FLOATS = (
-    "package bug: workbench/billing.py issue_credit_note() copies the invoice's items through read_frame, which "
-    "makes integer columns that hold NULLs (unit_price_cents, calls, seconds, one_off_id) float64; bulk._copy "
-    "then writes '1990.0', which PostgreSQL refuses for a bigint column")
-
-
-def expect_postgres_failure(request, engine: Engine, *reasons: str) -> None:
-    """Formerly marked known PostgreSQL failures; the bugs are fixed, so nothing is expected to fail."""
-
-
 @pytest.fixture
-def october_data(engine, settings, tmp_path) -> Scenario:
+def october(engine, settings, tmp_path) -> Scenario:
     """The October scenario, loaded and rated."""
     return load_october(engine, settings, tmp_path)
-
-
-@pytest.fixture
-def october(october_data, request) -> Scenario:
-    """The October scenario, for tests that bill it."""
-    expect_postgres_failure(request, october_data.engine, COPY_NULLS)
-    return october_data
-
-
-@pytest.fixture
-def october_notes(october_data, request) -> Scenario:
-    """The October scenario, for tests that bill it and issue a credit note."""
-    expect_postgres_failure(request, october_data.engine, COPY_NULLS, COPY_FLOATS)
-    return october_data
 
 
 def stored_invoices(engine: Engine, run_id: int) -> pd.DataFrame:
@@ -648,8 +618,28 @@ def test_one_run_promoted_twice_at_once_is_issued_once(pg_october):
 
 # ---------------------------------------------------------------------------- 7. credit notes
 
-def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
-    engine, settings, ids = october_notes.engine, october_notes.settings, october_notes.ids
+def held_off(engine: Engine, reached, finished) -> bool:
+    """Waits (at most 30 s) until another transaction has ``finished()``, or has ``reached()`` the
+    lock of the invoices table that this one holds and is held there: on PostgreSQL, a session's
+    lock request on ``invoices`` is waiting (pg_locks); on SQLite, the lock is the database's one
+    write lock, which this transaction holds. Whether it got there, not how long it took."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if finished():
+            return True
+        if reached():
+            if engine.dialect.name != "postgresql":
+                return True
+            with engine.connect() as connection:
+                if connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                           "AND relation = 'invoices'::regclass")).scalar_one():
+                    return True
+        time.sleep(0.01)
+    return False
+
+
+def test_credit_note_cancels_an_invoice_into_account_credit(october):
+    engine, settings, ids = october.engine, october.settings, october.ids
     run = preprod(engine, OPTIONS, settings, NOW)
     done = production(engine, run.run_id, settings, NOW)
     original = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == "F2026-000001"))
@@ -704,8 +694,8 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october_notes):
     assert int(nov["previous_amount_cents"]) == 5442
 
 
-def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes):
-    engine, settings = october_notes.engine, october_notes.settings
+def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october):
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
 
     def invoice_id(number):
@@ -745,16 +735,24 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october_notes
     assert again.invoices == 0 and sorted(again.skipped) == ["C1", "C2", "C3", "C4"]
 
 
-def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_notes, monkeypatch):
+def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october, monkeypatch):
     """A credit note that reopens October, issued while a production run of October is between
     reading its inputs and marking what it bills, must not let that run bill C1 from inputs read
     before the release (it would mark C1's calls billed by an invoice without them)."""
     import workbench.billing.runs as billing
 
-    engine, settings = october_notes.engine, october_notes.settings
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     second = preprod(engine, OPTIONS, settings, LATER)  # everyone is invoiced already
-    real_changes, outcome = billing.fingerprint_changes, []
+    import workbench.billing.credit_notes as notes
+
+    real_changes, real_lock, outcome = billing.fingerprint_changes, notes.lock_invoices, []
+    note_locking = threading.Event()
+
+    def lock_invoices(connection):
+        if threading.current_thread() is not threading.main_thread():
+            note_locking.set()
+        real_lock(connection)
 
     def note_meanwhile(reviewed, current):
         def issue():
@@ -767,17 +765,19 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
                 other.dispose()
         thread = threading.Thread(target=issue)
         thread.start()
-        thread.join(1.0)  # it waits for this run (or, without the lock, commits now)
+        # the run goes on once the note waits for it (or, without the lock, has committed)
+        assert held_off(engine, note_locking.is_set, lambda: bool(outcome)), "the credit note is stuck"
         threads.append(thread)
         return real_changes(reviewed, current)
 
     threads: list[threading.Thread] = []
+    monkeypatch.setattr(notes, "lock_invoices", lock_invoices)
     monkeypatch.setattr(billing, "fingerprint_changes", note_meanwhile)
     done = production(engine, second.run_id, settings, LATER)
     monkeypatch.setattr(billing, "fingerprint_changes", real_changes)
     threads[0].join(30)
     assert outcome == ["A2026-000001"] and done.invoices == 0
-    c1 = october_notes.ids["C1"]
+    c1 = october.ids["C1"]
     unbilled = frame(engine, select(s.RatedCall.cdr_id).where(s.RatedCall.customer_id == c1,
                                                               s.RatedCall.invoice_id.is_(None)))
     assert len(unbilled) == 4  # released by the note, after the run
@@ -785,22 +785,27 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october_no
     assert again.invoices == 1 and int(stored_invoices(engine, again.run_id).loc["C1", "consumption"]) == 55
 
 
-def test_two_credit_notes_for_one_invoice_at_once_make_one(october_notes, monkeypatch):
-    import time
-
+def test_two_credit_notes_for_one_invoice_at_once_make_one(october, monkeypatch):
     import workbench.billing.credit_notes as billing
 
-    engine, settings = october_notes.engine, october_notes.settings
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
-    real_take = billing.take_numbers
+    real_take, real_lock = billing.take_numbers, billing.lock_invoices
+    locking, taking, start, outcome = [], [], threading.Barrier(2), []
 
-    def slow_take(connection, series, year, count):  # widens the gap between the check and the insert
-        if series == "A":
-            time.sleep(0.5)
+    def lock_invoices(connection):
+        locking.append(threading.current_thread())
+        real_lock(connection)
+
+    def held_take(connection, series, year, count):
+        # the first note past its check takes its number only once the other one waits for the
+        # lock (or, without the lock, is past its check too, which would make two notes)
+        taking.append(threading.current_thread())
+        held_off(engine, lambda: len(locking) == 2, lambda: len(taking) == 2 or bool(outcome))
         return real_take(connection, series, year, count)
 
-    monkeypatch.setattr(billing, "take_numbers", slow_take)
-    start, outcome = threading.Barrier(2), []
+    monkeypatch.setattr(billing, "lock_invoices", lock_invoices)
+    monkeypatch.setattr(billing, "take_numbers", held_take)
 
     def issue():
         start.wait()
@@ -921,8 +926,8 @@ def test_excel_prorated_amount_is_money(october, tmp_path):
 
 # ---------------------------------------------------------------------------- 9. customer profile
 
-def test_customer_profile(october_notes):
-    engine, settings = october_notes.engine, october_notes.settings
+def test_customer_profile(october):
+    engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
     issue_credit_note(engine, "F2026-000001", "wrong rate", LATER)
 
@@ -953,7 +958,7 @@ def test_customer_profile(october_notes):
 # ---------------------------------------------------------------------------- 10. the command line
 
 @pytest.fixture
-def run_cli(october_data, database_url, tmp_path, monkeypatch, capsys):
+def run_cli(october, database_url, tmp_path, monkeypatch, capsys):
     """``workbench ...`` on the scenario's database: returns (exit status, stdout, stderr)."""
     for name in [n for n in os.environ if n.startswith("WORKBENCH_")]:  # the defaults, whatever is set
         monkeypatch.delenv(name)
@@ -973,7 +978,7 @@ def _run_id(output: str) -> int:
     return int(re.search(r"run (\d+) for", output).group(1))
 
 
-def test_cli_billing_commands(run_cli, october_notes, tmp_path):
+def test_cli_billing_commands(run_cli, october, tmp_path):
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
     assert status == 0
     first = _run_id(out)
@@ -982,7 +987,7 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     assert "total €54.42, net payable €34.42" in out
     assert (tmp_path / "out" / "reports" / f"control-report-2026-10-run{first}.xlsx").exists()
     # the default dates: invoice on 1 November, due 30 days later
-    assert list_runs(october_notes.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
+    assert list_runs(october.engine).set_index("id").loc[first, ["invoice_date", "due_date"]].tolist() == [
         date(2026, 11, 1), date(2026, 12, 1)]
 
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
@@ -1023,9 +1028,9 @@ def test_cli_billing_commands(run_cli, october_notes, tmp_path):
     (["production", "--run", "999"], "error: there is no billing run 999"),
     (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
 ])
-def test_cli_refusals_exit_with_status_2(run_cli, october_data, args, message):
-    before = table_counts(october_data.engine)
+def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
+    before = table_counts(october.engine)
     status, out, err = run_cli(*args)
     assert status == 2
     assert message in err and out == ""
-    assert table_counts(october_data.engine) == before
+    assert table_counts(october.engine) == before

@@ -387,25 +387,43 @@ def test_rerating_after_a_tariff_change_keeps_billed_calls(loaded_reference, swi
     assert (counts["rated_calls"], counts["rating_errors"]) == (9, 1)
 
 
-@pytest.mark.parametrize("odd", ["call-id-of-70-characters", "nul-byte-in-call-id"])
-def test_every_record_is_accounted_for_whatever_its_text(loaded_reference, settings, tmp_path,
-                                                          request, odd):
-    """A record is accepted or rejected, or the file refused as a InputError: never a
-    database error, on either back-end."""
+# A call id is the switch's reference for a call (disputes, tracing back to the switch). One that
+# cannot be kept as written (longer than its column, or holding a control character) makes its
+# record a bad one, rejected with a reason like any other while the rest of the file loads: one odd
+# record must not hold up the billing of a whole file, and cutting or cleaning the id would store
+# a reference the switch never wrote. A NUL byte is another matter: no text file holds one, so the
+# file's bytes are damaged (a file cut short and padded with zeros, say) and the whole file is
+# refused, naming the line, with nothing stored. Either way, never a database error.
+@pytest.mark.parametrize("call_id", ["X" * 65, "X\x1bY", "X\tY"], ids=["65-characters", "escape", "tab"])
+def test_a_call_id_that_cannot_be_kept_as_written_rejects_its_record(loaded_reference, settings, tmp_path,
+                                                                     call_id):
     engine = loaded_reference
-    call_id = "X" * 70 if odd.startswith("call-id") else "X\x00Y"
+    path = tmp_path / "odd.csv"
+    good = "G" * 64  # the longest call id, kept whole
+    path.write_bytes(native_cdrs([
+        [good, "2026-10-07T10:00:00+02:00", "+33145000001", "+33155000000", "60"],
+        [call_id, "2026-10-07T11:00:00+02:00", "+33145000001", "+33155000000", "60"],
+    ]))
+    report = load_cdr_file(engine, path, settings, NOW)
+    assert (report.records, report.accepted, report.rejected, report.by_reason) == (2, 1, 1, {"bad_call_id": 1})
+    assert stored_calls(engine)["switch_id"].tolist() == [good]
+    rejects = frame(engine, select(s.CdrReject.line_no, s.CdrReject.reason, s.CdrReject.message, s.CdrReject.raw))
+    assert rejects[["line_no", "reason"]].values.tolist() == [[3, "bad_call_id"]]
+    assert rejects["message"][0] == ("call_id is 65 characters long, more than 64" if len(call_id) == 65
+                                     else f"call_id {call_id!r} holds a control character")
+    assert rejects["raw"][0] == f"{call_id},2026-10-07T11:00:00+02:00,+33145000001,+33155000000,60"
+
+
+def test_a_nul_byte_refuses_the_whole_file(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
     path = tmp_path / "odd.csv"
     path.write_bytes(native_cdrs([
         ["G1", "2026-10-07T10:00:00+02:00", "+33145000001", "+33155000000", "60"],
-        [call_id, "2026-10-07T11:00:00+02:00", "+33145000001", "+33155000000", "60"],
+        ["X\x00Y", "2026-10-07T11:00:00+02:00", "+33145000001", "+33155000000", "60"],
     ]))
     before = table_counts(engine)
-    try:
-        report = load_cdr_file(engine, path, settings, NOW)
-    except InputError as error:
-        assert (error.source, error.line) == ("odd.csv", 3)
-        assert table_counts(engine) == before
-    else:
-        assert (report.records, report.accepted + report.rejected) == (2, 2)
-        after = table_counts(engine)
-        assert after["cdrs"] + after["cdr_rejects"] == before["cdrs"] + before["cdr_rejects"] + 2
+    with pytest.raises(InputError) as refused:
+        load_cdr_file(engine, path, settings, NOW)
+    assert (refused.value.source, refused.value.line) == ("odd.csv", 3)
+    assert "NUL byte" in refused.value.message
+    assert table_counts(engine) == before

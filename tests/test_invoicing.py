@@ -6,6 +6,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from workbench.errors import InputError
 from workbench.invoicing import BillingInputs, BillingOptions, build_invoices, control_report
 from workbench.invoicing.report import REPORT_COLUMNS, compare_invoices
 from workbench.period import Period
@@ -155,12 +156,14 @@ def test_compare_two_runs():
     assert diff.loc["C3", "Status"] == "removed"
 
 
-@pytest.mark.parametrize("rate", ["20.001", "abc"])
-def test_bad_vat_rate_is_refused(rate):
+@pytest.mark.parametrize(("rate", "problem"), [("20.001", "has more than two decimals"), ("abc", "is not a number"),
+                                               ("NaN", "is not a number")])
+def test_bad_vat_rate_is_refused(rate, problem):
     products = PRODUCTS.copy()
     products.loc[0, "vat_rate"] = rate
-    with pytest.raises(Exception, match="VAT|decimal|Invalid|conversion"):
+    with pytest.raises(InputError, match=f"^product LINE: VAT rate '{rate}' {problem}$") as refused:
         build_invoices(BillingInputs(CUSTOMERS, products, SUBS), OPTIONS)
+    assert refused.value.code == "bad_vat_rate"
 
 
 def test_customers_already_invoiced_are_flagged():

@@ -615,18 +615,27 @@ def test_message_id_is_stable_per_invoice_and_recipient():
 
 # ---------------------------------------------------------------------------- one run at a time
 
-class SlowRecorder(Recorder):
-    """Accepts each message after a pause, so that two runs overlap."""
+class HeldRecorder(Recorder):
+    """Holds the messages until ``release`` is set (at most 20 s in all), so that a run is still
+    sending whatever the moment the other run starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(0.3)
+        for _ in range(2000):
+            if self.release.is_set():
+                break
+            await asyncio.sleep(0.01)
+        self.release.set()
         return await super().handle_DATA(server, session, envelope)
 
 
 def test_two_mail_runs_at_once_send_each_delivery_once(engine, tmp_path):
     world = World(engine, tmp_path)
     mail.plan_deliveries(engine, period="2026-10")
-    server = SmtpServer(SlowRecorder()).start()
+    server = SmtpServer(HeldRecorder()).start()
     try:
         settings = world.settings(server.url)
         outcomes: list = []
@@ -635,15 +644,17 @@ def test_two_mail_runs_at_once_send_each_delivery_once(engine, tmp_path):
         def run():
             start.wait()
             try:
-                outcomes.append(mail.send_pending(engine, settings, NOW, timeout=5))
+                outcomes.append(mail.send_pending(engine, settings, NOW, timeout=60))
             except UnavailableError as exc:
                 outcomes.append(exc)
+            finally:  # a run is over: the other one, if it is sending, may go on
+                server.handler.release.set()
 
         threads = [threading.Thread(target=run) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(30)
+            thread.join(90)
         refused = [o for o in outcomes if isinstance(o, UnavailableError)]
         done = [o for o in outcomes if isinstance(o, mail.DeliveryReport)]
         assert len(refused) == 1 and len(done) == 1

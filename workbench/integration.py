@@ -75,7 +75,7 @@ def load_cdr_file(
     now: datetime,
     fmt: str = "auto",
 ) -> LoadReport:
-    """Load one CDR file (native or Asterisk, plain or gzip). Raises :class:`CdrFileError` for a
+    """Load one CDR file (native or Asterisk, plain or gzip). Raises :class:`~workbench.errors.InputError` for a
     malformed file, storing nothing of it."""
     path = Path(path)
     try:

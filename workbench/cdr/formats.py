@@ -3,7 +3,7 @@
 Two steps, both pure:
 
 * :func:`parse` reads a file's bytes (plain or gzip) into one row per record, all fields as
-  text, or raises :class:`CdrFileError` naming the file and line when the file itself is
+  text, or raises :class:`~workbench.errors.InputError` naming the file and line when the file itself is
   malformed (not UTF-8, missing columns, wrong number of fields such as a truncated last line);
 * :func:`check` turns those text fields into typed call candidates (UTC start, E.164 numbers,
   seconds) and rejects each bad record with a reason and a message.
@@ -41,7 +41,8 @@ _FIELDS = {
 REJECT_COLUMNS = ["line_no", "reason", "message", "raw"]
 CANDIDATE_COLUMNS = ["line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-SWITCH_ID_LENGTH = 64  # switch identifiers are kept for reference, cut to this length
+SWITCH_ID_LENGTH = 64  # switch identifiers are kept whole, for reference: a longer one is a bad_call_id
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -170,7 +171,8 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str) -> tuple[pd
     """Typed call candidates and rejected records (``CANDIDATE_COLUMNS``, ``REJECT_COLUMNS``).
 
     Reasons checked here: ``bad_date``, ``bad_calling_number``, ``bad_called_number``,
-    ``bad_duration``, ``duplicate`` (within the file). The database-dependent reasons
+    ``bad_duration``, ``bad_call_id`` (longer than ``SWITCH_ID_LENGTH`` or with a control
+    character), ``duplicate`` (within the file). The database-dependent reasons
     (``unknown_line``, ``duplicate`` of a stored call) are checked by the integration.
     """
     rec = parsed.records
@@ -198,6 +200,11 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str) -> tuple[pd
     negative = seconds_text.str.fullmatch(r"-\d+").fillna(False).astype(bool)
     flag(negative, "negative_duration", f"{seconds_f} " + seconds_text + " is negative")
     flag(~seconds_ok, "bad_duration", f"{seconds_f} " + seconds_text.map(repr) + " is not a whole number of seconds")
+    switch_id = rec[switch_f].fillna("").astype(str)
+    flag(switch_id.str.len() > SWITCH_ID_LENGTH, "bad_call_id",
+         f"{switch_f} is " + switch_id.str.len().astype(str) + f" characters long, more than {SWITCH_ID_LENGTH}")
+    flag(switch_id.str.contains(_CONTROL).astype(bool), "bad_call_id",
+         f"{switch_f} " + switch_id.map(repr) + " holds a control character")
     cand = pd.DataFrame(
         {
             "line_no": rec["line_no"],
@@ -205,7 +212,7 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str) -> tuple[pd
             "calling": calling,
             "called": called,
             "duration_s": seconds.fillna(0).astype(np.int64),
-            "switch_id": rec[switch_f].fillna("").astype(str).str.slice(0, SWITCH_ID_LENGTH),
+            "switch_id": switch_id,
         }
     )
     good = reasons.isna()

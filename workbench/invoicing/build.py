@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
 
+from workbench.errors import InputError
 from workbench.money import round_half_up
 from workbench.period import Period
 
@@ -28,11 +29,21 @@ VAT_COLUMNS = ["customer_id", "vat_rate", "base_cents", "vat_cents"]
 _UNITS_PER_CENT = 100  # call prices are in 1/10,000, invoices in 1/100
 
 
-def vat_basis_points(rate) -> int:
-    """A VAT percentage (``Decimal("5.5")``, ``"20"``) as an integer of 1/100 percent."""
-    value = Decimal(str(rate)) * 100
+def vat_basis_points(rate, source: str | None = None) -> int:
+    """A VAT percentage (``Decimal("5.5")``, ``"20"``) as an integer of 1/100 percent;
+    :class:`~workbench.errors.InputError` (code ``bad_vat_rate``, ``source`` as given, e.g. the
+    product) for a rate that is not a number or has more than two decimals."""
+    def bad(problem: str) -> InputError:
+        return InputError(f"VAT rate {str(rate)!r} {problem}", source=source, code="bad_vat_rate")
+
+    try:
+        value = Decimal(str(rate)) * 100
+    except InvalidOperation:
+        raise bad("is not a number") from None
+    if not value.is_finite():
+        raise bad("is not a number")
     if value != value.to_integral_value():
-        raise ValueError(f"VAT rate {rate} has more than two decimals")
+        raise bad("has more than two decimals")
     return int(value)
 
 
@@ -229,6 +240,8 @@ def item_totals(items: pd.DataFrame) -> pd.DataFrame:
 
 def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     """One invoice per customer of ``inputs.customers`` that has something to bill."""
+    for code, rate in zip(inputs.products["code"], inputs.products["vat_rate"], strict=True):
+        vat_basis_points(rate, f"product {code}")
     parts = [_one_off_items(inputs, options), _subscription_items(inputs, options),
              _consumption_items(inputs, options)]
     parts = [p for p in parts if len(p)]
