@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = []
     for model in models:
         pages = page_texts(pdfs[model["number"]])
-        total = f"{totals[model['number']] / 100:.2f}"
-        if model["number"] not in pages[0] or total not in pages[-1].replace("\u202f", "").replace(" ", ""):
+        euros, cents = divmod(totals[model["number"]], 100)
+        written = {"fr": f"{euros},{cents:02d}€", "en": f"€{euros:,}.{cents:02d}"}[model["lang"]]
+        last = "".join(pages[-1].replace("\u202f", "").replace("\u00a0", "").split())
+        if model["number"] not in pages[0] or written not in last:
             bad.append(model["number"])
     print(f"checked {len(models)} PDFs: {len(models) - len(bad)} show their number on page 1 and their total on "
           f"the last page" + (f"; wrong: {bad[:10]}" if bad else ""))
