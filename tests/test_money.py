@@ -31,10 +31,14 @@ def test_format_money_in_french_and_english():
     assert format_money(-5, locale="en") == "-€0.05"
     assert format_money(0, locale="fr") == f"0,00{NBSP}€"
     assert format_money(Decimal("1234567.8"), locale="fr") == f"1{NNBSP}234{NNBSP}567,80{NBSP}€"
-    # a call price keeps its four decimals
+    # a call price keeps its four decimals, trailing zeros included
     assert format_money(1333, scale=PRICE_SCALE, locale="fr") == f"0,1333{NBSP}€"
+    assert format_money(82911350, scale=PRICE_SCALE, locale="en") == "€8,291.1350"
+    assert format_money(Decimal("0.1"), locale="en") == "€0.10"
     with pytest.raises(TypeError):
         format_money(12.5)
+    with pytest.raises(ValueError, match="more than 4 decimals"):
+        format_money(Decimal("0.00001"))
 
 
 def test_parse_amount_is_exact_or_refused():

@@ -74,18 +74,33 @@ def format_money(amount: int | Decimal, currency: str = "EUR", locale: str = "en
     ``1 234,56 €`` in French (a narrow no-break space between thousands and a no-break space
     before the sign, as Babel writes them) and ``€1,234.56`` in English.
 
-    ``amount`` is integer minor units of ``scale`` (cents by default; ``PRICE_SCALE`` for call
-    prices, which keep their four decimals) or an exact ``Decimal`` in currency units. A float is
-    refused (:class:`TypeError`): money is never binary floating point.
+    ``amount`` is integer minor units of ``scale``: cents by default, written with 2 decimals;
+    ``PRICE_SCALE`` for call prices, written with their 4 (``€0.1333``). A ``Decimal`` in
+    currency units is written with 2 decimals, or 4 when it has more than 2. A float is refused
+    (:class:`TypeError`): money is never binary floating point. Nothing is rounded here: an
+    amount with more decimals than it is written with is a :class:`ValueError`.
 
     >>> format_money(123456, locale="en")
     '€1,234.56'
+    >>> format_money(1333, scale=PRICE_SCALE, locale="en")
+    '€0.1333'
     """
+    from babel import Locale
     from babel.numbers import format_currency
 
-    if isinstance(amount, float) or isinstance(amount, bool):
+    if isinstance(amount, float | bool):
         raise TypeError(f"{amount!r}: money is integer minor units or Decimal, never float")
-    value = amount if isinstance(amount, Decimal) else to_decimal(int(amount), scale)
-    digits = max(2, -value.as_tuple().exponent) if isinstance(value.as_tuple().exponent, int) else 2
-    # Babel's currency patterns have the currency's 2 digits; a call price keeps its own
-    return format_currency(value, currency, locale=locale, decimal_quantization=digits <= 2)
+    if isinstance(amount, Decimal):
+        value = amount
+        exponent = value.as_tuple().exponent
+        digits = 4 if isinstance(exponent, int) and exponent < -2 else 2
+    else:
+        value = to_decimal(int(amount), scale)
+        digits = len(str(scale)) - 1
+    if value != value.quantize(Decimal(1).scaleb(-digits)):
+        raise ValueError(f"{value}: more than {digits} decimals, not written without rounding")
+    if digits == 2:
+        return format_currency(value, currency, locale=locale)
+    # the locale's currency pattern with the price's four decimals
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.replace("0.00", "0." + "0" * digits)
+    return format_currency(value, currency, format=pattern, locale=locale, currency_digits=False)
