@@ -65,6 +65,8 @@ def round_half_up(numerator, denominator: int):
         magnitude = (2 * abs(int(numerator)) + denominator) // (2 * denominator)
         return magnitude if numerator >= 0 else -magnitude
     numerator = np.asarray(numerator, dtype=np.int64)
+    if numerator.size == 0 or numerator.min() >= 0:  # the usual case, in one pass
+        return (2 * numerator + denominator) // (2 * denominator)
     magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
     return np.where(numerator < 0, -magnitude, magnitude)
 
