@@ -247,6 +247,8 @@ def test_good_and_rejected_debits_with_reasons():
         "F2026-000009": "nothing to debit: amount -€5.00 is zero or negative",
     }
     assert rejected["mandate_status"].tolist()[0] == "revoked"  # input columns are passed through
+    assert rejected["code"].tolist() == ["mandate_not_active", "no_mandate", "bad_iban", "bad_bic",
+                                         "nothing_to_debit", "nothing_to_debit"]
 
 
 def test_more_reasons_to_reject():
@@ -329,7 +331,10 @@ def test_a_file_that_does_not_validate_is_never_returned():
     with pytest.raises(InputError, match="no debit to put in a SEPA file"):
         build_pain008(good.iloc[0:0], CREDITOR)
     with pytest.raises(InputError, match="creditor BIC is required for pain.008.001.02"):
-        build_pain008(prepare_debits(pd.DataFrame(DEBITS[:1]), TODAY)[0], replace(CREDITOR, bic=""))
+        build_pain008(prepare_debits(pd.DataFrame(DEBITS[:1]), TODAY)[0], replace(CREDITOR, bic=""),
+                      "pain.008.001.02", "SDD-TEST-0004", CREATED)
+    with pytest.raises(InputError, match="needs its creation time"):  # the pure part reads no clock
+        build_pain008(good, CREDITOR, "pain.008.001.02", "SDD-TEST-0005")
 
 
 def test_nothing_good_makes_no_file():
@@ -437,6 +442,8 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
     assert result.message == (f"SEPA file {result.path}: 2 debits (2 FRST), total €88.42; 3 invoices rejected")
     assert dict(zip(result.rejected["invoice_number"], result.rejected["reason"], strict=True)) == FIRST_REJECTS
     assert result.rejected["account_number"].tolist() == ["C3", "C5", "C6"]
+    assert [(p.source, p.key) for p in result.problems] == [("sepa", n) for n in result.rejected["invoice_number"]]
+    assert [p.code for p in result.problems] == ["mandate_not_active", "bad_iban", "no_mandate"]
     assert result.debits["invoice_number"].tolist() == ["F2026-000001", "F2026-000004"]
 
     files = rows(engine, s.SepaFile.__table__)
@@ -555,7 +562,7 @@ def test_bad_settings_write_nothing(sepa_db):
     engine, settings, ftp, _ = sepa_db
     with pytest.raises(ConfigError, match="SEPA settings: creditor invalid creditor identifier FR73ZZZ123456"):
         generate_direct_debits(engine, replace(settings, sepa_creditor_id="FR73ZZZ123456"), NOW)
-    with pytest.raises(InputError, match="SEPA version 'pain.008.001.01' is not supported"):
+    with pytest.raises(ConfigError, match="setting sepa_version .*'pain.008.001.01' is not supported"):
         generate_direct_debits(engine, replace(settings, sepa_version="pain.008.001.01"), NOW)
     assert not (ftp / "sepa").exists() and rows(engine, s.SepaFile.__table__).empty
 

@@ -26,6 +26,7 @@ from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.db.locks import lock_table
 from workbench.errors import ConfigError, InputError, Problem, UnavailableError
+from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
 from workbench.period import Period
 from workbench.sepa import Creditor, DebitFile, direct_debit_file, new_message_id, validate_version
@@ -68,12 +69,12 @@ class DirectDebitRun:
     @property
     def problems(self) -> list[Problem]:
         """The invoices left out, as data problems (key: the invoice number)."""
-        return [Problem("sepa", row.invoice_number, "not_debited",
+        return [Problem("sepa", row.invoice_number, row.code,
                         f"account {row.account_number}: {row.reason}" if row.account_number else row.reason)
                 for row in self.rejected.itertuples(index=False)] if len(self.rejected) else []
 
 
-REJECTED_COLUMNS = ["invoice_number", "account_number", "net_payable_cents", "reason"]
+REJECTED_COLUMNS = ["invoice_number", "account_number", "net_payable_cents", "code", "reason"]
 
 
 WRITTEN_COLUMNS = ["invoice_number", "account_number", "amount_cents", "mandate_reference", "sequence_type",
@@ -110,23 +111,25 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
     found = read_frame(connection, stmt)
     if numbers is None:
         return found, []
-    rejected = [{"invoice_number": n, "account_number": None, "net_payable_cents": None,
+    rejected = [{"invoice_number": n, "account_number": None, "net_payable_cents": None, "code": "unknown_invoice",
                  "reason": "unknown invoice" + (f" in period {period}" if period else "")}
                 for n in numbers if n not in set(found["invoice_number"])]
     keep = []
     for row in found.to_dict("records"):
-        reason = None
+        code = reason = None
         if row["status"] != "issued" or row["kind"] != "invoice":
-            reason = f"not an issued invoice ({row['status']} {row['kind'].replace('_', ' ')})"
+            code, reason = "not_issued", f"not an issued invoice ({row['status']} {row['kind'].replace('_', ' ')})"
         elif row["payment_method"] != "direct_debit":
-            reason = f"the customer pays by {row['payment_method']}, not by direct debit"
+            code, reason = "not_direct_debit", f"the customer pays by {row['payment_method']}, not by direct debit"
         elif int(row["net_payable_cents"]) <= 0:
-            reason = f"nothing to debit: net payable {format_money(int(row['net_payable_cents']))}"
+            code, reason = ("nothing_to_debit",
+                            f"nothing to debit: net payable {format_money(int(row['net_payable_cents']))}")
         elif row["debited_in"] is not None and not pd.isna(row["debited_in"]) and not force:
-            reason = f"already debited in SEPA file {row['debited_in']} (use force to debit it again)"
+            code, reason = ("already_debited",
+                            f"already debited in SEPA file {row['debited_in']} (use force to debit it again)")
         if reason:
             rejected.append({"invoice_number": row["invoice_number"], "account_number": row["account_number"],
-                             "net_payable_cents": int(row["net_payable_cents"]), "reason": reason})
+                             "net_payable_cents": int(row["net_payable_cents"]), "code": code, "reason": reason})
         else:
             keep.append(row)
     return pd.DataFrame(keep, columns=found.columns), rejected
@@ -186,20 +189,24 @@ def _discard(storage: Storage, path: str) -> str:
         return f"it could not be removed ({exc}): delete it, do not send it"
 
 
-def generate_direct_debits(engine: Engine, settings: Settings, now: datetime, period: str | None = None,
+def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | None = None, period: str | None = None,
                            invoices: Iterable[str] | None = None, force: bool = False) -> DirectDebitRun:
     """Make the SEPA direct debit file of the invoices to debit (see the module docstring).
 
-    ``now`` is naive UTC (the file's creation time; "today" for collection dates is its date in
-    the operator's timezone); ``period`` (``YYYY-MM``) and ``invoices`` (invoice numbers) narrow
+    ``now`` is naive UTC (default: the clock; the file's creation time; "today" for collection
+    dates is its date in the operator's timezone); ``period`` (``YYYY-MM``) and ``invoices`` (invoice numbers) narrow
     the selection; a named invoice that cannot be debited is reported in ``rejected``. With
     ``force``, invoices already debited are debited again in a new file (needs ``period`` or
     ``invoices``). Nothing is written when nothing is to be debited; a rejected invoice is never
     sent. Raises :class:`~workbench.errors.ConfigError` for unusable settings,
     :class:`~workbench.errors.UnavailableError` when the file cannot be stored (then nothing is recorded).
     """
-    version = validate_version(settings.sepa_version)
+    try:
+        version = validate_version(settings.sepa_version)
+    except InputError as exc:
+        raise ConfigError(exc.message, source="setting sepa_version (WORKBENCH_SEPA_VERSION)") from None
     creditor = creditor_of(settings)
+    now = now or utc_now()
     period = str(Period.parse(period)) if period is not None else None
     numbers = None if invoices is None else sorted({str(n).strip() for n in invoices if str(n).strip()})
     if force and period is None and not numbers:

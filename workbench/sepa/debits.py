@@ -106,15 +106,15 @@ def _get(row: dict, key: str, default=None):
     return value
 
 
-def _date_field(row: dict, key: str, label: str, reasons: list[str]) -> date | None:
-    """The date of ``row[key]``; adds a reason to ``reasons`` when it is missing or not a date."""
+def _date_field(row: dict, key: str, label: str, reasons: list[tuple[str, str]]) -> date | None:
+    """The date of ``row[key]``; adds a (code, reason) to ``reasons`` when it is missing or not a date."""
     try:
         value = _as_date(_get(row, key))
     except InputError as exc:
-        reasons.append(f"{label}: {exc}")
+        reasons.append(("bad_date", f"{label}: {exc}"))
         return None
     if value is None:
-        reasons.append(f"{label} is missing")
+        reasons.append(("bad_date", f"{label} is missing"))
     return value
 
 
@@ -126,7 +126,8 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
     other column, which is passed through. ``good`` has the input columns (``iban`` and ``bic``
     compact, ``bic`` ``""`` when none) plus ``amount_cents``, ``debtor_name``, ``remittance``,
     ``collection_date`` and ``sequence_type``, sorted by invoice number; ``rejected`` has the input
-    columns plus ``reason`` (every problem found, separated by ``; ``).
+    columns plus ``code`` (the first problem's, e.g. ``no_mandate``, ``bad_iban``) and ``reason``
+    (every problem found, separated by ``; ``).
     """
     missing = [c for c in DEBIT_COLUMNS if c not in debits.columns]
     if missing:
@@ -139,52 +140,57 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
         reasons = []
         problem = _identifier_problem(number)
         if problem:
-            reasons.append(f"invoice number {number!r} cannot be an end-to-end id: {problem}")
+            reasons.append(("bad_invoice_number",
+                            f"invoice number {number!r} cannot be an end-to-end id: {problem}"))
         elif number in seen:
-            reasons.append(f"invoice {number} is listed twice")
+            reasons.append(("duplicate_invoice", f"invoice {number} is listed twice"))
         seen.add(number)
         amount = _as_cents(_get(row, "net_payable_cents"))
         if amount is None:
-            reasons.append(f"amount {row.get('net_payable_cents')!r} is not a whole number of cents")
+            reasons.append(("bad_amount",
+                            f"amount {row.get('net_payable_cents')!r} is not a whole number of cents"))
         elif amount <= 0:
-            reasons.append(f"nothing to debit: amount {format_money(amount)} is zero or negative")
+            reasons.append(("nothing_to_debit",
+                            f"nothing to debit: amount {format_money(amount)} is zero or negative"))
         elif amount > MAX_AMOUNT_CENTS:
-            reasons.append(f"amount {format_money(amount)} is more than a SEPA debit allows "
-                           f"({format_money(MAX_AMOUNT_CENTS)})")
+            reasons.append(("amount_too_large", f"amount {format_money(amount)} is more than a SEPA debit allows "
+                           f"({format_money(MAX_AMOUNT_CENTS)})"))
         currency = str(_get(row, "currency", "EUR")).strip().upper()
         if currency != "EUR":
-            reasons.append(f"currency {currency} is not EUR")
+            reasons.append(("not_eur", f"currency {currency} is not EUR"))
         due = _date_field(row, "due_date", "the due date of the invoice", reasons)
         collect = collection_date(due, today) if due is not None else None
         name = sepa_text(_get(row, "customer_name", ""), NAME_MAX)
         if not name:
-            reasons.append(f"debtor name {_get(row, 'customer_name', '')!r} is empty in the SEPA character set")
+            reasons.append(("no_debtor_name",
+                            f"debtor name {_get(row, 'customer_name', '')!r} is empty in the SEPA character set"))
         remittance = sepa_text(_get(row, "remittance") or f"Facture {number}", REMITTANCE_MAX)
         reference = str(_get(row, "mandate_reference", "")).strip()
         status = str(_get(row, "mandate_status", "active")).strip() or "active"
         iban = bic = ""
         if not reference:
-            reasons.append("no mandate: the customer has no active SEPA mandate")
+            reasons.append(("no_mandate", "no mandate: the customer has no active SEPA mandate"))
         elif status != "active":
-            reasons.append(f"mandate {reference} is {status}")
+            reasons.append(("mandate_not_active", f"mandate {reference} is {status}"))
         else:
             problem = _identifier_problem(reference)
             if problem:
-                reasons.append(f"invalid mandate reference {reference!r}: {problem}")
+                reasons.append(("bad_mandate_reference", f"invalid mandate reference {reference!r}: {problem}"))
             signed = _date_field(row, "signature_date", f"the signature date of mandate {reference}", reasons)
             if signed is not None and signed > today:
-                reasons.append(f"mandate {reference} is signed on {signed}, in the future")
+                reasons.append(("mandate_signed_in_future",
+                                f"mandate {reference} is signed on {signed}, in the future"))
             try:
                 iban = validate_iban(_get(row, "iban"))
             except InputError as exc:
-                reasons.append(f"mandate {reference}: {exc}")
+                reasons.append(("bad_iban", f"mandate {reference}: {exc}"))
             if _compact(_get(row, "bic")):
                 try:
                     bic = validate_bic(_get(row, "bic"))
                 except InputError as exc:
-                    reasons.append(f"mandate {reference}: {exc}")
-        if reasons:
-            rejected.append({**row, "reason": "; ".join(reasons)})
+                    reasons.append(("bad_bic", f"mandate {reference}: {exc}"))
+        if reasons:  # the first problem's code, every problem's text
+            rejected.append({**row, "code": reasons[0][0], "reason": "; ".join(text for _, text in reasons)})
             continue
         good.append({**row, "invoice_number": number, "mandate_reference": reference, "iban": iban, "bic": bic,
                      "signature_date": _as_date(row["signature_date"]), "due_date": due, "amount_cents": amount,
@@ -200,6 +206,6 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
     columns = list(debits.columns) + [c for c in extra if c not in debits.columns]
     good_frame = pd.DataFrame(sorted(good, key=lambda d: d["invoice_number"]), columns=columns)
     good_frame["amount_cents"] = good_frame["amount_cents"].astype("int64")
-    rejected_frame = pd.DataFrame(rejected, columns=list(debits.columns) + ["reason"])
+    rejected_frame = pd.DataFrame(rejected, columns=list(debits.columns) + ["code", "reason"])
     return good_frame.reset_index(drop=True), rejected_frame
 

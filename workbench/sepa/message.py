@@ -44,15 +44,16 @@ def new_message_id(now: datetime) -> str:
 
 
 def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str = DEFAULT_VERSION,
-                  message_id: str | None = None, created_at: datetime | None = None) -> bytes:
+                  message_id: str = "", created_at: datetime | None = None) -> bytes:
     """The pain.008 XML (UTF-8 bytes) of the good debits of :func:`prepare_debits`, validated
     against the version's XSD on export; raises :class:`InputError` when there is nothing to put
-    in it or it does not validate. ``created_at`` (default now) is written as given, local time."""
+    in it or it does not validate. ``message_id`` (:func:`new_message_id`) and ``created_at`` (written
+    as given, local time) are required: nothing here reads the clock."""
     version = validate_version(version)
     if good.empty:
         raise InputError("no debit to put in a SEPA file")
-    created_at = created_at or datetime.now()
-    message_id = message_id or new_message_id(created_at)
+    if created_at is None:
+        raise InputError("a SEPA file needs its creation time", code="no_creation_time")
     problem = _identifier_problem(message_id)
     if problem:
         raise InputError(f"message id {message_id!r}: {problem}")
@@ -108,13 +109,11 @@ class DebitFile:
 
 
 def direct_debit_file(debits: pd.DataFrame, creditor: Creditor, today: date, version: str = DEFAULT_VERSION,
-                      message_id: str | None = None, created_at: datetime | None = None) -> DebitFile:
+                      message_id: str = "", created_at: datetime | None = None) -> DebitFile:
     """Check ``debits`` (:func:`prepare_debits`) and build the file of the good ones
     (:func:`build_pain008`)."""
     version = validate_version(version)
     good, rejected = prepare_debits(debits, today)
-    created_at = created_at or datetime.now()
-    message_id = message_id or new_message_id(created_at)
     xml = build_pain008(good, creditor, version, message_id, created_at) if len(good) else None
     return DebitFile(message_id, version, xml, good, rejected)
 
