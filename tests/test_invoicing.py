@@ -130,13 +130,14 @@ def test_control_report_columns_and_amounts():
     assert first["Initial billing items amount"] == Decimal("150.00")
     assert first["Previous invoice amount"] == Decimal("80.00")
     anomalies = sheets["Anomalies"]
-    assert list(anomalies.columns) == ["Source", "Line or key", "Problem", "Detail"]  # as every problem is shown
+    # as every problem is shown, then the customer's name
+    assert list(anomalies.columns) == ["Source", "Line or key", "Problem", "Detail", "Customer name"]
     kinds = set(zip(anomalies["Problem"], anomalies["Line or key"], strict=True))
     assert ("calls_without_subscription", "C3") in kinds
     assert ("no_mandate_for_direct_debit", "C1") in kinds
     assert ("change_vs_previous_invoice", "C1") in kinds  # 80.00 -> 246.44
     change = anomalies[anomalies["Problem"] == "change_vs_previous_invoice"]["Detail"].iloc[0]
-    assert change.endswith("€80.00 -> €246.44 (+€166.44)")
+    assert change == "€80.00 -> €246.44 (+€166.44)"
     assert "rating" in set(anomalies["Source"])  # calls not rated
     summary = sheets["Summary"].set_index("Item type")
     assert summary.loc["Initial (one-off)", "Amount excl. VAT"] == Decimal("250.00")

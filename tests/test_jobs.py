@@ -115,3 +115,56 @@ def test_delivery_refuses_a_pre_production_run(month):
         jobs.deliver(engine, settings, run_id=run.run.run_id, now=NOW)
     with pytest.raises(InputError, match="give a production run or a period"):
         jobs.deliver(engine, settings, now=NOW)
+
+
+def test_a_storage_url_that_cannot_be_used_stops_promotion_before_any_number(month, tmp_path):
+    from dataclasses import replace
+
+    from workbench.errors import ConfigError
+
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
+    broken = replace(settings, storage_url="ftp://billing@127.0.0.1:99999/space")
+    with pytest.raises(ConfigError, match="the port is not a number"):
+        jobs.promote(engine, broken, run.run_id, NOW)
+    assert count(engine, s.NumberSequence.__table__) == 0
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).where(s.Invoice.status == "issued")).scalar_one() == 0
+    # the preview of a draft is rendered on the fly when the FTP space cannot give it
+    assert jobs.invoice_pdf(engine, broken, f"PRE-{run.run_id}-0001").startswith(b"%PDF-")
+
+
+def test_a_run_whose_report_cannot_be_stored_is_named(month, tmp_path):
+    from dataclasses import replace
+
+    from workbench.errors import UnavailableError
+
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    (tmp_path / "ftp").mkdir(exist_ok=True)
+    (tmp_path / "ftp" / "reports").write_text("a file where the reports folder goes")
+    with pytest.raises(UnavailableError, match=r"Pre-production run 1 is stored \(6 drafts\); write its report "
+                                               r"again with `workbench report 1`"):
+        jobs.preprod(engine, replace(settings, storage_url=str(tmp_path / "ftp")),
+                     jobs.run_options(settings, "2026-10"), NOW)
+    assert ui.latest_run(engine, "2026-10") == 1
+
+
+def test_notebooks_find_a_relative_configuration_from_the_project_root(tmp_path, monkeypatch):
+    from workbench.ui.inputs import PROJECT_ROOT
+
+    name = f"test-config-{tmp_path.name}.toml"
+    config = PROJECT_ROOT / name
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "from-config.sqlite"}"\n', encoding="utf-8")
+    try:
+        monkeypatch.chdir(PROJECT_ROOT / "notebooks")  # where a notebook runs
+        monkeypatch.setenv("WORKBENCH_CONFIG", name)
+        for name in ("DATABASE_URL", "OUTPUT_DIR"):
+            monkeypatch.delenv(f"WORKBENCH_{name}", raising=False)
+        settings, engine = ui.connect()
+        assert settings.database_url == f"sqlite:///{tmp_path / 'from-config.sqlite'}"
+        assert settings.output_dir == str(PROJECT_ROOT / "var")  # relative paths start at the root too
+        engine.dispose()
+    finally:
+        config.unlink()

@@ -52,13 +52,17 @@ class AnomalyRules:
 
 
 def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFrame,
-               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules) -> list[Problem]:
-    """The run's anomalies as data problems: ``source`` the invoice (``rating`` or the CDR file for
-    calls not rated and records rejected), ``key`` the account number, ``code`` the kind."""
+               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules) -> pd.DataFrame:
+    """The run's anomalies as data problems (``source`` the invoice, or ``rating`` and the CDR file
+    for calls not rated and records rejected; ``key`` the account number; ``code`` the kind),
+    shown as every problem is (:func:`~workbench.errors.problems_table`), with the customer's name
+    after them."""
     problems: list[Problem] = []
+    names: list[str] = []
 
     def add(code, number, account, name, detail):
-        problems.append(Problem(number, account, code, f"{name}: {detail}" if name else detail))
+        problems.append(Problem(number, account, code, detail))
+        names.append(name)
 
     for inv in invoices.itertuples(index=False):
         previous = inv.previous_amount_cents
@@ -94,7 +98,7 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
         add(str(r.reason), "rating", None, "", f"{r.calls} calls not rated: {r.reason}")
     for r in rejected.itertuples(index=False):
         add(str(r.reason), str(r.file), None, "", f"{r.records} records rejected: {r.reason}")
-    return problems
+    return problems_table(problems).assign(**{"Customer name": names})
 
 
 def control_report(
@@ -166,8 +170,7 @@ def control_report(
         "Invoices": sheet,
         "Summary": summary_sheet,
         "By zone": zone_sheet,
-        "Anomalies": problems_table(_anomalies(invoices, items, customers, unrated, rejected,
-                                               rules or AnomalyRules())),
+        "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules()),
         "Lines": line_sheet.reset_index(drop=True),
     }
 

@@ -14,7 +14,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.documents import invoice_models, operator_identity, render_invoices
-from workbench.errors import InputError, UnavailableError
+from workbench.errors import InputError, WorkbenchError
 from workbench.reads.runs import run_row
 from workbench.storage import Storage, invoice_path
 
@@ -98,8 +98,9 @@ def publish_run(engine: Engine, settings: Settings, run_id: int, annex: bool | N
     return publish_documents(engine, settings, run_id=run_id, annex=annex)
 
 
-def invoice_pdf(engine, settings: Settings, number: str) -> bytes | None:
-    """The stored PDF of an invoice (draft or final), rendered on the fly if not stored."""
+def invoice_pdf(engine: Engine, settings: Settings, number: str) -> bytes | None:
+    """The stored PDF of an invoice (draft or final), or rendered on the fly when it is not stored
+    or the FTP space cannot give it; None for an unknown number."""
     with engine.connect() as connection:
         row = connection.execute(select(s.Invoice.id, s.Invoice.document, s.Invoice.status)
                                  .where(s.Invoice.number == number)).first()
@@ -108,7 +109,7 @@ def invoice_pdf(engine, settings: Settings, number: str) -> bytes | None:
         if row.document:
             try:
                 return Storage(settings.storage_url).get(row.document)
-            except UnavailableError:
+            except WorkbenchError:  # the space is down, its URL unusable, the file gone: render it
                 pass
         models = invoice_models(connection, [row.id])
     return render_invoices(models, operator_identity(settings), draft=row.status == "draft", workers=1,

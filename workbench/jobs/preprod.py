@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from workbench.billing import RunSummary, default_dates
 from workbench.billing import preprod as store_preprod
 from workbench.config import Settings
-from workbench.errors import InputError
+from workbench.errors import InputError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_documents
 from workbench.jobs.workspace import utc_now
 from workbench.period import Period
@@ -92,8 +92,14 @@ def write_report(engine: Engine, settings: Settings, run_id: int) -> ReportFiles
 def preprod(engine: Engine, settings: Settings, options: RunOptions, now: datetime | None = None,
             created_by: str | None = None) -> PreprodResult:
     """Run a pre-production billing (:func:`workbench.billing.runs.preprod`), write and store its
-    control report, and render its draft PDFs when ``options.pdfs``."""
+    control report, and render its draft PDFs when ``options.pdfs``. When the report or the PDFs
+    cannot be written or stored, the error says that the run is stored and how to finish it."""
     summary = store_preprod(engine, options, settings, now or utc_now(), created_by)
-    report = write_report(engine, settings, summary.run_id)
-    documents = publish_documents(engine, settings, run_id=summary.run_id) if options.pdfs else None
+    try:
+        report = write_report(engine, settings, summary.run_id)
+        documents = publish_documents(engine, settings, run_id=summary.run_id) if options.pdfs else None
+    except WorkbenchError as exc:  # the run is stored: say so, so that nobody launches it twice
+        raise type(exc)(f"{exc}. Pre-production run {summary.run_id} is stored ({summary.invoices} drafts); write its "
+                        f"report again with `workbench report {summary.run_id}` (or its PDFs with `workbench documents "
+                        f"--run {summary.run_id}`) once this is fixed", code=exc.code) from None
     return PreprodResult(summary, report, documents)

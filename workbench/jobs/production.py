@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from workbench.billing import RunSummary
 from workbench.billing import production as issue_run
 from workbench.config import Settings
-from workbench.errors import InputError, UnavailableError
+from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, publish_documents
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
@@ -26,6 +26,7 @@ from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
 from workbench.period import Period
 from workbench.reads.runs import run_row
+from workbench.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,19 @@ def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | Non
     """Issue the invoices of pre-production run ``run_id`` and store their PDFs.
 
     :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run or its
-    inputs changed since the review (nothing is issued); :class:`~workbench.errors.UnavailableError`
-    when the FTP space fails after the invoices were issued (they stay issued: store their PDFs
-    again with the documents job)."""
+    inputs changed since the review, :class:`~workbench.errors.ConfigError` for a storage URL that
+    cannot be used (nothing is issued); :class:`~workbench.errors.UnavailableError` when the PDFs
+    cannot be stored after the invoices were issued (they stay issued: the message says how to
+    store their PDFs once the FTP space is back)."""
+    Storage(settings.storage_url)  # a storage URL that cannot be used stops here, before any number is taken
     summary = issue_run(engine, run_id, settings, now or utc_now())
     if not summary.run_id:
         return Promotion(summary, None)
     try:
         documents = publish_documents(engine, settings, run_id=summary.run_id)
-    except UnavailableError as exc:
+    except WorkbenchError as exc:
         raise UnavailableError(f"{exc}. The invoices are issued; store their PDFs with `workbench documents --run "
-                               f"{summary.run_id}` once the FTP space is back") from None
+                               f"{summary.run_id}` once the FTP space is back", code=exc.code) from None
     return Promotion(summary, documents)
 
 

@@ -40,7 +40,10 @@ def connect(database_url: str | None = None, config_file: str | None = None) -> 
     """Settings (from the environment and ``workbench.toml``, relative paths anchored at
     :func:`working_root`) and the migrated database."""
     root = working_root()
-    if not config_file and not os.environ.get("WORKBENCH_CONFIG") and (root / "workbench.toml").exists():
+    config_file = config_file or os.environ.get("WORKBENCH_CONFIG") or None
+    if config_file:
+        config_file = str(project_path(config_file))  # relative to the project, as on the command line
+    elif (root / "workbench.toml").exists():
         config_file = str(root / "workbench.toml")
     settings = load_settings(config_file or None, database_url=database_url or None).anchored(root)
     return settings, jobs.open_database(settings)
