@@ -168,3 +168,23 @@ def test_notebooks_find_a_relative_configuration_from_the_project_root(tmp_path,
         engine.dispose()
     finally:
         config.unlink()
+
+
+def test_passwords_in_urls_never_reach_the_output(month, tmp_path, capsys, monkeypatch):
+    from workbench.cli import main
+    from workbench.config import redacted
+
+    assert redacted("ftp://billing:S3cret@host:21/base") == "ftp://billing:***@host:21/base"
+    assert redacted("postgresql+psycopg://billing:p%40ss@db/billing") == "postgresql+psycopg://billing:***@db/billing"
+    assert redacted("var/ftp") == "var/ftp" and redacted("") == ""
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
+    monkeypatch.setenv("WORKBENCH_STORAGE_URL", "ftp://billing:S3cret@127.0.0.1:1/space")  # nothing listens
+    assert main(["--database-url", settings.database_url, "documents", "--run", str(run.run_id)]) == 2
+    out = capsys.readouterr()
+    assert "cannot connect" in out.err and "S3cret" not in out.out + out.err
+    from workbench import cli
+
+    cli._print_publish(jobs.PublishReport(), "run 2", Settings(storage_url="ftp://billing:S3cret@host/base"))
+    assert capsys.readouterr().out.strip().endswith("in ftp://billing:***@host/base")

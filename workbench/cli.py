@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from workbench import jobs
-from workbench.config import Settings, load_settings
+from workbench.config import Settings, load_settings, redacted
 from workbench.errors import InputError, Problem, WorkbenchError
 from workbench.money import PRICE_SCALE, format_money
 from workbench.period import Period
@@ -28,7 +28,7 @@ def _problems(problems: list[Problem], indent: str = "   ") -> None:
 
 def cmd_db_upgrade(args, settings: Settings) -> None:
     jobs.open_database(settings)
-    print(f"database {settings.database_url} is up to date")
+    print(f"database {redacted(settings.database_url)} is up to date")
 
 
 def cmd_sample(args, settings: Settings) -> None:
@@ -79,7 +79,7 @@ def cmd_rate(args, settings: Settings) -> None:
 
 def _print_publish(report: jobs.PublishReport, what: str, settings: Settings) -> None:
     print(f"   PDFs of {what}: {len(report.stored)} stored, {len(report.already)} already stored, "
-          f"{len(report.failed)} failed, in {settings.storage_url}")
+          f"{len(report.failed)} failed, in {redacted(settings.storage_url)}")
     for path, error in report.failed.items():
         print(f"   failed: {path}: {error}")
 
@@ -181,8 +181,8 @@ def _print_debits(result: jobs.DirectDebitRun) -> None:
 
 
 def cmd_sepa(args, settings: Settings) -> None:
-    _print_debits(jobs.generate_direct_debits(jobs.open_database(settings), settings, jobs.utc_now(),
-                                              period=args.period, force=args.force))
+    _print_debits(jobs.generate_direct_debits(jobs.open_database(settings), settings, period=args.period,
+                                              force=args.force))
 
 
 def cmd_production_notebook(args, settings: Settings) -> None:
@@ -215,9 +215,10 @@ def cmd_demo(args, settings: Settings) -> None:
     print(f"== delivery and direct debits {period}")
     if promotion.run.invoices:
         _print_delivery(jobs.deliver(engine, settings, run_id=promotion.run.run_id))
-    _print_debits(jobs.generate_direct_debits(engine, settings, jobs.utc_now(), period=period))
-    print(f"== outputs: database {settings.database_url}; reports in {Path(settings.output_dir) / 'reports'}; "
-          f"FTP space {settings.storage_url}; emails {settings.smtp_url or settings.outbox_dir}")
+    _print_debits(jobs.generate_direct_debits(engine, settings, period=period))
+    print(f"== outputs: database {redacted(settings.database_url)}; "
+          f"reports in {Path(settings.output_dir) / 'reports'}; FTP space {redacted(settings.storage_url)}; "
+          f"emails {redacted(settings.smtp_url) or settings.outbox_dir}")
 
 
 def _positive(text: str) -> int:

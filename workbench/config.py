@@ -90,6 +90,18 @@ class Settings:
 SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}
 
 
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: how a URL of the settings is shown
+    (``ftp://billing:***@host/base``)."""
+    from urllib.parse import urlparse, urlunparse
+
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    userinfo, _, hostport = parsed.netloc.rpartition("@")
+    return urlunparse(parsed._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}"))
+
+
 def secret(name: str) -> str | None:
     """A secret from the environment only (``smtp_password``, ``storage_password``)."""
     return os.environ.get(SECRETS[name]) or None

@@ -45,12 +45,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import ParseResult, unquote, urlparse, urlunparse
+from urllib.parse import unquote, urlparse
 
 import fsspec
 from fsspec import AbstractFileSystem
 
-from workbench.config import secret
+from workbench.config import redacted, secret
 from workbench.errors import ConfigError, InputError, UnavailableError
 
 KEY_FILE_VARIABLE = "WORKBENCH_STORAGE_KEY_FILE"
@@ -149,14 +149,6 @@ REMOTE_SCHEMES = {
 }
 
 
-def _redacted(parsed: ParseResult) -> str:
-    """The URL with its password, if any, replaced by ``***``."""
-    if parsed.password is None:
-        return urlunparse(parsed)
-    userinfo, _, hostport = parsed.netloc.rpartition("@")
-    return urlunparse(parsed._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}"))
-
-
 class Storage:
     """A file space opened from a URL (see the module docstring).
 
@@ -168,7 +160,7 @@ class Storage:
     def __init__(self, url: str, retries: int = 3, retry_delay: float = 0.5):
         self.retries, self.retry_delay = retries, retry_delay
         parsed = urlparse(url)
-        self.url = _redacted(parsed)
+        self.url = redacted(url)
         self._fs: AbstractFileSystem | None = None
         self._failure: str | None = None  # why the remote space could not be reached
         self._lock = threading.Lock()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from workbench.config import Settings
+from workbench.config import Settings, redacted
 from workbench.errors import InputError
 from workbench.jobs.workspace import utc_now
 from workbench.mail import DeliveryReport, PlanReport, plan_deliveries, send_pending
@@ -45,4 +45,4 @@ def deliver(engine: Engine, settings: Settings, run_id: int | None = None, perio
     if not retry:
         planned = plan_deliveries(engine, run_id=run_id, period=period)
     report = send_pending(engine, settings, now or utc_now())
-    return DeliveryResult(planned, report, settings.smtp_url or settings.outbox_dir)
+    return DeliveryResult(planned, report, redacted(settings.smtp_url) or settings.outbox_dir)

@@ -7,15 +7,33 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workbench.config import Settings
-from workbench.errors import RefusedError
+from workbench.config import Settings, redacted
+from workbench.errors import InputError, RefusedError
 from workbench.period import Period
 from workbench.storage import Storage
 
 NOTEBOOK = Path(__file__).resolve().parent.parent.parent / "notebooks" / "04_production.ipynb"
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in the environment for the ``with`` block (the kernel papermill starts inherits it)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_production_notebook(run_id: int, period: str, deliver: bool, settings: Settings,
@@ -27,17 +45,27 @@ def run_production_notebook(run_id: int, period: str, deliver: bool, settings: S
     and its error is in the message)."""
     import papermill
 
-    run_id, period = int(run_id), str(Period.parse(period))
+    try:
+        run_id = int(run_id)
+    except (TypeError, ValueError):
+        raise InputError(f"run {run_id!r} is not a run number", source="parameter run_id",
+                         code="bad_parameter") from None
+    period = str(Period.parse(period))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = output or Path(settings.output_dir) / "runs" / f"production-{period}-run{run_id}-{stamp}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     failure = None
+    # a database URL with a password reaches the kernel through its environment, never as a
+    # parameter written into the executed notebook (which is kept and stored in the FTP space)
+    secret_url = redacted(settings.database_url) != settings.database_url
     try:
-        papermill.execute_notebook(
-            str(NOTEBOOK), str(output), cwd=str(NOTEBOOK.parent), progress_bar=False,
-            parameters={"run_id": run_id, "period": period, "deliver": deliver,
-                        "database_url": settings.database_url, "config_file": config_file},
-        )
+        with _environment({"WORKBENCH_DATABASE_URL": settings.database_url} if secret_url else {}):
+            papermill.execute_notebook(
+                str(NOTEBOOK), str(output), cwd=str(NOTEBOOK.parent), progress_bar=False,
+                parameters={"run_id": run_id, "period": period, "deliver": deliver,
+                            "database_url": None if secret_url else settings.database_url,
+                            "config_file": config_file},
+            )
     except papermill.PapermillExecutionError as exc:
         failure = f"{exc.ename}: {exc.evalue}"
     try:
