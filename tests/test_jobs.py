@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from workbench import jobs, ui
 from workbench.config import Settings
 from workbench.db import schema as s
-from workbench.errors import InputError
+from workbench.errors import InputError, problems_table
+from workbench.reads.calls import rating_problems, rejects_frame
 from workbench.sample import generate_operator
 
 NOW = datetime(2026, 11, 1, 6, 0)
@@ -42,6 +43,13 @@ def test_the_month_as_a_sequence_of_jobs(month, tmp_path):
     assert load.accepted == count(engine, s.Cdr.__table__) and load.rejected == count(engine, s.CdrReject.__table__)
     rating = jobs.rate(engine, settings, "2026-10", NOW)
     assert rating.rated + rating.errors == rating.calls and rating.rated == count(engine, s.RatedCall.__table__)
+    # rejected records and calls not rated are shown as every problem is
+    rejects = problems_table(rejects_frame(engine))
+    assert list(rejects.columns) == ["Source", "Line or key", "Problem", "Detail", "raw"]
+    assert len(rejects) == load.rejected and set(rejects["Source"]) <= {f.name for f in jobs.cdr_files(data / "cdrs")}
+    not_rated = rating_problems(engine, "2026-10")
+    assert list(not_rated.columns) == ["source", "key", "code", "message"] and len(not_rated) == rating.errors
+    assert set(not_rated["source"]) <= {"rating 2026-10"} and all(k.startswith("cdr ") for k in not_rated["key"])
 
     options = jobs.run_options(settings, "2026-10")
     assert (options.invoice_date, options.due_date, options.customers) == (date(2026, 11, 1), date(2026, 12, 1),

@@ -34,13 +34,15 @@ def test_one_holder_per_job_beats_keep_it_and_silence_loses_it(engine):
         acquire(engine, "mail", clock=clock, holder="host-b:3:cccc")
     first.beat()  # at 9 minutes: alive again
     clock.now = T0 + timedelta(minutes=18)
-    with pytest.raises(UnavailableError):  # 9 minutes after its beat: still alive
+    with pytest.raises(UnavailableError) as alive:  # 9 minutes after its beat: still alive
         acquire(engine, "mail", clock=clock, holder="host-b:3:cccc")
+    assert alive.value.code == "job_locked"
     clock.now = T0 + timedelta(minutes=19, seconds=1)  # silent for 10 minutes and 1 second
     second = acquire(engine, "mail", clock=clock, holder="host-b:3:cccc")
     assert second.taken_over and "host-a:1:aaaa" in second.taken_over
-    with pytest.raises(UnavailableError):
+    with pytest.raises(UnavailableError, match="taken over by another run") as lost:
         first.beat()
+    assert lost.value.code == "job_lock_lost"
     first.release()  # releases nothing of the new holder's
     assert holders(engine) == {"mail": "host-b:3:cccc", "export": "host-b:2:bbbb"}
     second.release()

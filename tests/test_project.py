@@ -121,7 +121,7 @@ def test_demo_on_a_small_operator(tmp_path, capsys, monkeypatch):
     data = tmp_path / "data"
     generate_operator(data, seed=11, customers=20, calls=2_000)
     url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
-    assert main(["--database-url", url, "demo", "--fresh", "--data", str(data)]) == 0
+    assert main(["--database-url", url, "demo", "--data", str(data)]) == 0
     out = capsys.readouterr().out
     assert "customers 20" in out
     assert "switch-2026-10.csv.gz (native)" in out and "asterisk-Master.csv.gz (asterisk)" in out
@@ -129,6 +129,9 @@ def test_demo_on_a_small_operator(tmp_path, capsys, monkeypatch):
     assert "20 invoices issued, F2026-000001 to F2026-000020" in out
     assert len(list((tmp_path / "ftp" / "invoices").rglob("*.pdf"))) == 20
     assert list((tmp_path / "outbox").glob("*.eml")) and "SEPA file sepa/" in out
+    # a configured database is never deleted, not even by a fresh demo: it keeps what it holds
+    assert main(["--database-url", url, "demo", "--fresh", "--data", str(data)]) == 2
+    assert "deletes only the embedded database" in capsys.readouterr().err
     # without --fresh the files are recognised and skipped
     assert main(["--database-url", url, "demo", "--data", str(data)]) == 0
     assert out.count("already loaded") == 0

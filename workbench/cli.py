@@ -137,9 +137,7 @@ def cmd_runs(args, settings: Settings) -> None:
 
 
 def cmd_delete_run(args, settings: Settings) -> None:
-    from workbench.billing import delete_run
-
-    print(f"run {args.run} deleted ({delete_run(jobs.open_database(settings), args.run)} drafts)")
+    print(f"run {args.run} deleted ({jobs.delete_run(jobs.open_database(settings), settings, args.run)} drafts)")
 
 
 def cmd_compare(args, settings: Settings) -> None:
@@ -323,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the main job on the bundled sample data")
     p.add_argument("--data", default=str(SAMPLE))
     p.add_argument("--period", default="2026-10")
-    p.add_argument("--fresh", action="store_true", help="start from an empty SQLite database")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from an empty embedded database, var/workbench.sqlite (a configured one is kept)")
     p.set_defaults(func=cmd_demo)
     return parser
 

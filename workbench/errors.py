@@ -6,7 +6,7 @@ command line, a widget, the papermill job) catches one class and shows one messa
 * :class:`WorkbenchError`: the base; ``str(error)`` is the whole message. Its fields say where
   the problem is (``source``: a file, a setting, a run; ``line``; ``column``) and what it is
   (``code``, a short stable identifier such as ``bad_period``), and ``problems`` lists every
-  problem found when there are several (a reference load reports all its bad rows at once).
+  problem found when a check finds several (the command line then names each).
 * :class:`ConfigError`: a setting that cannot be used (``source`` is the setting's name).
 * :class:`InputError`: data a person or a file got wrong: a CDR file, a reference row, a
   period, an amount, a rate plan, an IBAN, a widget or papermill parameter. Nothing is stored.
@@ -68,8 +68,13 @@ def problems_frame(problems: Iterable[Problem] | pd.DataFrame = ()) -> pd.DataFr
 
 def problems_table(problems: Iterable[Problem] | pd.DataFrame = ()) -> pd.DataFrame:
     """:func:`problems_frame` with the columns named for people (:data:`PROBLEM_LABELS`): how
-    every screen and report shows problems."""
-    return problems_frame(problems).rename(columns=PROBLEM_LABELS)
+    every screen and report shows problems. A frame's other columns (a rejected record's ``raw``
+    text, say) follow the four."""
+    table = problems_frame(problems).rename(columns=PROBLEM_LABELS)
+    if isinstance(problems, pd.DataFrame):
+        extra = [c for c in problems.columns if c not in PROBLEM_COLUMNS]
+        table = table.join(problems[extra].reset_index(drop=True))
+    return table
 
 
 def problems_of(frame: pd.DataFrame) -> list[Problem]:

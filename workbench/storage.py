@@ -153,9 +153,10 @@ class Storage:
     """A file space opened from a URL (see the module docstring).
 
     ``url`` is the URL without its password (``***`` in its place). Making a :class:`Storage`
-    raises :class:`~workbench.errors.ConfigError` for a URL that cannot be used (an unknown scheme, no host, a bad
-    port, an unusable ``WORKBENCH_STORAGE_HOST_KEY``) or a local folder that cannot be made; it
-    does not connect to a remote space."""
+    raises :class:`~workbench.errors.ConfigError` for a URL that cannot be used (an unknown scheme,
+    no host, a bad port, an unusable ``WORKBENCH_STORAGE_HOST_KEY``) and
+    :class:`~workbench.errors.UnavailableError` for a local folder that cannot be made; it does not
+    connect to a remote space."""
 
     def __init__(self, url: str, retries: int = 3, retry_delay: float = 0.5):
         self.retries, self.retry_delay = retries, retry_delay
@@ -238,14 +239,15 @@ class Storage:
         return f"{self._remote.address}{self._full(path)}"
 
     def exists(self, path: str) -> bool:
-        """Whether ``path`` is stored. Raises :class:`~workbench.errors.UnavailableError` if the space cannot be
-        reached or the path is outside it."""
+        """Whether ``path`` is stored. Raises :class:`~workbench.errors.UnavailableError` if the
+        space cannot be reached, :class:`~workbench.errors.InputError` if the path is outside it."""
         full = self._full(path)
         return self.fs.exists(full)
 
     def size(self, path: str) -> int | None:
-        """The size of ``path`` in bytes, None if it is not there. Raises :class:`~workbench.errors.UnavailableError` if
-        the space cannot be reached or the path is outside it."""
+        """The size of ``path`` in bytes, None if it is not there. Raises
+        :class:`~workbench.errors.UnavailableError` if the space cannot be reached,
+        :class:`~workbench.errors.InputError` if the path is outside it."""
         full, fs = self._full(path), self.fs
         try:
             return int(fs.info(full)["size"])
@@ -253,8 +255,8 @@ class Storage:
             return None
 
     def get(self, path: str) -> bytes:
-        """The bytes stored at ``path``. Raises :class:`~workbench.errors.UnavailableError` if the file cannot be read
-        (missing, refused by the server...) or the space cannot be reached."""
+        """The bytes stored at ``path``. Raises :class:`~workbench.errors.UnavailableError` if the
+        file cannot be read (missing, refused by the server...) or the space cannot be reached."""
         full, fs = self._full(path), self.fs
         try:
             return fs.cat_file(full)
@@ -263,8 +265,9 @@ class Storage:
 
     def put(self, path: str, data: bytes) -> None:
         """Store ``data`` at ``path`` atomically, retrying a failed upload. Raises
-        :class:`~workbench.errors.UnavailableError` if it is still not stored after ``retries`` attempts, or at once if
-        the space cannot be reached (reaching it is not retried) or the path is outside it."""
+        :class:`~workbench.errors.UnavailableError` if it is still not stored after ``retries``
+        attempts, or at once if the space cannot be reached (reaching it is not retried);
+        :class:`~workbench.errors.InputError` if the path is outside it."""
         full = self._full(path)
         part = full + ".part"
         fs = self.fs
@@ -286,8 +289,8 @@ class Storage:
     def put_many(self, files: dict[str, bytes], replace: bool = False) -> UploadReport:
         """Store several files; one failure does not stop the others (each is in the report's
         ``failed``). Files already stored with the same size are skipped unless ``replace``.
-        Raises :class:`~workbench.errors.UnavailableError` if the space cannot be reached (then nothing is stored); a
-        path outside the space is a failed file."""
+        Raises :class:`~workbench.errors.UnavailableError` if the space cannot be reached (then
+        nothing is stored); a path outside the space is a failed file."""
         report = UploadReport()
         if files:
             self.fs  # noqa: B018 - reached once for all, or UnavailableError
@@ -304,7 +307,8 @@ class Storage:
 
     def list(self, folder: str = "") -> list[str]:
         """Files under ``folder`` (relative paths), recursively; empty if it is not there. Raises
-        :class:`~workbench.errors.UnavailableError` if the space cannot be reached or the folder is outside it."""
+        :class:`~workbench.errors.UnavailableError` if the space cannot be reached,
+        :class:`~workbench.errors.InputError` if the folder is outside it."""
         base = self._full(folder) if folder else self.root
         fs = self.fs
         try:

@@ -6,16 +6,18 @@ step                            job (result record)
 load reference data             :func:`load_reference` (:class:`ReferenceLoad`)
 load CDR files                  :func:`load_cdrs` (:class:`CdrLoad`)
 rate a period                   :func:`rate` (:class:`~workbench.rated_calls.RatingSummary`)
-pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`
+pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`
 promotion (production)          :func:`promote` (:class:`Promotion`)
 documents (PDFs)                :func:`publish_run`, :func:`publish_invoices` (:class:`PublishReport`)
 delivery (email)                :func:`deliver` (:class:`DeliveryResult`)
 SEPA direct debits              :func:`generate_direct_debits` (:class:`DirectDebitRun`)
 credit note                     :func:`credit_note` (:class:`CreditNoteResult`)
-the production job (papermill)  :func:`production` (:class:`ProductionResult`)
+the production job (papermill)  :func:`production` (:class:`ProductionResult`), run headless by
+                                :func:`run_production_notebook`
 ==============================  ==================================================================
 
-Every job takes the engine of :func:`open_database` and the settings first. The command line,
+Every job takes the engine of :func:`open_database` and the settings first (the papermill runner
+:func:`run_production_notebook`, which starts a kernel of its own, takes the settings). The command line,
 the notebook widgets, the dashboards and the production notebook call these and only format
 their results; errors are the :mod:`workbench.errors` family.
 """
@@ -25,7 +27,15 @@ from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, invoice_pdf, publish_documents, publish_invoices, publish_run
 from workbench.jobs.loading import CdrLoad, ReferenceLoad, cdr_files, load_cdrs, load_reference
 from workbench.jobs.notebook import run_production_notebook
-from workbench.jobs.preprod import PreprodResult, ReportFiles, preprod, report_path, run_options, write_report
+from workbench.jobs.preprod import (
+    PreprodResult,
+    ReportFiles,
+    delete_run,
+    preprod,
+    report_path,
+    run_options,
+    write_report,
+)
 from workbench.jobs.production import ProductionResult, Promotion, check_parameters, production, promote
 from workbench.jobs.rating import rate
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
@@ -34,7 +44,7 @@ from workbench.jobs.workspace import clear_demo, open_database, utc_now
 __all__ = [
     "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PreprodResult", "ProductionResult",
     "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "clear_demo",
-    "credit_note", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
+    "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
     "rate", "report_path", "run_options", "run_production_notebook", "utc_now", "write_report",
 ]

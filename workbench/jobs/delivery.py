@@ -26,7 +26,8 @@ class DeliveryResult:
 def deliver(engine: Engine, settings: Settings, run_id: int | None = None, period: str | None = None,
             retry: bool = False, now: datetime | None = None) -> DeliveryResult:
     """Plan the deliveries of a production run's (or a period's) documents, then send everything
-    pending (see :mod:`workbench.mail.deliveries`); with ``retry`` only send what is pending.
+    pending (see :mod:`workbench.mail.ledger` and :mod:`workbench.mail.sending`); with ``retry``
+    only send what is pending.
 
     Raises :class:`~workbench.errors.InputError` when nothing is named or the run is not a
     production run,

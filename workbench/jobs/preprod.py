@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from workbench.billing import RunSummary, default_dates
+from workbench.billing import delete_run as delete_drafts
 from workbench.billing import preprod as store_preprod
 from workbench.config import Settings
 from workbench.errors import InputError, WorkbenchError
@@ -69,6 +70,13 @@ def run_options(settings: Settings, period: str, invoice_date: date | str | None
     if due_day < invoice_day:
         raise InputError(f"the due date {due_day} is before the invoice date {invoice_day}", code="bad_date")
     return RunOptions(str(checked), invoice_day, due_day, parse_customers(customers), bool(advance), bool(pdfs))
+
+
+def delete_run(engine: Engine, settings: Settings, run_id: int) -> int:
+    """Delete a pre-production run and its drafts (see :func:`workbench.billing.runs.delete_run`);
+    the number of drafts deleted. :class:`~workbench.errors.RefusedError` for a production run or
+    a promoted one (kept as its review record)."""
+    return delete_drafts(engine, run_id)
 
 
 def report_path(settings: Settings, run_id: int, period: str) -> Path:

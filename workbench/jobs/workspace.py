@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from workbench.config import Settings
+from workbench.config import Settings, redacted
 from workbench.db.engine import make_engine, upgrade
+from workbench.errors import RefusedError
 
 
 def open_database(settings: Settings) -> Engine:
@@ -26,9 +27,15 @@ def utc_now() -> datetime:
 
 def clear_demo(settings: Settings) -> list[str]:
     """Delete the embedded SQLite database and the demo's own outputs, when they are the embedded
-    defaults (a configured database, FTP space, outbox or output folder is never touched);
-    returns what was deleted."""
+    defaults (a configured FTP space, outbox or output folder is never touched); returns what was
+    deleted. :class:`~workbench.errors.RefusedError` for a configured database: it is never
+    deleted by the workbench."""
     deleted = []
+    defaults = Settings()
+    if settings.database_url != defaults.database_url:
+        raise RefusedError(f"a fresh demo deletes only the embedded database ({defaults.database_url}), never a "
+                           f"configured one ({redacted(settings.database_url)}): delete it yourself if that is "
+                           "what you want", code="configured_database")
     if settings.database_url.startswith("sqlite:///"):
         database = Path(settings.database_url.removeprefix("sqlite:///"))
         for suffix in ("", "-wal", "-shm"):
@@ -36,7 +43,6 @@ def clear_demo(settings: Settings) -> list[str]:
             if path.exists():
                 path.unlink()
                 deleted.append(str(path))
-    defaults = Settings()
     for mine, default in ((settings.storage_url, defaults.storage_url), (settings.outbox_dir, defaults.outbox_dir),
                           (str(Path(settings.output_dir) / "reports"), str(Path(defaults.output_dir) / "reports"))):
         if mine == default and Path(mine).is_dir():

@@ -9,12 +9,10 @@ import html
 from pathlib import Path
 
 from workbench import jobs
-from workbench.billing import default_dates
 from workbench.config import Settings
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, problems_table
 from workbench.money import format_money
-from workbench.period import Period
-from workbench.reads.calls import rejects_frame, traffic_frame, unrated_frame
+from workbench.reads.calls import rating_problems, rejects_frame, traffic_frame, unrated_frame
 from workbench.reads.runs import compare_runs, list_runs, run_invoices, run_report
 from workbench.ui.display import _message, _widgets, download_link, pdf_preview_png, revenue_chart, styled_invoices
 from workbench.ui.inputs import check_period, check_run_options, loads_frame, project_path
@@ -37,7 +35,7 @@ def cdr_panel(settings: Settings, engine, folder: str | Path):
         rejects_out.clear_output()
         chosen = None if reason.value in (None, "(all)") else reason.value
         with rejects_out:
-            display(rejects_frame(engine, chosen, list(picker.value) or None))
+            display(problems_table(rejects_frame(engine, chosen, list(picker.value) or None)))
 
     def on_load(_):
         out.clear_output()
@@ -64,7 +62,7 @@ def cdr_panel(settings: Settings, engine, folder: str | Path):
 def rating_panel(settings: Settings, engine, period: str):
     """Rate a period; unrated calls by cause; traffic and revenue by zone and band, charted."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
+    from IPython.display import HTML, display
 
     w = _widgets()
     period_box = w.Text(value=period, description="Period")
@@ -83,6 +81,9 @@ def rating_panel(settings: Settings, engine, period: str):
         traffic = traffic_frame(engine, str(checked))
         with out:
             display(unrated_frame(engine, str(checked)))
+            problems = rating_problems(engine, str(checked))
+            if len(problems):
+                display(HTML("<h4>Calls not rated</h4>"), problems_table(problems))
             display(traffic)
             revenue_chart(traffic, str(checked))
             plt.show()
@@ -96,7 +97,8 @@ def preprod_panel(settings: Settings, engine, period: str):
     from IPython.display import HTML, display
 
     w = _widgets()
-    default_invoice, default_due = default_dates(Period.parse(period), settings)
+    defaults = jobs.run_options(settings, period)
+    default_invoice, default_due = defaults.invoice_date, defaults.due_date
     period_box = w.Text(value=period, description="Period")
     invoice_day = w.DatePicker(value=default_invoice, description="Invoice date")
     due_day = w.DatePicker(value=default_due, description="Due date")
