@@ -196,3 +196,17 @@ def test_passwords_in_urls_never_reach_the_output(month, tmp_path, capsys, monke
 
     cli._print_publish(jobs.PublishReport(), "run 2", Settings(storage_url="ftp://billing:S3cret@host/base"))
     assert capsys.readouterr().out.strip().endswith("in ftp://billing:***@host/base")
+
+
+def test_a_database_that_cannot_be_reached_is_one_clear_error(capsys):
+    from workbench.cli import main
+    from workbench.errors import UnavailableError
+
+    url = "postgresql+psycopg://billing:S3cret@127.0.0.1:1/billing"  # nothing listens on port 1
+    with pytest.raises(UnavailableError, match=r"^database postgresql\+psycopg://billing:\*\*\*@127.0.0.1:1/billing: "
+                                               r"cannot be reached \(") as caught:
+        jobs.open_database(Settings(database_url=url))
+    assert "S3cret" not in str(caught.value) and caught.value.code == "database"
+    assert main(["--database-url", url, "runs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: database postgresql+psycopg://billing:***@") and "Traceback" not in err

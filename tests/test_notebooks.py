@@ -124,8 +124,8 @@ def test_the_cycle_in_the_notebooks(workspace, tmp_path):
                                      .group_by(s.CdrFile.name, s.CdrReject.reason)).all()
     rows = [[part.split("</td>")[0] for part in row.split("<td>")[1:]]
             for row in anomalies["text/html"].split("<tr")[1:]]
-    # each problem in the same four columns: source, line or key, problem, detail
-    shown = {(r[0], r[2], r[3]) for r in rows if len(r) == 4 and r[3].endswith(f"records rejected: {r[2]}")}
+    # each problem in the same four columns (source, line or key, problem, detail), then the customer's name
+    shown = {(r[0], r[2], r[3]) for r in rows if len(r) == 5 and r[3].endswith(f"records rejected: {r[2]}")}
     assert rejects and len(shown) == len(rejects)
     for file, reason, records in rejects:
         assert (file, reason, f"{records} records rejected: {reason}") in shown

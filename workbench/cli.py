@@ -9,7 +9,7 @@ from pathlib import Path
 
 from workbench import jobs
 from workbench.config import Settings, load_settings, redacted
-from workbench.errors import InputError, Problem, WorkbenchError
+from workbench.errors import InputError, Problem, UnavailableError, WorkbenchError
 from workbench.money import PRICE_SCALE, format_money
 from workbench.period import Period
 from workbench.reads.runs import compare_runs, list_runs
@@ -170,7 +170,11 @@ def _print_delivery(result: jobs.DeliveryResult) -> None:
 def cmd_mail(args, settings: Settings) -> None:
     if args.run is None and args.period is None and not args.retry:
         raise InputError("give --run N or --period YYYY-MM (or --retry to send what is pending)", code="nothing_named")
-    _print_delivery(jobs.deliver(jobs.open_database(settings), settings, args.run, args.period, args.retry))
+    result = jobs.deliver(jobs.open_database(settings), settings, args.run, args.period, args.retry)
+    _print_delivery(result)
+    if result.sent.stopped:  # a scheduled run must see it: exit status 2
+        raise UnavailableError("email delivery stopped before the end: run `workbench mail --retry` once the "
+                               "server is back", code="delivery_stopped")
 
 
 def _print_debits(result: jobs.DirectDebitRun) -> None:

@@ -7,16 +7,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from workbench.config import Settings, redacted
 from workbench.db.engine import make_engine, upgrade
-from workbench.errors import RefusedError
+from workbench.errors import RefusedError, UnavailableError
 
 
 def open_database(settings: Settings) -> Engine:
-    """The engine of ``settings.database_url``, its schema created or migrated (Alembic)."""
+    """The engine of ``settings.database_url``, its schema created or migrated (Alembic);
+    :class:`~workbench.errors.UnavailableError` when the database cannot be reached (the message
+    shows the URL without its password)."""
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise UnavailableError(f"cannot be reached ({cause})", source=f"database {redacted(settings.database_url)}",
+                               code="database") from None
     return engine
 
 

@@ -175,7 +175,8 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
             lock.release()
     report.pending, report.gave_up = ledger.left(engine, max_attempts, scope)
     if report.stopped:
-        report.stopped += (f"; the batch stopped with {report.pending} deliveries left to send: call send_pending "
-                           "again once it is back (what was sent is not sent again)")
+        report.stopped += (f"; the batch stopped with {report.pending} deliveries left to send: send what is "
+                           "pending again once it is back, e.g. `workbench mail --retry` (what was sent is not sent "
+                           "again)")
     return report
 
