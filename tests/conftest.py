@@ -121,6 +121,7 @@ SLOW_FIXTURES = {
     "workspace": "Jupyter kernels, Voila and Chromium on a generated operator",
     "ftp_server": "an FTP server",
     "run_cli": "the command line, each case on its own October scenario",
+    "month": "the jobs on a generated operator",
 }
 SLOW_TESTS = {
     "whole generated operators: the production job, the demo, the sample's 200,000 calls, a benchmark": [
@@ -128,8 +129,6 @@ SLOW_TESTS = {
         "test_project.py::test_demo_on_a_small_operator",
         "test_project.py::test_the_bundled_sample_is_the_generators_output",
         "test_project.py::test_the_benchmark_runs_on_a_small_scale",
-        "test_jobs.py::test_the_month_as_a_sequence_of_jobs",
-        "test_jobs.py::test_the_widgets_call_the_same_jobs",
     ],
     "PDF batches over several pages, a pool of processes, sixty generated plans": [
         "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",

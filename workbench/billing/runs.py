@@ -86,7 +86,8 @@ def preprod(engine: Engine, options: RunOptions, settings: Settings, now: dateti
     period = Period.parse(options.period)
     parse_customers(options.customers)
     if options.due_date < options.invoice_date:
-        raise InputError(f"due date {options.due_date} is before invoice date {options.invoice_date}")
+        raise InputError(f"the due date {options.due_date} is before the invoice date {options.invoice_date}",
+                         code="bad_date")
     with engine.begin() as connection:
         customers, frames, built = build_run(connection, options, settings)
         run_id = connection.execute(insert(s.BillingRun).values(
