@@ -143,6 +143,39 @@ def test_a_storage_url_that_cannot_be_used_stops_promotion_before_any_number(mon
     assert jobs.invoice_pdf(engine, broken, f"PRE-{run.run_id}-0001").startswith(b"%PDF-")
 
 
+def test_a_run_whose_report_cannot_be_written_here_is_named(month, tmp_path):
+    from dataclasses import replace
+
+    from workbench.errors import UnavailableError
+
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "reports").write_text("a file where the reports folder goes")
+    with pytest.raises(UnavailableError, match=r"cannot be written .*Pre-production run 1 is stored \(6 drafts\)"):
+        jobs.preprod(engine, replace(settings, output_dir=str(tmp_path / "elsewhere")),
+                     jobs.run_options(settings, "2026-10"), NOW)
+    assert ui.latest_run(engine, "2026-10") == 1
+
+
+def test_a_storage_url_that_cannot_be_used_stops_a_credit_note_before_its_number(month):
+    from dataclasses import replace
+
+    from workbench.errors import ConfigError
+
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
+    jobs.promote(engine, settings, run.run_id, NOW)
+    broken = replace(settings, storage_url="ftp://billing@127.0.0.1:99999/space")
+    with pytest.raises(ConfigError, match="the port is not a number"):
+        jobs.credit_note(engine, broken, "F2026-000001", "wrong rate", now=NOW)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).where(s.Invoice.kind == "credit_note")).scalar_one() == 0
+    note = jobs.credit_note(engine, settings, "F2026-000001", "wrong rate", now=NOW)  # once the URL is fixed
+    assert note.number == "A2026-000001" and note.documents.stored == ["credit-notes/2026/11/A2026-000001.pdf"]
+
+
 def test_a_run_whose_report_cannot_be_stored_is_named(month, tmp_path):
     from dataclasses import replace
 
@@ -185,6 +218,9 @@ def test_passwords_in_urls_never_reach_the_output(month, tmp_path, capsys, monke
     assert redacted("ftp://billing:S3cret@host:21/base") == "ftp://billing:***@host:21/base"
     assert redacted("postgresql+psycopg://billing:p%40ss@db/billing") == "postgresql+psycopg://billing:***@db/billing"
     assert redacted("var/ftp") == "var/ftp" and redacted("") == ""
+    # SQLAlchemy takes a password with "/", "#" or "?" as it is written
+    assert redacted("postgresql+psycopg://postgres:S3c/ret@db:5432/wb") == "postgresql+psycopg://postgres:***@db:5432/wb"
+    assert redacted("postgresql+psycopg://billing:S3c#re?t@db/wb") == "postgresql+psycopg://billing:***@db/wb"
     settings, engine, data = month
     jobs.load_reference(engine, settings, data / "reference")
     run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
@@ -196,6 +232,27 @@ def test_passwords_in_urls_never_reach_the_output(month, tmp_path, capsys, monke
 
     cli._print_publish(jobs.PublishReport(), "run 2", Settings(storage_url="ftp://billing:S3cret@host/base"))
     assert capsys.readouterr().out.strip().endswith("in ftp://billing:***@host/base")
+
+
+@pytest.mark.parametrize(("url", "kind", "message"), [
+    ("sqlite:////proc/no-such-folder/x.sqlite", "UnavailableError", "cannot be opened"),
+    ("postgresql+nosuch://billing:S3c/ret@db/billing", "ConfigError", "cannot be used"),
+    ("postgresql+psycopg://billing:S3c/ret@[::1/billing", "ConfigError", "cannot be used"),
+])
+def test_a_database_url_that_cannot_be_used_is_one_clear_error(url, kind, message):
+    from workbench import errors
+
+    with pytest.raises(getattr(errors, kind), match=message) as caught:
+        jobs.open_database(Settings(database_url=url))
+    assert "S3c/ret" not in str(caught.value)
+
+
+def test_a_file_that_is_not_a_database_is_one_clear_error(tmp_path):
+    from workbench.errors import UnavailableError
+
+    (tmp_path / "notes.sqlite").write_text("not a database")
+    with pytest.raises(UnavailableError, match="cannot be reached \\(file is not a database\\)"):
+        jobs.open_database(Settings(database_url=f"sqlite:///{tmp_path / 'notes.sqlite'}"))
 
 
 def test_a_database_that_cannot_be_reached_is_one_clear_error(capsys):

@@ -131,7 +131,7 @@ def test_the_cycle_in_the_notebooks(workspace, tmp_path):
         assert (file, reason, f"{records} records rejected: {reason}") in shown
 
 
-def test_production_notebook_headless(workspace, preprod_run, capsys):
+def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatch):
     engine, run_id = workspace["engine"], preprod_run.run_id
     assert preprod_run.invoices == 20  # a draft for each customer of the operator
 
@@ -149,10 +149,16 @@ def test_production_notebook_headless(workspace, preprod_run, capsys):
     assert "no billing run 999" in capsys.readouterr().err
     assert issued() == (0, 0)
     assert not (workspace["base"] / "ftp" / "invoices").exists() and not (workspace["base"] / "outbox").exists()
-    # good parameters
+    # good parameters, from the operator's folder with relative settings: the kernel works on the
+    # same database and folders as the command (not on the project's own var/)
+    monkeypatch.chdir(workspace["base"])
+    for name, value in (("DATABASE_URL", "sqlite:///wb.sqlite"), ("STORAGE_URL", "ftp"), ("OUTBOX_DIR", "outbox"),
+                        ("OUTPUT_DIR", "out")):
+        monkeypatch.setenv(f"WORKBENCH_{name}", value)
     assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
     out = capsys.readouterr().out
-    executed = Path(out.split("executed: ")[1].split(" (also")[0])
+    executed = workspace["base"] / out.split("executed: ")[1].split(" (also")[0]
+    assert "wb.sqlite" not in executed.read_text()  # no setting is written into the audit notebook
     result = nbformat.read(executed, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
     assert "'invoices': 20" in result and "F2026-000001" in result and "F2026-000020" in result
     assert issued() == (1, 20)

@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=str(SAMPLE))
     p.add_argument("--period", default="2026-10")
     p.add_argument("--fresh", action="store_true",
-                   help="start from an empty embedded database, var/workbench.sqlite (a configured one is kept)")
+                   help="start from an empty embedded database, var/workbench.sqlite (refused for a configured one)")
     p.set_defaults(func=cmd_demo)
     return parser
 

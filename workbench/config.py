@@ -32,6 +32,7 @@ Secrets are never read from the TOML file or a notebook: the SMTP password comes
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -90,16 +91,24 @@ class Settings:
 SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}
 
 
+#: ``scheme://user:password@``: the password runs to the last ``@`` before the host, and may hold
+#: ``/``, ``#`` or ``?`` (SQLAlchemy's URLs accept them unencoded)
+_USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):(?P<password>.*)@(?P<host>[^@]*)$", re.S)
+
+
 def redacted(url: str) -> str:
     """``url`` with its password, if any, replaced by ``***``: how a URL of the settings is shown
-    (``ftp://billing:***@host/base``)."""
-    from urllib.parse import urlparse, urlunparse
-
-    parsed = urlparse(url)
-    if parsed.password is None:
+    (``ftp://billing:***@host/base``), whatever characters the password holds."""
+    match = _USERINFO.match(url or "")
+    if not match:
         return url
-    userinfo, _, hostport = parsed.netloc.rpartition("@")
-    return urlunparse(parsed._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}"))
+    return f"{match['head']}:***@{match['host']}"
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The settings as the environment variables that give them (``WORKBENCH_<NAME>``), e.g. for
+    a process that must work with exactly these settings."""
+    return {_ENV[f.name]: str(getattr(settings, f.name)) for f in fields(Settings)}
 
 
 def secret(name: str) -> str | None:
@@ -147,7 +156,7 @@ def check(settings: Settings) -> Settings:
         raise ConfigError(problem, source=f"setting {name} ({_ENV[name]})")
 
     if settings.database_url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql"):
-        bad("database_url", f"{settings.database_url!r} is not a sqlite:/// or postgresql:// URL")
+        bad("database_url", f"{redacted(settings.database_url)!r} is not a sqlite:/// or postgresql:// URL")
     try:
         ZoneInfo(settings.timezone)
     except (ValueError, KeyError, OSError):

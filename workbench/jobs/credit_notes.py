@@ -9,8 +9,10 @@ from sqlalchemy import Engine
 
 from workbench.billing import issue_credit_note
 from workbench.config import Settings
+from workbench.errors import UnavailableError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_invoices
 from workbench.jobs.workspace import utc_now
+from workbench.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,15 @@ def credit_note(engine: Engine, settings: Settings, invoice_number: str, reason:
                 now: datetime | None = None) -> CreditNoteResult:
     """Issue a credit note for ``invoice_number`` (see :mod:`workbench.billing.credit_notes`;
     ``reinvoice`` reopens its period) and store its PDF; :class:`~workbench.errors.RefusedError`
-    when the invoice is not issued or already credited."""
+    when the invoice is not issued or already credited, :class:`~workbench.errors.ConfigError` for
+    a storage URL that cannot be used (nothing is issued), :class:`~workbench.errors.UnavailableError`
+    when the PDF cannot be stored (the note is issued; the message says how to store it)."""
+    Storage(settings.storage_url)  # a storage URL that cannot be used stops here, before any number is taken
     number = issue_credit_note(engine, invoice_number, reason, now or utc_now(), reinvoice=reinvoice)
-    return CreditNoteResult(number, invoice_number, reinvoice, publish_invoices(engine, settings, [number]))
+    try:
+        documents = publish_invoices(engine, settings, [number])
+    except WorkbenchError as exc:
+        raise UnavailableError(f"{exc}. Credit note {number} is issued for {invoice_number}; store its PDF with "
+                               f"`workbench documents --invoice {number}` once the FTP space is back",
+                               code=exc.code) from None
+    return CreditNoteResult(number, invoice_number, reinvoice, documents)

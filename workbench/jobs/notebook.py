@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workbench.config import Settings, redacted
+from workbench.config import Settings, environment
 from workbench.errors import InputError, RefusedError
 from workbench.period import Period
 from workbench.storage import Storage
@@ -55,16 +55,17 @@ def run_production_notebook(run_id: int, period: str, deliver: bool, settings: S
     output = output or Path(settings.output_dir) / "runs" / f"production-{period}-run{run_id}-{stamp}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     failure = None
-    # a database URL with a password reaches the kernel through its environment, never as a
-    # parameter written into the executed notebook (which is kept and stored in the FTP space)
-    secret_url = redacted(settings.database_url) != settings.database_url
+    # the kernel works with exactly these settings, their relative paths taken from here: they
+    # reach it through its environment, never as parameters written into the executed notebook
+    # (which is kept and stored in the FTP space), so no URL or password is in it
     try:
-        with _environment({"WORKBENCH_DATABASE_URL": settings.database_url} if secret_url else {}):
+        values = environment(settings.anchored(Path.cwd()))
+        if config_file:
+            values["WORKBENCH_CONFIG"] = str(Path(config_file).resolve())
+        with _environment(values):
             papermill.execute_notebook(
                 str(NOTEBOOK), str(output), cwd=str(NOTEBOOK.parent), progress_bar=False,
-                parameters={"run_id": run_id, "period": period, "deliver": deliver,
-                            "database_url": None if secret_url else settings.database_url,
-                            "config_file": config_file},
+                parameters={"run_id": run_id, "period": period, "deliver": deliver},
             )
     except papermill.PapermillExecutionError as exc:
         failure = f"{exc.ename}: {exc.evalue}"

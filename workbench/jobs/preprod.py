@@ -18,7 +18,7 @@ from workbench.billing import RunSummary, default_dates
 from workbench.billing import delete_run as delete_drafts
 from workbench.billing import preprod as store_preprod
 from workbench.config import Settings
-from workbench.errors import InputError, WorkbenchError
+from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_documents
 from workbench.jobs.workspace import utc_now
 from workbench.period import Period
@@ -87,11 +87,16 @@ def report_path(settings: Settings, run_id: int, period: str) -> Path:
 def write_report(engine: Engine, settings: Settings, run_id: int) -> ReportFiles:
     """Write the control report of a stored run (:func:`~workbench.reads.runs.run_report`) and store
     it in the FTP space; :class:`~workbench.errors.InputError` for an unknown run,
-    :class:`~workbench.errors.UnavailableError` if the FTP space cannot take it (the local file stays)."""
+    :class:`~workbench.errors.UnavailableError` if the local file cannot be written or the FTP
+    space cannot take it (then the local file stays)."""
     with engine.connect() as connection:
         period = run_row(connection, run_id)["period"]
-    path = write_control_report(run_report(engine, run_id, settings), report_path(settings, run_id, period),
-                                title=f"Billing control report, {period}, run {run_id}")
+    target = report_path(settings, run_id, period)
+    try:
+        path = write_control_report(run_report(engine, run_id, settings), target,
+                                    title=f"Billing control report, {period}, run {run_id}")
+    except OSError as exc:
+        raise UnavailableError(f"{target}: cannot be written ({exc.strerror or exc})", code="report") from None
     stored_as = f"reports/{period}/{path.name}"
     Storage(settings.storage_url).put(stored_as, path.read_bytes())
     return ReportFiles(run_id, path, stored_as)

@@ -7,25 +7,36 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from workbench.config import Settings, redacted
 from workbench.db.engine import make_engine, upgrade
-from workbench.errors import RefusedError, UnavailableError
+from workbench.errors import ConfigError, RefusedError, UnavailableError
 
 
 def open_database(settings: Settings) -> Engine:
     """The engine of ``settings.database_url``, its schema created or migrated (Alembic);
     :class:`~workbench.errors.UnavailableError` when the database cannot be reached (the message
-    shows the URL without its password)."""
-    engine = make_engine(settings.database_url)
+    shows the URL without its password); :class:`~workbench.errors.ConfigError` for a URL that
+    cannot be used (an unknown driver, a malformed URL)."""
+    url = settings.database_url
+    where = f"database {redacted(url)}"
+
+    def cause(exc: BaseException) -> str:
+        text = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+        return text.replace(url, redacted(url))
+
+    try:
+        engine = make_engine(url)
+    except (ImportError, ValueError, ArgumentError) as exc:
+        raise ConfigError(f"cannot be used ({cause(exc)})", source=where, code="database") from None
+    except (OSError, SQLAlchemyError) as exc:
+        raise UnavailableError(f"cannot be opened ({cause(exc)})", source=where, code="database") from None
     try:
         upgrade(engine)
-    except (OperationalError, InterfaceError) as exc:
+    except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, not a database...
         engine.dispose()
-        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise UnavailableError(f"cannot be reached ({cause})", source=f"database {redacted(settings.database_url)}",
-                               code="database") from None
+        raise UnavailableError(f"cannot be reached ({cause(exc)})", source=where, code="database") from None
     return engine
 
 

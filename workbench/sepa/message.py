@@ -20,7 +20,7 @@ from sepaxml.validation import ValidationError
 
 from workbench.errors import InputError
 from workbench.sepa.debits import _as_cents, _as_date, prepare_debits
-from workbench.sepa.identifiers import DEFAULT_VERSION, Creditor, _identifier_problem, validate_version
+from workbench.sepa.identifiers import Creditor, _identifier_problem, validate_version
 
 
 class _SepaDD(SepaDD):
@@ -43,8 +43,8 @@ def new_message_id(now: datetime) -> str:
     return f"SDD-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4).upper()}"
 
 
-def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str = DEFAULT_VERSION,
-                  message_id: str = "", created_at: datetime | None = None) -> bytes:
+def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str, message_id: str,
+                  created_at: datetime) -> bytes:
     """The pain.008 XML (UTF-8 bytes) of the good debits of :func:`prepare_debits`, validated
     against the version's XSD on export; raises :class:`InputError` when there is nothing to put
     in it or it does not validate. ``message_id`` (:func:`new_message_id`) and ``created_at`` (written
@@ -52,8 +52,6 @@ def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str = DEFAULT
     version = validate_version(version)
     if good.empty:
         raise InputError("no debit to put in a SEPA file")
-    if created_at is None:
-        raise InputError("a SEPA file needs its creation time", code="no_creation_time")
     problem = _identifier_problem(message_id)
     if problem:
         raise InputError(f"message id {message_id!r}: {problem}")
@@ -108,8 +106,8 @@ class DebitFile:
                 for seq, group in self.debits.groupby("sequence_type", sort=True)}
 
 
-def direct_debit_file(debits: pd.DataFrame, creditor: Creditor, today: date, version: str = DEFAULT_VERSION,
-                      message_id: str = "", created_at: datetime | None = None) -> DebitFile:
+def direct_debit_file(debits: pd.DataFrame, creditor: Creditor, today: date, version: str, message_id: str,
+                      created_at: datetime) -> DebitFile:
     """Check ``debits`` (:func:`prepare_debits`) and build the file of the good ones
     (:func:`build_pain008`)."""
     version = validate_version(version)
