@@ -158,3 +158,16 @@ def test_the_benchmark_runs_on_a_small_scale(script, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "rated 20,000 calls, 0 errors" in out.stdout
     assert "ratio rating / parse:" in out.stdout and "rows/s" in out.stdout
+
+
+def test_a_fresh_demo_starts_from_an_empty_embedded_database(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the embedded database is var/workbench.sqlite, here
+    monkeypatch.delenv("WORKBENCH_DATABASE_URL", raising=False)
+    data = tmp_path / "data"
+    generate_operator(data, seed=11, customers=8, calls=500)
+    assert main(["demo", "--data", str(data)]) == 0
+    assert (tmp_path / "var" / "workbench.sqlite").exists() and "8 invoices issued" in capsys.readouterr().out
+    assert main(["demo", "--fresh", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    # everything again from nothing: no file already loaded, the invoices numbered from 1 again
+    assert "already loaded" not in out and "8 invoices issued, F2026-000001 to F2026-000008" in out
