@@ -427,3 +427,23 @@ def test_a_nul_byte_refuses_the_whole_file(loaded_reference, settings, tmp_path)
     assert (refused.value.source, refused.value.line) == ("odd.csv", 3)
     assert "NUL byte" in refused.value.message
     assert table_counts(engine) == before
+
+
+def test_a_trunk_zero_after_the_country_code_is_one_number_for_lines_and_calls(engine, settings, tmp_path):
+    """``+33 06 12 34 56 78`` as people write it is +33612345678, on a line and in a CDR alike."""
+    load_reference(engine, reference_folder(tmp_path / "reference", lines=[
+        ["C1", "+33 01 45 00 00 01", "2026-01-01", ""],  # the line written with its trunk zero
+        ["C2", "+33145000002", "2026-01-01", ""],
+    ]))
+    with engine.connect() as connection:
+        lines = sorted(connection.execute(select(s.Line.number)).scalars())
+    assert lines == ["+33145000001", "+33145000002"]
+    path = tmp_path / "calls.csv"
+    path.write_bytes(native_cdrs([
+        ["T1", "2026-10-07T10:00:00+02:00", "+33145000001", "+33 06 12 34 56 78", "60"],
+        ["T2", "2026-10-07T11:00:00+02:00", "+33 01 45 00 00 02", "0612345678", "60"],
+    ]))
+    report = load_cdr_file(engine, path, settings, NOW)
+    assert (report.accepted, report.rejected) == (2, 0)  # each calling number is a customer's line
+    stored = read_frame(engine.connect(), select(s.Cdr.calling, s.Cdr.called).order_by(s.Cdr.line_no))
+    assert stored.values.tolist() == [[33145000001, 33612345678], [33145000002, 33612345678]]

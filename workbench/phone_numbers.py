@@ -10,8 +10,10 @@ E.164 text with a leading ``+``:
   ``+33612345678`` for France);
 * digits with no prefix are taken as international digits already (the carriers' usual form).
 
-The result is then checked with ``phonenumbers`` (a possible number for its country code, 15
-digits at most); anything else is a bad number. Work is done once per distinct number, so a month
+The result is then checked and written by ``phonenumbers`` (a possible number for its country
+code, 15 digits at most, and a trunk zero kept after the country code dropped where the country
+drops it: ``+33 06 12 34 56 78`` is ``+33612345678``); anything else is a bad number. Lines
+(reference data) and CDRs go through this same function. Work is done once per distinct number, so a month
 of calls costs as much as its distinct numbers.
 """
 
@@ -30,11 +32,17 @@ _SEPARATORS = r"[\s.\-()/]"
 
 
 @functools.lru_cache(maxsize=1_000_000)
-def _is_possible(e164: str) -> bool:
+def _canonical(e164: str) -> str | None:
+    """The number as phonenumbers writes it in E.164 (a national trunk zero kept after the
+    country code is dropped where the country drops it: ``+330612345678`` -> ``+33612345678``,
+    while Italy's ``+3906...`` keeps its zero), or None if it is not a possible number."""
     try:
-        return phonenumbers.is_possible_number(phonenumbers.parse(e164, None))
+        number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
-        return False
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) -> pd.Series:
@@ -50,10 +58,7 @@ def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) ->
     digits = digits.where(~national, home_country_code + raw.str.slice(1))
     well_formed = digits.str.fullmatch(r"[1-9]\d{5,14}").fillna(False).astype(bool)
     candidates = ("+" + digits).where(well_formed)
-    possible = np.array(
-        [isinstance(c, str) and _is_possible(c) for c in candidates.tolist()], dtype=bool
-    )
-    cleaned = candidates.where(possible).to_numpy(dtype=object, na_value=None)
+    cleaned = np.array([_canonical(c) if isinstance(c, str) else None for c in candidates.tolist()], dtype=object)
     out = np.empty(len(codes), dtype=object)
     valid = codes >= 0
     out[valid] = cleaned[codes[valid]]
