@@ -280,3 +280,24 @@ def test_allowances_are_found_by_customer_whatever_its_id(other):
                   ("2026-10-02 10:00:00", "+33145000002", "+33155000000", 60))
     out = rate(frame, lines, {1: PLAN}, "2026-10", buckets=buckets).rated.set_index("cdr_id")
     assert out[["allowance_s", "price_units"]].values.tolist() == [[60, 0], [0, 600]]
+
+
+def test_public_holidays_are_rated_as_sundays():
+    """peak Mon-Fri 08:00-20:00, weekend Sat-Sun all day, offpeak otherwise: a holiday is a Sunday."""
+    from workbench.rating import compile_plan
+    from workbench.rating.classify import minute_bands
+
+    plan = RatePlan(code="BANDS", destinations=PLAN.destinations, rates=PLAN.rates, intervals=PLAN.intervals,
+                    time_bands=pd.DataFrame([("peak", "0,1,2,3,4", 480, 1200), ("weekend", "5,6", 0, 1440)],
+                                            columns=["band", "weekdays", "start_minute", "end_minute"]))
+    compiled = compile_plan(plan)
+
+    def band_at(utc: str) -> str:
+        minute = int(pd.Timestamp(utc).timestamp()) // 60
+        return compiled.bands[int(minute_bands(compiled, minute, 1)[0])]
+
+    assert band_at("2026-11-11T09:00:00Z") == "weekend"  # Wednesday 10:00 in Paris, Armistice Day
+    assert band_at("2026-11-01T09:00:00Z") == "weekend"  # Sunday and All Saints' Day
+    assert band_at("2026-11-12T09:00:00Z") == "peak"  # the Thursday after: a working day
+    assert band_at("2026-11-12T20:00:00Z") == "offpeak"  # 21:00 on a working day
+    assert band_at("2026-11-14T09:00:00Z") == "weekend"  # a Saturday

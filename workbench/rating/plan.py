@@ -136,6 +136,7 @@ def _band_table(plan: RatePlan, bands: list[str]) -> np.ndarray:
                              f"or hours {row.start_minute}-{row.end_minute}", code="bad_rate_plan")
         for day in days:
             table[day, row.start_minute : row.end_minute] = bands.index(row.band)
+    table[HOLIDAY] = table[6]  # a public holiday is rated as a Sunday, whatever the Sunday bands are
     return table
 
 
