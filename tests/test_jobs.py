@@ -267,3 +267,17 @@ def test_a_database_that_cannot_be_reached_is_one_clear_error(capsys):
     assert main(["--database-url", url, "runs"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: database postgresql+psycopg://billing:***@") and "Traceback" not in err
+
+
+def test_a_credit_note_is_dated_and_numbered_by_the_operators_date(month):
+    settings, engine, data = month
+    jobs.load_reference(engine, settings, data / "reference")
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
+    jobs.promote(engine, settings, run.run_id, NOW)
+    # 23:30 UTC on 31 December is 00:30 on 1 January 2027 in Paris
+    note = jobs.credit_note(engine, settings, "F2026-000001", "wrong rate", now=datetime(2026, 12, 31, 23, 30))
+    assert note.number == "A2027-000001"
+    with engine.connect() as connection:
+        dated = connection.execute(select(s.Invoice.invoice_date).where(s.Invoice.number == note.number)).scalar_one()
+    assert dated == date(2027, 1, 1)
+    assert note.documents.stored == ["credit-notes/2027/01/A2027-000001.pdf"]

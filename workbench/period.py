@@ -13,6 +13,20 @@ from workbench.errors import InputError
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 
+def local_time(moment: datetime, timezone: str) -> datetime:
+    """``moment`` (aware, or naive UTC as the database keeps times) as the naive local time of
+    ``timezone``: the operator's clock, from which every document date, numbering year and period
+    decision is taken."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
+    return aware.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The operator's date at ``moment`` (see :func:`local_time`): 2026-12-31 23:30 UTC is
+    2027-01-01 in Paris."""
+    return local_time(moment, timezone).date()
+
+
 @dataclass(frozen=True, order=True)
 class Period:
     """A calendar month; ``start`` is its first day, ``end`` the first day of the next month."""

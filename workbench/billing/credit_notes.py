@@ -22,14 +22,16 @@ from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
 from workbench.errors import RefusedError
+from workbench.period import local_date
 
 
 def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: datetime,
-                      reinvoice: bool = False) -> str:
+                      reinvoice: bool = False, timezone: str = "Europe/Paris") -> str:
     """Cancel an issued invoice by a credit note of its full amount; the amount including VAT
-    becomes account credit. With ``reinvoice``, the note reopens the invoice's period: its calls
-    and one-off charges are unbilled again and the customer is invoiced again by the period's
-    next runs. Returns the credit note's number."""
+    becomes account credit. ``now`` is naive UTC; the note is dated and numbered by the operator's
+    date in ``timezone`` (the ``timezone`` setting). With ``reinvoice``, the note reopens the
+    invoice's period: its calls and one-off charges are unbilled again and the customer is
+    invoiced again by the period's next runs. Returns the credit note's number."""
     with engine.begin() as connection:
         lock_invoices(connection)  # before the checks: two notes for one invoice wait for each other
         original = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == invoice_number)
@@ -38,7 +40,7 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
             raise RefusedError(f"{invoice_number} is not an issued invoice", code="not_issued")
         if connection.execute(select(s.Invoice.id).where(s.Invoice.corrects_invoice_id == original["id"])).first():
             raise RefusedError(f"{invoice_number} already has a credit note", code="already_credited")
-        today = now.date()
+        today = local_date(now, timezone)  # the operator's date: it dates and numbers the note
         number = take_numbers(connection, CREDIT_NOTE_SERIES, today.year, 1)[0]
         note_id = connection.execute(insert(s.Invoice).values(
             run_id=None, number=number, kind="credit_note", status="issued", customer_id=original["customer_id"],

@@ -31,7 +31,8 @@ def credit_note(engine: Engine, settings: Settings, invoice_number: str, reason:
     a storage URL that cannot be used (nothing is issued), :class:`~workbench.errors.UnavailableError`
     when the PDF cannot be stored (the note is issued; the message says how to store it)."""
     Storage(settings.storage_url)  # a storage URL that cannot be used stops here, before any number is taken
-    number = issue_credit_note(engine, invoice_number, reason, now or utc_now(), reinvoice=reinvoice)
+    number = issue_credit_note(engine, invoice_number, reason, now or utc_now(), reinvoice=reinvoice,
+                               timezone=settings.timezone)
     try:
         documents = publish_invoices(engine, settings, [number])
     except WorkbenchError as exc:

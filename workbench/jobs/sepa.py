@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -28,7 +27,7 @@ from workbench.db.locks import lock_table
 from workbench.errors import ConfigError, InputError, Problem, UnavailableError
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
-from workbench.period import Period
+from workbench.period import Period, local_time
 from workbench.sepa import Creditor, DebitFile, direct_debit_file, new_message_id, validate_version
 from workbench.storage import Storage
 
@@ -79,11 +78,6 @@ REJECTED_COLUMNS = ["invoice_number", "account_number", "net_payable_cents", "co
 
 WRITTEN_COLUMNS = ["invoice_number", "account_number", "amount_cents", "mandate_reference", "sequence_type",
                    "collection_date"]
-
-
-def _local(now: datetime, timezone: str) -> datetime:
-    aware = now if now.tzinfo else now.replace(tzinfo=UTC)
-    return aware.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
 
 
 def _candidates(connection: Connection, period: str | None, numbers: list[str] | None,
@@ -211,7 +205,7 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | N
     numbers = None if invoices is None else sorted({str(n).strip() for n in invoices if str(n).strip()})
     if force and period is None and not numbers:
         raise InputError("force debits invoices again: name a period or the invoices", code="force_without_selection")
-    local_now = _local(now, settings.timezone)
+    local_now = local_time(now, settings.timezone)
     today = local_now.date()
     storage = Storage(settings.storage_url)
     stored: str | None = None

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from workbench import jobs
 from workbench.config import Settings, load_settings
 from workbench.errors import InputError
-from workbench.period import Period
+from workbench.period import Period, local_date
 from workbench.reads.runs import RunOptions, list_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -49,10 +49,11 @@ def connect(database_url: str | None = None, config_file: str | None = None) -> 
     return settings, jobs.open_database(settings)
 
 
-def check_period(text: str, today: date | None = None) -> Period:
-    """A billing period that is well formed and not in the future."""
+def check_period(text: str, today: date | None = None, timezone: str = "Europe/Paris") -> Period:
+    """A billing period that is well formed and not in the future (``today``: by default the
+    operator's date in ``timezone``)."""
     period = Period.parse((text or "").strip())
-    today = today or date.today()
+    today = today or local_date(jobs.utc_now(), timezone)
     if period.start > today:
         raise InputError(f"period {period} is in the future", code="bad_period")
     return period
@@ -63,7 +64,7 @@ def check_run_options(period: str, invoice_date: date | None, due_date: date | N
                       today: date | None = None) -> RunOptions:
     """The options of a pre-production run from widget values, or an
     :class:`~workbench.errors.InputError` saying what is wrong."""
-    checked = check_period(period, today)
+    checked = check_period(period, today, settings.timezone)
     if selection == "accounts":
         wanted = [a.strip() for a in (accounts or "").replace(";", ",").split(",") if a.strip()]
         if not wanted:
@@ -91,13 +92,13 @@ def load_folder(settings: Settings, engine: Engine, folder: str | Path) -> pd.Da
 
 def rate_now(settings: Settings, engine: Engine, period: str):
     """Rate a period (without widgets); the rating summary."""
-    return jobs.rate(engine, settings, check_period(period))
+    return jobs.rate(engine, settings, check_period(period, timezone=settings.timezone))
 
 
 def preprod_now(settings: Settings, engine: Engine, period: str, customers: str = "all") -> int:
     """Run a pre-production billing with default dates (without widgets), its report written
     and stored; its run id."""
-    options = jobs.run_options(settings, str(check_period(period)), customers=customers)
+    options = jobs.run_options(settings, str(check_period(period, timezone=settings.timezone)), customers=customers)
     return jobs.preprod(engine, settings, options).run.run_id
 
 

@@ -72,7 +72,7 @@ def rating_panel(settings: Settings, engine, period: str):
     def on_rate(_):
         out.clear_output()
         try:
-            checked = check_period(period_box.value)
+            checked = check_period(period_box.value, timezone=settings.timezone)
             summary = jobs.rate(engine, settings, checked)
         except WorkbenchError as exc:
             _message(out, str(exc), error=True)
