@@ -147,6 +147,12 @@ BAD_ROWS = [
                  5, "interval", id="interval-garbled"),
     pytest.param("rates", [["TEST", "FIX", "peak", "0", "no", "60:0.06/1"], *RATES[1:]], 2,
                  "second 0", id="interval-not-from-0"),
+    # 0:0.40/60 then 30:...: a 60 s first step would overlap the second interval's seconds 30-59
+    pytest.param("rates", [*RATES[:2], ["TEST", "MOB", "*", "0", "no", "0:0.40/60 30:0.20/1"], *RATES[3:]], 4,
+                 "interval from second 0 in steps of 60 s does not end where the next one starts (second 30)",
+                 id="intervals-that-overlap"),
+    pytest.param("rate_plans", [["TEST", "Test plan", "USD", "Europe/Paris", "FR", "offpeak"]], 2,
+                 "currency 'USD' is not the currency the operator bills in (EUR)", id="plan-in-dollars"),
     pytest.param("lines", [*LINES, ["C2", "+33145000004", "2026-02-30", ""]], 5, "2026-02-30",
                  id="impossible-date"),
     pytest.param("lines", [LINES[0], ["C2", "+33145000002", "15/10/2026", ""], LINES[2]], 3,

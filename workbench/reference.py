@@ -143,6 +143,20 @@ def _rows(folder: Path, name: str) -> list[_Row]:
         raise row_error(path.name, None, f"cannot be read as UTF-8 CSV ({exc})") from None
 
 
+#: the currency the operator bills in: invoices, VAT and SEPA debits are in euros
+BILLING_CURRENCY = "EUR"
+
+
+def _currency(row: _Row) -> str:
+    """A rate plan's currency: the billing currency, else the row is refused (its prices would be
+    billed and debited as euros)."""
+    currency = row.text("currency").upper()
+    if currency != BILLING_CURRENCY:
+        row.fail(f"currency {currency!r} is not the currency the operator bills in ({BILLING_CURRENCY}): "
+                 "convert the plan's prices to it")
+    return currency
+
+
 def _intervals(row: _Row) -> list[tuple[int, int, int]]:
     """``"0:0.40/60 60:0.20/10"`` -> [(0, 4000, 60), (60, 2000, 10)]."""
     out = []
@@ -159,6 +173,12 @@ def _intervals(row: _Row) -> list[tuple[int, int, int]]:
     starts = [i[0] for i in out]
     if not out or starts[0] != 0 or starts != sorted(set(starts)):
         row.fail("intervals must start at second 0 and go up")
+    # the intervals tile the call: an interval's increments end where the next one starts, so
+    # no second is charged by two intervals (0:0.40/60 30:0.20/1 would charge seconds 30-59 twice)
+    for (start, _, increment), (following, _, _) in zip(out, out[1:], strict=False):
+        if (following - start) % increment:
+            row.fail(f"interval from second {start} in steps of {increment} s does not end where the next one "
+                     f"starts (second {following}): its length must be a multiple of its increment")
     return out
 
 
@@ -234,7 +254,7 @@ def _ref(row: _Row, mapping: dict, column: str, what: str, key=None):
 
 def _load_plans(loader: _Loader, rows: dict) -> None:
     loader.upsert(s.RatePlan, ("code",), [
-        {"code": r.text("code"), "name": r.text("name"), "currency": r.text("currency"),
+        {"code": r.text("code"), "name": r.text("name"), "currency": _currency(r),
          "timezone": r.text("timezone"), "holiday_country": r.text("holiday_country"),
          "default_band": r.text("default_band")} for r in rows["rate_plans"]
     ], rows["rate_plans"])
