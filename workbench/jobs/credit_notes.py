@@ -9,8 +9,7 @@ from sqlalchemy import Engine
 
 from workbench.billing import issue_credit_note
 from workbench.config import Settings
-from workbench.errors import UnavailableError, WorkbenchError
-from workbench.jobs.documents import PublishReport, publish_invoices
+from workbench.jobs.documents import PublishReport, publish_invoices, storing_issued
 from workbench.jobs.workspace import utc_now
 from workbench.storage import Storage
 
@@ -33,10 +32,7 @@ def credit_note(engine: Engine, settings: Settings, invoice_number: str, reason:
     Storage(settings.storage_url)  # a storage URL that cannot be used stops here, before any number is taken
     number = issue_credit_note(engine, invoice_number, reason, now or utc_now(), reinvoice=reinvoice,
                                timezone=settings.timezone)
-    try:
+    with storing_issued(f"Credit note {number} is issued for {invoice_number}",
+                        f"its PDF with `workbench documents --invoice {number}`"):
         documents = publish_invoices(engine, settings, [number])
-    except WorkbenchError as exc:
-        raise UnavailableError(f"{exc}. Credit note {number} is issued for {invoice_number}; store its PDF with "
-                               f"`workbench documents --invoice {number}` once the FTP space is back",
-                               code=exc.code) from None
     return CreditNoteResult(number, invoice_number, reinvoice, documents)

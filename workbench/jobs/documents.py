@@ -6,6 +6,8 @@ Re-running after a failure renders and stores only the documents still missing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, bindparam, select, update
@@ -14,7 +16,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.documents import invoice_models, operator_identity, render_invoices
-from workbench.errors import InputError, WorkbenchError
+from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.reads.runs import run_row
 from workbench.storage import Storage, invoice_path
 
@@ -75,6 +77,18 @@ def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int]
                 document=bindparam("d")), links)
     return report
 
+
+
+@contextmanager
+def storing_issued(issued: str, command: str) -> Iterator[None]:
+    """Storing the PDFs of documents already issued: a failure inside raises an
+    :class:`~workbench.errors.UnavailableError` that says what is issued (``issued``) and which
+    ``command`` stores the PDFs once the FTP space is back (nothing issued is taken back)."""
+    try:
+        yield
+    except WorkbenchError as exc:
+        raise UnavailableError(f"{exc}. {issued}; store {command} once the FTP space is back",
+                               code=exc.code) from None
 
 
 def publish_invoices(engine: Engine, settings: Settings, numbers: list[str],

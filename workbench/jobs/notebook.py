@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from workbench.config import Settings, environment
-from workbench.errors import InputError, RefusedError
+from workbench.errors import RefusedError
+from workbench.jobs.production import run_number
 from workbench.period import Period
 from workbench.storage import Storage
 
@@ -45,12 +46,7 @@ def run_production_notebook(run_id: int, period: str, deliver: bool, settings: S
     and its error is in the message)."""
     import papermill
 
-    try:
-        run_id = int(run_id)
-    except (TypeError, ValueError):
-        raise InputError(f"run {run_id!r} is not a run number", source="parameter run_id",
-                         code="bad_parameter") from None
-    period = str(Period.parse(period))
+    run_id, period = run_number(run_id), str(Period.parse(period))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = output or Path(settings.output_dir) / "runs" / f"production-{period}-run{run_id}-{stamp}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)

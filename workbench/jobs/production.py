@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from workbench.billing import RunSummary
 from workbench.billing import production as issue_run
 from workbench.config import Settings
-from workbench.errors import InputError, UnavailableError, WorkbenchError
+from workbench.errors import InputError, UnavailableError
 from workbench.jobs.delivery import DeliveryResult, deliver
-from workbench.jobs.documents import PublishReport, publish_documents
+from workbench.jobs.documents import PublishReport, publish_documents, storing_issued
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
@@ -79,23 +79,25 @@ def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | Non
     summary = issue_run(engine, run_id, settings, now or utc_now())
     if not summary.run_id:
         return Promotion(summary, None)
-    try:
+    with storing_issued("The invoices are issued", f"their PDFs with `workbench documents --run {summary.run_id}`"):
         documents = publish_documents(engine, settings, run_id=summary.run_id)
-    except WorkbenchError as exc:
-        raise UnavailableError(f"{exc}. The invoices are issued; store their PDFs with `workbench documents --run "
-                               f"{summary.run_id}` once the FTP space is back", code=exc.code) from None
     return Promotion(summary, documents)
+
+
+def run_number(run_id) -> int:
+    """The production job's ``run_id`` parameter as a run number; else
+    :class:`~workbench.errors.InputError` (checked before it is used anywhere, a path included)."""
+    try:
+        return int(run_id)
+    except (TypeError, ValueError):
+        raise InputError(f"run_id must be the number of a pre-production run, not {run_id!r}",
+                         source="parameter run_id", code="bad_parameter") from None
 
 
 def check_parameters(engine: Engine, run_id, period) -> tuple[int, str]:
     """The production job's parameters, checked: ``run_id`` is a pre-production run of
     ``period``; else :class:`~workbench.errors.InputError` saying what is wrong."""
-    try:
-        run_id = int(run_id)
-    except (TypeError, ValueError):
-        raise InputError(f"run_id must be the number of a pre-production run, not {run_id!r}",
-                         source="parameter run_id", code="bad_parameter") from None
-    period = str(Period.parse(str(period)))
+    run_id, period = run_number(run_id), str(Period.parse(str(period)))
     with engine.connect() as connection:
         run = run_row(connection, run_id)
     if run["kind"] != "preprod":
