@@ -475,7 +475,7 @@ CHANGES = {
     # part named (C1 is issued first, so 4 of the 7 calls are billed and out of the run's inputs),
     # then C4's or C2's invoice once billed again: (account, incl., credit applied, net)
     # more calls: C4 4500 + 6 = 4506, VAT 901.2 -> 901, incl. 5407, all paid by its credit
-    "rated calls (3 rows reviewed, 4 now)": (_more_calls, ("C4", 5407, 5407, 0)),
+    "calls (7 rows reviewed, 8 now); rated calls (3 rows reviewed, 4 now)": (_more_calls, ("C4", 5407, 5407, 0)),
     # C4 takes 4 lines: 6000, VAT 1200, incl. 7200, credit 100.00 covers it
     "subscriptions (5 rows reviewed, 5 now)": (_more_lines, ("C4", 7200, 7200, 0)),
     # 10.00 of credit for C2 (credits are summed by customer: C1 (0 left) and C4, then C2 too)
@@ -861,7 +861,7 @@ def _money_cell(cell) -> None:
 
 def test_excel_control_report(october, tmp_path):
     run, book, sheet, header = _report(october, tmp_path / "out" / "report.xlsx")
-    assert book.sheetnames == ["Invoices", "Summary", "By zone", "Anomalies", "Lines"]
+    assert book.sheetnames == ["Invoices", "Summary", "By zone", "Anomalies", "Lines", "Period balance"]
     assert header[:10] == REQUIRED_COLUMNS
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref is not None and sheet.auto_filter.ref.startswith("A1:")

@@ -86,6 +86,9 @@ def _print_publish(report: jobs.PublishReport, what: str, settings: Settings) ->
 
 def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> None:
     run = result.run
+    for rating in result.rated_first:
+        print(f"   calls loaded but not rated: {rating.period} rated first")
+        _print_rating(rating)
     numbers = f" ({run.numbers[0]} to {run.numbers[1]})" if run.numbers else ""
     print(f"   pre-production run {run.run_id} for {run.period}: {run.invoices} draft invoices{numbers}, total "
           f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
@@ -118,12 +121,15 @@ def _print_promotion(promotion: jobs.Promotion, settings: Settings) -> None:
               f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
     else:
         print("   " + (run.message or f"nothing issued for {run.period}"))
+    if promotion.balance is not None and not promotion.balance.closed:
+        print(f"   period balance does not close, issued with the note kept with run {run.run_id}")
     if promotion.documents is not None:
         _print_publish(promotion.documents, f"run {run.run_id}", settings)
 
 
 def cmd_production(args, settings: Settings) -> None:
-    _print_promotion(jobs.promote(jobs.open_database(settings), settings, args.run), settings)
+    _print_promotion(jobs.promote(jobs.open_database(settings), settings, args.run,
+                                  balance_note=args.balance_note), settings)
 
 
 def cmd_runs(args, settings: Settings) -> None:
@@ -191,7 +197,8 @@ def cmd_production_notebook(args, settings: Settings) -> None:
     config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
                                                                     else None)
     path = jobs.run_production_notebook(args.run, args.period, not args.no_deliver, settings,
-                                        config_file=str(Path(config).resolve()) if config else None)
+                                        config_file=str(Path(config).resolve()) if config else None,
+                                        balance_note=args.balance_note)
     print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
 
 
@@ -272,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("production", help="issue the invoices of a reviewed pre-production run")
     p.add_argument("--run", type=int, required=True)
+    p.add_argument("--balance-note", default="", metavar="TEXT",
+                   help="issue a run whose period balance does not close, saying why (kept with the run)")
     p.set_defaults(func=cmd_production)
 
     p = sub.add_parser("production-notebook",
@@ -279,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=int, required=True, help="the pre-production run to promote")
     p.add_argument("--period", required=True, help="YYYY-MM, checked against the run")
     p.add_argument("--no-deliver", action="store_true", help="do not email the invoices")
+    p.add_argument("--balance-note", default="", metavar="TEXT",
+                   help="issue a run whose period balance does not close, saying why (kept with the run)")
     p.set_defaults(func=cmd_production_notebook)
 
     p = sub.add_parser("documents", help="render and store the PDFs of a run that are not stored yet")

@@ -101,6 +101,7 @@ def load_cdr_file(
                 + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
                 + " UTC",
                 "raw": parsed.records.set_index("line_no").loc[bad["line_no"], "raw"].to_numpy(),
+                "start_utc": bad["start_utc"].to_numpy(),
             })])
             cand = cand[~unknown]
         stored = _stored_duplicates(connection, cand)
@@ -112,6 +113,7 @@ def load_cdr_file(
                 "reason": "duplicate",
                 "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
                 "raw": parsed.records.set_index("line_no").loc[bad["line_no"], "raw"].to_numpy(),
+                "start_utc": bad["start_utc"].to_numpy(),
             })])
             cand = cand[~dup]
         file_id = connection.execute(
@@ -125,7 +127,11 @@ def load_cdr_file(
         ]
         insert_frame(connection, "cdrs", calls)
         rejects = rejects.sort_values("line_no").assign(file_id=file_id)
-        insert_frame(connection, "cdr_rejects", rejects[["file_id", "line_no", "reason", "message", "raw"]])
+        if "start_utc" not in rejects:
+            rejects["start_utc"] = pd.NaT
+        rejects["start_utc"] = pd.to_datetime(rejects["start_utc"])
+        insert_frame(connection, "cdr_rejects",
+                     rejects[["file_id", "line_no", "reason", "message", "raw", "start_utc"]])
     by_reason = rejects["reason"].value_counts().sort_index()
     return LoadReport(
         str(path), "loaded", parsed.format, len(parsed.records), len(cand), len(rejects),

@@ -30,13 +30,27 @@ def default_dates(period: Period, settings: Settings) -> tuple[date, date]:
     return invoice_date, invoice_date + timedelta(days=int(settings.payment_days))
 
 
+#: the settings that change what a run bills: the VAT rate of calls, and the operator's time zone
+#: (which period and time band a call falls in)
+AMOUNT_SETTINGS = ("consumption_vat_rate", "timezone")
+
+
 def input_frames(connection: Connection, period: Period, customers: pd.DataFrame,
-            selection: str) -> dict[str, pd.DataFrame]:
-    """The raw input rows of a run (also what its fingerprint is made of)."""
+                 selection: str, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
+    """The raw input rows of a run (also what its fingerprint is made of).
+
+    ``rated_calls`` holds the selected customers' unbilled ratings of ``period`` **and of the
+    periods before it** (calls that arrived after their period was invoiced, or whose period was
+    never invoiced for the customer): a run bills them once, as late calls. ``calls`` is every
+    call stored for ``period`` (rated or not: a call loaded after the review changes it)."""
     read = read_frame
+    settings = settings or Settings()
     frames = {"customers": customers.drop(columns=["has_mandate"])}
-    frames["mandates"] = read(connection, select(s.Mandate.customer_id, s.Mandate.reference, s.Mandate.status)
-                              .where(of_selection(s.Mandate.customer_id, selection)).order_by(s.Mandate.id))
+    frames["settings"] = pd.DataFrame({"setting": list(AMOUNT_SETTINGS),
+                                       "value": [str(getattr(settings, n)) for n in AMOUNT_SETTINGS]})
+    frames["mandates"] = read(connection, select(
+        s.Mandate.customer_id, s.Mandate.reference, s.Mandate.status, s.Mandate.iban, s.Mandate.bic)
+        .where(of_selection(s.Mandate.customer_id, selection)).order_by(s.Mandate.id))
     frames["products"] = read(connection, select(
         s.Product.id.label("product_id"), s.Product.code, s.Product.name, s.Product.kind, s.Product.category,
         s.Product.price_cents, s.Product.vat_rate).order_by(s.Product.id))
@@ -50,14 +64,18 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
         s.OneOffCharge.description,
     ).where(of_selection(s.OneOffCharge.customer_id, selection), s.OneOffCharge.invoice_id.is_(None),
             s.OneOffCharge.charge_date < period.end).order_by(s.OneOffCharge.id))
-    # the period's unbilled ratings are read once: kept whole for the fingerprint, summed for the invoices
+    # the unbilled ratings (of the period, and late ones of earlier periods) are read once: kept
+    # whole for the fingerprint, summed for the invoices
     rated = read(connection, select(
-        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.duration_s,
-        s.RatedCall.price_units, s.RatedCall.allowance_s,
-    ).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None),
+        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.period, s.RatedCall.zone_code,
+        s.RatedCall.duration_s, s.RatedCall.price_units, s.RatedCall.allowance_s,
+    ).where(s.RatedCall.period <= str(period), s.RatedCall.invoice_id.is_(None),
             of_selection(s.RatedCall.customer_id, selection)).order_by(s.RatedCall.cdr_id))
     frames["rated_calls"] = rated
-    calls = rated.groupby(["customer_id", "zone_code"], as_index=False, sort=True).agg(
+    lo, hi = period.utc_bounds(settings.timezone)
+    frames["calls"] = read(connection, select(s.Cdr.id, s.Cdr.duration_s)
+                           .where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).order_by(s.Cdr.id))
+    calls = rated.groupby(["customer_id", "zone_code", "period"], as_index=False, sort=True).agg(
         calls=("cdr_id", "size"), seconds=("duration_s", "sum"), amount_units=("price_units", "sum"))
     zones = read(connection, select(s.Zone.plan_id, s.Zone.code.label("zone_code"), s.Zone.name.label("zone_name")))
     plan_of = customers.set_index("customer_id")["rate_plan_id"]
@@ -96,8 +114,8 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
     return frames
 
 
-FINGERPRINT_PARTS = ["customers", "mandates", "products", "subscriptions", "one_offs", "rated_calls", "credits",
-                     "previous", "rate_plans"]
+FINGERPRINT_PARTS = ["settings", "customers", "mandates", "products", "subscriptions", "one_offs", "calls",
+                     "rated_calls", "credits", "previous", "rate_plans"]
 
 
 def _digest(frame: pd.DataFrame) -> str:
@@ -108,9 +126,20 @@ def _digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.tobytes() + "|".join(frame.columns).encode()).hexdigest()[:16]
 
 
+def _short_hash(*values) -> str:
+    return hashlib.sha256("|".join("" if v is None else str(v) for v in values).encode()).hexdigest()[:12]
+
+
 def fingerprint(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
-    """A hash and a row count of each input part of a run."""
-    return {part: {"hash": _digest(frames[part]), "rows": len(frames[part])} for part in FINGERPRINT_PARTS}
+    """A hash and a row count of each input part of a run; with, so that a refusal can name them,
+    the values of the settings that change amounts and a hash of each mandate's bank account
+    (never the IBAN itself)."""
+    out = {part: {"hash": _digest(frames[part]), "rows": len(frames[part])} for part in FINGERPRINT_PARTS}
+    out["settings"]["values"] = dict(zip(frames["settings"]["setting"], frames["settings"]["value"], strict=True))
+    mandates = frames["mandates"]
+    out["mandates"]["accounts"] = {str(r): _short_hash(i, b) for r, i, b in zip(
+        mandates["reference"], mandates["iban"], mandates["bic"], strict=True)}
+    return out
 
 
 def billing_inputs(frames: dict[str, pd.DataFrame], customers: pd.DataFrame) -> BillingInputs:
@@ -124,7 +153,7 @@ def billing_inputs(frames: dict[str, pd.DataFrame], customers: pd.DataFrame) -> 
 def build_run(connection: Connection, options: RunOptions, settings: Settings):
     period = Period.parse(options.period)
     customers = selected_customers(connection, options.customers)
-    frames = input_frames(connection, period, customers, parse_customers(options.customers))
+    frames = input_frames(connection, period, customers, parse_customers(options.customers), settings)
     built = build_invoices(billing_inputs(frames, customers), BillingOptions(
         period, options.invoice_date, options.due_date, options.advance,
         Decimal(settings.consumption_vat_rate)))
@@ -132,10 +161,24 @@ def build_run(connection: Connection, options: RunOptions, settings: Settings):
 
 
 def fingerprint_changes(reviewed: dict, now: dict) -> list[str]:
+    """What changed between the fingerprint a run was reviewed on and the inputs now, for people:
+    each part with its row counts; a setting by name with both values; a mandate whose bank
+    account (IBAN or BIC) changed by its reference."""
     out = []
     for part in FINGERPRINT_PARTS:
         before, after = reviewed.get(part, {}), now[part]
-        if before.get("hash") != after["hash"]:
-            out.append(f"{part.replace('_', ' ')} ({before.get('rows', '?')} rows reviewed, {after['rows']} now)")
+        if before.get("hash") == after["hash"]:
+            continue
+        if part == "settings" and "values" in before:
+            out.extend(f"setting {name} ({before['values'].get(name, '?')!s} reviewed, {value} now)"
+                       for name, value in after["values"].items() if before["values"].get(name) != value)
+            continue
+        text = f"{part.replace('_', ' ')} ({before.get('rows', '?')} rows reviewed, {after['rows']} now)"
+        if part == "mandates" and "accounts" in before:
+            moved = sorted(r for r, h in after["accounts"].items() if r in before["accounts"]
+                           and before["accounts"][r] != h)
+            if moved:
+                text += f"; the bank account (IBAN/BIC) of mandate {', '.join(moved)} changed"
+        out.append(text)
     return out
 

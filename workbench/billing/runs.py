@@ -119,7 +119,7 @@ def delete_run(engine: Engine, run_id: int) -> int:
 
 
 def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
-               created_by: str | None = None) -> RunSummary:
+               created_by: str | None = None, balance_note: str | None = None) -> RunSummary:
     """Issue the invoices of the reviewed pre-production run ``run_id`` (see module docstring)."""
     with engine.begin() as connection:
         run = run_row(connection, run_id)
@@ -148,7 +148,8 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
                         built.vat[~built.vat["customer_id"].isin(issued_before)])
         prod_id = connection.execute(insert(s.BillingRun).values(
             kind="production", period=run["period"], invoice_date=options.invoice_date, due_date=options.due_date,
-            options=run["options"], fingerprint=run["fingerprint"], created_by=created_by or getpass.getuser(),
+            options=_with_note(run["options"], balance_note), fingerprint=run["fingerprint"],
+            created_by=created_by or getpass.getuser(),
             created_at=now, source_run_id=run_id, status="done",
         ).returning(s.BillingRun.id)).scalar_one()
         numbers = take_numbers(connection, INVOICE_SERIES, options.invoice_date.year, len(todo.invoices))
@@ -165,6 +166,13 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
                       (numbers[0], numbers[-1]) if numbers else None)
 
 
+def _with_note(options: str, balance_note: str | None) -> str:
+    """A run's options, with the note that explains a period balance that did not close."""
+    if not balance_note:
+        return options
+    return json.dumps({**json.loads(options), "balance_note": balance_note.strip()})
+
+
 def lock_invoices(connection: Connection) -> None:
     """Serialise what issues documents: a production run and a credit note wait for each other,
     so a credit note that reopens a period is never half seen by a production of that period."""
@@ -174,9 +182,11 @@ def lock_invoices(connection: Connection) -> None:
 def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict[int, int], day: date) -> None:
     if not ids:
         return
+    # the calls the invoices bill: those the run read (its fingerprint was checked in this
+    # transaction), the period's and the late ones of earlier periods
     connection.execute(
         update(s.RatedCall).where(and_(
-            s.RatedCall.customer_id == bindparam("c"), s.RatedCall.period == period, s.RatedCall.invoice_id.is_(None)))
+            s.RatedCall.customer_id == bindparam("c"), s.RatedCall.period <= period, s.RatedCall.invoice_id.is_(None)))
         .values(invoice_id=bindparam("i")), [{"c": c, "i": i} for c, i in ids.items()])
     one_offs = built.items.dropna(subset=["one_off_id"])
     if len(one_offs):

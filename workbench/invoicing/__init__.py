@@ -4,8 +4,9 @@ Pure functions over frames (no database, no clock). Money is integer cents (``_c
 frames, ``Decimal`` at the edges. The rounding points, in order:
 
 1. a call's price is rounded once, to 1/10,000 (rating);
-2. a consumption line (a customer's calls to one zone) is the sum of its calls' prices, rounded
-   half up to the cent;
+2. a consumption line (a customer's calls to one zone, of one call period: calls received after
+   their period was invoiced are billed on the next invoice as lines of their own, labelled
+   with their period) is the sum of its calls' prices, rounded half up to the cent;
 3. a prorated line is ``quantity x unit price x active days / days in the month``, rounded half
    up to the cent; a recurring or one-off line is ``quantity x unit price``, exact;
 4. VAT is computed per invoice and VAT rate, on the sum of that rate's lines, rounded half up to

@@ -73,8 +73,9 @@ class BillingInputs:
       empty = open), price_override_cents;
     * ``one_offs``: unbilled one-off charges: one_off_id, customer_id, product_id, charge_date,
       quantity, price_override_cents, description;
-    * ``consumption``: unbilled rated calls of the period summed by customer and zone:
-      customer_id, zone_code, zone_name, calls, seconds, amount_units;
+    * ``consumption``: unbilled rated calls summed by customer, zone and call period: customer_id,
+      zone_code, zone_name, period (``YYYY-MM``; earlier than the billed period for late calls;
+      absent = the billed period), calls, seconds, amount_units;
     * ``credits``: customer_id, available_cents (account credit not yet applied);
     * ``previous``: customer_id, previous_amount_cents (the latest production invoice's total).
     """
@@ -200,15 +201,36 @@ def _one_off_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFra
     })
 
 
+#: how a line of late calls is labelled, by the customer's language
+LATE_LABELS = {"fr": "{zone} - appels de {period} reçus en retard", "en": "{zone} - calls of {period} received late"}
+
+
 def _consumption_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFrame:
+    """One line per customer, zone and call period: the period's calls, and, as lines of their
+    own labelled with their period (:data:`LATE_LABELS`), calls of earlier periods not billed yet
+    (received after their period was invoiced). Each line is rounded once, half up to the cent."""
     calls = inputs.consumption
     if len(calls) == 0:
         return _empty(ITEM_COLUMNS)
-    calls = calls.sort_values(["customer_id", "zone_code"])
+    if "period" not in calls:
+        calls = calls.assign(period=str(options.period))
+    calls = calls.sort_values(["customer_id", "period", "zone_code"])
+    periods = calls["period"].astype(str)
+    late = (periods != str(options.period)).to_numpy()
+    zone = calls["zone_name"].fillna(calls["zone_code"]).astype(str)
+    if late.any():
+        language = calls["customer_id"].map(
+            inputs.customers.set_index("customer_id")["language"] if "language" in inputs.customers
+            else pd.Series(dtype=object)).fillna("en")
+        label = [LATE_LABELS.get(lang, LATE_LABELS["en"]).format(zone=z, period=p)
+                 for z, p, lang in zip(zone[late], periods[late], language[late], strict=True)]
+        zone = zone.to_numpy(dtype=object)
+        zone[late] = label
+    starts = [Period.parse(p) for p in periods]
     return pd.DataFrame({
         "customer_id": calls["customer_id"].to_numpy(np.int64),
         "type": "consumption",
-        "description": calls["zone_name"].fillna(calls["zone_code"]).astype(str).to_numpy(),
+        "description": np.asarray(zone, dtype=object),
         "product_code": None,
         "zone_code": calls["zone_code"].astype(str).to_numpy(),
         "quantity": (calls["seconds"].astype(np.int64).map(lambda s: str((Decimal(int(s)) / 60).quantize(
@@ -216,8 +238,8 @@ def _consumption_items(inputs: BillingInputs, options: BillingOptions) -> pd.Dat
         "unit_price_cents": None,
         "amount_cents": round_half_up(calls["amount_units"].to_numpy(np.int64), _UNITS_PER_CENT),
         "vat_rate": options.consumption_vat_rate,
-        "period_from": options.period.start,
-        "period_to": options.period.end - timedelta(days=1),
+        "period_from": [p.start for p in starts],
+        "period_to": [p.end - timedelta(days=1) for p in starts],
         "calls": calls["calls"].to_numpy(np.int64),
         "seconds": calls["seconds"].to_numpy(np.int64),
         "one_off_id": None,

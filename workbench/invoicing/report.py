@@ -51,8 +51,18 @@ class AnomalyRules:
     minimum_cents: int = 2000
 
 
+def _late_lines(items: pd.DataFrame, period: str | None) -> pd.Series:
+    """Which items bill late calls: consumption lines of a period before ``period``."""
+    if period is None or items.empty:
+        return pd.Series(False, index=items.index)
+    start = pd.Timestamp(f"{period}-01")
+    return (items["type"] == "consumption") & (pd.to_datetime(items["period_from"]) < start)
+
+
 def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFrame,
-               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules) -> pd.DataFrame:
+               unrated: pd.DataFrame, rejected: pd.DataFrame, rules: AnomalyRules,
+               period: str | None = None, never_rated: pd.DataFrame | None = None,
+               unbalanced: list[str] | None = None) -> pd.DataFrame:
     """The run's anomalies as data problems (``source`` the invoice, or ``rating`` and the CDR file
     for calls not rated and records rejected; ``key`` the account number; ``code`` the kind),
     shown as every problem is (:func:`~workbench.errors.problems_table`), with the customer's name
@@ -94,8 +104,23 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
         for inv in invoices[invoices["customer_id"].isin(issued)].itertuples(index=False):
             add("already_invoiced", inv.number, inv.account_number, inv.name,
                 "the period is already invoiced for this customer: production will skip it")
+    late = items[_late_lines(items, period)]
+    for customer_id, group in late.groupby("customer_id"):
+        inv = named.loc[customer_id]
+        periods = ", ".join(sorted({str(p)[:7] for p in group["period_from"]}))
+        add("late_calls", inv["number"], inv["account_number"], inv["name"],
+            f"{int(group['calls'].sum())} calls of {periods} received late, billed on this invoice: "
+            f"{format_money(int(group['amount_cents'].sum()))} excl. VAT")
     for r in unrated.itertuples(index=False):
         add(str(r.reason), "rating", None, "", f"{r.calls} calls not rated: {r.reason}")
+    if never_rated is not None:
+        for r in never_rated.itertuples(index=False):
+            add("unrated_calls", f"rating {r.period}", None, "",
+                f"{r.calls} calls of {r.period} loaded but never rated: not billed by this run "
+                f"(rate them with `workbench rate --period {r.period}`, then run the billing again)")
+    for text in unbalanced or []:
+        add("balance_not_closed", "period balance", None, "", text + ": production refuses the run until it is "
+            "explained")
     for r in rejected.itertuples(index=False):
         add(str(r.reason), str(r.file), None, "", f"{r.records} records rejected: {r.reason}")
     return problems_table(problems).assign(**{"Customer name": names})
@@ -108,9 +133,19 @@ def control_report(
     unrated: pd.DataFrame | None = None,
     rejected: pd.DataFrame | None = None,
     rules: AnomalyRules | None = None,
+    period: str | None = None,
+    never_rated: pd.DataFrame | None = None,
+    balance: pd.DataFrame | None = None,
+    unbalanced: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The control report's sheets: ``Invoices`` (``REPORT_COLUMNS`` first), ``Summary`` (by item
-    type), ``By zone``, ``Anomalies``, ``Lines``.
+    type), ``By zone``, ``Anomalies``, ``Lines``, and ``Period balance`` when ``balance`` is given.
+
+    ``period`` (``YYYY-MM``): the billed period; consumption lines of earlier periods are late
+    calls (``Late calls`` and ``Late calls amount`` columns, a ``late_calls`` anomaly).
+    ``never_rated``: period, calls (calls loaded but never rated, an ``unrated_calls`` anomaly);
+    ``balance``: the period balance's lines; ``unbalanced``: its sections that do not close, each
+    a ``balance_not_closed`` anomaly.
 
     ``invoices``: the invoice rows with ``number`` (and :data:`~workbench.invoicing.build.INVOICE_COLUMNS`);
     ``items`` with ``number``; ``customers``: customer_id, account_number, name, payment_method,
@@ -131,6 +166,11 @@ def control_report(
     sheet["Account credit applied"] = _euros(invoices["credit_applied_cents"])
     sheet["Calls"] = invoices["calls"].astype(np.int64)
     sheet["Minutes"] = (invoices["seconds"].astype(np.int64) + 59) // 60
+    late = items[_late_lines(items, period)]
+    late_calls = late.groupby("customer_id")["calls"].sum()
+    late_cents = late.groupby("customer_id")["amount_cents"].sum()
+    sheet["Late calls"] = invoices["customer_id"].map(late_calls).fillna(0).astype(np.int64).to_numpy()
+    sheet["Late calls amount"] = _euros(invoices["customer_id"].map(late_cents).fillna(0).astype(np.int64)).to_numpy()
     if len(customers):
         extra = customers.set_index("customer_id")
         for column, label in (("billing_group", "Billing group"), ("payment_method", "Payment method")):
@@ -170,8 +210,10 @@ def control_report(
         "Invoices": sheet,
         "Summary": summary_sheet,
         "By zone": zone_sheet,
-        "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules()),
+        "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules(), period,
+                                never_rated, unbalanced),
         "Lines": line_sheet.reset_index(drop=True),
+        **({"Period balance": balance.reset_index(drop=True)} if balance is not None else {}),
     }
 
 

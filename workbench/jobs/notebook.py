@@ -38,7 +38,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_production_notebook(run_id: int, period: str, deliver: bool, settings: Settings,
-                            output: Path | None = None, config_file: str | None = None) -> Path:
+                            output: Path | None = None, config_file: str | None = None,
+                            balance_note: str = "") -> Path:
     """Execute the production notebook with papermill; returns the executed notebook's path.
 
     The parameters are checked before they are used in a path (:class:`~workbench.errors.InputError`);
@@ -61,7 +62,8 @@ def run_production_notebook(run_id: int, period: str, deliver: bool, settings: S
         with _environment(values):
             papermill.execute_notebook(
                 str(NOTEBOOK), str(output), cwd=str(NOTEBOOK.parent), progress_bar=False,
-                parameters={"run_id": run_id, "period": period, "deliver": deliver},
+                parameters={"run_id": run_id, "period": period, "deliver": deliver,
+                            "balance_note": str(balance_note or "")},
             )
     except papermill.PapermillExecutionError as exc:
         failure = f"{exc.ename}: {exc.evalue}"

@@ -20,8 +20,11 @@ from workbench.billing import preprod as store_preprod
 from workbench.config import Settings
 from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_documents
+from workbench.jobs.rating import rate
 from workbench.jobs.workspace import utc_now
 from workbench.period import Period
+from workbench.rated_calls import RatingSummary
+from workbench.reads import calls as stored_calls
 from workbench.reads.runs import RunOptions, run_report, run_row
 from workbench.reads.selection import parse_customers
 from workbench.reports.excel import write_control_report
@@ -39,11 +42,24 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class PreprodResult:
-    """A pre-production run: its summary, its control report, its draft PDFs (when asked for)."""
+    """A pre-production run: its summary, its control report, its draft PDFs (when asked for), and
+    the ratings it ran first for calls loaded but not rated (``rated_first``, oldest period first)."""
 
     run: RunSummary
     report: ReportFiles
     documents: PublishReport | None = None
+    rated_first: tuple[RatingSummary, ...] = ()
+
+
+def rate_unrated(engine: Engine, settings: Settings, period: Period | str,
+                 now: datetime | None = None) -> tuple[RatingSummary, ...]:
+    """Rate the periods (up to ``period``) that hold calls never rated (loaded after their
+    period's last rating, or whose rating failed and was rolled back), so that no run bills a
+    period as if those calls did not exist; the ratings run, oldest period first. Raises what
+    :func:`~workbench.jobs.rating.rate` raises (then nothing of that period's rating is stored)."""
+    with engine.connect() as connection:
+        pending = stored_calls.unrated_calls(connection, Period.parse(period), settings.timezone)
+    return tuple(rate(engine, settings, p, now) for p in pending["period"])
 
 
 def run_options(settings: Settings, period: str, invoice_date: date | str | None = None,
@@ -106,8 +122,13 @@ def preprod(engine: Engine, settings: Settings, options: RunOptions, now: dateti
             created_by: str | None = None) -> PreprodResult:
     """Run a pre-production billing (:func:`workbench.billing.runs.preprod`), write and store its
     control report, and render its draft PDFs when ``options.pdfs``. When the report or the PDFs
-    cannot be written or stored, the error says that the run is stored and how to finish it."""
-    summary = store_preprod(engine, options, settings, now or utc_now(), created_by)
+    cannot be written or stored, the error says that the run is stored and how to finish it.
+
+    Calls loaded but never rated (of the period, or late ones of earlier periods) are rated
+    first (:func:`rate_unrated`), so the drafts bill them."""
+    now = now or utc_now()
+    rated_first = rate_unrated(engine, settings, options.period, now)
+    summary = store_preprod(engine, options, settings, now, created_by)
     try:
         report = write_report(engine, settings, summary.run_id)
         documents = publish_documents(engine, settings, run_id=summary.run_id) if options.pdfs else None
@@ -115,4 +136,4 @@ def preprod(engine: Engine, settings: Settings, options: RunOptions, now: dateti
         raise type(exc)(f"{exc}. Pre-production run {summary.run_id} is stored ({summary.invoices} drafts); write its "
                         f"report again with `workbench report {summary.run_id}` (or its PDFs with `workbench documents "
                         f"--run {summary.run_id}`) once this is fixed", code=exc.code) from None
-    return PreprodResult(summary, report, documents)
+    return PreprodResult(summary, report, documents, rated_first)

@@ -18,14 +18,15 @@ from sqlalchemy import Engine
 from workbench.billing import RunSummary
 from workbench.billing import production as issue_run
 from workbench.config import Settings
-from workbench.errors import InputError, UnavailableError
+from workbench.errors import InputError, RefusedError, UnavailableError
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, publish_documents, storing_issued
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
 from workbench.period import Period
-from workbench.reads.runs import run_row
+from workbench.reads.balance import PeriodBalance, balance_anomalies
+from workbench.reads.runs import period_balance, run_row
 from workbench.storage import Storage
 
 
@@ -35,6 +36,7 @@ class Promotion:
 
     run: RunSummary
     documents: PublishReport | None
+    balance: PeriodBalance | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class ProductionResult:
                "invoices": run.invoices, "numbers": list(run.numbers) if run.numbers else [],
                "total": format_money(run.total_incl_cents), "net_payable": format_money(run.net_payable_cents),
                "skipped": run.skipped, "message": run.message}
+        balance = self.promotion.balance
+        if balance is not None:
+            out["period_balance"] = "closes" if balance.closed else "; ".join(balance_anomalies(balance))
         if documents is not None:
             out["pdfs_stored"] = len(documents.stored) + len(documents.already)
         if self.delivery is not None:
@@ -67,8 +72,23 @@ class ProductionResult:
         return out
 
 
-def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | None = None) -> Promotion:
-    """Issue the invoices of pre-production run ``run_id`` and store their PDFs.
+def check_balance(engine: Engine, settings: Settings, run_id: int, balance_note: str | None = None) -> PeriodBalance:
+    """The period balance of run ``run_id`` (:mod:`workbench.reads.balance`);
+    :class:`~workbench.errors.RefusedError` when it does not close and no ``balance_note``
+    explains why (the note is then kept with the production run)."""
+    balance = period_balance(engine, run_id, settings)
+    if not balance.closed and not (balance_note or "").strip():
+        raise RefusedError(f"run {run_id}: the period balance of {balance.period} does not close: "
+                           + "; ".join(balance_anomalies(balance)) + ". Find where the calls went (the report's "
+                           "'Period balance' sheet), or issue the run with a note that explains it "
+                           "(--balance-note TEXT)", code="balance_not_closed")
+    return balance
+
+
+def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | None = None,
+            balance_note: str | None = None) -> Promotion:
+    """Issue the invoices of pre-production run ``run_id`` and store their PDFs, once its period
+    balance closes (:func:`check_balance`; else refused, unless ``balance_note`` explains it).
 
     :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run or its
     inputs changed since the review, :class:`~workbench.errors.ConfigError` for a storage URL that
@@ -76,12 +96,14 @@ def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | Non
     cannot be stored after the invoices were issued (they stay issued: the message says how to
     store their PDFs once the FTP space is back)."""
     Storage(settings.storage_url)  # a storage URL that cannot be used stops here, before any number is taken
-    summary = issue_run(engine, run_id, settings, now or utc_now())
+    balance = check_balance(engine, settings, run_id, balance_note)
+    summary = issue_run(engine, run_id, settings, now or utc_now(),
+                        balance_note=None if balance.closed else balance_note)
     if not summary.run_id:
-        return Promotion(summary, None)
+        return Promotion(summary, None, balance)
     with storing_issued("The invoices are issued", f"their PDFs with `workbench documents --run {summary.run_id}`"):
         documents = publish_documents(engine, settings, run_id=summary.run_id)
-    return Promotion(summary, documents)
+    return Promotion(summary, documents, balance)
 
 
 def run_number(run_id) -> int:
@@ -110,7 +132,7 @@ def check_parameters(engine: Engine, run_id, period) -> tuple[int, str]:
 
 
 def production(engine: Engine, settings: Settings, run_id, period, deliver_invoices: bool = True,
-               now: datetime | None = None) -> ProductionResult:
+               now: datetime | None = None, balance_note: str | None = None) -> ProductionResult:
     """Run the whole production job for pre-production run ``run_id`` of ``period`` (see the
     module docstring). Raises :class:`~workbench.errors.InputError` for bad parameters,
     :class:`~workbench.errors.RefusedError` when the run cannot be issued and
@@ -118,7 +140,7 @@ def production(engine: Engine, settings: Settings, run_id, period, deliver_invoi
     sent (run the job again once the service is back)."""
     now = now or utc_now()
     run_id, period = check_parameters(engine, run_id, period)
-    promotion = promote(engine, settings, run_id, now)
+    promotion = promote(engine, settings, run_id, now, balance_note)
     result = ProductionResult(run_id, period, promotion)
     if not promotion.run.run_id:
         return result

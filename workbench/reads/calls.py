@@ -96,6 +96,21 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
 
 
 
+def unrated_calls(connection: Connection, period: Period, timezone: str) -> pd.DataFrame:
+    """The calls stored up to the end of ``period`` that were never rated: no rating and no rating
+    error (loaded after the last rating of their period, or a rating that failed), by period:
+    ``period`` (``YYYY-MM``, local to ``timezone``), ``calls``. Empty when every call is rated."""
+    _, hi = period.utc_bounds(timezone)
+    rated = select(s.RatedCall.cdr_id).where(s.RatedCall.cdr_id == s.Cdr.id).exists()
+    failed = select(s.RatingError.cdr_id).where(s.RatingError.cdr_id == s.Cdr.id).exists()
+    frame = read_frame(connection, select(s.Cdr.start_utc).where(s.Cdr.start_utc < hi, ~rated, ~failed))
+    if frame.empty:
+        return pd.DataFrame({"period": pd.Series(dtype=object), "calls": pd.Series(dtype="int64")})
+    local = (pd.to_datetime(frame["start_utc"]).dt.tz_localize("UTC").dt.tz_convert(timezone))
+    periods = local.dt.strftime("%Y-%m")
+    return periods.value_counts().sort_index().rename_axis("period").reset_index(name="calls")
+
+
 def rejects_frame(engine, reason: str | None = None, files: list[str] | None = None) -> pd.DataFrame:
     """Rejected CDR records as data problems (:data:`~workbench.errors.PROBLEM_COLUMNS`: ``source``
     the file, ``key`` the line number, ``code`` the reject reason, ``message``) with the record's

@@ -22,6 +22,8 @@ from workbench.invoicing import Invoices, compare_invoices
 from workbench.invoicing.build import item_totals
 from workbench.invoicing.report import control_report
 from workbench.period import Period
+from workbench.reads.balance import PeriodBalance, balance_anomalies, balance_of
+from workbench.reads.calls import unrated_calls
 from workbench.reads.selection import invoiced_customers, selected_customers
 
 
@@ -94,8 +96,21 @@ def run_invoices(connection: Connection, run_id: int) -> Invoices:
     return Invoices(invoices, items, vat)
 
 
+def period_balance(engine: Engine, run_id: int, settings: Settings | None = None) -> PeriodBalance:
+    """The period balance of run ``run_id`` (:mod:`workbench.reads.balance`);
+    :class:`~workbench.errors.InputError` for an unknown run."""
+    with engine.connect() as connection:
+        run = run_row(connection, run_id)
+        if run["kind"] == "production":  # a production run is balanced as the run it issued
+            run = run_row(connection, run["source_run_id"])
+        return balance_of(connection, run, options_of(run).customers, settings or Settings())
+
+
 def run_report(engine: Engine, run_id: int, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
-    """The control report of a stored run, as DataFrames (see :func:`~workbench.invoicing.control_report`)."""
+    """The control report of a stored run, as DataFrames (see :func:`~workbench.invoicing.control_report`),
+    with its ``Period balance`` sheet (:func:`period_balance`); calls never rated and a balance
+    that does not close are anomalies."""
+    settings = settings or Settings()
     with engine.connect() as connection:
         run = run_row(connection, run_id)
         options = options_of(run)
@@ -108,13 +123,17 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None) ->
         unrated = read_frame(connection, select(
             s.RatingError.reason, func.count().label("calls")).where(s.RatingError.period == str(period))
             .group_by(s.RatingError.reason).order_by(s.RatingError.reason))
-        lo, hi = period.utc_bounds((settings or Settings()).timezone)
+        never_rated = unrated_calls(connection, period, settings.timezone)
+        balance_run = run if run["kind"] == "preprod" else run_row(connection, run["source_run_id"])
+        balance = balance_of(connection, balance_run, options_of(balance_run).customers, settings)
+        lo, hi = period.utc_bounds(settings.timezone)
         files = select(s.Cdr.file_id).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).distinct()
         rejected = read_frame(connection, select(
             s.CdrFile.name.label("file"), s.CdrReject.reason, func.count().label("records"),
         ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id).where(s.CdrReject.file_id.in_(files))
             .group_by(s.CdrFile.name, s.CdrReject.reason).order_by(s.CdrFile.name, s.CdrReject.reason))
-    return control_report(stored.invoices, stored.items, customers, unrated, rejected)
+    return control_report(stored.invoices, stored.items, customers, unrated, rejected, period=str(period),
+                          never_rated=never_rated, balance=balance.lines, unbalanced=balance_anomalies(balance))
 
 
 def compare_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:

@@ -53,7 +53,9 @@ class Cdr(Base):
 
 
 class CdrReject(Base):
-    """A CDR record that was not accepted, with the reason."""
+    """A CDR record that was not accepted, with the reason; ``start_utc`` when the record's start
+    time could be read (a duplicate, an unknown line...), so that it counts in its period's
+    balance."""
 
     __tablename__ = "cdr_rejects"
     __table_args__ = (Index("ix_cdr_rejects_file_id", "file_id"),)
@@ -63,6 +65,7 @@ class CdrReject(Base):
     reason: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
+    start_utc: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class RatedCall(Base):

@@ -1,0 +1,266 @@
+"""Every call billed once, in the right period: calls never rated, late calls, what a run's
+fingerprint holds, and the period balance (SQLite and PostgreSQL).
+
+The operator and October's calls are those of ``test_billing`` (its module docstring has the
+hand calculation of each call and invoice); the amounts below are worked out from them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+from factories import BILLING_MANDATES, billing_reference_folder, native_cdrs
+from sqlalchemy import select
+from test_billing import (
+    CREDITS,
+    NOVEMBER,
+    NOW,
+    OCTOBER_CALLS,
+    OPTIONS,
+    TOTAL_INCL,
+    Scenario,
+    add_credit,
+    call_invoices,
+    frame,
+    load_october,
+    stored_invoices,
+)
+
+from workbench import jobs
+from workbench.billing import preprod, production
+from workbench.db import schema as s
+from workbench.errors import RefusedError
+from workbench.integration import load_cdr_file
+from workbench.rated_calls import rate_period
+from workbench.reads.runs import period_balance, run_report
+from workbench.reference import load_reference
+
+LATER = NOW.replace(day=20)
+
+
+def _load(scenario: Scenario, name: str, rows: list[list[str]]):
+    path = scenario.folder / name
+    path.write_bytes(native_cdrs(rows))
+    return load_cdr_file(scenario.engine, path, scenario.settings, LATER)
+
+
+def _balance(scenario: Scenario, run_id: int) -> dict[tuple[str, str], tuple]:
+    """The balance's lines by (section number, line): (calls, seconds or None, amount or None)."""
+    lines = period_balance(scenario.engine, run_id, scenario.settings).lines
+    return {(r["Section"][:1], r["Line"]): (int(r["Calls"]), None if pd.isna(r["Seconds"]) else int(r["Seconds"]),
+                                           r["Amount (EUR)"]) for _, r in lines.iterrows()}
+
+
+# ---------------------------------------------------------------------------- 1. calls never rated
+
+def test_preprod_rates_calls_loaded_but_not_rated(engine, settings, tmp_path):
+    """October's calls loaded, ``rate`` skipped: the pre-production job rates them first, so its
+    drafts carry them (the run totals of the hand-worked month, 300.34 EUR)."""
+    load_reference(engine, billing_reference_folder(tmp_path / "reference"))
+    path = tmp_path / "switch.csv"
+    path.write_bytes(native_cdrs(OCTOBER_CALLS))
+    load_cdr_file(engine, path, settings, NOW)
+    ids = {a: int(i) for a, i in frame(engine, select(s.Customer.account_number, s.Customer.id)).values}
+    for account, cents in CREDITS.items():
+        add_credit(engine, ids[account], cents)
+
+    result = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), now=NOW)
+    assert [(r.period, r.rated) for r in result.rated_first] == [("2026-10", 7)]
+    assert result.run.total_incl_cents == TOTAL_INCL  # 300.34 EUR, consumption included
+    # C1: 13 + 42 cents of calls
+    assert stored_invoices(engine, result.run.run_id).loc["C1", "consumption"] == 55
+
+
+@pytest.fixture
+def october(engine, settings, tmp_path) -> Scenario:
+    return load_october(engine, settings, tmp_path)
+
+
+def test_a_call_loaded_after_the_review_is_an_anomaly_and_blocks_production(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    # C4 W1 Tue 20 Oct 10:00 FIX peak 60 s: 60 x 600 / 60 = 600 units = 6 cents; loaded, not rated
+    assert _load(october, "more.csv", [["W1", "2026-10-20T10:00:00+02:00", "+33145000004", "+33155000000",
+                                        "60"]]).accepted == 1
+    anomalies = run_report(engine, run.run_id, settings)["Anomalies"]
+    unrated = anomalies[anomalies["Problem"] == "unrated_calls"]
+    assert unrated["Detail"].tolist() == [
+        "1 calls of 2026-10 loaded but never rated: not billed by this run (rate them with `workbench rate "
+        "--period 2026-10`, then run the billing again)"]
+    # the balance shows it as the line that moves: 1 call of 60 s never rated
+    assert _balance(october, run.run_id)[("2", "never rated (loaded after the last rating of the period)")][:2] == (
+        1, 60)
+    with pytest.raises(RefusedError, match=re.escape("calls (7 rows reviewed, 8 now)")):
+        production(engine, run.run_id, settings, LATER)
+    again = jobs.preprod(engine, settings, OPTIONS, now=LATER)
+    assert [r.period for r in again.rated_first] == ["2026-10"]
+    # C4: 4500 + 6 = 4506, VAT 901.2 -> 901, incl. 5407
+    assert stored_invoices(engine, again.run.run_id).loc["C4", "total_incl_cents"] == 5407
+
+
+# ---------------------------------------------------------------------------- 2. late calls
+
+def test_late_calls_are_billed_once_on_the_next_invoice(october):
+    engine, settings = october.engine, october.settings
+    jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    # a carrier's late file: C1 Tue 20 Oct 10:00 FIX peak 60 s = 600 units = 6 cents
+    _load(october, "late.csv", [["L1", "2026-10-20T10:00:00+02:00", "+33145000001", "+33155000000", "60"]])
+    rate_period(engine, "2026-10", settings, LATER)
+    assert call_invoices(engine)["L1"] is None
+
+    november = jobs.preprod(engine, settings, NOVEMBER, now=LATER)
+    items = frame(engine, select(s.InvoiceItem.__table__).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                  .where(s.Invoice.run_id == november.run.run_id, s.Invoice.customer_id == october.ids["C1"],
+                         s.InvoiceItem.type == "consumption"))
+    assert len(items) == 1
+    late = items.iloc[0]
+    # C1 is French: its late line says so in French, with the calls' own period
+    assert late["description"] == "France fixed - appels de 2026-10 reçus en retard"
+    assert (late["period_from"], late["period_to"]) == (date(2026, 10, 1), date(2026, 10, 31))
+    assert (int(late["calls"]), int(late["seconds"]), int(late["amount_cents"])) == (1, 60, 6)
+    # C1 in November: INSTALL 4900 + LINE 2 x 1990 + MOBMIN 500 + late calls 6 = 9386;
+    # VAT 1877.2 -> 1877; incl. 11263; its October credit is used up: net 11263
+    c1 = stored_invoices(engine, november.run.run_id).loc["C1"]
+    assert (int(c1["consumption"]), int(c1["total_excl_cents"]), int(c1["total_incl_cents"]),
+            int(c1["net_payable_cents"])) == (6, 9386, 11263, 11263)
+
+    report = run_report(engine, november.run.run_id, settings)
+    invoices = report["Invoices"].set_index("Account number")
+    assert (invoices.loc["C1", "Late calls"], invoices.loc["C1", "Late calls amount"]) == (1, Decimal("0.06"))
+    assert invoices.loc["C1", "Consumption amount"] == Decimal("0.06")
+    assert invoices.loc["C2", "Late calls"] == 0
+    late_rows = report["Anomalies"][report["Anomalies"]["Problem"] == "late_calls"]
+    assert late_rows["Line or key"].tolist() == ["C1"]
+    assert late_rows["Detail"].iloc[0].startswith("1 calls of 2026-10 received late, billed on this invoice: ")
+
+    # October's balance, before and after November's production: pending, then billed later
+    october_run = int(frame(engine, select(s.BillingRun.id).where(
+        s.BillingRun.period == "2026-10", s.BillingRun.kind == "preprod"))["id"].iloc[0])
+    pending = "pending: rated after this run (billed as late calls on the customer's next invoice)"
+    assert _balance(october, october_run)[("3", pending)] == (1, 60, Decimal("0.0600"))
+    jobs.promote(engine, settings, november.run.run_id, LATER)
+    assert call_invoices(engine)["L1"] is not None
+    balance = _balance(october, october_run)
+    assert balance[("3", "billed later, as late calls")] == (1, 60, Decimal("0.0600"))
+    assert ("3", pending) not in balance
+    # billed once: a new November run has no late line left for C1 (and C1 is invoiced already)
+    again = preprod(engine, replace(NOVEMBER, customers="accounts:C1"), settings, LATER)
+    assert stored_invoices(engine, again.run_id).loc["C1", "consumption"] == 0
+
+
+# ---------------------------------------------------------------------------- 15. settings and mandates
+
+def test_production_refuses_another_calls_vat_rate_naming_the_setting(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    with pytest.raises(RefusedError) as refused:
+        production(engine, run.run_id, replace(settings, consumption_vat_rate="10"), NOW)
+    assert "changed since: setting consumption_vat_rate (20 reviewed, 10 now)." in str(refused.value)
+    with pytest.raises(RefusedError, match=re.escape("setting timezone (Europe/Paris reviewed, Europe/London now)")):
+        production(engine, run.run_id, replace(settings, timezone="Europe/London"), NOW)
+    assert production(engine, run.run_id, settings, NOW).invoices == 4
+
+
+def test_production_refuses_a_mandate_whose_iban_changed_since_the_review(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    moved = [[*BILLING_MANDATES[0][:3], "FR14 2004 1010 0505 0001 3M02 606", "PSSTFRPPPAR", "active"]]
+    load_reference(engine, billing_reference_folder(october.folder / "mandates", only=["mandates"], mandates=moved))
+    with pytest.raises(RefusedError) as refused:
+        production(engine, run.run_id, settings, NOW)
+    assert "the bank account (IBAN/BIC) of mandate MANDATE-C1-01 changed" in str(refused.value)
+    assert "FR14" not in str(refused.value)  # the IBAN itself is not repeated
+
+
+# ---------------------------------------------------------------------------- 20. the period balance
+
+def test_the_period_balance_accounts_for_every_record(october):
+    """Every class of record and call present at once (hand-counted):
+
+    * file A (October's 7 calls, all accepted); C1's 4 calls billed by a first production;
+    * file B, 6 records: X1 again (duplicate), W1 (C4, 60 s FIX peak, 600 units), G1 (C2, 45 s to
+      Germany: no destination), S1 (C1, 30 September: another period), U1 (no customer's line),
+      M1 (duration ``abc``);
+    * file C, 1 record: N1 (C2, Mon 26 Oct 10:00 FIX peak 60 s), loaded after the rating;
+    * the run bills group A (C1, C2); C3 and C4 are in group B.
+    """
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, replace(OPTIONS, customers="accounts:C1"), settings, NOW).run_id,
+               settings, NOW)
+    b = _load(october, "switch-b.csv", [
+        ["X1", "2026-10-07T10:00:00+02:00", "+33145000001", "+33155000000", "125"],
+        ["W1", "2026-10-20T10:00:00+02:00", "+33145000004", "+33155000000", "60"],
+        ["G1", "2026-10-21T10:00:00+02:00", "+33145000002", "+4930123456", "45"],
+        ["S1", "2026-09-30T10:00:00+02:00", "+33145000001", "+33155000000", "60"],
+        ["U1", "2026-10-22T10:00:00+02:00", "+33199999999", "+33155000000", "30"],
+        ["M1", "2026-10-23T10:00:00+02:00", "+33145000002", "+33155000000", "abc"],
+    ])
+    assert (b.records, b.accepted, b.rejected) == (6, 3, 3)
+    rate_period(engine, "2026-10", settings, LATER)
+    _load(october, "switch-c.csv", [["N1", "2026-10-26T10:00:00+01:00", "+33145000002", "+33155000000", "60"]])
+    run = preprod(engine, replace(OPTIONS, customers="group:A"), settings, LATER)
+
+    got = _balance(october, run.run_id)
+    # 1. records: 7 + 6 + 1 = 14 = 3 rejected + 1 of September + 10 of October
+    assert got[("1", "records received in the files with records of 2026-10 (3 files)")][0] == 14
+    assert got[("1", "duplicates (already loaded)")][0] == 1
+    assert got[("1", "rejected: unknown_line")][0] == 1
+    assert got[("1", "rejected: bad_duration")][0] == 1
+    assert got[("1", "accepted: calls of other periods")][0] == 1
+    assert got[("1", "accepted: calls of 2026-10")][0] == 10
+    # 2. calls: 10 of 1170 + 60 + 45 + 60 = 1335 s = 8 rated (1230 s) + G1 (45 s) + N1 (60 s)
+    assert got[("2", "calls of 2026-10")][:2] == (10, 1335)
+    assert got[("2", "rated")][:2] == (8, 1230)
+    assert got[("2", "not rated: no_destination")][:2] == (1, 45)
+    assert got[("2", "never rated (loaded after the last rating of the period)")][:2] == (1, 60)
+    # 3. rated: 8 calls, 18150 + 600 = 18750 units = C1's 4 billed earlier (855 s, 5450) + C2's
+    # Y1 and Y2 in this run (190 s, 450 + 11000 = 11450) + C3's Z1 and C4's W1 not in group A
+    # (185 s, 1250 + 600 = 1850)
+    assert got[("3", "rated calls of 2026-10")] == (8, 1230, Decimal("1.8750"))
+    assert got[("3", "billed earlier")] == (4, 855, Decimal("0.5450"))
+    assert got[("3", f"billed in this run (run {run.run_id})")] == (2, 190, Decimal("1.1450"))
+    assert got[("3", "billed later, as late calls")] == (0, 0, Decimal("0.0000"))
+    assert got[("3", "pending: customer not in this run's selection")] == (2, 185, Decimal("0.1850"))
+    # 4. money: C2's lines 5 + 110 = 115 cents; rounding 11450 - 11500 = -50 units
+    assert got[("4", "consumption lines of 2026-10 on the run's invoices (2 lines)")] == (2, 190, Decimal("1.15"))
+    assert got[("4", "rounding of those lines to the cent")][2] == Decimal("-0.0050")
+    assert all(v[0] == 0 and (v[1] or 0) == 0 and (v[2] or 0) == 0 for k, v in got.items()
+               if k[1] == "difference (must be 0)")
+    assert period_balance(engine, run.run_id, settings).closed
+    sheet = run_report(engine, run.run_id, settings)["Period balance"]
+    assert len(sheet) == len(got)
+
+    # the same file loaded again under another name (one byte changed): the duplicates line moves
+    # (+4: X1, W1, G1 and S1 are stored calls), the rejects by their reasons (U1, M1), and the
+    # balance still closes
+    path = october.folder / "switch-b-again.csv"
+    path.write_bytes((october.folder / "switch-b.csv").read_bytes() + b"\n")
+    assert load_cdr_file(engine, path, settings, LATER).rejected == 6
+    again = _balance(october, run.run_id)
+    assert again[("1", "records received in the files with records of 2026-10 (4 files)")][0] == 20
+    assert again[("1", "duplicates (already loaded)")][0] == 1 + 4
+    assert again[("1", "rejected: unknown_line")][0] == 2
+    assert period_balance(engine, run.run_id, settings).closed
+
+
+def test_a_balance_that_does_not_close_blocks_production_until_explained(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    # a record lost after loading: the file says 7 records, 6 calls remain stored
+    with engine.begin() as connection:
+        connection.execute(s.RatedCall.__table__.delete().where(s.RatedCall.cdr_id == select(s.Cdr.id).where(
+            s.Cdr.switch_id == "Z1").scalar_subquery()))
+        connection.execute(s.Cdr.__table__.delete().where(s.Cdr.switch_id == "Z1"))
+    balance = period_balance(engine, run.run_id, settings)
+    assert balance.open_sections[0] == "1. CDR records"
+    anomalies = run_report(engine, run.run_id, settings)["Anomalies"]
+    assert "balance_not_closed" in set(anomalies["Problem"])
+    with pytest.raises(RefusedError, match="period balance of 2026-10 does not close: 1. CDR records does not "
+                                           "close: 1 calls"):
+        jobs.promote(engine, settings, run.run_id, NOW)
+    assert frame(engine, select(s.Invoice.id).where(s.Invoice.status == "issued")).empty

@@ -1,0 +1,242 @@
+"""The period balance of a billing run: from the switch's records to the invoices, nothing leaked.
+
+Revenue assurance reconciles each month from switch to invoice. A run's balance has three
+sections, each a list of lines (calls, seconds, amount) that must add up to its first line; a
+``difference`` line closes each section and must be zero:
+
+1. **Records**: the CDR records of the files that brought calls of the period (as counted when
+   each file was loaded) = rejected (by reason) + duplicates + calls of other periods + calls of
+   the period;
+2. **Calls of the period** = rated + not rated (by reason) + never rated;
+3. **Rated calls of the period** (amounts in 1/10,000 EUR, exact) = billed earlier + billed in
+   this run + billed later as late calls + pending (by why), and, in money, the calls billed in
+   this run = the consumption lines that bill them (rounded to the cent, once per line) + the
+   rounding of those lines, which is at most half a cent per line.
+
+A balance that does not close is an anomaly (``balance_not_closed``) that blocks production until
+explained (:func:`workbench.jobs.production.promote`'s ``balance_note``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, func, select
+
+from workbench.config import Settings
+from workbench.db import schema as s
+from workbench.db.frames import read_frame
+from workbench.money import CENT_SCALE, PRICE_SCALE, to_decimal
+from workbench.period import Period
+from workbench.reads.selection import invoiced_customers, selected_customers
+
+#: the columns of a balance frame
+BALANCE_COLUMNS = ["Section", "Line", "Calls", "Seconds", "Amount (EUR)"]
+DIFFERENCE = "difference (must be 0)"
+
+
+@dataclass(frozen=True)
+class PeriodBalance:
+    """A run's period balance: ``lines`` (:data:`BALANCE_COLUMNS`; ``Calls`` and ``Seconds`` int64,
+    ``Amount (EUR)`` exact ``Decimal`` or ``None``) and the sections that do not close."""
+
+    run_id: int
+    period: str
+    lines: pd.DataFrame
+    open_sections: tuple[str, ...]
+
+    @property
+    def closed(self) -> bool:
+        return not self.open_sections
+
+
+class _Lines:
+    def __init__(self):
+        self.rows: list[tuple] = []
+        self.open: list[str] = []
+
+    def add(self, section: str, line: str, calls: int, seconds: int | None = None, units: int | None = None,
+            cents: int | None = None) -> None:
+        amount = to_decimal(int(units), PRICE_SCALE) if units is not None else (
+            to_decimal(int(cents), CENT_SCALE) if cents is not None else None)
+        self.rows.append((section, line, int(calls), None if seconds is None else int(seconds), amount))
+
+    def close(self, section: str, total: tuple[int, ...], parts: list[tuple[int, ...]]) -> None:
+        """Add the ``difference`` line: ``total`` minus the sum of ``parts`` (calls, seconds[, units])."""
+        left = [t - sum(p[i] for p in parts) for i, t in enumerate(total)]
+        self.add(section, DIFFERENCE, *left)
+        if any(left):
+            self.open.append(section)
+
+
+def _int(value) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def balance_of(connection: Connection, run: dict, selection: str, settings: Settings) -> PeriodBalance:
+    """The period balance of a stored run (its ``billing_runs`` row; ``selection`` its customers)
+    (see the module docstring)."""
+    period = Period.parse(run["period"])
+    lines = _Lines()
+    _records(connection, period, settings.timezone, lines)
+    rated_count = _calls(connection, period, settings.timezone, lines)
+    _rated(connection, run, selection, period, rated_count, lines)
+    frame = pd.DataFrame(lines.rows, columns=BALANCE_COLUMNS)
+    frame["Calls"] = frame["Calls"].astype(np.int64)
+    frame["Seconds"] = pd.array(frame["Seconds"], dtype="Int64")
+    frame["Amount (EUR)"] = frame["Amount (EUR)"].astype(object)
+    return PeriodBalance(int(run["id"]), str(period), frame, tuple(lines.open))
+
+
+def _records(connection: Connection, period: Period, timezone: str, lines: _Lines) -> None:
+    section = "1. CDR records"
+    lo, hi = period.utc_bounds(timezone)
+    # the files holding calls of the period, or rejected records of it (a file loaded twice
+    # under another name brings duplicates only)
+    files = select(s.Cdr.file_id).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).union(
+        select(s.CdrReject.file_id).where(s.CdrReject.start_utc >= lo, s.CdrReject.start_utc < hi))
+    received = connection.execute(select(func.count(), func.coalesce(func.sum(s.CdrFile.records), 0))
+                                  .where(s.CdrFile.id.in_(files))).one()
+    files_text = f"{received[0]} file" + ("" if received[0] == 1 else "s")
+    lines.add(section, f"records received in the files with records of {period} ({files_text})",
+              received[1])
+    rejects = read_frame(connection, select(s.CdrReject.reason, func.count().label("records"))
+                         .where(s.CdrReject.file_id.in_(files)).group_by(s.CdrReject.reason)
+                         .order_by(s.CdrReject.reason))
+    parts = []
+    for reason, count in zip(rejects["reason"], rejects["records"], strict=True):
+        lines.add(section, "duplicates (already loaded)" if reason == "duplicate" else f"rejected: {reason}",
+                  _int(count))
+        parts.append((_int(count),))
+    of_files = select(func.count()).where(s.Cdr.file_id.in_(files))
+    all_calls = connection.execute(of_files).scalar_one()
+    own = connection.execute(of_files.where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi)).scalar_one()
+    counts = {False: all_calls - own, True: own}
+    lines.add(section, "accepted: calls of other periods", counts.get(False, 0))
+    lines.add(section, f"accepted: calls of {period}", counts.get(True, 0))
+    parts += [(counts.get(False, 0),), (counts.get(True, 0),)]
+    lines.close(section, (_int(received[1]),), parts)
+
+
+def _calls(connection: Connection, period: Period, timezone: str, lines: _Lines) -> int:
+    section = "2. Calls of the period"
+    lo, hi = period.utc_bounds(timezone)
+    calls = read_frame(connection, select(
+        s.Cdr.id, s.Cdr.duration_s, s.RatedCall.cdr_id.label("rated"), s.RatingError.reason,
+    ).outerjoin(s.RatedCall, s.RatedCall.cdr_id == s.Cdr.id).outerjoin(s.RatingError, s.RatingError.cdr_id == s.Cdr.id)
+        .where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi))
+    seconds = calls["duration_s"].astype(np.int64)
+    total = (len(calls), int(seconds.sum()))
+    lines.add(section, f"calls of {period}", *total)
+    rated = calls["rated"].notna()
+    parts = [(int(rated.sum()), int(seconds[rated].sum()))]
+    lines.add(section, "rated", *parts[0])
+    failed = calls[calls["reason"].notna()]
+    for reason, group in failed.groupby("reason"):
+        part = (len(group), int(group["duration_s"].astype(np.int64).sum()))
+        lines.add(section, f"not rated: {reason}", *part)
+        parts.append(part)
+    never = ~rated & calls["reason"].isna()
+    part = (int(never.sum()), int(seconds[never].sum()))
+    lines.add(section, "never rated (loaded after the last rating of the period)", *part)
+    parts.append(part)
+    lines.close(section, total, parts)
+    return parts[0][0]
+
+
+def _rated(connection: Connection, run: dict, selection: str, period: Period, rated_count: int,
+           lines: _Lines) -> None:
+    section = "3. Rated calls of the period"
+    production_id = connection.execute(select(s.BillingRun.id).where(
+        s.BillingRun.source_run_id == run["id"])).scalar() if run["kind"] == "preprod" else run["id"]
+    rated = read_frame(connection, select(
+        s.RatedCall.customer_id, s.RatedCall.duration_s, s.RatedCall.price_units, s.RatedCall.invoice_id,
+        s.Invoice.run_id, s.Invoice.period.label("invoice_period"),
+    ).outerjoin(s.Invoice, s.Invoice.id == s.RatedCall.invoice_id).where(s.RatedCall.period == str(period)))
+    for column in ("customer_id", "duration_s", "price_units"):
+        rated[column] = rated[column].astype(np.int64)
+    total = (len(rated), int(rated["duration_s"].sum()), int(rated["price_units"].sum()))
+    lines.add(section, f"rated calls of {period}", total[0], total[1], total[2])
+
+    billed_run = production_id or run["id"]
+    selected = set(selected_customers(connection, selection)["customer_id"].astype(int))
+    invoiced_elsewhere = invoiced_customers(connection, str(period)) - set(
+        connection.execute(select(s.Invoice.customer_id).where(s.Invoice.run_id == billed_run)).scalars())
+    # what the run's invoices bill of the period: its consumption lines of the period, by customer
+    billed_lines = read_frame(connection, select(
+        s.Invoice.customer_id, func.count().label("lines"), func.sum(s.InvoiceItem.calls).label("calls"),
+        func.sum(s.InvoiceItem.seconds).label("seconds"), func.sum(s.InvoiceItem.amount_cents).label("cents"),
+    ).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(
+        s.Invoice.run_id == billed_run, s.InvoiceItem.type == "consumption",
+        s.InvoiceItem.period_from == period.start).group_by(s.Invoice.customer_id))
+    billed_lines = billed_lines[~billed_lines["customer_id"].astype(int).isin(invoiced_elsewhere)]
+    on_invoice = set(billed_lines["customer_id"].astype(int))
+    draft_customers = set(connection.execute(select(s.Invoice.customer_id).where(
+        s.Invoice.run_id == billed_run)).scalars())
+
+    billed = rated["invoice_id"].notna()
+    run_ids = pd.to_numeric(rated["run_id"], errors="coerce")
+    if production_id:
+        this_run = billed & (run_ids == production_id)
+    else:
+        this_run = ~billed & rated["customer_id"].isin(on_invoice) & ~rated["customer_id"].isin(invoiced_elsewhere)
+    later = billed & ~this_run & (rated["invoice_period"].astype(object) > str(period))
+    earlier = billed & ~this_run & ~later
+    pending = ~billed & ~this_run
+    why = np.select(
+        [~rated["customer_id"].isin(selected), rated["customer_id"].isin(invoiced_elsewhere),
+         rated["customer_id"].isin(draft_customers)],
+        ["pending: customer not in this run's selection",
+         "pending: customer already invoiced for the period (billed as late calls on its next invoice)",
+         "pending: rated after this run (billed as late calls on the customer's next invoice)"],
+        "pending: the customer has no invoice in this run")
+
+    def part(mask) -> tuple[int, int, int]:
+        return int(mask.sum()), int(rated.loc[mask, "duration_s"].sum()), int(rated.loc[mask, "price_units"].sum())
+
+    parts = []
+    for label, mask in (("billed earlier", earlier), (f"billed in this run (run {billed_run})", this_run),
+                        ("billed later, as late calls", later)):
+        parts.append(part(mask))
+        lines.add(section, label, *parts[-1])
+    for label in sorted(set(why[pending.to_numpy()])):
+        mask = pending & (why == label)
+        parts.append(part(mask))
+        lines.add(section, label, *parts[-1])
+    lines.close(section, total, parts)
+    if total[0] != rated_count:
+        lines.add(section, "difference with the rated calls of section 2 (must be 0)", rated_count - total[0])
+        lines.open.append(section)
+
+    # in money: the calls billed in this run = the lines that bill them + the rounding of those lines
+    money = "4. Calls billed in this run, in money"
+    billed_calls = part(this_run)
+    invoiced = (_int(billed_lines["calls"].sum()), _int(billed_lines["seconds"].sum()),
+                _int(billed_lines["cents"].sum()))
+    count_lines = _int(billed_lines["lines"].sum())
+    lines.add(money, "rated calls billed in this run", *billed_calls)
+    lines.add(money, f"consumption lines of {period} on the run's invoices ({count_lines} lines)",
+              invoiced[0], invoiced[1], cents=invoiced[2])
+    rounding = billed_calls[2] - invoiced[2] * 100
+    lines.add(money, "rounding of those lines to the cent", 0, 0, rounding)
+    calls_left, seconds_left = billed_calls[0] - invoiced[0], billed_calls[1] - invoiced[1]
+    lines.add(money, DIFFERENCE, calls_left, seconds_left, 0)
+    # each line is rounded once, half up: at most half a cent (50 units) per line either way
+    if calls_left or seconds_left or abs(rounding) > 50 * count_lines:
+        lines.open.append(money)
+
+
+def balance_anomalies(balance: PeriodBalance) -> list[str]:
+    """The sections of a balance that do not close, each with its difference, for people."""
+    frame = balance.lines
+    out = []
+    for section in balance.open_sections:
+        rows = frame[(frame["Section"] == section) & frame["Line"].str.startswith("difference")]
+        detail = "; ".join(f"{r['Calls']} calls" + (f", {r['Seconds']} s" if not pd.isna(r["Seconds"]) else "")
+                           + (f", {r['Amount (EUR)']} EUR" if r["Amount (EUR)"] not in (None, Decimal(0)) else "")
+                           for _, r in rows.iterrows())
+        out.append(f"{section} does not close: {detail or 'the rounding of the lines is over half a cent each'}")
+    return out
