@@ -129,6 +129,11 @@ def test_the_cycle_in_the_notebooks(workspace, tmp_path):
     assert rejects and len(shown) == len(rejects)
     for file, reason, records in rejects:
         assert (file, reason, f"{records} records rejected: {reason}") in shown
+    # the period balance closes: each section's difference is 0
+    balance = next(c for c in book.cells if c.source.startswith('sheets["Period balance"]')).outputs[0]["data"]
+    differences = [row for row in balance["text/html"].split("<tr")[1:] if "difference (must be 0)" in row]
+    assert len(differences) == 4
+    assert all("<td>0</td>" in row for row in differences)
 
 
 def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatch):

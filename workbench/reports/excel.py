@@ -19,6 +19,8 @@ import xlsxwriter
 
 NUMBER_COLUMNS = {"Quantity", "VAT rate (%)"}  # decimals that are not money
 MONEY_FORMAT = '#,##0.00 "€";[Red]-#,##0.00 "€"'
+#: call prices and rated amounts are exact to 1/10,000 EUR: shown so, not rounded to the cent
+PRICE_FORMAT = '#,##0.0000 "€";[Red]-#,##0.0000 "€"'
 
 
 def _is_missing(value) -> bool:
@@ -28,7 +30,9 @@ def _is_missing(value) -> bool:
 def _kind(series: pd.Series) -> str:
     values = [v for v in series.tolist() if not _is_missing(v)]
     if values and all(isinstance(v, Decimal) for v in values):
-        return "number" if series.name in NUMBER_COLUMNS else "money"
+        if series.name in NUMBER_COLUMNS:
+            return "number"
+        return "price" if any(v.as_tuple().exponent < -2 for v in values) else "money"
     if pd.api.types.is_integer_dtype(series.dtype) or (values and all(isinstance(v, int) for v in values)):
         return "integer"
     if values and all(isinstance(v, (date, datetime)) for v in values):
@@ -46,6 +50,7 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
         header = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
         money = book.add_format({"num_format": MONEY_FORMAT})
         money_total = book.add_format({"num_format": MONEY_FORMAT, "bold": True, "top": 1})
+        price = book.add_format({"num_format": PRICE_FORMAT})
         integer = book.add_format({"num_format": "#,##0"})
         integer_total = book.add_format({"num_format": "#,##0", "bold": True, "top": 1})
         number = book.add_format({"num_format": "0.####"})
@@ -64,8 +69,8 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
                 for col, (value, kind) in enumerate(zip(values, kinds, strict=True)):
                     if _is_missing(value):
                         continue
-                    if kind == "money":
-                        sheet.write_number(row, col, float(value), money)
+                    if kind in ("money", "price"):
+                        sheet.write_number(row, col, float(value), money if kind == "money" else price)
                     elif kind == "number":
                         sheet.write_number(row, col, float(value), number)
                     elif kind == "integer":

@@ -47,6 +47,9 @@ def review_dashboard(settings: Settings, engine):
                         f"<b>{len(sheets['Anomalies'])}</b> anomalies</p>")
         with report_out:
             display(HTML("<h4>Anomalies</h4>"), sheets["Anomalies"])
+            if "Period balance" in sheets:
+                display(HTML("<h4>Period balance: from the switch's records to the invoices</h4>"),
+                        sheets["Period balance"])
             display(HTML("<h4>Invoices (anomalies first)</h4>"), styled_invoices(sheets))
         viewer_box.children = [w.HTML("<h4>Invoice</h4>"), invoice_viewer(settings, engine, run_id)]
         row = runs[runs["id"] == run_id].iloc[0]

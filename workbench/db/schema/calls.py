@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,7 +74,12 @@ class RatedCall(Base):
     rating is never replaced by a re-rating."""
 
     __tablename__ = "rated_calls"
-    __table_args__ = (Index("ix_rated_calls_period", "period"),)
+    __table_args__ = (
+        Index("ix_rated_calls_period", "period"),
+        # what a run bills: the unbilled ratings up to its period (late calls included)
+        Index("ix_rated_calls_unbilled", "period", "customer_id", sqlite_where=text("invoice_id IS NULL"),
+              postgresql_where=text("invoice_id IS NULL")),
+    )
     # the call is the key: one rating per call (and on SQLite no second index to keep up)
     cdr_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
