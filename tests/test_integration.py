@@ -557,3 +557,49 @@ def test_a_record_still_on_no_line_stays_pending(loaded_reference, settings, tmp
     load_cdr_file(engine, path, settings, NOW)
     assert reprocess_rejects(engine, settings, LATER) == Reprocessing(1, 0, 0, 1)
     assert stored_rejects(engine)["status"].tolist() == ["pending"]
+
+
+def test_asterisk_times_in_utc_are_rated_in_the_operators_time(loaded_reference, settings, tmp_path, monkeypatch,
+                                                                capsys):
+    from dataclasses import replace
+
+    from workbench import cli, jobs
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    rows = [
+        # Tue 20 Oct 18:30 UTC = 20:30 CEST: off-peak (peak ends at 20:00), fixed 60 s at 0.03/min = 300 units
+        asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "60", uniqueid="U1"),
+        # Sat 31 Oct 23:30 UTC = Sun 1 Nov 00:30 CET: November, off-peak, 300 units
+        asterisk_row("0145000001", "0155000000", "2026-10-31 23:30:00", "60", uniqueid="U2"),
+    ]
+    path = tmp_path / "Master.csv"
+    path.write_bytes(asterisk_cdrs(rows))
+    engine = loaded_reference
+    jobs.load_cdrs(engine, settings, [path], times="utc", clock=lambda: NOW)
+    october = rate_period(engine, "2026-10", settings, LATER)
+    november = rate_period(engine, "2026-11", settings, LATER)
+    assert (october.calls, october.amount_units, november.calls, november.amount_units) == (1, 300, 1, 300)
+    rated = ratings(engine)
+    assert rated[["period", "band"]].values.tolist() == [["2026-10", "offpeak"], ["2026-11", "offpeak"]]
+
+    # the setting does the same for every load; the CLI's --times overrides it
+    monkeypatch.setenv("WORKBENCH_ASTERISK_TIMES", "utc")
+    assert load_settings().asterisk_times == "utc"
+    monkeypatch.setenv("WORKBENCH_ASTERISK_TIMES", "gmt")
+    with pytest.raises(ConfigError, match="WORKBENCH_ASTERISK_TIMES"):
+        load_settings()
+    monkeypatch.delenv("WORKBENCH_ASTERISK_TIMES")
+    other = tmp_path / "other" / "Master.csv"
+    other.parent.mkdir()
+    other.write_bytes(asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "61")]))
+    report = load_cdr_file(engine, other, replace(settings, asterisk_times="utc"), LATER)
+    assert report.accepted == 1
+    starts = stored_calls(engine).set_index("duration_s")["start_utc"]
+    assert starts[61] == pd.Timestamp("2026-10-20 18:30:00")
+    again = tmp_path / "again.csv"
+    again.write_bytes(asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "62")]))
+    assert cli.main(["--database-url", settings.database_url, "load-cdrs", "--times", "local", str(again)]) == 0
+    assert "1 accepted" in capsys.readouterr().out
+    # local time: 18:30 CEST = 16:30 UTC
+    assert stored_calls(engine).set_index("duration_s")["start_utc"][62] == pd.Timestamp("2026-10-20 16:30:00")
