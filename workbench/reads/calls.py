@@ -100,9 +100,11 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
 def rejects_frame(engine, reason: str | None = None, files: list[str] | None = None) -> pd.DataFrame:
     """Rejected CDR records as data problems (:data:`~workbench.errors.PROBLEM_COLUMNS`: ``source``
     the file, ``key`` the line number, ``code`` the reject reason, ``message``) with the record's
-    ``raw`` text, optionally of one reason and some files; by file and line."""
+    ``raw`` text and ``status`` (``final``; ``pending`` a reference fix; cured into a call,
+    ``accepted``, or found a ``duplicate``), optionally of one reason and some files; by file and line."""
     stmt = select(s.CdrFile.name.label("source"), s.CdrReject.line_no.label("key"), s.CdrReject.reason.label("code"),
-                  s.CdrReject.message, s.CdrReject.raw).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
+                  s.CdrReject.message, s.CdrReject.raw, s.CdrReject.status
+                  ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
     if reason:
         stmt = stmt.where(s.CdrReject.reason == reason)
     if files:
