@@ -462,3 +462,13 @@ def test_two_calls_of_the_repeated_hour_that_cannot_be_told_apart_are_both_rejec
     # written in UTC (usegmtime=yes) there is no repeated hour: 02:30 UTC twice is one call
     calls, rejects = check(parse("Master.csv", asterisk_cdrs(rows[:2])), TZ, CC, asterisk_times="utc")
     assert rejects["reason"].tolist() == ["duplicate"]
+
+
+def test_native_records_of_the_repeated_hour_without_offset_are_never_dropped_as_duplicates():
+    rows = [["N1", "2026-10-25T02:30:00", A, B, "60"],
+            ["N2", "2026-10-25T02:30:00", A, B, "60"],
+            # an offset says which 02:30 it is: 00:30 UTC, another call
+            ["N3", "2026-10-25T02:30:00+02:00", A, B, "60"]]
+    _, calls, rejects = checked(native_cdrs(rows))
+    assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == {2: "ambiguous_time", 3: "ambiguous_time"}
+    assert starts_by_switch_id(calls) == {"N3": utc("2026-10-25 00:30:00")}

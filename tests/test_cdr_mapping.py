@@ -156,3 +156,11 @@ def test_a_bad_mapping_names_the_key(text, message):
         parse_mapping(text, "bad.toml")
     assert message in str(caught.value)
     assert caught.value.code == "bad_mapping"
+
+
+def test_a_header_column_named_as_a_records_own_field_is_refused():
+    mapping = parse_mapping(CARRIER, "carrier.toml")
+    with pytest.raises(InputError, match="carrier.csv, line 1: a column is named 'raw'"):
+        parse("carrier.csv", CARRIER_FILE.replace("Status", "raw").replace('"Status"', '"raw"').encode(),
+              mapping=parse_mapping(CARRIER.replace('"Status"', '"raw"'), "carrier.toml"))
+    assert mapping.filter_column == "Status"

@@ -548,7 +548,8 @@ def test_a_pending_record_of_a_call_already_stored_is_a_duplicate(loaded_referen
     assert load_cdr_file(engine, tmp_path / "c.csv", settings, LATER).by_reason == {"duplicate": 1}
 
 
-def test_a_record_still_on_no_line_stays_pending(loaded_reference, settings, tmp_path):
+def test_a_record_still_on_no_line_stays_pending(loaded_reference, settings, tmp_path, capsys):
+    from workbench import cli
     from workbench.integration import Reprocessing, reprocess_rejects
 
     engine = loaded_reference
@@ -557,6 +558,9 @@ def test_a_record_still_on_no_line_stays_pending(loaded_reference, settings, tmp
     load_cdr_file(engine, path, settings, NOW)
     assert reprocess_rejects(engine, settings, LATER) == Reprocessing(1, 0, 0, 1)
     assert stored_rejects(engine)["status"].tolist() == ["pending"]
+    assert cli.main(["--database-url", settings.database_url, "reprocess-rejects"]) == 0
+    assert capsys.readouterr().out == ("rejected CDR records pending a reference fix: 1 re-processed, 0 now accepted "
+                                       "as calls, 0 duplicates of stored calls, 1 still pending\n")
 
 
 def test_asterisk_times_in_utc_are_rated_in_the_operators_time(loaded_reference, settings, tmp_path, monkeypatch,

@@ -56,7 +56,7 @@ SWITCH_ID_LENGTH = 64  # switch identifiers are kept whole, for reference: a lon
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 #: Asterisk's uniqueid: ``[system name-]<epoch seconds when the channel was created>.<counter>``
-_UNIQUEID_EPOCH = re.compile(r"(?:.*-)?(\d{9,11})\.\d+")
+_UNIQUEID_EPOCH = re.compile(r"^(?:.*-)?(\d{9,11})\.\d+$")
 #: how long before the start of its call a channel may have been created, for its uniqueid to
 #: tell which of the two repeated hours the call started in
 _UNIQUEID_LEAD = pd.Timedelta(hours=6)
@@ -196,6 +196,9 @@ def parse(name: str, data: bytes, fmt: str = "auto", mapping: CsvMapping | None 
     records = pd.DataFrame(rows, columns=columns, dtype="string") if rows else pd.DataFrame(
         columns=columns, dtype="string"
     )
+    reserved = [c for c in ("line_no", "raw") if c in records.columns]
+    if reserved:
+        raise file_error(name, 1, f"a column is named {reserved[0]!r}, a name kept for the record's line and text")
     if records.columns.duplicated().any():
         twice = sorted(set(records.columns[records.columns.duplicated()]))
         raise file_error(name, 1, f"the header names {twice} twice")
