@@ -7,6 +7,9 @@ Two steps, both pure:
   malformed (not UTF-8, missing columns, wrong number of fields such as a truncated last line);
 * :func:`check` turns those text fields into typed call candidates (UTC start, E.164 numbers,
   seconds) and rejects each bad record with a reason and a message.
+
+Formats: ``native`` (our header), ``asterisk`` (Master.csv, 16 to 21 fields; local times, or UTC
+for ``usegmtime=yes``), and any CSV read through a :class:`~workbench.cdr.mapping.CsvMapping`.
 """
 
 from __future__ import annotations
