@@ -607,3 +607,37 @@ def test_asterisk_times_in_utc_are_rated_in_the_operators_time(loaded_reference,
     assert "1 accepted" in capsys.readouterr().out
     # local time: 18:30 CEST = 16:30 UTC
     assert stored_calls(engine).set_index("duration_s")["start_utc"][62] == pd.Timestamp("2026-10-20 16:30:00")
+
+
+def test_rejects_stored_before_they_were_kept_pending_come_back_from_their_file(loaded_reference, settings,
+                                                                                  tmp_path):
+    from factories import LINES
+
+    from workbench import jobs
+    from workbench.integration import Reprocessing
+
+    engine = loaded_reference
+    path = tmp_path / "Master.csv"
+    # line 1: nobody's line yet; line 2: C1's, accepted
+    path.write_bytes(asterisk_cdrs([asterisk_row("0145000009", "0155000000", "2026-10-20 10:00:00", "60"),
+                                    asterisk_row("0145000001", "0155000000", "2026-10-20 10:05:00", "30")]))
+    load_cdr_file(engine, path, settings, NOW)
+    # as the migration leaves a reject stored before: final, without the call
+    with engine.begin() as connection:
+        connection.execute(s.CdrReject.__table__.update().values(
+            status="final", start_utc=None, calling=None, called=None, duration_s=None, switch_id=None))
+    load_reference(engine, reference_folder(tmp_path / "fixed", lines=LINES + [["C1", "+33145000009",
+                                                                                "2026-10-01", ""]]))
+    assert jobs.reprocess_rejects(engine, settings, lambda: LATER) == Reprocessing()
+    # the file read again gives it its call: 10:00 CEST = 08:00 UTC
+    assert jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[path]) == Reprocessing(1, 1, 0, 0)
+    call = stored_calls(engine).set_index("line_no").loc[1]
+    assert (call["calling"], call["start_utc"], call["duration_s"]) == (
+        "+33145000009", pd.Timestamp("2026-10-20 08:00:00"), 60)
+    assert stored_rejects(engine)["status"].tolist() == ["accepted"]
+    # nothing more the second time; a file never loaded is refused
+    assert jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[path]) == Reprocessing()
+    other = tmp_path / "other.csv"
+    other.write_bytes(b"x")
+    with pytest.raises(InputError, match="other.csv: was never loaded"):
+        jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[other])

@@ -53,7 +53,8 @@ def _print_reprocessing(result, indent: str = "") -> None:
 
 
 def cmd_reprocess_rejects(args, settings: Settings) -> None:
-    _print_reprocessing(jobs.reprocess_rejects(jobs.open_database(settings), settings))
+    _print_reprocessing(jobs.reprocess_rejects(jobs.open_database(settings), settings, files=args.files,
+                                               mapping=args.mapping, times=args.times))
 
 
 def cmd_load_reference(args, settings: Settings) -> None:
@@ -276,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reprocess-rejects",
                        help="check again the CDR records rejected for an unknown line and store those now accepted")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="files loaded before rejects were kept pending: their unknown_line rejects are read again")
+    p.add_argument("--mapping", metavar="FILE.toml", help="the CSV mapping the files were loaded with")
+    p.add_argument("--times", choices=["local", "utc"], help="Asterisk times (default: setting asterisk_times)")
     p.set_defaults(func=cmd_reprocess_rejects)
 
     p = sub.add_parser("rate", help="rate (or re-rate) the unbilled calls of a period")

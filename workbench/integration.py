@@ -203,6 +203,50 @@ def load_cdr_files(
     return reports
 
 
+def restore_pending(engine: Engine, path: str | Path, settings: Settings, mapping: CsvMapping | None = None,
+                    asterisk_times: str | None = None) -> int:
+    """Make pending again the curable rejects of a file loaded before rejects kept the call as read.
+
+    ``path``: the file as it was loaded (the same bytes; plain or gzip). It is read again (with
+    ``mapping``, or the format it was loaded in; Asterisk times as ``asterisk_times``, default
+    the setting) and each of its ``unknown_line`` rejects still ``final`` without call fields
+    gets the call of its line and becomes ``pending``, for :func:`reprocess_rejects`. Returns
+    how many. Raises :class:`~workbench.errors.InputError` for a file never loaded or malformed."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise file_error(str(path), None, f"cannot be read ({exc.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    with engine.begin() as connection:
+        known = connection.execute(select(s.CdrFile.id, s.CdrFile.format).where(s.CdrFile.sha256 == digest)).first()
+        if known is None:
+            raise file_error(str(path), None, "was never loaded (these bytes are no loaded file's): load it instead")
+        old = read_frame(connection, select(s.CdrReject.id, s.CdrReject.line_no).where(
+            s.CdrReject.file_id == known.id, s.CdrReject.reason.in_(CURABLE), s.CdrReject.status == "final",
+            s.CdrReject.start_utc.is_(None)))
+        if old.empty:
+            return 0
+        if mapping is None and known.format.startswith("mapping:"):
+            raise InputError(f"was loaded with the mapping {known.format.removeprefix('mapping:')!r}: give it",
+                             source=str(path), code="bad_mapping")
+        parsed = parse(path.name, data, known.format if mapping is None else "auto", mapping)
+        cand, _ = check(parsed, settings.timezone, settings.home_country_code,
+                        asterisk_times or settings.asterisk_times)
+        cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
+        found = old.merge(cand, on="line_no", how="inner")
+        if found.empty:
+            return 0
+        connection.execute(
+            s.CdrReject.__table__.update().where(s.CdrReject.id == bindparam("reject_id")).values(
+                status="pending", **{c: bindparam(f"new_{c}") for c in CALL_COLUMNS}),
+            [{"reject_id": int(row.id), "new_start_utc": row.start_utc.to_pydatetime(), "new_calling": int(row.calling),
+              "new_called": int(row.called), "new_duration_s": int(row.duration_s), "new_switch_id": str(row.switch_id)}
+             for row in found.itertuples(index=False)],
+        )
+    return len(found)
+
+
 @dataclass(frozen=True)
 class Reprocessing:
     """What re-processing the pending rejects did: ``examined`` pending before, ``accepted``

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from workbench.config import Settings
 from workbench.errors import InputError
-from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping
+from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping, restore_pending
 from workbench.integration import reprocess_rejects as _reprocess_rejects
 from workbench.jobs.workspace import utc_now
 from workbench.reference import load_reference as _load_reference
@@ -52,10 +52,19 @@ def load_reference(engine: Engine, settings: Settings, folder: str | Path,
     return ReferenceLoad(str(folder), counts, reprocess_rejects(engine, settings, clock))
 
 
-def reprocess_rejects(engine: Engine, settings: Settings, clock: Callable[[], datetime] = utc_now) -> Reprocessing:
+def reprocess_rejects(engine: Engine, settings: Settings, clock: Callable[[], datetime] = utc_now,
+                      files: Iterable[str | Path] = (), mapping: str | Path | None = None,
+                      times: str | None = None) -> Reprocessing:
     """Check the CDR records pending a reference fix (``unknown_line``) again and store as calls
     those now accepted, never a call twice (see :func:`workbench.integration.reprocess_rejects`);
-    rate their period again to price them."""
+    rate their period again to price them.
+
+    ``files``: files loaded before rejects kept the call as read, read again (with ``mapping``;
+    Asterisk times as ``times``) so that their ``unknown_line`` rejects are pending again first
+    (:func:`workbench.integration.restore_pending`)."""
+    csv_mapping = read_mapping(mapping) if mapping is not None else None
+    for path in files:
+        restore_pending(engine, path, settings, csv_mapping, times)
     return _reprocess_rejects(engine, settings, clock())
 
 

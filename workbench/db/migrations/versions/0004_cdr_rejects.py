@@ -4,7 +4,8 @@ Revision ID: 0004_cdr_rejects
 Revises: 0006
 Create Date: 2026-12-01 08:00:00
 
-Rejects stored before this revision are ``final``: their call fields were not kept.
+Rejects stored before this revision are ``final``: their call fields were not kept
+(``workbench reprocess-rejects FILE`` reads a file again to make its unknown_line rejects pending).
 """
 
 import sqlalchemy as sa
