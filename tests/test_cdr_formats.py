@@ -385,3 +385,90 @@ def test_e164_text_to_digits_takes_only_well_formed_numbers():
              "", None, "+33 612", "+33a12", "+٣٣٦", " +33612345678"]
     assert to_digits(pd.Series(texts, dtype=object)).tolist() == [33612345678, 123456789012345] + [-1] * 10
     assert from_digits(to_digits(pd.Series(["+442079460958"]))).tolist() == ["+442079460958"]
+
+
+# --- Asterisk: times in UTC, the repeated hour, newcdrcolumns ---------------------------------
+
+
+def test_asterisk_times_written_in_utc():
+    # usegmtime=yes: 18:30 UTC is 20:30 in Paris (UTC+2 on 20 Oct); 23:30 UTC on 31 Oct is
+    # 00:30 on 1 Nov in Paris (UTC+1 after 25 Oct)
+    rows = [asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "60", uniqueid="U1"),
+            asterisk_row("0145000001", "0155000000", "2026-10-31 23:30:00", "60", uniqueid="U2")]
+    parsed = parse("Master.csv", asterisk_cdrs(rows))
+    calls, rejects = check(parsed, TZ, CC, asterisk_times="utc")
+    assert rejects.empty
+    assert calls["start_utc"].tolist() == [utc("2026-10-20 18:30:00"), utc("2026-10-31 23:30:00")]
+    # read as local time (the default), they are two hours and one hour earlier in UTC
+    calls, _ = check(parsed, TZ, CC)
+    assert calls["start_utc"].tolist() == [utc("2026-10-20 16:30:00"), utc("2026-10-31 22:30:00")]
+
+
+def newcdrcolumns_row(src: str, start: str, billsec: str, uniqueid: str, sequence: str) -> list[str]:
+    """A Master.csv record of 21 fields: the 18 and peeraccount, linkedid, sequence."""
+    return asterisk_row(src, "0155000000", start, billsec, uniqueid=uniqueid) + ["", uniqueid, sequence]
+
+
+def test_asterisk_21_fields_of_newcdrcolumns():
+    rows = [newcdrcolumns_row("0145000001", "2026-10-07 10:00:00", "60", "1790000000.1", "7"),
+            newcdrcolumns_row("0145000001", "2026-10-07 10:05:00", "0", "1790000000.2", "8")]
+    parsed, calls, rejects = checked(asterisk_cdrs(rows), "Master.csv")
+    assert parsed.format == ASTERISK and rejects.empty
+    assert parsed.records["sequence"].tolist() == ["7", "8"]
+    assert parsed.records["linkedid"].tolist() == ["1790000000.1", "1790000000.2"]
+    # 10:00 and 10:05 CEST (UTC+2)
+    assert calls["start_utc"].tolist() == [utc("2026-10-07 08:00:00"), utc("2026-10-07 08:05:00")]
+    assert calls["duration_s"].tolist() == [60, 0]
+    with pytest.raises(InputError, match="22 fields; an Asterisk Master.csv line has 16 to 21"):
+        parse("Master.csv", asterisk_cdrs([rows[0] + ["extra"]]))
+
+
+def test_the_repeated_hour_is_told_apart_by_the_uniqueids_time():
+    # 02:30 on 25 Oct happens twice in Paris: 00:30 UTC (CEST) and 01:30 UTC (CET).
+    # 2026-10-25 00:00 UTC is 20,751 days after 1970-01-01 = 1,792,886,400 s; the channels were
+    # created 10 s and 5 s before their calls: 00:29:50 UTC = 1,792,888,190, 01:29:55 UTC = 1,792,891,795
+    rows = [asterisk_row("0145000001", "0155000000", "2026-10-25 02:30:00", "60", uniqueid="1792888190.11"),
+            asterisk_row("0145000001", "0155000000", "2026-10-25 02:30:00", "60",
+                         uniqueid="pbx1-1792891795.12")]
+    _, calls, rejects = checked(asterisk_cdrs(rows), "Master.csv")
+    assert rejects.empty
+    assert calls["start_utc"].tolist() == [utc("2026-10-25 00:30:00"), utc("2026-10-25 01:30:00")]
+
+
+def test_the_repeated_hour_is_told_apart_by_the_sequence():
+    # uniqueids without a time; the lower sequence (40, line 2) is the first 02:30 (CEST, 00:30 UTC)
+    rows = [newcdrcolumns_row("0145000001", "2026-10-25 02:30:00", "60", "call-b", "41"),
+            newcdrcolumns_row("0145000001", "2026-10-25 02:30:00", "60", "call-a", "40")]
+    _, calls, rejects = checked(asterisk_cdrs(rows), "Master.csv")
+    assert rejects.empty
+    assert starts_by_switch_id(calls) == {"call-a": utc("2026-10-25 00:30:00"), "call-b": utc("2026-10-25 01:30:00")}
+
+
+def test_two_calls_of_the_repeated_hour_that_cannot_be_told_apart_are_both_rejected_never_one_dropped():
+    rows = [asterisk_row("0145000001", "0155000000", "2026-10-25 02:30:00", "60", uniqueid="call-a"),
+            asterisk_row("0145000001", "0155000000", "2026-10-25 02:30:00", "60", uniqueid="call-b"),
+            # line 3: the same record twice is still a duplicate
+            asterisk_row("0145000001", "0155000000", "2026-10-25 02:40:00", "60", uniqueid="call-c"),
+            asterisk_row("0145000001", "0155000000", "2026-10-25 02:40:00", "60", uniqueid="call-c"),
+            # line 5: alone in its minute: standard time (CET), 02:45 -> 01:45 UTC
+            asterisk_row("0145000001", "0155000000", "2026-10-25 02:45:00", "60", uniqueid="call-d")]
+    _, calls, rejects = checked(asterisk_cdrs(rows), "Master.csv")
+    assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == {
+        1: "ambiguous_time", 2: "ambiguous_time", 4: "duplicate"}
+    assert rejects["message"].iloc[0] == (
+        "start '2026-10-25 02:30:00' is in the hour repeated when summer time ends, as the same call on line 2 "
+        "with another id: which hour each started in cannot be told (no uniqueid time, no sequence)")
+    assert starts_by_switch_id(calls) == {"call-c": utc("2026-10-25 01:40:00"), "call-d": utc("2026-10-25 01:45:00")}
+    # written in UTC (usegmtime=yes) there is no repeated hour: 02:30 UTC twice is one call
+    calls, rejects = check(parse("Master.csv", asterisk_cdrs(rows[:2])), TZ, CC, asterisk_times="utc")
+    assert rejects["reason"].tolist() == ["duplicate"]
+
+
+def test_native_records_of_the_repeated_hour_without_offset_are_never_dropped_as_duplicates():
+    rows = [["N1", "2026-10-25T02:30:00", A, B, "60"],
+            ["N2", "2026-10-25T02:30:00", A, B, "60"],
+            # an offset says which 02:30 it is: 00:30 UTC, another call
+            ["N3", "2026-10-25T02:30:00+02:00", A, B, "60"]]
+    _, calls, rejects = checked(native_cdrs(rows))
+    assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == {2: "ambiguous_time", 3: "ambiguous_time"}
+    assert starts_by_switch_id(calls) == {"N3": utc("2026-10-25 00:30:00")}

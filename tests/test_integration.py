@@ -447,3 +447,197 @@ def test_a_trunk_zero_after_the_country_code_is_one_number_for_lines_and_calls(e
     assert (report.accepted, report.rejected) == (2, 0)  # each calling number is a customer's line
     stored = read_frame(engine.connect(), select(s.Cdr.calling, s.Cdr.called).order_by(s.Cdr.line_no))
     assert stored.values.tolist() == [[33145000001, 33612345678], [33145000002, 33612345678]]
+
+
+# --- rejects a reference fix cures --------------------------------------------------------------
+
+LATE_ROWS = [
+    # line 2: Tue 20 Oct 10:00 local, +33145000009 is nobody's line yet -> unknown_line, pending.
+    #   Once C1 holds it: peak, fixed, 60 s at 0.06/min = 0.0600 = 600 units
+    ["R1", "2026-10-20T10:00:00+02:00", "+33145000009", "+33155000000", "60"],
+    # 3: C1's line: accepted. Peak, 30 s at 0.06/min = 0.0300 = 300 units
+    ["R2", "2026-10-20T11:00:00+02:00", "+33145000001", "+33155000000", "30"],
+    # 4: bad_date: final, no reference fix cures it
+    ["R3", "2026-10-32T10:00:00", "+33145000009", "+33155000000", "60"],
+]
+
+
+def test_a_record_rejected_for_an_unknown_line_becomes_a_call_once_the_line_is_added(engine, settings, tmp_path):
+    from dataclasses import replace
+
+    from factories import LINES
+
+    from workbench import jobs
+    from workbench.integration import Reprocessing
+    from workbench.reads.calls import pending_rejects
+    from workbench.reads.runs import run_report
+
+    settings = replace(settings, output_dir=str(tmp_path / "out"), storage_url=str(tmp_path / "ftp"))
+    first = jobs.load_reference(engine, settings, reference_folder(tmp_path / "reference"), clock=lambda: NOW)
+    assert first.reprocessed == Reprocessing()  # nothing pending yet
+    path = tmp_path / "late.csv"
+    path.write_bytes(native_cdrs(LATE_ROWS))
+    report = jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW).files[0]
+    assert (report.accepted, report.rejected) == (1, 2)
+    assert report.by_reason == {"bad_date": 1, "unknown_line": 1}
+    assert pending_rejects(engine, settings.timezone).values.tolist() == [["2026-10", "unknown_line", 1]]
+    assert pending_rejects(engine, settings.timezone, "2026-11").empty
+
+    # the control report of a run made now shows the record still pending
+    jobs.rate(engine, settings, "2026-10", LATER)
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), LATER).run.run_id
+    anomalies = run_report(engine, run, settings)["Anomalies"]
+    pending = anomalies[anomalies["Problem"] == "rejects_pending"]
+    assert pending["Detail"].tolist() == ["1 records still pending a reference fix: unknown_line"]
+
+    # the line is added to C1 from 1 October: loading the reference re-processes the pending record
+    added = LINES + [["C1", "+33145000009", "2026-10-01", ""]]
+    loaded = jobs.load_reference(engine, settings, reference_folder(tmp_path / "fixed", lines=added),
+                                 clock=lambda: LATER)
+    assert loaded.reprocessed == Reprocessing(examined=1, accepted=1, duplicates=0, pending=0)
+    calls = stored_calls(engine).set_index("switch_id")
+    assert calls.loc["R1", ["file_id", "line_no", "calling", "duration_s"]].tolist() == [
+        report.file_id, 2, "+33145000009", 60]
+    rejects = stored_rejects(engine).set_index("line_no")
+    assert rejects.loc[2, "status"] == "accepted" and rejects.loc[2, "cdr_id"] == calls.loc["R1", "id"]
+    assert pd.Timestamp(rejects.loc[2, "resolved_at"]) == pd.Timestamp(LATER)
+    assert rejects.loc[4, "status"] == "final" and pd.isna(rejects.loc[4, "cdr_id"])
+    assert pending_rejects(engine, settings.timezone).empty
+
+    # the file itself is still skipped, and nothing is stored twice
+    counts = table_counts(engine)
+    assert jobs.load_cdrs(engine, settings, [path], clock=lambda: LATER).files[0].status == "skipped"
+    assert jobs.reprocess_rejects(engine, settings, clock=lambda: LATER) == Reprocessing()
+    assert table_counts(engine) == counts
+
+    # rated and billed once: 600 + 300 = 900 units; C1's invoice has the two calls
+    summary = rate_period(engine, "2026-10", settings, LATER)
+    assert (summary.calls, summary.rated, summary.amount_units) == (2, 2, 900)
+    assert ratings(engine)["price_units"].to_dict() == {"R1": 600, "R2": 300}
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), LATER).run.run_id
+    sheets = run_report(engine, run, settings)
+    invoices = sheets["Invoices"].set_index("Account number")
+    assert invoices.loc["C1", "Calls"] == 2
+    assert "rejects_pending" not in set(sheets["Anomalies"]["Problem"])
+
+
+def test_a_pending_record_of_a_call_already_stored_is_a_duplicate(loaded_reference, settings, tmp_path):
+    from factories import LINES
+
+    from workbench.integration import Reprocessing, reprocess_rejects
+
+    engine = loaded_reference
+    call = ["S1", "2026-10-20T10:00:00+02:00", "+33145000009", "+33155000000", "60"]
+    # the same call in two files, both loaded while the line is unknown: two pending records
+    for seconds, name in enumerate(("a.csv", "b.csv"), start=1):  # and a call of C1's, another in each
+        (tmp_path / name).write_bytes(native_cdrs([call, [name, "2026-10-20T09:00:00Z", "+33145000001",
+                                                          "+33155000000", str(seconds)]]))
+        assert load_cdr_file(engine, tmp_path / name, settings, NOW).by_reason == {"unknown_line": 1}
+    load_reference(engine, reference_folder(tmp_path / "fixed", lines=LINES + [["C1", "+33145000009",
+                                                                                "2026-10-01", ""]]))
+    # the first becomes the call, the second is its duplicate
+    assert reprocess_rejects(engine, settings, LATER) == Reprocessing(2, 1, 1, 0)
+    calls = stored_calls(engine)
+    assert (calls["switch_id"] == "S1").sum() == 1
+    rejects = stored_rejects(engine)
+    s1 = int(calls.set_index("switch_id").loc["S1", "id"])
+    assert rejects[["status", "cdr_id"]].values.tolist() == [["accepted", s1], ["duplicate", s1]]
+
+    # a third file with the call: a duplicate at load, as any call already stored
+    (tmp_path / "c.csv").write_bytes(native_cdrs([call]))
+    assert load_cdr_file(engine, tmp_path / "c.csv", settings, LATER).by_reason == {"duplicate": 1}
+
+
+def test_a_record_still_on_no_line_stays_pending(loaded_reference, settings, tmp_path, capsys):
+    from workbench import cli
+    from workbench.integration import Reprocessing, reprocess_rejects
+
+    engine = loaded_reference
+    path = tmp_path / "nobody.csv"
+    path.write_bytes(native_cdrs([["N1", "2026-10-20T10:00:00+02:00", "+33145000009", "+33155000000", "60"]]))
+    load_cdr_file(engine, path, settings, NOW)
+    assert reprocess_rejects(engine, settings, LATER) == Reprocessing(1, 0, 0, 1)
+    assert stored_rejects(engine)["status"].tolist() == ["pending"]
+    assert cli.main(["--database-url", settings.database_url, "reprocess-rejects"]) == 0
+    assert capsys.readouterr().out == ("rejected CDR records pending a reference fix: 1 re-processed, 0 now accepted "
+                                       "as calls, 0 duplicates of stored calls, 1 still pending\n")
+
+
+def test_asterisk_times_in_utc_are_rated_in_the_operators_time(loaded_reference, settings, tmp_path, monkeypatch,
+                                                                capsys):
+    from dataclasses import replace
+
+    from workbench import cli, jobs
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    rows = [
+        # Tue 20 Oct 18:30 UTC = 20:30 CEST: off-peak (peak ends at 20:00), fixed 60 s at 0.03/min = 300 units
+        asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "60", uniqueid="U1"),
+        # Sat 31 Oct 23:30 UTC = Sun 1 Nov 00:30 CET: November, off-peak, 300 units
+        asterisk_row("0145000001", "0155000000", "2026-10-31 23:30:00", "60", uniqueid="U2"),
+    ]
+    path = tmp_path / "Master.csv"
+    path.write_bytes(asterisk_cdrs(rows))
+    engine = loaded_reference
+    jobs.load_cdrs(engine, settings, [path], times="utc", clock=lambda: NOW)
+    october = rate_period(engine, "2026-10", settings, LATER)
+    november = rate_period(engine, "2026-11", settings, LATER)
+    assert (october.calls, october.amount_units, november.calls, november.amount_units) == (1, 300, 1, 300)
+    rated = ratings(engine)
+    assert rated[["period", "band"]].values.tolist() == [["2026-10", "offpeak"], ["2026-11", "offpeak"]]
+
+    # the setting does the same for every load; the CLI's --times overrides it
+    monkeypatch.setenv("WORKBENCH_ASTERISK_TIMES", "utc")
+    assert load_settings().asterisk_times == "utc"
+    monkeypatch.setenv("WORKBENCH_ASTERISK_TIMES", "gmt")
+    with pytest.raises(ConfigError, match="WORKBENCH_ASTERISK_TIMES"):
+        load_settings()
+    monkeypatch.delenv("WORKBENCH_ASTERISK_TIMES")
+    other = tmp_path / "other" / "Master.csv"
+    other.parent.mkdir()
+    other.write_bytes(asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "61")]))
+    report = load_cdr_file(engine, other, replace(settings, asterisk_times="utc"), LATER)
+    assert report.accepted == 1
+    starts = stored_calls(engine).set_index("duration_s")["start_utc"]
+    assert starts[61] == pd.Timestamp("2026-10-20 18:30:00")
+    again = tmp_path / "again.csv"
+    again.write_bytes(asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-20 18:30:00", "62")]))
+    assert cli.main(["--database-url", settings.database_url, "load-cdrs", "--times", "local", str(again)]) == 0
+    assert "1 accepted" in capsys.readouterr().out
+    # local time: 18:30 CEST = 16:30 UTC
+    assert stored_calls(engine).set_index("duration_s")["start_utc"][62] == pd.Timestamp("2026-10-20 16:30:00")
+
+
+def test_rejects_stored_before_they_were_kept_pending_come_back_from_their_file(loaded_reference, settings,
+                                                                                  tmp_path):
+    from factories import LINES
+
+    from workbench import jobs
+    from workbench.integration import Reprocessing
+
+    engine = loaded_reference
+    path = tmp_path / "Master.csv"
+    # line 1: nobody's line yet; line 2: C1's, accepted
+    path.write_bytes(asterisk_cdrs([asterisk_row("0145000009", "0155000000", "2026-10-20 10:00:00", "60"),
+                                    asterisk_row("0145000001", "0155000000", "2026-10-20 10:05:00", "30")]))
+    load_cdr_file(engine, path, settings, NOW)
+    # as the migration leaves a reject stored before: final, without the call
+    with engine.begin() as connection:
+        connection.execute(s.CdrReject.__table__.update().values(
+            status="final", start_utc=None, calling=None, called=None, duration_s=None, switch_id=None))
+    load_reference(engine, reference_folder(tmp_path / "fixed", lines=LINES + [["C1", "+33145000009",
+                                                                                "2026-10-01", ""]]))
+    assert jobs.reprocess_rejects(engine, settings, lambda: LATER) == Reprocessing()
+    # the file read again gives it its call: 10:00 CEST = 08:00 UTC
+    assert jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[path]) == Reprocessing(1, 1, 0, 0)
+    call = stored_calls(engine).set_index("line_no").loc[1]
+    assert (call["calling"], call["start_utc"], call["duration_s"]) == (
+        "+33145000009", pd.Timestamp("2026-10-20 08:00:00"), 60)
+    assert stored_rejects(engine)["status"].tolist() == ["accepted"]
+    # nothing more the second time; a file never loaded is refused
+    assert jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[path]) == Reprocessing()
+    other = tmp_path / "other.csv"
+    other.write_bytes(b"x")
+    with pytest.raises(InputError, match="other.csv: was never loaded"):
+        jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[other])

@@ -45,7 +45,7 @@ def test_the_month_as_a_sequence_of_jobs(month, tmp_path):
     assert rating.rated + rating.errors == rating.calls and rating.rated == count(engine, s.RatedCall.__table__)
     # rejected records and calls not rated are shown as every problem is
     rejects = problems_table(rejects_frame(engine))
-    assert list(rejects.columns) == ["Source", "Line or key", "Problem", "Detail", "raw"]
+    assert list(rejects.columns) == ["Source", "Line or key", "Problem", "Detail", "raw", "status"]
     assert len(rejects) == load.rejected and set(rejects["Source"]) <= {f.name for f in jobs.cdr_files(data / "cdrs")}
     not_rated = rating_problems(engine, "2026-10")
     assert list(not_rated.columns) == ["source", "key", "code", "message"] and len(not_rated) == rating.errors

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from factories import BILLING_MANDATES, billing_reference_folder, native_cdrs
+from factories import BILLING_LINES, BILLING_MANDATES, billing_reference_folder, native_cdrs
 from sqlalchemy import select
 from test_billing import (
     CREDITS,
@@ -209,7 +209,7 @@ def test_the_period_balance_accounts_for_every_record(october):
     # 1. records: 7 + 6 + 1 = 14 = 3 rejected + 1 of September + 10 of October
     assert got[("1", "records received in the files with records of 2026-10 (3 files)")][0] == 14
     assert got[("1", "duplicates (already loaded)")][0] == 1
-    assert got[("1", "rejected: unknown_line")][0] == 1
+    assert got[("1", "rejected: unknown_line (pending a reference fix)")][0] == 1
     assert got[("1", "rejected: bad_duration")][0] == 1
     assert got[("1", "accepted: calls of other periods")][0] == 1
     assert got[("1", "accepted: calls of 2026-10")][0] == 10
@@ -244,8 +244,31 @@ def test_the_period_balance_accounts_for_every_record(october):
     again = _balance(october, run.run_id)
     assert again[("1", "records received in the files with records of 2026-10 (4 files)")][0] == 20
     assert again[("1", "duplicates (already loaded)")][0] == 1 + 4
-    assert again[("1", "rejected: unknown_line")][0] == 2
+    assert again[("1", "rejected: unknown_line (pending a reference fix)")][0] == 2
     assert period_balance(engine, run.run_id, settings).closed
+
+    # U1's line entered afterwards: its two records are cured (one into a call, the other a
+    # duplicate of it), not rated yet
+    lines = [*BILLING_LINES, ["C2", "+33199999999", "2026-01-01", ""]]
+    jobs.load_reference(engine, settings, billing_reference_folder(october.folder / "lines", only=["lines"],
+                                                                   lines=lines))
+    cured = _balance(october, run.run_id)
+    assert ("1", "rejected: unknown_line (pending a reference fix)") not in cured
+    assert cured[("1", "duplicates (already loaded)")][0] == 1 + 4 + 1
+    assert cured[("1", "accepted: calls of 2026-10")][0] == 10 + 1
+    assert cured[("2", "never rated (loaded after the last rating of the period)")][:2] == (2, 60 + 30)
+    assert period_balance(engine, run.run_id, settings).closed
+    # the next pre-production rates them first: U1 Thu 22 Oct 10:00 FIX peak 30 s = 300 units;
+    # C2 is billed Y1 450 + Y2 11000 + N1 600 + U1 300 = 12350 units in 4 calls of 280 s
+    fresh = jobs.preprod(engine, settings, replace(OPTIONS, customers="group:A"), now=LATER).run
+    now = _balance(october, fresh.run_id)
+    assert now[("2", "rated")][:2] == (10, 1230 + 60 + 30)
+    assert now[("3", f"billed in this run (run {fresh.run_id})")] == (4, 280, Decimal("1.2350"))
+    assert period_balance(engine, fresh.run_id, settings).closed
+    # the first run is stale now: its drafts bill 2 of C2's 4 rated calls, and its balance says so
+    stale = period_balance(engine, run.run_id, settings)
+    assert stale.open_sections == ("4. Calls billed in this run, in money",)
+    assert _balance(october, run.run_id)[("4", "difference (must be 0)")][:2] == (2, 60 + 30)
 
 
 def test_a_balance_that_does_not_close_blocks_production_until_explained(october):

@@ -40,6 +40,21 @@ def cmd_sample(args, settings: Settings) -> None:
 
 def _print_reference(load: jobs.ReferenceLoad, indent: str = "") -> None:
     print(indent + "reference data loaded: " + ", ".join(f"{k} {v}" for k, v in load.counts.items()))
+    if load.reprocessed.examined:
+        _print_reprocessing(load.reprocessed, indent)
+
+
+def _print_reprocessing(result, indent: str = "") -> None:
+    print(f"{indent}rejected CDR records pending a reference fix: {result.examined} re-processed, "
+          f"{result.accepted} now accepted as calls, {result.duplicates} duplicates of stored calls, "
+          f"{result.pending} still pending")
+    if result.accepted:
+        print(f"{indent}rate their periods again to price them (workbench rate --period YYYY-MM)")
+
+
+def cmd_reprocess_rejects(args, settings: Settings) -> None:
+    _print_reprocessing(jobs.reprocess_rejects(jobs.open_database(settings), settings, files=args.files,
+                                               mapping=args.mapping, times=args.times))
 
 
 def cmd_load_reference(args, settings: Settings) -> None:
@@ -57,7 +72,8 @@ def _print_loads(load: jobs.CdrLoad) -> None:
 
 
 def cmd_load_cdrs(args, settings: Settings) -> None:
-    _print_loads(jobs.load_cdrs(jobs.open_database(settings), settings, args.files, args.format, progress=True))
+    _print_loads(jobs.load_cdrs(jobs.open_database(settings), settings, args.files, args.format, progress=True,
+                                mapping=args.mapping, times=args.times))
 
 
 def _print_rating(summary) -> None:
@@ -256,10 +272,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.set_defaults(func=cmd_load_reference)
 
-    p = sub.add_parser("load-cdrs", help="load CDR files (native or Asterisk Master.csv)")
+    p = sub.add_parser("load-cdrs", help="load CDR files (native, Asterisk Master.csv, or any CSV with a mapping)")
     p.add_argument("files", nargs="+")
     p.add_argument("--format", default="auto", choices=["auto", "native", "asterisk"])
+    p.add_argument("--mapping", metavar="FILE.toml",
+                   help="read the files with this CSV mapping (see data/README.md), e.g. "
+                        "data/mappings/freeswitch_cdr_csv.toml")
+    p.add_argument("--times", choices=["local", "utc"],
+                   help="Asterisk times in local time or UTC (usegmtime=yes); default: setting asterisk_times")
     p.set_defaults(func=cmd_load_cdrs)
+
+    p = sub.add_parser("reprocess-rejects",
+                       help="check again the CDR records rejected for an unknown line and store those now accepted")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="files loaded before rejects were kept pending: their unknown_line rejects are read again")
+    p.add_argument("--mapping", metavar="FILE.toml", help="the CSV mapping the files were loaded with")
+    p.add_argument("--times", choices=["local", "utc"], help="Asterisk times (default: setting asterisk_times)")
+    p.set_defaults(func=cmd_reprocess_rejects)
 
     p = sub.add_parser("rate", help="rate (or re-rate) the unbilled calls of a period")
     p.add_argument("--period", required=True, help="YYYY-MM")

@@ -11,6 +11,9 @@ setting                    default and meaning
 =========================  ==========================================================
 ``database_url``           ``sqlite:///var/workbench.sqlite``
 ``timezone``               ``Europe/Paris`` (the operator's)
+``asterisk_times``         ``local``: Asterisk's Master.csv times are in ``timezone``; ``utc``: in UTC
+                           (``usegmtime=yes`` in Asterisk's ``cdr.conf``). ``load-cdrs --times``
+                           overrides it for one load
 ``home_country_code``      ``33`` (national ``0...`` numbers belong to it)
 ``output_dir``             ``var`` (reports)
 ``consumption_vat_rate``   ``20`` (percent, on calls)
@@ -46,6 +49,7 @@ DEFAULT_VAR_DIR = Path("var")
 class Settings:
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'workbench.sqlite'}"
     timezone: str = "Europe/Paris"
+    asterisk_times: str = "local"  # "utc": Master.csv written with usegmtime=yes
     home_country_code: str = "33"
     output_dir: str = str(DEFAULT_VAR_DIR)
     consumption_vat_rate: str = "20"
@@ -161,6 +165,8 @@ def check(settings: Settings) -> Settings:
         ZoneInfo(settings.timezone)
     except (ValueError, KeyError, OSError):
         bad("timezone", f"{settings.timezone!r} is not a time zone (e.g. Europe/Paris)")
+    if settings.asterisk_times not in ("local", "utc"):
+        bad("asterisk_times", f"{settings.asterisk_times!r} is neither local nor utc (usegmtime=yes in cdr.conf)")
     if not settings.home_country_code.isdigit():
         bad("home_country_code", f"{settings.home_country_code!r} is not a country calling code (e.g. 33)")
     try:

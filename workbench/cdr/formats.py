@@ -7,10 +7,14 @@ Two steps, both pure:
   malformed (not UTF-8, missing columns, wrong number of fields such as a truncated last line);
 * :func:`check` turns those text fields into typed call candidates (UTC start, E.164 numbers,
   seconds) and rejects each bad record with a reason and a message.
+
+Formats: ``native`` (our header), ``asterisk`` (Master.csv, 16 to 21 fields; local times, or UTC
+for ``usegmtime=yes``), and any CSV read through a :class:`~workbench.cdr.mapping.CsvMapping`.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -20,30 +24,45 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workbench.cdr.mapping import EPOCH, ISO, LOCAL, CsvMapping
 from workbench.errors import InputError
 from workbench.phone_numbers import normalise
 
 NATIVE = "native"
 ASTERISK = "asterisk"
+MAPPING = "mapping"  # a declarative CSV mapping (:mod:`workbench.cdr.mapping`), stored as mapping:<name>
 FORMATS = (NATIVE, ASTERISK)
 NATIVE_COLUMNS = ["call_id", "start_time", "calling", "called", "duration_s"]
+#: Master.csv's fields in the order cdr_csv writes them: 16 always, then ``uniqueid`` and
+#: ``userfield`` (``loguniqueid``, ``loguserfield``), then ``peeraccount``, ``linkedid`` and
+#: ``sequence`` (``newcdrcolumns=yes``)
 ASTERISK_COLUMNS = [
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
     "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-    "uniqueid", "userfield",
+    "uniqueid", "userfield", "peeraccount", "linkedid", "sequence",
 ]
 ASTERISK_MIN_FIELDS = 16
+#: how Asterisk's times are read (setting ``asterisk_times``): the switch's local time (the
+#: ``timezone`` setting), or UTC (``usegmtime=yes`` in ``cdr.conf``)
+ASTERISK_TIMES = ("local", "utc")
 #: the fields of each format that :func:`check` uses: switch id, start, calling, called, seconds
 _FIELDS = {
     NATIVE: ("call_id", "start_time", "calling", "called", "duration_s"),
     ASTERISK: ("uniqueid", "start", "src", "dst", "billsec"),
 }
+#: how each format writes its times: ``iso`` (ISO 8601, an offset honoured) or a strftime format
+_TIME_FORMATS = {NATIVE: "iso", ASTERISK: "%Y-%m-%d %H:%M:%S"}
 REJECT_COLUMNS = ["line_no", "reason", "message", "raw"]
 CANDIDATE_COLUMNS = ["line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 SWITCH_ID_LENGTH = 64  # switch identifiers are kept whole, for reference: a longer one is a bad_call_id
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+#: Asterisk's uniqueid: ``[system name-]<epoch seconds when the channel was created>.<counter>``
+_UNIQUEID_EPOCH = re.compile(r"^(?:.*-)?(\d{9,11})\.\d+$")
+#: how long before the start of its call a channel may have been created, for its uniqueid to
+#: tell which of the two repeated hours the call started in
+_UNIQUEID_LEAD = pd.Timedelta(hours=6)
 
 
 def file_error(file: str, line: int | None, problem: str) -> InputError:
@@ -54,22 +73,24 @@ def file_error(file: str, line: int | None, problem: str) -> InputError:
 @dataclass(frozen=True)
 class ParsedFile:
     name: str
-    format: str
+    format: str  # native, asterisk, or mapping:<name>
     records: pd.DataFrame  # line_no, raw, and the format's columns as text
+    mapping: CsvMapping | None = None
 
 
-def _decode(name: str, data: bytes) -> str:
+def _decode(name: str, data: bytes, encoding: str = "utf-8") -> str:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise file_error(name, None, f"damaged gzip data ({exc})") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        target = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
         raise file_error(
-            name, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); convert the file to UTF-8"
+            name, line, f"not {target} text (byte 0x{data[exc.start]:02x}); convert the file to {target}"
         ) from None
     if "\x00" in text:  # never in a text file: a damaged file, or not CSV at all
         line = text[: text.index("\x00")].count("\n") + 1
@@ -83,17 +104,49 @@ def detect_format(first_line: str) -> str:
     return NATIVE if "start_time" in header or "call_id" in header else ASTERISK
 
 
-def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
-    """Read a CDR file's bytes into text fields, one row per record."""
-    text = _decode(name, data)
+def _mapped_columns(name: str, mapping: CsvMapping, header: list[str] | None, width: int) -> list[str]:
+    """The labels of a mapped file's columns: its header, the mapping's names, or ``column N``;
+    an :class:`InputError` naming the file when a column the mapping uses is not in it."""
+    if header is not None:
+        columns = header
+    elif mapping.names:
+        columns = list(mapping.names)
+    else:
+        columns = [f"column {i}" for i in range(1, width + 1)]
+    for role, column in mapping.columns().items():
+        if isinstance(column, int):
+            if column > len(columns):
+                raise file_error(name, 1, f"{len(columns)} fields, but the mapping {mapping.name!r} takes "
+                                 f"{role} from column {column}")
+        elif column not in columns:
+            raise file_error(name, 1, f"no column {column!r} ({role} of the mapping {mapping.name!r}); "
+                             f"the columns are {columns}")
+    return columns
+
+
+def mapped_field(mapping: CsvMapping, columns: list[str], column) -> str:
+    """The label of a mapping's column (a name, or a 1-based position) among ``columns``."""
+    return columns[column - 1] if isinstance(column, int) else column
+
+
+def parse(name: str, data: bytes, fmt: str = "auto", mapping: CsvMapping | None = None) -> ParsedFile:
+    """Read a CDR file's bytes into text fields, one row per record.
+
+    ``fmt``: ``auto`` (our header, else Asterisk), ``native`` or ``asterisk``; with ``mapping``
+    the file is read as the mapping says (``fmt`` is then ignored). Raises
+    :class:`~workbench.errors.InputError` (``bad_cdr_file``) naming the file and line."""
+    text = _decode(name, data, mapping.encoding if mapping else "utf-8")
     if not text.strip():
         raise file_error(name, None, "the file is empty")
     physical = _LINE_BREAK.split(text)  # the line ends the csv module counts, no others
-    if fmt == "auto":
+    if mapping is not None:
+        fmt = mapping.format
+    elif fmt == "auto":
         fmt = detect_format(physical[0])
-    if fmt not in FORMATS:
+    if mapping is None and fmt not in FORMATS:
         raise file_error(name, None, f"unknown format {fmt!r}; expected one of {FORMATS}")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    dialect = {"delimiter": mapping.delimiter, "quotechar": mapping.quote} if mapping else {}
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, **dialect)
     rows: list[list[str]] = []
     line_nos: list[int] = []
     spans: list[tuple[int, int]] = []
@@ -104,6 +157,11 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
             if missing:
                 raise file_error(name, 1, f"missing columns {missing}; the header is {header}")
             columns, width = header, len(header)
+        elif mapping is not None and mapping.header:
+            header = [c.strip() for c in next(reader)]
+            columns, width = _mapped_columns(name, mapping, header, len(header)), len(header)
+        elif mapping is not None and mapping.names:
+            columns, width = _mapped_columns(name, mapping, None, len(mapping.names)), len(mapping.names)
         else:
             columns, width = None, None
         previous = reader.line_num
@@ -112,14 +170,18 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
                 previous = reader.line_num
                 continue
             if width is None:
-                if not ASTERISK_MIN_FIELDS <= len(fields) <= len(ASTERISK_COLUMNS):
-                    raise file_error(
-                        name, reader.line_num,
-                        f"{len(fields)} fields; an Asterisk Master.csv line has "
-                        f"{ASTERISK_MIN_FIELDS} to {len(ASTERISK_COLUMNS)}",
-                    )
-                width = len(fields)
-                columns = ASTERISK_COLUMNS[:width]
+                if mapping is not None:
+                    width = len(fields)
+                    columns = _mapped_columns(name, mapping, None, width)
+                else:
+                    if not ASTERISK_MIN_FIELDS <= len(fields) <= len(ASTERISK_COLUMNS):
+                        raise file_error(
+                            name, reader.line_num,
+                            f"{len(fields)} fields; an Asterisk Master.csv line has "
+                            f"{ASTERISK_MIN_FIELDS} to {len(ASTERISK_COLUMNS)}",
+                        )
+                    width = len(fields)
+                    columns = ASTERISK_COLUMNS[:width]
             if len(fields) != width:
                 last = reader.line_num >= len(physical) and not text.endswith(("\n", "\r"))
                 hint = " (the last line looks truncated)" if last else ""
@@ -132,58 +194,156 @@ def parse(name: str, data: bytes, fmt: str = "auto") -> ParsedFile:
             previous = reader.line_num
     except csv.Error as exc:
         raise file_error(name, reader.line_num, f"malformed CSV ({exc})") from None
+    if columns is None:  # a mapped file without header, names or records
+        columns = []
     records = pd.DataFrame(rows, columns=columns, dtype="string") if rows else pd.DataFrame(
         columns=columns, dtype="string"
     )
+    reserved = [c for c in ("line_no", "raw") if c in records.columns]
+    if reserved:
+        raise file_error(name, 1, f"a column is named {reserved[0]!r}, a name kept for the record's line and text")
+    if records.columns.duplicated().any():
+        twice = sorted(set(records.columns[records.columns.duplicated()]))
+        raise file_error(name, 1, f"the header names {twice} twice")
     records.insert(0, "line_no", np.array(line_nos, dtype=np.int64))
     records.insert(1, "raw", ["\n".join(physical[a:b]) for a, b in spans])
     if fmt == ASTERISK and "uniqueid" not in records:
         records["uniqueid"] = ""
-    return ParsedFile(name, fmt, records)
+    return ParsedFile(name, fmt, records, mapping)
 
 
-def _parse_starts(values: pd.Series, fmt: str, timezone: str) -> pd.Series:
-    """Naive UTC datetimes; ``NaT`` where unparsable. Local times (no offset) are in
-    ``timezone``; in the repeated hour of a DST change they are read as standard time."""
+@dataclass(frozen=True)
+class _Starts:
+    """Start times read: ``utc`` naive UTC (``NaT`` where unparsable; a local time of the
+    repeated hour read as standard time), ``repeated`` the local times of the hour repeated when
+    summer time ends, and for them ``summer`` the other reading (an hour earlier)."""
+
+    utc: pd.Series
+    repeated: pd.Series
+    summer: pd.Series
+
+
+def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
+    """Read times written as ``time_format`` (``iso``: ISO 8601, an offset honoured; ``epoch``:
+    Unix seconds; else a strftime format, ``%z`` honoured) into naive UTC datetimes. Local
+    times (no offset) are in ``timezone``; a time skipped when summer time starts is shifted
+    forward."""
     values = values.str.strip()
     result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
-    has_offset = values.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
-    if fmt == NATIVE and has_offset.any():
-        aware = pd.to_datetime(values[has_offset], format="ISO8601", utc=True, errors="coerce")
+    repeated = pd.Series(False, index=values.index)
+    summer = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    if time_format == EPOCH:
+        ok = values.str.fullmatch(r"\d{1,11}").fillna(False).astype(bool)
+        result[ok] = pd.to_datetime(values[ok].astype(np.int64), unit="s").astype("datetime64[s]")
+        return _Starts(result, repeated, summer)
+    if time_format == ISO:
+        has_offset = values.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+    else:
+        has_offset = pd.Series("%z" in time_format, index=values.index)
+    if has_offset.any():
+        fmt = "ISO8601" if time_format == ISO else time_format
+        aware = pd.to_datetime(values[has_offset], format=fmt, utc=True, errors="coerce")
         result[has_offset] = aware.dt.tz_localize(None).astype("datetime64[s]")
-    local_rows = ~has_offset if fmt == NATIVE else pd.Series(True, index=values.index)
+    local_rows = ~has_offset
     if local_rows.any():
         text = values[local_rows]
-        if fmt == NATIVE:
-            local = pd.to_datetime(text, format="ISO8601", errors="coerce")
-        else:
-            local = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S", errors="coerce")
+        local = pd.to_datetime(text, format="ISO8601" if time_format == ISO else time_format, errors="coerce")
         if getattr(local.dt, "tz", None) is not None:  # pragma: no cover - guarded by regex
             local = local.dt.tz_convert("UTC").dt.tz_localize(None)
-        else:
-            local = local.dt.tz_localize(timezone, ambiguous=False, nonexistent="shift_forward")
-            local = local.dt.tz_convert("UTC").dt.tz_localize(None)
-        result[local_rows] = local.astype("datetime64[s]")
-    return result
+            result[local_rows] = local.astype("datetime64[s]")
+            return _Starts(result, repeated, summer)
+        # the repeated hour reads as NaT here, and only there: it is read both ways below
+        once = local.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward")
+        result[local_rows] = once.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[s]")
+        twice = once.isna() & local.notna()
+        if twice.any():
+            both = local[twice]
+            winter = both.dt.tz_localize(timezone, ambiguous=np.zeros(len(both), dtype=bool))
+            earlier = both.dt.tz_localize(timezone, ambiguous=np.ones(len(both), dtype=bool))
+            index = twice[twice].index
+            result[index] = winter.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[s]")
+            summer[index] = earlier.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[s]")
+            repeated[index] = True
+    return _Starts(result, repeated, summer)
 
 
-def check(parsed: ParsedFile, timezone: str, home_country_code: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _repeated_hour(starts: _Starts, cand: pd.DataFrame, rec: pd.DataFrame, start_f: str
+                   ) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Tell apart the calls started in the hour repeated when summer time ends (local times).
+
+    Each is read as standard time unless its Asterisk ``uniqueid`` (``<epoch>.<n>``: when its
+    channel was created, at most ``_UNIQUEID_LEAD`` before the start) says it is the first
+    hour. Records still undecided that are the same call (calling, called, local start,
+    seconds) with different switch ids are different calls: two of them are told apart by their
+    ``sequence`` (``newcdrcolumns``: the lower one is the first hour), else they are rejected as
+    ``ambiguous_time`` (never one dropped as a duplicate of the other).
+
+    Returns the UTC starts, and the rejects' mask and messages."""
+    utc = starts.utc.copy()
+    reject = pd.Series(False, index=utc.index)
+    message = pd.Series(pd.NA, index=utc.index, dtype="string")
+    rows = starts.repeated & cand["calling"].notna() & cand["called"].notna()
+    if not rows.any():
+        return utc, reject, message
+    summer, winter = starts.summer[rows], starts.utc[rows]
+    epoch_text = cand.loc[rows, "switch_id"].str.extract(_UNIQUEID_EPOCH, expand=False)
+    created = pd.to_datetime(pd.to_numeric(epoch_text, errors="coerce"), unit="s")
+    told = created.notna() & (created >= summer - _UNIQUEID_LEAD) & (created <= winter)
+    first_hour = told & (created <= summer)
+    utc[first_hour[first_hour].index] = summer[first_hour].to_numpy()
+    undecided = rows.copy()
+    undecided[told[told].index] = False
+    if not undecided.any():
+        return utc, reject, message
+    key = ["calling", "called", "local", "duration_s"]
+    same = cand.loc[undecided, ["calling", "called", "duration_s", "switch_id", "line_no"]].assign(
+        local=rec.loc[undecided, start_f].str.strip())
+    sequence = pd.to_numeric(rec.loc[undecided, "sequence"], errors="coerce") if "sequence" in rec else None
+    for _, group in same.groupby(key, sort=False):
+        if len(group) < 2 or group["switch_id"].nunique() < len(group):
+            continue  # one call, or the same record twice (a duplicate, as at any other time)
+        order = sequence[group.index] if sequence is not None else None
+        if len(group) == 2 and order is not None and order.notna().all() and order.nunique() == 2:
+            utc[order.idxmin()] = starts.summer[order.idxmin()]
+            continue
+        lines = group["line_no"].astype(str)
+        reject[group.index] = True
+        for index in group.index:
+            others = ", ".join(lines.drop(index))
+            message[index] = (f"{start_f} {rec.at[index, start_f].strip()!r} is in the hour repeated when summer "
+                              f"time ends, as the same call on line {others} with another id: which hour each "
+                              "started in cannot be told (no uniqueid time, no sequence)")
+    return utc, reject, message
+
+
+def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_times: str = "local"
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed call candidates and rejected records (``CANDIDATE_COLUMNS``, ``REJECT_COLUMNS``).
 
-    Reasons checked here: ``bad_date``, ``bad_calling_number``, ``bad_called_number``,
-    ``bad_duration``, ``bad_call_id`` (longer than ``SWITCH_ID_LENGTH`` or with a control
+    ``timezone``: the zone of local times (native times without offset, Asterisk's unless
+    ``asterisk_times`` is ``utc``, a mapping's with ``timezone = "local"``). Reasons checked
+    here: ``excluded`` (a mapping's filter), ``bad_date``, ``ambiguous_time`` (see
+    :func:`_repeated_hour`), ``bad_calling_number``, ``bad_called_number``, ``bad_duration``,
+    ``negative_duration``, ``bad_call_id`` (longer than ``SWITCH_ID_LENGTH`` or with a control
     character), ``duplicate`` (within the file). The database-dependent reasons
     (``unknown_line``, ``duplicate`` of a stored call) are checked by the integration.
     """
     rec = parsed.records
-    switch_f, start_f, calling_f, called_f, seconds_f = _FIELDS[parsed.format]
-    start = _parse_starts(rec[start_f].fillna(""), parsed.format, timezone)
+    mapping = parsed.mapping
+    if mapping is not None:
+        columns = [c for c in rec.columns if c not in ("line_no", "raw")]
+        label = {role: mapped_field(mapping, columns, c) for role, c in mapping.columns().items()}
+        switch_f, start_f = label.get("call_id"), label["start"]
+        calling_f, called_f, seconds_f = label["calling"], label["called"], label.get("duration")
+        time_format = mapping.time_format
+        zone = timezone if mapping.timezone == LOCAL else mapping.timezone
+    else:
+        switch_f, start_f, calling_f, called_f, seconds_f = _FIELDS[parsed.format]
+        time_format = _TIME_FORMATS[parsed.format]
+        zone = "UTC" if parsed.format == ASTERISK and asterisk_times == "utc" else timezone
+    starts = _parse_times(rec[start_f].fillna(""), time_format, zone)
     calling = normalise(rec[calling_f].fillna(""), home_country_code)
     called = normalise(rec[called_f].fillna(""), home_country_code)
-    seconds_text = rec[seconds_f].fillna("").str.strip()
-    seconds_ok = seconds_text.str.fullmatch(r"\d{1,7}").fillna(False).astype(bool)
-    seconds = pd.to_numeric(seconds_text.where(seconds_ok), errors="coerce")
-
     reasons = pd.Series(pd.NA, index=rec.index, dtype="string")
     messages = pd.Series(pd.NA, index=rec.index, dtype="string")
 
@@ -192,29 +352,56 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str) -> tuple[pd
         reasons[mask] = reason
         messages[mask] = message[mask]
 
-    flag(start.isna(), "bad_date", f"{start_f} " + rec[start_f].fillna("").map(repr) + " is not a date and time")
+    if seconds_f is not None:
+        seconds_text = rec[seconds_f].fillna("").str.strip()
+        seconds_ok = seconds_text.str.fullmatch(r"\d{1,7}").fillna(False).astype(bool)
+        seconds = pd.to_numeric(seconds_text.where(seconds_ok), errors="coerce")
+        negative = seconds_text.str.fullmatch(r"-\d+").fillna(False).astype(bool)
+        bad_seconds = f"{seconds_f} " + seconds_text.map(repr) + " is not a whole number of seconds"
+        negative_seconds = f"{seconds_f} " + seconds_text + " is negative"
+    else:  # a mapping's answer and end: the billed seconds between them, 0 when never answered
+        answer_f, end_f = label["answer"], label["end"]
+        answer_text, end_text = rec[answer_f].fillna("").str.strip(), rec[end_f].fillna("").str.strip()
+        answer = _parse_times(answer_text, time_format, zone).utc
+        end = _parse_times(end_text, time_format, zone).utc
+        unanswered = answer_text.eq("")
+        span = (end - answer).dt.total_seconds()
+        seconds = span.where(~unanswered, 0)
+        seconds_ok = seconds.notna() & (seconds >= 0) & (seconds < 10_000_000) & (unanswered | end.notna())
+        negative = seconds.notna() & (seconds < 0)
+        seconds_text = answer_text + " to " + end_text
+        bad_seconds = (f"{answer_f} " + answer_text.map(repr) + f" to {end_f} " + end_text.map(repr)
+                       + " is not a duration")
+        negative_seconds = f"{end_f} " + end_text + f" is before {answer_f} " + answer_text
+    switch_id = rec[switch_f].fillna("").astype(str) if switch_f else pd.Series("", index=rec.index)
+    cand = pd.DataFrame(
+        {
+            "line_no": rec["line_no"],
+            "start_utc": starts.utc,
+            "calling": calling,
+            "called": called,
+            "duration_s": seconds.where(seconds_ok).fillna(0).astype(np.int64),
+            "switch_id": switch_id,
+        }
+    )
+    if mapping is not None and mapping.filter_column is not None:
+        value = rec[label["filter"]].fillna("").str.strip()
+        flag(~value.isin(mapping.filter_keep), "excluded",
+             f"{label['filter']} " + value.map(repr) + f" is not one of the values kept {list(mapping.filter_keep)}")
+    flag(starts.utc.isna(), "bad_date", f"{start_f} " + rec[start_f].fillna("").map(repr) + " is not a date and time")
+    if starts.repeated.any():
+        cand["start_utc"], ambiguous, ambiguous_message = _repeated_hour(starts, cand, rec, start_f)
+        flag(ambiguous, "ambiguous_time", ambiguous_message)
     flag(calling.isna(), "bad_calling_number",
          "calling number " + rec[calling_f].fillna("").map(repr) + f" ({calling_f}) is not a phone number")
     flag(called.isna(), "bad_called_number",
          "called number " + rec[called_f].fillna("").map(repr) + f" ({called_f}) is not a phone number")
-    negative = seconds_text.str.fullmatch(r"-\d+").fillna(False).astype(bool)
-    flag(negative, "negative_duration", f"{seconds_f} " + seconds_text + " is negative")
-    flag(~seconds_ok, "bad_duration", f"{seconds_f} " + seconds_text.map(repr) + " is not a whole number of seconds")
-    switch_id = rec[switch_f].fillna("").astype(str)
+    flag(negative, "negative_duration", negative_seconds)
+    flag(~seconds_ok, "bad_duration", bad_seconds)
     flag(switch_id.str.len() > SWITCH_ID_LENGTH, "bad_call_id",
          f"{switch_f} is " + switch_id.str.len().astype(str) + f" characters long, more than {SWITCH_ID_LENGTH}")
     flag(switch_id.str.contains(_CONTROL).astype(bool), "bad_call_id",
          f"{switch_f} " + switch_id.map(repr) + " holds a control character")
-    cand = pd.DataFrame(
-        {
-            "line_no": rec["line_no"],
-            "start_utc": start,
-            "calling": calling,
-            "called": called,
-            "duration_s": seconds.fillna(0).astype(np.int64),
-            "switch_id": switch_id,
-        }
-    )
     good = reasons.isna()
     key = ["calling", "called", "start_utc", "duration_s"]
     dup = pd.Series(False, index=rec.index)

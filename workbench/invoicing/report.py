@@ -122,7 +122,11 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
         add("balance_not_closed", "period balance", None, "", text + ": production refuses the run until it is "
             "explained")
     for r in rejected.itertuples(index=False):
-        add(str(r.reason), str(r.file), None, "", f"{r.records} records rejected: {r.reason}")
+        if bool(getattr(r, "pending", False)):  # a reference fix can still cure them
+            add("rejects_pending", str(r.file), None, "",
+                f"{r.records} records still pending a reference fix: {r.reason}")
+        else:
+            add(str(r.reason), str(r.file), None, "", f"{r.records} records rejected: {r.reason}")
     return problems_table(problems).assign(**{"Customer name": names})
 
 
@@ -149,7 +153,8 @@ def control_report(
 
     ``invoices``: the invoice rows with ``number`` (and :data:`~workbench.invoicing.build.INVOICE_COLUMNS`);
     ``items`` with ``number``; ``customers``: customer_id, account_number, name, payment_method,
-    billing_group, has_mandate; ``unrated``: reason, calls; ``rejected``: file, reason, records.
+    billing_group, has_mandate; ``unrated``: reason, calls; ``rejected``: file, reason, records (and
+    ``pending``: True for the records still pending a reference fix, reported as ``rejects_pending``).
     """
     customers = customers if customers is not None else pd.DataFrame()
     unrated = unrated if unrated is not None else pd.DataFrame(columns=["reason", "calls"])

@@ -5,6 +5,7 @@ step                            job (result record)
 ==============================  ==================================================================
 load reference data             :func:`load_reference` (:class:`ReferenceLoad`)
 load CDR files                  :func:`load_cdrs` (:class:`CdrLoad`)
+rejects cured by the reference  :func:`reprocess_rejects` (also run by :func:`load_reference`)
 rate a period                   :func:`rate` (:class:`~workbench.rated_calls.RatingSummary`)
 pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`
 promotion (production)          :func:`promote` (:class:`Promotion`)
@@ -25,7 +26,7 @@ their results; errors are the :mod:`workbench.errors` family.
 from workbench.jobs.credit_notes import CreditNoteResult, credit_note
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, invoice_pdf, publish_documents, publish_invoices, publish_run
-from workbench.jobs.loading import CdrLoad, ReferenceLoad, cdr_files, load_cdrs, load_reference
+from workbench.jobs.loading import CdrLoad, ReferenceLoad, cdr_files, load_cdrs, load_reference, reprocess_rejects
 from workbench.jobs.notebook import run_production_notebook
 from workbench.jobs.preprod import (
     PreprodResult,
@@ -46,5 +47,5 @@ __all__ = [
     "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "clear_demo",
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
-    "rate", "report_path", "run_options", "run_production_notebook", "utc_now", "write_report",
+    "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",
 ]

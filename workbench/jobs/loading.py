@@ -1,4 +1,4 @@
-"""Loading jobs: the reference data and the month's CDR files."""
+"""Loading jobs: the reference data, the month's CDR files, and the rejects a reference fix cured."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from workbench.config import Settings
-from workbench.integration import LoadReport, load_cdr_files
+from workbench.errors import InputError
+from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping, restore_pending
+from workbench.integration import reprocess_rejects as _reprocess_rejects
 from workbench.jobs.workspace import utc_now
 from workbench.reference import load_reference as _load_reference
 
 
 @dataclass(frozen=True)
 class ReferenceLoad:
-    """What a reference load stored: rows loaded per table, in load order."""
+    """What a reference load stored: rows loaded per table, in load order; and what became of
+    the CDR records pending a reference fix (:class:`~workbench.integration.Reprocessing`)."""
 
     folder: str
     counts: dict[str, int] = field(default_factory=dict)
+    reprocessed: Reprocessing = field(default_factory=Reprocessing)
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,31 @@ class CdrLoad:
         return sum(f.rejected for f in self.files)
 
 
-def load_reference(engine: Engine, settings: Settings, folder: str | Path) -> ReferenceLoad:
+def load_reference(engine: Engine, settings: Settings, folder: str | Path,
+                   clock: Callable[[], datetime] = utc_now) -> ReferenceLoad:
     """Load every reference CSV of ``folder`` in one transaction (see :mod:`workbench.reference`);
-    :class:`~workbench.errors.InputError` names the file, line and problem, and nothing is stored."""
-    return ReferenceLoad(str(folder), _load_reference(engine, folder, settings.home_country_code))
+    :class:`~workbench.errors.InputError` names the file, line and problem, and nothing is stored.
+    Then the CDR records pending a reference fix are re-processed (:func:`reprocess_rejects`,
+    its own transaction: if it fails, the reference data stays loaded and it can be run again)."""
+    counts = _load_reference(engine, folder, settings.home_country_code)
+    return ReferenceLoad(str(folder), counts, reprocess_rejects(engine, settings, clock))
+
+
+def reprocess_rejects(engine: Engine, settings: Settings, clock: Callable[[], datetime] = utc_now,
+                      files: Iterable[str | Path] = (), mapping: str | Path | None = None,
+                      times: str | None = None) -> Reprocessing:
+    """Check the CDR records pending a reference fix (``unknown_line``) again and store as calls
+    those now accepted, never a call twice (see :func:`workbench.integration.reprocess_rejects`).
+    The calls cured are rated by the next rating of their period (``workbench rate``, or the next
+    pre-production run, which rates the calls never rated first).
+
+    ``files``: files loaded before rejects kept the call as read, read again (with ``mapping``;
+    Asterisk times as ``times``) so that their ``unknown_line`` rejects are pending again first
+    (:func:`workbench.integration.restore_pending`)."""
+    csv_mapping = read_mapping(mapping) if mapping is not None else None
+    for path in files:
+        restore_pending(engine, path, settings, csv_mapping, times)
+    return _reprocess_rejects(engine, settings, clock())
 
 
 def cdr_files(folder: str | Path) -> list[Path]:
@@ -50,8 +75,17 @@ def cdr_files(folder: str | Path) -> list[Path]:
 
 
 def load_cdrs(engine: Engine, settings: Settings, files: Iterable[str | Path], fmt: str = "auto",
-              progress: bool = False, clock: Callable[[], datetime] = utc_now) -> CdrLoad:
+              progress: bool = False, clock: Callable[[], datetime] = utc_now,
+              mapping: str | Path | None = None, times: str | None = None) -> CdrLoad:
     """Load CDR files, each in its own transaction (see :mod:`workbench.integration`): a file
     already loaded is skipped, a bad file stops the batch with an
-    :class:`~workbench.errors.InputError` naming it, and the files before it stay loaded."""
-    return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, progress=progress))
+    :class:`~workbench.errors.InputError` naming it, and the files before it stay loaded.
+
+    ``mapping``: a TOML CSV mapping file (:mod:`workbench.cdr.mapping`) to read every file with
+    (``fmt`` is then ignored); ``times``: ``local`` or ``utc``, how Asterisk's times are read
+    for this load (default: the setting ``asterisk_times``)."""
+    csv_mapping = read_mapping(mapping) if mapping is not None else None
+    if times is not None and times not in ("local", "utc"):
+        raise InputError(f"times {times!r} is neither local nor utc", source="load-cdrs --times", code="bad_option")
+    return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, progress=progress, mapping=csv_mapping,
+                                  asterisk_times=times))

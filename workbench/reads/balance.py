@@ -103,14 +103,19 @@ def _records(connection: Connection, period: Period, timezone: str, lines: _Line
     files_text = f"{received[0]} file" + ("" if received[0] == 1 else "s")
     lines.add(section, f"records received in the files with records of {period} ({files_text})",
               received[1])
-    rejects = read_frame(connection, select(s.CdrReject.reason, func.count().label("records"))
-                         .where(s.CdrReject.file_id.in_(files)).group_by(s.CdrReject.reason)
-                         .order_by(s.CdrReject.reason))
+    rejects = read_frame(connection, select(s.CdrReject.reason, s.CdrReject.status, func.count().label("records"))
+                         .where(s.CdrReject.file_id.in_(files)).group_by(s.CdrReject.reason, s.CdrReject.status))
+    # a reject cured into a call is counted as that call; one cured into a call already stored
+    # is a duplicate; a pending one waits for a reference fix
+    rejects = rejects[rejects["status"] != "accepted"]
+    label = [("duplicates (already loaded)" if reason == "duplicate" or status == "duplicate" else
+              f"rejected: {reason}" + (" (pending a reference fix)" if status == "pending" else ""))
+             for reason, status in zip(rejects["reason"], rejects["status"], strict=True)]
+    counts = rejects.assign(label=label).groupby("label")["records"].sum()
     parts = []
-    for reason, count in zip(rejects["reason"], rejects["records"], strict=True):
-        lines.add(section, "duplicates (already loaded)" if reason == "duplicate" else f"rejected: {reason}",
-                  _int(count))
-        parts.append((_int(count),))
+    for line in sorted(counts.index, key=lambda x: (not x.startswith("rejected"), x)):
+        lines.add(section, line, _int(counts[line]))
+        parts.append((_int(counts[line]),))
     of_files = select(func.count()).where(s.Cdr.file_id.in_(files))
     all_calls = connection.execute(of_files).scalar_one()
     own = connection.execute(of_files.where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi)).scalar_one()
@@ -238,5 +243,9 @@ def balance_anomalies(balance: PeriodBalance) -> list[str]:
         detail = "; ".join(f"{r['Calls']} calls" + (f", {r['Seconds']} s" if not pd.isna(r["Seconds"]) else "")
                            + (f", {r['Amount (EUR)']} EUR" if r["Amount (EUR)"] not in (None, Decimal(0)) else "")
                            for _, r in rows.iterrows())
-        out.append(f"{section} does not close: {detail or 'the rounding of the lines is over half a cent each'}")
+        text = f"{section} does not close: {detail or 'the rounding of the lines is over half a cent each'}"
+        if section.startswith("4.") and detail:
+            text += (" (the run's invoices do not bill the calls rated now for its customers: calls rated after "
+                     "the run; run a new pre-production billing)")
+        out.append(text)
     return out

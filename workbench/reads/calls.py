@@ -16,6 +16,7 @@ from workbench.errors import Problem, problems_frame
 from workbench.money import to_decimal
 from workbench.period import Period
 from workbench.rating import RatePlan
+from workbench.rating.classify import epoch_seconds, local_seconds
 
 
 def lines(connection: Connection) -> pd.DataFrame:
@@ -114,15 +115,35 @@ def unrated_calls(connection: Connection, period: Period, timezone: str) -> pd.D
 def rejects_frame(engine, reason: str | None = None, files: list[str] | None = None) -> pd.DataFrame:
     """Rejected CDR records as data problems (:data:`~workbench.errors.PROBLEM_COLUMNS`: ``source``
     the file, ``key`` the line number, ``code`` the reject reason, ``message``) with the record's
-    ``raw`` text, optionally of one reason and some files; by file and line."""
+    ``raw`` text and ``status`` (``final``; ``pending`` a reference fix; cured into a call,
+    ``accepted``, or found a ``duplicate``), optionally of one reason and some files; by file and line."""
     stmt = select(s.CdrFile.name.label("source"), s.CdrReject.line_no.label("key"), s.CdrReject.reason.label("code"),
-                  s.CdrReject.message, s.CdrReject.raw).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
+                  s.CdrReject.message, s.CdrReject.raw, s.CdrReject.status
+                  ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
     if reason:
         stmt = stmt.where(s.CdrReject.reason == reason)
     if files:
         stmt = stmt.where(s.CdrFile.name.in_(files))
     with engine.connect() as connection:
         return read_frame(connection, stmt.order_by(s.CdrFile.name, s.CdrReject.line_no))
+
+
+def pending_rejects(engine, timezone: str, period: str | None = None) -> pd.DataFrame:
+    """The CDR records rejected for a reason a reference fix can cure and not cured yet
+    (``status`` pending: see :func:`workbench.integration.reprocess_rejects`), counted by the
+    period of their call's local date in ``timezone`` and reason: ``period`` (``YYYY-MM``),
+    ``reason``, ``rejects`` (int64); one period's only when ``period`` is given."""
+    with engine.connect() as connection:
+        frame = read_frame(connection, select(s.CdrReject.start_utc, s.CdrReject.reason)
+                           .where(s.CdrReject.status == "pending"))
+    starts = pd.to_datetime(frame["start_utc"]).astype("datetime64[s]")
+    local = pd.to_datetime(local_seconds(epoch_seconds(starts), timezone), unit="s") if len(frame) else starts
+    frame["period"] = pd.Series(local, index=frame.index).dt.strftime("%Y-%m")
+    if period is not None:
+        frame = frame[frame["period"] == str(Period.parse(period))]
+    counts = frame.groupby(["period", "reason"], as_index=False).size().rename(columns={"size": "rejects"})
+    counts["rejects"] = counts["rejects"].astype("int64")
+    return counts[["period", "reason", "rejects"]].sort_values(["period", "reason"], ignore_index=True)
 
 
 def traffic_frame(engine, period: str) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from workbench.invoicing.build import item_totals
 from workbench.invoicing.report import control_report
 from workbench.period import Period
 from workbench.reads.balance import PeriodBalance, balance_anomalies, balance_of
-from workbench.reads.calls import unrated_calls
+from workbench.reads.calls import pending_rejects, unrated_calls
 from workbench.reads.selection import invoiced_customers, selected_customers
 
 
@@ -131,7 +131,13 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None) ->
         rejected = read_frame(connection, select(
             s.CdrFile.name.label("file"), s.CdrReject.reason, func.count().label("records"),
         ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id).where(s.CdrReject.file_id.in_(files))
+            .where(s.CdrReject.status != "accepted")  # a reject cured into a call is no longer one
             .group_by(s.CdrFile.name, s.CdrReject.reason).order_by(s.CdrFile.name, s.CdrReject.reason))
+    pending = pending_rejects(engine, (settings or Settings()).timezone, str(period))
+    if len(pending):
+        rejected = pd.concat([rejected.assign(pending=False), pd.DataFrame(
+            {"file": "CDR records", "reason": pending["reason"], "records": pending["rejects"], "pending": True})],
+            ignore_index=True)
     return control_report(stored.invoices, stored.items, customers, unrated, rejected, period=str(period),
                           never_rated=never_rated, balance=balance.lines, unbalanced=balance_anomalies(balance))
 

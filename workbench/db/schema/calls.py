@@ -25,7 +25,7 @@ class CdrFile(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    format: Mapped[str] = mapped_column(String(20))
+    format: Mapped[str] = mapped_column(String(80))  # native, asterisk or mapping:<name>
     loaded_at: Mapped[datetime] = mapped_column(DateTime)
     records: Mapped[int] = mapped_column(Integer)
     accepted: Mapped[int] = mapped_column(Integer)
@@ -54,19 +54,32 @@ class Cdr(Base):
 
 
 class CdrReject(Base):
-    """A CDR record that was not accepted, with the reason; ``start_utc`` when the record's start
-    time could be read (a duplicate, an unknown line...), so that it counts in its period's
-    balance."""
+    """A CDR record that was not accepted, with the reason.
+
+    ``status``: ``final`` (the record itself is bad, or a duplicate), ``pending`` (a reason a
+    reference fix can cure, such as ``unknown_line``: kept, with the call's typed fields, to be
+    re-processed), ``accepted`` (cured: it became the call ``cdr_id``) or ``duplicate`` (cured,
+    but the call ``cdr_id`` was already stored). ``resolved_at``: when it was re-processed into
+    one of the last two. ``start_utc`` is kept for a duplicate too, so that it counts in
+    its period's balance."""
 
     __tablename__ = "cdr_rejects"
-    __table_args__ = (Index("ix_cdr_rejects_file_id", "file_id"),)
+    __table_args__ = (Index("ix_cdr_rejects_file_id", "file_id"), Index("ix_cdr_rejects_status", "status"))
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("cdr_files.id"))
     line_no: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="final", server_default="final")
+    # the call as read (set for the pending reasons only): as in ``cdrs``
     start_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    calling: Mapped[int | None] = mapped_column(BigInteger)
+    called: Mapped[int | None] = mapped_column(BigInteger)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    switch_id: Mapped[str | None] = mapped_column(String(64))
+    cdr_id: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class RatedCall(Base):
