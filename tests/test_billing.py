@@ -822,6 +822,55 @@ def test_two_credit_notes_for_one_invoice_at_once_make_one(october, monkeypatch)
     assert sorted(outcome) == ["A2026-000001", "F2026-000001 already has a credit note"]
 
 
+def test_invoice_numbers_follow_their_dates(october):
+    """F2026-000001 of October dated 2026-11-01, F2026-000002 of November dated 2026-12-01; October
+    reopened and invoiced again dated 2026-11-01 would make F2026-000003 dated before F2026-000002:
+    refused with both dates, nothing issued; dated 2026-12-01 it is issued as F2026-000003."""
+    engine, settings = october.engine, october.settings
+    c1 = "accounts:C1"
+    october_run = production(engine, preprod(engine, replace(OPTIONS, customers=c1), settings, NOW).run_id,
+                             settings, NOW)
+    november_run = production(engine, preprod(engine, replace(NOVEMBER, customers=c1), settings, LATER).run_id,
+                              settings, LATER)
+    assert (october_run.numbers, november_run.numbers) == (("F2026-000001",) * 2, ("F2026-000002",) * 2)
+    issue_credit_note(engine, "F2026-000001", "wrong rate", LATER, reinvoice=True)
+    rerun = preprod(engine, replace(OPTIONS, customers=c1), settings, LATER)
+    before = table_counts(engine)
+    with pytest.raises(RefusedError) as refused:
+        production(engine, rerun.run_id, settings, LATER)
+    assert str(refused.value) == (
+        f"the invoices of run {rerun.run_id} dated 2026-11-01 would follow F2026-000002 dated 2026-12-01; "
+        "date them 2026-12-01 or later (a new pre-production billing with --invoice-date)")
+    assert refused.value.code == "not_chronological"
+    assert table_counts(engine) == before and sequences(engine) == [("A", 2026, 1), ("F", 2026, 2)]
+    assert list_runs(engine).set_index("id").loc[rerun.run_id, "status"] == "done"  # can be promoted later
+
+    # the same day as the last invoice is in order
+    dated = replace(OPTIONS, customers=c1, invoice_date=date(2026, 12, 1), due_date=date(2026, 12, 31))
+    done = production(engine, preprod(engine, dated, settings, LATER).run_id, settings, LATER)
+    assert done.numbers == ("F2026-000003", "F2026-000003")
+    issued = frame(engine, select(s.Invoice.number, s.Invoice.invoice_date).where(s.Invoice.kind == "invoice",
+                                                                                  s.Invoice.status == "issued")
+                   .order_by(s.Invoice.number))
+    assert records(issued) == [("F2026-000001", date(2026, 11, 1)), ("F2026-000002", date(2026, 12, 1)),
+                               ("F2026-000003", date(2026, 12, 1))]
+
+
+def test_credit_note_numbers_follow_their_dates(october):
+    """A credit note dated (by the operator's clock) before the last credit note of its year is
+    refused; one of the next year starts the next year's series."""
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    assert issue_credit_note(engine, "F2026-000001", "wrong rate", datetime(2026, 11, 20, 9)) == "A2026-000001"
+    before = table_counts(engine)
+    with pytest.raises(RefusedError, match="^a credit note for F2026-000002 dated 2026-11-10 would follow "
+                       "A2026-000001 dated 2026-11-20; date it 2026-11-20 or later$"):
+        issue_credit_note(engine, "F2026-000002", "wrong address", datetime(2026, 11, 10, 9))
+    assert table_counts(engine) == before and sequences(engine) == [("A", 2026, 1), ("F", 2026, 4)]
+    # 2027-01-02 in Paris: the 2027 series, which has nothing before it
+    assert issue_credit_note(engine, "F2026-000002", "wrong address", datetime(2027, 1, 2, 9)) == "A2027-000001"
+
+
 # ---------------------------------------------------------------------------- 8. the Excel report
 
 REQUIRED_COLUMNS = [

@@ -16,7 +16,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
-from workbench.billing.invoice_numbers import CREDIT_NOTE_SERIES, take_numbers
+from workbench.billing.invoice_numbers import CREDIT_NOTE_SERIES, check_chronology, take_numbers
 from workbench.billing.runs import lock_invoices
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
@@ -41,7 +41,8 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
         if connection.execute(select(s.Invoice.id).where(s.Invoice.corrects_invoice_id == original["id"])).first():
             raise RefusedError(f"{invoice_number} already has a credit note", code="already_credited")
         today = local_date(now, timezone)  # the operator's date: it dates and numbers the note
-        number = take_numbers(connection, CREDIT_NOTE_SERIES, today.year, 1)[0]
+        number = take_numbers(connection, CREDIT_NOTE_SERIES, today.year, 1)[0]  # locks the series
+        check_chronology(connection, CREDIT_NOTE_SERIES, today, f"a credit note for {invoice_number}")
         note_id = connection.execute(insert(s.Invoice).values(
             run_id=None, number=number, kind="credit_note", status="issued", customer_id=original["customer_id"],
             period=original["period"], invoice_date=today, due_date=today,
