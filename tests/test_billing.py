@@ -67,6 +67,7 @@ from workbench.db.engine import make_engine, upgrade
 from workbench.db.frames import read_frame
 from workbench.errors import InputError, RefusedError
 from workbench.integration import load_cdr_file
+from workbench.jobs.sepa import generate_direct_debits
 from workbench.rated_calls import rate_period
 from workbench.reads.customers import customer_profile
 from workbench.reads.runs import RunOptions, compare_runs, list_runs, run_report
@@ -671,11 +672,16 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october):
     pd.testing.assert_frame_equal(frame(engine, select(s.InvoiceItem.__table__).where(
         s.InvoiceItem.invoice_id == int(original["id"].iloc[0])).order_by(s.InvoiceItem.id)), original_items)
 
+    # C1 pays by direct debit and F2026-000001 is not debited yet: its net payable 34.42 is set
+    # against its collection (it will not be debited); the 20.00 of account credit it used comes
+    # back as account credit: 54.42 - 34.42 = 20.00
+    assert int(note["collection_offset_cents"]) == 3442
     credit = credit_entries(engine)
     last = credit.iloc[-1]
     assert (int(last["customer_id"]), int(last["amount_cents"]), last["entry_date"]) == (
-        ids["C1"], 5442, LATER.date())
-    assert pd.isna(last["invoice_id"]) and "A2026-000001" in last["description"]
+        ids["C1"], 2000, LATER.date())
+    assert pd.isna(last["invoice_id"]) and last["description"] == (
+        "credit note A2026-000001 for F2026-000001, €34.42 set against its collection: wrong rate")
 
     with pytest.raises(RefusedError, match="already has a credit note"):
         issue_credit_note(engine, "F2026-000001", "again", LATER)
@@ -686,11 +692,11 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october):
     assert len(credit_entries(engine)) == len(credit)
     assert done.invoices == 4
 
-    # November applies it: C1 11256 incl. (see the production test); credit 2000 - 2000 + 5442
-    # = 5442 -> net 11256 - 5442 = 5814; the previous invoice is still October's
+    # November applies it: C1 11256 incl. (see the production test); credit 2000 - 2000 + 2000
+    # = 2000 -> net 11256 - 2000 = 9256; the previous invoice is still October's
     nov = stored_invoices(engine, preprod(engine, NOVEMBER, settings, LATER).run_id).loc["C1"]
     assert (int(nov["total_incl_cents"]), int(nov["credit_applied_cents"]), int(nov["net_payable_cents"])) == (
-        11256, 5442, 5814)
+        11256, 2000, 9256)
     assert int(nov["previous_amount_cents"]) == 5442
 
 
@@ -720,11 +726,13 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october):
                                                                    ["C3", "C4"])
     new = stored_invoices(engine, done.run_id)
     assert new["number"].to_dict() == {"C1": "F2026-000005", "C2": "F2026-000006"}
-    # the same October lines as the cancelled invoices (see the module docstring); the credit notes'
-    # amounts are account credit: C1 20.00 - 20.00 (used by F2026-000001) + 54.42 = 54.42, C2 176.36,
-    # all of it applied, so nothing more is due
+    # the same October lines as the cancelled invoices (see the module docstring). C1 pays by direct
+    # debit and F2026-000001 was not debited: its net 34.42 is set against its collection, and only
+    # the 20.00 of account credit it had used comes back (20.00 - 20.00 + 20.00 = 20.00), so C1
+    # owes 54.42 - 20.00 = 34.42 again, once; C2 pays by transfer: its note's 176.36 is account
+    # credit, all of it applied, so nothing more is due
     assert [amounts(new.loc[c]) for c in ("C1", "C2")] == [
-        (0, 4480, 0, 55, 4535, 907, 5442, 5442, 0), (14900, 0, 1348, 115, 16363, 1273, 17636, 17636, 0)]
+        (0, 4480, 0, 55, 4535, 907, 5442, 2000, 3442), (14900, 0, 1348, 115, 16363, 1273, 17636, 17636, 0)]
     # their previous invoice is one of an earlier period (none here), not the cancelled October one
     assert new["previous_amount_cents"].isna().all()
     assert billed_by(invoice_id("F2026-000005")) == before["F2026-000001"]
@@ -820,6 +828,54 @@ def test_two_credit_notes_for_one_invoice_at_once_make_one(october, monkeypatch)
     for thread in threads:
         thread.join(60)
     assert sorted(outcome) == ["A2026-000001", "F2026-000001 already has a credit note"]
+
+
+def test_a_credit_note_after_collection_is_account_credit_for_the_next_invoice(october):
+    """F2026-000001 (C1, net 34.42) is debited, then credited 12.00: the 12.00 is account credit,
+    which November's invoice uses (its debit is 12.00 less); nothing is set against the debit."""
+    engine, settings, ids = october.engine, replace(october.settings, storage_url=str(october.folder / "ftp")), \
+        october.ids
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    october_debits = generate_direct_debits(engine, settings, datetime(2026, 11, 20, 8), period=PERIOD)
+    assert october_debits.debits[["invoice_number", "amount_cents"]].values.tolist() == [["F2026-000001", 3442]]
+    number = issue_credit_note(engine, "F2026-000001", "one week without service", datetime(2026, 11, 21, 9),
+                               amount_cents=1200)
+    note = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == number)).iloc[0]
+    # 12.00 at 20 %: 1000 excl. + 200 VAT
+    assert [int(note[c]) for c in ("total_excl_cents", "total_vat_cents", "total_incl_cents",
+                                   "collection_offset_cents")] == [-1000, -200, -1200, 0]
+    assert credit_entries(engine).loc[lambda c: c["customer_id"] == ids["C1"], "amount_cents"].astype(int).tolist() \
+        == [2000, -2000, 1200]
+    # November: C1 11256 incl. (see the production test), credit 1200 applied -> net 10056
+    nov = production(engine, preprod(engine, NOVEMBER, settings, LATER).run_id, settings, LATER)
+    c1 = stored_invoices(engine, nov.run_id).loc["C1"]
+    assert [int(c1[c]) for c in ("total_incl_cents", "credit_applied_cents", "net_payable_cents")] == [
+        11256, 1200, 10056]
+    november_debits = generate_direct_debits(engine, settings, datetime(2026, 12, 20, 8), period="2026-11")
+    assert november_debits.debits[["invoice_number", "amount_cents"]].values.tolist() == [[c1["number"], 10056]]
+    assert november_debits.total_cents == 10056
+    assert int(credit_entries(engine).loc[lambda c: c["customer_id"] == ids["C1"], "amount_cents"].sum()) == 0
+
+
+def test_partial_credit_notes_are_checked(october):
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    before = table_counts(engine)
+    with pytest.raises(InputError, match=r"^a credit note of €54.43 is more than F2026-000001's total €54.42$"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, amount_cents=5443)
+    with pytest.raises(InputError, match="must be positive, not €0.00"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, amount_cents=0)
+    with pytest.raises(InputError, match="a partial credit note cannot reopen the period"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, reinvoice=True, amount_cents=1200)
+    # C2's invoice has VAT at 20 % and at 0 % (its deposit)
+    with pytest.raises(RefusedError, match="F2026-000002 has 2 VAT rates: a partial credit note needs one"):
+        issue_credit_note(engine, "F2026-000002", "no", LATER, amount_cents=1200)
+    assert table_counts(engine) == before
+    # the whole total as an amount is a full credit note: the invoice's own lines
+    number = issue_credit_note(engine, "F2026-000003", "closed", LATER, amount_cents=1556)
+    lines = frame(engine, select(s.InvoiceItem.type, s.InvoiceItem.amount_cents).join(
+        s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(s.Invoice.number == number))
+    assert sorted(lines["amount_cents"].astype(int)) == [-1284, -13]  # C3: prorated 1284, consumption 13
 
 
 def test_invoice_numbers_follow_their_dates(october):
@@ -995,8 +1051,9 @@ def test_customer_profile(october):
     invoices = profile["invoices"]
     assert list(zip(invoices["number"], invoices["kind"], invoices["total_incl_cents"].astype(int), strict=True)) == [
         ("F2026-000001", "invoice", 5442), ("A2026-000001", "credit_note", -5442)]
-    # given 20.00, applied 20.00 to F2026-000001, then the credit note's 54.42
-    assert profile["credit"]["amount_cents"].astype(int).tolist() == [2000, -2000, 5442]
+    # given 20.00, applied 20.00 to F2026-000001, then the credit note's 54.42 less the 34.42 set
+    # against F2026-000001's collection (not debited yet): 20.00
+    assert profile["credit"]["amount_cents"].astype(int).tolist() == [2000, -2000, 2000]
 
     quiet = customer_profile(engine, "C3")
     assert quiet["mandates"].empty and quiet["credit"].empty and quiet["contacts"].empty

@@ -165,6 +165,7 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
         numbers = take_numbers(connection, INVOICE_SERIES, options.invoice_date.year, len(todo.invoices))
         ids = store_invoices(connection, prod_id, todo, numbers, "issued", options, Period.parse(run["period"]),
                               now)
+        keep_identity(connection, s.Invoice.run_id == prod_id)
         _mark_billed(connection, run["period"], todo, ids, options.invoice_date)
         connection.execute(update(s.BillingRun).where(s.BillingRun.id == run_id).values(status="promoted"))
     inv = todo.invoices
@@ -174,6 +175,17 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
     return RunSummary(prod_id, "production", run["period"], len(inv), int(inv["total_incl_cents"].sum()),
                       int(inv["net_payable_cents"].sum()), skipped, message,
                       (numbers[0], numbers[-1]) if numbers else None)
+
+
+def keep_identity(connection: Connection, where) -> None:
+    """Copy the customer's billing identity (``schema.ISSUED_IDENTITY``: name, address, country, VAT
+    number; the customers table has no SIREN) onto the documents of ``where`` (a condition on
+    ``invoices``) as it is now, in the issuing transaction: what their PDFs and emails print from
+    then on, whatever the customer's record says later."""
+    customer = s.Customer.__table__.c
+    connection.execute(update(s.Invoice).where(where).values({
+        column: select(customer[source]).where(customer.id == s.Invoice.customer_id).scalar_subquery()
+        for column, source in s.ISSUED_IDENTITY.items()}))
 
 
 def lock_invoices(connection: Connection) -> None:
