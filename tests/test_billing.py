@@ -878,6 +878,69 @@ def test_partial_credit_notes_are_checked(october):
     assert sorted(lines["amount_cents"].astype(int)) == [-1284, -13]  # C3: prorated 1284, consumption 13
 
 
+def pdf_text(pdf: bytes) -> str:
+    """The text of a PDF, by pdftotext (layout kept, one line per printed line)."""
+    import subprocess
+
+    done = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True)
+    return done.stdout.decode()
+
+
+def test_issued_documents_keep_the_customers_identity_at_issue(october):
+    """C1 (Alpha SARL, 1 rue A, 75001 Paris) is invoiced for October, then becomes Alpha Holding,
+    12 avenue Nouvelle, 69002 Lyon, VAT FR83404833048: its issued invoice still prints (PDF,
+    email) what it was issued to; its November draft and a credit note issued after the move
+    print the new identity."""
+    from workbench import jobs
+
+    engine = october.engine
+    settings = replace(october.settings, storage_url=str(october.folder / "ftp"),
+                       outbox_dir=str(october.folder / "outbox"))
+    promotion = jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
+                 .where(s.Invoice.number == "F2026-000001"))
+    assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None)]
+
+    moved = [["C1", "Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR", "FR83404833048", "fr",
+              "direct_debit", "A", "TEST"], *BILLING_CUSTOMERS[1:]]
+    load_reference(engine, billing_reference_folder(october.folder / "moved", only=["customers"], customers=moved))
+    assert frame(engine, select(s.Customer.city).where(s.Customer.account_number == "C1")).iloc[0, 0] == "Lyon"
+
+    # the stored PDF is lost: rendered again, it prints the customer as invoiced
+    stored = october.folder / "ftp" / frame(engine, select(s.Invoice.document).where(
+        s.Invoice.number == "F2026-000001")).iloc[0, 0]
+    stored.unlink()
+    assert jobs.publish_invoices(engine, settings, ["F2026-000001"]).stored == [
+        str(stored.relative_to(october.folder / "ftp"))]
+    for pdf in (stored.read_bytes(), jobs.invoice_pdf(engine, replace(settings, storage_url=str(october.folder / "x")),
+                                                      "F2026-000001")):
+        text = pdf_text(pdf)
+        assert "Alpha SARL" in text and "1 rue A" in text and "75001 Paris" in text, text
+        assert "Alpha Holding" not in text and "Nouvelle" not in text and "Lyon" not in text
+        assert "FR83404833048" not in text
+
+    # its email too
+    delivery = jobs.deliver(engine, settings, run_id=promotion.run.run_id, now=LATER)
+    assert delivery.sent.ok
+    email = (october.folder / "outbox" / "F2026-000001-compta@alpha.example.fr.eml").read_text()
+    assert "Subject: Facture F2026-000001 - octobre 2026 - Alpha SARL" in email and "Holding" not in email
+
+    # a draft shows the customer as it is now
+    draft = preprod(engine, NOVEMBER, settings, LATER)
+    text = pdf_text(jobs.invoice_pdf(engine, settings, f"PRE-{draft.run_id}-0001"))
+    assert "Alpha Holding" in text and "12 avenue Nouvelle" in text and "69002 Lyon" in text
+    assert "FR83404833048" in text and "Alpha SARL" not in text
+
+    # a credit note issued after the move is issued to the new identity
+    note = jobs.credit_note(engine, settings, "F2026-000001", "wrong rate", now=LATER)
+    kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
+                 .where(s.Invoice.number == note.number))
+    assert records(kept) == [("Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR",
+                              "FR83404833048")]
+    text = pdf_text(jobs.invoice_pdf(engine, settings, note.number))
+    assert "Alpha Holding" in text and "69002 Lyon" in text and "Alpha SARL" not in text
+
+
 def test_invoice_numbers_follow_their_dates(october):
     """F2026-000001 of October dated 2026-11-01, F2026-000002 of November dated 2026-12-01; October
     reopened and invoiced again dated 2026-11-01 would make F2026-000003 dated before F2026-000002:
