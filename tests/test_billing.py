@@ -857,6 +857,45 @@ def test_a_credit_note_after_collection_is_account_credit_for_the_next_invoice(o
     assert int(credit_entries(engine).loc[lambda c: c["customer_id"] == ids["C1"], "amount_cents"].sum()) == 0
 
 
+def test_a_credit_note_during_a_sepa_run_waits_for_its_debits(october, monkeypatch):
+    """A SEPA run has read F2026-000001 (C1, net 34.42) as to debit and is writing its file when
+    a credit note of that invoice is issued: the note waits for the run's debits, sees the
+    invoice debited and makes its 54.42 account credit; it never sets off what is being debited."""
+    import workbench.jobs.sepa as sepa_job
+
+    engine = october.engine
+    settings = replace(october.settings, storage_url=str(october.folder / "ftp"))
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    real_file, outcome, threads = sepa_job.direct_debit_file, [], []
+
+    def note():
+        outcome.append(issue_credit_note(engine, "F2026-000001", "disputed", LATER))
+
+    def waiting_for_debits() -> bool:
+        if engine.dialect.name != "postgresql":
+            return True  # SQLite: the run holds the one write lock the note needs
+        with engine.connect() as connection:
+            return bool(connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                                "AND relation = 'sepa_debits'::regclass")).scalar_one())
+
+    def file_during_a_note(*args, **kwargs):
+        threads.append(threading.Thread(target=note))
+        threads[0].start()
+        held_off(engine, waiting_for_debits, lambda: bool(outcome))
+        return real_file(*args, **kwargs)
+
+    monkeypatch.setattr(sepa_job, "direct_debit_file", file_during_a_note)
+    debits = generate_direct_debits(engine, settings, datetime(2026, 11, 20, 8), period=PERIOD)
+    threads[0].join(30)
+    assert outcome == ["A2026-000001"]
+    assert debits.debits[["invoice_number", "amount_cents"]].values.tolist() == [["F2026-000001", 3442]]
+    offset = frame(engine, select(s.Invoice.collection_offset_cents).where(s.Invoice.number == "A2026-000001"))
+    assert int(offset.iloc[0, 0]) == 0
+    # 20.00 given, 20.00 applied to F2026-000001, 54.42 of the note
+    assert credit_entries(engine).loc[lambda c: c["customer_id"] == october.ids["C1"],
+                                      "amount_cents"].astype(int).tolist() == [2000, -2000, 5442]
+
+
 def test_partial_credit_notes_are_checked(october):
     engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)

@@ -40,6 +40,7 @@ from workbench.billing.runs import keep_identity, lock_invoices
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
+from workbench.db.locks import lock_table
 from workbench.errors import InputError, RefusedError
 from workbench.invoicing.build import vat_basis_points
 from workbench.money import format_money, round_half_up
@@ -94,6 +95,9 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
                              code="bad_amount")
     with engine.begin() as connection:
         lock_invoices(connection)  # before the checks: two notes for one invoice wait for each other
+        # and a SEPA run under way (it holds this lock) records its debits before the note asks
+        # whether its invoice is debited; a SEPA run after the note sees what the note set off
+        lock_table(connection, s.SepaDebit.__table__)
         original = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == invoice_number)
                                       ).mappings().first()
         if original is None or original["status"] != "issued" or original["kind"] != "invoice":

@@ -70,8 +70,9 @@ class ProductionResult:
 def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | None = None) -> Promotion:
     """Issue the invoices of pre-production run ``run_id`` and store their PDFs.
 
-    :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run or its
-    inputs changed since the review, :class:`~workbench.errors.ConfigError` for a storage URL that
+    :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run, its
+    inputs changed since the review or its invoice date is before the last issued invoice of the
+    year (numbers follow the dates), :class:`~workbench.errors.ConfigError` for a storage URL that
     cannot be used (nothing is issued); :class:`~workbench.errors.UnavailableError` when the PDFs
     cannot be stored after the invoices were issued (they stay issued: the message says how to
     store their PDFs once the FTP space is back)."""
