@@ -1218,10 +1218,13 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     status, out, _ = run_cli("report", str(first))
     assert status == 0 and "control report:" in out
 
-    status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate")
+    status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate", "--amount", "12.00")
     year = datetime.now(UTC).year  # the CLI dates a credit note today
     assert (status, out.strip()) == (0, f"credit note A{year}-000001 issued for F2026-000001\n"
                                         f"   PDFs of A{year}-000001: 1 stored, 0 already stored, 0 failed, in var/ftp")
+    note = frame(october.engine, select(s.Invoice.total_incl_cents, s.Invoice.collection_offset_cents)
+                 .where(s.Invoice.number == f"A{year}-000001"))
+    assert records(note) == [(-1200, 1200)]  # 12.00 off F2026-000001's debit still to be made (C1, 34.42)
 
     status, out, _ = run_cli("delete-run", str(first))
     assert (status, out.strip()) == (0, f"run {first} deleted (1 drafts)")
@@ -1249,6 +1252,8 @@ def test_cli_mail_stopped_by_the_server_exits_with_status_2(run_cli, october, mo
     (["preprod", "--period", "2026-10", "--due-date", "2026-10-01"], "is before the invoice date"),
     (["production", "--run", "999"], "error: there is no billing run 999"),
     (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
+    (["credit-note", "F2026-000009", "--reason", "x", "--amount", "12.005"],
+     "error: credit note amount: '12.005' has more decimals than 1/100 allows"),
 ])
 def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
     before = table_counts(october.engine)
