@@ -1153,6 +1153,7 @@ def test_customer_profile(october):
     invoices = profile["invoices"]
     assert list(zip(invoices["number"], invoices["kind"], invoices["total_incl_cents"].astype(int), strict=True)) == [
         ("F2026-000001", "invoice", 5442), ("A2026-000001", "credit_note", -5442)]
+    assert invoices["collection_offset_cents"].astype(int).tolist() == [0, 3442]
     # given 20.00, applied 20.00 to F2026-000001, then the credit note's 54.42 less the 34.42 set
     # against F2026-000001's collection (not debited yet): 20.00
     assert profile["credit"]["amount_cents"].astype(int).tolist() == [2000, -2000, 2000]
