@@ -673,6 +673,17 @@ def test_an_invoice_credited_in_full_before_collection_is_not_debited(credit_db)
     assert account_credit(engine, customer) == 0  # nothing lost, nothing counted twice
 
 
+def note_text(engine: Engine, settings: Settings, number: str) -> str:
+    """The text of a credit note's PDF (rendered by the documents job), spaces normalised."""
+    import subprocess
+
+    from workbench.jobs.documents import invoice_pdf
+
+    done = subprocess.run(["pdftotext", "-", "-"], input=invoice_pdf(engine, settings, number), capture_output=True,
+                          check=True)
+    return " ".join(done.stdout.decode().replace("\u202f", " ").replace("\xa0", " ").split())
+
+
 def test_a_partial_credit_note_before_collection_lowers_the_debit(credit_db):
     engine, settings, customer = credit_db
     number = issue_credit_note(engine, CREDITED, "one week without service", CREDITED_ON, amount_cents=1200)
@@ -701,6 +712,10 @@ def test_a_partial_credit_note_before_collection_lowers_the_debit(credit_db):
         ("MANDATE-C1-01", 2400, date(2026, 12, 15))]
     assert rows(engine, s.SepaFile.__table__)["total_cents"].tolist() == [2400]
     assert account_credit(engine, customer) == 0  # the 12.00 is not also account credit
+    text = note_text(engine, settings, number)
+    assert f"Avoir sur la facture {CREDITED}" in text
+    assert f"Déduit du prélèvement de la facture {CREDITED} : 12,00 €" in text
+    assert "Porté au crédit" not in text and "Prélèvement SEPA le" not in text
     assert Storage(str(ftp)).list() == [result.path]
 
 
@@ -716,6 +731,9 @@ def test_a_credit_note_after_collection_is_account_credit(credit_db):
     # debited in full already: the 12.00 is account credit, for the next invoices
     assert note.collection_offset_cents == 0 and account_credit(engine, customer) == 1200
     assert [tuple(e) for e in entries] == [(1200, f"credit note {number} for {CREDITED}: one week without service")]
+    text = note_text(engine, settings, number)
+    assert "Porté au crédit de votre compte, déduit de vos prochaines factures : 12,00 €" in text
+    assert "Déduit du prélèvement" not in text and "Prélèvement SEPA le" not in text
     again = generate_direct_debits(engine, settings, COLLECTED_ON, period="2026-11")
     assert not again.written and len(rows(engine, s.SepaDebit.__table__)) == 1
 

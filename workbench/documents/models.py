@@ -96,6 +96,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
         s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
         s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
         s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
+        s.Invoice.corrects_invoice_id, s.Invoice.collection_offset_cents,
         s.Invoice.customer_id, s.Invoice.status, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
         s.Customer.address_line2, s.Customer.postcode, s.Customer.city, s.Customer.country, s.Customer.vat_number,
         s.Customer.language, s.Customer.payment_method,
@@ -110,6 +111,9 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                     .where(s.Mandate.customer_id.in_(customer_ids), s.Mandate.status == "active")
                     .order_by(s.Mandate.signature_date))
     mandate_of = {int(m.customer_id): m for m in mandates.itertuples(index=False)}
+    corrected = sorted({int(c) for c in invoices["corrects_invoice_id"].dropna()})
+    number_of = dict(connection.execute(select(s.Invoice.id, s.Invoice.number).where(
+        s.Invoice.id.in_(corrected))).all()) if corrected else {}
     details = _call_details(connection, invoices, timezone) if annex else {}
     items_of = {k: g for k, g in items.groupby("invoice_id")}
     vat_of = {k: g for k, g in vat.groupby("invoice_id")}
@@ -155,6 +159,12 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "previous": "" if pd.isna(inv.previous_amount_cents) else money(inv.previous_amount_cents),
             "payment_method": inv.payment_method,
             "call_details": details.get(int(inv.id), []),
+            # a credit note: the invoice it corrects, what it took off that invoice's direct debit
+            # and what became account credit (see workbench.billing.credit_notes)
+            "corrects": "" if pd.isna(inv.corrects_invoice_id) else number_of.get(int(inv.corrects_invoice_id), ""),
+            "set_off": money(inv.collection_offset_cents) if inv.collection_offset_cents else "",
+            "to_credit": money(-int(inv.total_incl_cents) - int(inv.collection_offset_cents))
+            if inv.kind == "credit_note" and -int(inv.total_incl_cents) > int(inv.collection_offset_cents) else "",
             "mandate": None if mandate is None else {
                 "reference": mandate.reference, "iban_masked": mandate.iban[:4] + " **** " + mandate.iban[-4:]},
         }

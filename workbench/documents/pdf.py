@@ -42,6 +42,8 @@ LABELS = {
         "previous": "Montant de la facture précédente",
         "paid_by_debit": "Prélèvement SEPA le", "mandate": "mandat",
         "paid_by_transfer": "À régler par virement avant le", "reference": "référence",
+        "corrects": "Avoir sur la facture", "set_off": "Déduit du prélèvement de la facture {invoice} :",
+        "to_credit": "Porté au crédit de votre compte, déduit de vos prochaines factures :",
         "penalties": "En cas de retard de paiement, des pénalités au taux de {rate} sont exigibles.",
         "penalty_rate": "trois fois le taux d'intérêt légal",
         "indemnity": "Indemnité forfaitaire pour frais de recouvrement : 40 EUR (art. L441-10 du Code de commerce). "
@@ -63,6 +65,8 @@ LABELS = {
         "previous": "Previous invoice amount",
         "paid_by_debit": "SEPA direct debit on", "mandate": "mandate",
         "paid_by_transfer": "Payable by bank transfer by", "reference": "reference",
+        "corrects": "Credit note for invoice", "set_off": "Taken off the direct debit of invoice {invoice}:",
+        "to_credit": "Credited to your account, for your next invoices:",
         "penalties": "Late payment penalties at {rate} are due.",
         "penalty_rate": "three times the French legal interest rate",
         "indemnity": "Fixed indemnity for recovery costs: 40 EUR (French Commercial Code, art. L441-10). "
