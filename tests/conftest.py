@@ -139,6 +139,7 @@ SLOW_TESTS = {
     "transactions in threads, waiting for each other": [
         "test_billing.py::test_a_reopening_credit_note_waits_for_a_production_of_its_period",
         "test_billing.py::test_two_credit_notes_for_one_invoice_at_once_make_one",
+        "test_billing.py::test_a_credit_note_during_a_sepa_run_waits_for_its_debits",
         "test_mail.py::test_two_mail_runs_at_once_send_each_delivery_once",
         "test_sepa.py::test_two_runs_at_once_make_one_file",
     ],

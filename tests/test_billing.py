@@ -67,6 +67,7 @@ from workbench.db.engine import make_engine, upgrade
 from workbench.db.frames import read_frame
 from workbench.errors import InputError, RefusedError
 from workbench.integration import load_cdr_file
+from workbench.jobs.sepa import generate_direct_debits
 from workbench.rated_calls import rate_period
 from workbench.reads.customers import customer_profile
 from workbench.reads.runs import RunOptions, compare_runs, list_runs, run_report
@@ -671,11 +672,16 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october):
     pd.testing.assert_frame_equal(frame(engine, select(s.InvoiceItem.__table__).where(
         s.InvoiceItem.invoice_id == int(original["id"].iloc[0])).order_by(s.InvoiceItem.id)), original_items)
 
+    # C1 pays by direct debit and F2026-000001 is not debited yet: its net payable 34.42 is set
+    # against its collection (it will not be debited); the 20.00 of account credit it used comes
+    # back as account credit: 54.42 - 34.42 = 20.00
+    assert int(note["collection_offset_cents"]) == 3442
     credit = credit_entries(engine)
     last = credit.iloc[-1]
     assert (int(last["customer_id"]), int(last["amount_cents"]), last["entry_date"]) == (
-        ids["C1"], 5442, LATER.date())
-    assert pd.isna(last["invoice_id"]) and "A2026-000001" in last["description"]
+        ids["C1"], 2000, LATER.date())
+    assert pd.isna(last["invoice_id"]) and last["description"] == (
+        "credit note A2026-000001 for F2026-000001, €34.42 set against its collection: wrong rate")
 
     with pytest.raises(RefusedError, match="already has a credit note"):
         issue_credit_note(engine, "F2026-000001", "again", LATER)
@@ -686,11 +692,11 @@ def test_credit_note_cancels_an_invoice_into_account_credit(october):
     assert len(credit_entries(engine)) == len(credit)
     assert done.invoices == 4
 
-    # November applies it: C1 11256 incl. (see the production test); credit 2000 - 2000 + 5442
-    # = 5442 -> net 11256 - 5442 = 5814; the previous invoice is still October's
+    # November applies it: C1 11256 incl. (see the production test); credit 2000 - 2000 + 2000
+    # = 2000 -> net 11256 - 2000 = 9256; the previous invoice is still October's
     nov = stored_invoices(engine, preprod(engine, NOVEMBER, settings, LATER).run_id).loc["C1"]
     assert (int(nov["total_incl_cents"]), int(nov["credit_applied_cents"]), int(nov["net_payable_cents"])) == (
-        11256, 5442, 5814)
+        11256, 2000, 9256)
     assert int(nov["previous_amount_cents"]) == 5442
 
 
@@ -720,11 +726,13 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october):
                                                                    ["C3", "C4"])
     new = stored_invoices(engine, done.run_id)
     assert new["number"].to_dict() == {"C1": "F2026-000005", "C2": "F2026-000006"}
-    # the same October lines as the cancelled invoices (see the module docstring); the credit notes'
-    # amounts are account credit: C1 20.00 - 20.00 (used by F2026-000001) + 54.42 = 54.42, C2 176.36,
-    # all of it applied, so nothing more is due
+    # the same October lines as the cancelled invoices (see the module docstring). C1 pays by direct
+    # debit and F2026-000001 was not debited: its net 34.42 is set against its collection, and only
+    # the 20.00 of account credit it had used comes back (20.00 - 20.00 + 20.00 = 20.00), so C1
+    # owes 54.42 - 20.00 = 34.42 again, once; C2 pays by transfer: its note's 176.36 is account
+    # credit, all of it applied, so nothing more is due
     assert [amounts(new.loc[c]) for c in ("C1", "C2")] == [
-        (0, 4480, 0, 55, 4535, 907, 5442, 5442, 0), (14900, 0, 1348, 115, 16363, 1273, 17636, 17636, 0)]
+        (0, 4480, 0, 55, 4535, 907, 5442, 2000, 3442), (14900, 0, 1348, 115, 16363, 1273, 17636, 17636, 0)]
     # their previous invoice is one of an earlier period (none here), not the cancelled October one
     assert new["previous_amount_cents"].isna().all()
     assert billed_by(invoice_id("F2026-000005")) == before["F2026-000001"]
@@ -820,6 +828,205 @@ def test_two_credit_notes_for_one_invoice_at_once_make_one(october, monkeypatch)
     for thread in threads:
         thread.join(60)
     assert sorted(outcome) == ["A2026-000001", "F2026-000001 already has a credit note"]
+
+
+def test_a_credit_note_after_collection_is_account_credit_for_the_next_invoice(october):
+    """F2026-000001 (C1, net 34.42) is debited, then credited 12.00: the 12.00 is account credit,
+    which November's invoice uses (its debit is 12.00 less); nothing is set against the debit."""
+    engine, settings, ids = october.engine, replace(october.settings, storage_url=str(october.folder / "ftp")), \
+        october.ids
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    october_debits = generate_direct_debits(engine, settings, datetime(2026, 11, 20, 8), period=PERIOD)
+    assert october_debits.debits[["invoice_number", "amount_cents"]].values.tolist() == [["F2026-000001", 3442]]
+    number = issue_credit_note(engine, "F2026-000001", "one week without service", datetime(2026, 11, 21, 9),
+                               amount_cents=1200)
+    note = frame(engine, select(s.Invoice.__table__).where(s.Invoice.number == number)).iloc[0]
+    # 12.00 at 20 %: 1000 excl. + 200 VAT
+    assert [int(note[c]) for c in ("total_excl_cents", "total_vat_cents", "total_incl_cents",
+                                   "collection_offset_cents")] == [-1000, -200, -1200, 0]
+    assert credit_entries(engine).loc[lambda c: c["customer_id"] == ids["C1"], "amount_cents"].astype(int).tolist() \
+        == [2000, -2000, 1200]
+    # November: C1 11256 incl. (see the production test), credit 1200 applied -> net 10056
+    nov = production(engine, preprod(engine, NOVEMBER, settings, LATER).run_id, settings, LATER)
+    c1 = stored_invoices(engine, nov.run_id).loc["C1"]
+    assert [int(c1[c]) for c in ("total_incl_cents", "credit_applied_cents", "net_payable_cents")] == [
+        11256, 1200, 10056]
+    november_debits = generate_direct_debits(engine, settings, datetime(2026, 12, 20, 8), period="2026-11")
+    assert november_debits.debits[["invoice_number", "amount_cents"]].values.tolist() == [[c1["number"], 10056]]
+    assert november_debits.total_cents == 10056
+    assert int(credit_entries(engine).loc[lambda c: c["customer_id"] == ids["C1"], "amount_cents"].sum()) == 0
+
+
+def test_a_credit_note_during_a_sepa_run_waits_for_its_debits(october, monkeypatch):
+    """A SEPA run has read F2026-000001 (C1, net 34.42) as to debit and is writing its file when
+    a credit note of that invoice is issued: the note waits for the run's debits, sees the
+    invoice debited and makes its 54.42 account credit; it never sets off what is being debited."""
+    import workbench.jobs.sepa as sepa_job
+
+    engine = october.engine
+    settings = replace(october.settings, storage_url=str(october.folder / "ftp"))
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    real_file, outcome, threads = sepa_job.direct_debit_file, [], []
+
+    def note():
+        outcome.append(issue_credit_note(engine, "F2026-000001", "disputed", LATER))
+
+    def waiting_for_debits() -> bool:
+        if engine.dialect.name != "postgresql":
+            return True  # SQLite: the run holds the one write lock the note needs
+        with engine.connect() as connection:
+            return bool(connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                                "AND relation = 'sepa_debits'::regclass")).scalar_one())
+
+    def file_during_a_note(*args, **kwargs):
+        threads.append(threading.Thread(target=note))
+        threads[0].start()
+        held_off(engine, waiting_for_debits, lambda: bool(outcome))
+        return real_file(*args, **kwargs)
+
+    monkeypatch.setattr(sepa_job, "direct_debit_file", file_during_a_note)
+    debits = generate_direct_debits(engine, settings, datetime(2026, 11, 20, 8), period=PERIOD)
+    threads[0].join(30)
+    assert outcome == ["A2026-000001"]
+    assert debits.debits[["invoice_number", "amount_cents"]].values.tolist() == [["F2026-000001", 3442]]
+    offset = frame(engine, select(s.Invoice.collection_offset_cents).where(s.Invoice.number == "A2026-000001"))
+    assert int(offset.iloc[0, 0]) == 0
+    # 20.00 given, 20.00 applied to F2026-000001, 54.42 of the note
+    assert credit_entries(engine).loc[lambda c: c["customer_id"] == october.ids["C1"],
+                                      "amount_cents"].astype(int).tolist() == [2000, -2000, 5442]
+
+
+def test_partial_credit_notes_are_checked(october):
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    before = table_counts(engine)
+    with pytest.raises(InputError, match=r"^a credit note of €54.43 is more than F2026-000001's total €54.42$"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, amount_cents=5443)
+    with pytest.raises(InputError, match="must be positive, not €0.00"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, amount_cents=0)
+    with pytest.raises(InputError, match="a partial credit note cannot reopen the period"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, reinvoice=True, amount_cents=1200)
+    # C2's invoice has VAT at 20 % and at 0 % (its deposit)
+    with pytest.raises(RefusedError, match="F2026-000002 has 2 VAT rates: a partial credit note needs one"):
+        issue_credit_note(engine, "F2026-000002", "no", LATER, amount_cents=1200)
+    assert table_counts(engine) == before
+    # the whole total as an amount is a full credit note: the invoice's own lines
+    number = issue_credit_note(engine, "F2026-000003", "closed", LATER, amount_cents=1556)
+    lines = frame(engine, select(s.InvoiceItem.type, s.InvoiceItem.amount_cents).join(
+        s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(s.Invoice.number == number))
+    assert sorted(lines["amount_cents"].astype(int)) == [-1284, -13]  # C3: prorated 1284, consumption 13
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text of a PDF, by pdftotext (layout kept, one line per printed line)."""
+    import subprocess
+
+    done = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True)
+    return done.stdout.decode()
+
+
+def test_issued_documents_keep_the_customers_identity_at_issue(october):
+    """C1 (Alpha SARL, 1 rue A, 75001 Paris) is invoiced for October, then becomes Alpha Holding,
+    12 avenue Nouvelle, 69002 Lyon, VAT FR83404833048: its issued invoice still prints (PDF,
+    email) what it was issued to; its November draft and a credit note issued after the move
+    print the new identity."""
+    from workbench import jobs
+
+    engine = october.engine
+    settings = replace(october.settings, storage_url=str(october.folder / "ftp"),
+                       outbox_dir=str(october.folder / "outbox"))
+    promotion = jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
+                 .where(s.Invoice.number == "F2026-000001"))
+    assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None)]
+
+    moved = [["C1", "Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR", "FR83404833048", "fr",
+              "direct_debit", "A", "TEST"], *BILLING_CUSTOMERS[1:]]
+    load_reference(engine, billing_reference_folder(october.folder / "moved", only=["customers"], customers=moved))
+    assert frame(engine, select(s.Customer.city).where(s.Customer.account_number == "C1")).iloc[0, 0] == "Lyon"
+
+    # the stored PDF is lost: rendered again, it prints the customer as invoiced
+    stored = october.folder / "ftp" / frame(engine, select(s.Invoice.document).where(
+        s.Invoice.number == "F2026-000001")).iloc[0, 0]
+    stored.unlink()
+    assert jobs.publish_invoices(engine, settings, ["F2026-000001"]).stored == [
+        str(stored.relative_to(october.folder / "ftp"))]
+    for pdf in (stored.read_bytes(), jobs.invoice_pdf(engine, replace(settings, storage_url=str(october.folder / "x")),
+                                                      "F2026-000001")):
+        text = pdf_text(pdf)
+        assert "Alpha SARL" in text and "1 rue A" in text and "75001 Paris" in text, text
+        assert "Alpha Holding" not in text and "Nouvelle" not in text and "Lyon" not in text
+        assert "FR83404833048" not in text
+
+    # its email too
+    delivery = jobs.deliver(engine, settings, run_id=promotion.run.run_id, now=LATER)
+    assert delivery.sent.ok
+    email = (october.folder / "outbox" / "F2026-000001-compta@alpha.example.fr.eml").read_text()
+    assert "Subject: Facture F2026-000001 - octobre 2026 - Alpha SARL" in email and "Holding" not in email
+
+    # a draft shows the customer as it is now
+    draft = preprod(engine, NOVEMBER, settings, LATER)
+    text = pdf_text(jobs.invoice_pdf(engine, settings, f"PRE-{draft.run_id}-0001"))
+    assert "Alpha Holding" in text and "12 avenue Nouvelle" in text and "69002 Lyon" in text
+    assert "FR83404833048" in text and "Alpha SARL" not in text
+
+    # a credit note issued after the move is issued to the new identity
+    note = jobs.credit_note(engine, settings, "F2026-000001", "wrong rate", now=LATER)
+    kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
+                 .where(s.Invoice.number == note.number))
+    assert records(kept) == [("Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR",
+                              "FR83404833048")]
+    text = pdf_text(jobs.invoice_pdf(engine, settings, note.number))
+    assert "Alpha Holding" in text and "69002 Lyon" in text and "Alpha SARL" not in text
+
+
+def test_invoice_numbers_follow_their_dates(october):
+    """F2026-000001 of October dated 2026-11-01, F2026-000002 of November dated 2026-12-01; October
+    reopened and invoiced again dated 2026-11-01 would make F2026-000003 dated before F2026-000002:
+    refused with both dates, nothing issued; dated 2026-12-01 it is issued as F2026-000003."""
+    engine, settings = october.engine, october.settings
+    c1 = "accounts:C1"
+    october_run = production(engine, preprod(engine, replace(OPTIONS, customers=c1), settings, NOW).run_id,
+                             settings, NOW)
+    november_run = production(engine, preprod(engine, replace(NOVEMBER, customers=c1), settings, LATER).run_id,
+                              settings, LATER)
+    assert (october_run.numbers, november_run.numbers) == (("F2026-000001",) * 2, ("F2026-000002",) * 2)
+    issue_credit_note(engine, "F2026-000001", "wrong rate", LATER, reinvoice=True)
+    rerun = preprod(engine, replace(OPTIONS, customers=c1), settings, LATER)
+    before = table_counts(engine)
+    with pytest.raises(RefusedError) as refused:
+        production(engine, rerun.run_id, settings, LATER)
+    assert str(refused.value) == (
+        f"the invoices of run {rerun.run_id} dated 2026-11-01 would follow F2026-000002 dated 2026-12-01; "
+        "date them 2026-12-01 or later (a new pre-production billing with --invoice-date)")
+    assert refused.value.code == "not_chronological"
+    assert table_counts(engine) == before and sequences(engine) == [("A", 2026, 1), ("F", 2026, 2)]
+    assert list_runs(engine).set_index("id").loc[rerun.run_id, "status"] == "done"  # can be promoted later
+
+    # the same day as the last invoice is in order
+    dated = replace(OPTIONS, customers=c1, invoice_date=date(2026, 12, 1), due_date=date(2026, 12, 31))
+    done = production(engine, preprod(engine, dated, settings, LATER).run_id, settings, LATER)
+    assert done.numbers == ("F2026-000003", "F2026-000003")
+    issued = frame(engine, select(s.Invoice.number, s.Invoice.invoice_date).where(s.Invoice.kind == "invoice",
+                                                                                  s.Invoice.status == "issued")
+                   .order_by(s.Invoice.number))
+    assert records(issued) == [("F2026-000001", date(2026, 11, 1)), ("F2026-000002", date(2026, 12, 1)),
+                               ("F2026-000003", date(2026, 12, 1))]
+
+
+def test_credit_note_numbers_follow_their_dates(october):
+    """A credit note dated (by the operator's clock) before the last credit note of its year is
+    refused; one of the next year starts the next year's series."""
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    assert issue_credit_note(engine, "F2026-000001", "wrong rate", datetime(2026, 11, 20, 9)) == "A2026-000001"
+    before = table_counts(engine)
+    with pytest.raises(RefusedError, match="^a credit note for F2026-000002 dated 2026-11-10 would follow "
+                       "A2026-000001 dated 2026-11-20; date it 2026-11-20 or later$"):
+        issue_credit_note(engine, "F2026-000002", "wrong address", datetime(2026, 11, 10, 9))
+    assert table_counts(engine) == before and sequences(engine) == [("A", 2026, 1), ("F", 2026, 4)]
+    # 2027-01-02 in Paris: the 2027 series, which has nothing before it
+    assert issue_credit_note(engine, "F2026-000002", "wrong address", datetime(2027, 1, 2, 9)) == "A2027-000001"
 
 
 # ---------------------------------------------------------------------------- 8. the Excel report
@@ -946,8 +1153,10 @@ def test_customer_profile(october):
     invoices = profile["invoices"]
     assert list(zip(invoices["number"], invoices["kind"], invoices["total_incl_cents"].astype(int), strict=True)) == [
         ("F2026-000001", "invoice", 5442), ("A2026-000001", "credit_note", -5442)]
-    # given 20.00, applied 20.00 to F2026-000001, then the credit note's 54.42
-    assert profile["credit"]["amount_cents"].astype(int).tolist() == [2000, -2000, 5442]
+    assert invoices["collection_offset_cents"].astype(int).tolist() == [0, 3442]
+    # given 20.00, applied 20.00 to F2026-000001, then the credit note's 54.42 less the 34.42 set
+    # against F2026-000001's collection (not debited yet): 20.00
+    assert profile["credit"]["amount_cents"].astype(int).tolist() == [2000, -2000, 2000]
 
     quiet = customer_profile(engine, "C3")
     assert quiet["mandates"].empty and quiet["credit"].empty and quiet["contacts"].empty
@@ -1010,10 +1219,13 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     status, out, _ = run_cli("report", str(first))
     assert status == 0 and "control report:" in out
 
-    status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate")
+    status, out, _ = run_cli("credit-note", "F2026-000001", "--reason", "wrong rate", "--amount", "12.00")
     year = datetime.now(UTC).year  # the CLI dates a credit note today
     assert (status, out.strip()) == (0, f"credit note A{year}-000001 issued for F2026-000001\n"
                                         f"   PDFs of A{year}-000001: 1 stored, 0 already stored, 0 failed, in var/ftp")
+    note = frame(october.engine, select(s.Invoice.total_incl_cents, s.Invoice.collection_offset_cents)
+                 .where(s.Invoice.number == f"A{year}-000001"))
+    assert records(note) == [(-1200, 1200)]  # 12.00 off F2026-000001's debit still to be made (C1, 34.42)
 
     status, out, _ = run_cli("delete-run", str(first))
     assert (status, out.strip()) == (0, f"run {first} deleted (1 drafts)")
@@ -1041,6 +1253,8 @@ def test_cli_mail_stopped_by_the_server_exits_with_status_2(run_cli, october, mo
     (["preprod", "--period", "2026-10", "--due-date", "2026-10-01"], "is before the invoice date"),
     (["production", "--run", "999"], "error: there is no billing run 999"),
     (["credit-note", "F2026-000009", "--reason", "x"], "error: F2026-000009 is not an issued invoice"),
+    (["credit-note", "F2026-000009", "--reason", "x", "--amount", "12.005"],
+     "error: credit note amount: '12.005' has more decimals than 1/100 allows"),
 ])
 def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
     before = table_counts(october.engine)

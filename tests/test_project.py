@@ -30,6 +30,41 @@ def test_migrations_create_exactly_the_models(engine):
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
+def test_documents_issued_before_the_identity_columns_get_the_customers_identity(database_url):
+    """Upgrading an existing database: its issued documents keep the customer's identity of the
+    upgrade (the best record there is), drafts none; earlier credit notes set nothing against a
+    collection."""
+    from sqlalchemy import text
+
+    from workbench.db.engine import make_engine, upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0006")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO rate_plans (id, code, name, currency, timezone, holiday_country, "
+                                "default_band) VALUES (1, 'P', 'Plan', 'EUR', 'Europe/Paris', 'FR', 'offpeak')"))
+        connection.execute(text(
+            "INSERT INTO customers (id, account_number, name, address_line1, address_line2, postcode, city, country, "
+            "vat_number, language, payment_method, billing_group, rate_plan_id) VALUES (1, 'C1', 'Alpha SARL', "
+            "'1 rue A', '', '75001', 'Paris', 'FR', 'FR83404833048', 'fr', 'transfer', 'A', 1)"))
+        for number, status in (("F2026-000001", "issued"), ("PRE-1-0001", "draft")):
+            connection.execute(text(
+                "INSERT INTO invoices (number, kind, status, customer_id, period, invoice_date, due_date, currency, "
+                "total_excl_cents, total_vat_cents, total_incl_cents, credit_applied_cents, net_payable_cents, "
+                "reopens_period) VALUES (:n, 'invoice', :s, 1, '2026-10', '2026-11-01', '2026-12-01', 'EUR', "
+                "100, 20, 120, 0, 120, false)"), {"n": number, "s": status})
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT number, customer_name, customer_address_line1, customer_address_line2, customer_postcode, "
+            "customer_city, customer_country, customer_vat_number, collection_offset_cents FROM invoices "
+            "ORDER BY number")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("F2026-000001", "Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", "FR83404833048", 0),
+        ("PRE-1-0001", None, None, None, None, None, None, None, 0)]
+
+
 def test_the_layers_are_kept():
     """import-linter checks the contracts of pyproject.toml (the pure core imports no edge, the
     layers only import downwards); a broken contract names the import."""

@@ -32,6 +32,7 @@ from factories import REFERENCE, reference_folder
 from sqlalchemy import Engine, func, insert, select
 
 from workbench import sepa
+from workbench.billing import issue_credit_note
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
@@ -611,3 +612,137 @@ def test_two_runs_at_once_make_one_file(sepa_db):
     assert len(Storage(str(ftp)).list()) == 1
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(s.SepaDebit)).scalar_one() == 2
+
+
+# ---------------------------------------------------------------------------- credit notes and collection
+
+#: an invoice of 36.00 including VAT: one line of 30.00 at 20 % (VAT 6.00), of C1 who pays by
+#: direct debit (mandate MANDATE-C1-01, never collected: FRST), due 2026-12-15
+CREDITED = "F2026-000010"
+
+
+@pytest.fixture
+def credit_db(engine, settings, tmp_path):
+    """The SEPA customers and mandates, and C1's invoice :data:`CREDITED` of November (nothing else)."""
+    folder = reference_folder(tmp_path / "reference", only=["rate_plans", "customers", "mandates"],
+                              reference=REFERENCE, customers=SEPA_CUSTOMERS, mandates=SEPA_MANDATES)
+    load_reference(engine, folder)
+    with engine.begin() as connection:
+        customer = connection.execute(select(s.Customer.id).where(s.Customer.account_number == "C1")).scalar_one()
+        invoice = connection.execute(insert(s.Invoice).values(
+            run_id=None, number=CREDITED, kind="invoice", status="issued", customer_id=customer, period="2026-11",
+            invoice_date=date(2026, 12, 1), due_date=date(2026, 12, 15), currency="EUR", total_excl_cents=3000,
+            total_vat_cents=600, total_incl_cents=3600, credit_applied_cents=0, net_payable_cents=3600,
+            issued_at=datetime(2026, 12, 1)).returning(s.Invoice.id)).scalar_one()
+        connection.execute(insert(s.InvoiceItem).values(
+            invoice_id=invoice, position=1, type="recurring", description="Fixed line", quantity=Decimal(1),
+            unit_price_cents=3000, amount_cents=3000, vat_rate=Decimal(20)))
+        connection.execute(insert(s.InvoiceVat).values(invoice_id=invoice, vat_rate=Decimal(20), base_cents=3000,
+                                                       vat_cents=600))
+    return engine, replace(settings, storage_url=str(tmp_path / "ftp")), customer
+
+
+def account_credit(engine: Engine, customer_id: int) -> int:
+    """The customer's account credit left, in cents (the sum of its ledger)."""
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.coalesce(func.sum(s.CreditEntry.amount_cents), 0))
+                                      .where(s.CreditEntry.customer_id == customer_id)).scalar_one())
+
+
+CREDITED_ON = datetime(2026, 12, 2, 9, 0)  # UTC; 2026-12-02 in Paris
+COLLECTED_ON = datetime(2026, 12, 4, 8, 0)  # Friday 2026-12-04: the due date 2026-12-15 is kept
+
+
+def test_an_invoice_credited_in_full_before_collection_is_not_debited(credit_db):
+    engine, settings, customer = credit_db
+    number = issue_credit_note(engine, CREDITED, "disputed", CREDITED_ON)
+    with engine.connect() as connection:
+        note = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == number)).one()
+    # the note's 36.00 is all set against the 36.00 still to collect: none of it is account credit
+    assert (note.total_incl_cents, note.collection_offset_cents) == (-3600, 3600)
+    assert account_credit(engine, customer) == 0
+
+    result = generate_direct_debits(engine, settings, COLLECTED_ON, period="2026-11")
+    assert not result.written and result.transactions == 0 and result.total_cents == 0
+    assert result.message == "nothing to debit" and result.rejected.empty
+    assert rows(engine, s.SepaDebit.__table__).empty and rows(engine, s.SepaFile.__table__).empty
+    named = generate_direct_debits(engine, settings, COLLECTED_ON, invoices=[CREDITED])
+    assert not named.written and [(p.key, p.code, p.message) for p in named.problems] == [
+        (CREDITED, "nothing_to_debit", "account C1: nothing to debit: net payable €36.00, €36.00 credited before "
+                                       "collection")]
+    assert account_credit(engine, customer) == 0  # nothing lost, nothing counted twice
+
+
+def note_text(engine: Engine, settings: Settings, number: str) -> str:
+    """The text of a credit note's PDF (rendered by the documents job), spaces normalised."""
+    import subprocess
+
+    from workbench.jobs.documents import invoice_pdf
+
+    done = subprocess.run(["pdftotext", "-", "-"], input=invoice_pdf(engine, settings, number), capture_output=True,
+                          check=True)
+    return " ".join(done.stdout.decode().replace("\u202f", " ").replace("\xa0", " ").split())
+
+
+def test_a_partial_credit_note_before_collection_lowers_the_debit(credit_db):
+    engine, settings, customer = credit_db
+    number = issue_credit_note(engine, CREDITED, "one week without service", CREDITED_ON, amount_cents=1200)
+    with engine.connect() as connection:
+        note = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == number)).one()
+        items = connection.execute(select(s.InvoiceItem.type, s.InvoiceItem.amount_cents, s.InvoiceItem.vat_rate)
+                                   .where(s.InvoiceItem.invoice_id == note.id)).all()
+        vat = connection.execute(select(s.InvoiceVat.vat_rate, s.InvoiceVat.base_cents, s.InvoiceVat.vat_cents)
+                                 .where(s.InvoiceVat.invoice_id == note.id)).all()
+    # 12.00 including VAT at 20 %: 1200 x 10000 / 12000 = 1000 excl., VAT 1200 - 1000 = 200
+    assert (note.total_excl_cents, note.total_vat_cents, note.total_incl_cents) == (-1000, -200, -1200)
+    assert [tuple(r) for r in items] == [("adjustment", -1000, Decimal(20))]
+    assert [tuple(r) for r in vat] == [(Decimal(20), -1000, -200)]
+    assert note.collection_offset_cents == 1200 and account_credit(engine, customer) == 0
+
+    result = generate_direct_debits(engine, settings, COLLECTED_ON, period="2026-11")
+    # 36.00 - 12.00 = 24.00, the only debit: the file's control sum and its one transaction
+    assert (result.transactions, result.total_cents, result.by_sequence) == (1, 2400, {"FRST": (1, 2400)})
+    ftp = Path(settings.storage_url)
+    back = read_back((ftp / result.path).read_bytes())
+    assert (back["count"], back["sum"]) == ("1", "24.00")
+    assert back["batches"] == [("FRST", "2026-12-15", "1", "24.00")]
+    assert [(t["end_to_end"], t["amount"]) for t in back["transactions"]] == [(CREDITED, "24.00")]
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert [(r.mandate_reference, r.amount_cents, r.collection_date) for r in debits.itertuples()] == [
+        ("MANDATE-C1-01", 2400, date(2026, 12, 15))]
+    assert rows(engine, s.SepaFile.__table__)["total_cents"].tolist() == [2400]
+    assert account_credit(engine, customer) == 0  # the 12.00 is not also account credit
+    text = note_text(engine, settings, number)
+    assert f"Avoir sur la facture {CREDITED}" in text
+    assert f"Déduit du prélèvement de la facture {CREDITED} : 12,00 €" in text
+    assert "Porté au crédit" not in text and "Prélèvement SEPA le" not in text
+    assert Storage(str(ftp)).list() == [result.path]
+
+
+def test_a_credit_note_after_collection_is_account_credit(credit_db):
+    engine, settings, customer = credit_db
+    first = generate_direct_debits(engine, settings, COLLECTED_ON, period="2026-11")
+    assert (first.transactions, first.total_cents) == (1, 3600)
+    number = issue_credit_note(engine, CREDITED, "one week without service", datetime(2026, 12, 5, 9),
+                               amount_cents=1200)
+    with engine.connect() as connection:
+        note = connection.execute(select(s.Invoice.__table__).where(s.Invoice.number == number)).one()
+        entries = connection.execute(select(s.CreditEntry.amount_cents, s.CreditEntry.description)).all()
+    # debited in full already: the 12.00 is account credit, for the next invoices
+    assert note.collection_offset_cents == 0 and account_credit(engine, customer) == 1200
+    assert [tuple(e) for e in entries] == [(1200, f"credit note {number} for {CREDITED}: one week without service")]
+    text = note_text(engine, settings, number)
+    assert "Porté au crédit de votre compte, déduit de vos prochaines factures : 12,00 €" in text
+    assert "Déduit du prélèvement" not in text and "Prélèvement SEPA le" not in text
+    again = generate_direct_debits(engine, settings, COLLECTED_ON, period="2026-11")
+    assert not again.written and len(rows(engine, s.SepaDebit.__table__)) == 1
+
+
+def test_the_debit_amount_is_the_net_payable_less_what_was_credited():
+    # 36.00 - 12.00 = 24.00; 36.00 - 36.00 = nothing to debit
+    frame = pd.DataFrame([debit("F1", 3600, date(2026, 12, 15)), debit("F2", 3600, date(2026, 12, 15))])
+    frame["credited_cents"] = [1200, 3600]
+    good, rejected = prepare_debits(frame, TODAY)
+    assert list(zip(good["invoice_number"], good["amount_cents"], strict=True)) == [("F1", 2400)]
+    assert list(zip(rejected["invoice_number"], rejected["reason"], strict=True)) == [
+        ("F2", "nothing to debit: net payable €36.00, €36.00 credited before collection")]

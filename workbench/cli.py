@@ -176,7 +176,8 @@ def cmd_report(args, settings: Settings) -> None:
 
 
 def cmd_credit_note(args, settings: Settings) -> None:
-    result = jobs.credit_note(jobs.open_database(settings), settings, args.invoice, args.reason, args.reinvoice)
+    result = jobs.credit_note(jobs.open_database(settings), settings, args.invoice, args.reason, args.reinvoice,
+                              amount=args.amount)
     print(f"credit note {result.number} issued for {result.invoice_number}"
           + ("; its period is reopened: the next pre-production and production runs invoice it again"
              if result.reopened else ""))
@@ -360,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.add_argument("--reinvoice", action="store_true",
                    help="reopen the invoice's period: its calls and charges are billed again by the next runs")
+    p.add_argument("--amount", help="a partial credit note of this amount in euros including VAT, e.g. 12.00 "
+                                    "(default: the whole invoice)")
     p.set_defaults(func=cmd_credit_note)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample data")

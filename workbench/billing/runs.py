@@ -8,8 +8,10 @@ number, no call or charge marked billed, no credit used.
 A **production run** promotes a reviewed pre-production run: in one transaction it takes the
 numbering lock, checks that the inputs still have the fingerprint that was reviewed (else it
 refuses, saying which inputs changed), skips the customers already invoiced for the period,
-and issues the drafts with legal numbers (:mod:`workbench.billing.invoice_numbers`), marking the
-calls, one-off charges and credit they bill. Issued documents are never changed; a correction
+refuses an invoice date before the last issued invoice of its year (numbers follow the dates:
+:func:`~workbench.billing.invoice_numbers.check_chronology`), and issues the drafts with legal
+numbers (:mod:`workbench.billing.invoice_numbers`), marking the calls, one-off charges and credit
+they bill. Issued documents are never changed; a correction
 is a credit note (:mod:`workbench.billing.credit_notes`).
 """
 
@@ -25,7 +27,13 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
 from workbench.billing.inputs import build_run, fingerprint, fingerprint_changes
-from workbench.billing.invoice_numbers import INVOICE_SERIES, draft_numbers, lock_numbering, take_numbers
+from workbench.billing.invoice_numbers import (
+    INVOICE_SERIES,
+    check_chronology,
+    draft_numbers,
+    lock_numbering,
+    take_numbers,
+)
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
@@ -146,6 +154,9 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
         todo = Invoices(built.invoices[keep].reset_index(drop=True),
                         built.items[~built.items["customer_id"].isin(issued_before)],
                         built.vat[~built.vat["customer_id"].isin(issued_before)])
+        if len(todo.invoices):
+            check_chronology(connection, INVOICE_SERIES, options.invoice_date, f"the invoices of run {run_id}",
+                             " (a new pre-production billing with --invoice-date)", plural=True)
         prod_id = connection.execute(insert(s.BillingRun).values(
             kind="production", period=run["period"], invoice_date=options.invoice_date, due_date=options.due_date,
             options=_with_note(run["options"], balance_note), fingerprint=run["fingerprint"],
@@ -155,6 +166,7 @@ def production(engine: Engine, run_id: int, settings: Settings, now: datetime,
         numbers = take_numbers(connection, INVOICE_SERIES, options.invoice_date.year, len(todo.invoices))
         ids = store_invoices(connection, prod_id, todo, numbers, "issued", options, Period.parse(run["period"]),
                               now)
+        keep_identity(connection, s.Invoice.run_id == prod_id)
         _mark_billed(connection, run["period"], todo, ids, options.invoice_date)
         connection.execute(update(s.BillingRun).where(s.BillingRun.id == run_id).values(status="promoted"))
     inv = todo.invoices
@@ -171,6 +183,17 @@ def _with_note(options: str, balance_note: str | None) -> str:
     if not balance_note:
         return options
     return json.dumps({**json.loads(options), "balance_note": balance_note.strip()})
+
+
+def keep_identity(connection: Connection, where) -> None:
+    """Copy the customer's billing identity (``schema.ISSUED_IDENTITY``: name, address, country, VAT
+    number; the customers table has no SIREN) onto the documents of ``where`` (a condition on
+    ``invoices``) as it is now, in the issuing transaction: what their PDFs and emails print from
+    then on, whatever the customer's record says later."""
+    customer = s.Customer.__table__.c
+    connection.execute(update(s.Invoice).where(where).values({
+        column: select(customer[source]).where(customer.id == s.Invoice.customer_id).scalar_subquery()
+        for column, source in s.ISSUED_IDENTITY.items()}))
 
 
 def lock_invoices(connection: Connection) -> None:

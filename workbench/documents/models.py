@@ -1,5 +1,8 @@
 """What an invoice document shows, read from the database: the models the PDF templates render.
 
+An issued document shows the customer's identity kept when it was issued (name, address, VAT
+number: :func:`customer_identity`); a draft shows the customer's record as it is.
+
 Amounts are written for the invoice's language (:func:`workbench.money.format_money`: ``1 234,56 €``
 in French, ``€1,234.56`` in English); a call price of the annex keeps its four decimals.
 """
@@ -16,7 +19,7 @@ from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.money import PRICE_SCALE, format_money
 
-TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
+TYPES = ["one_off", "recurring", "prorated", "consumption", "credit", "adjustment"]  # adjustment: a partial credit note
 
 
 def operator_identity(settings: Settings) -> dict:
@@ -26,6 +29,19 @@ def operator_identity(settings: Settings) -> dict:
         "iban": settings.sepa_creditor_iban, "bic": settings.sepa_creditor_bic,
         "penalty_rate": settings.late_penalty_rate,
     }
+
+
+def customer_identity(row: dict) -> dict:
+    """The customer a document shows (name, address_line1, address_line2, postcode, city, country,
+    vat_number): an issued document's own copy, taken when it was issued, so that it prints the
+    same whatever the customer's record says later; a draft's is the customer's record now.
+    ``row`` has the invoice's ``status`` and ``customer_*`` columns and the customer's columns."""
+    issued = row["status"] == "issued" and isinstance(row.get("customer_name"), str)
+    out = {}
+    for column, key in s.ISSUED_IDENTITY.items():
+        value = row[column] if issued else row[key]
+        out[key] = None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+    return out
 
 
 def _language(language) -> str:
@@ -80,9 +96,11 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
         s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
         s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
         s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
+        s.Invoice.corrects_invoice_id, s.Invoice.collection_offset_cents,
         s.Invoice.customer_id, s.Invoice.status, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
         s.Customer.address_line2, s.Customer.postcode, s.Customer.city, s.Customer.country, s.Customer.vat_number,
         s.Customer.language, s.Customer.payment_method,
+        *(s.Invoice.__table__.c[column] for column in s.ISSUED_IDENTITY),
     ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).where(s.Invoice.id.in_(ids)))
     items = read(connection, select(s.InvoiceItem.__table__).where(s.InvoiceItem.invoice_id.in_(ids))
                  .order_by(s.InvoiceItem.invoice_id, s.InvoiceItem.position))
@@ -93,6 +111,9 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                     .where(s.Mandate.customer_id.in_(customer_ids), s.Mandate.status == "active")
                     .order_by(s.Mandate.signature_date))
     mandate_of = {int(m.customer_id): m for m in mandates.itertuples(index=False)}
+    corrected = sorted({int(c) for c in invoices["corrects_invoice_id"].dropna()})
+    number_of = dict(connection.execute(select(s.Invoice.id, s.Invoice.number).where(
+        s.Invoice.id.in_(corrected))).all()) if corrected else {}
     details = _call_details(connection, invoices, timezone) if annex else {}
     items_of = {k: g for k, g in items.groupby("invoice_id")}
     vat_of = {k: g for k, g in vat.groupby("invoice_id")}
@@ -125,9 +146,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "number": inv.number, "kind": inv.kind, "lang": lang,
             "period": inv.period, "invoice_date": _date(inv.invoice_date), "due_date": _date(inv.due_date),
             "account_number": inv.account_number,
-            "customer": {"name": inv.name, "address_line1": inv.address_line1, "address_line2": inv.address_line2,
-                         "postcode": inv.postcode, "city": inv.city, "country": inv.country,
-                         "vat_number": inv.vat_number},
+            "customer": customer_identity(inv._asdict()),
             "groups": groups,
             "zones": [{"name": r.description, "calls": int(r.calls), "minutes": (int(r.seconds) + 59) // 60,
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
@@ -140,6 +159,12 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "previous": "" if pd.isna(inv.previous_amount_cents) else money(inv.previous_amount_cents),
             "payment_method": inv.payment_method,
             "call_details": details.get(int(inv.id), []),
+            # a credit note: the invoice it corrects, what it took off that invoice's direct debit
+            # and what became account credit (see workbench.billing.credit_notes)
+            "corrects": "" if pd.isna(inv.corrects_invoice_id) else number_of.get(int(inv.corrects_invoice_id), ""),
+            "set_off": money(inv.collection_offset_cents) if inv.collection_offset_cents else "",
+            "to_credit": money(-int(inv.total_incl_cents) - int(inv.collection_offset_cents))
+            if inv.kind == "credit_note" and -int(inv.total_incl_cents) > int(inv.collection_offset_cents) else "",
             "mandate": None if mandate is None else {
                 "reference": mandate.reference, "iban_masked": mandate.iban[:4] + " **** " + mandate.iban[-4:]},
         }

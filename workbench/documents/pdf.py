@@ -34,6 +34,7 @@ LABELS = {
         "quantity": "Qté", "unit_price": "Prix unitaire HT", "vat_rate": "TVA %", "amount_excl": "Montant HT",
         "type_one_off": "Frais ponctuels", "type_recurring": "Abonnements", "type_prorated": "Abonnements au prorata",
         "type_consumption": "Consommations", "type_credit": "Avoir imputé",
+        "type_adjustment": "Avoir partiel",
         "consumption_summary": "par zone", "zone": "Zone", "call_details": "Détail des appels",
         "call_time": "Date et heure", "called_number": "Numéro appelé", "duration": "Durée", "calls": "appels",
         "minutes": "Minutes", "vat_base": "Base HT", "vat": "TVA", "total_excl": "Total HT", "total_vat": "Total TVA",
@@ -41,6 +42,8 @@ LABELS = {
         "previous": "Montant de la facture précédente",
         "paid_by_debit": "Prélèvement SEPA le", "mandate": "mandat",
         "paid_by_transfer": "À régler par virement avant le", "reference": "référence",
+        "corrects": "Avoir sur la facture", "set_off": "Déduit du prélèvement de la facture {invoice} :",
+        "to_credit": "Porté au crédit de votre compte, déduit de vos prochaines factures :",
         "penalties": "En cas de retard de paiement, des pénalités au taux de {rate} sont exigibles.",
         "penalty_rate": "trois fois le taux d'intérêt légal",
         "indemnity": "Indemnité forfaitaire pour frais de recouvrement : 40 EUR (art. L441-10 du Code de commerce). "
@@ -53,6 +56,7 @@ LABELS = {
         "quantity": "Qty", "unit_price": "Unit price excl. VAT", "vat_rate": "VAT %", "amount_excl": "Amount excl. VAT",
         "type_one_off": "One-off charges", "type_recurring": "Subscriptions", "type_prorated": "Prorated subscriptions",
         "type_consumption": "Calls", "type_credit": "Credit applied",
+        "type_adjustment": "Partial credit",
         "consumption_summary": "by zone", "zone": "Zone", "call_details": "Call details",
         "call_time": "Date and time", "called_number": "Number called", "duration": "Duration", "calls": "calls",
         "minutes": "Minutes",
@@ -61,6 +65,8 @@ LABELS = {
         "previous": "Previous invoice amount",
         "paid_by_debit": "SEPA direct debit on", "mandate": "mandate",
         "paid_by_transfer": "Payable by bank transfer by", "reference": "reference",
+        "corrects": "Credit note for invoice", "set_off": "Taken off the direct debit of invoice {invoice}:",
+        "to_credit": "Credited to your account, for your next invoices:",
         "penalties": "Late payment penalties at {rate} are due.",
         "penalty_rate": "three times the French legal interest rate",
         "indemnity": "Fixed indemnity for recovery costs: 40 EUR (French Commercial Code, art. L441-10). "

@@ -90,8 +90,9 @@ def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | Non
     """Issue the invoices of pre-production run ``run_id`` and store their PDFs, once its period
     balance closes (:func:`check_balance`; else refused, unless ``balance_note`` explains it).
 
-    :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run or its
-    inputs changed since the review, :class:`~workbench.errors.ConfigError` for a storage URL that
+    :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run, its
+    inputs changed since the review or its invoice date is before the last issued invoice of the
+    year (numbers follow the dates), :class:`~workbench.errors.ConfigError` for a storage URL that
     cannot be used (nothing is issued); :class:`~workbench.errors.UnavailableError` when the PDFs
     cannot be stored after the invoices were issued (they stay issued: the message says how to
     store their PDFs once the FTP space is back)."""

@@ -1,7 +1,11 @@
 """The SEPA direct debit job: reads the invoices to debit, writes the file, records the debits.
 
-:func:`generate_direct_debits` selects the issued invoices (``kind`` invoice) with a positive net
-payable of the customers paying by ``direct_debit`` that have no ``sepa_debits`` row yet, takes
+:func:`generate_direct_debits` selects the issued invoices (``kind`` invoice) with something to
+collect of the customers paying by ``direct_debit`` that have no ``sepa_debits`` row yet: the
+amount to collect is the net payable less what credit notes issued before the collection set
+against the invoice (``collection_offset_cents``, see :mod:`workbench.billing.credit_notes`), so
+an invoice cancelled in full before its collection is not debited and a partial credit note
+lowers its debit. It takes
 each customer's latest active mandate, builds the file (:mod:`workbench.sepa`), stores it in the
 FTP space (:mod:`workbench.storage`) under ``sepa/<year>/<month>/<message id>.xml`` and then
 records it in ``sepa_files`` and ``sepa_debits``, in one transaction that holds a lock so two runs
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from workbench.config import Settings
 from workbench.db import schema as s
@@ -86,20 +90,26 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
     debited = (select(s.SepaDebit.invoice_id, s.SepaFile.message_id)  # current debits only
                .join(s.SepaFile, s.SepaFile.id == s.SepaDebit.file_id)
                .where(s.SepaDebit.replaced_by_file_id.is_(None)).subquery())
+    notes = (select(s.Invoice.corrects_invoice_id.label("invoice_id"),
+                    func.sum(s.Invoice.collection_offset_cents).label("credited_cents"))
+             .where(s.Invoice.kind == "credit_note", s.Invoice.status == "issued")
+             .group_by(s.Invoice.corrects_invoice_id).subquery())
+    credited = func.coalesce(notes.c.credited_cents, 0)
     stmt = select(
         s.Invoice.id.label("invoice_id"), s.Invoice.number.label("invoice_number"), s.Invoice.customer_id,
         s.Customer.account_number, s.Customer.name.label("customer_name"), s.Invoice.net_payable_cents,
-        s.Invoice.due_date, s.Invoice.currency, s.Invoice.status, s.Invoice.kind, s.Customer.payment_method,
-        debited.c.message_id.label("debited_in"),
+        credited.label("credited_cents"), s.Invoice.due_date, s.Invoice.currency, s.Invoice.status,
+        s.Invoice.kind, s.Customer.payment_method, debited.c.message_id.label("debited_in"),
     ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).outerjoin(
-        debited, debited.c.invoice_id == s.Invoice.id).order_by(s.Invoice.number)
+        debited, debited.c.invoice_id == s.Invoice.id).outerjoin(
+        notes, notes.c.invoice_id == s.Invoice.id).order_by(s.Invoice.number)
     if period is not None:
         stmt = stmt.where(s.Invoice.period == period)
     if numbers is not None:
         stmt = stmt.where(s.Invoice.number.in_(numbers))
     else:
         stmt = stmt.where(s.Invoice.status == "issued", s.Invoice.kind == "invoice",
-                          s.Customer.payment_method == "direct_debit", s.Invoice.net_payable_cents > 0)
+                          s.Customer.payment_method == "direct_debit", s.Invoice.net_payable_cents - credited > 0)
         if not force:
             stmt = stmt.where(debited.c.message_id.is_(None))
     found = read_frame(connection, stmt)
@@ -115,9 +125,11 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
             code, reason = "not_issued", f"not an issued invoice ({row['status']} {row['kind'].replace('_', ' ')})"
         elif row["payment_method"] != "direct_debit":
             code, reason = "not_direct_debit", f"the customer pays by {row['payment_method']}, not by direct debit"
-        elif int(row["net_payable_cents"]) <= 0:
+        elif int(row["net_payable_cents"]) - int(row["credited_cents"]) <= 0:
             code, reason = ("nothing_to_debit",
-                            f"nothing to debit: net payable {format_money(int(row['net_payable_cents']))}")
+                            f"nothing to debit: net payable {format_money(int(row['net_payable_cents']))}"
+                            + (f", {format_money(int(row['credited_cents']))} credited before collection"
+                               if int(row["credited_cents"]) else ""))
         elif row["debited_in"] is not None and not pd.isna(row["debited_in"]) and not force:
             code, reason = ("already_debited",
                             f"already debited in SEPA file {row['debited_in']} (use force to debit it again)")

@@ -227,7 +227,8 @@ def due(engine: Engine, max_attempts: int, invoice_ids: list[int] | None) -> lis
         select(d.id, d.invoice_id, d.recipient, d.state, d.attempts, d.last_error, d.message_id,
                i.number, i.kind, i.period, i.invoice_date, i.due_date, i.currency, i.total_incl_cents,
                i.credit_applied_cents, i.net_payable_cents, i.document, c.account_number,
-               c.name.label("customer_name"), c.language, c.payment_method)
+               func.coalesce(i.customer_name, c.name).label("customer_name"),  # as issued
+               c.language, c.payment_method)
         .join(i, i.id == d.invoice_id).join(c, c.id == i.customer_id)
         .where(d.state.in_(("pending", "failed")), d.attempts < max_attempts, *_scope(invoice_ids))
         .order_by(i.number, d.recipient))

@@ -13,7 +13,8 @@ from workbench.errors import InputError
 
 def customer_profile(engine: Engine, account_number: str, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
     """A customer's details, contacts, subscriptions, mandates, issued invoices and credit notes
-    (with their document in the FTP space and a ``link`` to it), and account credit."""
+    (with their document in the FTP space and a ``link`` to it; a credit note's
+    ``collection_offset_cents`` is what it took off its invoice's direct debit), and account credit."""
     profile = _profile(engine, account_number)
     if settings is not None:
         from workbench.storage import Storage
@@ -46,7 +47,8 @@ def _profile(engine: Engine, account_number: str) -> dict[str, pd.DataFrame]:
             "invoices": read(connection, select(
                 s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
                 s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
-                s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.document,
+                s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.collection_offset_cents,
+                s.Invoice.document,
             ).where(s.Invoice.customer_id == cid, s.Invoice.status == "issued").order_by(s.Invoice.id)),
             "credit": read(connection, select(s.CreditEntry.entry_date, s.CreditEntry.amount_cents,
                                               s.CreditEntry.description)

@@ -6,6 +6,9 @@
   ``today`` (Monday to Friday, without the TARGET closing days: 1 January, Good Friday, Easter
   Monday, 1 May, 25 and 26 December). A future due date on a non-business day is kept: the
   rulebook settles it on the next business day;
+* the amount of a debit is the invoice's net payable less ``credited_cents``: what credit notes
+  issued before its collection set against it (:mod:`workbench.billing.credit_notes`); an
+  invoice credited in full has nothing to debit;
 * :func:`prepare_debits` checks a frame of debits to make and splits it into good debits and
   rejected ones, each with its reason and its problem code (missing or revoked mandate, invalid
   IBAN, BIC or mandate reference, zero or negative amount, not in EUR, ...); it gives each good
@@ -45,8 +48,8 @@ MAX_AMOUNT_CENTS = 99_999_999_999  # 999,999,999.99 EUR, the rulebook's largest 
 FIRST, RECURRING = "FRST", "RCUR"
 
 
-#: the columns :func:`prepare_debits` needs (``mandate_status``, ``currency`` and ``remittance``
-#: are optional: ``active``, ``EUR`` and ``Facture <invoice number>`` when absent)
+#: the columns :func:`prepare_debits` needs (``mandate_status``, ``currency``, ``remittance`` and
+#: ``credited_cents`` are optional: ``active``, ``EUR``, ``Facture <invoice number>`` and 0 when absent)
 DEBIT_COLUMNS = ["invoice_number", "customer_name", "net_payable_cents", "due_date", "mandate_reference",
                  "signature_date", "iban", "bic", "already_collected"]
 
@@ -122,8 +125,9 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
     """Check the debits to make; returns ``(good, rejected)``.
 
     ``debits`` has the :data:`DEBIT_COLUMNS` (one row per invoice; ``mandate_reference`` empty when
-    the customer has no mandate) and may have ``mandate_status``, ``currency``, ``remittance`` and any
-    other column, which is passed through. ``good`` has the input columns (``iban`` and ``bic``
+    the customer has no mandate) and may have ``mandate_status``, ``currency``, ``remittance``,
+    ``credited_cents`` (what credit notes set against the invoice before its collection: debited
+    less) and any other column, which is passed through. ``good`` has the input columns (``iban`` and ``bic``
     compact, ``bic`` ``""`` when none) plus ``amount_cents``, ``debtor_name``, ``remittance``,
     ``collection_date`` and ``sequence_type``, sorted by invoice number; ``rejected`` has the input
     columns plus ``code`` (the first problem's, e.g. ``no_mandate``, ``bad_iban``) and ``reason``
@@ -145,10 +149,17 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
         elif number in seen:
             reasons.append(("duplicate_invoice", f"invoice {number} is listed twice"))
         seen.add(number)
-        amount = _as_cents(_get(row, "net_payable_cents"))
-        if amount is None:
+        net, credited = _as_cents(_get(row, "net_payable_cents")), _as_cents(_get(row, "credited_cents", 0))
+        amount = None if net is None or credited is None else net - credited
+        if net is None:
             reasons.append(("bad_amount",
                             f"amount {row.get('net_payable_cents')!r} is not a whole number of cents"))
+        elif credited is None:
+            reasons.append(("bad_amount",
+                            f"credited amount {row.get('credited_cents')!r} is not a whole number of cents"))
+        elif amount <= 0 and credited:
+            reasons.append(("nothing_to_debit", f"nothing to debit: net payable {format_money(net)}, "
+                                                f"{format_money(credited)} credited before collection"))
         elif amount <= 0:
             reasons.append(("nothing_to_debit",
                             f"nothing to debit: amount {format_money(amount)} is zero or negative"))

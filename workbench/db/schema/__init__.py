@@ -11,6 +11,7 @@ is reachable from here, e.g. ``schema.Invoice``.
 
 from workbench.db.schema.base import NAMING, Base
 from workbench.db.schema.billing import (
+    ISSUED_IDENTITY,
     BillingRun,
     CreditEntry,
     Delivery,
@@ -47,6 +48,7 @@ from workbench.db.schema.reference import (
 )
 
 __all__ = [
+    "ISSUED_IDENTITY",
     "Allowance",
     "Base",
     "BillingRun",

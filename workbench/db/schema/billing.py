@@ -44,9 +44,25 @@ class BillingRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="done")
 
 
+#: the customer's billing identity an issued document keeps: ``invoices`` column -> ``customers``
+#: column (the customers table has no SIREN yet)
+ISSUED_IDENTITY = {
+    "customer_name": "name", "customer_address_line1": "address_line1", "customer_address_line2": "address_line2",
+    "customer_postcode": "postcode", "customer_city": "city", "customer_country": "country",
+    "customer_vat_number": "vat_number",
+}
+
+
 class Invoice(Base):
     """An invoice or credit note. Drafts belong to a preprod run (numbered ``PRE-<run>-0001``);
-    issued documents carry a legal number and are never changed afterwards."""
+    issued documents carry a legal number and are never changed afterwards.
+
+    ``customer_name`` to ``customer_vat_number``: the customer's billing identity as it was when
+    the document was issued (empty for drafts, which show the customer as it is now): an issued
+    document prints it, whatever the customer's record says later. ``collection_offset_cents``
+    (credit notes): the part of the note's amount set against what its invoice still had to
+    collect by direct debit (that invoice is debited that much less); the rest of the note became
+    account credit."""
 
     __tablename__ = "invoices"
     __table_args__ = (Index("ix_invoices_customer_period", "customer_id", "period"),)
@@ -69,8 +85,17 @@ class Invoice(Base):
     corrects_invoice_id: Mapped[int | None] = mapped_column(BigInteger)
     # a credit note that reopens its invoice's period: what the invoice billed is billed again
     reopens_period: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    collection_offset_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     document: Mapped[str | None] = mapped_column(String(500))
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the customer's billing identity at issue (see the class docstring)
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_address_line1: Mapped[str | None] = mapped_column(String(200))
+    customer_address_line2: Mapped[str | None] = mapped_column(String(200))
+    customer_postcode: Mapped[str | None] = mapped_column(String(20))
+    customer_city: Mapped[str | None] = mapped_column(String(100))
+    customer_country: Mapped[str | None] = mapped_column(String(2))
+    customer_vat_number: Mapped[str | None] = mapped_column(String(20))
 
 
 class InvoiceItem(Base):
