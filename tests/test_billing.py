@@ -337,6 +337,63 @@ def test_preprod_changes_nothing_production_depends_on(october):
     assert len(issued_numbers(engine)) == 4 and len(list_runs(engine)) == 2
 
 
+def test_a_deleted_runs_number_is_never_given_again(october):
+    """Runs 1 and 2, run 2 deleted: the next run is 3 (SQLite AUTOINCREMENT, a PostgreSQL
+    sequence), so run 2's control report file can never be taken for the new run's."""
+    engine, settings = october.engine, october.settings
+    first = preprod(engine, OPTIONS, settings, NOW)
+    second = preprod(engine, OPTIONS, settings, LATER)
+    assert second.run_id == first.run_id + 1
+    delete_run(engine, second.run_id)
+    third = preprod(engine, OPTIONS, settings, LATER)
+    assert third.run_id == first.run_id + 2  # not second.run_id again
+    assert third.numbers[0] == f"PRE-{first.run_id + 2}-0001"
+
+
+def test_the_migration_keeps_runs_and_rates(tmp_path):
+    """Down to the 1/10,000 rates and runs without AUTOINCREMENT, then up again: the stored rates
+    are x100 then /100, the runs and their invoices are kept (dropping the old ``billing_runs``
+    would have deleted its invoices, ON DELETE CASCADE), and run numbers are not reused."""
+    from alembic import command
+
+    from workbench.db.engine import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    settings = Settings(database_url=url)
+    engine = make_engine(url)
+    upgrade(engine)
+    scenario = load_october(engine, settings, tmp_path)
+    first = preprod(engine, OPTIONS, settings, NOW)
+    second = preprod(engine, OPTIONS, settings, LATER)
+    delete_run(engine, second.run_id)
+    micros = frame(engine, select(s.RateInterval.price_per_minute_micros).order_by(s.RateInterval.id))
+    counts = table_counts(engine)
+
+    command.downgrade(alembic_config(engine), "0007_precision_and_runs@-1")  # this branch only
+    with engine.connect() as connection:
+        units = [r[0] for r in connection.exec_driver_sql(
+            "SELECT price_per_minute_units FROM rate_intervals ORDER BY id")]
+        ddl = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'billing_runs'").scalar()
+        for table in ("invoices", "invoice_items", "invoice_vat"):
+            assert connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == counts[table], table
+    assert units == [m // 100 for m in micros["price_per_minute_micros"]]
+    assert "AUTOINCREMENT" not in ddl
+
+    upgrade(scenario.engine)
+    again = frame(engine, select(s.RateInterval.price_per_minute_micros).order_by(s.RateInterval.id))
+    pd.testing.assert_frame_equal(again, micros)
+    assert table_counts(engine) == counts
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        ddl = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'billing_runs'").scalar()
+    assert "AUTOINCREMENT" in ddl
+    third = preprod(engine, OPTIONS, settings, LATER)
+    delete_run(engine, third.run_id)
+    assert preprod(engine, OPTIONS, settings, LATER).run_id == third.run_id + 1
+    assert first.run_id in list_runs(engine)["id"].tolist()
+
+
 # ---------------------------------------------------------------------------- 3. comparing runs
 
 def test_compare_after_a_rate_correction(october):

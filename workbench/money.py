@@ -1,9 +1,12 @@
 """Exact money.
 
-No binary float ever holds an amount. Two integer units are used:
+No binary float ever holds an amount. Three integer units are used:
 
-* ``PRICE_SCALE`` — call prices and per-minute rates in 1/10,000 of the currency unit
-  ("units"), e.g. 0.40 EUR/min is ``4000``;
+* ``RATE_SCALE`` — per-minute rates of rate plans in 1/1,000,000 of the currency unit ("micro
+  units"), e.g. 0.40 EUR/min is ``400000`` and a wholesale deck's 0.00625 EUR/min is ``6250``;
+* ``PRICE_SCALE`` — call prices and connect fees in 1/10,000 of the currency unit ("units"),
+  e.g. 1.3333 EUR is ``13333``; a call's price is rounded once, half up, from micro units to
+  units (:mod:`workbench.rating.pricing`);
 * ``CENT_SCALE`` — invoice amounts in cents.
 
 Vectorised code works on ``int64`` arrays of those units; scalar code uses ``decimal.Decimal``.
@@ -20,8 +23,12 @@ import numpy as np
 
 from workbench.errors import InputError
 
+RATE_SCALE = 1_000_000
 PRICE_SCALE = 10_000
 CENT_SCALE = 100
+#: micro units in a unit: a per-minute rate x seconds / 60 in micro units is divided by
+#: ``60 * RATE_PER_PRICE`` to give a price in units
+RATE_PER_PRICE = RATE_SCALE // PRICE_SCALE
 
 
 def parse_amount(text: str | Decimal | int, scale: int = PRICE_SCALE) -> int:

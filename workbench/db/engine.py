@@ -41,8 +41,9 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (creating it on an empty database)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database schema to ``revision`` (creating it on an empty database); by default
+    every head, so migrations written side by side on branches apply before they are chained."""
     command.upgrade(alembic_config(engine), revision)
 
 

@@ -51,7 +51,7 @@ def rate_plans(connection: Connection) -> dict[int, RatePlan]:
         intervals = read_frame(
             connection,
             select(s.RateInterval.rate_id, s.RateInterval.from_second,
-                   s.RateInterval.price_per_minute_units, s.RateInterval.increment_s)
+                   s.RateInterval.price_per_minute_micros, s.RateInterval.increment_s)
             .join(s.Rate, s.Rate.id == s.RateInterval.rate_id)
             .where(s.Rate.plan_id == pid),
         )
