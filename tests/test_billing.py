@@ -42,6 +42,7 @@ Run totals: incl. 5442 + 17636 + 1556 + 5400 = 30034; net 3442 + 17636 + 1556 + 
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
@@ -68,6 +69,7 @@ from workbench.db.frames import read_frame
 from workbench.errors import InputError, RefusedError
 from workbench.integration import load_cdr_file
 from workbench.rated_calls import rate_period
+from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_profile
 from workbench.reads.runs import RunOptions, compare_runs, list_runs, run_report
 from workbench.reference import load_reference
@@ -254,9 +256,9 @@ def test_october_invoices_match_the_hand_calculation(october):
     assert (Decimal(line["quantity"]), int(line["unit_price_cents"]), int(line["amount_cents"])) == (
         Decimal("2"), 1990, 3980)
     mob = c1[c1["zone_code"] == "MOB"].iloc[0]
-    # 3 calls, 500 + 200 + 30 = 730 s = 12.1667 min, 42 cents
+    # 3 calls, 500 + 200 + 30 = 730 s = 12.1666.. -> 12.17 min (2 decimals, half up), 42 cents
     assert (int(mob["calls"]), int(mob["seconds"]), Decimal(mob["quantity"]), int(mob["amount_cents"])) == (
-        3, 730, Decimal("12.1667"), 42)
+        3, 730, Decimal("12.17"), 42)
     prorated = items[items["type"] == "prorated"].set_index("account_number")
     # C2 from 11 to 31 October (21/31 = 0.6774), C3 from 1 to 20 October (20/31 = 0.6452)
     assert (prorated.loc["C2", "period_from"], prorated.loc["C2", "period_to"]) == (date(2026, 10, 11),
@@ -951,8 +953,10 @@ def test_excel_control_report(october, tmp_path):
         cell = sheet.cell(6, col[label])
         _money_cell(cell)
         assert cell.value == pytest.approx(euros, abs=1e-9), label
-    # 4 + 2 + 1 + 0 calls; minutes per invoice rounded up: 855 s -> 15, 190 -> 4, 125 -> 3, 0
-    assert (sheet.cell(6, col["Calls"]).value, sheet.cell(6, col["Minutes"]).value) == (7, 22)
+    # 4 + 2 + 1 + 0 calls; minutes per invoice to 2 decimals, half up: 855 s -> 14.25,
+    # 190 -> 3.1666.. -> 3.17, 125 -> 2.0833.. -> 2.08, 0 -> 0; total 19.50
+    assert sheet.cell(6, col["Calls"]).value == 7
+    assert sheet.cell(6, col["Minutes"]).value == pytest.approx(19.50, abs=1e-9)
 
     anomalies = book["Anomalies"]
     found = [tuple(c.value for c in row) for row in anomalies.iter_rows(min_row=2)]
@@ -967,8 +971,8 @@ def test_excel_control_report(october, tmp_path):
     assert summary["Initial (one-off)"][0] == 2 and summary["Initial (one-off)"][1] == pytest.approx(149.00)
     assert summary["Account credit applied"][1] == pytest.approx(-74.00)
     zones = {r[0]: r for r in book["By zone"].iter_rows(min_row=2, values_only=True)}
-    # FIX: C1 13 + C2 5 + C3 13 = 0.31 over 3 calls of 125 + 90 + 125 = 340 s (6 min)
-    assert zones["FIX"][2:] == (3, 3, 6, pytest.approx(0.31))
+    # FIX: C1 13 + C2 5 + C3 13 = 0.31 over 3 calls of 125 + 90 + 125 = 340 s (5.666.. -> 5.67 min)
+    assert zones["FIX"][2:] == (3, 3, pytest.approx(5.67, abs=1e-9), pytest.approx(0.31))
 
 
 def test_excel_prorated_amount_is_money(october, tmp_path):
@@ -983,6 +987,49 @@ def test_excel_prorated_amount_is_money(october, tmp_path):
 
 
 # ---------------------------------------------------------------------------- 9. customer profile
+
+def _pdf_texts(scenario: Scenario, run_id: int) -> dict[str, str]:
+    """The text of each draft PDF of a run, rendered in one batch, by account number."""
+    from pypdf import PdfReader
+
+    from workbench.documents import render_batch
+    from workbench.documents.models import invoice_models, operator_identity
+
+    ids = invoice_ids(scenario.engine, run_id)
+    with scenario.engine.connect() as connection:
+        models = invoice_models(connection, list(ids.values()))
+    pdfs = render_batch(models, operator_identity(scenario.settings), draft=True)
+    return {account: "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdfs[model["number"]])).pages)
+            for account, model in zip(ids, models, strict=True)}
+
+
+def test_the_same_call_shows_the_same_minutes_everywhere(october, tmp_path):
+    """C3's one call (Z1, 125 s) is 125 / 60 = 2.0833... -> 2.08 minutes (2 decimals, half up,
+    ``workbench.money.minutes``): the invoice line's quantity, the PDF, the control report's
+    invoice row and line, the customer's dashboard."""
+    run = preprod(october.engine, OPTIONS, october.settings, NOW)
+    items = frame(october.engine, select(s.InvoiceItem.quantity, s.InvoiceItem.seconds)
+                  .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                  .where(s.Invoice.run_id == run.run_id, s.Invoice.customer_id == october.ids["C3"],
+                         s.InvoiceItem.type == "consumption"))
+    assert [(Decimal(q), int(sec)) for q, sec in items.values] == [(Decimal("2.08"), 125)]
+
+    sheets = run_report(october.engine, run.run_id)
+    invoices = sheets["Invoices"].set_index("Account number")
+    assert invoices.loc["C3", "Minutes"] == Decimal("2.08")
+    lines = sheets["Lines"]
+    assert lines.loc[(lines["Account number"] == "C3") & (lines["Zone"] == "FIX"), "Quantity"].tolist() == [
+        Decimal("2.08")]
+    path = write_control_report(sheets, tmp_path / "report.xlsx")
+    row = {r[1]: r for r in openpyxl.load_workbook(path).worksheets[0].iter_rows(min_row=2, values_only=True)}
+    header = [c.value for c in openpyxl.load_workbook(path).worksheets[0][1]]
+    assert row["C3"][header.index("Minutes")] == pytest.approx(2.08, abs=1e-9)
+
+    text = _pdf_texts(october, run.run_id)["C3"]
+    assert "2.08 min" in text
+    assert "3 min" not in text  # not rounded up to whole minutes any more
+    assert monthly_consumption(october.engine, "C3")["minutes"].tolist() == [Decimal("2.08")]  # dashboards
+
 
 def test_customer_profile(october):
     engine, settings = october.engine, october.settings
@@ -1034,6 +1081,30 @@ def run_cli(october, database_url, tmp_path, monkeypatch, capsys):
 
 def _run_id(output: str) -> int:
     return int(re.search(r"run (\d+) for", output).group(1))
+
+
+def test_cli_refuses_a_future_period_as_the_widget_does_and_warns_on_one_without_calls(run_cli, october):
+    """One period check for the command line and the widget (``workbench.jobs.check_period``):
+    the same words; a period in the past with no rated call is billed, with a warning on
+    stderr and in the job's result."""
+    from workbench.ui import check_run_options
+
+    status, out, err = run_cli("preprod", "--period", "2999-01")
+    with pytest.raises(InputError) as widget:
+        check_run_options("2999-01", None, None, "all", "", False, False, october.settings)
+    assert (status, out) == (2, "")
+    assert err == f"error: {widget.value}\n" == "error: period 2999-01 is in the future\n"
+    assert list_runs(october.engine).empty
+
+    # the October scenario's calls are all in October: September has none
+    status, out, err = run_cli("preprod", "--period", "2026-09", "--customers", "accounts:C1")
+    assert status == 0 and "pre-production run" in out
+    assert err.startswith("warning: period 2026-09 has no rated calls")
+    from workbench import jobs
+    result = jobs.preprod(october.engine, october.settings, jobs.run_options(october.settings, "2026-10"), LATER)
+    assert result.warnings == ()
+    result = jobs.preprod(october.engine, october.settings, jobs.run_options(october.settings, "2026-09"), LATER)
+    assert len(result.warnings) == 1 and result.warnings[0] in err
 
 
 def test_cli_billing_commands(run_cli, october, tmp_path):

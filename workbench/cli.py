@@ -10,7 +10,7 @@ from pathlib import Path
 from workbench import jobs
 from workbench.config import Settings, load_settings, redacted
 from workbench.errors import InputError, Problem, UnavailableError, WorkbenchError
-from workbench.money import PRICE_SCALE, format_money
+from workbench.money import PRICE_SCALE, format_money, minutes
 from workbench.period import Period
 from workbench.reads.runs import compare_runs, list_runs
 
@@ -68,7 +68,7 @@ def _print_rating(summary) -> None:
     print(f"   consumption: {format_money(summary.amount_units, scale=PRICE_SCALE)} excl. VAT")
     table = summary.by_zone.assign(
         amount=summary.by_zone["amount_units"].map(lambda u: format_money(int(u), scale=PRICE_SCALE)),
-        minutes=summary.by_zone["seconds"] // 60,
+        minutes=summary.by_zone["seconds"].map(minutes),
     )[["zone_code", "band", "calls", "minutes", "amount"]]
     print(table.to_string(index=False))
 
@@ -92,6 +92,8 @@ def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> None:
     print(f"   control report: {result.report.path} (and {result.report.stored_as} in the FTP space)")
     if result.documents is not None:
         _print_publish(result.documents, f"run {run.run_id}", settings)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_preprod(args, settings: Settings) -> None:

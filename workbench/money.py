@@ -78,6 +78,20 @@ def round_half_up(numerator, denominator: int):
     return np.where(numerator < 0, -magnitude, magnitude)
 
 
+def minutes(seconds: int) -> Decimal:
+    """Minutes of ``seconds`` of calls, as every output shows them (invoice line quantity, invoice
+    PDF, control report, dashboards, command line): ``seconds / 60`` rounded half up to 2
+    decimals, exactly (integer arithmetic, :func:`round_half_up`). A call's own duration in the
+    call detail annex is written ``m:ss`` instead, unrounded.
+
+    >>> minutes(730), minutes(125), minutes(120), minutes(0)
+    (Decimal('12.17'), Decimal('2.08'), Decimal('2.00'), Decimal('0.00'))
+    """
+    if isinstance(seconds, float | bool):
+        raise TypeError(f"{seconds!r}: seconds are a whole number")
+    return Decimal(round_half_up(int(seconds) * 100, 60)).scaleb(-2)
+
+
 def format_money(amount: int | Decimal, currency: str = "EUR", locale: str = "en", scale: int = CENT_SCALE) -> str:
     """An amount written for people in ``locale`` with Babel (CLDR data): ``123456`` cents is
     ``1 234,56 €`` in French (a narrow no-break space between thousands and a no-break space

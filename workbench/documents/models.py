@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.money import PRICE_SCALE, format_money
+from workbench.money import PRICE_SCALE, format_money, minutes
 
 TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
 
@@ -117,7 +117,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                 "unit_price": money(r.unit_price_cents) if not pd.isna(r.unit_price_cents) else "",
                 "vat_rate": _quantity(r.vat_rate), "amount": money(r.amount_cents),
                 "calls": None if pd.isna(r.calls) else int(r.calls),
-                "minutes": None if pd.isna(r.seconds) else (int(r.seconds) + 59) // 60,
+                "minutes": None if pd.isna(r.seconds) else _quantity(minutes(int(r.seconds))),
             } for r in rows.itertuples(index=False)]})
         calls = lines[lines["type"] == "consumption"]
         mandate = mandate_of.get(int(inv.customer_id))
@@ -129,7 +129,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                          "postcode": inv.postcode, "city": inv.city, "country": inv.country,
                          "vat_number": inv.vat_number},
             "groups": groups,
-            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": (int(r.seconds) + 59) // 60,
+            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _quantity(minutes(int(r.seconds))),
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
             "vat": [{"rate": _quantity(v.vat_rate), "base": money(v.base_cents), "amount": money(v.vat_cents)}
                     for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False)],

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InputError
-from workbench.money import round_half_up
+from workbench.money import minutes, round_half_up
 from workbench.period import Period
 
 #: invoice item types, in the order they are shown
@@ -211,8 +211,7 @@ def _consumption_items(inputs: BillingInputs, options: BillingOptions) -> pd.Dat
         "description": calls["zone_name"].fillna(calls["zone_code"]).astype(str).to_numpy(),
         "product_code": None,
         "zone_code": calls["zone_code"].astype(str).to_numpy(),
-        "quantity": (calls["seconds"].astype(np.int64).map(lambda s: str((Decimal(int(s)) / 60).quantize(
-            Decimal("0.0001"))))).to_numpy(),
+        "quantity": calls["seconds"].astype(np.int64).map(lambda s: str(minutes(s))).to_numpy(),
         "unit_price_cents": None,
         "amount_cents": round_half_up(calls["amount_units"].to_numpy(np.int64), _UNITS_PER_CENT),
         "vat_rate": options.consumption_vat_rate,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from workbench.errors import Problem, problems_table
 from workbench.invoicing.build import item_totals
-from workbench.money import CENT_SCALE, format_money, to_decimal
+from workbench.money import CENT_SCALE, format_money, minutes, to_decimal
 
 #: the first columns of the report's invoice sheet, in this order
 REPORT_COLUMNS = [
@@ -130,7 +130,7 @@ def control_report(
     sheet["VAT"] = _euros(invoices["total_vat_cents"])
     sheet["Account credit applied"] = _euros(invoices["credit_applied_cents"])
     sheet["Calls"] = invoices["calls"].astype(np.int64)
-    sheet["Minutes"] = (invoices["seconds"].astype(np.int64) + 59) // 60
+    sheet["Minutes"] = invoices["seconds"].astype(np.int64).map(minutes)
     if len(customers):
         extra = customers.set_index("customer_id")
         for column, label in (("billing_group", "Billing group"), ("payment_method", "Payment method")):
@@ -151,7 +151,7 @@ def control_report(
         amount=("amount_cents", "sum"))
     zone_sheet = pd.DataFrame({
         "Zone": zones["zone_code"], "Destination": zones["description"], "Invoices": zones["invoices"],
-        "Calls": zones["calls"].astype(np.int64), "Minutes": (zones["seconds"].astype(np.int64) + 59) // 60,
+        "Calls": zones["calls"].astype(np.int64), "Minutes": zones["seconds"].astype(np.int64).map(minutes),
         "Amount excl. VAT": _euros(zones["amount"]),
     })
 

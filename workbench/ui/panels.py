@@ -127,6 +127,8 @@ def preprod_panel(settings: Settings, engine, period: str):
             return
         _message(out, f"Run {summary.run_id}: {summary.invoices} draft invoices, total "
                       f"{format_money(summary.total_incl_cents)}")
+        for warning in result.warnings:
+            _message(out, f"Warning: {warning}", error=True)
         with out:
             display(HTML(download_link(path.read_bytes(), path.name,
                                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
