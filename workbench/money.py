@@ -20,6 +20,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
+import pandas as pd
 
 from workbench.errors import InputError
 
@@ -76,6 +77,33 @@ def round_half_up(numerator, denominator: int):
         return (2 * numerator + denominator) // (2 * denominator)
     magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
     return np.where(numerator < 0, -magnitude, magnitude)
+
+
+def integer_series(values) -> pd.Series:
+    """Whole numbers with missing values (money in minor units, counts, ids) as pandas' nullable
+    ``Int64``, without passing through float64: ``None``, ``NaN`` and ``pd.NA`` are missing
+    (``pd.NA``), ints and NumPy ints stay exact. A float is taken only when it is a whole number
+    below 2**53 (exact); any other value is a :class:`ValueError`. The index is kept.
+
+    >>> integer_series([2**53 + 1, None]).tolist()
+    [9007199254740993, <NA>]
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if isinstance(series.dtype, pd.Int64Dtype):
+        return series
+    if pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("Int64")
+    out = []
+    for value in series.tolist():
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            out.append(None)
+        elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+            out.append(int(value))
+        elif isinstance(value, float | np.floating) and value == int(value) and abs(value) < 2**53:
+            out.append(int(value))
+        else:
+            raise ValueError(f"{value!r} is not a whole number")
+    return pd.Series(pd.array(out, dtype="Int64"), index=series.index, name=series.name)
 
 
 def minutes(seconds: int) -> Decimal:

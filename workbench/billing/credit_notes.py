@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from workbench.billing.invoice_numbers import CREDIT_NOTE_SERIES, take_numbers
@@ -22,6 +21,7 @@ from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
 from workbench.errors import RefusedError
+from workbench.money import integer_series
 from workbench.period import local_date
 
 
@@ -57,7 +57,7 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
             s.InvoiceItem.invoice_id == original["id"], s.InvoiceItem.type != "credit"))
         if len(items):
             for column in ("position", "unit_price_cents", "amount_cents", "calls", "seconds", "one_off_id"):
-                items[column] = pd.array(pd.to_numeric(items[column]), dtype="Int64")
+                items[column] = integer_series(items[column])
             items = items.drop(columns=["id"]).assign(invoice_id=note_id, amount_cents=-items["amount_cents"],
                                                       description=reason + ": " + items["description"])
             insert_frame(connection, "invoice_items", items)
