@@ -1031,6 +1031,23 @@ def test_the_same_call_shows_the_same_minutes_everywhere(october, tmp_path):
     assert monthly_consumption(october.engine, "C3")["minutes"].tolist() == [Decimal("2.08")]  # dashboards
 
 
+def test_missing_values_are_never_printed_on_invoices(october):
+    """C1 has a VAT number, the others none; rendered in one batch, no PDF shows ``nan``,
+    ``None``, ``NaN`` or ``<NA>`` (a batch used to print ``N° TVA nan`` for the customers without
+    one), and C1's number is printed."""
+    customers = [list(r) for r in BILLING_CUSTOMERS]
+    customers[0][7] = "FR40303265045"
+    load_reference(october.engine, billing_reference_folder(october.folder / "vat", only=["customers"],
+                                                            customers=customers))
+    run = preprod(october.engine, OPTIONS, october.settings, NOW)
+    texts = _pdf_texts(october, run.run_id)
+    assert sorted(texts) == ["C1", "C2", "C3", "C4"]
+    for account, written in texts.items():
+        assert not re.search(r"\b(nan|NaN|None)\b|<NA>", written), (account, written)
+    assert "FR40303265045" in texts["C1"]
+    assert all("FR40303265045" not in texts[a] for a in ("C2", "C3", "C4"))
+
+
 def test_customer_profile(october):
     engine, settings = october.engine, october.settings
     production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)

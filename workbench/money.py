@@ -106,6 +106,21 @@ def integer_series(values) -> pd.Series:
     return pd.Series(pd.array(out, dtype="Int64"), index=series.index, name=series.name)
 
 
+def blank_if_missing(value):
+    """``value`` as written for people, where a missing value (``None``, ``NaN``, ``pd.NA``,
+    ``NaT``) is an empty string, never ``None``, ``nan`` or ``<NA>``: the ``finalize`` of the
+    invoice and email templates, and the customer fields of the invoice models.
+
+    >>> [blank_if_missing(v) for v in (None, float("nan"), pd.NA, "FR40303265045", 0)]
+    ['', '', '', 'FR40303265045', 0]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float | np.floating) and value != value:
+        return ""
+    return value
+
+
 def minutes(seconds: int) -> Decimal:
     """Minutes of ``seconds`` of calls, as every output shows them (invoice line quantity, invoice
     PDF, control report, dashboards, command line): ``seconds / 60`` rounded half up to 2

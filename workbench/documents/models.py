@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.money import PRICE_SCALE, format_money, minutes
+from workbench.money import PRICE_SCALE, blank_if_missing, format_money, minutes
 
 TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
 
@@ -125,9 +125,10 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "number": inv.number, "kind": inv.kind, "lang": lang,
             "period": inv.period, "invoice_date": _date(inv.invoice_date), "due_date": _date(inv.due_date),
             "account_number": inv.account_number,
-            "customer": {"name": inv.name, "address_line1": inv.address_line1, "address_line2": inv.address_line2,
-                         "postcode": inv.postcode, "city": inv.city, "country": inv.country,
-                         "vat_number": inv.vat_number},
+            "customer": {key: blank_if_missing(value) for key, value in (
+                ("name", inv.name), ("address_line1", inv.address_line1), ("address_line2", inv.address_line2),
+                ("postcode", inv.postcode), ("city", inv.city), ("country", inv.country),
+                ("vat_number", inv.vat_number))},
             "groups": groups,
             "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _quantity(minutes(int(r.seconds))),
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
