@@ -1142,6 +1142,7 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     assert status == 0
     listed = [line.split() for line in out.splitlines()[1:]]
     assert [(int(r[0]), r[1], r[3]) for r in listed] == [(second, "preprod", "done"), (first, "preprod", "done")]
+    assert [r[7] for r in listed] == ["-", "-"]  # no source run: "-", never NaN, None or <NA>
 
     status, out, _ = run_cli("compare", str(first), str(second))
     assert (status, out.strip()) == (0, f"run {first} -> run {second}: 0 of 1 accounts differ")

@@ -21,6 +21,11 @@ def _money(cents: int) -> str:
     return format_money(int(cents))
 
 
+def _table(frame) -> str:
+    """A frame as text, a missing value written ``-`` (never ``None``, ``NaN`` or ``<NA>``)."""
+    return frame.astype(object).where(frame.notna(), "-").to_string(index=False)
+
+
 def _problems(problems: list[Problem], indent: str = "   ") -> None:
     for problem in problems:
         print(f"{indent}{problem}")
@@ -70,7 +75,7 @@ def _print_rating(summary) -> None:
         amount=summary.by_zone["amount_units"].map(lambda u: format_money(int(u), scale=PRICE_SCALE)),
         minutes=summary.by_zone["seconds"].map(minutes),
     )[["zone_code", "band", "calls", "minutes", "amount"]]
-    print(table.to_string(index=False))
+    print(_table(table))
 
 
 def cmd_rate(args, settings: Settings) -> None:
@@ -134,8 +139,8 @@ def cmd_runs(args, settings: Settings) -> None:
         print("no billing runs")
         return
     runs["total"] = runs["total_incl_cents"].map(_money)
-    print(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
-                "created_by", "created_at"]].to_string(index=False))
+    print(_table(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
+                       "created_by", "created_at"]]))
 
 
 def cmd_delete_run(args, settings: Settings) -> None:
@@ -147,7 +152,7 @@ def cmd_compare(args, settings: Settings) -> None:
     changed = diff[diff["Status"] != "unchanged"]
     print(f"run {args.run_a} -> run {args.run_b}: {len(changed)} of {len(diff)} accounts differ")
     if len(changed):
-        print(changed.to_string(index=False))
+        print(_table(changed))
 
 
 def cmd_report(args, settings: Settings) -> None:
