@@ -957,6 +957,7 @@ def test_excel_control_report(october, tmp_path):
     # 190 -> 3.1666.. -> 3.17, 125 -> 2.0833.. -> 2.08, 0 -> 0; total 19.50
     assert sheet.cell(6, col["Calls"]).value == 7
     assert sheet.cell(6, col["Minutes"]).value == pytest.approx(19.50, abs=1e-9)
+    assert sheet.cell(2, col["Minutes"]).number_format == sheet.cell(6, col["Minutes"]).number_format == "#,##0.00"
 
     anomalies = book["Anomalies"]
     found = [tuple(c.value for c in row) for row in anomalies.iter_rows(min_row=2)]
