@@ -42,6 +42,7 @@ Run totals: incl. 5442 + 17636 + 1556 + 5400 = 30034; net 3442 + 17636 + 1556 + 
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
@@ -69,6 +70,7 @@ from workbench.errors import InputError, RefusedError
 from workbench.integration import load_cdr_file
 from workbench.jobs.sepa import generate_direct_debits
 from workbench.rated_calls import rate_period
+from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_profile
 from workbench.reads.runs import RunOptions, compare_runs, list_runs, run_report
 from workbench.reference import load_reference
@@ -255,9 +257,9 @@ def test_october_invoices_match_the_hand_calculation(october):
     assert (Decimal(line["quantity"]), int(line["unit_price_cents"]), int(line["amount_cents"])) == (
         Decimal("2"), 1990, 3980)
     mob = c1[c1["zone_code"] == "MOB"].iloc[0]
-    # 3 calls, 500 + 200 + 30 = 730 s = 12.1667 min, 42 cents
+    # 3 calls, 500 + 200 + 30 = 730 s = 12.1666.. -> 12.17 min (2 decimals, half up), 42 cents
     assert (int(mob["calls"]), int(mob["seconds"]), Decimal(mob["quantity"]), int(mob["amount_cents"])) == (
-        3, 730, Decimal("12.1667"), 42)
+        3, 730, Decimal("12.17"), 42)
     prorated = items[items["type"] == "prorated"].set_index("account_number")
     # C2 from 11 to 31 October (21/31 = 0.6774), C3 from 1 to 20 October (20/31 = 0.6452)
     assert (prorated.loc["C2", "period_from"], prorated.loc["C2", "period_to"]) == (date(2026, 10, 11),
@@ -336,6 +338,63 @@ def test_preprod_changes_nothing_production_depends_on(october):
     with pytest.raises(RefusedError, match="production run"):
         delete_run(engine, issued.run_id)
     assert len(issued_numbers(engine)) == 4 and len(list_runs(engine)) == 2
+
+
+def test_a_deleted_runs_number_is_never_given_again(october):
+    """Runs 1 and 2, run 2 deleted: the next run is 3 (SQLite AUTOINCREMENT, a PostgreSQL
+    sequence), so run 2's control report file can never be taken for the new run's."""
+    engine, settings = october.engine, october.settings
+    first = preprod(engine, OPTIONS, settings, NOW)
+    second = preprod(engine, OPTIONS, settings, LATER)
+    assert second.run_id == first.run_id + 1
+    delete_run(engine, second.run_id)
+    third = preprod(engine, OPTIONS, settings, LATER)
+    assert third.run_id == first.run_id + 2  # not second.run_id again
+    assert third.numbers[0] == f"PRE-{first.run_id + 2}-0001"
+
+
+def test_the_migration_keeps_runs_and_rates(tmp_path):
+    """Down to the 1/10,000 rates and runs without AUTOINCREMENT, then up again: the stored rates
+    are x100 then /100, the runs and their invoices are kept (dropping the old ``billing_runs``
+    would have deleted its invoices, ON DELETE CASCADE), and run numbers are not reused."""
+    from alembic import command
+
+    from workbench.db.engine import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    settings = Settings(database_url=url)
+    engine = make_engine(url)
+    upgrade(engine)
+    scenario = load_october(engine, settings, tmp_path)
+    first = preprod(engine, OPTIONS, settings, NOW)
+    second = preprod(engine, OPTIONS, settings, LATER)
+    delete_run(engine, second.run_id)
+    micros = frame(engine, select(s.RateInterval.price_per_minute_micros).order_by(s.RateInterval.id))
+    counts = table_counts(engine)
+
+    command.downgrade(alembic_config(engine), "0007_precision_and_runs@-1")  # this branch only
+    with engine.connect() as connection:
+        units = [r[0] for r in connection.exec_driver_sql(
+            "SELECT price_per_minute_units FROM rate_intervals ORDER BY id")]
+        ddl = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'billing_runs'").scalar()
+        for table in ("invoices", "invoice_items", "invoice_vat"):
+            assert connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == counts[table], table
+    assert units == [m // 100 for m in micros["price_per_minute_micros"]]
+    assert "AUTOINCREMENT" not in ddl
+
+    upgrade(scenario.engine)
+    again = frame(engine, select(s.RateInterval.price_per_minute_micros).order_by(s.RateInterval.id))
+    pd.testing.assert_frame_equal(again, micros)
+    assert table_counts(engine) == counts
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        ddl = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'billing_runs'").scalar()
+    assert "AUTOINCREMENT" in ddl
+    third = preprod(engine, OPTIONS, settings, LATER)
+    delete_run(engine, third.run_id)
+    assert preprod(engine, OPTIONS, settings, LATER).run_id == third.run_id + 1
+    assert first.run_id in list_runs(engine)["id"].tolist()
 
 
 # ---------------------------------------------------------------------------- 3. comparing runs
@@ -1101,8 +1160,11 @@ def test_excel_control_report(october, tmp_path):
         cell = sheet.cell(6, col[label])
         _money_cell(cell)
         assert cell.value == pytest.approx(euros, abs=1e-9), label
-    # 4 + 2 + 1 + 0 calls; minutes per invoice rounded up: 855 s -> 15, 190 -> 4, 125 -> 3, 0
-    assert (sheet.cell(6, col["Calls"]).value, sheet.cell(6, col["Minutes"]).value) == (7, 22)
+    # 4 + 2 + 1 + 0 calls; minutes per invoice to 2 decimals, half up: 855 s -> 14.25,
+    # 190 -> 3.1666.. -> 3.17, 125 -> 2.0833.. -> 2.08, 0 -> 0; total 19.50
+    assert sheet.cell(6, col["Calls"]).value == 7
+    assert sheet.cell(6, col["Minutes"]).value == pytest.approx(19.50, abs=1e-9)
+    assert sheet.cell(2, col["Minutes"]).number_format == sheet.cell(6, col["Minutes"]).number_format == "#,##0.00"
 
     anomalies = book["Anomalies"]
     found = [tuple(c.value for c in row) for row in anomalies.iter_rows(min_row=2)]
@@ -1117,8 +1179,8 @@ def test_excel_control_report(october, tmp_path):
     assert summary["Initial (one-off)"][0] == 2 and summary["Initial (one-off)"][1] == pytest.approx(149.00)
     assert summary["Account credit applied"][1] == pytest.approx(-74.00)
     zones = {r[0]: r for r in book["By zone"].iter_rows(min_row=2, values_only=True)}
-    # FIX: C1 13 + C2 5 + C3 13 = 0.31 over 3 calls of 125 + 90 + 125 = 340 s (6 min)
-    assert zones["FIX"][2:] == (3, 3, 6, pytest.approx(0.31))
+    # FIX: C1 13 + C2 5 + C3 13 = 0.31 over 3 calls of 125 + 90 + 125 = 340 s (5.666.. -> 5.67 min)
+    assert zones["FIX"][2:] == (3, 3, pytest.approx(5.67, abs=1e-9), pytest.approx(0.31))
 
 
 def test_excel_prorated_amount_is_money(october, tmp_path):
@@ -1133,6 +1195,66 @@ def test_excel_prorated_amount_is_money(october, tmp_path):
 
 
 # ---------------------------------------------------------------------------- 9. customer profile
+
+def _pdf_texts(scenario: Scenario, run_id: int) -> dict[str, str]:
+    """The text of each draft PDF of a run, rendered in one batch, by account number."""
+    from pypdf import PdfReader
+
+    from workbench.documents import render_batch
+    from workbench.documents.models import invoice_models, operator_identity
+
+    ids = invoice_ids(scenario.engine, run_id)
+    with scenario.engine.connect() as connection:
+        models = invoice_models(connection, list(ids.values()))
+    pdfs = render_batch(models, operator_identity(scenario.settings), draft=True)
+    return {account: "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdfs[model["number"]])).pages)
+            for account, model in zip(ids, models, strict=True)}
+
+
+def test_the_same_call_shows_the_same_minutes_everywhere(october, tmp_path):
+    """C3's one call (Z1, 125 s) is 125 / 60 = 2.0833... -> 2.08 minutes (2 decimals, half up,
+    ``workbench.money.minutes``): the invoice line's quantity, the PDF, the control report's
+    invoice row and line, the customer's dashboard."""
+    run = preprod(october.engine, OPTIONS, october.settings, NOW)
+    items = frame(october.engine, select(s.InvoiceItem.quantity, s.InvoiceItem.seconds)
+                  .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                  .where(s.Invoice.run_id == run.run_id, s.Invoice.customer_id == october.ids["C3"],
+                         s.InvoiceItem.type == "consumption"))
+    assert [(Decimal(q), int(sec)) for q, sec in items.values] == [(Decimal("2.08"), 125)]
+
+    sheets = run_report(october.engine, run.run_id)
+    invoices = sheets["Invoices"].set_index("Account number")
+    assert invoices.loc["C3", "Minutes"] == Decimal("2.08")
+    lines = sheets["Lines"]
+    assert lines.loc[(lines["Account number"] == "C3") & (lines["Zone"] == "FIX"), "Quantity"].tolist() == [
+        Decimal("2.08")]
+    path = write_control_report(sheets, tmp_path / "report.xlsx")
+    row = {r[1]: r for r in openpyxl.load_workbook(path).worksheets[0].iter_rows(min_row=2, values_only=True)}
+    header = [c.value for c in openpyxl.load_workbook(path).worksheets[0][1]]
+    assert row["C3"][header.index("Minutes")] == pytest.approx(2.08, abs=1e-9)
+
+    text = _pdf_texts(october, run.run_id)["C3"]
+    assert "2.08 min" in text
+    assert "3 min" not in text  # not rounded up to whole minutes any more
+    assert monthly_consumption(october.engine, "C3")["minutes"].tolist() == [Decimal("2.08")]  # dashboards
+
+
+def test_missing_values_are_never_printed_on_invoices(october):
+    """C1 has a VAT number, the others none; rendered in one batch, no PDF shows ``nan``,
+    ``None``, ``NaN`` or ``<NA>`` (a batch used to print ``N° TVA nan`` for the customers without
+    one), and C1's number is printed."""
+    customers = [list(r) for r in BILLING_CUSTOMERS]
+    customers[0][7] = "FR40303265045"
+    load_reference(october.engine, billing_reference_folder(october.folder / "vat", only=["customers"],
+                                                            customers=customers))
+    run = preprod(october.engine, OPTIONS, october.settings, NOW)
+    texts = _pdf_texts(october, run.run_id)
+    assert sorted(texts) == ["C1", "C2", "C3", "C4"]
+    for account, written in texts.items():
+        assert not re.search(r"\b(nan|NaN|None)\b|<NA>", written), (account, written)
+    assert "FR40303265045" in texts["C1"]
+    assert all("FR40303265045" not in texts[a] for a in ("C2", "C3", "C4"))
+
 
 def test_customer_profile(october):
     engine, settings = october.engine, october.settings
@@ -1188,6 +1310,30 @@ def _run_id(output: str) -> int:
     return int(re.search(r"run (\d+) for", output).group(1))
 
 
+def test_cli_refuses_a_future_period_as_the_widget_does_and_warns_on_one_without_calls(run_cli, october):
+    """One period check for the command line and the widget (``workbench.jobs.check_period``):
+    the same words; a period in the past with no rated call is billed, with a warning on
+    stderr and in the job's result."""
+    from workbench.ui import check_run_options
+
+    status, out, err = run_cli("preprod", "--period", "2999-01")
+    with pytest.raises(InputError) as widget:
+        check_run_options("2999-01", None, None, "all", "", False, False, october.settings)
+    assert (status, out) == (2, "")
+    assert err == f"error: {widget.value}\n" == "error: period 2999-01 is in the future\n"
+    assert list_runs(october.engine).empty
+
+    # the October scenario's calls are all in October: September has none
+    status, out, err = run_cli("preprod", "--period", "2026-09", "--customers", "accounts:C1")
+    assert status == 0 and "pre-production run" in out
+    assert err.startswith("warning: period 2026-09 has no rated calls")
+    from workbench import jobs
+    result = jobs.preprod(october.engine, october.settings, jobs.run_options(october.settings, "2026-10"), LATER)
+    assert result.warnings == ()
+    result = jobs.preprod(october.engine, october.settings, jobs.run_options(october.settings, "2026-09"), LATER)
+    assert len(result.warnings) == 1 and result.warnings[0] in err
+
+
 def test_cli_billing_commands(run_cli, october, tmp_path):
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
     assert status == 0
@@ -1206,6 +1352,7 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     assert status == 0
     listed = [line.split() for line in out.splitlines()[1:]]
     assert [(int(r[0]), r[1], r[3]) for r in listed] == [(second, "preprod", "done"), (first, "preprod", "done")]
+    assert [r[7] for r in listed] == ["-", "-"]  # no source run: "-", never NaN, None or <NA>
 
     status, out, _ = run_cli("compare", str(first), str(second))
     assert (status, out.strip()) == (0, f"run {first} -> run {second}: 0 of 1 accounts differ")

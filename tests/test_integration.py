@@ -641,3 +641,23 @@ def test_rejects_stored_before_they_were_kept_pending_come_back_from_their_file(
     other.write_bytes(b"x")
     with pytest.raises(InputError, match="other.csv: was never loaded"):
         jobs.reprocess_rejects(engine, settings, lambda: LATER, files=[other])
+
+
+def test_a_wholesale_rate_keeps_its_six_decimals(engine, settings, tmp_path):
+    """A carrier's deck prices per minute to 5 or 6 decimals: the rate is stored exactly (in
+    1/1,000,000) and the call's price is rounded once, half up, to 1/10,000."""
+    wholesale = [*RATES[:2], ["TEST", "MOB", "*", "0", "no", "0:0.00625/1"], RATES[3]]
+    load_reference(engine, reference_folder(tmp_path / "reference", rates=wholesale))
+    with engine.connect() as connection:
+        stored = connection.execute(select(s.RateInterval.price_per_minute_micros)
+                                    .join(s.Rate, s.Rate.id == s.RateInterval.rate_id)
+                                    .where(s.Rate.zone_code == "MOB")).scalars().all()
+    assert stored == [6_250]  # 0.00625 x 1,000,000
+    calls = tmp_path / "mobile.csv"
+    # Wed 7 Oct 21:00, 61 s to a mobile, per second at 0.00625/min:
+    # 0.00625 x 61 / 60 = 0.38125 / 60 = 0.006354166... -> 0.0064 (64 units)
+    calls.write_bytes(native_cdrs([["W1", "2026-10-07T21:00:00", "0145000001", "0612345678", "61"]]))
+    load_cdr_file(engine, calls, settings, NOW)
+    summary = rate_period(engine, Period.parse("2026-10"), settings, LATER)
+    assert ratings(engine)["price_units"].to_dict() == {"W1": 64}
+    assert summary.amount_units == 64

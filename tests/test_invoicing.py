@@ -174,3 +174,30 @@ def test_customers_already_invoiced_are_flagged():
     anomalies = control_report(invoices, result.items, customers)["Anomalies"]
     flagged = anomalies[anomalies["Problem"] == "already_invoiced"]
     assert flagged["Line or key"].tolist() == ["C1"] and flagged["Source"].tolist() == ["PRE-2-0001"]
+
+
+def test_compare_keeps_integer_cents_when_an_account_is_in_one_run_only():
+    """C9 is only in run A (its total 2**53 + 1 cents, beyond float64's exact integers) and has
+    no previous invoice; C8 only in run B. Through float, 90,071,992,547,409.93 would become
+    ...409.92; in integer cents the changes are exact: C9 0 - 9007199254740993 cents."""
+    huge = 2**53 + 1  # 9,007,199,254,740,993 cents
+    a_invoices = pd.DataFrame({"customer_id": [9], "account_number": ["C9"], "name": ["Nine"],
+                               "total_incl_cents": [huge], "net_payable_cents": [huge],
+                               "previous_amount_cents": pd.array([None], dtype="Int64")})
+    a_items = pd.DataFrame({"customer_id": [9], "type": ["recurring"], "amount_cents": [huge],
+                            "calls": pd.array([None], dtype="Int64"), "seconds": pd.array([None], dtype="Int64")})
+    b_invoices = pd.DataFrame({"customer_id": [8], "account_number": ["C8"], "name": ["Eight"],
+                               "total_incl_cents": [100], "net_payable_cents": [100],
+                               "previous_amount_cents": pd.array([None], dtype="Int64")})
+    b_items = pd.DataFrame({"customer_id": [8], "type": ["consumption"], "amount_cents": [100],
+                            "calls": pd.array([1], dtype="Int64"), "seconds": pd.array([60], dtype="Int64")})
+    diff = compare_invoices(a_invoices, a_items, b_invoices, b_items).set_index("Account number")
+    assert diff["Status"].to_dict() == {"C8": "added", "C9": "removed"}
+    assert diff.loc["C9", "Total A"] == Decimal("90071992547409.93")
+    assert diff.loc["C9", "Total B"] is None
+    assert diff.loc["C9", "Change"] == Decimal("-90071992547409.93")
+    assert diff.loc["C9", "Change recurring"] == Decimal("-90071992547409.93")
+    assert diff.loc["C8", "Change"] == Decimal("1.00") and diff.loc["C8", "Total A"] is None
+    for column in diff.columns:
+        if column.startswith(("Total", "Change")):
+            assert all(v is None or isinstance(v, Decimal) for v in diff[column]), column

@@ -19,12 +19,12 @@ def plan_with(rate_rows, interval_rows):
         time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
         rates=rates,
         intervals=pd.DataFrame(interval_rows, columns=["rate_id", "from_second",
-                                                       "price_per_minute_units", "increment_s"]),
+                                                       "price_per_minute_micros", "increment_s"]),
     ))
 
 
-# connect 0.80, 0-60 s at 0.40/min in 60 s steps, then 0.20/min in 10 s steps
-TWO_STEP = plan_with([(1, "Z", "*", 8000, False)], [(1, 0, 4000, 60), (1, 60, 2000, 10)])
+# connect 0.80 (units), 0-60 s at 0.40/min in 60 s steps, then 0.20/min in 10 s steps (micro units)
+TWO_STEP = plan_with([(1, "Z", "*", 8000, False)], [(1, 0, 400_000, 60), (1, 60, 200_000, 10)])
 
 
 def price(compiled, seconds, connect=True):
@@ -54,7 +54,7 @@ def test_intervals_and_increments(seconds, expected):
 
 
 def test_unanswered_call_is_free_unless_the_rate_says_so():
-    charging = plan_with([(1, "Z", "*", 1500, True)], [(1, 0, 600, 1)])
+    charging = plan_with([(1, "Z", "*", 1500, True)], [(1, 0, 60_000, 1)])
     assert price(TWO_STEP, [0]) == [0]
     assert price(charging, [0]) == [1500]
 
@@ -65,12 +65,12 @@ def test_no_connect_fee_when_told():
 
 def test_rounding_is_half_up_once_per_call():
     # 0.0003/min, per second: 10 s = 0.00005 -> half a unit -> rounds up to 1 unit
-    tiny = plan_with([(1, "Z", "*", 0, False)], [(1, 0, 3, 1)])
+    tiny = plan_with([(1, "Z", "*", 0, False)], [(1, 0, 300, 1)])
     assert price(tiny, [10, 9, 30]) == [1, 0, 2]  # 0.5 -> 1; 0.45 -> 0; 1.5 -> 2
 
 
 def test_per_second_rate():
-    per_second = plan_with([(1, "Z", "*", 0, False)], [(1, 0, 500, 1)])  # 0.05/min
+    per_second = plan_with([(1, "Z", "*", 0, False)], [(1, 0, 50_000, 1)])  # 0.05/min
     # 7 s = 0.0058333 -> 0.0058; 3600 s = 3.00
     assert price(per_second, [7, 3600]) == [58, 30000]
 

@@ -29,8 +29,8 @@ PLAN = RatePlan(
     ),
     intervals=pd.DataFrame(
         # FIX peak 0.06/min, offpeak 0.03/min, mobile 0.12/min, UK 0.60/min, all per second
-        [(1, 0, 600, 1), (2, 0, 300, 1), (3, 0, 1200, 1), (4, 0, 6000, 1)],
-        columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"],
+        [(1, 0, 60_000, 1), (2, 0, 30_000, 1), (3, 0, 120_000, 1), (4, 0, 600_000, 1)],
+        columns=["rate_id", "from_second", "price_per_minute_micros", "increment_s"],
     ),
 )
 LINES = pd.DataFrame(
@@ -172,8 +172,8 @@ def test_longest_prefix_match_agrees_with_brute_force(prefixes, built, others):
         time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
         rates=pd.DataFrame([(1, "Z", "*", 0, False)],
                            columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"]),
-        intervals=pd.DataFrame([(1, 0, 100, 1)],
-                               columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"]),
+        intervals=pd.DataFrame([(1, 0, 10_000, 1)],
+                               columns=["rate_id", "from_second", "price_per_minute_micros", "increment_s"]),
     )
     numbers = [prefixes[i % len(prefixes)] + tail for i, tail in built] + others
     numbers = [n[:15] for n in numbers]
@@ -199,8 +199,8 @@ def test_lines_on_several_plans_are_rated_together():
         time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
         rates=pd.DataFrame([(7, "FR", "*", 500, False)],
                            columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"]),
-        intervals=pd.DataFrame([(7, 0, 1000, 60)],
-                               columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"]),
+        intervals=pd.DataFrame([(7, 0, 100_000, 60)],
+                               columns=["rate_id", "from_second", "price_per_minute_micros", "increment_s"]),
     )
     lines = pd.concat([LINES, pd.DataFrame(
         [("+33145000005", 5, 2, date(2026, 1, 1), None), ("+33145000006", 6, 9, date(2026, 1, 1), None)],
@@ -231,8 +231,8 @@ def _plan(code, destinations, price_per_minute):
         time_bands=pd.DataFrame(columns=["band", "weekdays", "start_minute", "end_minute"]),
         rates=pd.DataFrame([(9, "MOB", "*", 0, False)],
                            columns=["rate_id", "zone_code", "band", "connect_fee_units", "charge_unanswered"]),
-        intervals=pd.DataFrame([(9, 0, price_per_minute, 1)],
-                               columns=["rate_id", "from_second", "price_per_minute_units", "increment_s"]),
+        intervals=pd.DataFrame([(9, 0, price_per_minute * 100, 1)],  # 1/10,000 to micro units
+                               columns=["rate_id", "from_second", "price_per_minute_micros", "increment_s"]),
     )
 
 

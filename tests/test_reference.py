@@ -76,13 +76,13 @@ def test_a_valid_folder_loads(engine, tmp_path):
     assert rates == [("FIX", "peak", 0, False), ("FIX", "offpeak", 0, False),
                      ("MOB", "*", 1000, False), ("INT", "*", 2000, True)]
     intervals = rows(engine, select(s.Rate.zone_code, s.RateInterval.from_second,
-                                    s.RateInterval.price_per_minute_units,
+                                    s.RateInterval.price_per_minute_micros,
                                     s.RateInterval.increment_s)
                      .join(s.Rate, s.Rate.id == s.RateInterval.rate_id)
                      .where(s.Rate.zone_code.in_(["MOB", "INT"]))
                      .order_by(s.Rate.zone_code, s.RateInterval.from_second))
-    assert intervals == [("INT", 0, 6000, 60), ("INT", 60, 3000, 30),
-                         ("MOB", 0, 1200, 60), ("MOB", 60, 1200, 1)]
+    assert intervals == [("INT", 0, 600_000, 60), ("INT", 60, 300_000, 30),  # micro units: 0.60/min, 0.30/min
+                         ("MOB", 0, 120_000, 60), ("MOB", 60, 120_000, 1)]
     assert rows(engine, select(s.Product.code, s.Product.price_cents, s.Product.vat_rate)
                 .order_by(s.Product.code)) == [("INSTALL", 4900, Decimal("20.00")),
                                                ("LINE", 1990, Decimal("20.00")),
@@ -151,6 +151,12 @@ BAD_ROWS = [
     pytest.param("rates", [*RATES[:2], ["TEST", "MOB", "*", "0", "no", "0:0.40/60 30:0.20/1"], *RATES[3:]], 4,
                  "interval from second 0 in steps of 60 s does not end where the next one starts (second 30)",
                  id="intervals-that-overlap"),
+    # a per-minute price is exact to 1/1,000,000: a 7th decimal is refused, naming the price
+    pytest.param("rates", [*RATES[:2], ["TEST", "MOB", "*", "0", "no", "0:0.0000001/1"], *RATES[3:]], 4,
+                 "intervals: '0:0.0000001/1': price 0.0000001 has more than 6 decimals",
+                 id="price-finer-than-a-millionth"),
+    pytest.param("rates", [*RATES[:2], ["TEST", "MOB", "*", "0", "no", "0:abc/1"], *RATES[3:]], 4,
+                 "price 'abc' is not an amount", id="price-not-an-amount"),
     pytest.param("rate_plans", [["TEST", "Test plan", "USD", "Europe/Paris", "FR", "offpeak"]], 2,
                  "currency 'USD' is not the currency the operator bills in (EUR)", id="plan-in-dollars"),
     pytest.param("lines", [*LINES, ["C2", "+33145000004", "2026-02-30", ""]], 5, "2026-02-30",

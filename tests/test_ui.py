@@ -64,3 +64,15 @@ def test_the_invoice_table_escapes_customer_text_and_writes_money_for_people():
     assert "<img" not in html and "&lt;img src=&#34;http://attacker.example/p.png&#34; onerror=alert(1)&gt;" in html
     assert "€1,234.50" in html and "€20.00" in html
     assert html.index("PRE-1-0002") < html.index("PRE-1-0001")  # the anomaly first
+
+
+def test_tables_on_screens_show_missing_values_empty():
+    import pandas as pd
+
+    from workbench.ui import shown
+
+    frame = pd.DataFrame({"VAT number": ["FR40303265045", None], "Calls": pd.array([3, None], dtype="Int64"),
+                          "Name": ["<b>Alpha</b>", "Beta"]})
+    markup = shown(frame).to_html()
+    assert "None" not in markup and "nan" not in markup.lower() and "&lt;NA&gt;" not in markup and "<NA>" not in markup
+    assert "FR40303265045" in markup and "&lt;b&gt;Alpha&lt;/b&gt;" in markup

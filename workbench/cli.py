@@ -10,7 +10,7 @@ from pathlib import Path
 from workbench import jobs
 from workbench.config import Settings, load_settings, redacted
 from workbench.errors import InputError, Problem, UnavailableError, WorkbenchError
-from workbench.money import PRICE_SCALE, format_money
+from workbench.money import PRICE_SCALE, format_money, minutes
 from workbench.period import Period
 from workbench.reads.runs import compare_runs, list_runs
 
@@ -19,6 +19,11 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 def _money(cents: int) -> str:
     return format_money(int(cents))
+
+
+def _table(frame) -> str:
+    """A frame as text, a missing value written ``-`` (never ``None``, ``NaN`` or ``<NA>``)."""
+    return frame.astype(object).where(frame.notna(), "-").to_string(index=False)
 
 
 def _problems(problems: list[Problem], indent: str = "   ") -> None:
@@ -84,9 +89,9 @@ def _print_rating(summary) -> None:
     print(f"   consumption: {format_money(summary.amount_units, scale=PRICE_SCALE)} excl. VAT")
     table = summary.by_zone.assign(
         amount=summary.by_zone["amount_units"].map(lambda u: format_money(int(u), scale=PRICE_SCALE)),
-        minutes=summary.by_zone["seconds"] // 60,
+        minutes=summary.by_zone["seconds"].map(minutes),
     )[["zone_code", "band", "calls", "minutes", "amount"]]
-    print(table.to_string(index=False))
+    print(_table(table))
 
 
 def cmd_rate(args, settings: Settings) -> None:
@@ -111,6 +116,8 @@ def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> None:
     print(f"   control report: {result.report.path} (and {result.report.stored_as} in the FTP space)")
     if result.documents is not None:
         _print_publish(result.documents, f"run {run.run_id}", settings)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_preprod(args, settings: Settings) -> None:
@@ -154,8 +161,8 @@ def cmd_runs(args, settings: Settings) -> None:
         print("no billing runs")
         return
     runs["total"] = runs["total_incl_cents"].map(_money)
-    print(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
-                "created_by", "created_at"]].to_string(index=False))
+    print(_table(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
+                       "created_by", "created_at"]]))
 
 
 def cmd_delete_run(args, settings: Settings) -> None:
@@ -167,7 +174,7 @@ def cmd_compare(args, settings: Settings) -> None:
     changed = diff[diff["Status"] != "unchanged"]
     print(f"run {args.run_a} -> run {args.run_b}: {len(changed)} of {len(diff)} accounts differ")
     if len(changed):
-        print(changed.to_string(index=False))
+        print(_table(changed))
 
 
 def cmd_report(args, settings: Settings) -> None:

@@ -1,9 +1,12 @@
 """Exact money.
 
-No binary float ever holds an amount. Two integer units are used:
+No binary float ever holds an amount. Three integer units are used:
 
-* ``PRICE_SCALE`` — call prices and per-minute rates in 1/10,000 of the currency unit
-  ("units"), e.g. 0.40 EUR/min is ``4000``;
+* ``RATE_SCALE`` — per-minute rates of rate plans in 1/1,000,000 of the currency unit ("micro
+  units"), e.g. 0.40 EUR/min is ``400000`` and a wholesale deck's 0.00625 EUR/min is ``6250``;
+* ``PRICE_SCALE`` — call prices and connect fees in 1/10,000 of the currency unit ("units"),
+  e.g. 1.3333 EUR is ``13333``; a call's price is rounded once, half up, from micro units to
+  units (:mod:`workbench.rating.pricing`);
 * ``CENT_SCALE`` — invoice amounts in cents.
 
 Vectorised code works on ``int64`` arrays of those units; scalar code uses ``decimal.Decimal``.
@@ -17,11 +20,16 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
+import pandas as pd
 
 from workbench.errors import InputError
 
+RATE_SCALE = 1_000_000
 PRICE_SCALE = 10_000
 CENT_SCALE = 100
+#: micro units in a unit: a per-minute rate x seconds / 60 in micro units is divided by
+#: ``60 * RATE_PER_PRICE`` to give a price in units
+RATE_PER_PRICE = RATE_SCALE // PRICE_SCALE
 
 
 def parse_amount(text: str | Decimal | int, scale: int = PRICE_SCALE) -> int:
@@ -69,6 +77,62 @@ def round_half_up(numerator, denominator: int):
         return (2 * numerator + denominator) // (2 * denominator)
     magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
     return np.where(numerator < 0, -magnitude, magnitude)
+
+
+def integer_series(values) -> pd.Series:
+    """Whole numbers with missing values (money in minor units, counts, ids) as pandas' nullable
+    ``Int64``, without passing through float64: ``None``, ``NaN`` and ``pd.NA`` are missing
+    (``pd.NA``), ints and NumPy ints stay exact. A float is taken only when it is a whole number
+    below 2**53 (exact); any other value is a :class:`ValueError`. The index is kept.
+
+    >>> integer_series([2**53 + 1, None]).tolist()
+    [9007199254740993, <NA>]
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if isinstance(series.dtype, pd.Int64Dtype):
+        return series
+    if pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("Int64")
+    out = []
+    for value in series.tolist():
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            out.append(None)
+        elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+            out.append(int(value))
+        elif isinstance(value, float | np.floating) and value == int(value) and abs(value) < 2**53:
+            out.append(int(value))
+        else:
+            raise ValueError(f"{value!r} is not a whole number")
+    return pd.Series(pd.array(out, dtype="Int64"), index=series.index, name=series.name)
+
+
+def blank_if_missing(value):
+    """``value`` as written for people, where a missing value (``None``, ``NaN``, ``pd.NA``,
+    ``NaT``) is an empty string, never ``None``, ``nan`` or ``<NA>``: the ``finalize`` of the
+    invoice and email templates, and the customer fields of the invoice models.
+
+    >>> [blank_if_missing(v) for v in (None, float("nan"), pd.NA, "FR40303265045", 0)]
+    ['', '', '', 'FR40303265045', 0]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float | np.floating) and value != value:
+        return ""
+    return value
+
+
+def minutes(seconds: int) -> Decimal:
+    """Minutes of ``seconds`` of calls, as every output shows them (invoice line quantity, invoice
+    PDF, control report, dashboards, command line): ``seconds / 60`` rounded half up to 2
+    decimals, exactly (integer arithmetic, :func:`round_half_up`). A call's own duration in the
+    call detail annex is written ``m:ss`` instead, unrounded.
+
+    >>> minutes(730), minutes(125), minutes(120), minutes(0)
+    (Decimal('12.17'), Decimal('2.08'), Decimal('2.00'), Decimal('0.00'))
+    """
+    if isinstance(seconds, float | bool):
+        raise TypeError(f"{seconds!r}: seconds are a whole number")
+    return Decimal(round_half_up(int(seconds) * 100, 60)).scaleb(-2)
 
 
 def format_money(amount: int | Decimal, currency: str = "EUR", locale: str = "en", scale: int = CENT_SCALE) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, String, bindparam, delete, insert, se
 
 from workbench.db import schema as s
 from workbench.errors import InputError
-from workbench.money import CENT_SCALE, parse_amount
+from workbench.money import CENT_SCALE, PRICE_SCALE, RATE_SCALE, parse_amount
 from workbench.phone_numbers import normalise
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -157,16 +157,38 @@ def _currency(row: _Row) -> str:
     return currency
 
 
+#: the dearest per-minute rate accepted, in micro units (1,000 EUR/min): with call durations
+#: below 2**31 s (the ``duration_s`` column), seconds x rate stays below 2**31 x 10**9 ~ 2.1e18,
+#: and its double in :func:`workbench.money.round_half_up` below 4.3e18 < 2**63 ~ 9.2e18: the
+#: integer pricing of any call cannot overflow int64
+MAX_RATE_MICROS = 1_000 * RATE_SCALE
+
+
 def _intervals(row: _Row) -> list[tuple[int, int, int]]:
-    """``"0:0.40/60 60:0.20/10"`` -> [(0, 4000, 60), (60, 2000, 10)]."""
+    """``"0:0.40/60 60:0.20/10"`` -> [(0, 400000, 60), (60, 200000, 10)]: per-minute prices in
+    micro units (``RATE_SCALE``), exact to 6 decimals; a finer price is refused, naming it."""
     out = []
     for part in row.text("intervals").split():
         try:
             start, rest = part.split(":")
             price, increment = rest.split("/")
-            item = (int(start), parse_amount(price), int(increment))
-        except (ValueError, InputError):
-            row.fail(f"interval {part!r} is not FROM:PRICE/INCREMENT, e.g. 0:0.40/60")
+            start_s, increment_s = int(start), int(increment)
+            if not price.strip():
+                raise ValueError(price)
+        except ValueError:
+            row.fail(f"intervals: {part!r} is not FROM:PRICE/INCREMENT, e.g. 0:0.40/60")
+        try:
+            micros = parse_amount(price, RATE_SCALE)
+        except InputError:
+            exact = _decimal_or_none(price)
+            if exact is not None:
+                row.fail(f"intervals: {part!r}: price {price.strip()} has more than 6 decimals "
+                         "(per-minute prices are exact to 1/1,000,000)")
+            row.fail(f"intervals: {part!r}: price {price.strip()!r} is not an amount")
+        if micros < 0 or micros > MAX_RATE_MICROS:
+            row.fail(f"intervals: {part!r}: price {price.strip()} per minute is not between 0 and "
+                     f"{MAX_RATE_MICROS // RATE_SCALE}")
+        item = (start_s, micros, increment_s)
         if item[2] <= 0:
             row.fail(f"interval {part!r} has a non-positive increment")
         out.append(item)
@@ -180,6 +202,15 @@ def _intervals(row: _Row) -> list[tuple[int, int, int]]:
             row.fail(f"interval from second {start} in steps of {increment} s does not end where the next one "
                      f"starts (second {following}): its length must be a multiple of its increment")
     return out
+
+
+def _decimal_or_none(text: str) -> Decimal | None:
+    """``text`` as a finite ``Decimal``, or None when it is not a number."""
+    try:
+        value = Decimal(text.strip().replace(",", "."))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
 
 
 def _check_records(model, key_columns: tuple[str, ...], records: list[dict], source: list[_Row]) -> None:
@@ -304,7 +335,7 @@ def _load_plans(loader: _Loader, rows: dict) -> None:
     for r in rows["rates"]:
         pid = _ref(r, plans, "plan", "plan")
         rec = {"plan_id": pid, "zone_code": zone(r, pid), "band": r.text("band"),
-               "connect_fee_units": r.amount("connect_fee", 10_000, required=False) or 0,
+               "connect_fee_units": r.amount("connect_fee", PRICE_SCALE, required=False) or 0,
                "charge_unanswered": r.flag("charge_unanswered")}
         rates.append(rec)
         intervals[(pid, rec["zone_code"], rec["band"])] = _intervals(r)
@@ -314,7 +345,7 @@ def _load_plans(loader: _Loader, rows: dict) -> None:
         rid = rate_ids[key]
         loader.c.execute(delete(s.RateInterval).where(s.RateInterval.rate_id == rid))
         loader.c.execute(insert(s.RateInterval), [
-            {"rate_id": rid, "from_second": a, "price_per_minute_units": p, "increment_s": i}
+            {"rate_id": rid, "from_second": a, "price_per_minute_micros": p, "increment_s": i}
             for a, p, i in items
         ])
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from workbench.billing.invoice_numbers import CREDIT_NOTE_SERIES, check_chronology, take_numbers
@@ -43,7 +42,7 @@ from workbench.db.frames import read_frame
 from workbench.db.locks import lock_table
 from workbench.errors import InputError, RefusedError
 from workbench.invoicing.build import vat_basis_points
-from workbench.money import format_money, round_half_up
+from workbench.money import format_money, integer_series, round_half_up
 from workbench.period import local_date
 
 
@@ -146,7 +145,7 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
                 s.InvoiceItem.invoice_id == original["id"], s.InvoiceItem.type != "credit"))
             if len(items):
                 for column in ("position", "unit_price_cents", "amount_cents", "calls", "seconds", "one_off_id"):
-                    items[column] = pd.array(pd.to_numeric(items[column]), dtype="Int64")
+                    items[column] = integer_series(items[column])
                 items = items.drop(columns=["id"]).assign(invoice_id=note_id, amount_cents=-items["amount_cents"],
                                                           description=reason + ": " + items["description"])
                 insert_frame(connection, "invoice_items", items)

@@ -103,7 +103,7 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
         .astype(str).agg("|".join, axis=1),
         read(connection, select(s.Rate.id, s.Rate.plan_id, s.Rate.zone_code, s.Rate.band, s.Rate.connect_fee_units,
                                 s.Rate.charge_unanswered, s.RateInterval.from_second,
-                                s.RateInterval.price_per_minute_units, s.RateInterval.increment_s)
+                                s.RateInterval.price_per_minute_micros, s.RateInterval.increment_s)
              .join(s.RateInterval, s.RateInterval.rate_id == s.Rate.id)
              .where(s.Rate.plan_id.in_(plan_ids)).order_by(s.Rate.id, s.RateInterval.from_second))
         .astype(str).agg("|".join, axis=1),

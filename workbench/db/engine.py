@@ -42,7 +42,8 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (creating it on an empty database)."""
+    """Bring the database schema to ``revision`` (creating it on an empty database); by default
+    every head, so migrations written side by side on branches apply before they are chained."""
     command.upgrade(alembic_config(engine), revision)
 
 

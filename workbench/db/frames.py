@@ -3,13 +3,59 @@
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Integer, text
+
+
+def _integer_columns(statement, names: list[str]) -> set[str]:
+    """The columns of a SQLAlchemy select typed as integers (empty for SQL text)."""
+    selected = getattr(statement, "selected_columns", None)
+    if selected is None:
+        return set()
+    columns = list(selected)
+    if len(columns) != len(names):
+        return set()
+    return {name for name, column in zip(names, columns, strict=True) if isinstance(column.type, Integer)}
 
 
 def read_frame(connection: Connection, statement, **params) -> pd.DataFrame:
     """A frame of the rows of a SQLAlchemy statement (or SQL text) on ``connection``, with the
-    statement's column names; values as the driver returns them (``Decimal`` stays ``Decimal``)."""
+    statement's column names; values as the driver returns them (``Decimal`` stays ``Decimal``).
+
+    Missing values never turn a column into floats or ``NaN`` text:
+
+    * integer columns (typed ``Integer``/``BigInteger`` in the statement, or holding only
+      integers) are pandas' nullable ``Int64``, ``NULL`` being ``pd.NA``: money in integer minor
+      units and counts stay exact integers, never float64;
+    * text columns are ``object`` with ``None`` for ``NULL`` (not the ``str`` dtype's ``NaN``,
+      which prints ``nan``);
+    * other columns (dates, times, booleans, ``Decimal``) as pandas makes them.
+    """
     if isinstance(statement, str):
         statement = text(statement)
     result = connection.execute(statement, params)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    names = list(result.keys())
+    rows = result.fetchall()
+    typed = _integer_columns(statement, names)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]  # column-wise: fast
+    data = {}
+    for position, (name, values) in enumerate(zip(names, columns, strict=True)):
+        data[position] = _column(list(values), name in typed)
+    frame = pd.DataFrame(data)
+    frame.columns = names
+    return frame
+
+
+def _column(values: list, integer: bool):
+    if integer:
+        return pd.array(values, dtype="Int64")
+    if not values:
+        return pd.Series(values, dtype=object)
+    column = pd.Series(values)
+    if column.dtype == "int64":
+        return column.astype("Int64")
+    if column.dtype == "float64" and column.isna().any():  # SQL text: integers with NULLs?
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values if v is not None):
+            return pd.array(values, dtype="Int64")
+    elif isinstance(column.dtype, pd.StringDtype):
+        return pd.Series(values, dtype=object)
+    return column

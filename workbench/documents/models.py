@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.money import PRICE_SCALE, format_money
+from workbench.money import PRICE_SCALE, blank_if_missing, format_money, minutes
 
 TYPES = ["one_off", "recurring", "prorated", "consumption", "credit", "adjustment"]  # adjustment: a partial credit note
 
@@ -138,7 +138,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                 "unit_price": money(r.unit_price_cents) if not pd.isna(r.unit_price_cents) else "",
                 "vat_rate": _quantity(r.vat_rate), "amount": money(r.amount_cents),
                 "calls": None if pd.isna(r.calls) else int(r.calls),
-                "minutes": None if pd.isna(r.seconds) else (int(r.seconds) + 59) // 60,
+                "minutes": None if pd.isna(r.seconds) else _quantity(minutes(int(r.seconds))),
             } for r in rows.itertuples(index=False)]})
         calls = lines[lines["type"] == "consumption"]
         mandate = mandate_of.get(int(inv.customer_id))
@@ -146,9 +146,9 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "number": inv.number, "kind": inv.kind, "lang": lang,
             "period": inv.period, "invoice_date": _date(inv.invoice_date), "due_date": _date(inv.due_date),
             "account_number": inv.account_number,
-            "customer": customer_identity(inv._asdict()),
+            "customer": {k: blank_if_missing(v) for k, v in customer_identity(inv._asdict()).items()},
             "groups": groups,
-            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": (int(r.seconds) + 59) // 60,
+            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _quantity(minutes(int(r.seconds))),
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
             "vat": [{"rate": _quantity(v.vat_rate), "base": money(v.base_cents), "amount": money(v.vat_cents)}
                     for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False)],

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import jinja2
 
+from workbench.money import blank_if_missing
+
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 BATCH = 100  # invoices laid out as one document, at most
 
@@ -104,7 +106,8 @@ def templates_folder(templates: str | Path | None = None) -> Path:
 def _environment(templates: Path) -> jinja2.Environment:
     if templates not in _ENVIRONMENTS:
         _ENVIRONMENTS[templates] = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
-                                                      undefined=jinja2.StrictUndefined)
+                                                      undefined=jinja2.StrictUndefined,
+                                                      finalize=blank_if_missing)  # never None, nan
     return _ENVIRONMENTS[templates]
 
 

@@ -3,7 +3,9 @@
 Pure functions over frames (no database, no clock). Money is integer cents (``_cents``) in
 frames, ``Decimal`` at the edges. The rounding points, in order:
 
-1. a call's price is rounded once, to 1/10,000 (rating);
+1. a call's price is rounded once, half up, to 1/10,000 (rating, :mod:`workbench.rating.pricing`),
+   from the exact sum of its intervals in 1/1,000,000 x seconds (per-minute rates are stored in
+   micro units, ``RATE_SCALE``);
 2. a consumption line (a customer's calls to one zone, of one call period: calls received after
    their period was invoiced are billed on the next invoice as lines of their own, labelled
    with their period) is the sum of its calls' prices, rounded half up to the cent;

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InputError
-from workbench.money import round_half_up
+from workbench.money import integer_series, minutes, round_half_up
 from workbench.period import Period
 
 #: invoice item types, in the order they are shown
@@ -112,8 +112,8 @@ def _unit_prices(frame: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     missing = merged["code"].isna()
     if missing.any():
         raise ValueError(f"unknown product ids {sorted(merged.loc[missing, 'product_id'].unique())[:5]}")
-    override = pd.to_numeric(merged["price_override_cents"], errors="coerce")
-    merged["unit_price_cents"] = override.fillna(merged["price_cents"]).astype(np.int64)
+    override = integer_series(merged["price_override_cents"])
+    merged["unit_price_cents"] = override.fillna(integer_series(merged["price_cents"])).astype(np.int64)
     merged["quantity"] = merged["quantity"].astype(np.int64)
     return merged
 
@@ -233,8 +233,7 @@ def _consumption_items(inputs: BillingInputs, options: BillingOptions) -> pd.Dat
         "description": np.asarray(zone, dtype=object),
         "product_code": None,
         "zone_code": calls["zone_code"].astype(str).to_numpy(),
-        "quantity": (calls["seconds"].astype(np.int64).map(lambda s: str((Decimal(int(s)) / 60).quantize(
-            Decimal("0.0001"))))).to_numpy(),
+        "quantity": calls["seconds"].astype(np.int64).map(lambda s: str(minutes(s))).to_numpy(),
         "unit_price_cents": None,
         "amount_cents": round_half_up(calls["amount_units"].to_numpy(np.int64), _UNITS_PER_CENT),
         "vat_rate": options.consumption_vat_rate,
@@ -254,9 +253,9 @@ def item_totals(items: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=sums.index)
     for kind in ITEM_TYPES:
         out[f"{kind}_cents"] = sums[kind].astype(np.int64) if kind in sums else 0
-    usage = items.groupby("customer_id")[["calls", "seconds"]].sum(min_count=1)
-    for column in ("calls", "seconds"):
-        out[column] = pd.to_numeric(usage[column]).reindex(out.index).fillna(0).astype(np.int64)
+    for column in ("calls", "seconds"):  # Int64: no float on the way (items without calls have none)
+        usage = integer_series(items[column]).groupby(items["customer_id"].to_numpy()).sum()
+        out[column] = usage.reindex(out.index).fillna(0).astype(np.int64)
     return out
 
 
@@ -292,7 +291,8 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     invoices["total_vat_cents"] = totals["vat_cents"]
     invoices["total_incl_cents"] = invoices["total_excl_cents"] + invoices["total_vat_cents"]
 
-    credit = inputs.credits.groupby("customer_id")["available_cents"].sum() if len(inputs.credits) else None
+    credit = (integer_series(inputs.credits["available_cents"]).groupby(inputs.credits["customer_id"].to_numpy())
+              .sum() if len(inputs.credits) else None)
     available = (credit.reindex(invoices.index).fillna(0).astype(np.int64) if credit is not None
                  else pd.Series(0, index=invoices.index, dtype=np.int64))
     applied = np.minimum(available.clip(lower=0), invoices["total_incl_cents"].clip(lower=0))
@@ -300,7 +300,7 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     invoices["net_payable_cents"] = invoices["total_incl_cents"] - applied
     previous = (inputs.previous.set_index("customer_id")["previous_amount_cents"] if len(inputs.previous)
                 else pd.Series(dtype="Int64"))
-    invoices["previous_amount_cents"] = previous.reindex(invoices.index).astype("Int64")
+    invoices["previous_amount_cents"] = integer_series(previous).reindex(invoices.index)
     invoices = invoices.reset_index()
 
     credit_rows = invoices[invoices["credit_applied_cents"] > 0]
@@ -317,7 +317,7 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
             ["customer_id", "type_order"], kind="stable")
     items["position"] = items.groupby("customer_id").cumcount() + 1
     for column in ("unit_price_cents", "calls", "seconds", "one_off_id"):
-        items[column] = pd.array(pd.to_numeric(items[column]), dtype="Int64")
+        items[column] = integer_series(items[column])
     invoices = invoices.sort_values("account_number", kind="stable").reset_index(drop=True)
     return Invoices(invoices[INVOICE_COLUMNS], items[ITEM_COLUMNS].reset_index(drop=True),
                     vat[VAT_COLUMNS].reset_index(drop=True))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from workbench.errors import Problem, problems_table
 from workbench.invoicing.build import item_totals
-from workbench.money import CENT_SCALE, format_money, to_decimal
+from workbench.money import CENT_SCALE, format_money, integer_series, minutes, to_decimal
 
 #: the first columns of the report's invoice sheet, in this order
 REPORT_COLUMNS = [
@@ -170,7 +170,7 @@ def control_report(
     sheet["VAT"] = _euros(invoices["total_vat_cents"])
     sheet["Account credit applied"] = _euros(invoices["credit_applied_cents"])
     sheet["Calls"] = invoices["calls"].astype(np.int64)
-    sheet["Minutes"] = (invoices["seconds"].astype(np.int64) + 59) // 60
+    sheet["Minutes"] = invoices["seconds"].astype(np.int64).map(minutes)
     late = items[_late_lines(items, period)]
     late_calls = late.groupby("customer_id")["calls"].sum()
     late_cents = late.groupby("customer_id")["amount_cents"].sum()
@@ -196,7 +196,7 @@ def control_report(
         amount=("amount_cents", "sum"))
     zone_sheet = pd.DataFrame({
         "Zone": zones["zone_code"], "Destination": zones["description"], "Invoices": zones["invoices"],
-        "Calls": zones["calls"].astype(np.int64), "Minutes": (zones["seconds"].astype(np.int64) + 59) // 60,
+        "Calls": zones["calls"].astype(np.int64), "Minutes": zones["seconds"].astype(np.int64).map(minutes),
         "Amount excl. VAT": _euros(zones["amount"]),
     })
 
@@ -224,16 +224,21 @@ def control_report(
 
 def _per_account(invoices: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     totals = item_totals(items)
-    frame = invoices.set_index("account_number")[["name", "total_incl_cents", "net_payable_cents"]]
+    frame = invoices.set_index("account_number")[["name", "total_incl_cents", "net_payable_cents"]].copy()
+    for column in ("total_incl_cents", "net_payable_cents"):  # Int64: an account missing in a run is NA
+        frame[column] = integer_series(frame[column])
     for kind in TYPE_LABELS:
-        frame[kind] = invoices["customer_id"].map(totals[f"{kind}_cents"]).fillna(0).astype(np.int64).to_numpy()
+        frame[kind] = pd.array(integer_series(totals[f"{kind}_cents"]).reindex(invoices["customer_id"].to_numpy())
+                               .fillna(0).to_numpy(np.int64), dtype="Int64")
     return frame
 
 
 def compare_invoices(a_invoices: pd.DataFrame, a_items: pd.DataFrame,
                      b_invoices: pd.DataFrame, b_items: pd.DataFrame) -> pd.DataFrame:
     """Run A against run B, account by account: status (``added``, ``removed``, ``changed``,
-    ``unchanged``), totals, and the change of each item type's amount (B - A), in euros."""
+    ``unchanged``), totals, and the change of each item type's amount (B - A), in euros
+    (exact ``Decimal``, ``None`` for the total of a run without the account): integer cents
+    (``Int64``) all the way, an account missing from one run counting 0 in the changes."""
     a, b = _per_account(a_invoices, a_items), _per_account(b_invoices, b_items)
     accounts = sorted(set(a.index) | set(b.index))
     a, b = a.reindex(accounts), b.reindex(accounts)

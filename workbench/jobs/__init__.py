@@ -31,6 +31,7 @@ from workbench.jobs.notebook import run_production_notebook
 from workbench.jobs.preprod import (
     PreprodResult,
     ReportFiles,
+    check_period,
     delete_run,
     preprod,
     report_path,
@@ -44,7 +45,8 @@ from workbench.jobs.workspace import clear_demo, open_database, utc_now
 
 __all__ = [
     "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PreprodResult", "ProductionResult",
-    "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "clear_demo",
+    "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "check_period",
+    "clear_demo",
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
     "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",

@@ -8,21 +8,22 @@ marked billed). The control report (:func:`write_report`) is written to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from workbench.billing import RunSummary, default_dates
 from workbench.billing import delete_run as delete_drafts
 from workbench.billing import preprod as store_preprod
 from workbench.config import Settings
+from workbench.db import schema as s
 from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_documents
 from workbench.jobs.rating import rate
 from workbench.jobs.workspace import utc_now
-from workbench.period import Period
+from workbench.period import Period, local_date
 from workbench.rated_calls import RatingSummary
 from workbench.reads import calls as stored_calls
 from workbench.reads.runs import RunOptions, run_report, run_row
@@ -42,13 +43,15 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class PreprodResult:
-    """A pre-production run: its summary, its control report, its draft PDFs (when asked for), and
-    the ratings it ran first for calls loaded but not rated (``rated_first``, oldest period first)."""
+    """A pre-production run: its summary, its control report, its draft PDFs (when asked for),
+    the ratings it ran first for calls loaded but not rated (``rated_first``, oldest period first),
+    and ``warnings`` for whoever launched it (a period without rated calls)."""
 
     run: RunSummary
     report: ReportFiles
     documents: PublishReport | None = None
     rated_first: tuple[RatingSummary, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
 
 
 def rate_unrated(engine: Engine, settings: Settings, period: Period | str,
@@ -62,13 +65,38 @@ def rate_unrated(engine: Engine, settings: Settings, period: Period | str,
     return tuple(rate(engine, settings, p, now) for p in pending["period"])
 
 
+def check_period(text: str | Period, today: date | None = None, timezone: str = "Europe/Paris") -> Period:
+    """A billing period that is well formed and not in the future (``today``: by default the
+    operator's date in ``timezone``, :func:`workbench.period.local_date`); the one check of the
+    command line, the widgets and the notebooks. :class:`~workbench.errors.InputError`
+    (``bad_period``): ``period 2027-01 is in the future``."""
+    period = Period.parse(str(text or "").strip())
+    today = today or local_date(utc_now(), timezone)
+    if period.start > today:
+        raise InputError(f"period {period} is in the future", code="bad_period")
+    return period
+
+
+def period_without_calls(engine: Engine, period: str) -> str | None:
+    """The warning for a period that has no rated call (its CDRs not loaded or not rated yet),
+    else None."""
+    with engine.connect() as connection:
+        calls = connection.execute(select(func.count()).select_from(s.RatedCall)
+                                   .where(s.RatedCall.period == str(period))).scalar_one()
+    if calls:
+        return None
+    return (f"period {period} has no rated calls: its invoices have no consumption. Load and rate its CDRs "
+            f"(`workbench load-cdrs`, `workbench rate --period {period}`) if that is not expected")
+
+
 def run_options(settings: Settings, period: str, invoice_date: date | str | None = None,
                 due_date: date | str | None = None, customers: str = "all", advance: bool = False,
-                pdfs: bool = False) -> RunOptions:
+                pdfs: bool = False, today: date | None = None) -> RunOptions:
     """The options of a run, checked, with the default dates (invoice date: the day after the
     period; due date: ``payment_days`` later); :class:`~workbench.errors.InputError` saying what is
-    wrong (a bad period, date or customer selection, a due date before the invoice date)."""
-    checked = Period.parse(period)
+    wrong (a bad period or one in the future, :func:`check_period`; a bad date or customer
+    selection, a due date before the invoice date)."""
+    checked = check_period(period, today, settings.timezone)
     default_invoice, default_due = default_dates(checked, settings)
 
     def day(value, name: str, default: date) -> date:
@@ -136,4 +164,5 @@ def preprod(engine: Engine, settings: Settings, options: RunOptions, now: dateti
         raise type(exc)(f"{exc}. Pre-production run {summary.run_id} is stored ({summary.invoices} drafts); write its "
                         f"report again with `workbench report {summary.run_id}` (or its PDFs with `workbench documents "
                         f"--run {summary.run_id}`) once this is fixed", code=exc.code) from None
-    return PreprodResult(summary, report, documents, rated_first)
+    warning = period_without_calls(engine, options.period)
+    return PreprodResult(summary, report, documents, rated_first, (warning,) if warning else ())

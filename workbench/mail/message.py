@@ -28,7 +28,7 @@ from babel.dates import format_date
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
-from workbench.money import format_money
+from workbench.money import blank_if_missing, format_money
 from workbench.period import Period
 
 LANGUAGES = ("fr", "en")
@@ -111,6 +111,7 @@ class Templates:
         self.folder = Path(folder)
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.folder)), autoescape=False, undefined=jinja2.StrictUndefined,
+            finalize=blank_if_missing,
             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
         try:
             subjects = tomllib.loads((self.folder / "subjects.toml").read_text(encoding="utf-8"))

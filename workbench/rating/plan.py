@@ -5,9 +5,10 @@ A plan is four small frames (see ``data/README.md`` for their CSV form):
 * ``destinations``: ``prefix`` (E.164 digits), ``name``, ``zone_code``;
 * ``time_bands``: ``band``, ``weekdays`` (``"0,1,2,3,4"``, 0 = Monday), ``start_minute``,
   ``end_minute`` (local time);
-* ``rates``: ``rate_id``, ``zone_code``, ``band`` (``*`` = any band), ``connect_fee_units``,
-  ``charge_unanswered``;
-* ``intervals``: ``rate_id``, ``from_second``, ``price_per_minute_units``, ``increment_s``.
+* ``rates``: ``rate_id``, ``zone_code``, ``band`` (``*`` = any band), ``connect_fee_units``
+  (int, 1/10,000 of the currency, ``PRICE_SCALE``), ``charge_unanswered``;
+* ``intervals``: ``rate_id``, ``from_second``, ``price_per_minute_micros`` (int, 1/1,000,000 of
+  the currency per minute, ``RATE_SCALE``), ``increment_s``.
 
 :func:`compile_plan` turns them into lookup arrays once; rating then costs a few array
 operations per call, whatever the number of prefixes.
@@ -70,9 +71,9 @@ class CompiledPlan:
     connect_units: np.ndarray
     charge_unanswered: np.ndarray
     iv_start: np.ndarray  # int64 [rate, k], padding: NO_INTERVAL
-    iv_price: np.ndarray  # per minute
+    iv_price: np.ndarray  # per minute, micro units (RATE_SCALE)
     iv_increment: np.ndarray
-    iv_before: np.ndarray  # amount x 60 of the whole intervals before interval k
+    iv_before: np.ndarray  # amount x 60, micro units, of the whole intervals before interval k
     iv_params: np.ndarray  # int64 [rate x k, 4]: start, increment, before, price (one gather)
     cache: dict = field(default_factory=dict, repr=False)  # derived tables (prices), built once
 
@@ -179,12 +180,12 @@ def compile_plan(plan: RatePlan) -> CompiledPlan:
         if grp is None or grp["from_second"].iloc[0] != 0:
             raise InputError(f"plan {plan.code}: rate {rid} needs an interval starting at second 0",
                              code="bad_rate_plan")
-        if (grp["increment_s"] <= 0).any() or (grp["price_per_minute_units"] < 0).any():
+        if (grp["increment_s"] <= 0).any() or (grp["price_per_minute_micros"] < 0).any():
             raise InputError(f"plan {plan.code}: rate {rid} has a non-positive increment or a negative price",
                              code="bad_rate_plan")
         n = len(grp)
         starts = grp["from_second"].to_numpy(np.int64)
-        prices = grp["price_per_minute_units"].to_numpy(np.int64)
+        prices = grp["price_per_minute_micros"].to_numpy(np.int64)
         increments = grp["increment_s"].to_numpy(np.int64)
         iv_start[pos, :n] = starts
         iv_price[pos, :n] = prices

@@ -1,15 +1,22 @@
 """Rating step 2: the price of each call, in 1/10,000 of the currency (``PRICE_SCALE``).
 
-A rate is a connect fee plus intervals. Interval *k* starts at second ``S_k`` of the call and
-ends where the next one starts; the seconds of the call that fall in it are billed in whole
-increments of ``I_k`` seconds at ``P_k`` per minute::
+A rate is a connect fee (in 1/10,000, ``PRICE_SCALE``) plus intervals whose per-minute prices
+are in 1/1,000,000 (micro units, ``RATE_SCALE``: wholesale decks price to 5 or 6 decimals).
+Interval *k* starts at second ``S_k`` of the call and ends where the next one starts; the
+seconds of the call that fall in it are billed in whole increments of ``I_k`` seconds at ``P_k``
+micro units per minute::
 
     billed_k = ceil((min(d, S_{k+1}) - S_k) / I_k) * I_k         (0 when d <= S_k)
-    price    = connect + round_half_up(sum_k(billed_k * P_k) / 60)
+    price    = connect + round_half_up(sum_k(billed_k * P_k) / (60 * 100))
 
-Rounding happens once per call, to the unit, after summing exact intervals. Example: connect
-0.80, 0-60 s at 0.40/min in 60 s steps, then 0.20/min in 10 s steps, 95 s ->
-0.80 + 0.40 + 40 s at 0.20/min = 1.33333... -> 1.3333.
+Rounding happens once per call, half up, from the exact sum in micro units x 60 to the unit
+(1/10,000), after summing exact intervals. Example: connect 0.80, 0-60 s at 0.40/min in 60 s
+steps, then 0.20/min in 10 s steps, 95 s -> 0.80 + 0.40 + 40 s at 0.20/min = 1.33333... ->
+1.3333; 61 s at 0.00625/min in 1 s steps -> 0.00625 x 61 / 60 = 0.00635416... -> 0.0064.
+
+Integer arithmetic throughout, in int64: ``billed_k * P_k`` is below 2**31 s (``duration_s``)
+x 10**9 (the dearest rate accepted, 1,000/min, :data:`workbench.reference.MAX_RATE_MICROS`)
+~ 2.1e18, and twice that in :func:`~workbench.money.round_half_up` is below 2**63 ~ 9.2e18.
 
 A call of 0 seconds costs nothing, or the connect fee when the rate charges unanswered calls.
 
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.money import round_half_up
+from workbench.money import RATE_PER_PRICE, round_half_up
 from workbench.rating.plan import CompiledPlan
 
 
@@ -42,9 +49,10 @@ def _interval_part(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.nda
 
 
 def interval_amounts(compiled: CompiledPlan, rate_row: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee."""
+    """Price of ``seconds`` of talk under each rate's intervals, without the connect fee, in
+    units (1/10,000): the exact amount in micro units x 60, rounded once, half up."""
     seconds = np.asarray(seconds, dtype=np.int64)
-    return round_half_up(_interval_part(compiled, rate_row, seconds), 60)  # rounded once
+    return round_half_up(_interval_part(compiled, rate_row, seconds), 60 * RATE_PER_PRICE)  # rounded once
 
 
 def call_prices(

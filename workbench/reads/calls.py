@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, select
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.errors import Problem, problems_frame
-from workbench.money import to_decimal
+from workbench.money import minutes, to_decimal
 from workbench.period import Period
 from workbench.rating import RatePlan
 from workbench.rating.classify import epoch_seconds, local_seconds
@@ -52,7 +52,7 @@ def rate_plans(connection: Connection) -> dict[int, RatePlan]:
         intervals = read_frame(
             connection,
             select(s.RateInterval.rate_id, s.RateInterval.from_second,
-                   s.RateInterval.price_per_minute_units, s.RateInterval.increment_s)
+                   s.RateInterval.price_per_minute_micros, s.RateInterval.increment_s)
             .join(s.Rate, s.Rate.id == s.RateInterval.rate_id)
             .where(s.Rate.plan_id == pid),
         )
@@ -147,14 +147,15 @@ def pending_rejects(engine, timezone: str, period: str | None = None) -> pd.Data
 
 
 def traffic_frame(engine, period: str) -> pd.DataFrame:
-    """Rated calls of a period by zone and band: calls, minutes, revenue (EUR)."""
+    """Rated calls of a period by zone and band: calls, minutes (``Decimal``, 2 decimals,
+    :func:`workbench.money.minutes`), revenue (EUR)."""
     with engine.connect() as connection:
         frame = read_frame(connection, select(
             s.RatedCall.zone_code, s.RatedCall.band, func.count().label("calls"),
             func.sum(s.RatedCall.duration_s).label("seconds"), func.sum(s.RatedCall.price_units).label("units"),
         ).where(s.RatedCall.period == str(Period.parse(period))).group_by(s.RatedCall.zone_code, s.RatedCall.band)
             .order_by(s.RatedCall.zone_code, s.RatedCall.band))
-    frame["minutes"] = (frame["seconds"].astype("int64") + 59) // 60
+    frame["minutes"] = frame["seconds"].astype("int64").map(minutes)
     frame["revenue_eur"] = frame["units"].map(to_decimal)  # exact, in 1/10,000
     return frame[["zone_code", "band", "calls", "minutes", "revenue_eur"]]
 
@@ -179,7 +180,8 @@ def unrated_frame(engine, period: str) -> pd.DataFrame:
 
 
 def monthly_consumption(engine, account_number: str, months: int = 6) -> pd.DataFrame:
-    """A customer's rated calls by period (latest ``months``): calls, minutes, amount (EUR)."""
+    """A customer's rated calls by period (latest ``months``): calls, minutes (``Decimal``, 2
+    decimals, :func:`workbench.money.minutes`), amount (EUR)."""
     with engine.connect() as connection:
         frame = read_frame(connection, select(
             s.RatedCall.period, func.count().label("calls"), func.sum(s.RatedCall.duration_s).label("seconds"),
@@ -188,7 +190,7 @@ def monthly_consumption(engine, account_number: str, months: int = 6) -> pd.Data
             .where(s.Customer.account_number == account_number).group_by(s.RatedCall.period)
             .order_by(s.RatedCall.period.desc()).limit(months))
     frame = frame.sort_values("period")
-    frame["minutes"] = (frame["seconds"].astype("int64") + 59) // 60
+    frame["minutes"] = frame["seconds"].astype("int64").map(minutes)
     frame["amount_eur"] = frame["units"].map(to_decimal)
     return frame[["period", "calls", "minutes", "amount_eur"]]
 

@@ -21,6 +21,7 @@ from workbench.errors import InputError
 from workbench.invoicing import Invoices, compare_invoices
 from workbench.invoicing.build import item_totals
 from workbench.invoicing.report import control_report
+from workbench.money import integer_series
 from workbench.period import Period
 from workbench.reads.balance import PeriodBalance, balance_anomalies, balance_of
 from workbench.reads.calls import pending_rejects, unrated_calls
@@ -91,8 +92,9 @@ def run_invoices(connection: Connection, run_id: int) -> Invoices:
     ).join(s.Invoice, s.Invoice.id == s.InvoiceVat.invoice_id).where(s.Invoice.run_id == run_id))
     totals = item_totals(items)
     for column in ("one_off_cents", "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds"):
-        invoices[column] = invoices["customer_id"].map(totals[column]).fillna(0).astype(np.int64)
-    invoices["previous_amount_cents"] = invoices["previous_amount_cents"].astype("Int64")
+        invoices[column] = (integer_series(totals[column]).reindex(invoices["customer_id"].to_numpy())
+                            .fillna(0).to_numpy(np.int64))
+    invoices["previous_amount_cents"] = integer_series(invoices["previous_amount_cents"])
     return Invoices(invoices, items, vat)
 
 

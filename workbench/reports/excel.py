@@ -17,7 +17,10 @@ from pathlib import Path
 import pandas as pd
 import xlsxwriter
 
-NUMBER_COLUMNS = {"Quantity", "VAT rate (%)"}  # decimals that are not money
+NUMBER_COLUMNS = {"Quantity", "VAT rate (%)", "Minutes"}  # decimals that are not money
+#: decimals summed in the first sheet's totals row, with their number format (minutes: 2 decimals,
+#: as :func:`workbench.money.minutes` gives them)
+TOTALLED_NUMBERS = {"Minutes": "#,##0.00"}
 MONEY_FORMAT = '#,##0.00 "€";[Red]-#,##0.00 "€"'
 #: call prices and rated amounts are exact to 1/10,000 EUR: shown so, not rounded to the cent
 PRICE_FORMAT = '#,##0.0000 "€";[Red]-#,##0.0000 "€"'
@@ -54,6 +57,9 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
         integer = book.add_format({"num_format": "#,##0"})
         integer_total = book.add_format({"num_format": "#,##0", "bold": True, "top": 1})
         number = book.add_format({"num_format": "0.####"})
+        totalled = {column: (book.add_format({"num_format": fmt}),
+                             book.add_format({"num_format": fmt, "bold": True, "top": 1}))
+                    for column, fmt in TOTALLED_NUMBERS.items()}
         day = book.add_format({"num_format": "yyyy-mm-dd"})
         bold = book.add_format({"bold": True, "top": 1})
         if title:
@@ -72,7 +78,8 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
                     if kind in ("money", "price"):
                         sheet.write_number(row, col, float(value), money if kind == "money" else price)
                     elif kind == "number":
-                        sheet.write_number(row, col, float(value), number)
+                        style = totalled[frame.columns[col]][0] if frame.columns[col] in totalled else number
+                        sheet.write_number(row, col, float(value), style)
                     elif kind == "integer":
                         sheet.write_number(row, col, int(value), integer)
                     elif kind == "date":
@@ -90,4 +97,6 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
                         sheet.write_number(last + 1, col, float(sum(values, Decimal(0))), money_total)
                     elif kind == "integer":
                         sheet.write_number(last + 1, col, int(sum(values)), integer_total)
+                    elif kind == "number" and column in totalled:
+                        sheet.write_number(last + 1, col, float(sum(values, Decimal(0))), totalled[column][1])
     return path

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
+from workbench.money import RATE_PER_PRICE
 from workbench.period import Period
 from workbench.rating.plan import RatePlan
 from workbench.sample.calls import _digits, _durations
@@ -34,19 +35,19 @@ def benchmark_plan(rng: np.random.Generator, prefixes: int = 50_000, zones: int 
         for b, band in enumerate(("peak", "offpeak")):
             rid = 2 * z + b + 1
             rates.append((rid, zone, band, int(rng.integers(0, 3)) * 500, z % 10 == 0))
-            price = int(rng.integers(100, 60_000))
-            intervals.append((rid, 0, price, 60))
+            price = int(rng.integers(100, 60_000))  # 1/10,000 per minute, stored in micro units
+            intervals.append((rid, 0, price * RATE_PER_PRICE, 60))
             if z % 2:
-                intervals.append((rid, 60, price // 2, 1))
+                intervals.append((rid, 60, price // 2 * RATE_PER_PRICE, 1))
             if z % 5 == 0:
-                intervals.append((rid, 600, price // 4, 10))
+                intervals.append((rid, 600, price // 4 * RATE_PER_PRICE, 10))
     return RatePlan(
         code="BENCH", destinations=destinations,
         time_bands=pd.DataFrame([("peak", "0,1,2,3,4", 480, 1200)],
                                 columns=["band", "weekdays", "start_minute", "end_minute"]),
         rates=pd.DataFrame(rates, columns=["rate_id", "zone_code", "band", "connect_fee_units",
                                            "charge_unanswered"]),
-        intervals=pd.DataFrame(intervals, columns=["rate_id", "from_second", "price_per_minute_units",
+        intervals=pd.DataFrame(intervals, columns=["rate_id", "from_second", "price_per_minute_micros",
                                                    "increment_s"]),
     )
 

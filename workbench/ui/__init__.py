@@ -12,7 +12,7 @@ the jobs (:mod:`workbench.jobs`) and the read layer (:mod:`workbench.reads`):
 from workbench.reads.calls import monthly_consumption, rejects_frame, traffic_frame, unrated_frame
 from workbench.reads.runs import run_report
 from workbench.ui.dashboards import profile_dashboard, review_dashboard
-from workbench.ui.display import download_link, pdf_preview_png, revenue_chart, styled_invoices
+from workbench.ui.display import download_link, pdf_preview_png, revenue_chart, shown, styled_invoices
 from workbench.ui.inputs import (
     check_period,
     check_run_options,
@@ -30,5 +30,5 @@ __all__ = [
     "cdr_panel", "check_period", "check_run_options", "compare_panel", "connect", "download_link", "invoice_viewer",
     "latest_run", "load_folder", "loads_frame", "monthly_consumption", "pdf_preview_png", "preprod_now",
     "preprod_panel", "profile_dashboard", "project_path", "rate_now", "rating_panel", "rejects_frame",
-    "review_dashboard", "revenue_chart", "run_report", "styled_invoices", "traffic_frame", "unrated_frame",
+    "review_dashboard", "revenue_chart", "run_report", "shown", "styled_invoices", "traffic_frame", "unrated_frame",
 ]

@@ -11,7 +11,7 @@ from workbench.money import format_money
 from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_list, customer_profile
 from workbench.reads.runs import compare_runs, list_runs, run_report
-from workbench.ui.display import LOCALE, _message, _widgets, download_link, styled_invoices
+from workbench.ui.display import LOCALE, _message, _widgets, download_link, shown, styled_invoices
 from workbench.ui.panels import invoice_viewer
 
 
@@ -46,10 +46,10 @@ def review_dashboard(settings: Settings, engine):
                         f"<b>{html.escape(format_money(net, locale=LOCALE))}</b> · "
                         f"<b>{len(sheets['Anomalies'])}</b> anomalies</p>")
         with report_out:
-            display(HTML("<h4>Anomalies</h4>"), sheets["Anomalies"])
+            display(HTML("<h4>Anomalies</h4>"), shown(sheets["Anomalies"]))
             if "Period balance" in sheets:
                 display(HTML("<h4>Period balance: from the switch's records to the invoices</h4>"),
-                        sheets["Period balance"])
+                        shown(sheets["Period balance"]))
             display(HTML("<h4>Invoices (anomalies first)</h4>"), styled_invoices(sheets))
         viewer_box.children = [w.HTML("<h4>Invoice</h4>"), invoice_viewer(settings, engine, run_id)]
         row = runs[runs["id"] == run_id].iloc[0]
@@ -62,7 +62,7 @@ def review_dashboard(settings: Settings, engine):
                 diff = compare_runs(engine, previous, run_id)
                 changed = diff[diff["Status"] != "unchanged"]
                 display(HTML(f"<h4>Compared with run {previous}: {len(changed)} of {len(diff)} accounts differ</h4>"),
-                        changed)
+                        shown(changed))
 
     picker.observe(show, names="value")
     show()
@@ -99,9 +99,9 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
                          f" · pays by {html.escape(str(details['payment_method']))} · group "
                          f"{html.escape(str(details['billing_group']))}</p>"))
             for title in ("contacts", "subscriptions", "mandates"):
-                display(HTML(f"<h4>{title.capitalize()}</h4>"), profile[title])
+                display(HTML(f"<h4>{title.capitalize()}</h4>"), shown(profile[title]))
             invoices = profile["invoices"]
-            display(HTML("<h4>Invoices and credit notes</h4>"), invoices.drop(columns=["link"], errors="ignore"))
+            display(HTML("<h4>Invoices and credit notes</h4>"), shown(invoices.drop(columns=["link"], errors="ignore")))
             for number_, document in zip(invoices["number"], invoices["document"], strict=True):
                 if isinstance(document, str) and document:
                     pdf = jobs.invoice_pdf(engine, settings, number_)

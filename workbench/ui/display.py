@@ -22,6 +22,12 @@ LOCALE = "en"
 MONEY_COLUMNS = {*AMOUNT_COLUMNS.values(), "Total excl. VAT", "VAT", "Account credit applied"}
 
 
+def shown(frame: pd.DataFrame):
+    """A frame as a widget or dashboard shows it: missing values empty (never ``None``, ``nan``
+    or ``<NA>``), text escaped."""
+    return frame.style.format(na_rep="", escape="html")
+
+
 def _money_cell(value) -> str:
     if value is None or (not isinstance(value, Decimal) and pd.isna(value)):
         return ""

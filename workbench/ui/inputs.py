@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from workbench import jobs
 from workbench.config import Settings, load_settings
 from workbench.errors import InputError
-from workbench.period import Period, local_date
 from workbench.reads.runs import RunOptions, list_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -49,14 +48,8 @@ def connect(database_url: str | None = None, config_file: str | None = None) -> 
     return settings, jobs.open_database(settings)
 
 
-def check_period(text: str, today: date | None = None, timezone: str = "Europe/Paris") -> Period:
-    """A billing period that is well formed and not in the future (``today``: by default the
-    operator's date in ``timezone``)."""
-    period = Period.parse((text or "").strip())
-    today = today or local_date(jobs.utc_now(), timezone)
-    if period.start > today:
-        raise InputError(f"period {period} is in the future", code="bad_period")
-    return period
+#: the one period check, shared with the command line (:func:`workbench.jobs.check_period`)
+check_period = jobs.check_period
 
 
 def check_run_options(period: str, invoice_date: date | None, due_date: date | None, selection: str,
@@ -64,7 +57,7 @@ def check_run_options(period: str, invoice_date: date | None, due_date: date | N
                       today: date | None = None) -> RunOptions:
     """The options of a pre-production run from widget values, or an
     :class:`~workbench.errors.InputError` saying what is wrong."""
-    checked = check_period(period, today, settings.timezone)
+    check_period(period, today, settings.timezone)  # first, as the command line checks it
     if selection == "accounts":
         wanted = [a.strip() for a in (accounts or "").replace(";", ",").split(",") if a.strip()]
         if not wanted:
@@ -76,7 +69,7 @@ def check_run_options(period: str, invoice_date: date | None, due_date: date | N
         if not (accounts or "").strip():
             raise InputError("give the billing group's name")
         customers = f"group:{accounts.strip()}"
-    return jobs.run_options(settings, str(checked), invoice_date, due_date, customers, advance, pdfs)
+    return jobs.run_options(settings, period, invoice_date, due_date, customers, advance, pdfs, today)
 
 
 def loads_frame(load: jobs.CdrLoad) -> pd.DataFrame:
@@ -98,7 +91,7 @@ def rate_now(settings: Settings, engine: Engine, period: str):
 def preprod_now(settings: Settings, engine: Engine, period: str, customers: str = "all") -> int:
     """Run a pre-production billing with default dates (without widgets), its report written
     and stored; its run id."""
-    options = jobs.run_options(settings, str(check_period(period, timezone=settings.timezone)), customers=customers)
+    options = jobs.run_options(settings, period, customers=customers)
     return jobs.preprod(engine, settings, options).run.run_id
 
 

@@ -14,7 +14,15 @@ from workbench.errors import WorkbenchError, problems_table
 from workbench.money import format_money
 from workbench.reads.calls import rating_problems, rejects_frame, traffic_frame, unrated_frame
 from workbench.reads.runs import compare_runs, list_runs, run_invoices, run_report
-from workbench.ui.display import _message, _widgets, download_link, pdf_preview_png, revenue_chart, styled_invoices
+from workbench.ui.display import (
+    _message,
+    _widgets,
+    download_link,
+    pdf_preview_png,
+    revenue_chart,
+    shown,
+    styled_invoices,
+)
 from workbench.ui.inputs import check_period, check_run_options, loads_frame, project_path
 
 
@@ -35,7 +43,7 @@ def cdr_panel(settings: Settings, engine, folder: str | Path):
         rejects_out.clear_output()
         chosen = None if reason.value in (None, "(all)") else reason.value
         with rejects_out:
-            display(problems_table(rejects_frame(engine, chosen, list(picker.value) or None)))
+            display(shown(problems_table(rejects_frame(engine, chosen, list(picker.value) or None))))
 
     def on_load(_):
         out.clear_output()
@@ -45,7 +53,7 @@ def cdr_panel(settings: Settings, engine, folder: str | Path):
         try:
             with out:
                 load = jobs.load_cdrs(engine, settings, [folder / f for f in picker.value], progress=True)
-                display(loads_frame(load))
+                display(shown(loads_frame(load)))
         except WorkbenchError as exc:
             _message(out, str(exc), error=True)
             return
@@ -80,11 +88,11 @@ def rating_panel(settings: Settings, engine, period: str):
         _message(out, f"{summary.rated} calls rated, {summary.errors} not rated, {summary.kept_billed} already billed")
         traffic = traffic_frame(engine, str(checked))
         with out:
-            display(unrated_frame(engine, str(checked)))
+            display(shown(unrated_frame(engine, str(checked))))
             problems = rating_problems(engine, str(checked))
             if len(problems):
-                display(HTML("<h4>Calls not rated</h4>"), problems_table(problems))
-            display(traffic)
+                display(HTML("<h4>Calls not rated</h4>"), shown(problems_table(problems)))
+            display(shown(traffic))
             revenue_chart(traffic, str(checked))
             plt.show()
 
@@ -127,14 +135,16 @@ def preprod_panel(settings: Settings, engine, period: str):
             return
         _message(out, f"Run {summary.run_id}: {summary.invoices} draft invoices, total "
                       f"{format_money(summary.total_incl_cents)}")
+        for warning in result.warnings:
+            _message(out, f"Warning: {warning}", error=True)
         with out:
             display(HTML(download_link(path.read_bytes(), path.name,
                                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                                        f"Download {path.name}")))
-            display(HTML("<h4>Anomalies</h4>"), sheets["Anomalies"])
+            display(HTML("<h4>Anomalies</h4>"), shown(sheets["Anomalies"]))
             display(HTML("<h4>Invoices</h4>"), styled_invoices(sheets))
-            display(HTML("<h4>Summary by item type</h4>"), sheets["Summary"])
-            display(HTML("<h4>By zone</h4>"), sheets["By zone"])
+            display(HTML("<h4>Summary by item type</h4>"), shown(sheets["Summary"]))
+            display(HTML("<h4>By zone</h4>"), shown(sheets["By zone"]))
 
     launch.on_click(on_launch)
     return w.VBox([w.HBox([period_box, invoice_day, due_day]), w.HBox([selection, accounts]),
@@ -193,7 +203,7 @@ def compare_panel(engine):
         changed = diff[diff["Status"] != "unchanged"]
         _message(out, f"{len(changed)} of {len(diff)} accounts differ")
         with out:
-            display(changed if len(changed) else diff.head(20))
+            display(shown(changed if len(changed) else diff.head(20)))
 
     button.on_click(on_compare)
     return w.VBox([w.HBox([a, b, button]), out])

@@ -28,9 +28,12 @@ from workbench.db.schema.base import Base
 class BillingRun(Base):
     """A billing run: ``kind`` ``preprod`` (drafts, changes nothing production depends on) or
     ``production`` (issued invoices). ``options`` is JSON text (customers, advance/arrears, pdfs);
-    ``fingerprint`` is JSON text of the hashes of the run's inputs, by part."""
+    ``fingerprint`` is JSON text of the hashes of the run's inputs, by part. A run's number
+    (``id``) is never given again after the run is deleted (``AUTOINCREMENT`` on SQLite, a
+    sequence on PostgreSQL), so a report file of a deleted run never names a new one."""
 
     __tablename__ = "billing_runs"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     period: Mapped[str] = mapped_column(String(7), index=True)

@@ -80,15 +80,15 @@ class Rate(Base):
 
 
 class RateInterval(Base):
-    """From second ``from_second`` of a call on: ``price_per_minute_units`` per minute, billed in
-    steps of ``increment_s`` seconds."""
+    """From second ``from_second`` of a call on: ``price_per_minute_micros`` per minute, in
+    1/1,000,000 of the currency (``RATE_SCALE``), billed in steps of ``increment_s`` seconds."""
 
     __tablename__ = "rate_intervals"
     __table_args__ = (UniqueConstraint("rate_id", "from_second"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     rate_id: Mapped[int] = mapped_column(ForeignKey("rates.id", ondelete="CASCADE"))
     from_second: Mapped[int] = mapped_column(Integer)
-    price_per_minute_units: Mapped[int] = mapped_column(BigInteger)
+    price_per_minute_micros: Mapped[int] = mapped_column(BigInteger)
     increment_s: Mapped[int] = mapped_column(Integer)
 
 
