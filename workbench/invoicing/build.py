@@ -18,7 +18,7 @@ ITEM_TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
 ITEM_COLUMNS = [
     "customer_id", "position", "type", "description", "product_code", "zone_code", "quantity",
     "unit_price_cents", "amount_cents", "vat_rate", "period_from", "period_to", "calls", "seconds",
-    "one_off_id",
+    "one_off_id", "subscription_id",
 ]
 INVOICE_COLUMNS = [
     "customer_id", "account_number", "name", "total_excl_cents", "total_vat_cents", "total_incl_cents",
@@ -49,8 +49,19 @@ def vat_basis_points(rate, source: str | None = None) -> int:
 
 @dataclass(frozen=True)
 class BillingOptions:
-    """How a period is billed. ``advance``: recurring items for the next month (the first invoice
-    of a subscription also carries its prorated start); default in arrears."""
+    """How a period is billed: recurring (subscription) items in arrears by default, in advance
+    with ``advance``.
+
+    Each day of a subscription's service is billed once, whatever the sequence of runs in
+    advance and in arrears, credit notes and re-invoicing. A run's **target** for a subscription
+    is its active days (``start_date`` to ``end_date``) up to the end of the period (arrears) or
+    of the next month (advance), from the first month the subscription was billed (or the
+    period, when that is earlier); a subscription never billed is billed from the period, or, in
+    advance and started before the period, from the next month (the period was billed before,
+    in advance). The run bills the target's days not yet billed (``BillingInputs.billed``) and
+    gives back, as negative prorated lines, the billed days no longer active (an end date
+    loaded after the days were billed, a start moved later). Every line stays within one
+    calendar month (rounding point 3 of the package docstring)."""
 
     period: Period
     invoice_date: date
@@ -70,13 +81,18 @@ class BillingInputs:
     * ``customers``: customer_id, account_number, name (and any other columns);
     * ``products``: product_id, code, name, kind, category, price_cents, vat_rate;
     * ``subscriptions``: customer_id, product_id, quantity, start_date, end_date (inclusive,
-      empty = open), price_override_cents;
+      empty = open), price_override_cents, and subscription_id (optional when nothing was
+      billed: rows are then numbered from 1);
     * ``one_offs``: unbilled one-off charges: one_off_id, customer_id, product_id, charge_date,
       quantity, price_override_cents, description;
     * ``consumption``: unbilled rated calls of the period summed by customer and zone:
       customer_id, zone_code, zone_name, calls, seconds, amount_units;
     * ``credits``: customer_id, available_cents (account credit not yet applied);
-    * ``previous``: customer_id, previous_amount_cents (the latest production invoice's total).
+    * ``previous``: customer_id, previous_amount_cents (the latest production invoice's total);
+    * ``billed``: the subscription lines already billed (issued invoices of other periods that
+      no reopening credit note cancels), in the order they were issued: subscription_id,
+      period_from, period_to (within one month), quantity (the line's, e.g. ``0.7097`` for 22
+      of 31 days of 1; negative for days given back), unit_price_cents, amount_cents.
     """
 
     customers: pd.DataFrame
@@ -90,6 +106,8 @@ class BillingInputs:
         ["customer_id", "zone_code", "zone_name", "calls", "seconds", "amount_units"]))
     credits: pd.DataFrame = field(default_factory=lambda: _empty(["customer_id", "available_cents"]))
     previous: pd.DataFrame = field(default_factory=lambda: _empty(["customer_id", "previous_amount_cents"]))
+    billed: pd.DataFrame = field(default_factory=lambda: _empty(
+        ["subscription_id", "period_from", "period_to", "quantity", "unit_price_cents", "amount_cents"]))
 
 
 @dataclass(frozen=True)
@@ -117,60 +135,165 @@ def _unit_prices(frame: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def _month_items(subs: pd.DataFrame, month: Period, full_type: str = "recurring") -> pd.DataFrame:
-    """Recurring (whole month) or prorated (part of it) items of ``month`` for subscriptions."""
-    m_start, m_end = pd.Timestamp(month.start), pd.Timestamp(month.end - timedelta(days=1))
-    start = subs["start"].clip(lower=m_start)
-    end = subs["end"].fillna(m_end).clip(upper=m_end)
-    days = _days(start, end)
-    active = days > 0
-    out = subs[active].copy()
-    days, start, end = days[active], start[active], end[active]
-    whole = days == month.days
-    gross = out["quantity"].to_numpy(np.int64) * out["unit_price_cents"].to_numpy(np.int64)
-    out["amount_cents"] = np.where(whole, gross, round_half_up(gross * days, month.days))
-    out["type"] = np.where(whole, full_type, "prorated")
-    out["quantity_text"] = np.where(
-        whole, out["quantity"].astype(str),
-        [str((Decimal(int(q)) * d / month.days).quantize(Decimal("0.0001")))
-         for q, d in zip(out["quantity"], days, strict=True)],
-    )
-    out["period_from"] = start.dt.date.to_numpy()
-    out["period_to"] = end.dt.date.to_numpy()
+_MONTH_ABBREVIATIONS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _month_amount(gross: int, days: int, month_days: int) -> int:
+    """What a month of a subscription costs for ``days`` of its ``month_days`` days, in cents:
+    ``gross`` (quantity x unit price) for the whole month, else ``gross x days / month_days``
+    rounded half up to the cent (rounding point 3); 0 for no day."""
+    if days == month_days:
+        return gross
+    return round_half_up(gross * days, month_days) if days else 0
+
+
+def _day_mask(first: date, last: date, month: Period) -> int:
+    """The days ``first`` to ``last`` (inclusive) that fall in ``month``, as bits (bit 0 = day 1)."""
+    first, last = max(first, month.start), min(last, month.end - timedelta(days=1))
+    if last < first:
+        return 0
+    return ((1 << (last.day - first.day + 1)) - 1) << (first.day - 1)
+
+
+def _day_runs(mask: int) -> list[tuple[int, int]]:
+    """The runs of consecutive days of a mask, as (first day, last day), in order."""
+    runs, day = [], 1
+    while mask:
+        if mask & 1:
+            first = day
+            while mask & 1:
+                mask, day = mask >> 1, day + 1
+            runs.append((first, day - 1))
+        else:
+            mask, day = mask >> 1, day + 1
+    return runs
+
+
+def _quantity_text(quantity: int, days: int, month_days: int, sign: int = 1) -> str:
+    if days == month_days:
+        return str(sign * quantity)
+    return str((Decimal(sign * quantity) * days / month_days).quantize(Decimal("0.0001")))
+
+
+@dataclass
+class _Billed:
+    """One month of a subscription's billed service: the days (bits), the net amount billed
+    for them (cents) and the quantity and unit price they were billed at."""
+
+    days: int = 0
+    amount_cents: int = 0
+    quantity: int | None = None
+    unit_price_cents: int | None = None
+
+
+def _billed_months(billed: pd.DataFrame) -> dict[int, dict[Period, _Billed]]:
+    """The billed coverage by subscription id and month (see :class:`BillingInputs`): a charge
+    line adds its days, a return line (negative amount) removes them, in the order given."""
+    out: dict[int, dict[Period, _Billed]] = {}
+    for row in billed.itertuples(index=False):
+        first, last = pd.Timestamp(row.period_from).date(), pd.Timestamp(row.period_to).date()
+        month = Period.of(first)
+        days = (last - first).days + 1
+        entry = out.setdefault(int(row.subscription_id), {}).setdefault(month, _Billed())
+        mask = _day_mask(first, last, month)
+        quantity = Decimal(str(row.quantity))  # negative: days given back (their amount may round to 0)
+        entry.days = entry.days | mask if quantity >= 0 else entry.days & ~mask
+        entry.amount_cents += int(row.amount_cents)
+        # the line's quantity is quantity x days / days in the month, to 4 decimals: the
+        # subscription's (whole) quantity is found again by rounding back
+        entry.quantity = abs(int((quantity * month.days / days).to_integral_value()))
+        entry.unit_price_cents = int(row.unit_price_cents)
     return out
 
 
+def _service_lines(sub, billed: dict[Period, _Billed], options: BillingOptions) -> list[dict]:
+    """The lines of one subscription for a run: the days of its target coverage not yet billed,
+    and the billed days outside its active range given back (see :class:`BillingOptions`)."""
+    period = options.period
+    start = pd.Timestamp(sub.start).date()
+    end = date.max - timedelta(days=62) if pd.isna(sub.end) else pd.Timestamp(sub.end).date()
+    target_end = (period.next() if options.advance else period).end - timedelta(days=1)
+    if billed:
+        since = min(period.start, min(billed).start)
+    elif options.advance and start < period.start:
+        since = period.next().start  # never billed here: billed before up to the period's end
+    else:
+        since = period.start
+    first, last = max(start, since), min(end, target_end)
+    months = set(billed)
+    if first <= last:
+        month = Period.of(first)
+        while month.start <= last:
+            months.add(month)
+            month = month.next()
+    gross_now = int(sub.quantity) * int(sub.unit_price_cents)
+    lines = []
+    for month in sorted(months, key=lambda m: m.start):
+        done = billed.get(month, _Billed())
+        active = _day_mask(start, end, month)
+        wanted = _day_mask(first, last, month) if first <= last else 0
+        quantity = done.quantity if done.quantity is not None else int(sub.quantity)
+        unit_price = done.unit_price_cents if done.unit_price_cents is not None else int(sub.unit_price_cents)
+        gross = quantity * unit_price
+        # given back: billed days no longer active; each line brings the month's net amount to
+        # what the days kept cost (so the month adds up to them exactly)
+        kept, amount = done.days, done.amount_cents
+        for a, b in _day_runs(done.days & ~active):
+            kept &= ~_day_mask(month.start.replace(day=a), month.start.replace(day=b), month)
+            after = _month_amount(gross, kept.bit_count(), month.days)
+            lines.append(_service_line(sub, month, a, b, quantity, unit_price, after - amount, -1))
+            amount = after
+        # billed now: target days not billed yet, at today's price
+        covered = kept
+        for a, b in _day_runs(wanted & ~kept):
+            before = _month_amount(gross_now, covered.bit_count(), month.days)
+            covered |= _day_mask(month.start.replace(day=a), month.start.replace(day=b), month)
+            after = _month_amount(gross_now, covered.bit_count(), month.days)
+            lines.append(_service_line(sub, month, a, b, int(sub.quantity), int(sub.unit_price_cents),
+                                       after - before, 1))
+    return lines
+
+
+def _service_line(sub, month: Period, first: int, last: int, quantity: int, unit_price: int, amount: int,
+                  sign: int) -> dict:
+    days = last - first + 1
+    whole = days == month.days
+    if sign > 0:
+        description = sub.name
+    else:
+        when = (f"{first}" if days == 1 else f"{first}–{last}") + \
+            f" {_MONTH_ABBREVIATIONS[month.month - 1]} {month.year}"
+        description = f"{sub.name} – unused day{'' if days == 1 else 's'} {when} returned"
+    return {
+        "customer_id": int(sub.customer_id), "subscription_id": int(sub.subscription_id),
+        "type": "recurring" if whole and sign > 0 else "prorated",
+        "description": description, "product_code": sub.code,
+        "quantity": _quantity_text(quantity, days, month.days, sign), "unit_price_cents": unit_price,
+        "amount_cents": amount, "vat_rate": Decimal(str(sub.vat_rate)),
+        "period_from": month.start.replace(day=first), "period_to": month.start.replace(day=last),
+    }
+
+
 def _subscription_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFrame:
+    """Each subscription's days of service to bill now and billed days to give back (see
+    :class:`BillingOptions` and rounding point 3 of the package docstring)."""
     subs = inputs.subscriptions
     if len(subs) == 0:
         return _empty(ITEM_COLUMNS)
+    subs = subs.copy()
+    if "subscription_id" not in subs:
+        subs["subscription_id"] = np.arange(1, len(subs) + 1)
     subs = _unit_prices(subs, inputs.products)
     subs["start"] = pd.to_datetime(subs["start_date"])
     subs["end"] = pd.to_datetime(subs["end_date"])
-    period = options.period
-    if options.advance:
-        following = _month_items(subs, period.next())
-        started = subs[(subs["start"] >= pd.Timestamp(period.start))]
-        first = _month_items(started, period)  # a subscription's first invoice: its start too
-        parts = pd.concat([first, following], ignore_index=True)
-    else:
-        parts = _month_items(subs, period)
-    if parts.empty:
+    billed = _billed_months(inputs.billed[inputs.billed["subscription_id"].isin(subs["subscription_id"])])
+    rows = [line for sub in subs.itertuples(index=False)
+            for line in _service_lines(sub, billed.get(int(sub.subscription_id), {}), options)]
+    if not rows:
         return _empty(ITEM_COLUMNS)
-    return pd.DataFrame({
-        "customer_id": parts["customer_id"].to_numpy(np.int64),
-        "type": parts["type"],
-        "description": parts["name"],
-        "product_code": parts["code"],
-        "zone_code": None,
-        "quantity": parts["quantity_text"],
-        "unit_price_cents": parts["unit_price_cents"],
-        "amount_cents": parts["amount_cents"].astype(np.int64),
-        "vat_rate": parts["vat_rate"].map(lambda r: Decimal(str(r))),
-        "period_from": parts["period_from"],
-        "period_to": parts["period_to"],
-        "calls": None, "seconds": None, "one_off_id": None,
-    })
+    parts = pd.DataFrame(rows)
+    return parts.assign(zone_code=None, calls=None, seconds=None, one_off_id=None,
+                        amount_cents=parts["amount_cents"].astype(np.int64))
 
 
 def _one_off_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFrame:
@@ -289,12 +412,14 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
             "quantity": "1", "unit_price_cents": None,
             "amount_cents": -credit_rows["credit_applied_cents"].to_numpy(np.int64), "vat_rate": None,
             "period_from": None, "period_to": None, "calls": None, "seconds": None, "one_off_id": None,
-            "type_order": ITEM_TYPES.index("credit"), "vat_bp": None,
+            "subscription_id": None, "type_order": ITEM_TYPES.index("credit"), "vat_bp": None,
         })
         items = pd.concat([items, credit_items], ignore_index=True).sort_values(
             ["customer_id", "type_order"], kind="stable")
     items["position"] = items.groupby("customer_id").cumcount() + 1
-    for column in ("unit_price_cents", "calls", "seconds", "one_off_id"):
+    if "subscription_id" not in items:  # only the subscription lines have one
+        items["subscription_id"] = None
+    for column in ("unit_price_cents", "calls", "seconds", "one_off_id", "subscription_id"):
         items[column] = pd.array(pd.to_numeric(items[column]), dtype="Int64")
     invoices = invoices.sort_values("account_number", kind="stable").reset_index(drop=True)
     return Invoices(invoices[INVOICE_COLUMNS], items[ITEM_COLUMNS].reset_index(drop=True),
