@@ -22,7 +22,9 @@ frames, ``Decimal`` at the edges. The rounding points, in order:
    the cent (EN 16931);
 5. totals are sums of those rounded parts: total excl. VAT = sum of lines, total VAT = sum of
    the VAT by rate, total incl. VAT = the two added; net payable = total incl. VAT - account
-   credit applied, never below zero (unused credit is carried over).
+   credit applied, never below zero (unused credit is carried over); an invoice whose total is
+   negative (subscription days given back) has nothing payable, and its total becomes account
+   credit when it is issued.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -138,6 +140,18 @@ def _unit_prices(frame: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
 _MONTH_ABBREVIATIONS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
+@lru_cache(maxsize=4096)
+def _month(index: int) -> tuple[date, date, int]:
+    """Month number ``index`` (year x 12 + month - 1): its first day, last day and days."""
+    year, month = divmod(index, 12)
+    days = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, 1), date(year, month + 1, days), days
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
 def _month_amount(gross: int, days: int, month_days: int) -> int:
     """What a month of a subscription costs for ``days`` of its ``month_days`` days, in cents:
     ``gross`` (quantity x unit price) for the whole month, else ``gross x days / month_days``
@@ -147,25 +161,28 @@ def _month_amount(gross: int, days: int, month_days: int) -> int:
     return round_half_up(gross * days, month_days) if days else 0
 
 
-def _day_mask(first: date, last: date, month: Period) -> int:
-    """The days ``first`` to ``last`` (inclusive) that fall in ``month``, as bits (bit 0 = day 1)."""
-    first, last = max(first, month.start), min(last, month.end - timedelta(days=1))
-    if last < first:
+def _day_mask(first: date, last: date, month: int) -> int:
+    """The days ``first`` to ``last`` (inclusive) that fall in month ``month``, as bits (bit 0 =
+    day 1)."""
+    m_first, m_last, _ = _month(month)
+    if first > m_last or last < m_first:
         return 0
-    return ((1 << (last.day - first.day + 1)) - 1) << (first.day - 1)
+    a = first.day if first >= m_first else 1
+    b = last.day if last <= m_last else m_last.day
+    return ((1 << (b - a + 1)) - 1) << (a - 1)
 
 
 def _day_runs(mask: int) -> list[tuple[int, int]]:
     """The runs of consecutive days of a mask, as (first day, last day), in order."""
     runs, day = [], 1
     while mask:
-        if mask & 1:
-            first = day
-            while mask & 1:
-                mask, day = mask >> 1, day + 1
-            runs.append((first, day - 1))
-        else:
-            mask, day = mask >> 1, day + 1
+        skip = (mask & -mask).bit_length() - 1  # the days before the next run
+        mask >>= skip
+        day += skip
+        length = (~mask & (mask + 1)).bit_length() - 1  # the run's days
+        runs.append((day, day + length - 1))
+        mask >>= length
+        day += length
     return runs
 
 
@@ -182,96 +199,94 @@ class _Billed:
 
     days: int = 0
     amount_cents: int = 0
-    quantity: int | None = None
-    unit_price_cents: int | None = None
+    quantity: int = 0
+    unit_price_cents: int = 0
 
 
-def _billed_months(billed: pd.DataFrame) -> dict[int, dict[Period, _Billed]]:
-    """The billed coverage by subscription id and month (see :class:`BillingInputs`): a charge
-    line adds its days, a return line (negative amount) removes them, in the order given."""
-    out: dict[int, dict[Period, _Billed]] = {}
-    for row in billed.itertuples(index=False):
-        first, last = pd.Timestamp(row.period_from).date(), pd.Timestamp(row.period_to).date()
-        month = Period.of(first)
-        days = (last - first).days + 1
-        entry = out.setdefault(int(row.subscription_id), {}).setdefault(month, _Billed())
-        mask = _day_mask(first, last, month)
-        quantity = Decimal(str(row.quantity))  # negative: days given back (their amount may round to 0)
-        entry.days = entry.days | mask if quantity >= 0 else entry.days & ~mask
-        entry.amount_cents += int(row.amount_cents)
+def _billed_months(billed: pd.DataFrame, subs: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """The billed coverage (see :class:`BillingInputs`) of subscriptions ``subs`` (with
+    subscription_id, start and end), by subscription id: the first month billed (month index);
+    the months billed whole by one line while active all month (nothing to do there); the other
+    months billed, as :class:`_Billed`: a charge line adds its days, a return line (negative
+    quantity) removes them, in the order given."""
+    if billed.empty:
+        return {}, {}, {}
+    first, last = pd.to_datetime(billed["period_from"]), pd.to_datetime(billed["period_to"])
+    ids = billed["subscription_id"].astype(np.int64).to_numpy()
+    month = (first.dt.year * 12 + first.dt.month - 1).to_numpy(np.int64)
+    a, b, month_days = first.dt.day.to_numpy(), last.dt.day.to_numpy(), first.dt.days_in_month.to_numpy()
+    frame = pd.DataFrame({"sid": ids, "month": month})
+    earliest = frame.groupby("sid")["month"].min().to_dict()
+    quantity = billed["quantity"].astype(str).to_numpy(object)
+    charge = ~np.char.startswith(quantity.astype(str), "-")  # returns: negative quantity
+    amount, unit_price = billed["amount_cents"].to_numpy(np.int64), billed["unit_price_cents"].to_numpy(np.int64)
+    alone = ~frame.duplicated(["sid", "month"], keep=False).to_numpy()
+    span = subs.set_index("subscription_id")[["start", "end"]].reindex(ids)
+    active_all_month = ((span["start"] <= first.dt.to_period("M").dt.start_time.to_numpy()).to_numpy()
+                        & (span["end"].isna() | (span["end"] >= last.to_numpy())).to_numpy())
+    whole = alone & charge & (a == 1) & (b == month_days) & active_all_month
+    full: dict[int, set[int]] = {}
+    for sid, m in zip(ids[whole].tolist(), month[whole].tolist(), strict=True):
+        full.setdefault(sid, set()).add(m)
+    partial: dict[int, dict[int, _Billed]] = {}
+    rest = np.flatnonzero(~whole)
+    for i in rest.tolist():
+        entry = partial.setdefault(int(ids[i]), {}).setdefault(int(month[i]), _Billed())
+        mask = ((1 << int(b[i] - a[i] + 1)) - 1) << int(a[i] - 1)
+        entry.days = entry.days | mask if charge[i] else entry.days & ~mask
+        entry.amount_cents += int(amount[i])
         # the line's quantity is quantity x days / days in the month, to 4 decimals: the
         # subscription's (whole) quantity is found again by rounding back
-        entry.quantity = abs(int((quantity * month.days / days).to_integral_value()))
-        entry.unit_price_cents = int(row.unit_price_cents)
-    return out
+        entry.quantity = abs(int((Decimal(quantity[i]) * int(month_days[i]) / int(b[i] - a[i] + 1))
+                                 .to_integral_value()))
+        entry.unit_price_cents = int(unit_price[i])
+    return earliest, full, partial
 
 
-def _service_lines(sub, billed: dict[Period, _Billed], options: BillingOptions) -> list[dict]:
-    """The lines of one subscription for a run: the days of its target coverage not yet billed,
-    and the billed days outside its active range given back (see :class:`BillingOptions`)."""
-    period = options.period
-    start = pd.Timestamp(sub.start).date()
-    end = date.max - timedelta(days=62) if pd.isna(sub.end) else pd.Timestamp(sub.end).date()
-    target_end = (period.next() if options.advance else period).end - timedelta(days=1)
-    if billed:
-        since = min(period.start, min(billed).start)
-    elif options.advance and start < period.start:
-        since = period.next().start  # never billed here: billed before up to the period's end
+def _service_lines(start: date, end: date | None, quantity: int, unit_price: int, earliest: int | None,
+                   full: set[int], billed: dict[int, _Billed], run: tuple[date, date, date, bool]) -> list[tuple]:
+    """The lines of one subscription for a run (``run``: the period's first day, the next
+    month's, the target's last day, in advance or not; ``earliest``, ``full``, ``billed``: its
+    coverage, see :func:`_billed_months`): the days of its target not yet billed, and the billed
+    days outside its active range given back (see :class:`BillingOptions`), as tuples (month
+    index, first day, last day, quantity, unit price, amount, sign)."""
+    period_start, next_start, target_end, advance = run
+    end = end or date.max
+    if earliest is not None:
+        since = min(period_start, _month(earliest)[0])
+    elif advance and start < period_start:
+        since = next_start  # never billed here: billed before up to the period's end
     else:
-        since = period.start
+        since = period_start
     first, last = max(start, since), min(end, target_end)
     months = set(billed)
     if first <= last:
-        month = Period.of(first)
-        while month.start <= last:
-            months.add(month)
-            month = month.next()
-    gross_now = int(sub.quantity) * int(sub.unit_price_cents)
+        months.update(range(_month_index(first), _month_index(last) + 1))
     lines = []
-    for month in sorted(months, key=lambda m: m.start):
-        done = billed.get(month, _Billed())
-        active = _day_mask(start, end, month)
+    months -= full
+    for month in sorted(months):
+        done = billed.get(month)
         wanted = _day_mask(first, last, month) if first <= last else 0
-        quantity = done.quantity if done.quantity is not None else int(sub.quantity)
-        unit_price = done.unit_price_cents if done.unit_price_cents is not None else int(sub.unit_price_cents)
-        gross = quantity * unit_price
-        # given back: billed days no longer active; each line brings the month's net amount to
-        # what the days kept cost (so the month adds up to them exactly)
-        kept, amount = done.days, done.amount_cents
-        for a, b in _day_runs(done.days & ~active):
-            kept &= ~_day_mask(month.start.replace(day=a), month.start.replace(day=b), month)
-            after = _month_amount(gross, kept.bit_count(), month.days)
-            lines.append(_service_line(sub, month, a, b, quantity, unit_price, after - amount, -1))
-            amount = after
+        month_days = _month(month)[2]
+        kept = 0
+        if done is not None:
+            # given back: billed days no longer active; each line brings the month's net amount
+            # to what the days kept cost (so the month adds up to them exactly)
+            kept, amount = done.days, done.amount_cents
+            gross = done.quantity * done.unit_price_cents
+            for a, b in _day_runs(done.days & ~_day_mask(start, end, month)):
+                kept &= ~(((1 << (b - a + 1)) - 1) << (a - 1))
+                after = _month_amount(gross, kept.bit_count(), month_days)
+                lines.append((month, a, b, done.quantity, done.unit_price_cents, after - amount, -1))
+                amount = after
         # billed now: target days not billed yet, at today's price
-        covered = kept
+        gross, covered = quantity * unit_price, kept
         for a, b in _day_runs(wanted & ~kept):
-            before = _month_amount(gross_now, covered.bit_count(), month.days)
-            covered |= _day_mask(month.start.replace(day=a), month.start.replace(day=b), month)
-            after = _month_amount(gross_now, covered.bit_count(), month.days)
-            lines.append(_service_line(sub, month, a, b, int(sub.quantity), int(sub.unit_price_cents),
-                                       after - before, 1))
+            before = _month_amount(gross, covered.bit_count(), month_days)
+            covered |= ((1 << (b - a + 1)) - 1) << (a - 1)
+            lines.append((month, a, b, quantity, unit_price,
+                          _month_amount(gross, covered.bit_count(), month_days) - before, 1))
     return lines
-
-
-def _service_line(sub, month: Period, first: int, last: int, quantity: int, unit_price: int, amount: int,
-                  sign: int) -> dict:
-    days = last - first + 1
-    whole = days == month.days
-    if sign > 0:
-        description = sub.name
-    else:
-        when = (f"{first}" if days == 1 else f"{first}–{last}") + \
-            f" {_MONTH_ABBREVIATIONS[month.month - 1]} {month.year}"
-        description = f"{sub.name} – unused day{'' if days == 1 else 's'} {when} returned"
-    return {
-        "customer_id": int(sub.customer_id), "subscription_id": int(sub.subscription_id),
-        "type": "recurring" if whole and sign > 0 else "prorated",
-        "description": description, "product_code": sub.code,
-        "quantity": _quantity_text(quantity, days, month.days, sign), "unit_price_cents": unit_price,
-        "amount_cents": amount, "vat_rate": Decimal(str(sub.vat_rate)),
-        "period_from": month.start.replace(day=first), "period_to": month.start.replace(day=last),
-    }
 
 
 def _subscription_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFrame:
@@ -284,16 +299,48 @@ def _subscription_items(inputs: BillingInputs, options: BillingOptions) -> pd.Da
     if "subscription_id" not in subs:
         subs["subscription_id"] = np.arange(1, len(subs) + 1)
     subs = _unit_prices(subs, inputs.products)
-    subs["start"] = pd.to_datetime(subs["start_date"])
-    subs["end"] = pd.to_datetime(subs["end_date"])
-    billed = _billed_months(inputs.billed[inputs.billed["subscription_id"].isin(subs["subscription_id"])])
-    rows = [line for sub in subs.itertuples(index=False)
-            for line in _service_lines(sub, billed.get(int(sub.subscription_id), {}), options)]
+    subs["subscription_id"] = ids = subs["subscription_id"].astype(np.int64)
+    subs["start"], subs["end"] = pd.to_datetime(subs["start_date"]), pd.to_datetime(subs["end_date"])
+    earliest, full, billed = _billed_months(inputs.billed[inputs.billed["subscription_id"].isin(ids)], subs)
+    starts = subs["start"].dt.date.tolist()
+    ends = [None if pd.isna(e) else e for e in subs["end"].dt.date.tolist()]
+    period = options.period
+    target_end = (period.next() if options.advance else period).end - timedelta(days=1)
+    run = (period.start, period.end, target_end, options.advance)
+    rows, of = [], []
+    for i, (sid, start, end, quantity, unit_price) in enumerate(zip(
+            ids.tolist(), starts, ends, subs["quantity"].tolist(), subs["unit_price_cents"].tolist(), strict=True)):
+        found = _service_lines(start, end, int(quantity), int(unit_price), earliest.get(sid), full.get(sid, set()),
+                               billed.get(sid, {}), run)
+        rows += found
+        of += [i] * len(found)
     if not rows:
         return _empty(ITEM_COLUMNS)
-    parts = pd.DataFrame(rows)
-    return parts.assign(zone_code=None, calls=None, seconds=None, one_off_id=None,
-                        amount_cents=parts["amount_cents"].astype(np.int64))
+    month, first, last, quantity, unit_price, amount, sign = (list(c) for c in zip(*rows, strict=True))
+    at = subs.iloc[of]
+    starts_of = [_month(m)[0] for m in month]
+    days = [b - a + 1 for a, b in zip(first, last, strict=True)]
+    month_days = [_month(m)[2] for m in month]
+    names = at["name"].astype(str).tolist()
+    description = [
+        name if s > 0 else f"{name} – unused day{'' if d == 1 else 's'} {a if d == 1 else f'{a}–{b}'} "
+                           f"{_MONTH_ABBREVIATIONS[m0.month - 1]} {m0.year} returned"
+        for name, s, d, a, b, m0 in zip(names, sign, days, first, last, starts_of, strict=True)]
+    vat = {r: Decimal(str(r)) for r in set(at["vat_rate"].astype(str))}
+    return pd.DataFrame({
+        "customer_id": at["customer_id"].to_numpy(np.int64),
+        "subscription_id": at["subscription_id"].to_numpy(np.int64),
+        "type": ["recurring" if s > 0 and d == n else "prorated" for s, d, n in zip(sign, days, month_days,
+                                                                                      strict=True)],
+        "description": description, "product_code": at["code"].to_numpy(), "zone_code": None,
+        "quantity": [_quantity_text(q, d, n, s) for q, d, n, s in zip(quantity, days, month_days, sign,
+                                                                       strict=True)],
+        "unit_price_cents": unit_price, "amount_cents": np.array(amount, dtype=np.int64),
+        "vat_rate": [vat[r] for r in at["vat_rate"].astype(str)],
+        "period_from": [m0.replace(day=a) for m0, a in zip(starts_of, first, strict=True)],
+        "period_to": [m0.replace(day=b) for m0, b in zip(starts_of, last, strict=True)],
+        "calls": None, "seconds": None, "one_off_id": None,
+    })
 
 
 def _one_off_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFrame:
@@ -398,7 +445,8 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
                  else pd.Series(0, index=invoices.index, dtype=np.int64))
     applied = np.minimum(available.clip(lower=0), invoices["total_incl_cents"].clip(lower=0))
     invoices["credit_applied_cents"] = applied
-    invoices["net_payable_cents"] = invoices["total_incl_cents"] - applied
+    # a negative total (days given back) leaves nothing payable; production makes it account credit
+    invoices["net_payable_cents"] = (invoices["total_incl_cents"] - applied).clip(lower=0)
     previous = (inputs.previous.set_index("customer_id")["previous_amount_cents"] if len(inputs.previous)
                 else pd.Series(dtype="Int64"))
     invoices["previous_amount_cents"] = previous.reindex(invoices.index).astype("Int64")
