@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from workbench.errors import InputError
@@ -393,6 +393,8 @@ def histories(draw):
 
 @settings(max_examples=200, deadline=None)
 @given(histories())
+@example({"price": 1, "quantity": 1, "start": date(2026, 1, 1), "end": date(2026, 1, 1), "moved": date(2026, 1, 3),
+          "end_known": 0, "move_known": 1, "runs": [(False, False, False)] * 2})  # the start moved after the end
 def test_property_each_day_of_service_is_billed_once(history):
     ledger = Ledger(line_product(history["price"]))
     period, target_end = Period(2026, 1), None

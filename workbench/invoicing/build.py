@@ -165,7 +165,7 @@ def _day_mask(first: date, last: date, month: int) -> int:
     """The days ``first`` to ``last`` (inclusive) that fall in month ``month``, as bits (bit 0 =
     day 1)."""
     m_first, m_last, _ = _month(month)
-    if first > m_last or last < m_first:
+    if first > m_last or last < m_first or first > last:  # (a start moved after the end: no day)
         return 0
     a = first.day if first >= m_first else 1
     b = last.day if last <= m_last else m_last.day
