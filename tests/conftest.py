@@ -136,6 +136,9 @@ SLOW_TESTS = {
         "test_documents.py::test_the_pool_gives_the_same_documents_as_one_process",
         "test_rating.py::test_longest_prefix_match_agrees_with_brute_force",
     ],
+    "a property test: 200 histories of up to a dozen monthly billing runs": [
+        "test_invoicing.py::test_property_each_day_of_service_is_billed_once",
+    ],
     "transactions in threads, waiting for each other": [
         "test_billing.py::test_a_reopening_credit_note_waits_for_a_production_of_its_period",
         "test_billing.py::test_two_credit_notes_for_one_invoice_at_once_make_one",

@@ -49,7 +49,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,7 +57,14 @@ import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy
-from factories import BILLING_CUSTOMERS, BILLING_SUBSCRIPTIONS, billing_reference_folder, native_cdrs, table_counts
+from factories import (
+    BILLING_CUSTOMERS,
+    BILLING_PRODUCTS,
+    BILLING_SUBSCRIPTIONS,
+    billing_reference_folder,
+    native_cdrs,
+    table_counts,
+)
 from sqlalchemy import Date, Engine, bindparam, select, text
 
 from workbench import cli
@@ -66,9 +73,11 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.engine import make_engine, upgrade
 from workbench.db.frames import read_frame
+from workbench.documents.models import invoice_models
 from workbench.errors import InputError, RefusedError
 from workbench.integration import load_cdr_file
 from workbench.jobs.sepa import generate_direct_debits
+from workbench.period import Period
 from workbench.rated_calls import rate_period
 from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_profile
@@ -372,7 +381,7 @@ def test_the_migration_keeps_runs_and_rates(tmp_path):
     micros = frame(engine, select(s.RateInterval.price_per_minute_micros).order_by(s.RateInterval.id))
     counts = table_counts(engine)
 
-    command.downgrade(alembic_config(engine), "0007_precision_and_runs@-1")  # this branch only
+    command.downgrade(alembic_config(engine), "0006_issued_identity")  # to the revision before the rates in micro units
     with engine.connect() as connection:
         units = [r[0] for r in connection.exec_driver_sql(
             "SELECT price_per_minute_units FROM rate_intervals ORDER BY id")]
@@ -1409,3 +1418,115 @@ def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
     assert status == 2
     assert message in err and out == ""
     assert table_counts(october.engine) == before
+
+
+# ---------------------------------------------------------------------------- 10. subscriptions: each day once
+
+def subscriptions_only(engine: Engine, folder: Path, subscriptions: list[list[str]], line_price: str = "19.90") -> dict:
+    """The billing operator with only ``subscriptions`` (no one-off charge, no call), its LINE at
+    ``line_price``; returns account number -> customer id."""
+    products = [[*p[:4], line_price, p[5]] if p[0] == "LINE" else p for p in BILLING_PRODUCTS]
+    load_reference(engine, billing_reference_folder(folder, products=products, subscriptions=subscriptions,
+                                                    one_off_charges=[]))
+    return {a: int(i) for a, i in frame(engine, select(s.Customer.account_number, s.Customer.id)).values}
+
+
+def run_options(period: str, advance: bool, accounts: str) -> RunOptions:
+    p = Period.parse(period)
+    return RunOptions(period, p.end, p.end + timedelta(days=30), customers=f"accounts:{accounts}", advance=advance)
+
+
+def subscription_lines(engine: Engine, run_id: int) -> list[tuple]:
+    """The subscription lines of a run's invoices: account, type, from, to, amount."""
+    rows = frame(engine, select(s.Customer.account_number, s.InvoiceItem.type, s.InvoiceItem.period_from,
+                                s.InvoiceItem.period_to, s.InvoiceItem.amount_cents)
+                 .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                 .join(s.Customer, s.Customer.id == s.Invoice.customer_id)
+                 .where(s.Invoice.run_id == run_id, s.InvoiceItem.subscription_id.is_not(None))
+                 .order_by(s.Customer.account_number, s.InvoiceItem.period_from))
+    return [(a, t, f, to, int(c)) for a, t, f, to, c in rows.itertuples(index=False)]
+
+
+def issue(engine: Engine, settings: Settings, options: RunOptions) -> int:
+    """A pre-production run promoted at once; returns the production run's id."""
+    return production(engine, preprod(engine, options, settings, NOW).run_id, settings, NOW).run_id
+
+
+def test_advance_runs_bill_a_new_subscription_s_first_partial_month_once(engine, settings, tmp_path):
+    """LINE at 30.00 from 10 October 2026: September in advance, promoted, then October."""
+    ids = subscriptions_only(engine, tmp_path / "ref", [["C2", "LINE", "1", "2026-10-10", "", ""]], "30.00")
+    september = preprod(engine, run_options("2026-09", True, "C2"), settings, NOW)
+    # 10-31 October: 3000 x 22 / 31 = 2129.03 -> 21.29
+    assert subscription_lines(engine, september.run_id) == [
+        ("C2", "prorated", date(2026, 10, 10), date(2026, 10, 31), 2129)]
+    # drafts bill nothing: October reviewed before September is issued carries October too
+    early = preprod(engine, run_options("2026-10", True, "C2"), settings, NOW)
+    assert subscription_lines(engine, early.run_id) == [
+        ("C2", "prorated", date(2026, 10, 10), date(2026, 10, 31), 2129),
+        ("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
+    issued = production(engine, september.run_id, settings, NOW)
+    assert subscription_lines(engine, issued.run_id) == subscription_lines(engine, september.run_id)
+    subscription_id = int(frame(engine, select(s.Subscription.id).where(s.Subscription.customer_id == ids["C2"]))
+                          .iloc[0, 0])
+    assert set(frame(engine, select(s.InvoiceItem.subscription_id).join(s.Invoice).where(
+        s.Invoice.run_id == issued.run_id))["subscription_id"]) == {subscription_id}
+    # ... and once September is issued, that review no longer holds
+    with pytest.raises(RefusedError, match=re.escape(
+            "changed since: previous (0 rows reviewed, 1 now); billed service periods (0 rows reviewed, 1 now).")):
+        production(engine, early.run_id, settings, NOW)
+    october = issue(engine, settings, run_options("2026-10", True, "C2"))
+    assert subscription_lines(engine, october) == [("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
+    # the document shows each line's service period
+    with engine.connect() as connection:
+        [model] = invoice_models(connection, list(invoice_ids(engine, issued.run_id).values()))
+    [line] = [i for g in model["groups"] for i in g["items"]]
+    assert line["period"] == "2026-10-10 - 2026-10-31"
+
+
+def test_an_end_date_loaded_after_an_advance_invoice_gives_the_unused_days_back(engine, settings, tmp_path):
+    """LINE at 19.90 billed in advance for October; the customer leaves on 15 October."""
+    ids = subscriptions_only(engine, tmp_path / "ref", [["C1", "LINE", "1", "2025-01-01", "", ""]])
+    september = issue(engine, settings, run_options("2026-09", True, "C1"))
+    assert subscription_lines(engine, september) == [("C1", "recurring", date(2026, 10, 1), date(2026, 10, 31), 1990)]
+    load_reference(engine, billing_reference_folder(tmp_path / "ended", only=["subscriptions"], subscriptions=[
+        ["C1", "LINE", "1", "2025-01-01", "2026-10-15", ""]]))
+    october = issue(engine, settings, run_options("2026-10", True, "C1"))
+    # kept 15 of 31 days: 1990 x 15 / 31 = 962.90 -> 963; given back 1990 - 963 = 10.27
+    assert subscription_lines(engine, october) == [("C1", "prorated", date(2026, 10, 16), date(2026, 10, 31), -1027)]
+    inv = stored_invoices(engine, october).loc["C1"]
+    # VAT 20% of -10.27 = -2.054 -> -2.05; -12.32 incl., nothing payable: it is account credit
+    assert amounts(inv) == (0, 0, -1027, 0, -1027, -205, -1232, 0, 0)
+    item = frame(engine, select(s.InvoiceItem.description, s.InvoiceItem.quantity, s.InvoiceItem.unit_price_cents)
+                 .join(s.Invoice).where(s.Invoice.run_id == october)).iloc[0]
+    assert (item["description"], Decimal(str(item["quantity"])), int(item["unit_price_cents"])) == (
+        "Fixed line – unused days 16–31 Oct 2026 returned", Decimal("-0.5161"), 1990)
+    credit = credit_entries(engine)
+    assert records(credit[["customer_id", "amount_cents"]]) == [(ids["C1"], 1232)]
+    # October costs the customer 19.90 - 10.27 = 9.63; November and on, nothing more
+    assert preprod(engine, run_options("2026-11", True, "C1"), settings, NOW).invoices == 0
+
+
+def test_switching_between_arrears_and_advance_neither_skips_nor_doubles_a_month(engine, settings, tmp_path):
+    subscriptions_only(engine, tmp_path / "ref", [["C1", "LINE", "2", "2025-01-01", "", ""]])
+    runs = [("2026-09", False), ("2026-10", True), ("2026-11", False), ("2026-12", False)]
+    lines = [subscription_lines(engine, issue(engine, settings, run_options(p, a, "C1"))) for p, a in runs]
+    month = 2 * 1990  # two lines
+    assert lines == [
+        [("C1", "recurring", date(2026, 9, 1), date(2026, 9, 30), month)],  # September in arrears
+        [("C1", "recurring", date(2026, 10, 1), date(2026, 10, 31), month),  # October, not billed yet,
+         ("C1", "recurring", date(2026, 11, 1), date(2026, 11, 30), month)],  # and November in advance
+        [],  # November in arrears: billed already, no invoice
+        [("C1", "recurring", date(2026, 12, 1), date(2026, 12, 31), month)],
+    ]
+
+
+def test_credit_notes_and_reinvoicing_bill_the_days_once(engine, settings, tmp_path):
+    subscriptions_only(engine, tmp_path / "ref", [["C2", "LINE", "1", "2026-10-10", "", ""]], "30.00")
+    issue(engine, settings, run_options("2026-09", True, "C2"))  # F2026-000001: 10-31 October, 21.29
+    issue_credit_note(engine, "F2026-000001", "wrong address", LATER, reinvoice=True)
+    again = issue(engine, settings, run_options("2026-09", True, "C2"))  # the days billed again, once
+    assert subscription_lines(engine, again) == [("C2", "prorated", date(2026, 10, 10), date(2026, 10, 31), 2129)]
+    # a credit note that does not reopen its period writes the invoice off: its days stay billed
+    issue_credit_note(engine, "F2026-000002", "goodwill", LATER)
+    october = issue(engine, settings, run_options("2026-10", True, "C2"))
+    assert subscription_lines(engine, october) == [("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]

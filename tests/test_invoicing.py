@@ -1,14 +1,18 @@
 """Invoice building on a hand-worked October 2026 (31 days), amounts computed by hand."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from workbench.errors import InputError
 from workbench.invoicing import BillingInputs, BillingOptions, build_invoices, control_report
+from workbench.invoicing.build import ITEM_COLUMNS
 from workbench.invoicing.report import REPORT_COLUMNS, compare_invoices
+from workbench.money import round_half_up
 from workbench.period import Period
 
 PRODUCTS = pd.DataFrame(
@@ -201,3 +205,261 @@ def test_compare_keeps_integer_cents_when_an_account_is_in_one_run_only():
     for column in diff.columns:
         if column.startswith(("Total", "Change")):
             assert all(v is None or isinstance(v, Decimal) for v in diff[column]), column
+
+
+# ---------------------------------------------------------------------------- subscriptions: each day once
+#
+# A subscription is billed by calendar month, each day once, whatever the sequence of runs in
+# advance and in arrears, credit notes and re-invoicing: a run bills the days of its target not
+# yet billed (``BillingInputs.billed``: the lines of the issued invoices of other periods that
+# no reopening credit note cancels) and gives back the billed days no longer active.
+
+BILLED_COLUMNS = ["subscription_id", "period_from", "period_to", "quantity", "unit_price_cents", "amount_cents"]
+ONE_CUSTOMER = CUSTOMERS.iloc[:1]
+
+
+def line_product(price_cents: int) -> pd.DataFrame:
+    return pd.DataFrame([(1, "LINE", "LINE", "recurring", "service", price_cents, Decimal("20"))],
+                        columns=PRODUCTS.columns)
+
+
+def subscription(start: date, end: date | None = None, quantity: int = 1, subscription_id: int = 7) -> pd.DataFrame:
+    return pd.DataFrame([(subscription_id, 1, 1, quantity, start, end, None)],
+                        columns=["subscription_id", "customer_id", "product_id", "quantity", "start_date",
+                                 "end_date", "price_override_cents"])
+
+
+class Ledger:
+    """Issued invoices of one customer, as production keeps them: a run of a period for which
+    the customer has an invoice (not reopened) issues nothing; ``billed`` is what the next run
+    reads (the subscription lines of the other periods' invoices, not reopened, in order)."""
+
+    def __init__(self, products: pd.DataFrame):
+        self.products = products
+        self.invoices: list[dict] = []  # period, lines, reopened
+
+    def billed(self, period: Period) -> pd.DataFrame:
+        lines = [i["lines"] for i in self.invoices if i["period"] != period and not i["reopened"]]
+        return (pd.concat(lines, ignore_index=True)[BILLED_COLUMNS] if lines
+                else pd.DataFrame(columns=BILLED_COLUMNS))
+
+    def run(self, period: str, subs: pd.DataFrame, advance: bool) -> pd.DataFrame:
+        """Build and issue the period's invoice; returns its subscription lines."""
+        p = Period.parse(period)
+        if any(i["period"] == p and not i["reopened"] for i in self.invoices):
+            return pd.DataFrame(columns=ITEM_COLUMNS)
+        options = BillingOptions(p, p.end, p.end, advance=advance)
+        items = build_invoices(BillingInputs(ONE_CUSTOMER, self.products, subs, billed=self.billed(p)),
+                               options).items
+        lines = items[items["subscription_id"].notna()].reset_index(drop=True)
+        if len(items):
+            self.invoices.append({"period": p, "lines": lines, "reopened": False})
+        return lines
+
+    def reopen_last(self) -> Period:
+        """A credit note that cancels the last invoice and reopens its period."""
+        self.invoices[-1]["reopened"] = True
+        return self.invoices[-1]["period"]
+
+    def by_month(self) -> dict[str, int]:
+        """Net amount billed per month of service, over the invoices not cancelled."""
+        lines = [i["lines"] for i in self.invoices if not i["reopened"]]
+        if not lines:
+            return {}
+        rows = pd.concat(lines, ignore_index=True)
+        months = rows["period_from"].map(lambda d: str(Period.of(d)))
+        return {m: int(v) for m, v in rows.groupby(months)["amount_cents"].sum().items()}
+
+
+def lines_of(lines: pd.DataFrame) -> list[tuple]:
+    """Subscription lines by service period: type, from, to, quantity, amount."""
+    return sorted((r.type, r.period_from, r.period_to, r.quantity, int(r.amount_cents))
+                  for r in lines.itertuples())
+
+
+def test_in_advance_a_new_subscription_s_first_partial_month_is_billed_once():
+    """LINE at 30.00, from 10 October 2026: September in advance, then October in advance."""
+    ledger, subs = Ledger(line_product(3000)), subscription(date(2026, 10, 10))
+    september = ledger.run("2026-09", subs, advance=True)
+    # 10 to 31 October: 22 of 31 days, 3000 x 22 / 31 = 2129.03 -> 2129 (0.7097 of a month)
+    assert lines_of(september) == [("prorated", date(2026, 10, 10), date(2026, 10, 31), "0.7097", 2129)]
+    assert september["subscription_id"].tolist() == [7]
+    october = ledger.run("2026-10", subs, advance=True)
+    # November only: October's days are billed already
+    assert lines_of(october) == [("recurring", date(2026, 11, 1), date(2026, 11, 30), "1", 3000)]
+    assert ledger.by_month() == {"2026-10": 2129, "2026-11": 3000}
+
+
+def test_a_subscription_billed_in_advance_and_ended_mid_period_gets_its_unused_days_back():
+    """LINE at 19.90 billed in advance for October; the end date, 15 October, is loaded after."""
+    ledger = Ledger(line_product(1990))
+    september = ledger.run("2026-09", subscription(date(2025, 1, 1)), advance=True)
+    assert lines_of(september) == [("recurring", date(2026, 10, 1), date(2026, 10, 31), "1", 1990)]
+    october = ledger.run("2026-10", subscription(date(2025, 1, 1), date(2026, 10, 15)), advance=True)
+    # 15 of 31 days kept: 1990 x 15 / 31 = 962.90 -> 963; given back 1990 - 963 = 1027 for the
+    # 16 unused days (16/31 = 0.5161); nothing for November
+    assert lines_of(october) == [("prorated", date(2026, 10, 16), date(2026, 10, 31), "-0.5161", -1027)]
+    assert october["description"].tolist() == ["LINE – unused days 16–31 Oct 2026 returned"]
+    assert int(october["unit_price_cents"].iloc[0]) == 1990
+    assert ledger.by_month() == {"2026-10": 963}  # 1990 - 1027: the customer pays 9.63 for October
+
+
+def test_the_end_date_loaded_after_is_given_back_in_arrears_too():
+    ledger = Ledger(line_product(1990))
+    ledger.run("2026-09", subscription(date(2025, 1, 1)), advance=True)  # October: 1990
+    ended = subscription(date(2025, 1, 1), date(2026, 10, 15))
+    assert lines_of(ledger.run("2026-10", ended, advance=False)) == [
+        ("prorated", date(2026, 10, 16), date(2026, 10, 31), "-0.5161", -1027)]  # as above
+    assert lines_of(ledger.run("2026-11", ended, advance=False)) == []  # nothing left to bill
+    assert ledger.by_month() == {"2026-10": 963}
+
+
+def test_switching_from_arrears_to_advance_skips_no_month():
+    ledger, subs = Ledger(line_product(1990)), subscription(date(2025, 1, 1))
+    assert lines_of(ledger.run("2026-09", subs, advance=False)) == [
+        ("recurring", date(2026, 9, 1), date(2026, 9, 30), "1", 1990)]
+    # October (not billed yet) and November, in advance
+    assert lines_of(ledger.run("2026-10", subs, advance=True)) == [
+        ("recurring", date(2026, 10, 1), date(2026, 10, 31), "1", 1990),
+        ("recurring", date(2026, 11, 1), date(2026, 11, 30), "1", 1990)]
+    assert lines_of(ledger.run("2026-11", subs, advance=True)) == [
+        ("recurring", date(2026, 12, 1), date(2026, 12, 31), "1", 1990)]
+    assert ledger.by_month() == {"2026-09": 1990, "2026-10": 1990, "2026-11": 1990, "2026-12": 1990}
+
+
+def test_switching_from_advance_to_arrears_doubles_no_month():
+    ledger, subs = Ledger(line_product(3000)), subscription(date(2026, 10, 10))
+    assert lines_of(ledger.run("2026-10", subs, advance=True)) == [
+        ("prorated", date(2026, 10, 10), date(2026, 10, 31), "0.7097", 2129),  # 3000 x 22 / 31
+        ("recurring", date(2026, 11, 1), date(2026, 11, 30), "1", 3000)]
+    assert lines_of(ledger.run("2026-11", subs, advance=False)) == []  # November was billed in advance
+    assert len(ledger.invoices) == 1  # nothing to bill, no invoice
+    assert lines_of(ledger.run("2026-12", subs, advance=False)) == [
+        ("recurring", date(2026, 12, 1), date(2026, 12, 31), "1", 3000)]
+    assert ledger.by_month() == {"2026-10": 2129, "2026-11": 3000, "2026-12": 3000}
+
+
+def test_a_start_moved_later_or_earlier_is_given_back_or_billed_by_difference():
+    ledger = Ledger(line_product(3000))
+    ledger.run("2026-09", subscription(date(2026, 10, 10)), advance=True)  # 10-31 Oct: 2129
+    # the start moves to 20 October: 12 days kept, 3000 x 12 / 31 = 1161.29 -> 1161; given back
+    # 1161 - 2129 = -968 for 10-19 October (10/31 = 0.3226)
+    later = ledger.run("2026-10", subscription(date(2026, 10, 20)), advance=True)
+    assert lines_of(later) == [("prorated", date(2026, 10, 10), date(2026, 10, 19), "-0.3226", -968),
+                               ("recurring", date(2026, 11, 1), date(2026, 11, 30), "1", 3000)]
+    assert later.loc[later["amount_cents"] < 0, "description"].tolist() == [
+        "LINE – unused days 10–19 Oct 2026 returned"]
+
+    ledger = Ledger(line_product(3000))
+    ledger.run("2026-09", subscription(date(2026, 10, 10)), advance=True)  # 10-31 Oct: 2129
+    # the start moves to 5 October: 27 days, 3000 x 27 / 31 = 2612.90 -> 2613; 5-9 October cost
+    # 2613 - 2129 = 484 (3000 x 5 / 31 = 483.87 would be 484 too; the difference is the rule)
+    earlier = ledger.run("2026-10", subscription(date(2026, 10, 5)), advance=True)
+    assert lines_of(earlier) == [("prorated", date(2026, 10, 5), date(2026, 10, 9), "0.1613", 484),
+                                 ("recurring", date(2026, 11, 1), date(2026, 11, 30), "1", 3000)]
+    assert ledger.by_month() == {"2026-10": 2613, "2026-11": 3000}
+
+
+def test_a_month_billed_in_two_parts_adds_up_to_the_month_not_to_the_parts():
+    """Rounding point 3: 1.00 a month, 30 November days billed in two parts of 15 days."""
+    ledger = Ledger(line_product(100))
+    # 16-30 November in advance: 100 x 15 / 30 = 50 exactly
+    ledger.run("2026-10", subscription(date(2026, 11, 16)), advance=True)
+    assert ledger.by_month() == {"2026-11": 50}
+    # the start moved to 1 November: 1-15 November costs amount(30 days) - amount(15) = 100 - 50
+    moved = ledger.run("2026-11", subscription(date(2026, 11, 1)), advance=False)
+    assert lines_of(moved) == [("prorated", date(2026, 11, 1), date(2026, 11, 15), "0.5000", 50)]
+    assert ledger.by_month() == {"2026-11": 100}
+    # a price of 0.10 a month, 3 days of 31 then the 28 others: round(10 x 3 / 31) = round(0.97)
+    # = 1, then 10 - 1 = 9, whereas round(10 x 28 / 31) = round(9.03) = 9: the month is 10, exactly
+    ledger = Ledger(line_product(10))
+    ledger.run("2026-09", subscription(date(2026, 10, 29)), advance=True)
+    ledger.run("2026-10", subscription(date(2026, 10, 1)), advance=False)
+    assert ledger.by_month() == {"2026-10": 10}
+
+
+def test_reinvoicing_after_a_reopening_credit_note_bills_the_days_again_once():
+    ledger, subs = Ledger(line_product(3000)), subscription(date(2026, 10, 10))
+    ledger.run("2026-09", subs, advance=True)  # 10-31 Oct: 2129
+    ledger.run("2026-10", subs, advance=True)  # November: 3000
+    assert ledger.reopen_last() == Period(2026, 10)
+    # October again, now in arrears: November is no longer billed, October is
+    assert lines_of(ledger.run("2026-10", subs, advance=False)) == []
+    assert ledger.by_month() == {"2026-10": 2129}
+    assert lines_of(ledger.run("2026-11", subs, advance=False)) == [
+        ("recurring", date(2026, 11, 1), date(2026, 11, 30), "1", 3000)]
+    assert ledger.by_month() == {"2026-10": 2129, "2026-11": 3000}
+    # the September invoice cancelled and re-run: October's days billed again, once
+    ledger = Ledger(line_product(3000))
+    ledger.run("2026-09", subs, advance=True)
+    ledger.reopen_last()
+    assert lines_of(ledger.run("2026-09", subs, advance=True)) == [
+        ("prorated", date(2026, 10, 10), date(2026, 10, 31), "0.7097", 2129)]
+    assert ledger.by_month() == {"2026-10": 2129}
+
+
+@st.composite
+def histories(draw):
+    """A subscription (price, quantity, start, end) and a sequence of monthly runs from January
+    2026, each in advance or in arrears; its end date (and a start moved later) are known from
+    a given run on; after some runs, a credit note reopens the invoice and the period is billed
+    again (in either mode)."""
+    start = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 364)))
+    end = draw(st.none() | st.integers(0, 500).map(lambda n: start + timedelta(days=n)))
+    moved = start + timedelta(days=draw(st.integers(0, 1) .flatmap(
+        lambda moves: st.just(0) if not moves else st.integers(1, 90))))
+    months = draw(st.integers(1, 12))
+    return {
+        "price": draw(st.integers(1, 9999)), "quantity": draw(st.integers(1, 3)),
+        "start": start, "end": end, "moved": moved,
+        "end_known": draw(st.integers(0, months - 1)), "move_known": draw(st.integers(0, months - 1)),
+        "runs": draw(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=months,
+                              max_size=months)),  # advance, then reopen and bill again, in advance
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories())
+@example({"price": 1, "quantity": 1, "start": date(2026, 1, 1), "end": date(2026, 1, 1), "moved": date(2026, 1, 3),
+          "end_known": 0, "move_known": 1, "runs": [(False, False, False)] * 2})  # the start moved after the end
+def test_property_each_day_of_service_is_billed_once(history):
+    ledger = Ledger(line_product(history["price"]))
+    period, target_end = Period(2026, 1), None
+    for step, (advance, reopen, again_in_advance) in enumerate(history["runs"]):
+        start = history["moved"] if step >= history["move_known"] else history["start"]
+        end = history["end"] if step >= history["end_known"] else None
+        subs = subscription(start, end, history["quantity"])
+        ledger.run(str(period), subs, advance)
+        target_end = (period.next() if advance else period).end
+        if reopen and ledger.invoices and ledger.invoices[-1]["period"] == period:
+            ledger.reopen_last()
+            ledger.run(str(period), subs, again_in_advance)
+            target_end = (period.next() if again_in_advance else period).end
+        period = period.next()
+
+    # what each month costs for its active days (from 1 January 2026 to the last run's target)
+    start, end = history["moved"], history["end"] or date(2100, 1, 1)
+    gross = history["price"] * history["quantity"]
+    expected, month = {}, Period(2026, 1)
+    while month.start < target_end:
+        first, last = max(start, month.start), min(end, month.end - timedelta(days=1), target_end - timedelta(days=1))
+        days = max((last - first).days + 1, 0)
+        if days:
+            expected[str(month)] = gross if days == month.days else round_half_up(gross * days, month.days)
+        month = month.next()
+    got = ledger.by_month()
+    assert {m: v for m, v in got.items() if v or m in expected} == expected
+    # and each active day once: charged lines minus given back lines, day by day
+    count: dict[date, int] = {}
+    for invoice in ledger.invoices:
+        if invoice["reopened"]:
+            continue
+        for r in invoice["lines"].itertuples():
+            sign = -1 if Decimal(r.quantity) < 0 else 1
+            for n in range((r.period_to - r.period_from).days + 1):
+                day = r.period_from + timedelta(days=n)
+                count[day] = count.get(day, 0) + sign
+    billed_days = {d for d, c in count.items() if c}
+    assert set(count.values()) <= {0, 1}
+    assert billed_days == {start + timedelta(days=n) for n in range(max(
+        (min(end, target_end - timedelta(days=1)) - start).days + 1, 0))}

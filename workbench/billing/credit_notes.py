@@ -144,7 +144,8 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
             items = read_frame(connection, select(s.InvoiceItem.__table__).where(
                 s.InvoiceItem.invoice_id == original["id"], s.InvoiceItem.type != "credit"))
             if len(items):
-                for column in ("position", "unit_price_cents", "amount_cents", "calls", "seconds", "one_off_id"):
+                for column in ("position", "unit_price_cents", "amount_cents", "calls", "seconds", "one_off_id",
+                               "subscription_id"):
                     items[column] = integer_series(items[column])
                 items = items.drop(columns=["id"]).assign(invoice_id=note_id, amount_cents=-items["amount_cents"],
                                                           description=reason + ": " + items["description"])

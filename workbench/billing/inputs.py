@@ -1,7 +1,8 @@
 """The inputs of a billing run: read for its customers, fingerprinted, built into invoices.
 
 A run's **inputs** are the rows its invoices are built from (customers, mandates, products,
-subscriptions, one-off charges, rated calls, credit, previous invoices, rate plans). Their
+subscriptions, one-off charges, rated calls, credit, previous invoices, rate plans, the
+subscriptions' service periods already billed). Their
 **fingerprint** (a hash and a row count per part) is stored with a pre-production run, and
 production refuses a run whose inputs changed since it was reviewed, naming the parts.
 """
@@ -96,6 +97,7 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
     frames["previous"] = (earlier.sort_values(["customer_id", "period", "invoice_id"])
                           .drop_duplicates("customer_id", keep="last")
                           [["customer_id", "invoice_id", "previous_amount_cents"]].reset_index(drop=True))
+    frames["billed_service_periods"] = billed_service_periods(connection, period, selection)
     plan_ids = sorted(set(customers["rate_plan_id"].astype(int)))
     frames["rate_plans"] = pd.concat([
         read(connection, select(s.Destination.plan_id, s.Destination.prefix, s.Destination.zone_code)
@@ -115,7 +117,7 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
 
 
 FINGERPRINT_PARTS = ["settings", "customers", "mandates", "products", "subscriptions", "one_offs", "calls",
-                     "rated_calls", "credits", "previous", "rate_plans"]
+                     "rated_calls", "credits", "previous", "rate_plans", "billed_service_periods"]
 
 
 def _digest(frame: pd.DataFrame) -> str:
@@ -142,9 +144,28 @@ def fingerprint(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
     return out
 
 
+def billed_service_periods(connection: Connection, period: Period, selection: str) -> pd.DataFrame:
+    """The subscription lines already billed, as :class:`~workbench.invoicing.BillingInputs`
+    ``billed`` wants them (plus the invoice id), in the order they were issued: the lines of
+    issued invoices (drafts never count) that no reopening credit note cancels. A credit note
+    that does not reopen its period writes the invoice off: its days stay billed, as its calls
+    do. The invoices of ``period`` itself are left out: a customer invoiced for the period is
+    skipped by production, and one that is not has none."""
+    return read_frame(connection, select(
+        s.InvoiceItem.invoice_id, s.InvoiceItem.subscription_id, s.InvoiceItem.period_from,
+        s.InvoiceItem.period_to, s.InvoiceItem.quantity, s.InvoiceItem.unit_price_cents,
+        s.InvoiceItem.amount_cents,
+    ).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(
+        s.InvoiceItem.subscription_id.is_not(None), s.Invoice.status == "issued", s.Invoice.kind == "invoice",
+        s.Invoice.period != str(period), ~reopened(), of_selection(s.Invoice.customer_id, selection),
+    ).order_by(s.Invoice.id, s.InvoiceItem.position))
+
+
 def billing_inputs(frames: dict[str, pd.DataFrame], customers: pd.DataFrame) -> BillingInputs:
     return BillingInputs(
-        customers=customers, products=frames["products"], subscriptions=frames["subscriptions"],
+        customers=customers, products=frames["products"],
+        subscriptions=frames["subscriptions"].rename(columns={"id": "subscription_id"}),
+        billed=frames["billed_service_periods"],
         one_offs=frames["one_offs"], consumption=frames["consumption"], credits=frames["credits"],
         previous=frames["previous"][["customer_id", "previous_amount_cents"]],
     )

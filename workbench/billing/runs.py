@@ -11,7 +11,7 @@ refuses, saying which inputs changed), skips the customers already invoiced for 
 refuses an invoice date before the last issued invoice of its year (numbers follow the dates:
 :func:`~workbench.billing.invoice_numbers.check_chronology`), and issues the drafts with legal
 numbers (:mod:`workbench.billing.invoice_numbers`), marking the calls, one-off charges and credit
-they bill. Issued documents are never changed; a correction
+they bill (a negative total, days given back, becomes account credit). Issued documents are never changed; a correction
 is a credit note (:mod:`workbench.billing.credit_notes`).
 """
 
@@ -223,4 +223,12 @@ def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict
             {"customer_id": int(r.customer_id), "entry_date": day, "amount_cents": -int(r.credit_applied_cents),
              "description": "applied to invoice", "invoice_id": ids[int(r.customer_id)]}
             for r in applied.itertuples(index=False)])
+    # an invoice that gives back more than it bills (unused subscription days) is account
+    # credit for the next ones (a credit note of it takes it back: its credit is the negative total)
+    negative = built.invoices[built.invoices["total_incl_cents"] < 0]
+    if len(negative):
+        connection.execute(insert(s.CreditEntry), [
+            {"customer_id": int(r.customer_id), "entry_date": day, "amount_cents": -int(r.total_incl_cents),
+             "description": "negative invoice total (days given back)", "invoice_id": ids[int(r.customer_id)]}
+            for r in negative.itertuples(index=False)])
 

@@ -10,12 +10,24 @@ frames, ``Decimal`` at the edges. The rounding points, in order:
    their period was invoiced are billed on the next invoice as lines of their own, labelled
    with their period) is the sum of its calls' prices, rounded half up to the cent;
 3. a prorated line is ``quantity x unit price x active days / days in the month``, rounded half
-   up to the cent; a recurring or one-off line is ``quantity x unit price``, exact;
+   up to the cent; a recurring or one-off line is ``quantity x unit price``, exact. A
+   subscription is billed by calendar month, and what a month costs for D of its days is
+   ``amount(D)`` = quantity x unit price for the whole month, else that x D / days in the
+   month rounded half up to the cent. When a month is billed in several lines (days given
+   back, or added later), each line is the difference between ``amount`` of the days billed
+   after it and what the month had cost before it, so a month always adds up to ``amount`` of
+   its billed days, never a cent off. A give-back line cancels exactly what was charged for
+   its days: 19.90 charged for October, the subscription ending on 15 October, gives back
+   ``19.90 - amount(15) = 19.90 - round(19.90 x 15 / 31) = 19.90 - 9.63 = 10.27``, and the
+   customer pays 9.63 for October; days given back are priced as they were billed, days added
+   at today's price;
 4. VAT is computed per invoice and VAT rate, on the sum of that rate's lines, rounded half up to
    the cent (EN 16931);
 5. totals are sums of those rounded parts: total excl. VAT = sum of lines, total VAT = sum of
    the VAT by rate, total incl. VAT = the two added; net payable = total incl. VAT - account
-   credit applied, never below zero (unused credit is carried over).
+   credit applied, never below zero (unused credit is carried over); an invoice whose total is
+   negative (subscription days given back) has nothing payable, and its total becomes account
+   credit when it is issued.
 """
 
 from __future__ import annotations

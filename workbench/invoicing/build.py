@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ ITEM_TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
 ITEM_COLUMNS = [
     "customer_id", "position", "type", "description", "product_code", "zone_code", "quantity",
     "unit_price_cents", "amount_cents", "vat_rate", "period_from", "period_to", "calls", "seconds",
-    "one_off_id",
+    "one_off_id", "subscription_id",
 ]
 INVOICE_COLUMNS = [
     "customer_id", "account_number", "name", "total_excl_cents", "total_vat_cents", "total_incl_cents",
@@ -49,8 +51,19 @@ def vat_basis_points(rate, source: str | None = None) -> int:
 
 @dataclass(frozen=True)
 class BillingOptions:
-    """How a period is billed. ``advance``: recurring items for the next month (the first invoice
-    of a subscription also carries its prorated start); default in arrears."""
+    """How a period is billed: recurring (subscription) items in arrears by default, in advance
+    with ``advance``.
+
+    Each day of a subscription's service is billed once, whatever the sequence of runs in
+    advance and in arrears, credit notes and re-invoicing. A run's **target** for a subscription
+    is its active days (``start_date`` to ``end_date``) up to the end of the period (arrears) or
+    of the next month (advance), from the first month the subscription was billed (or the
+    period, when that is earlier); a subscription never billed is billed from the period, or, in
+    advance and started before the period, from the next month (the period was billed before,
+    in advance). The run bills the target's days not yet billed (``BillingInputs.billed``) and
+    gives back, as negative prorated lines, the billed days no longer active (an end date
+    loaded after the days were billed, a start moved later). Every line stays within one
+    calendar month (rounding point 3 of the package docstring)."""
 
     period: Period
     invoice_date: date
@@ -70,14 +83,19 @@ class BillingInputs:
     * ``customers``: customer_id, account_number, name (and any other columns);
     * ``products``: product_id, code, name, kind, category, price_cents, vat_rate;
     * ``subscriptions``: customer_id, product_id, quantity, start_date, end_date (inclusive,
-      empty = open), price_override_cents;
+      empty = open), price_override_cents, and subscription_id (optional when nothing was
+      billed: rows are then numbered from 1);
     * ``one_offs``: unbilled one-off charges: one_off_id, customer_id, product_id, charge_date,
       quantity, price_override_cents, description;
     * ``consumption``: unbilled rated calls summed by customer, zone and call period: customer_id,
       zone_code, zone_name, period (``YYYY-MM``; earlier than the billed period for late calls;
       absent = the billed period), calls, seconds, amount_units;
     * ``credits``: customer_id, available_cents (account credit not yet applied);
-    * ``previous``: customer_id, previous_amount_cents (the latest production invoice's total).
+    * ``previous``: customer_id, previous_amount_cents (the latest production invoice's total);
+    * ``billed``: the subscription lines already billed (issued invoices of other periods that
+      no reopening credit note cancels), in the order they were issued: subscription_id,
+      period_from, period_to (within one month), quantity (the line's, e.g. ``0.7097`` for 22
+      of 31 days of 1; negative for days given back), unit_price_cents, amount_cents.
     """
 
     customers: pd.DataFrame
@@ -91,6 +109,8 @@ class BillingInputs:
         ["customer_id", "zone_code", "zone_name", "calls", "seconds", "amount_units"]))
     credits: pd.DataFrame = field(default_factory=lambda: _empty(["customer_id", "available_cents"]))
     previous: pd.DataFrame = field(default_factory=lambda: _empty(["customer_id", "previous_amount_cents"]))
+    billed: pd.DataFrame = field(default_factory=lambda: _empty(
+        ["subscription_id", "period_from", "period_to", "quantity", "unit_price_cents", "amount_cents"]))
 
 
 @dataclass(frozen=True)
@@ -118,58 +138,208 @@ def _unit_prices(frame: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def _month_items(subs: pd.DataFrame, month: Period, full_type: str = "recurring") -> pd.DataFrame:
-    """Recurring (whole month) or prorated (part of it) items of ``month`` for subscriptions."""
-    m_start, m_end = pd.Timestamp(month.start), pd.Timestamp(month.end - timedelta(days=1))
-    start = subs["start"].clip(lower=m_start)
-    end = subs["end"].fillna(m_end).clip(upper=m_end)
-    days = _days(start, end)
-    active = days > 0
-    out = subs[active].copy()
-    days, start, end = days[active], start[active], end[active]
-    whole = days == month.days
-    gross = out["quantity"].to_numpy(np.int64) * out["unit_price_cents"].to_numpy(np.int64)
-    out["amount_cents"] = np.where(whole, gross, round_half_up(gross * days, month.days))
-    out["type"] = np.where(whole, full_type, "prorated")
-    out["quantity_text"] = np.where(
-        whole, out["quantity"].astype(str),
-        [str((Decimal(int(q)) * d / month.days).quantize(Decimal("0.0001")))
-         for q, d in zip(out["quantity"], days, strict=True)],
-    )
-    out["period_from"] = start.dt.date.to_numpy()
-    out["period_to"] = end.dt.date.to_numpy()
-    return out
+_MONTH_ABBREVIATIONS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@lru_cache(maxsize=4096)
+def _month(index: int) -> tuple[date, date, int]:
+    """Month number ``index`` (year x 12 + month - 1): its first day, last day and days."""
+    year, month = divmod(index, 12)
+    days = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, 1), date(year, month + 1, days), days
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _month_amount(gross: int, days: int, month_days: int) -> int:
+    """What a month of a subscription costs for ``days`` of its ``month_days`` days, in cents:
+    ``gross`` (quantity x unit price) for the whole month, else ``gross x days / month_days``
+    rounded half up to the cent (rounding point 3); 0 for no day."""
+    if days == month_days:
+        return gross
+    return round_half_up(gross * days, month_days) if days else 0
+
+
+def _day_mask(first: date, last: date, month: int) -> int:
+    """The days ``first`` to ``last`` (inclusive) that fall in month ``month``, as bits (bit 0 =
+    day 1)."""
+    m_first, m_last, _ = _month(month)
+    if first > m_last or last < m_first or first > last:  # (a start moved after the end: no day)
+        return 0
+    a = first.day if first >= m_first else 1
+    b = last.day if last <= m_last else m_last.day
+    return ((1 << (b - a + 1)) - 1) << (a - 1)
+
+
+def _day_runs(mask: int) -> list[tuple[int, int]]:
+    """The runs of consecutive days of a mask, as (first day, last day), in order."""
+    runs, day = [], 1
+    while mask:
+        skip = (mask & -mask).bit_length() - 1  # the days before the next run
+        mask >>= skip
+        day += skip
+        length = (~mask & (mask + 1)).bit_length() - 1  # the run's days
+        runs.append((day, day + length - 1))
+        mask >>= length
+        day += length
+    return runs
+
+
+def _quantity_text(quantity: int, days: int, month_days: int, sign: int = 1) -> str:
+    if days == month_days:
+        return str(sign * quantity)
+    return str((Decimal(sign * quantity) * days / month_days).quantize(Decimal("0.0001")))
+
+
+@dataclass
+class _Billed:
+    """One month of a subscription's billed service: the days (bits), the net amount billed
+    for them (cents) and the quantity and unit price they were billed at."""
+
+    days: int = 0
+    amount_cents: int = 0
+    quantity: int = 0
+    unit_price_cents: int = 0
+
+
+def _billed_months(billed: pd.DataFrame, subs: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """The billed coverage (see :class:`BillingInputs`) of subscriptions ``subs`` (with
+    subscription_id, start and end), by subscription id: the first month billed (month index);
+    the months billed whole by one line while active all month (nothing to do there); the other
+    months billed, as :class:`_Billed`: a charge line adds its days, a return line (negative
+    quantity) removes them, in the order given."""
+    if billed.empty:
+        return {}, {}, {}
+    first, last = pd.to_datetime(billed["period_from"]), pd.to_datetime(billed["period_to"])
+    ids = billed["subscription_id"].astype(np.int64).to_numpy()
+    month = (first.dt.year * 12 + first.dt.month - 1).to_numpy(np.int64)
+    a, b, month_days = first.dt.day.to_numpy(), last.dt.day.to_numpy(), first.dt.days_in_month.to_numpy()
+    frame = pd.DataFrame({"sid": ids, "month": month})
+    earliest = frame.groupby("sid")["month"].min().to_dict()
+    quantity = billed["quantity"].astype(str).to_numpy(object)
+    charge = ~np.char.startswith(quantity.astype(str), "-")  # returns: negative quantity
+    amount, unit_price = billed["amount_cents"].to_numpy(np.int64), billed["unit_price_cents"].to_numpy(np.int64)
+    alone = ~frame.duplicated(["sid", "month"], keep=False).to_numpy()
+    span = subs.set_index("subscription_id")[["start", "end"]].reindex(ids)
+    active_all_month = ((span["start"] <= first.dt.to_period("M").dt.start_time.to_numpy()).to_numpy()
+                        & (span["end"].isna() | (span["end"] >= last.to_numpy())).to_numpy())
+    whole = alone & charge & (a == 1) & (b == month_days) & active_all_month
+    full: dict[int, set[int]] = {}
+    for sid, m in zip(ids[whole].tolist(), month[whole].tolist(), strict=True):
+        full.setdefault(sid, set()).add(m)
+    partial: dict[int, dict[int, _Billed]] = {}
+    rest = np.flatnonzero(~whole)
+    for i in rest.tolist():
+        entry = partial.setdefault(int(ids[i]), {}).setdefault(int(month[i]), _Billed())
+        mask = ((1 << int(b[i] - a[i] + 1)) - 1) << int(a[i] - 1)
+        entry.days = entry.days | mask if charge[i] else entry.days & ~mask
+        entry.amount_cents += int(amount[i])
+        # the line's quantity is quantity x days / days in the month, to 4 decimals: the
+        # subscription's (whole) quantity is found again by rounding back
+        entry.quantity = abs(int((Decimal(quantity[i]) * int(month_days[i]) / int(b[i] - a[i] + 1))
+                                 .to_integral_value()))
+        entry.unit_price_cents = int(unit_price[i])
+    return earliest, full, partial
+
+
+def _service_lines(start: date, end: date | None, quantity: int, unit_price: int, earliest: int | None,
+                   full: set[int], billed: dict[int, _Billed], run: tuple[date, date, date, bool]) -> list[tuple]:
+    """The lines of one subscription for a run (``run``: the period's first day, the next
+    month's, the target's last day, in advance or not; ``earliest``, ``full``, ``billed``: its
+    coverage, see :func:`_billed_months`): the days of its target not yet billed, and the billed
+    days outside its active range given back (see :class:`BillingOptions`), as tuples (month
+    index, first day, last day, quantity, unit price, amount, sign)."""
+    period_start, next_start, target_end, advance = run
+    end = end or date.max
+    if earliest is not None:
+        since = min(period_start, _month(earliest)[0])
+    elif advance and start < period_start:
+        since = next_start  # never billed here: billed before up to the period's end
+    else:
+        since = period_start
+    first, last = max(start, since), min(end, target_end)
+    months = set(billed)
+    if first <= last:
+        months.update(range(_month_index(first), _month_index(last) + 1))
+    lines = []
+    months -= full
+    for month in sorted(months):
+        done = billed.get(month)
+        wanted = _day_mask(first, last, month) if first <= last else 0
+        month_days = _month(month)[2]
+        kept = 0
+        if done is not None:
+            # given back: billed days no longer active; each line brings the month's net amount
+            # to what the days kept cost (so the month adds up to them exactly)
+            kept, amount = done.days, done.amount_cents
+            gross = done.quantity * done.unit_price_cents
+            for a, b in _day_runs(done.days & ~_day_mask(start, end, month)):
+                kept &= ~(((1 << (b - a + 1)) - 1) << (a - 1))
+                after = _month_amount(gross, kept.bit_count(), month_days)
+                lines.append((month, a, b, done.quantity, done.unit_price_cents, after - amount, -1))
+                amount = after
+        # billed now: target days not billed yet, at today's price
+        gross, covered = quantity * unit_price, kept
+        for a, b in _day_runs(wanted & ~kept):
+            before = _month_amount(gross, covered.bit_count(), month_days)
+            covered |= ((1 << (b - a + 1)) - 1) << (a - 1)
+            lines.append((month, a, b, quantity, unit_price,
+                          _month_amount(gross, covered.bit_count(), month_days) - before, 1))
+    return lines
 
 
 def _subscription_items(inputs: BillingInputs, options: BillingOptions) -> pd.DataFrame:
+    """Each subscription's days of service to bill now and billed days to give back (see
+    :class:`BillingOptions` and rounding point 3 of the package docstring)."""
     subs = inputs.subscriptions
     if len(subs) == 0:
         return _empty(ITEM_COLUMNS)
+    subs = subs.copy()
+    if "subscription_id" not in subs:
+        subs["subscription_id"] = np.arange(1, len(subs) + 1)
     subs = _unit_prices(subs, inputs.products)
-    subs["start"] = pd.to_datetime(subs["start_date"])
-    subs["end"] = pd.to_datetime(subs["end_date"])
+    subs["subscription_id"] = ids = subs["subscription_id"].astype(np.int64)
+    subs["start"], subs["end"] = pd.to_datetime(subs["start_date"]), pd.to_datetime(subs["end_date"])
+    earliest, full, billed = _billed_months(inputs.billed[inputs.billed["subscription_id"].isin(ids)], subs)
+    starts = subs["start"].dt.date.tolist()
+    ends = [None if pd.isna(e) else e for e in subs["end"].dt.date.tolist()]
     period = options.period
-    if options.advance:
-        following = _month_items(subs, period.next())
-        started = subs[(subs["start"] >= pd.Timestamp(period.start))]
-        first = _month_items(started, period)  # a subscription's first invoice: its start too
-        parts = pd.concat([first, following], ignore_index=True)
-    else:
-        parts = _month_items(subs, period)
-    if parts.empty:
+    target_end = (period.next() if options.advance else period).end - timedelta(days=1)
+    run = (period.start, period.end, target_end, options.advance)
+    rows, of = [], []
+    for i, (sid, start, end, quantity, unit_price) in enumerate(zip(
+            ids.tolist(), starts, ends, subs["quantity"].tolist(), subs["unit_price_cents"].tolist(), strict=True)):
+        found = _service_lines(start, end, int(quantity), int(unit_price), earliest.get(sid), full.get(sid, set()),
+                               billed.get(sid, {}), run)
+        rows += found
+        of += [i] * len(found)
+    if not rows:
         return _empty(ITEM_COLUMNS)
+    month, first, last, quantity, unit_price, amount, sign = (list(c) for c in zip(*rows, strict=True))
+    at = subs.iloc[of]
+    starts_of = [_month(m)[0] for m in month]
+    days = [b - a + 1 for a, b in zip(first, last, strict=True)]
+    month_days = [_month(m)[2] for m in month]
+    names = at["name"].astype(str).tolist()
+    description = [
+        name if s > 0 else f"{name} – unused day{'' if d == 1 else 's'} {a if d == 1 else f'{a}–{b}'} "
+                           f"{_MONTH_ABBREVIATIONS[m0.month - 1]} {m0.year} returned"
+        for name, s, d, a, b, m0 in zip(names, sign, days, first, last, starts_of, strict=True)]
+    vat = {r: Decimal(str(r)) for r in set(at["vat_rate"].astype(str))}
     return pd.DataFrame({
-        "customer_id": parts["customer_id"].to_numpy(np.int64),
-        "type": parts["type"],
-        "description": parts["name"],
-        "product_code": parts["code"],
-        "zone_code": None,
-        "quantity": parts["quantity_text"],
-        "unit_price_cents": parts["unit_price_cents"],
-        "amount_cents": parts["amount_cents"].astype(np.int64),
-        "vat_rate": parts["vat_rate"].map(lambda r: Decimal(str(r))),
-        "period_from": parts["period_from"],
-        "period_to": parts["period_to"],
+        "customer_id": at["customer_id"].to_numpy(np.int64),
+        "subscription_id": at["subscription_id"].to_numpy(np.int64),
+        "type": ["recurring" if s > 0 and d == n else "prorated" for s, d, n in zip(sign, days, month_days,
+                                                                                      strict=True)],
+        "description": description, "product_code": at["code"].to_numpy(), "zone_code": None,
+        "quantity": [_quantity_text(q, d, n, s) for q, d, n, s in zip(quantity, days, month_days, sign,
+                                                                       strict=True)],
+        "unit_price_cents": unit_price, "amount_cents": np.array(amount, dtype=np.int64),
+        "vat_rate": [vat[r] for r in at["vat_rate"].astype(str)],
+        "period_from": [m0.replace(day=a) for m0, a in zip(starts_of, first, strict=True)],
+        "period_to": [m0.replace(day=b) for m0, b in zip(starts_of, last, strict=True)],
         "calls": None, "seconds": None, "one_off_id": None,
     })
 
@@ -297,7 +467,8 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
                  else pd.Series(0, index=invoices.index, dtype=np.int64))
     applied = np.minimum(available.clip(lower=0), invoices["total_incl_cents"].clip(lower=0))
     invoices["credit_applied_cents"] = applied
-    invoices["net_payable_cents"] = invoices["total_incl_cents"] - applied
+    # a negative total (days given back) leaves nothing payable; production makes it account credit
+    invoices["net_payable_cents"] = (invoices["total_incl_cents"] - applied).clip(lower=0)
     previous = (inputs.previous.set_index("customer_id")["previous_amount_cents"] if len(inputs.previous)
                 else pd.Series(dtype="Int64"))
     invoices["previous_amount_cents"] = integer_series(previous).reindex(invoices.index)
@@ -311,12 +482,14 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
             "quantity": "1", "unit_price_cents": None,
             "amount_cents": -credit_rows["credit_applied_cents"].to_numpy(np.int64), "vat_rate": None,
             "period_from": None, "period_to": None, "calls": None, "seconds": None, "one_off_id": None,
-            "type_order": ITEM_TYPES.index("credit"), "vat_bp": None,
+            "subscription_id": None, "type_order": ITEM_TYPES.index("credit"), "vat_bp": None,
         })
         items = pd.concat([items, credit_items], ignore_index=True).sort_values(
             ["customer_id", "type_order"], kind="stable")
     items["position"] = items.groupby("customer_id").cumcount() + 1
-    for column in ("unit_price_cents", "calls", "seconds", "one_off_id"):
+    if "subscription_id" not in items:  # only the subscription lines have one
+        items["subscription_id"] = None
+    for column in ("unit_price_cents", "calls", "seconds", "one_off_id", "subscription_id"):
         items[column] = integer_series(items[column])
     invoices = invoices.sort_values("account_number", kind="stable").reset_index(drop=True)
     return Invoices(invoices[INVOICE_COLUMNS], items[ITEM_COLUMNS].reset_index(drop=True),

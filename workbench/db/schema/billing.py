@@ -103,7 +103,8 @@ class Invoice(Base):
 
 class InvoiceItem(Base):
     """A line of an invoice: ``type`` one_off, recurring, prorated, consumption or credit;
-    amounts in cents excluding VAT."""
+    amounts in cents excluding VAT. A subscription's lines name it (``subscription_id``) and
+    the days of service they bill (negative amount: days given back)."""
 
     __tablename__ = "invoice_items"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -122,6 +123,8 @@ class InvoiceItem(Base):
     calls: Mapped[int | None] = mapped_column(Integer)
     seconds: Mapped[int | None] = mapped_column(BigInteger)
     one_off_id: Mapped[int | None] = mapped_column(Integer)
+    #: the subscription a recurring or prorated line bills (its service days: period_from to period_to)
+    subscription_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class InvoiceVat(Base):
