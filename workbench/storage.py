@@ -38,6 +38,7 @@ is missing.
 
 from __future__ import annotations
 
+import numbers
 import os
 import posixpath
 import re
@@ -83,7 +84,7 @@ def invoice_path(number: str, invoice_date, kind: str = "invoice", run_id: int |
     if not isinstance(number, str) or not _NUMBER.fullmatch(number):
         raise InputError(f"{number!r} is not a document number (letters, digits and '-')", code="bad_number")
     if number.startswith("PRE-"):
-        if isinstance(run_id, bool) or not isinstance(run_id, int):
+        if isinstance(run_id, bool) or not isinstance(run_id, numbers.Integral):
             raise InputError(f"{number}: the run of a draft must be a number, not {run_id!r}", code="bad_run")
         return f"drafts/run-{run_id}/{number}.pdf"
     folder = "credit-notes" if kind == "credit_note" else "invoices"

@@ -30,7 +30,8 @@ def html_text(value) -> str:
 
 def _cleaned(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with bidirectional controls removed from its text columns (other dtypes kept)."""
-    texts = [column for column in frame.columns if frame[column].dtype == object]
+    texts = [column for column in frame.columns
+             if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column].dtype)]
     return frame.assign(**{column: frame[column].map(strip_bidi) for column in texts}) if texts else frame
 
 
