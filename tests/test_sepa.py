@@ -751,3 +751,11 @@ def test_the_debit_amount_is_the_net_payable_less_what_was_credited():
     assert list(zip(good["invoice_number"], good["amount_cents"], strict=True)) == [("F1", 2400)]
     assert list(zip(rejected["invoice_number"], rejected["reason"], strict=True)) == [
         ("F2", "nothing to debit: net payable €36.00, €36.00 credited before collection")]
+
+
+def test_a_mixed_script_name_is_transliterated_in_the_file_not_dropped():
+    made = direct_debit_file(pd.DataFrame([debit("F2026-000001", 3442, date(2026, 12, 1), name="Иванов ООО Ltd")]),
+                             CREDITOR, TODAY, "pain.008.001.02", "SDD-TEST-0009", CREATED)
+    xsd("pain.008.001.02").validate(made.xml.decode())
+    [transaction] = read_back(made.xml)["transactions"]
+    assert transaction["name"] == "Ivanov OOO Ltd"  # was "Ltd": the Cyrillic words were dropped
