@@ -167,3 +167,46 @@ def test_an_operators_own_templates_folder_is_used_and_is_the_only_one_served(tm
     (own / "email" / "subjects.toml").unlink()
     with pytest.raises(ConfigError, match="templates_dir.*lacks email/subjects.toml"):
         check(Settings(templates_dir=str(own)))
+
+
+def _words(pdf: bytes, tmp_path) -> tuple[float, list[tuple[float, float, str]]]:
+    """The page width and each word's (left, right, text) in points, as poppler's pdftotext lays them out."""
+    import re
+    import subprocess
+
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    layout = subprocess.run(["pdftotext", "-bbox", str(tmp_path / "doc.pdf"), "-"], capture_output=True, text=True,
+                            check=True).stdout
+    width = float(re.search(r'<page width="([\d.]+)"', layout)[1])
+    return width, [(float(x0), float(x1), text) for x0, x1, text in
+                   re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>',
+                              layout)]
+
+
+def test_a_word_longer_than_its_column_wraps_inside_it(tmp_path):
+    long = model(name="N" * 200)
+    long["customer"]["address_line1"] = "A" * 150
+    long["groups"][0]["items"][0]["description"] = "W" * 120
+    pdf = render_one(long, OPERATOR, draft=False)
+    width, words = _words(pdf, tmp_path)
+    # A4 is 595.28 pt wide; margins 14 mm = 39.69 pt each side: text must end before 555.59 pt
+    right_margin = width - 14 * 72 / 25.4
+    # the description column is 38 % of the 515.91 pt between the margins: 196.04 pt, from 39.69 pt
+    description_end = 14 * 72 / 25.4 + 0.38 * (width - 2 * 14 * 72 / 25.4)
+    names = [w for w in words if set(w[2]) == {"N"}]
+    assert "".join(w[2] for w in names) == "N" * 200  # all of it printed, on several lines
+    assert len(names) > 1 and all(right <= right_margin for _, right, _ in names)
+    addresses = [w for w in words if set(w[2]) == {"A"} and w[0] > width / 2]  # in the customer's box, on the right
+    assert "".join(w[2] for w in addresses) == "A" * 150 and all(right <= right_margin for _, right, _ in addresses)
+    labels = [w for w in words if set(w[2]) == {"W"}]
+    assert "".join(w[2] for w in labels) == "W" * 120
+    assert all(right <= description_end for _, right, _ in labels)  # not over the period column
+
+
+def test_bidirectional_controls_are_not_printed():
+    # "Acme \u202eLtd Paris" would print "Acme siraP dtL": the override reverses the rest of the line
+    hostile = model(name="Acme \u202eLtd Paris\u202c")
+    hostile["customer"]["city"] = "\u2067Lyon\u2069"
+    markup = html([hostile], OPERATOR, draft=False)
+    assert "\u202e" not in markup and "\u2067" not in markup and "Acme Ltd Paris" in markup
+    assert "Acme Ltd Paris" in text_of(render_one(hostile, OPERATOR, draft=False))

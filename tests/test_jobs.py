@@ -281,3 +281,50 @@ def test_a_credit_note_is_dated_and_numbered_by_the_operators_date(month):
         dated = connection.execute(select(s.Invoice.invoice_date).where(s.Invoice.number == note.number)).scalar_one()
     assert dated == date(2027, 1, 1)
     assert note.documents.stored == ["credit-notes/2027/01/A2027-000001.pdf"]
+
+
+EVIL = "x/../../../../tmp/evil"
+
+
+@pytest.mark.parametrize("arguments", [
+    ["production-notebook", "--run", "1", "--period", EVIL],
+    ["rate", "--period", EVIL],
+    ["preprod", "--period", EVIL],
+    ["mail", "--period", EVIL],
+    ["sepa", "--period", EVIL],
+    ["runs", "--period", EVIL],
+    ["demo", "--period", EVIL],
+])
+def test_a_period_that_is_a_path_is_refused_before_any_use(arguments, tmp_path, monkeypatch, capsys):
+    from workbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///{tmp_path / 'wb.sqlite'}")
+    before = set(Path("/tmp").glob("evil*"))
+    assert main(arguments) == 2
+    assert f"{EVIL!r} is not a billing period" in capsys.readouterr().err
+    assert set(Path("/tmp").glob("evil*")) == before
+    assert not [p for p in tmp_path.rglob("*") if "evil" in p.name]
+
+
+@pytest.mark.parametrize("arguments", [
+    ["documents", "--invoice", "../../../tmp/evil"],
+    ["credit-note", "../../../tmp/evil", "--reason", "x"],
+])
+def test_a_document_number_that_is_a_path_is_refused(arguments, tmp_path, monkeypatch, capsys):
+    from workbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///{tmp_path / 'wb.sqlite'}")
+    assert main(arguments) == 2
+    assert "../../../tmp/evil" in capsys.readouterr().err
+    assert not [p for p in tmp_path.rglob("*") if "evil" in p.name]
+
+
+def test_a_control_report_is_named_from_checked_values():
+    expected = Path("out/reports/control-report-2026-10-run12.xlsx")
+    assert jobs.report_path(Settings(output_dir="out"), 12, "2026-10") == expected
+    with pytest.raises(InputError, match="not a billing period"):
+        jobs.report_path(Settings(output_dir="out"), 12, EVIL)
+    with pytest.raises(InputError, match="run_id must be the number"):
+        jobs.report_path(Settings(output_dir="out"), "1/../../x", "2026-10")

@@ -722,3 +722,10 @@ def test_the_templates_dir_setting_gives_the_operators_own_email_wording(db, tmp
     message = email.message_from_bytes((world.outbox / "F2026-000001-dg@alpha.example.fr.eml").read_bytes(),
                                        policy=default_policy)
     assert message["Subject"] == "Votre facture Exemple F2026-000001 - octobre 2026 - Alpha SARL"
+
+
+def test_customer_text_in_an_email_has_no_bidirectional_controls():
+    from workbench.mail.message import one_line
+
+    # a right-to-left override in a name shown in the subject or body would reverse what follows it
+    assert one_line("Acme \u202eLtd\u202c\r\nParis \u2067X\u2069") == "Acme Ltd Paris X"

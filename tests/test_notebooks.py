@@ -60,6 +60,66 @@ def preprod_run(workspace):
     return jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), now).run
 
 
+@pytest.fixture
+def hostile(workspace):
+    """Customers C100001 and C100002 renamed, through the reference files, as an attacker would
+    name a company: an image pointing at a local HTTP server (started here, it records every
+    request) with a script in ``onerror``, a script element, a script in an SVG's ``onload``.
+    Shown as text, none of them may become an element, run, or fetch anything."""
+    import csv
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/pixel.png"
+    names = {"C100001": f'<img src="{url}" onerror="window.__pwned=1">',
+             "C100002": "<script>window.__pwned=2</script>\u202eBeta"}  # and a right-to-left override
+    address = '<svg onload="window.__pwned=3"></svg>'
+    folder = workspace["base"] / "data" / "reference"
+    with open(folder / "customers.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["account_number"] in names:
+            row["name"], row["address_line1"] = names[row["account_number"]], address
+    with open(folder / "customers.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    load_reference(workspace["engine"], folder)
+    yield {"url": url, "hits": hits, "names": names, "address": address}
+    server.shutdown()
+
+
+def _no_hostile_markup(html_text: str, hostile: dict) -> None:
+    """No hostile name's tag in ``html_text`` as markup; each is there, escaped, as text."""
+    for tag in ("<img src=\"http://127.0.0.1", "<script>window.__pwned", "<svg onload"):
+        assert tag not in html_text, tag
+    assert "&lt;img src=" in html_text and "&lt;script&gt;window.__pwned=2" in html_text
+    assert "\u202e" not in html_text  # shown without its bidirectional override
+
+
+def _assert_page_is_clean(page, requests: list[str], hostile: dict) -> None:
+    """No element made from a hostile name in the page's DOM, no script of theirs ran, nothing
+    requested from their URL (by the browser's own count and by the server's)."""
+    assert page.evaluate("document.querySelectorAll('img[src*=\"pixel\"], svg[onload], [onerror]').length") == 0
+    assert page.evaluate("[...document.scripts].filter(s => s.text.includes('__pwned')).length") == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert [r for r in requests if "pixel" in r or r.startswith(hostile["url"].rsplit("/", 1)[0])] == []
+    assert hostile["hits"] == []
+
+
 def execute(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
     papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=parameters, cwd=str(NOTEBOOKS),
                                progress_bar=False, kernel_name="python3")
@@ -83,7 +143,7 @@ def count(engine, table) -> int:
         return connection.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def test_the_cycle_in_the_notebooks(workspace, tmp_path):
+def test_the_cycle_in_the_notebooks(workspace, hostile, tmp_path):
     engine, base = workspace["engine"], workspace["base"]
     book = execute("01_cdr_integration.ipynb", tmp_path / "01.ipynb", cdr_folder=str(base / "data" / "cdrs"),
                    load_now=True)
@@ -134,6 +194,11 @@ def test_the_cycle_in_the_notebooks(workspace, tmp_path):
     differences = [row for row in balance["text/html"].split("<tr")[1:] if "difference (must be 0)" in row]
     assert len(differences) == 4
     assert all("<td>0</td>" in row for row in differences)
+    # customer names in every HTML output are text, escaped: the invoice table shows them
+    _no_hostile_markup(invoices["text/html"], hostile)
+    _no_hostile_markup("\n".join(o["data"]["text/html"] for c in book.cells for o in c.get("outputs", [])
+                                 if "text/html" in o.get("data", {})), hostile)
+    assert hostile["hits"] == []
 
 
 def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatch):
@@ -223,7 +288,7 @@ def browser():
         chromium.close()
 
 
-def test_review_dashboard(workspace, voila, browser, tmp_path):
+def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     engine = workspace["engine"]
     settings = workspace["settings"]
     from workbench.billing import preprod
@@ -234,8 +299,14 @@ def test_review_dashboard(workspace, voila, browser, tmp_path):
     latest = preprod(engine, RunOptions("2026-10", datetime(2026, 11, 1).date(), datetime(2026, 12, 1).date()),
                      settings, datetime(2026, 11, 1))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     page.goto(voila("review.ipynb"), timeout=90_000)
     page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
+    # nothing of the hostile names runs, and they are in the invoice table as text
+    _assert_page_is_clean(page, requests, hostile)
+    assert page.get_by_text("<script>window.__pwned=2</script>Beta", exact=False).count() >= 1
+    assert page.get_by_text(hostile["names"]["C100001"], exact=False).count() >= 1
     assert page.locator(f"h3:has-text('Run {latest.run_id}')").count() == 1
     euros, cents = divmod(latest.total_incl_cents, 100)
     assert page.locator(f"text=€{euros:,}.{cents:02d}").count() >= 1  # the total, written in English
@@ -247,17 +318,26 @@ def test_review_dashboard(workspace, voila, browser, tmp_path):
     page.wait_for_selector(f"text=PRE-{first.run_id}-0001", timeout=60_000)
     page.screenshot(path=str(tmp_path / "review-other-run.png"))
     assert (tmp_path / "review.png").stat().st_size > 10_000
+    _assert_page_is_clean(page, requests, hostile)
 
 
-def test_client_profile_dashboard(workspace, voila, browser, tmp_path):
+def test_client_profile_dashboard(workspace, hostile, voila, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     page.goto(voila("client_profile.ipynb"), timeout=90_000)
     page.wait_for_selector("text=C100001", timeout=90_000)
     page.wait_for_selector("h4:has-text('Subscriptions')", timeout=60_000)
+    # C100001's name and address are the profile's title and first line, as text
+    assert page.locator("h3").filter(has_text=hostile["names"]["C100001"]).count() == 1
+    assert page.get_by_text(hostile["address"], exact=False).count() >= 1
+    _assert_page_is_clean(page, requests, hostile)
     page.screenshot(path=str(tmp_path / "profile.png"))
     box = page.locator("input[list]").first
     box.fill("C100002")
     box.press("Enter")
     page.wait_for_selector("h3:has-text('(C100002)')", timeout=60_000)
+    assert page.locator("h3").filter(has_text="<script>window.__pwned=2</script>Beta").count() == 1
     page.screenshot(path=str(tmp_path / "profile-other.png"))
     assert (tmp_path / "profile.png").stat().st_size > 10_000
+    _assert_page_is_clean(page, requests, hostile)

@@ -292,3 +292,13 @@ def test_the_bundled_sample_on_sqlite(tmp_path):
         assert table_counts(engine)["customers"] == 200
     finally:
         engine.dispose()
+
+
+def test_bidirectional_controls_are_stripped_from_customer_text_at_load(engine, tmp_path):
+    # U+202E (right-to-left override) would print "Alpha SARL" as "LRAS ahplA" on the invoice;
+    # U+2066/U+2069 (left-to-right isolate, pop) and U+200F (right-to-left mark) change the order too
+    customers = [CUSTOMERS[0][:1] + ["Alpha \u202eSARL\u202c"] + ["1 rue \u2066A\u2069\u200f"] + CUSTOMERS[0][3:],
+                 *CUSTOMERS[1:]]
+    load_reference(engine, reference_folder(tmp_path / "ref", customers=customers))
+    assert rows(engine, select(s.Customer.name, s.Customer.address_line1).where(s.Customer.account_number == "C1")) \
+        == [("Alpha SARL", "1 rue A")]

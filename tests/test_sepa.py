@@ -193,7 +193,7 @@ def test_creditor_and_version_from_settings():
 
 @pytest.mark.parametrize("raw, cleaned", [
     ("Élodie Müller-Łukasz & Søn", "Elodie Muller-Lukasz + Son"),
-    ("Œuvres d’Ærø Straße", "OEuvres d'AEro Strasse"),
+    ("Œuvres d’Ærø Straße", "Oeuvres d'Aero Strasse"),  # anyascii: Œ -> Oe, Æ -> Ae
     ("<img src=x>", "img src x"),
     ('=HYPERLINK("http://evil.example","Click")', "HYPERLINK( http://evil.example , Click )"),
     ("+33 Telecom", "33 Telecom"),
@@ -204,6 +204,11 @@ def test_creditor_and_version_from_settings():
     ("C'est (bien): 1/2, ok? a.b", "C'est (bien): 1/2, ok? a.b"),
     ("Zürich <script>alert(1)</script>", "Zurich script alert(1) /script"),
     (None, ""),
+    # every script is transliterated (anyascii), not dropped: a mixed-script name keeps its parts
+    ("Иванов ООО Ltd", "Ivanov OOO Ltd"),
+    ("Ελληνική Εταιρεία", "Elliniki Etaireia"),
+    ("北京 Trading", "BeiJing Trading"),
+    ("Acme \u202eLtd\u202c", "Acme Ltd"),  # a right-to-left override is not text
 ])
 def test_names_are_cleaned_to_the_sepa_latin_set(raw, cleaned):
     assert sepa_text(raw) == cleaned
@@ -746,3 +751,11 @@ def test_the_debit_amount_is_the_net_payable_less_what_was_credited():
     assert list(zip(good["invoice_number"], good["amount_cents"], strict=True)) == [("F1", 2400)]
     assert list(zip(rejected["invoice_number"], rejected["reason"], strict=True)) == [
         ("F2", "nothing to debit: net payable €36.00, €36.00 credited before collection")]
+
+
+def test_a_mixed_script_name_is_transliterated_in_the_file_not_dropped():
+    made = direct_debit_file(pd.DataFrame([debit("F2026-000001", 3442, date(2026, 12, 1), name="Иванов ООО Ltd")]),
+                             CREDITOR, TODAY, "pain.008.001.02", "SDD-TEST-0009", CREATED)
+    xsd("pain.008.001.02").validate(made.xml.decode())
+    [transaction] = read_back(made.xml)["transactions"]
+    assert transaction["name"] == "Ivanov OOO Ltd"  # was "Ltd": the Cyrillic words were dropped

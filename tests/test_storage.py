@@ -58,6 +58,18 @@ def test_layout_of_documents():
     assert invoice_path("PRE-17-0001", date(2026, 11, 1), run_id=17) == "drafts/run-17/PRE-17-0001.pdf"
 
 
+@pytest.mark.parametrize(("number", "run_id", "message"), [
+    ("../../../tmp/evil", None, "not a document number"),
+    ("F2026/../../x", None, "not a document number"),
+    ("F2026-000001.pdf", None, "not a document number"),
+    ("", None, "not a document number"),
+    ("PRE-1-0001", "../x", "must be a number"),
+])
+def test_a_document_number_is_checked_before_it_names_a_file(number, run_id, message):
+    with pytest.raises(InputError, match=message):
+        invoice_path(number, date(2026, 11, 1), run_id=run_id)
+
+
 def test_local_folder(tmp_path):
     space = Storage(str(tmp_path / "space"))
     space.put("invoices/2026/10/F2026-000001.pdf", b"%PDF-1")

@@ -76,3 +76,18 @@ def test_tables_on_screens_show_missing_values_empty():
     markup = shown(frame).to_html()
     assert "None" not in markup and "nan" not in markup.lower() and "&lt;NA&gt;" not in markup and "<NA>" not in markup
     assert "FR40303265045" in markup and "&lt;b&gt;Alpha&lt;/b&gt;" in markup
+
+
+def test_screens_show_customer_text_escaped_and_without_bidirectional_controls():
+    import pandas as pd
+
+    from workbench.ui import shown
+    from workbench.ui.display import html_text
+
+    # stored before the load refused them: the override must not reverse what follows on screen
+    frame = pd.DataFrame({"name": ["Acme \u202eLtd\u202c <b>x</b>", None], "calls": [3, 4]})
+    html = shown(frame).to_html()
+    assert "\u202e" not in html and "\u202c" not in html
+    assert "Acme Ltd &lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+    assert html_text('\u2067<img src="x">\u2069') == "&lt;img src=&quot;x&quot;&gt;"
+    assert frame["name"][0].startswith("Acme \u202e")  # the frame itself is left as it is

@@ -21,6 +21,7 @@ from workbench.db import schema as s
 from workbench.errors import InputError
 from workbench.money import CENT_SCALE, PRICE_SCALE, RATE_SCALE, parse_amount
 from workbench.phone_numbers import normalise
+from workbench.text import strip_bidi
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 TRUE, FALSE = {"yes", "true", "1", "y", "oui"}, {"no", "false", "0", "n", "non", ""}
@@ -64,7 +65,7 @@ class _Row:
         raise row_error(self.file, self.line, problem)
 
     def text(self, column: str, required: bool = True) -> str:
-        value = (self.values.get(column) or "").strip()
+        value = strip_bidi(self.values.get(column) or "").strip()  # workbench.text: no direction override
         if required and not value:
             self.fail(f"{column} is empty")
         return value

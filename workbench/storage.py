@@ -38,8 +38,10 @@ is missing.
 
 from __future__ import annotations
 
+import numbers
 import os
 import posixpath
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -70,9 +72,20 @@ class UploadReport:
         return not self.failed
 
 
+#: a document number as a file name: letters, digits and ``-`` (``F2026-000001``, ``PRE-12-0001``)
+_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
+
+
 def invoice_path(number: str, invoice_date, kind: str = "invoice", run_id: int | None = None) -> str:
-    """The documented place of an invoice, draft or credit note PDF."""
+    """The documented place of an invoice, draft or credit note PDF. The number becomes a file
+    name: :class:`~workbench.errors.InputError` unless it is letters, digits and ``-`` (so that no
+    number, whatever wrote it in the database, names a folder elsewhere: ``../x``), or a draft's
+    run is not a number."""
+    if not isinstance(number, str) or not _NUMBER.fullmatch(number):
+        raise InputError(f"{number!r} is not a document number (letters, digits and '-')", code="bad_number")
     if number.startswith("PRE-"):
+        if isinstance(run_id, bool) or not isinstance(run_id, numbers.Integral):
+            raise InputError(f"{number}: the run of a draft must be a number, not {run_id!r}", code="bad_run")
         return f"drafts/run-{run_id}/{number}.pdf"
     folder = "credit-notes" if kind == "credit_note" else "invoices"
     return f"{folder}/{invoice_date.year}/{invoice_date.month:02d}/{number}.pdf"

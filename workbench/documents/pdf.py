@@ -7,7 +7,9 @@ another one (an operator's own copy, with its logo and wording): the functions h
 
 Safety: every value is autoescaped by Jinja (a customer named ``<img src="file:///etc/passwd">``
 prints those characters); WeasyPrint's URL fetcher only serves files from the templates folder,
-so rendering fetches no other file and no URL.
+so rendering fetches no other file and no URL. Bidirectional controls are not printed (a
+right-to-left override would reverse the rest of a line), and a word longer than its column (a
+200-character name without spaces) wraps inside it (``overflow-wrap: anywhere`` in ``invoice.css``).
 
 Speed: rendering one WeasyPrint document per invoice costs a layout set-up each time. Here
 invoices are laid out in batches (one HTML document of many invoices, each starting on a new
@@ -22,8 +24,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from workbench.money import blank_if_missing
+from workbench.text import strip_bidi
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 BATCH = 100  # invoices laid out as one document, at most
@@ -103,11 +107,19 @@ def templates_folder(templates: str | Path | None = None) -> Path:
     return Path(templates).resolve() if templates else TEMPLATES
 
 
+def _printed(value):
+    """A template value as printed: never ``None`` or ``nan`` (:func:`~workbench.money.blank_if_missing`),
+    and without bidirectional controls (:func:`~workbench.text.strip_bidi`: a right-to-left override in
+    a name stored before it was refused at load would print the rest of the line backwards)."""
+    value = blank_if_missing(value)
+    return value if isinstance(value, markupsafe.Markup) else strip_bidi(value)
+
+
 def _environment(templates: Path) -> jinja2.Environment:
     if templates not in _ENVIRONMENTS:
         _ENVIRONMENTS[templates] = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
                                                       undefined=jinja2.StrictUndefined,
-                                                      finalize=blank_if_missing)  # never None, nan
+                                                      finalize=_printed)
     return _ENVIRONMENTS[templates]
 
 

@@ -21,6 +21,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_documents
+from workbench.jobs.production import run_number
 from workbench.jobs.rating import rate
 from workbench.jobs.workspace import utc_now
 from workbench.period import Period, local_date
@@ -124,8 +125,9 @@ def delete_run(engine: Engine, settings: Settings, run_id: int) -> int:
 
 
 def report_path(settings: Settings, run_id: int, period: str) -> Path:
-    """The local file of a run's control report."""
-    return Path(settings.output_dir) / "reports" / f"control-report-{period}-run{run_id}.xlsx"
+    """The local file of a run's control report; ``run_id`` and ``period`` are checked before they
+    name the file (:class:`~workbench.errors.InputError`)."""
+    return Path(settings.output_dir) / "reports" / f"control-report-{Period.parse(period)}-run{run_number(run_id)}.xlsx"
 
 
 def write_report(engine: Engine, settings: Settings, run_id: int) -> ReportFiles:

@@ -30,6 +30,7 @@ from workbench.config import Settings
 from workbench.errors import ConfigError
 from workbench.money import blank_if_missing, format_money
 from workbench.period import Period
+from workbench.text import strip_bidi
 
 LANGUAGES = ("fr", "en")
 
@@ -47,8 +48,9 @@ _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\.][^\s@<>()\
 
 
 def one_line(value: Any) -> str:
-    """``value`` as text on one line: line breaks and control characters become spaces."""
-    return " ".join(_CONTROL.sub(" ", "" if value is None else str(value)).split())
+    """``value`` as text on one line: line breaks and control characters become spaces, bidirectional
+    controls (:func:`workbench.text.strip_bidi`) are removed."""
+    return " ".join(_CONTROL.sub(" ", strip_bidi("" if value is None else str(value))).split())
 
 
 def valid_address(address: str) -> bool:

@@ -5,10 +5,12 @@
   business code is not part of the check, e.g. ``FR72ZZZ123456``) return the compact upper-case
   value or raise :class:`~workbench.errors.InputError` saying what is wrong;
 * :func:`sepa_text` cleans a name or a remittance text to the SEPA Latin character set (letters
-  ``a-z A-Z``, digits, ``/ - ? : ( ) . , ' +`` and space): accents are transliterated (``é`` ->
-  ``e``, ``ß`` -> ``ss``, ``Ł`` -> ``L``...), ``&`` becomes ``+``, any other character becomes a
-  space, runs of spaces are collapsed, a leading ``+`` or ``-`` is dropped (so that no spreadsheet
-  the bank's tools export to reads a formula), and the text is cut to its maximum (70 for a name,
+  ``a-z A-Z``, digits, ``/ - ? : ( ) . , ' +`` and space): every script is transliterated with
+  anyascii (``é`` -> ``e``, ``ß`` -> ``ss``, ``Ł`` -> ``L``, ``Иванов`` -> ``Ivanov``, ``北京`` ->
+  ``BeiJing``), so a mixed-script name keeps all its parts; ``&`` becomes ``+``, a symbol (an
+  emoji) or any other character outside the set becomes a space, bidirectional controls vanish,
+  runs of spaces are collapsed, a leading ``+`` or ``-`` is dropped (so that no spreadsheet the
+  bank's tools export to reads a formula), and the text is cut to its maximum (70 for a name,
   140 for the remittance text).
 
 Sources: EPC SEPA Core Direct Debit Rulebook (character set, identifier lengths), EPC262-08
@@ -22,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from anyascii import anyascii
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
@@ -39,12 +42,15 @@ NAME_MAX, REMITTANCE_MAX, ID_MAX = 70, 140, 35
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-?:().,'+ ")
 
 
-# Latin letters that Unicode does not decompose into a base letter and an accent
-_LATIN = str.maketrans({
-    "ß": "ss", "ẞ": "SS", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Ø": "O", "ø": "o", "Ł": "L", "ł": "l",
-    "Đ": "D", "đ": "d", "Ð": "D", "ð": "d", "Þ": "TH", "þ": "th", "ı": "i", "Ħ": "H", "ħ": "h",
-    "‘": "'", "’": "'", "‚": ",", "‐": "-", "‑": "-", "–": "-", "—": "-", "&": "+",
-})
+def _latin(character: str) -> str:
+    """One character in ASCII: itself, its transliteration (anyascii: ``é`` -> ``e``, ``Ж`` ->
+    ``Zh``, ``北`` -> ``Bei``), or a space for a symbol (an emoji, which anyascii would spell
+    ``:grinning:``)."""
+    if character.isascii():
+        return "+" if character == "&" else character
+    if unicodedata.category(character).startswith("S"):
+        return " "
+    return anyascii(character)
 
 
 def sepa_text(value, max_length: int = NAME_MAX) -> str:
@@ -53,11 +59,13 @@ def sepa_text(value, max_length: int = NAME_MAX) -> str:
 
     >>> sepa_text("Société Générale & Fils <b>")
     'Societe Generale + Fils b'
+    >>> sepa_text("Иванов ООО Ltd")
+    'Ivanov OOO Ltd'
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    decomposed = unicodedata.normalize("NFKD", str(value)).translate(_LATIN)
-    kept = "".join(c if c in _ALLOWED else ("" if unicodedata.combining(c) else " ") for c in decomposed)
+    latin = "".join(_latin(c) for c in unicodedata.normalize("NFC", str(value)))
+    kept = "".join(c if c in _ALLOWED else " " for c in latin)
     cleaned = " ".join(kept.split()).lstrip("+- ")
     return cleaned[:max_length].rstrip()
 

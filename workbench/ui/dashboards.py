@@ -11,7 +11,7 @@ from workbench.money import format_money
 from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_list, customer_profile
 from workbench.reads.runs import compare_runs, list_runs, run_report
-from workbench.ui.display import LOCALE, _message, _widgets, download_link, shown, styled_invoices
+from workbench.ui.display import LOCALE, _message, _widgets, download_link, html_text, shown, styled_invoices
 from workbench.ui.panels import invoice_viewer
 
 
@@ -93,11 +93,11 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
         profile = customer_profile(engine, number, settings)
         details = profile["details"].iloc[0]
         with out:
-            display(HTML(f"<h3>{html.escape(str(details['name']))} ({html.escape(number)})</h3>"
-                         f"<p>{html.escape(str(details['address_line1']))}, {html.escape(str(details['postcode']))} "
-                         f"{html.escape(str(details['city']))} · VAT {html.escape(str(details['vat_number'] or '-'))}"
-                         f" · pays by {html.escape(str(details['payment_method']))} · group "
-                         f"{html.escape(str(details['billing_group']))}</p>"))
+            display(HTML(f"<h3>{html_text(details['name'])} ({html_text(number)})</h3>"
+                         f"<p>{html_text(details['address_line1'])}, {html_text(details['postcode'])} "
+                         f"{html_text(details['city'])} · VAT {html_text(details['vat_number'] or '-')}"
+                         f" · pays by {html_text(details['payment_method'])} · group "
+                         f"{html_text(details['billing_group'])}</p>"))
             for title in ("contacts", "subscriptions", "mandates"):
                 display(HTML(f"<h4>{title.capitalize()}</h4>"), shown(profile[title]))
             invoices = profile["invoices"]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from workbench.invoicing.report import AMOUNT_COLUMNS
 from workbench.money import format_money
+from workbench.text import strip_bidi
 
 #: the locale amounts are written in on screens (the widgets' text is English)
 LOCALE = "en"
@@ -22,10 +23,23 @@ LOCALE = "en"
 MONEY_COLUMNS = {*AMOUNT_COLUMNS.values(), "Total excl. VAT", "VAT", "Account credit applied"}
 
 
+def html_text(value) -> str:
+    """Customer text as HTML: escaped, without bidirectional controls (:func:`workbench.text.strip_bidi`)."""
+    return html.escape(strip_bidi(str(value)))
+
+
+def _cleaned(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with bidirectional controls removed from its text columns (other dtypes kept)."""
+    texts = [column for column in frame.columns
+             if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column].dtype)]
+    return frame.assign(**{column: frame[column].map(strip_bidi) for column in texts}) if texts else frame
+
+
 def shown(frame: pd.DataFrame):
     """A frame as a widget or dashboard shows it: missing values empty (never ``None``, ``nan``
-    or ``<NA>``), text escaped."""
-    return frame.style.format(na_rep="", escape="html")
+    or ``<NA>``), text escaped (a Styler writes cell text into its HTML as it is otherwise) and
+    without bidirectional controls."""
+    return _cleaned(frame).style.format(na_rep="", escape="html")
 
 
 def _money_cell(value) -> str:
@@ -62,14 +76,14 @@ def pdf_preview_png(pdf: bytes, resolution: int = 60) -> bytes | None:
 def download_link(data: bytes, filename: str, mime: str, label: str | None = None) -> str:
     """An HTML link that downloads ``data`` (works in JupyterLab and in Voila)."""
     encoded = base64.b64encode(data).decode()
-    return (f'<a download="{html.escape(filename)}" href="data:{mime};base64,{encoded}">'
-            f"{html.escape(label or filename)}</a>")
+    return (f'<a download="{html_text(filename)}" href="data:{html.escape(mime)};base64,{encoded}">'
+            f"{html_text(label or filename)}</a>")
 
 
 def styled_invoices(sheets: dict[str, pd.DataFrame]):
     """The control report's invoice table, anomalies first and highlighted, amounts written for
     people (:func:`workbench.money.format_money`) and customer text escaped."""
-    invoices = sheets["Invoices"].copy()
+    invoices = _cleaned(sheets["Invoices"])
     flagged = set(sheets["Anomalies"]["Line or key"]) - {""}
     invoices.insert(0, "Anomaly", invoices["Account number"].isin(flagged))
     invoices = invoices.sort_values(["Anomaly", "Invoice number"], ascending=[False, True]).reset_index(drop=True)
@@ -95,5 +109,5 @@ def _message(out, text: str, error: bool = False) -> None:
 
     colour = "#b00020" if error else "#1f4e79"
     with out:
-        display(HTML(f'<p style="color:{colour}"><b>{html.escape(text)}</b></p>'))
+        display(HTML(f'<p style="color:{colour}"><b>{html.escape(strip_bidi(text))}</b></p>'))
 
