@@ -185,7 +185,8 @@ def test_a_bad_row_names_file_and_line_and_stores_nothing(engine, tmp_path, name
         load_reference(engine, reference_folder(tmp_path / "bad", **{name: bad_rows}))
     error = caught.value
     assert (error.source, error.line) == (f"{name}.csv", line)
-    assert str(error).startswith(f"{name}.csv, line {line}: ")
+    where = f"{name}.csv, line {line}" + (f", column {error.column}" if error.column else "")
+    assert str(error).startswith(f"{where}: ")
     assert problem in error.message
     assert set(table_counts(engine).values()) == {0}
 
@@ -204,8 +205,13 @@ def test_a_bad_row_leaves_a_loaded_database_as_it_was(engine, tmp_path):
     )
     with pytest.raises(InputError) as caught:
         load_reference(engine, folder)
-    assert (caught.value.source, caught.value.line) == ("mandates.csv", 3)
-    assert "status" in caught.value.message
+    # the mandate's three problems, each named by its line and column
+    assert [(p.source, p.key, p.code) for p in caught.value.problems] == [
+        ("mandates.csv", "line 3, column iban", "bad_iban"),
+        ("mandates.csv", "line 3, column bic", "bad_bic"),
+        ("mandates.csv", "line 3, column status", "bad_reference_row"),
+    ]
+    assert "status 'suspended'" in caught.value.problems[2].message
     assert snapshot(engine) == before
 
 
@@ -214,8 +220,9 @@ def test_bad_mandate_after_good_customers_stores_no_customer(engine, tmp_path):
         tmp_path / "bad", only=["rate_plans", "customers", "mandates"],
         mandates=[MANDATES[0], ["C9", "MANDATE-C9-01", "2026-01-01", "FR76", "BIC", "active"]],
     )
-    with pytest.raises(InputError, match=r"^mandates\.csv, line 3: account 'C9' is unknown"):
+    with pytest.raises(InputError) as caught:
         load_reference(engine, folder)
+    assert str(caught.value.problems[-1]) == "mandates.csv, line 3, column account_number: account 'C9' is unknown"
     assert set(table_counts(engine).values()) == {0}
 
 
