@@ -58,7 +58,7 @@ import pandas as pd
 import pytest
 import sqlalchemy
 from factories import BILLING_CUSTOMERS, BILLING_SUBSCRIPTIONS, billing_reference_folder, native_cdrs, table_counts
-from sqlalchemy import Date, Engine, bindparam, select, text
+from sqlalchemy import Date, Engine, bindparam, select, text, update
 
 from workbench import cli
 from workbench.billing import delete_run, issue_credit_note, preprod, production
@@ -1409,3 +1409,27 @@ def test_cli_refusals_exit_with_status_2(run_cli, october, args, message):
     assert status == 2
     assert message in err and out == ""
     assert table_counts(october.engine) == before
+
+
+def test_the_control_report_shows_a_mandate_the_sepa_file_would_refuse(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 2))["Anomalies"]
+    assert "mandate_invalid" not in set(anomalies["Problem"])  # C1's mandate is good
+    # a mandate stored before the load checked it, or changed in the database: its IBAN's last
+    # digit changed (the mod-97 check fails) and signed after the day of the report
+    with engine.begin() as connection:
+        connection.execute(update(s.Mandate).where(s.Mandate.reference == "MANDATE-C1-01").values(
+            iban="FR7630006000011234567890188", signature_date=date(2026, 11, 20)))
+    run = preprod(engine, OPTIONS, settings, NOW)
+    anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 2))["Anomalies"]
+    invalid = anomalies[anomalies["Problem"] == "mandate_invalid"]
+    assert list(invalid["Line or key"]) == ["C1"]
+    detail = invalid["Detail"].iloc[0]
+    assert detail.startswith("the SEPA file would leave out its debit: mandate MANDATE-C1-01 is signed on "
+                             "2026-11-20, in the future; mandate MANDATE-C1-01: invalid IBAN "
+                             "FR7630006000011234567890188")
+    # on the day of signature, only the IBAN is left
+    anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 20))["Anomalies"]
+    detail = anomalies.loc[anomalies["Problem"] == "mandate_invalid", "Detail"].iloc[0]
+    assert "in the future" not in detail and "invalid IBAN" in detail
