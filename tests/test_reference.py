@@ -459,3 +459,20 @@ def test_the_load_job_dates_mandates_with_the_operators_day(engine, settings, tm
     # 30 November 22:30 UTC is 23:30 in Paris: signed tomorrow, refused
     with pytest.raises(InputError, match="signed on 2026-12-01, in the future"):
         jobs.load_reference(engine, settings, folder, clock=lambda: datetime(2026, 11, 30, 22, 30))
+
+
+def test_a_file_that_cannot_be_read_is_reported_with_the_problems_of_the_others(engine, tmp_path):
+    header = [c for c in HEADERS["customers"] if c != "payment_method"]
+    customers = csv_text(header, [[v for c, v in zip(HEADERS["customers"], row, strict=True)
+                                   if c != "payment_method"] for row in CUSTOMERS])
+    # products line 3 has 5 fields where the header has 6: not read further (its values would be
+    # in the wrong columns); the rows of the customers' files are skipped, not "unknown account"
+    products = csv_text(HEADERS["products"], PRODUCTS[:1]) + "MOBMIN,Mobile minutes,recurring,service,5.00\n"
+    folder = reference_folder(tmp_path / "bad", customers=customers, products=products)
+    with pytest.raises(InputError) as caught:
+        load_reference(engine, folder, today=TODAY)
+    assert [(p.source, p.key, p.code) for p in caught.value.problems] == [
+        ("products.csv", 3, "bad_field_count"),
+        ("customers.csv", 1, "missing_columns"),
+    ]
+    assert set(table_counts(engine).values()) == {0}

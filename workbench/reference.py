@@ -396,7 +396,7 @@ class _Loader:
         out = []
         for row in rows:
             try:
-                rec = make(row)
+                rec = None if row.issues else make(row)  # a row of the wrong width is not read further
             except (_Skip, _Refused):
                 rec = None
             if rec is None or row.issues:  # refused, or skipped: its dependants are skipped too
@@ -464,27 +464,25 @@ def load_reference(engine: Engine, folder: str | Path, home_country_code: str = 
     """
     folder = Path(folder)
     today = today or local_date(datetime.now(UTC), timezone)
-    issues: list[_Issue] = []
     rows: dict[str, list[_Row]] = {}
-    broken: set[str] = set()
+    broken: dict[str, _Issue] = {}  # the files that cannot be read at all, with their problem
     for name in ORDER:
         try:
             rows[name] = _rows(folder, name)
         except InputError as exc:
-            issues.append(_Issue(exc.source, exc.line, exc.column, exc.code, exc.message))
+            broken[name] = _Issue(exc.source, exc.line, exc.column, exc.code, exc.message)
             rows[name] = []
-            broken.add(name)
     if not any(rows.values()) and not broken:
         raise row_error(str(folder), None, "no reference CSV file found", code="no_reference_file")
     with engine.begin() as connection:
         loader = _Loader(connection)
-        loader.broken = broken
+        loader.broken = set(broken)
         _load_plans(loader, rows)
         _load_catalogue(loader, rows)
         _load_customers(loader, rows, home_country_code, today)
-        issues += [issue for name in ORDER for row in rows[name] for issue in row.issues]
-        if issues:
-            connection.rollback()
+        issues = [issue for name in ORDER
+                  for issue in ([broken[name]] if name in broken else [i for row in rows[name] for i in row.issues])]
+        if issues:  # leaving the transaction by an error rolls it back: nothing is stored
             raise _refusal(issues, folder)
         return loader.counts
 
