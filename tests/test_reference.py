@@ -476,3 +476,22 @@ def test_a_file_that_cannot_be_read_is_reported_with_the_problems_of_the_others(
         ("customers.csv", 1, "missing_columns"),
     ]
     assert set(table_counts(engine).values()) == {0}
+
+
+@pytest.mark.parametrize(("country", "number", "valid"), [
+    ("GB", "GB980780684", True),  # outside the EU: checked by stdnum.gb.vat (mod 97 weighted digits)
+    ("CH", "CHE-116.281.710 MWST", True),  # stdnum.ch.vat (UID mod 11)
+    ("GB", "GB980780685", False),  # the last digit changed
+    ("GB", "DE123456789", False),  # an EU prefix: stdnum.eu.vat, whose German check digit is 8, not 9
+])
+def test_vat_numbers_outside_france(engine, tmp_path, country, number, valid):
+    c2 = CUSTOMERS[1][:6] + [country, number] + CUSTOMERS[1][8:]
+    folder = reference_folder(tmp_path / "ref", customers=[CUSTOMERS[0], c2])
+    if valid:
+        load_reference(engine, folder, today=TODAY)
+        assert rows(engine, select(s.Customer.vat_number).where(s.Customer.account_number == "C2")) == [(number,)]
+    else:
+        with pytest.raises(InputError) as caught:
+            load_reference(engine, folder, today=TODAY)
+        assert (caught.value.source, caught.value.line, caught.value.column, caught.value.code) == (
+            "customers.csv", 3, "vat_number", "bad_vat_number")

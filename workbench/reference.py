@@ -45,6 +45,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, String, bindparam, delete, insert, select, update
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
+from stdnum.util import get_cc_module
 
 from workbench.db import schema as s
 from workbench.errors import InputError, Problem
@@ -281,16 +282,24 @@ def _vat_rate(row: _Row) -> Decimal:
 
 
 def _vat_number(row: _Row) -> str | None:
-    """A customer's VAT number, compact (``FR 46 428929905`` -> ``FR46428929905``), checked with
-    python-stdnum (``stdnum.eu.vat``: the country's format and check digits); None when empty."""
+    """A customer's VAT number, checked with python-stdnum; None when empty. A number with the
+    prefix of an EU member state (``FR``, ``DE``, ``EL``, ``XI``...) is checked by
+    ``stdnum.eu.vat`` (the state's format and check digits) and stored compact (``FR 46 428929905``
+    -> ``FR46428929905``); another is checked by the VAT module of the customer's ``country``
+    (``stdnum.ch.vat``, ``stdnum.gb.vat``...), when python-stdnum has one, and stored as given."""
     text = row.text("vat_number", False)
     if not text:
         return None
+    prefix = text.replace(" ", "")[:2].lower()
     try:
-        return eu_vat.validate(text)
+        if prefix in eu_vat.MEMBER_STATES or prefix == "el":
+            return eu_vat.validate(text)
+        module = get_cc_module((row.text("country", False) or "FR").lower(), "vat")
+        if module is not None:
+            module.validate(text)
     except ValidationError as exc:
         row.note(f"VAT number {text!r} is not valid: {exc}", "vat_number", "bad_vat_number")
-        return text
+    return text
 
 
 #: the dearest per-minute rate accepted, in micro units (1,000 EUR/min): with call durations
