@@ -65,7 +65,7 @@ from factories import (
     native_cdrs,
     table_counts,
 )
-from sqlalchemy import Date, Engine, bindparam, select, text
+from sqlalchemy import Date, Engine, bindparam, select, text, update
 
 from workbench import cli
 from workbench.billing import delete_run, issue_credit_note, preprod, production
@@ -1530,3 +1530,27 @@ def test_credit_notes_and_reinvoicing_bill_the_days_once(engine, settings, tmp_p
     issue_credit_note(engine, "F2026-000002", "goodwill", LATER)
     october = issue(engine, settings, run_options("2026-10", True, "C2"))
     assert subscription_lines(engine, october) == [("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
+
+
+def test_the_control_report_shows_a_mandate_the_sepa_file_would_refuse(october):
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, settings, NOW)
+    anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 2))["Anomalies"]
+    assert "mandate_invalid" not in set(anomalies["Problem"])  # C1's mandate is good
+    # a mandate stored before the load checked it, or changed in the database: its IBAN's last
+    # digit changed (the mod-97 check fails) and signed after the day of the report
+    with engine.begin() as connection:
+        connection.execute(update(s.Mandate).where(s.Mandate.reference == "MANDATE-C1-01").values(
+            iban="FR7630006000011234567890188", signature_date=date(2026, 11, 20)))
+    run = preprod(engine, OPTIONS, settings, NOW)
+    anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 2))["Anomalies"]
+    invalid = anomalies[anomalies["Problem"] == "mandate_invalid"]
+    assert list(invalid["Line or key"]) == ["C1"]
+    detail = invalid["Detail"].iloc[0]
+    assert detail.startswith("the SEPA file would leave out its debit: mandate MANDATE-C1-01 is signed on "
+                             "2026-11-20, in the future; mandate MANDATE-C1-01: invalid IBAN "
+                             "FR7630006000011234567890188")
+    # on the day of signature, only the IBAN is left
+    anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 20))["Anomalies"]
+    detail = anomalies.loc[anomalies["Problem"] == "mandate_invalid", "Detail"].iloc[0]
+    assert "in the future" not in detail and "invalid IBAN" in detail

@@ -6,6 +6,7 @@ The folder is the minimal operator of :mod:`factories`; line numbers count the h
 from __future__ import annotations
 
 import csv
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from factories import (
     HEADERS,
     LINES,
     MANDATES,
+    ONE_OFF_CHARGES,
+    PRODUCTS,
+    RATE_PLANS,
     RATES,
     SUBSCRIPTIONS,
     csv_text,
@@ -185,7 +189,8 @@ def test_a_bad_row_names_file_and_line_and_stores_nothing(engine, tmp_path, name
         load_reference(engine, reference_folder(tmp_path / "bad", **{name: bad_rows}))
     error = caught.value
     assert (error.source, error.line) == (f"{name}.csv", line)
-    assert str(error).startswith(f"{name}.csv, line {line}: ")
+    where = f"{name}.csv, line {line}" + (f", column {error.column}" if error.column else "")
+    assert str(error).startswith(f"{where}: ")
     assert problem in error.message
     assert set(table_counts(engine).values()) == {0}
 
@@ -204,8 +209,13 @@ def test_a_bad_row_leaves_a_loaded_database_as_it_was(engine, tmp_path):
     )
     with pytest.raises(InputError) as caught:
         load_reference(engine, folder)
-    assert (caught.value.source, caught.value.line) == ("mandates.csv", 3)
-    assert "status" in caught.value.message
+    # the mandate's three problems, each named by its line and column
+    assert [(p.source, p.key, p.code) for p in caught.value.problems] == [
+        ("mandates.csv", "line 3, column iban", "bad_iban"),
+        ("mandates.csv", "line 3, column bic", "bad_bic"),
+        ("mandates.csv", "line 3, column status", "bad_reference_row"),
+    ]
+    assert "status 'suspended'" in caught.value.problems[2].message
     assert snapshot(engine) == before
 
 
@@ -214,8 +224,9 @@ def test_bad_mandate_after_good_customers_stores_no_customer(engine, tmp_path):
         tmp_path / "bad", only=["rate_plans", "customers", "mandates"],
         mandates=[MANDATES[0], ["C9", "MANDATE-C9-01", "2026-01-01", "FR76", "BIC", "active"]],
     )
-    with pytest.raises(InputError, match=r"^mandates\.csv, line 3: account 'C9' is unknown"):
+    with pytest.raises(InputError) as caught:
         load_reference(engine, folder)
+    assert str(caught.value.problems[-1]) == "mandates.csv, line 3, column account_number: account 'C9' is unknown"
     assert set(table_counts(engine).values()) == {0}
 
 
@@ -302,3 +313,195 @@ def test_bidirectional_controls_are_stripped_from_customer_text_at_load(engine, 
     load_reference(engine, reference_folder(tmp_path / "ref", customers=customers))
     assert rows(engine, select(s.Customer.name, s.Customer.address_line1).where(s.Customer.account_number == "C1")) \
         == [("Alpha SARL", "1 rue A")]
+
+
+# ------------------------------------------------------------------ every problem of a load at once
+
+#: the day of the loads below (the operator's date): a mandate signed after it is refused
+TODAY = date(2026, 12, 1)
+
+#: every kind of bad reference value, one per row, each with where it is and what it is; lines
+#: count the header as 1, so the first row added after the minimal operator's rows of a file is
+#: line len(rows) + 2
+ALL_BAD = {
+    "rate_plans": [*RATE_PLANS, ["MARS", "Mars plan", "EUR", "Mars/Olympus", "FR", "offpeak"]],  # line 3
+    "rates": [*RATES[:2],
+              ["TEST", "MOB", "*", "0.10", "no", "0:-0.12/60 60:0.12/1"],  # line 4: a negative rate
+              ["TEST", "INT", "*", "-0.20", "yes", "0:0.60/60 60:0.30/30"]],  # line 5: a negative connect fee
+    "products": [*PRODUCTS,
+                 ["NEG", "Remise", "one_off", "service", "-29.00", "20"],  # line 5
+                 ["NANVAT", "Option", "recurring", "service", "1.00", "NaN"],  # line 6
+                 ["ODDVAT", "Option", "recurring", "service", "1.00", "5.555"],  # line 7
+                 ["SEVEN", "Option", "recurring", "service", "1.00", "7"]],  # line 8: not a French rate
+    "customers": [*CUSTOMERS, ["C3", "Gamma SAS", "3 rue C", "", "69001", "Lyon", "FR", "FR12345678901", "fr",
+                               "transfer", "standard", "TEST"]],  # line 4: check digits 12 do not match
+    "lines": [*LINES, ["C2", "+33145000001", "2026-06-01", ""]],  # line 5: C1's number since 2026-01-01 (line 2)
+    "subscriptions": [*SUBSCRIPTIONS, ["C1", "MOBMIN", "99999999999", "2026-01-01", "", ""]],  # line 4
+    "one_off_charges": [*ONE_OFF_CHARGES, ["C2", "INSTALL", "2026-10-04", "1", "-5.00", "Refund"]],  # line 3
+    "mandates": [*MANDATES,
+                 # line 3: the IBAN of line 2 with its last digit changed (mod 97 no longer 1)
+                 ["C1", "MANDATE-C1-02", "2025-12-20", "FR76 3000 6000 0112 3456 7890 188", "AGRIFRPP", "active"],
+                 ["C1", "MANDATE-C1-03", "2025-12-20", "FR7630006000011234567890189", "AGRIFRPPX",
+                  "active"],  # line 4: 9 characters
+                 ["C1", "MANDATE-C1-04", "2026-12-02", "FR7630006000011234567890189", "AGRIFRPP",
+                  "active"]],  # line 5: the day after the load
+}
+
+#: (file, line and column, code) of each problem, in file order (the load order) then line order
+ALL_PROBLEMS = [
+    ("rate_plans.csv", "line 3, column timezone", "bad_timezone"),
+    ("rates.csv", "line 4, column intervals", "bad_intervals"),
+    ("rates.csv", "line 5, column connect_fee", "negative_amount"),
+    ("products.csv", "line 5, column price", "negative_amount"),
+    ("products.csv", "line 6, column vat_rate", "bad_vat_rate"),
+    ("products.csv", "line 7, column vat_rate", "bad_vat_rate"),
+    ("products.csv", "line 8, column vat_rate", "bad_vat_rate"),
+    ("customers.csv", "line 4, column vat_number", "bad_vat_number"),
+    ("lines.csv", "line 5, column number", "number_held_twice"),
+    ("subscriptions.csv", "line 4, column quantity", "too_large"),
+    ("one_off_charges.csv", "line 3, column price_override", "negative_amount"),
+    ("mandates.csv", "line 3, column iban", "bad_iban"),
+    ("mandates.csv", "line 4, column bic", "bad_bic"),
+    ("mandates.csv", "line 5, column signature_date", "mandate_signed_in_future"),
+]
+
+
+def test_every_bad_value_of_a_load_is_reported_at_once_and_nothing_is_stored(engine, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "ref"), today=TODAY)
+    before, counts = snapshot(engine), table_counts(engine)
+    with pytest.raises(InputError) as caught:
+        load_reference(engine, reference_folder(tmp_path / "bad", **ALL_BAD), today=TODAY)
+    error = caught.value
+    assert [(p.source, p.key, p.code) for p in error.problems] == ALL_PROBLEMS
+    assert error.code == "bad_reference_data"
+    assert error.message.startswith("14 problems in the reference data; nothing loaded: rate_plans.csv, line 3, "
+                                    "column timezone: time zone 'Mars/Olympus' is not one of the IANA time zone")
+    assert error.message.endswith("; and 11 more")  # 3 quoted, 14 - 3 more
+    messages = [p.message for p in error.problems]
+    assert "price -0.12 per minute is not between 0 and 1000" in messages[1]
+    assert messages[2] == "connect_fee -0.20 is negative"
+    assert messages[3] == "price -29.00 is negative"
+    assert messages[4] == "VAT rate 'NaN' is not a number"
+    assert messages[5] == "VAT rate '5.555' has more than two decimals"
+    assert messages[6].startswith("VAT rate '7' is not a French VAT rate (0, 0.9, 1.05, 1.75, 2.1, 5.5, 8.5, 10, "
+                                  "13, 20; ")
+    assert messages[7].startswith("VAT number 'FR12345678901' is not valid")
+    assert messages[8] == ("number +33145000001 is also held by customer C1 from 2026-01-01 to no end (line 2): "
+                           "a number has one holder at a time")
+    assert messages[9] == "quantity 99,999,999,999 is more than 100,000"
+    assert messages[10] == "price_override -5.00 is negative"
+    assert messages[11].startswith("mandate MANDATE-C1-02: invalid IBAN FR7630006000011234567890188")
+    assert messages[12].startswith("mandate MANDATE-C1-03: invalid BIC AGRIFRPPX")
+    assert messages[13] == "mandate MANDATE-C1-04 is signed on 2026-12-02, in the future"
+    assert snapshot(engine) == before
+    assert table_counts(engine) == counts
+
+
+def test_the_command_line_names_every_problem(tmp_path, capsys):
+    from workbench.cli import main
+
+    folder = reference_folder(tmp_path / "bad", **ALL_BAD)
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    assert main(["--database-url", url, "load-reference", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and "14 problems in the reference data; nothing loaded" in err
+    assert "  mandates.csv, line 4, column bic: mandate MANDATE-C1-03: invalid BIC AGRIFRPPX" in err
+    assert "  lines.csv, line 5, column number: number +33145000001 is also held by customer C1" in err
+
+
+GOOD_EDGES = [
+    # the bounds themselves are accepted
+    pytest.param("products", [*PRODUCTS, ["EXEMPT", "Exempt item", "one_off", "service", "0.00", "0"],
+                              ["DOM", "DOM item", "recurring", "service", "1000000.00", "8.5"]], id="vat-0-and-8.5"),
+    pytest.param("subscriptions", [*SUBSCRIPTIONS, ["C1", "MOBMIN", "100000", "2026-01-01", "", "1000000.00"]],
+                 id="quantity-100000"),
+    pytest.param("mandates", [["C1", "MANDATE-C1-01", "2026-12-01", "FR7630006000011234567890189", "AGRIFRPPXXX",
+                               "active"]], id="signed-on-the-day-11-character-bic"),
+    # C2 holds C1's number up to the day before C1's line starts
+    pytest.param("lines", [["C2", "+33145000001", "2025-06-01", "2025-12-31"], *LINES], id="number-handed-over"),
+    pytest.param("customers", [CUSTOMERS[0][:7] + ["FR 46 428929905"] + CUSTOMERS[0][8:], CUSTOMERS[1]],
+                 id="vat-number-with-spaces"),
+]
+
+
+@pytest.mark.parametrize(("name", "good_rows"), GOOD_EDGES)
+def test_values_at_the_bounds_load(engine, tmp_path, name, good_rows):
+    load_reference(engine, reference_folder(tmp_path / "ok", **{name: good_rows}), today=TODAY)
+    if name == "customers":  # stored compact
+        assert rows(engine, select(s.Customer.vat_number).where(s.Customer.account_number == "C1")) == [
+            ("FR46428929905",)]
+
+
+def test_a_number_already_held_by_another_customer_is_refused(engine, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "ref"), today=TODAY)
+    before = snapshot(engine)
+    # C2's number (stored, 2026-01-01 to 2026-10-14) given to C1 from 2026-10-01: 14 days held twice
+    folder = reference_folder(tmp_path / "bad", only=["lines"], lines=[["C1", "01 45 00 00 02", "2026-10-01", ""]])
+    with pytest.raises(InputError) as caught:
+        load_reference(engine, folder, today=TODAY)
+    assert (caught.value.source, caught.value.line, caught.value.column) == ("lines.csv", 2, "number")
+    assert caught.value.message == ("number +33145000002 is also held by customer C2 from 2026-01-01 to 2026-10-14 "
+                                    "(already loaded): a number has one holder at a time")
+    assert snapshot(engine) == before
+
+
+def test_rows_that_refer_to_a_refused_row_are_not_reported_again(engine, tmp_path):
+    # the plan is refused: its zones, destinations, rates, customers and their rows are skipped,
+    # not reported as referring to an unknown plan or account
+    folder = reference_folder(tmp_path / "bad", rate_plans=[["TEST", "Test plan", "EUR", "Mars/Olympus", "FR",
+                                                             "offpeak"]])
+    with pytest.raises(InputError) as caught:
+        load_reference(engine, folder, today=TODAY)
+    assert (caught.value.source, caught.value.line, caught.value.column, caught.value.code) == (
+        "rate_plans.csv", 2, "timezone", "bad_timezone")
+    assert caught.value.problems == []
+
+
+def test_the_load_job_dates_mandates_with_the_operators_day(engine, settings, tmp_path):
+    from datetime import datetime
+
+    from workbench import jobs
+
+    folder = reference_folder(tmp_path / "ref", mandates=[["C1", "MANDATE-C1-01", "2026-12-01",
+                                                           "FR7630006000011234567890189", "AGRIFRPP", "active"]])
+    # 30 November 23:30 UTC is 1 December 00:30 in Paris: signed today, accepted
+    jobs.load_reference(engine, settings, folder, clock=lambda: datetime(2026, 11, 30, 23, 30))
+    # 30 November 22:30 UTC is 23:30 in Paris: signed tomorrow, refused
+    with pytest.raises(InputError, match="signed on 2026-12-01, in the future"):
+        jobs.load_reference(engine, settings, folder, clock=lambda: datetime(2026, 11, 30, 22, 30))
+
+
+def test_a_file_that_cannot_be_read_is_reported_with_the_problems_of_the_others(engine, tmp_path):
+    header = [c for c in HEADERS["customers"] if c != "payment_method"]
+    customers = csv_text(header, [[v for c, v in zip(HEADERS["customers"], row, strict=True)
+                                   if c != "payment_method"] for row in CUSTOMERS])
+    # products line 3 has 5 fields where the header has 6: not read further (its values would be
+    # in the wrong columns); the rows of the customers' files are skipped, not "unknown account"
+    products = csv_text(HEADERS["products"], PRODUCTS[:1]) + "MOBMIN,Mobile minutes,recurring,service,5.00\n"
+    folder = reference_folder(tmp_path / "bad", customers=customers, products=products)
+    with pytest.raises(InputError) as caught:
+        load_reference(engine, folder, today=TODAY)
+    assert [(p.source, p.key, p.code) for p in caught.value.problems] == [
+        ("products.csv", 3, "bad_field_count"),
+        ("customers.csv", 1, "missing_columns"),
+    ]
+    assert set(table_counts(engine).values()) == {0}
+
+
+@pytest.mark.parametrize(("country", "number", "valid"), [
+    ("GB", "GB980780684", True),  # outside the EU: checked by stdnum.gb.vat (mod 97 weighted digits)
+    ("CH", "CHE-116.281.710 MWST", True),  # stdnum.ch.vat (UID mod 11)
+    ("GB", "GB980780685", False),  # the last digit changed
+    ("GB", "DE123456789", False),  # an EU prefix: stdnum.eu.vat, whose German check digit is 8, not 9
+])
+def test_vat_numbers_outside_france(engine, tmp_path, country, number, valid):
+    c2 = CUSTOMERS[1][:6] + [country, number] + CUSTOMERS[1][8:]
+    folder = reference_folder(tmp_path / "ref", customers=[CUSTOMERS[0], c2])
+    if valid:
+        load_reference(engine, folder, today=TODAY)
+        assert rows(engine, select(s.Customer.vat_number).where(s.Customer.account_number == "C2")) == [(number,)]
+    else:
+        with pytest.raises(InputError) as caught:
+            load_reference(engine, folder, today=TODAY)
+        assert (caught.value.source, caught.value.line, caught.value.column, caught.value.code) == (
+            "customers.csv", 3, "vat_number", "bad_vat_number")

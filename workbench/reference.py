@@ -1,26 +1,59 @@
 """Reference data (rate plans, catalogue, customers...) from the CSV files of ``data/README.md``.
 
-A load checks every row first and stops at the first bad one with its file, line and problem;
-then writes everything in one transaction. Rows are matched to stored ones by their natural key
-and updated, or inserted; nothing is deleted, except that the time bands of a plan and the
-intervals of a rate are replaced by those of the files that list them.
+A load checks every row of every file and reports all the problems together: one
+:class:`~workbench.errors.InputError` whose ``problems`` name each bad row (file, line, column,
+reason; a single problem is the error itself, with its ``source``, ``line`` and ``column``),
+and nothing of the load is stored (one transaction). A row that refers to a row refused in the
+same load (a zone of a refused plan) is not checked further: its own problems show once that row
+is fixed. Rows are matched to stored ones by their natural key and updated, or inserted; nothing
+is deleted, except that the time bands of a plan and the intervals of a rate are replaced by
+those of the files that list them.
+
+What is checked, besides the format of each value (dates, amounts, yes/no, known codes):
+
+* rate plans: the currency is EUR; the time zone is one of the IANA database
+  (:mod:`zoneinfo`, e.g. ``Europe/Paris``); the holiday country is one that :mod:`holidays` knows;
+* rates: per-minute prices and connect fees from 0 to 1,000 EUR (:data:`MAX_RATE_MICROS`,
+  :data:`MAX_CONNECT_FEE_UNITS`), exact to 1/1,000,000 and 1/10,000;
+* products: a price from 0 to 1,000,000.00 EUR (:data:`MAX_PRICE_CENTS`: a credit is a credit
+  note, not a product); a VAT rate of the French list
+  (:data:`~workbench.invoicing.build.FRENCH_VAT_RATES`, 0 included);
+* customers: a VAT number, when given, valid for its country (python-stdnum, ``stdnum.eu.vat``:
+  check digits included);
+* lines: a number held by two customers on overlapping dates (in the file, or the file and
+  the stored lines) is refused, naming the other holder;
+* subscriptions and one-off charges: a quantity from 1 to 100,000 (:data:`MAX_QUANTITY`), a
+  price override from 0 to 1,000,000.00 EUR;
+* mandates: the checks of the SEPA file (:func:`workbench.sepa.mandate_problems`): the IBAN
+  (schwifty: length, check digits, national structure, SEPA zone), the BIC (8 or 11 characters of
+  the SWIFT structure), the reference (a SEPA identifier), and a signature date not after the
+  day of the load (the operator's date).
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
-from datetime import date
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import pandas as pd
 from sqlalchemy import Connection, Engine, String, bindparam, delete, insert, select, update
+from stdnum.eu import vat as eu_vat
+from stdnum.exceptions import ValidationError
+from stdnum.util import get_cc_module
 
 from workbench.db import schema as s
-from workbench.errors import InputError
+from workbench.errors import InputError, Problem
+from workbench.invoicing.build import FRENCH_VAT_RATES, vat_basis_points
 from workbench.money import CENT_SCALE, PRICE_SCALE, RATE_SCALE, parse_amount
+from workbench.period import local_date
 from workbench.phone_numbers import normalise
+from workbench.sepa import mandate_problems
 from workbench.text import strip_bidi
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -50,9 +83,49 @@ COLUMNS = {
 }
 
 
-def row_error(file: str, line: int | None, problem: str) -> InputError:
+#: the most units of a subscription or a one-off charge
+MAX_QUANTITY = 100_000
+#: the dearest product price or price override, in cents (1,000,000.00 EUR): with at most
+#: :data:`MAX_QUANTITY` units, an invoice line stays below 10**13 cents and its VAT in basis
+#: points below 10**13 x 2,000 = 2 x 10**16 < 2**63: no integer overflow
+MAX_PRICE_CENTS = 1_000_000 * CENT_SCALE
+#: the dearest connect fee, in units of 1/10,000 (1,000 EUR a call)
+MAX_CONNECT_FEE_UNITS = 1_000 * PRICE_SCALE
+
+
+def row_error(file: str, line: int | None, problem: str, column: str | None = None,
+              code: str = "bad_reference_row") -> InputError:
     """The error of a reference row (or file) that cannot be loaded; nothing of the load is stored."""
-    return InputError(problem, source=file, line=line, code="bad_reference_row")
+    return InputError(problem, source=file, line=line, column=column, code=code)
+
+
+@dataclass(frozen=True)
+class _Issue:
+    """A problem of a reference file: where (file, line, column) and what (code, message)."""
+
+    file: str
+    line: int | None
+    column: str | None
+    code: str
+    message: str
+
+    @property
+    def problem(self) -> Problem:
+        key = self.line if self.column is None else (
+            f"line {self.line}, column {self.column}" if self.line is not None else f"column {self.column}")
+        return Problem(self.file, key, self.code, self.message)
+
+    @property
+    def error(self) -> InputError:
+        return row_error(self.file, self.line, self.message, self.column, self.code)
+
+
+class _Refused(Exception):
+    """A row's problem that stops its checks (the problem is in the row's ``issues``)."""
+
+
+class _Skip(Exception):
+    """A row that refers to a row refused in the same load: not checked further."""
 
 
 @dataclass
@@ -60,20 +133,27 @@ class _Row:
     file: str
     line: int
     values: dict
+    issues: list[_Issue] = field(default_factory=list)
 
-    def fail(self, problem: str):
-        raise row_error(self.file, self.line, problem)
+    def note(self, problem: str, column: str | None = None, code: str = "bad_reference_row") -> None:
+        """Record a problem of the row and go on checking it (the row is refused)."""
+        self.issues.append(_Issue(self.file, self.line, column, code, problem))
+
+    def fail(self, problem: str, column: str | None = None, code: str = "bad_reference_row"):
+        """Record a problem of the row and stop checking it."""
+        self.note(problem, column, code)
+        raise _Refused
 
     def text(self, column: str, required: bool = True) -> str:
         value = strip_bidi(self.values.get(column) or "").strip()  # workbench.text: no direction override
         if required and not value:
-            self.fail(f"{column} is empty")
+            self.fail(f"{column} is empty", column, "missing_value")
         return value
 
     def choice(self, column: str, allowed: set[str]) -> str:
         value = self.text(column)
         if value not in allowed:
-            self.fail(f"{column} {value!r} is not one of {sorted(allowed)}")
+            self.fail(f"{column} {value!r} is not one of {sorted(allowed)}", column)
         return value
 
     def day(self, column: str, required: bool = True) -> date | None:
@@ -83,29 +163,38 @@ class _Row:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            self.fail(f"{column} {value!r} is not a date (YYYY-MM-DD)")
+            self.fail(f"{column} {value!r} is not a date (YYYY-MM-DD)", column, "bad_date")
 
-    def amount(self, column: str, scale: int, required: bool = True) -> int | None:
+    def amount(self, column: str, scale: int, required: bool = True, maximum: int | None = None) -> int | None:
+        """An exact amount in units of ``1/scale``, from 0 to ``maximum`` units (None: no bound)."""
         value = self.text(column, required)
         if not value:
             return None
         try:
-            return parse_amount(value, scale)
+            units = parse_amount(value, scale)
         except InputError as exc:
-            self.fail(f"{column}: {exc}")
+            self.fail(f"{column}: {exc}", column, "bad_amount")
+        if units < 0:
+            self.fail(f"{column} {value} is negative", column, "negative_amount")
+        if maximum is not None and units > maximum:
+            self.fail(f"{column} {value} is more than {maximum // scale:,}", column, "amount_too_large")
+        return units
 
-    def integer(self, column: str, minimum: int = 0, required: bool = True) -> int | None:
+    def integer(self, column: str, minimum: int = 0, required: bool = True,
+                maximum: int | None = None) -> int | None:
         value = self.text(column, required)
         if not value:
             return None
         if not value.lstrip("-").isdigit() or int(value) < minimum:
-            self.fail(f"{column} {value!r} is not a whole number >= {minimum}")
+            self.fail(f"{column} {value!r} is not a whole number >= {minimum}", column)
+        if maximum is not None and int(value) > maximum:
+            self.fail(f"{column} {int(value):,} is more than {maximum:,}", column, "too_large")
         return int(value)
 
     def flag(self, column: str) -> bool:
         value = self.text(column, required=False).lower()
         if value not in TRUE | FALSE:
-            self.fail(f"{column} {value!r} is not yes or no")
+            self.fail(f"{column} {value!r} is not yes or no", column)
         return value in TRUE
 
     def minute(self, column: str) -> int:
@@ -114,12 +203,13 @@ class _Row:
         if not (hh.isdigit() and mm.isdigit() and len(mm) == 2) or not (
             0 <= int(hh) * 60 + int(mm) <= 1440 and int(mm) < 60
         ):
-            self.fail(f"{column} {value!r} is not a time HH:MM")
+            self.fail(f"{column} {value!r} is not a time HH:MM", column)
         return int(hh) * 60 + int(mm)
 
 
 def _rows(folder: Path, name: str) -> list[_Row]:
-    """The rows of ``name``.csv with their physical line numbers (blank lines skipped)."""
+    """The rows of ``name``.csv with their physical line numbers (blank lines skipped); a row
+    with too many or too few fields has the problem in its ``issues``."""
     path = folder / f"{name}.csv"
     if not path.exists():
         return []
@@ -129,19 +219,20 @@ def _rows(folder: Path, name: str) -> list[_Row]:
             header = [c.strip() for c in next(reader, [])]
             missing = [c for c in COLUMNS[name] if c not in header]
             if missing:
-                raise row_error(path.name, 1, f"missing columns {missing}")
+                raise row_error(path.name, 1, f"missing columns {missing}", code="missing_columns")
             rows, previous = [], reader.line_num
             for fields in reader:
                 line = previous + 1
                 previous = reader.line_num
                 if not fields or fields == [""]:
                     continue
+                row = _Row(path.name, line, dict(zip(header, fields, strict=False)))
                 if len(fields) != len(header):
-                    raise row_error(path.name, line, f"{len(fields)} fields where the header has {len(header)}")
-                rows.append(_Row(path.name, line, dict(zip(header, fields, strict=True))))
+                    row.note(f"{len(fields)} fields where the header has {len(header)}", code="bad_field_count")
+                rows.append(row)
             return rows
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise row_error(path.name, None, f"cannot be read as UTF-8 CSV ({exc})") from None
+        raise row_error(path.name, None, f"cannot be read as UTF-8 CSV ({exc})", code="unreadable_file") from None
 
 
 #: the currency the operator bills in: invoices, VAT and SEPA debits are in euros
@@ -153,9 +244,63 @@ def _currency(row: _Row) -> str:
     billed and debited as euros)."""
     currency = row.text("currency").upper()
     if currency != BILLING_CURRENCY:
-        row.fail(f"currency {currency!r} is not the currency the operator bills in ({BILLING_CURRENCY}): "
-                 "convert the plan's prices to it")
+        row.note(f"currency {currency!r} is not the currency the operator bills in ({BILLING_CURRENCY}): "
+                 "convert the plan's prices to it", "currency", "bad_currency")
     return currency
+
+
+def _timezone(row: _Row) -> str:
+    """A rate plan's time zone: a name of the IANA database that :mod:`zoneinfo` finds."""
+    name = row.text("timezone")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        row.note(f"time zone {name!r} is not one of the IANA time zone database (e.g. Europe/Paris)",
+                 "timezone", "bad_timezone")
+    return name
+
+
+def _holiday_country(row: _Row) -> str:
+    """A rate plan's holiday country: an ISO 3166 code that :mod:`holidays` has public holidays for."""
+    code = row.text("holiday_country").upper()
+    if code not in holidays.list_supported_countries():
+        row.note(f"holiday country {code!r} is not a country code whose public holidays are known (e.g. FR)",
+                 "holiday_country", "bad_holiday_country")
+    return code
+
+
+def _vat_rate(row: _Row) -> Decimal:
+    """A product's VAT rate in percent: a number of the French list (:data:`FRENCH_VAT_RATES`)."""
+    text = row.text("vat_rate")
+    try:
+        rate = Decimal(vat_basis_points(text)) / 100
+    except InputError as exc:
+        row.fail(exc.message, "vat_rate", "bad_vat_rate")
+    if rate not in FRENCH_VAT_RATES:
+        row.fail(f"VAT rate {text!r} is not a French VAT rate ({', '.join(str(r) for r in FRENCH_VAT_RATES)}; "
+                 "0 for exempt, reverse-charge and out-of-scope items)", "vat_rate", "bad_vat_rate")
+    return rate
+
+
+def _vat_number(row: _Row) -> str | None:
+    """A customer's VAT number, checked with python-stdnum; None when empty. A number with the
+    prefix of an EU member state (``FR``, ``DE``, ``EL``, ``XI``...) is checked by
+    ``stdnum.eu.vat`` (the state's format and check digits) and stored compact (``FR 46 428929905``
+    -> ``FR46428929905``); another is checked by the VAT module of the customer's ``country``
+    (``stdnum.ch.vat``, ``stdnum.gb.vat``...), when python-stdnum has one, and stored as given."""
+    text = row.text("vat_number", False)
+    if not text:
+        return None
+    prefix = text.replace(" ", "")[:2].lower()
+    try:
+        if prefix in eu_vat.MEMBER_STATES or prefix == "el":
+            return eu_vat.validate(text)
+        module = get_cc_module((row.text("country", False) or "FR").lower(), "vat")
+        if module is not None:
+            module.validate(text)
+    except ValidationError as exc:
+        row.note(f"VAT number {text!r} is not valid: {exc}", "vat_number", "bad_vat_number")
+    return text
 
 
 #: the dearest per-minute rate accepted, in micro units (1,000 EUR/min): with call durations
@@ -169,6 +314,10 @@ def _intervals(row: _Row) -> list[tuple[int, int, int]]:
     """``"0:0.40/60 60:0.20/10"`` -> [(0, 400000, 60), (60, 200000, 10)]: per-minute prices in
     micro units (``RATE_SCALE``), exact to 6 decimals; a finer price is refused, naming it."""
     out = []
+
+    def fail(problem: str):
+        row.fail(problem, "intervals", "bad_intervals")
+
     for part in row.text("intervals").split():
         try:
             start, rest = part.split(":")
@@ -177,31 +326,31 @@ def _intervals(row: _Row) -> list[tuple[int, int, int]]:
             if not price.strip():
                 raise ValueError(price)
         except ValueError:
-            row.fail(f"intervals: {part!r} is not FROM:PRICE/INCREMENT, e.g. 0:0.40/60")
+            fail(f"intervals: {part!r} is not FROM:PRICE/INCREMENT, e.g. 0:0.40/60")
         try:
             micros = parse_amount(price, RATE_SCALE)
         except InputError:
             exact = _decimal_or_none(price)
             if exact is not None:
-                row.fail(f"intervals: {part!r}: price {price.strip()} has more than 6 decimals "
-                         "(per-minute prices are exact to 1/1,000,000)")
-            row.fail(f"intervals: {part!r}: price {price.strip()!r} is not an amount")
+                fail(f"intervals: {part!r}: price {price.strip()} has more than 6 decimals "
+                     "(per-minute prices are exact to 1/1,000,000)")
+            fail(f"intervals: {part!r}: price {price.strip()!r} is not an amount")
         if micros < 0 or micros > MAX_RATE_MICROS:
-            row.fail(f"intervals: {part!r}: price {price.strip()} per minute is not between 0 and "
-                     f"{MAX_RATE_MICROS // RATE_SCALE}")
+            fail(f"intervals: {part!r}: price {price.strip()} per minute is not between 0 and "
+                 f"{MAX_RATE_MICROS // RATE_SCALE}")
         item = (start_s, micros, increment_s)
         if item[2] <= 0:
-            row.fail(f"interval {part!r} has a non-positive increment")
+            fail(f"interval {part!r} has a non-positive increment")
         out.append(item)
     starts = [i[0] for i in out]
     if not out or starts[0] != 0 or starts != sorted(set(starts)):
-        row.fail("intervals must start at second 0 and go up")
+        fail("intervals must start at second 0 and go up")
     # the intervals tile the call: an interval's increments end where the next one starts, so
     # no second is charged by two intervals (0:0.40/60 30:0.20/1 would charge seconds 30-59 twice)
     for (start, _, increment), (following, _, _) in zip(out, out[1:], strict=False):
         if (following - start) % increment:
-            row.fail(f"interval from second {start} in steps of {increment} s does not end where the next one "
-                     f"starts (second {following}): its length must be a multiple of its increment")
+            fail(f"interval from second {start} in steps of {increment} s does not end where the next one "
+                 f"starts (second {following}): its length must be a multiple of its increment")
     return out
 
 
@@ -214,35 +363,80 @@ def _decimal_or_none(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _check_records(model, key_columns: tuple[str, ...], records: list[dict], source: list[_Row]) -> None:
-    """Refuse a text longer than its column and a natural key given twice, naming the row."""
+def _check_records(model, key_columns: tuple[str, ...], pairs: list[tuple[dict, _Row]]) -> list[tuple[dict, _Row]]:
+    """The records without a text longer than its column nor a natural key given twice; the
+    others' rows get the problem."""
     limits = {c.name: c.type.length for c in model.__table__.columns
               if isinstance(c.type, String) and c.type.length}
     seen: dict[tuple, int] = {}
-    for rec, row in zip(records, source, strict=True):
-        for column, limit in limits.items():
-            value = rec.get(column)
-            if isinstance(value, str) and len(value) > limit:
-                row.fail(f"{column} is {len(value)} characters long, more than {limit}")
+    kept = []
+    for rec, row in pairs:
+        long = [(column, limit) for column, limit in limits.items()
+                if isinstance(rec.get(column), str) and len(rec[column]) > limit]
+        for column, limit in long:
+            row.note(f"{column} is {len(rec[column])} characters long, more than {limit}",
+                     column if column in row.values else None, "too_long")
         key = tuple(rec[k] for k in key_columns)
         if key in seen:
-            row.fail(f"the same {'/'.join(key_columns)} as line {seen[key]}")
+            row.note(f"the same {'/'.join(key_columns)} as line {seen[key]}", code="repeated_key")
+            continue
         seen[key] = row.line
+        if not long:
+            kept.append((rec, row))
+    return kept
 
 
 class _Loader:
     def __init__(self, connection: Connection):
         self.c = connection
         self.counts: dict[str, int] = {}
+        #: the keys of rows refused by this load, by file (``rate_plans``...), and the files refused whole
+        self.refused: dict[str, set[str]] = defaultdict(set)
+        self.broken: set[str] = set()
 
     def ids(self, model, *key_columns) -> dict:
         cols = [getattr(model, k) for k in key_columns]
         rows = self.c.execute(select(model.id, *cols)).all()
         return {tuple(r[1:]) if len(cols) > 1 else r[1]: r[0] for r in rows}
 
-    def upsert(self, model, key_columns: tuple[str, ...], records: list[dict], source: list[_Row]) -> None:
-        """Insert or update ``records`` (made from the rows ``source``, in the same order)."""
-        _check_records(model, key_columns, records, source)
+    def checked(self, rows: list[_Row], make, name: str | None = None,
+                key_column: str | None = None) -> list[tuple[dict, _Row]]:
+        """``(make(row), row)`` for each row without a problem; the ``key_column`` of a row refused
+        or skipped is remembered (rows of later files that refer to it are skipped, :meth:`ref`)."""
+        out = []
+        for row in rows:
+            try:
+                rec = None if row.issues else make(row)  # a row of the wrong width is not read further
+            except (_Skip, _Refused):
+                rec = None
+            if rec is None or row.issues:  # refused, or skipped: its dependants are skipped too
+                if name is not None:
+                    self.refused[name].add((row.values.get(key_column) or "").strip())
+                continue
+            out.append((rec, row))
+        return out
+
+    def ref(self, row: _Row, name: str, mapping: dict, column: str, what: str, key=None):
+        """The id that ``row``'s ``column`` refers to in ``mapping`` (rows of file ``name``);
+        :class:`_Skip` when it names a row refused by this load."""
+        value = row.text(column)
+        found = mapping.get(key if key is not None else value)
+        if found is None:
+            if name in self.broken or value in self.refused[name]:
+                raise _Skip
+            row.fail(f"{what} {value!r} is unknown", column, "unknown_reference")
+        return found
+
+    def upsert(self, model, key_columns: tuple[str, ...], pairs: list[tuple[dict, _Row]],
+               name: str | None = None, key_column: str | None = None) -> list[tuple[dict, _Row]]:
+        """Insert or update the records of ``pairs`` (each with its row); returns the pairs stored
+        (not those with a text too long or a key given twice, :func:`_check_records`)."""
+        kept = _check_records(model, key_columns, pairs)
+        if name is not None:
+            stored = {id(row) for _, row in kept}
+            self.refused[name].update((row.values.get(key_column) or "").strip()
+                                      for _, row in pairs if id(row) not in stored and row.issues)
+        records = [rec for rec, _ in kept]
         existing = self.ids(model, *key_columns)
         new, changed = [], []
         for rec in records:
@@ -260,180 +454,264 @@ class _Loader:
             )
             self.c.execute(stmt, changed)
         self.counts[model.__tablename__] = self.counts.get(model.__tablename__, 0) + len(records)
+        return kept
 
 
-def load_reference(engine: Engine, folder: str | Path, home_country_code: str = "33") -> dict[str, int]:
-    """Load every reference CSV present in ``folder``; returns rows loaded per table."""
+#: how many problems the message of a refused load quotes (the error's ``problems`` has them all)
+QUOTED_PROBLEMS = 3
+
+
+def load_reference(engine: Engine, folder: str | Path, home_country_code: str = "33",
+                   today: date | None = None, timezone: str = "Europe/Paris") -> dict[str, int]:
+    """Load every reference CSV present in ``folder``; returns rows loaded per table.
+
+    ``today``: the day of the load, after which no mandate can be signed (default: the
+    operator's date now in ``timezone``). Raises :class:`~workbench.errors.InputError` when
+    any row has a problem: one problem is the error itself (``source`` the file, ``line``,
+    ``column``); several are its ``problems`` (``source`` the file, ``key`` ``line N, column
+    C``), its message counting them and quoting the first :data:`QUOTED_PROBLEMS`. Nothing of
+    the load is stored then.
+    """
     folder = Path(folder)
-    rows = {name: _rows(folder, name) for name in ORDER}
-    if not any(rows.values()):
-        raise row_error(str(folder), None, "no reference CSV file found")
+    today = today or local_date(datetime.now(UTC), timezone)
+    rows: dict[str, list[_Row]] = {}
+    broken: dict[str, _Issue] = {}  # the files that cannot be read at all, with their problem
+    for name in ORDER:
+        try:
+            rows[name] = _rows(folder, name)
+        except InputError as exc:
+            broken[name] = _Issue(exc.source, exc.line, exc.column, exc.code, exc.message)
+            rows[name] = []
+    if not any(rows.values()) and not broken:
+        raise row_error(str(folder), None, "no reference CSV file found", code="no_reference_file")
     with engine.begin() as connection:
         loader = _Loader(connection)
+        loader.broken = set(broken)
         _load_plans(loader, rows)
         _load_catalogue(loader, rows)
-        _load_customers(loader, rows, home_country_code)
+        _load_customers(loader, rows, home_country_code, today)
+        issues = [issue for name in ORDER
+                  for issue in ([broken[name]] if name in broken else [i for row in rows[name] for i in row.issues])]
+        if issues:  # leaving the transaction by an error rolls it back: nothing is stored
+            raise _refusal(issues, folder)
         return loader.counts
 
 
-def _ref(row: _Row, mapping: dict, column: str, what: str, key=None):
-    value = row.text(column)
-    found = mapping.get(key if key is not None else value)
-    if found is None:
-        row.fail(f"{what} {value!r} is unknown")
-    return found
+def _refusal(issues: list[_Issue], folder: Path) -> InputError:
+    """The error of a load with these problems (see :func:`load_reference`)."""
+    if len(issues) == 1:
+        return issues[0].error
+    problems = [issue.problem for issue in issues]
+    quoted = "; ".join(str(p) for p in problems[:QUOTED_PROBLEMS])
+    more = f"; and {len(problems) - QUOTED_PROBLEMS} more" if len(problems) > QUOTED_PROBLEMS else ""
+    return InputError(f"{len(problems)} problems in the reference data; nothing loaded: {quoted}{more}",
+                      source=str(folder), code="bad_reference_data", problems=problems)
 
 
 def _load_plans(loader: _Loader, rows: dict) -> None:
-    loader.upsert(s.RatePlan, ("code",), [
-        {"code": r.text("code"), "name": r.text("name"), "currency": _currency(r),
-         "timezone": r.text("timezone"), "holiday_country": r.text("holiday_country"),
-         "default_band": r.text("default_band")} for r in rows["rate_plans"]
-    ], rows["rate_plans"])
+    loader.upsert(s.RatePlan, ("code",), loader.checked(rows["rate_plans"], lambda r: {
+        "code": r.text("code"), "name": r.text("name"), "currency": _currency(r), "timezone": _timezone(r),
+        "holiday_country": _holiday_country(r), "default_band": r.text("default_band"),
+    }, "rate_plans", "code"), "rate_plans", "code")
     plans = loader.ids(s.RatePlan, "code")
-    loader.upsert(s.Zone, ("plan_id", "code"), [
-        {"plan_id": _ref(r, plans, "plan", "plan"), "code": r.text("code"), "name": r.text("name")}
-        for r in rows["zones"]
-    ], rows["zones"])
+
+    def plan(r: _Row) -> int:
+        return loader.ref(r, "rate_plans", plans, "plan", "plan")
+
+    loader.upsert(s.Zone, ("plan_id", "code"), loader.checked(rows["zones"], lambda r: {
+        "plan_id": plan(r), "code": r.text("code"), "name": r.text("name")}, "zones", "code"), "zones", "code")
     zones = set(loader.ids(s.Zone, "plan_id", "code"))
 
     def zone(r: _Row, plan_id: int) -> str:
         code = r.text("zone")
         if (plan_id, code) not in zones:
-            r.fail(f"zone {code!r} is not a zone of plan {r.text('plan')!r}")
+            if "zones" in loader.broken or code in loader.refused["zones"]:
+                raise _Skip
+            r.fail(f"zone {code!r} is not a zone of plan {r.text('plan')!r}", "zone", "unknown_reference")
         return code
 
-    dest = []
-    for r in rows["destinations"]:
-        pid = _ref(r, plans, "plan", "plan")
+    def destination(r: _Row) -> dict:
+        pid = plan(r)
         prefix = r.text("prefix").lstrip("+")
         if not prefix.isdigit() or prefix.startswith("0") or len(prefix) > 15:
-            r.fail(f"prefix {prefix!r} is not E.164 digits (e.g. 33, 447)")
-        dest.append({"plan_id": pid, "prefix": prefix, "name": r.text("name"), "zone_code": zone(r, pid)})
-    loader.upsert(s.Destination, ("plan_id", "prefix"), dest, rows["destinations"])
+            r.fail(f"prefix {prefix!r} is not E.164 digits (e.g. 33, 447)", "prefix")
+        return {"plan_id": pid, "prefix": prefix, "name": r.text("name"), "zone_code": zone(r, pid)}
 
-    bands = []
-    for r in rows["time_bands"]:
-        pid = _ref(r, plans, "plan", "plan")
+    loader.upsert(s.Destination, ("plan_id", "prefix"), loader.checked(rows["destinations"], destination))
+
+    def band(r: _Row) -> dict:
+        pid = plan(r)
         days = []
         for d in r.text("weekdays").lower().replace(" ", "").split(","):
             if d in WEEKDAYS or (d.isdigit() and int(d) < 7):
                 days.append(WEEKDAYS.get(d, int(d) if d.isdigit() else 0))
             else:
-                r.fail(f"weekday {d!r} is not mon..sun or 0..6")
+                r.fail(f"weekday {d!r} is not mon..sun or 0..6", "weekdays")
         start, end = r.minute("start"), r.minute("end")
         if start >= end:
-            r.fail("start must be before end")
-        bands.append({"plan_id": pid, "band": r.text("band"), "weekdays": ",".join(map(str, days)),
-                      "start_minute": start, "end_minute": end})
+            r.fail("start must be before end", "end")
+        return {"plan_id": pid, "band": r.text("band"), "weekdays": ",".join(map(str, days)),
+                "start_minute": start, "end_minute": end}
+
+    bands = [rec for rec, _ in loader.checked(rows["time_bands"], band)]
     for pid in {b["plan_id"] for b in bands}:
         loader.c.execute(delete(s.TimeBand).where(s.TimeBand.plan_id == pid))
     if bands:
         loader.c.execute(insert(s.TimeBand), bands)
         loader.counts["time_bands"] = len(bands)
 
-    rates, intervals = [], {}
-    for r in rows["rates"]:
-        pid = _ref(r, plans, "plan", "plan")
+    intervals = {}
+
+    def rate(r: _Row) -> dict:
+        pid = plan(r)
         rec = {"plan_id": pid, "zone_code": zone(r, pid), "band": r.text("band"),
-               "connect_fee_units": r.amount("connect_fee", PRICE_SCALE, required=False) or 0,
+               "connect_fee_units": r.amount("connect_fee", PRICE_SCALE, required=False,
+                                             maximum=MAX_CONNECT_FEE_UNITS) or 0,
                "charge_unanswered": r.flag("charge_unanswered")}
-        rates.append(rec)
-        intervals[(pid, rec["zone_code"], rec["band"])] = _intervals(r)
-    loader.upsert(s.Rate, ("plan_id", "zone_code", "band"), rates, rows["rates"])
+        intervals[id(r)] = _intervals(r)
+        return rec
+
+    stored = loader.upsert(s.Rate, ("plan_id", "zone_code", "band"), loader.checked(rows["rates"], rate))
     rate_ids = loader.ids(s.Rate, "plan_id", "zone_code", "band")
-    for key, items in intervals.items():
-        rid = rate_ids[key]
+    for rec, r in stored:
+        rid = rate_ids[(rec["plan_id"], rec["zone_code"], rec["band"])]
         loader.c.execute(delete(s.RateInterval).where(s.RateInterval.rate_id == rid))
         loader.c.execute(insert(s.RateInterval), [
             {"rate_id": rid, "from_second": a, "price_per_minute_micros": p, "increment_s": i}
-            for a, p, i in items
+            for a, p, i in intervals[id(r)]
         ])
 
 
 def _load_catalogue(loader: _Loader, rows: dict) -> None:
-    products = []
-    for r in rows["products"]:
-        try:
-            vat = Decimal(r.text("vat_rate"))
-        except InvalidOperation:
-            r.fail(f"vat_rate {r.text('vat_rate')!r} is not a percentage")
-        if not Decimal(0) <= vat <= Decimal(100):
-            r.fail(f"vat_rate {vat} is not between 0 and 100")
-        products.append({"code": r.text("code"), "name": r.text("name"),
-                         "kind": r.choice("kind", {"one_off", "recurring"}),
-                         "category": r.text("category"), "price_cents": r.amount("price", CENT_SCALE),
-                         "vat_rate": vat})
-    loader.upsert(s.Product, ("code",), products, rows["products"])
+    loader.upsert(s.Product, ("code",), loader.checked(rows["products"], lambda r: {
+        "code": r.text("code"), "name": r.text("name"), "kind": r.choice("kind", {"one_off", "recurring"}),
+        "category": r.text("category"), "price_cents": r.amount("price", CENT_SCALE, maximum=MAX_PRICE_CENTS),
+        "vat_rate": _vat_rate(r),
+    }, "products", "code"), "products", "code")
     product_ids = loader.ids(s.Product, "code")
-    loader.upsert(s.Allowance, ("product_id", "zone_code"), [
-        {"product_id": _ref(r, product_ids, "product", "product"), "zone_code": r.text("zone"),
-         "seconds": None if not r.text("minutes", False) else r.integer("minutes", 1) * 60}
-        for r in rows["allowances"]
-    ], rows["allowances"])
+    loader.upsert(s.Allowance, ("product_id", "zone_code"), loader.checked(rows["allowances"], lambda r: {
+        "product_id": loader.ref(r, "products", product_ids, "product", "product"), "zone_code": r.text("zone"),
+        "seconds": None if not r.text("minutes", False) else r.integer("minutes", 1) * 60,
+    }))
 
 
-def _load_customers(loader: _Loader, rows: dict, home_country_code: str) -> None:
+def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: date) -> None:
     plans = loader.ids(s.RatePlan, "code")
-    loader.upsert(s.Customer, ("account_number",), [
-        {"account_number": r.text("account_number"), "name": r.text("name"),
-         "address_line1": r.text("address_line1", False), "address_line2": r.text("address_line2", False),
-         "postcode": r.text("postcode", False), "city": r.text("city", False),
-         "country": r.text("country", False) or "FR", "vat_number": r.text("vat_number", False) or None,
-         "language": r.choice("language", {"fr", "en"}),
-         "payment_method": r.choice("payment_method", {"direct_debit", "transfer"}),
-         "billing_group": r.text("billing_group", False) or "default",
-         "rate_plan_id": _ref(r, plans, "rate_plan", "rate plan")}
-        for r in rows["customers"]
-    ], rows["customers"])
+    loader.upsert(s.Customer, ("account_number",), loader.checked(rows["customers"], lambda r: {
+        "account_number": r.text("account_number"), "name": r.text("name"),
+        "address_line1": r.text("address_line1", False), "address_line2": r.text("address_line2", False),
+        "postcode": r.text("postcode", False), "city": r.text("city", False),
+        "country": r.text("country", False) or "FR", "vat_number": _vat_number(r),
+        "language": r.choice("language", {"fr", "en"}),
+        "payment_method": r.choice("payment_method", {"direct_debit", "transfer"}),
+        "billing_group": r.text("billing_group", False) or "default",
+        "rate_plan_id": loader.ref(r, "rate_plans", plans, "rate_plan", "rate plan"),
+    }, "customers", "account_number"), "customers", "account_number")
     customers = loader.ids(s.Customer, "account_number")
     products = loader.ids(s.Product, "code")
 
     def customer(r: _Row) -> int:
-        return _ref(r, customers, "account_number", "account")
+        return loader.ref(r, "customers", customers, "account_number", "account")
 
-    contacts = []
-    for r in rows["contacts"]:
+    def product(r: _Row) -> int:
+        return loader.ref(r, "products", products, "product", "product")
+
+    def contact(r: _Row) -> dict:
         email = r.text("email")
         if email.count("@") != 1 or "." not in email.split("@")[1] or any(c in email for c in " <>,;"):
-            r.fail(f"email {email!r} is not an email address")
-        contacts.append({"customer_id": customer(r), "name": r.text("name", False), "email": email,
-                         "invoice_recipient": r.flag("invoice_recipient")})
-    loader.upsert(s.Contact, ("customer_id", "email"), contacts, rows["contacts"])
+            r.fail(f"email {email!r} is not an email address", "email", "bad_email")
+        return {"customer_id": customer(r), "name": r.text("name", False), "email": email,
+                "invoice_recipient": r.flag("invoice_recipient")}
 
-    lines = []
-    normalised = normalise(pd.Series([r.text("number", False) for r in rows["lines"]], dtype="string"),
-                           home_country_code)
-    for r, number in zip(rows["lines"], normalised.tolist(), strict=True):
+    loader.upsert(s.Contact, ("customer_id", "email"), loader.checked(rows["contacts"], contact))
+
+    normalised = normalise(pd.Series([(r.values.get("number") or "").strip() for r in rows["lines"]],
+                                     dtype="string"), home_country_code)
+    numbers = {id(r): n for r, n in zip(rows["lines"], normalised.tolist(), strict=True)}
+
+    def line(r: _Row) -> dict:
         r.text("number")
+        number = numbers[id(r)]
         if number is None or pd.isna(number):
-            r.fail(f"number {r.text('number')!r} is not a phone number")
+            r.fail(f"number {r.text('number')!r} is not a phone number", "number", "bad_number")
         start, end = r.day("valid_from"), r.day("valid_to", False)
         if end is not None and end < start:
-            r.fail("valid_to is before valid_from")
-        lines.append({"customer_id": customer(r), "number": number, "valid_from": start, "valid_to": end})
-    loader.upsert(s.Line, ("customer_id", "number", "valid_from"), lines, rows["lines"])
+            r.fail("valid_to is before valid_from", "valid_to")
+        return {"customer_id": customer(r), "number": number, "valid_from": start, "valid_to": end}
 
-    subs = []
-    for r in rows["subscriptions"]:
+    lines = loader.upsert(s.Line, ("customer_id", "number", "valid_from"), loader.checked(rows["lines"], line))
+    _check_line_holders(loader, lines)
+
+    def subscription(r: _Row) -> dict:
         start, end = r.day("start_date"), r.day("end_date", False)
         if end is not None and end < start:
-            r.fail("end_date is before start_date")
-        subs.append({"customer_id": customer(r), "product_id": _ref(r, products, "product", "product"),
-                     "quantity": r.integer("quantity", 1), "start_date": start, "end_date": end,
-                     "price_override_cents": r.amount("price_override", CENT_SCALE, required=False)})
-    loader.upsert(s.Subscription, ("customer_id", "product_id", "start_date"), subs, rows["subscriptions"])
+            r.fail("end_date is before start_date", "end_date")
+        return {"customer_id": customer(r), "product_id": product(r),
+                "quantity": r.integer("quantity", 1, maximum=MAX_QUANTITY), "start_date": start, "end_date": end,
+                "price_override_cents": r.amount("price_override", CENT_SCALE, required=False,
+                                                 maximum=MAX_PRICE_CENTS)}
 
-    loader.upsert(s.OneOffCharge, ("customer_id", "product_id", "charge_date", "description"), [
-        {"customer_id": customer(r), "product_id": _ref(r, products, "product", "product"),
-         "charge_date": r.day("date"), "quantity": r.integer("quantity", 1),
-         "price_override_cents": r.amount("price_override", CENT_SCALE, required=False),
-         "description": r.text("description", False)}
-        for r in rows["one_off_charges"]
-    ], rows["one_off_charges"])
-    loader.upsert(s.Mandate, ("reference",), [
-        {"customer_id": customer(r), "reference": r.text("reference"),
-         "signature_date": r.day("signature_date"), "iban": r.text("iban").replace(" ", "").upper(),
-         "bic": r.text("bic").upper(), "status": r.choice("status", {"active", "revoked"})}
-        for r in rows["mandates"]
-    ], rows["mandates"])
+    loader.upsert(s.Subscription, ("customer_id", "product_id", "start_date"),
+                  loader.checked(rows["subscriptions"], subscription))
+
+    loader.upsert(s.OneOffCharge, ("customer_id", "product_id", "charge_date", "description"),
+                  loader.checked(rows["one_off_charges"], lambda r: {
+                      "customer_id": customer(r), "product_id": product(r), "charge_date": r.day("date"),
+                      "quantity": r.integer("quantity", 1, maximum=MAX_QUANTITY),
+                      "price_override_cents": r.amount("price_override", CENT_SCALE, required=False,
+                                                       maximum=MAX_PRICE_CENTS),
+                      "description": r.text("description", False)}))
+
+    def mandate(r: _Row) -> dict:
+        reference, signed = r.text("reference"), r.day("signature_date")
+        found, iban, bic = mandate_problems(reference, signed, r.text("iban"), r.text("bic"), today)
+        for code, reason in found:
+            r.note(reason, _MANDATE_COLUMNS[code], code)
+        return {"customer_id": customer(r), "reference": reference, "signature_date": signed,
+                "iban": iban, "bic": bic, "status": r.choice("status", {"active", "revoked"})}
+
+    loader.upsert(s.Mandate, ("reference",), loader.checked(rows["mandates"], mandate))
+
+
+#: the column of mandates.csv each problem of :func:`~workbench.sepa.mandate_problems` is about
+_MANDATE_COLUMNS = {"bad_mandate_reference": "reference", "mandate_signed_in_future": "signature_date",
+                    "bad_iban": "iban", "bad_bic": "bic"}
+
+
+def _check_line_holders(loader: _Loader, loaded: list[tuple[dict, _Row]]) -> None:
+    """Refuse a number held by two customers on overlapping dates: two rows of lines.csv, or a
+    row and a stored line (its calls would go to either customer). The row is named, with the
+    other holder (and its line in the file, when it is one)."""
+    if not loaded:
+        return
+    at = {(rec["customer_id"], rec["number"], rec["valid_from"]): row for rec, row in loaded}
+    numbers = sorted({rec["number"] for rec, _ in loaded})
+    held = loader.c.execute(
+        select(s.Line.customer_id, s.Customer.account_number, s.Line.number, s.Line.valid_from, s.Line.valid_to)
+        .join(s.Customer, s.Customer.id == s.Line.customer_id)
+        .where(s.Line.number.in_(numbers)).order_by(s.Line.number, s.Line.valid_from, s.Customer.account_number)
+    ).all()
+    by_number = defaultdict(list)
+    for customer_id, account, number, start, end in held:
+        by_number[number].append((customer_id, account, start, end, at.get((customer_id, number, start))))
+    for number, spans in by_number.items():
+        for i, (cid_a, acc_a, start_a, end_a, row_a) in enumerate(spans):
+            for cid_b, acc_b, start_b, end_b, row_b in spans[i + 1:]:
+                if cid_a == cid_b or not _overlap(start_a, end_a, start_b, end_b):
+                    continue
+                if row_a is None and row_b is None:
+                    continue  # both stored before this load: not this file's problem
+                # the problem goes to the later row of the file; the other holder is named
+                if row_b is None or (row_a is not None and row_a.line > row_b.line):
+                    row, other = row_a, (acc_b, start_b, end_b, row_b)
+                else:
+                    row, other = row_b, (acc_a, start_a, end_a, row_a)
+                account, start, end, where = other
+                held_by = f"line {where.line}" if where is not None else "already loaded"
+                row.note(f"number {number} is also held by customer {account} from {start} to {end or 'no end'} "
+                         f"({held_by}): a number has one holder at a time", "number", "number_held_twice")
+
+
+def _overlap(start_a: date, end_a: date | None, start_b: date, end_b: date | None) -> bool:
+    """Whether two validity intervals (first and last day, None: no end) share a day."""
+    return (end_b is None or start_a <= end_b) and (end_a is None or start_b <= end_a)

@@ -31,6 +31,13 @@ VAT_COLUMNS = ["customer_id", "vat_rate", "base_cents", "vat_cents"]
 _UNITS_PER_CENT = 100  # call prices are in 1/10,000, invoices in 1/100
 
 
+#: the VAT rates of France, in percent: 20 (normal rate, CGI art. 278), 10 (art. 279), 5.5 (art.
+#: 278-0 bis to 278 bis), 2.1 (art. 281 quater to 281 nonies); Guadeloupe, Martinique and La
+#: Réunion (art. 296): 8.5, 2.1, 1.75 and 1.05; Corsica (art. 297): 13, 10, 2.1 and 0.9; and 0 for
+#: items without French VAT (exempt, reverse charge, out of scope: the invoice says which)
+FRENCH_VAT_RATES = tuple(Decimal(r) for r in ("0", "0.9", "1.05", "1.75", "2.1", "5.5", "8.5", "10", "13", "20"))
+
+
 def vat_basis_points(rate, source: str | None = None) -> int:
     """A VAT percentage (``Decimal("5.5")``, ``"20"``) as an integer of 1/100 percent;
     :class:`~workbench.errors.InputError` (code ``bad_vat_rate``, ``source`` as given, e.g. the

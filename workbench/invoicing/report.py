@@ -99,6 +99,11 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
         for c in debit.itertuples(index=False):
             add("no_mandate_for_direct_debit", number_of.get(c.customer_id, ""), c.account_number, c.name,
                 "pays by direct debit but has no active SEPA mandate")
+    if len(customers) and "mandate_problem" in customers:
+        invalid = customers[customers["mandate_problem"].fillna("").astype(str) != ""]
+        for c in invalid.itertuples(index=False):
+            add("mandate_invalid", number_of.get(c.customer_id, ""), c.account_number, c.name,
+                f"the SEPA file would leave out its debit: {c.mandate_problem}")
     if len(customers) and "already_invoiced" in customers:
         issued = set(customers.loc[customers["already_invoiced"].astype(bool), "customer_id"])
         for inv in invoices[invoices["customer_id"].isin(issued)].itertuples(index=False):
@@ -153,8 +158,10 @@ def control_report(
 
     ``invoices``: the invoice rows with ``number`` (and :data:`~workbench.invoicing.build.INVOICE_COLUMNS`);
     ``items`` with ``number``; ``customers``: customer_id, account_number, name, payment_method,
-    billing_group, has_mandate; ``unrated``: reason, calls; ``rejected``: file, reason, records (and
-    ``pending``: True for the records still pending a reference fix, reported as ``rejects_pending``).
+    billing_group, has_mandate (and ``mandate_problem``: what is wrong with the mandate of a
+    direct-debit customer, ``""`` for nothing, a ``mandate_invalid`` anomaly); ``unrated``: reason,
+    calls; ``rejected``: file, reason, records (and ``pending``: True for the records still pending a
+    reference fix, reported as ``rejects_pending``).
     """
     customers = customers if customers is not None else pd.DataFrame()
     unrated = unrated if unrated is not None else pd.DataFrame(columns=["reason", "calls"])

@@ -14,6 +14,7 @@ from workbench.errors import InputError
 from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping, restore_pending
 from workbench.integration import reprocess_rejects as _reprocess_rejects
 from workbench.jobs.workspace import utc_now
+from workbench.period import local_date
 from workbench.reference import load_reference as _load_reference
 
 
@@ -45,10 +46,11 @@ class CdrLoad:
 def load_reference(engine: Engine, settings: Settings, folder: str | Path,
                    clock: Callable[[], datetime] = utc_now) -> ReferenceLoad:
     """Load every reference CSV of ``folder`` in one transaction (see :mod:`workbench.reference`);
-    :class:`~workbench.errors.InputError` names the file, line and problem, and nothing is stored.
+    :class:`~workbench.errors.InputError` names every problem (file, line, column, reason), and
+    nothing is stored. No mandate may be signed after the operator's date at ``clock()``.
     Then the CDR records pending a reference fix are re-processed (:func:`reprocess_rejects`,
     its own transaction: if it fails, the reference data stays loaded and it can be run again)."""
-    counts = _load_reference(engine, folder, settings.home_country_code)
+    counts = _load_reference(engine, folder, settings.home_country_code, local_date(clock(), settings.timezone))
     return ReferenceLoad(str(folder), counts, reprocess_rejects(engine, settings, clock))
 
 

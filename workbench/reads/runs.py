@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,11 @@ from workbench.invoicing import Invoices, compare_invoices
 from workbench.invoicing.build import item_totals
 from workbench.invoicing.report import control_report
 from workbench.money import integer_series
-from workbench.period import Period
+from workbench.period import Period, local_date
 from workbench.reads.balance import PeriodBalance, balance_anomalies, balance_of
 from workbench.reads.calls import pending_rejects, unrated_calls
 from workbench.reads.selection import invoiced_customers, selected_customers
+from workbench.sepa import mandate_problems
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,40 @@ def period_balance(engine: Engine, run_id: int, settings: Settings | None = None
         return balance_of(connection, run, options_of(run).customers, settings or Settings())
 
 
-def run_report(engine: Engine, run_id: int, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
+def mandate_issues(connection: Connection, customers: pd.DataFrame, today: date) -> pd.Series:
+    """What is wrong with the mandate each customer of ``customers`` paying by direct debit would be
+    debited under (the latest active one, as the SEPA file takes it), by the checks of the SEPA
+    file (:func:`~workbench.sepa.mandate_problems`, signature date against ``today``): the reasons
+    joined by ``; ``, ``""`` when nothing is (or no mandate: ``no_mandate_for_direct_debit``).
+    Index as ``customers``."""
+    issues = pd.Series("", index=customers.index, dtype=object)
+    debit = customers.loc[customers["payment_method"] == "direct_debit", "customer_id"]
+    if debit.empty:
+        return issues
+    mandates = read_frame(connection, select(
+        s.Mandate.customer_id, s.Mandate.reference, s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic,
+    ).where(s.Mandate.status == "active", s.Mandate.customer_id.in_([int(c) for c in debit]))
+        .order_by(s.Mandate.customer_id, s.Mandate.signature_date, s.Mandate.id))
+    latest = mandates.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    for index, customer_id in debit.items():
+        if customer_id not in latest.index:
+            continue
+        m = latest.loc[customer_id]
+        signed = m["signature_date"]
+        signed = None if pd.isna(signed) else pd.Timestamp(signed).date()
+        found, _, _ = mandate_problems(m["reference"], signed, m["iban"], m["bic"], today)
+        issues[index] = "; ".join(reason for _, reason in found)
+    return issues
+
+
+def run_report(engine: Engine, run_id: int, settings: Settings | None = None,
+               today: date | None = None) -> dict[str, pd.DataFrame]:
     """The control report of a stored run, as DataFrames (see :func:`~workbench.invoicing.control_report`),
-    with its ``Period balance`` sheet (:func:`period_balance`); calls never rated and a balance
-    that does not close are anomalies."""
+    with its ``Period balance`` sheet (:func:`period_balance`); calls never rated, a balance
+    that does not close and a direct-debit mandate that the SEPA file would refuse
+    (:func:`mandate_issues`, on ``today``: default the operator's date now) are anomalies."""
     settings = settings or Settings()
+    today = today or local_date(datetime.now(UTC), settings.timezone)
     with engine.connect() as connection:
         run = run_row(connection, run_id)
         options = options_of(run)
@@ -122,6 +152,7 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None) ->
         issued = invoiced_customers(connection, str(period))
         if run["kind"] == "preprod":
             customers["already_invoiced"] = customers["customer_id"].isin(issued)
+        customers["mandate_problem"] = mandate_issues(connection, customers, today)
         unrated = read_frame(connection, select(
             s.RatingError.reason, func.count().label("calls")).where(s.RatingError.period == str(period))
             .group_by(s.RatingError.reason).order_by(s.RatingError.reason))

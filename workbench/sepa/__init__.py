@@ -11,6 +11,7 @@ from workbench.sepa.debits import (
     RECURRING,
     collection_date,
     is_business_day,
+    mandate_problems,
     next_business_day,
     prepare_debits,
 )
@@ -32,6 +33,7 @@ from workbench.sepa.message import DebitFile, build_pain008, direct_debit_file, 
 __all__ = [
     "DEBIT_COLUMNS", "DEFAULT_VERSION", "FIRST", "ID_MAX", "MAX_AMOUNT_CENTS", "NAME_MAX", "RECURRING",
     "REMITTANCE_MAX", "SEPA_VERSIONS", "Creditor", "DebitFile", "build_pain008", "collection_date",
-    "direct_debit_file", "is_business_day", "new_message_id", "next_business_day", "prepare_debits", "sepa_text",
+    "direct_debit_file", "is_business_day", "mandate_problems", "new_message_id", "next_business_day",
+    "prepare_debits", "sepa_text",
     "validate_bic", "validate_creditor_id", "validate_iban", "validate_version",
 ]

@@ -121,6 +121,40 @@ def _date_field(row: dict, key: str, label: str, reasons: list[tuple[str, str]])
     return value
 
 
+def mandate_problems(reference: str, signature_date: date | None, iban, bic,
+                     today: date) -> tuple[list[tuple[str, str]], str, str]:
+    """What is wrong with a mandate for a debit requested on ``today``: ``(problems, iban, bic)``
+    with each problem a ``(code, reason)`` pair, and the IBAN and BIC compact (``""`` when
+    invalid or, for the BIC, absent). The checks of :func:`prepare_debits`, also run when the
+    mandates are loaded and by the control report:
+
+    * ``bad_mandate_reference``: not a SEPA identifier (at most 35 characters of the SEPA set);
+    * ``mandate_signed_in_future``: ``signature_date`` after ``today`` (None: not checked here);
+    * ``bad_iban``: :func:`~workbench.sepa.identifiers.validate_iban` (length, check digits,
+      national structure, SEPA zone);
+    * ``bad_bic``: a BIC given but not 8 or 11 characters of the SWIFT structure
+      (:func:`~workbench.sepa.identifiers.validate_bic`).
+    """
+    problems: list[tuple[str, str]] = []
+    problem = _identifier_problem(reference)
+    if problem:
+        problems.append(("bad_mandate_reference", f"invalid mandate reference {reference!r}: {problem}"))
+    if signature_date is not None and signature_date > today:
+        problems.append(("mandate_signed_in_future",
+                         f"mandate {reference} is signed on {signature_date}, in the future"))
+    checked_iban = checked_bic = ""
+    try:
+        checked_iban = validate_iban(iban)
+    except InputError as exc:
+        problems.append(("bad_iban", f"mandate {reference}: {exc}"))
+    if _compact(bic):
+        try:
+            checked_bic = validate_bic(bic)
+        except InputError as exc:
+            problems.append(("bad_bic", f"mandate {reference}: {exc}"))
+    return problems, checked_iban, checked_bic
+
+
 def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check the debits to make; returns ``(good, rejected)``.
 
@@ -184,22 +218,9 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
         elif status != "active":
             reasons.append(("mandate_not_active", f"mandate {reference} is {status}"))
         else:
-            problem = _identifier_problem(reference)
-            if problem:
-                reasons.append(("bad_mandate_reference", f"invalid mandate reference {reference!r}: {problem}"))
             signed = _date_field(row, "signature_date", f"the signature date of mandate {reference}", reasons)
-            if signed is not None and signed > today:
-                reasons.append(("mandate_signed_in_future",
-                                f"mandate {reference} is signed on {signed}, in the future"))
-            try:
-                iban = validate_iban(_get(row, "iban"))
-            except InputError as exc:
-                reasons.append(("bad_iban", f"mandate {reference}: {exc}"))
-            if _compact(_get(row, "bic")):
-                try:
-                    bic = validate_bic(_get(row, "bic"))
-                except InputError as exc:
-                    reasons.append(("bad_bic", f"mandate {reference}: {exc}"))
+            found, iban, bic = mandate_problems(reference, signed, _get(row, "iban"), _get(row, "bic"), today)
+            reasons.extend(found)
         if reasons:  # the first problem's code, every problem's text
             rejected.append({**row, "code": reasons[0][0], "reason": "; ".join(text for _, text in reasons)})
             continue
