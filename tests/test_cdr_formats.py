@@ -345,8 +345,9 @@ def test_a_corrupt_gzip_file_is_refused_naming_it(damage):
 
 def test_a_file_read_in_chunks_gives_the_records_of_the_whole_file():
     # records spanning two lines (a quoted line break) and \r\n line ends, read 2 records at a time
-    data = (HEADER.replace("\n", "\r\n") + GOOD.replace("\n", "\r\n") + f'B,2026-10-01T10:00:00Z,"{A[:4]}\r\n{A[4:]}",{B},60\r\n'
-            + "\r\n" + GOOD.replace("A,", "C,") + GOOD.replace("A,", "D,")).encode()
+    data = (HEADER.replace("\n", "\r\n") + GOOD.replace("\n", "\r\n")
+            + f'B,2026-10-01T10:00:00Z,"{A[:4]}\r\n{A[4:]}",{B},60\r\n' + "\r\n"
+            + GOOD.replace("A,", "C,") + GOOD.replace("A,", "D,")).encode()
     whole = parse("f.csv", data).records
     chunks = [c.records for c in read_chunks("f.csv", io.BytesIO(gzip.compress(data)), chunk_records=2)]
     assert [len(c) for c in chunks] == [2, 2]
