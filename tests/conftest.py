@@ -130,6 +130,7 @@ SLOW_TESTS = {
         "test_project.py::test_a_fresh_demo_starts_from_an_empty_embedded_database",
         "test_project.py::test_the_bundled_sample_is_the_generators_output",
         "test_project.py::test_the_benchmark_runs_on_a_small_scale",
+        "test_integration.py::test_memory_is_bounded_by_a_chunk_not_by_the_file",
     ],
     "PDF batches over several pages, a pool of processes, sixty generated plans": [
         "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",

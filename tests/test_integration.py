@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -22,6 +24,7 @@ from factories import (
 )
 from sqlalchemy import select, text
 
+from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.errors import InputError
@@ -661,3 +664,115 @@ def test_a_wholesale_rate_keeps_its_six_decimals(engine, settings, tmp_path):
     summary = rate_period(engine, Period.parse("2026-10"), settings, LATER)
     assert ratings(engine)["price_units"].to_dict() == {"W1": 64}
     assert summary.amount_units == 64
+
+
+# --- files read in chunks, and refused as a whole ------------------------------------------
+
+
+def test_a_file_read_in_chunks_stores_what_it_stores_read_at_once(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    # the switch's 14 records, then line 16 repeats line 6 (pending for its line) and line 17
+    # line 3 (accepted): read 3 records at a time, lines 11, 16 and 17 repeat lines of earlier chunks
+    rows = [*SWITCH_ROWS, ["A5-bis", *SWITCH_ROWS[4][1:]], ["A2-bis", *SWITCH_ROWS[1][1:]]]
+    path = tmp_path / "switch-chunks.csv"
+    path.write_bytes(native_cdrs(rows))
+    report = load_cdr_file(engine, path, settings, NOW, chunk_records=3)
+    # 16 records: 8 accepted (as the switch's file), 8 rejected: its 6 and two duplicates
+    assert (report.records, report.accepted, report.rejected) == (16, 8, 8)
+    assert report.by_reason == {"bad_date": 1, "bad_duration": 1, "duplicate": 3, "unknown_line": 3}
+    files = frame(engine, select(s.CdrFile.records, s.CdrFile.accepted, s.CdrFile.rejected))
+    assert files.values.tolist() == [[16, 8, 8]]
+    assert stored_calls(engine)["line_no"].tolist() == [2, 3, 4, 5, 7, 12, 14, 15]
+    rejects = stored_rejects(engine).set_index("line_no")
+    assert rejects["reason"].to_dict() == {**SWITCH_REJECTS, 16: "duplicate", 17: "duplicate"}
+    assert rejects.loc[11, "message"] == "the same call is on line 2"
+    assert rejects.loc[16, "message"] == "the same call is on line 6"
+    assert rejects.loc[17, "message"] == "the same call is on line 3"
+    assert rejects.loc[6, "status"] == "pending" and rejects.loc[16, "status"] == "final"
+
+
+def bad_lines_file(path, copies: int, good_first: int = 0):
+    """A gzip native file: ``good_first`` good calls (one a minute from 1 Oct 10:00 UTC on the
+    first line, C1's), then ``copies`` times one record whose start is no date."""
+    good = "".join(f"G{i},2026-10-01T{10 + i // 60:02d}:{i % 60:02d}:00Z,+33145000001,+33155000000,60\n"
+                   for i in range(good_first))
+    bad = "X,2026-13-01T10:00:00Z,+33145000001,+33155000000,60\n"
+    path.write_bytes(gzip.compress(("call_id,start_time,calling,called,duration_s\n" + good + bad * copies).encode()))
+    return path
+
+
+def test_a_file_whose_first_records_are_all_malformed_is_refused_whole(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    before = table_counts(engine)
+    path = bad_lines_file(tmp_path / "garbage.csv.gz", 300_000)
+    assert path.stat().st_size < 100_000  # 300,000 copies (15 MB) compress to about 45 KB
+    with pytest.raises(InputError) as caught:
+        load_cdr_file(engine, path, settings, NOW, chunk_records=50_000)
+    error = caught.value
+    assert (error.source, error.code) == (str(path), "too_many_rejects")
+    # stopped after the first chunk: its 50,000 records, all bad_date; the first 3 quoted
+    assert str(error).startswith(
+        f"{path}: refused as a whole: its first 10,000 records are all malformed (setting reject_threshold_records). "
+        "Malformed records among the 50,000 read: bad_date 50,000. For example line 2: bad_date: start_time "
+        "'2026-13-01T10:00:00Z' is not a date and time; line 3: bad_date: ")
+    assert [(p.key, p.code) for p in error.problems] == [(2, "bad_date"), (3, "bad_date"), (4, "bad_date")]
+    assert table_counts(engine) == before  # nothing stored, not even the file
+
+
+def test_a_file_with_too_many_malformed_records_is_refused_at_its_end(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    before = table_counts(engine)
+    strict = Settings(database_url=settings.database_url, reject_threshold_records="100", reject_threshold_percent="5")
+    # 200 records: 189 good, 11 bad; 11 * 100 = 1,100 > 5 * 200 = 1,000: refused
+    path = bad_lines_file(tmp_path / "many.csv.gz", 11, good_first=189)
+    with pytest.raises(InputError, match=r"refused as a whole: 11 of its 200 records are malformed, more than 5 % "
+                                         r"\(setting reject_threshold_percent\)\. Malformed records among the 200 "
+                                         r"read: bad_date 11\. For example line 191: bad_date"):
+        load_cdr_file(engine, path, strict, NOW, chunk_records=30)
+    assert table_counts(engine) == before
+    # 10 bad of 200 (1,000 is not more than 1,000): loaded, 190 calls and 10 rejects
+    path = bad_lines_file(tmp_path / "some.csv.gz", 10, good_first=190)
+    report = load_cdr_file(engine, path, strict, NOW, chunk_records=30)
+    assert (report.records, report.accepted, report.rejected) == (200, 190, 10)
+    # duplicates of calls already stored and records pending for their line are not malformed:
+    # the same 190 calls again, and 20 calls of C2's line after it ended (unknown_line)
+    ended = "".join(f"U{i},2026-10-20T10:{i:02d}:00Z,+33145000002,+33155000000,60\n" for i in range(20))
+    again = tmp_path / "again.csv"
+    again.write_text(gzip.decompress(path.read_bytes()).decode().replace(
+        "X,2026-13-01T10:00:00Z,+33145000001,+33155000000,60\n", "") + ended)
+    report = load_cdr_file(engine, again, strict, NOW, chunk_records=30)
+    assert (report.records, report.accepted, report.by_reason) == (210, 0, {"duplicate": 190, "unknown_line": 20})
+
+
+def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
+    # a process loads one good line then 300,000 bad ones (refused at the end: 300,000 bad of
+    # 300,001). Its peak resident memory grows by about 75 MB over what it was before the load
+    # with chunks of 20,000 records, by about 450 MB with the whole file in one chunk (a file ten
+    # times as long: ten times as much, unless read in chunks)
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import resource, sys\n"
+        "from datetime import datetime\n"
+        "from pathlib import Path\n"
+        "from workbench import jobs\n"
+        "from workbench.config import Settings\n"
+        "from workbench.errors import InputError\n"
+        "from workbench.integration import load_cdr_file\n"
+        "settings = Settings(database_url=sys.argv[1])\n"
+        "engine = jobs.open_database(settings)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    load_cdr_file(engine, Path(sys.argv[2]), settings, datetime(2026, 11, 2),\n"
+        "                  chunk_records=int(sys.argv[3]))\n"
+        "except InputError as exc:\n"
+        "    print(exc.code, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n")
+    path = bad_lines_file(tmp_path / "garbage.csv.gz", 300_000, good_first=1)
+    growth = {}
+    for chunk in (20_000, 400_000):
+        done = subprocess.run([sys.executable, str(script), f"sqlite:///{tmp_path / f'{chunk}.sqlite'}", str(path),
+                               str(chunk)], capture_output=True, text=True, check=True)
+        code, grown = done.stdout.split()
+        assert code == "too_many_rejects"
+        growth[chunk] = int(grown)
+    assert growth[20_000] < 200 * 2**20
+    assert growth[20_000] * 3 < growth[400_000]
