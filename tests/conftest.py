@@ -138,6 +138,7 @@ SLOW_TESTS = {
         "test_rating.py::test_longest_prefix_match_agrees_with_brute_force",
     ],
     "transactions in threads, waiting for each other": [
+        "test_integration.py::test_two_loads_of_overlapping_files_at_once_store_each_call_once",
         "test_billing.py::test_a_reopening_credit_note_waits_for_a_production_of_its_period",
         "test_billing.py::test_two_credit_notes_for_one_invoice_at_once_make_one",
         "test_billing.py::test_a_credit_note_during_a_sepa_run_waits_for_its_debits",

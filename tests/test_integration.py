@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -24,10 +26,11 @@ from factories import (
 )
 from sqlalchemy import select, text
 
+from workbench import cli, jobs
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.errors import InputError
+from workbench.errors import InputError, UnavailableError
 from workbench.integration import load_cdr_file, load_cdr_files
 from workbench.period import Period
 from workbench.phone_numbers import from_digits
@@ -776,3 +779,91 @@ def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
         growth[chunk] = int(grown)
     assert growth[20_000] < 200 * 2**20
     assert growth[20_000] * 3 < growth[400_000]
+
+
+# --- loads at the same time, a database busy ---------------------------------------------
+
+
+def month_of_calls(path, tag: str, first_minute: int = 0, calls: int = 3_000):
+    """A native file of ``calls`` calls of C1's line, one a minute from 1 Oct 00:00 UTC plus
+    ``first_minute``; ``tag`` makes the call ids, so that two files of the same calls differ."""
+    start = datetime(2026, 10, 1)
+    path.write_bytes(native_cdrs([[f"{tag}{i}", f"{start + timedelta(minutes=first_minute + i):%Y-%m-%dT%H:%M:%S}Z",
+                                   "+33145000001", "+33155000000", "60"] for i in range(calls)]))
+    return path
+
+
+def in_threads(*calls):
+    """Run each call in its own thread, started together; what each returned or raised."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            outcomes[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+def test_two_loads_of_overlapping_files_at_once_store_each_call_once(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    # the same 3,000 calls in two files: the second load waits for the first, then finds them stored
+    a, b = month_of_calls(tmp_path / "a.csv", "A"), month_of_calls(tmp_path / "b.csv", "B")
+    outcomes = in_threads(lambda: load_cdr_file(engine, a, settings, NOW),
+                          lambda: load_cdr_file(engine, b, settings, NOW))
+    assert sorted((r.accepted, r.rejected, r.by_reason.get("duplicate", 0)) for r in outcomes) == [
+        (0, 3_000, 3_000), (3_000, 0, 0)]
+    # as jobs: one load at a time; a load started meanwhile says which one is in progress
+    c = month_of_calls(tmp_path / "c.csv", "C", first_minute=1_500)  # minutes 1,500 to 4,499: 1,500 new
+    d = month_of_calls(tmp_path / "d.csv", "D", first_minute=3_000)  # minutes 3,000 to 5,999: 1,500 more
+    outcomes = in_threads(lambda: jobs.load_cdrs(engine, settings, [c], clock=lambda: NOW),
+                          lambda: jobs.load_cdrs(engine, settings, [d], clock=lambda: NOW))
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            assert isinstance(outcome, UnavailableError) and outcome.code == "job_locked", repr(outcome)
+            assert str(outcome).startswith("not loading: another load-cdrs run is in progress: ")
+    jobs.load_cdrs(engine, settings, [c, d], clock=lambda: NOW)  # the one refused, if any (the other is skipped)
+    calls = stored_calls(engine)
+    # minutes 0 to 5,999, each once
+    assert len(calls) == 6_000
+    assert calls["start_utc"].nunique() == 6_000
+    assert frame(engine, select(s.JobLock.name)).empty
+
+
+def test_sqlite_writes_blocked_too_long_name_the_job_in_progress(tmp_path, monkeypatch, capsys):
+    database = tmp_path / "busy.sqlite"
+    settings = Settings(database_url=f"sqlite:///{database}", sqlite_busy_timeout="0.5")
+    engine = jobs.open_database(settings)
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = month_of_calls(tmp_path / "october.csv", "A", calls=10)
+    # another process's rating run holds a job lock, and a write transaction
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("INSERT INTO job_locks VALUES ('rate', 'billing-host:4242:0badcafe@', '2026-11-02 06:00:00.000000', "
+                   "'2026-11-02 06:00:05.000000')")
+    holder.execute("BEGIN IMMEDIATE")
+    expected = (f"database {database}: the database is busy: another transaction has held its write lock for more "
+                "than 0.5 s (setting sqlite_busy_timeout); job in progress: rate (run billing-host:4242:0badcafe, "
+                "started 2026-11-02 06:00:00 UTC, last active 2026-11-02 06:00:05 UTC). Nothing was changed by this "
+                "command: run it again when that has finished")
+    with pytest.raises(UnavailableError) as caught:
+        jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    assert (str(caught.value), caught.value.code) == (expected, "database_busy")
+    # the command line: one line, exit status 2
+    monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_TIMEOUT", "0.5")
+    assert cli.main(["--database-url", f"sqlite:///{database}", "load-cdrs", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {expected}\n" in err and "Traceback" not in err
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert table_counts(engine)["cdrs"] == 0
+    load = jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    assert (load.accepted, load.rejected) == (10, 0)
+    assert frame(engine, select(s.JobLock.name))["name"].tolist() == ["rate"]  # the load's lock released

@@ -330,14 +330,18 @@ def load_cdr_files(
     progress: bool = False,
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
+    before_each: Callable[[], None] | None = None,
 ) -> list[LoadReport]:
     """Load several files, each in its own transaction (a bad file stops the batch with its
-    error; the files before it stay loaded)."""
+    error; the files before it stay loaded). ``before_each`` is called before each file (a job
+    lock's sign of life, which stops the batch if the lock was lost)."""
     from tqdm.auto import tqdm
 
     paths = list(paths)
     reports = []
     for path in tqdm(paths, desc="CDR files", unit="file", disable=not progress):
+        if before_each is not None:
+            before_each()
         reports.append(load_cdr_file(engine, path, settings, now(), fmt, mapping, asterisk_times))
     return reports
 
@@ -411,6 +415,7 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
     columns = [s.CdrReject.id, s.CdrReject.file_id, s.CdrReject.line_no,
                *(getattr(s.CdrReject, c) for c in CALL_COLUMNS)]
     with engine.begin() as connection:
+        lock_table(connection, s.Cdr.__table__)  # a file being loaded stores its calls first
         pending = read_frame(connection, select(*columns).where(s.CdrReject.status == "pending")
                              .order_by(s.CdrReject.id))
         if pending.empty:
