@@ -867,3 +867,20 @@ def test_sqlite_writes_blocked_too_long_name_the_job_in_progress(tmp_path, monke
     load = jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
     assert (load.accepted, load.rejected) == (10, 0)
     assert frame(engine, select(s.JobLock.name))["name"].tolist() == ["rate"]  # the load's lock released
+
+
+def test_a_corrupt_gzip_file_stops_the_command_with_its_name(loaded_reference, settings, tmp_path, capsys):
+    engine = loaded_reference
+    before = table_counts(engine)
+    # 3,000 calls compressed, then 8 bytes in the middle of the deflate stream flipped
+    data = bytearray(gzip.compress(month_of_calls(tmp_path / "october.csv", "A").read_bytes()))
+    middle = len(data) // 2
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    path = tmp_path / "october.csv.gz"
+    path.write_bytes(bytes(data))
+    assert cli.main(["--database-url", settings.database_url, "load-cdrs", str(path)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: october.csv.gz: not a valid gzip file: damaged or truncated (")
+    assert errors[0].endswith("); nothing of it is stored")
+    assert table_counts(engine) == before
