@@ -3,7 +3,10 @@
 A file is stored in one transaction (its ``cdr_files`` row, its accepted calls, its rejects), so
 a failure leaves the database as it was. A file whose bytes were already loaded is skipped; a
 call already stored (from any file) is rejected as a duplicate, so overlapping files store no
-call twice.
+call twice, even loaded at the same time (a file's transaction holds off the other writers of
+``cdrs`` from its start). A file is read and stored a chunk of records at a time within its
+transaction, so memory is bounded by a chunk; a file with too many malformed records is refused
+as a whole (:class:`RejectThreshold`).
 
 A record rejected for a reason a reference fix can cure (:data:`CURABLE`: ``unknown_line``, no
 customer's line holding the calling number on the call's date) is kept ``pending`` with the
