@@ -884,3 +884,20 @@ def test_a_corrupt_gzip_file_stops_the_command_with_its_name(loaded_reference, s
     assert errors[0].startswith("error: october.csv.gz: not a valid gzip file: damaged or truncated (")
     assert errors[0].endswith("); nothing of it is stored")
     assert table_counts(engine) == before
+
+
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("WORKBENCH_REJECT_THRESHOLD_PERCENT", "five", "'five' is not a percentage (0 to 100)"),
+    ("WORKBENCH_REJECT_THRESHOLD_PERCENT", "101", "'101' is not a percentage (0 to 100)"),
+    ("WORKBENCH_REJECT_THRESHOLD_RECORDS", "0", "'0' is not a number of records (1 or more)"),
+    ("WORKBENCH_SQLITE_BUSY_TIMEOUT", "NaN", "'NaN' is not a number of seconds (0 to 86400)"),
+])
+def test_the_thresholds_and_the_busy_timeout_are_checked_settings(monkeypatch, variable, value, problem):
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    monkeypatch.setenv(variable, value)
+    name = variable.removeprefix("WORKBENCH_").lower()
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == f"setting {name} ({variable}): {problem}"
