@@ -26,12 +26,14 @@ setting                    default and meaning
 ``mail_from``              ``Facturation Opérateur Exemple <facturation@operateur.example>``
 ``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
 ``operator_*``             the operator's identity printed on invoices
-``reject_threshold_percent`` ``5``: a CDR file of at least ``reject_threshold_records`` records
-                           more than this percent of which are malformed is refused as a whole
-``reject_threshold_records`` ``10000``: that many records; a file whose first that many are all
-                           malformed is refused at once (see :mod:`workbench.integration`)
 ``sqlite_busy_timeout``    ``30`` (seconds): how long a SQLite write waits for another's transaction
 =========================  ==========================================================
+
+CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
+``reject_threshold_percent`` (default ``5``): a file of at least ``reject_threshold_records``
+records more than this percent of which are malformed is refused as a whole;
+``reject_threshold_records`` (default ``10000``): that many records, and a file whose first that
+many are all malformed is refused as soon as they are read.
 
 Secrets are never read from the TOML file or a notebook: the SMTP password comes from
 ``WORKBENCH_SMTP_PASSWORD`` and FTP passwords from ``WORKBENCH_STORAGE_PASSWORD`` (or the URL).
