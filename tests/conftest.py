@@ -131,6 +131,7 @@ SLOW_TESTS = {
         "test_project.py::test_the_bundled_sample_is_the_generators_output",
         "test_project.py::test_the_benchmark_runs_on_a_small_scale",
         "test_secrets.py::test_no_command_writes_a_password_anywhere",
+        "test_integration.py::test_memory_is_bounded_by_a_chunk_not_by_the_file",
     ],
     "PDF batches over several pages, a pool of processes, sixty generated plans": [
         "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",
@@ -141,6 +142,7 @@ SLOW_TESTS = {
         "test_invoicing.py::test_property_each_day_of_service_is_billed_once",
     ],
     "transactions in threads, waiting for each other": [
+        "test_integration.py::test_two_loads_of_overlapping_files_at_once_store_each_call_once",
         "test_billing.py::test_a_reopening_credit_note_waits_for_a_production_of_its_period",
         "test_billing.py::test_two_credit_notes_for_one_invoice_at_once_make_one",
         "test_billing.py::test_a_credit_note_during_a_sepa_run_waits_for_its_debits",

@@ -7,12 +7,13 @@ Expected values are worked out by hand from ``data/README.md``: Paris is UTC+2 u
 from __future__ import annotations
 
 import gzip
+import io
 
 import pandas as pd
 import pytest
 from factories import NATIVE_HEADER, asterisk_cdrs, asterisk_row, native_cdrs
 
-from workbench.cdr.formats import ASTERISK, NATIVE, check, parse
+from workbench.cdr.formats import ASTERISK, NATIVE, check, parse, read_chunks
 from workbench.errors import InputError
 
 TZ = "Europe/Paris"
@@ -324,6 +325,45 @@ def test_not_utf8_inside_gzip_names_the_decompressed_line():
     data = (HEADER + GOOD + GOOD.replace("A,", "B,")).encode() + b"C\xe9,x,y,z,1\n"
     error = error_of(gzip.compress(data), "october.csv.gz")
     assert (error.source, error.line) == ("october.csv.gz", 4)
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "flipped_header"])
+def test_a_corrupt_gzip_file_is_refused_naming_it(damage):
+    # 2,000 records compressed; bytes flipped in the middle of the deflate stream, or the file
+    # cut in half, or the first compressed block's header flipped (zlib.error before any line)
+    data = bytearray(gzip.compress((HEADER + GOOD * 2000).encode()))
+    if damage == "flipped":
+        data[len(data) // 2: len(data) // 2 + 4] = bytes(b ^ 0xFF for b in data[len(data) // 2: len(data) // 2 + 4])
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[12] ^= 0x55
+    error = error_of(bytes(data), "october.csv.gz")
+    assert error.source == "october.csv.gz"
+    assert str(error).startswith("october.csv.gz: not a valid gzip file: damaged or truncated (")
+
+
+def test_a_file_read_in_chunks_gives_the_records_of_the_whole_file():
+    # records spanning two lines (a quoted line break) and \r\n line ends, read 2 records at a time
+    data = (HEADER.replace("\n", "\r\n") + GOOD.replace("\n", "\r\n")
+            + f'B,2026-10-01T10:00:00Z,"{A[:4]}\r\n{A[4:]}",{B},60\r\n' + "\r\n"
+            + GOOD.replace("A,", "C,") + GOOD.replace("A,", "D,")).encode()
+    whole = parse("f.csv", data).records
+    chunks = [c.records for c in read_chunks("f.csv", io.BytesIO(gzip.compress(data)), chunk_records=2)]
+    assert [len(c) for c in chunks] == [2, 2]
+    assert pd.concat(chunks, ignore_index=True).equals(whole)
+    # lines 2, 3-4 (one record), 5 blank, 6, 7
+    assert whole["line_no"].tolist() == [2, 3, 6, 7]
+    assert whole["raw"][1] == f'B,2026-10-01T10:00:00Z,"{A[:4]}\n{A[4:]}",{B},60'
+
+
+def test_a_repeated_header_column_is_refused_naming_it():
+    data = ("call_id,start_time,calling,called,duration_s,duration_s\n" + f"A,2026-10-01T10:00:00Z,{A},{B},60,61\n"
+            ).encode()
+    error = error_of(data, "twice.csv")
+    assert (error.source, error.line, error.column) == ("twice.csv", 1, "duration_s")
+    assert str(error) == ("twice.csv, line 1, column duration_s: the header names ['duration_s'] twice: which one "
+                          "to read cannot be told")
 
 
 def test_native_header_missing_a_column():

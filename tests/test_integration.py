@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -22,9 +27,11 @@ from factories import (
 )
 from sqlalchemy import select, text
 
+from workbench import cli, jobs
+from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.errors import InputError
+from workbench.errors import InputError, UnavailableError
 from workbench.integration import load_cdr_file, load_cdr_files
 from workbench.period import Period
 from workbench.phone_numbers import from_digits
@@ -661,3 +668,241 @@ def test_a_wholesale_rate_keeps_its_six_decimals(engine, settings, tmp_path):
     summary = rate_period(engine, Period.parse("2026-10"), settings, LATER)
     assert ratings(engine)["price_units"].to_dict() == {"W1": 64}
     assert summary.amount_units == 64
+
+
+# --- files read in chunks, and refused as a whole ------------------------------------------
+
+
+def test_a_file_read_in_chunks_stores_what_it_stores_read_at_once(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    # the switch's 14 records, then line 16 repeats line 6 (pending for its line) and line 17
+    # line 3 (accepted): read 3 records at a time, lines 11, 16 and 17 repeat lines of earlier chunks
+    rows = [*SWITCH_ROWS, ["A5-bis", *SWITCH_ROWS[4][1:]], ["A2-bis", *SWITCH_ROWS[1][1:]]]
+    path = tmp_path / "switch-chunks.csv"
+    path.write_bytes(native_cdrs(rows))
+    report = load_cdr_file(engine, path, settings, NOW, chunk_records=3)
+    # 16 records: 8 accepted (as the switch's file), 8 rejected: its 6 and two duplicates
+    assert (report.records, report.accepted, report.rejected) == (16, 8, 8)
+    assert report.by_reason == {"bad_date": 1, "bad_duration": 1, "duplicate": 3, "unknown_line": 3}
+    files = frame(engine, select(s.CdrFile.records, s.CdrFile.accepted, s.CdrFile.rejected))
+    assert files.values.tolist() == [[16, 8, 8]]
+    assert stored_calls(engine)["line_no"].tolist() == [2, 3, 4, 5, 7, 12, 14, 15]
+    rejects = stored_rejects(engine).set_index("line_no")
+    assert rejects["reason"].to_dict() == {**SWITCH_REJECTS, 16: "duplicate", 17: "duplicate"}
+    assert rejects.loc[11, "message"] == "the same call is on line 2"
+    assert rejects.loc[16, "message"] == "the same call is on line 6"
+    assert rejects.loc[17, "message"] == "the same call is on line 3"
+    assert rejects.loc[6, "status"] == "pending" and rejects.loc[16, "status"] == "final"
+
+
+def bad_lines_file(path, copies: int, good_first: int = 0):
+    """A gzip native file: ``good_first`` good calls (one a minute from 1 Oct 10:00 UTC on the
+    first line, C1's), then ``copies`` times one record whose start is no date."""
+    good = "".join(f"G{i},2026-10-01T{10 + i // 60:02d}:{i % 60:02d}:00Z,+33145000001,+33155000000,60\n"
+                   for i in range(good_first))
+    bad = "X,2026-13-01T10:00:00Z,+33145000001,+33155000000,60\n"
+    path.write_bytes(gzip.compress(("call_id,start_time,calling,called,duration_s\n" + good + bad * copies).encode()))
+    return path
+
+
+def test_a_file_whose_first_records_are_all_malformed_is_refused_whole(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    before = table_counts(engine)
+    path = bad_lines_file(tmp_path / "garbage.csv.gz", 300_000)
+    assert path.stat().st_size < 100_000  # 300,000 copies (15 MB) compress to about 45 KB
+    with pytest.raises(InputError) as caught:
+        load_cdr_file(engine, path, settings, NOW, chunk_records=50_000)
+    error = caught.value
+    assert (error.source, error.code) == (str(path), "too_many_rejects")
+    # stopped after the first chunk: its 50,000 records, all bad_date; the first 3 quoted
+    assert str(error).startswith(
+        f"{path}: refused as a whole: its first 10,000 records are all malformed (setting reject_threshold_records). "
+        "Malformed records among the 50,000 read: bad_date 50,000. For example line 2: bad_date: start_time "
+        "'2026-13-01T10:00:00Z' is not a date and time; line 3: bad_date: ")
+    assert [(p.key, p.code) for p in error.problems] == [(2, "bad_date"), (3, "bad_date"), (4, "bad_date")]
+    assert table_counts(engine) == before  # nothing stored, not even the file
+
+
+def test_a_file_with_too_many_malformed_records_is_refused_at_its_end(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    before = table_counts(engine)
+    strict = Settings(database_url=settings.database_url, reject_threshold_records="100", reject_threshold_percent="5")
+    # 200 records: 189 good, 11 bad; 11 * 100 = 1,100 > 5 * 200 = 1,000: refused
+    path = bad_lines_file(tmp_path / "many.csv.gz", 11, good_first=189)
+    with pytest.raises(InputError, match=r"refused as a whole: 11 of its 200 records are malformed, more than 5 % "
+                                         r"\(setting reject_threshold_percent\)\. Malformed records among the 200 "
+                                         r"read: bad_date 11\. For example line 191: bad_date"):
+        load_cdr_file(engine, path, strict, NOW, chunk_records=30)
+    assert table_counts(engine) == before
+    # 10 bad of 200 (1,000 is not more than 1,000): loaded, 190 calls and 10 rejects
+    path = bad_lines_file(tmp_path / "some.csv.gz", 10, good_first=190)
+    report = load_cdr_file(engine, path, strict, NOW, chunk_records=30)
+    assert (report.records, report.accepted, report.rejected) == (200, 190, 10)
+    # duplicates of calls already stored and records pending for their line are not malformed:
+    # the same 190 calls again, and 20 calls of C2's line after it ended (unknown_line)
+    ended = "".join(f"U{i},2026-10-20T10:{i:02d}:00Z,+33145000002,+33155000000,60\n" for i in range(20))
+    again = tmp_path / "again.csv"
+    again.write_text(gzip.decompress(path.read_bytes()).decode().replace(
+        "X,2026-13-01T10:00:00Z,+33145000001,+33155000000,60\n", "") + ended)
+    report = load_cdr_file(engine, again, strict, NOW, chunk_records=30)
+    assert (report.records, report.accepted, report.by_reason) == (210, 0, {"duplicate": 190, "unknown_line": 20})
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from Linux's /proc")
+def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
+    # a process loads one good line then 300,000 bad ones (refused at the end: 300,000 bad of
+    # 300,001). Its peak resident memory grows by about 75 MB over what it was before the load
+    # with chunks of 20,000 records, by about 450 MB with the whole file in one chunk (a file ten
+    # times as long: ten times as much, unless read in chunks)
+    script = tmp_path / "load.py"
+    # (the process's own high-water mark, VmHWM: ru_maxrss would keep the parent's across exec)
+    script.write_text(
+        "import re, sys\n"
+        "from datetime import datetime\n"
+        "from pathlib import Path\n"
+        "from workbench import jobs\n"
+        "from workbench.config import Settings\n"
+        "from workbench.errors import InputError\n"
+        "from workbench.integration import load_cdr_file\n"
+        "def peak():\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text())[1]) * 1024\n"
+        "settings = Settings(database_url=sys.argv[1])\n"
+        "engine = jobs.open_database(settings)\n"
+        "before = peak()\n"
+        "try:\n"
+        "    load_cdr_file(engine, Path(sys.argv[2]), settings, datetime(2026, 11, 2),\n"
+        "                  chunk_records=int(sys.argv[3]))\n"
+        "except InputError as exc:\n"
+        "    print(exc.code, peak() - before)\n")
+    path = bad_lines_file(tmp_path / "garbage.csv.gz", 300_000, good_first=1)
+    growth = {}
+    for chunk in (20_000, 400_000):
+        done = subprocess.run([sys.executable, str(script), f"sqlite:///{tmp_path / f'{chunk}.sqlite'}", str(path),
+                               str(chunk)], capture_output=True, text=True, check=True)
+        code, grown = done.stdout.split()
+        assert code == "too_many_rejects"
+        growth[chunk] = int(grown)
+    assert growth[20_000] < 200 * 2**20
+    assert growth[20_000] * 3 < growth[400_000]
+
+
+# --- loads at the same time, a database busy ---------------------------------------------
+
+
+def month_of_calls(path, tag: str, first_minute: int = 0, calls: int = 3_000):
+    """A native file of ``calls`` calls of C1's line, one a minute from 1 Oct 00:00 UTC plus
+    ``first_minute``; ``tag`` makes the call ids, so that two files of the same calls differ."""
+    start = datetime(2026, 10, 1)
+    path.write_bytes(native_cdrs([[f"{tag}{i}", f"{start + timedelta(minutes=first_minute + i):%Y-%m-%dT%H:%M:%S}Z",
+                                   "+33145000001", "+33155000000", "60"] for i in range(calls)]))
+    return path
+
+
+def in_threads(*calls):
+    """Run each call in its own thread, started together; what each returned or raised."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            outcomes[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+def test_two_loads_of_overlapping_files_at_once_store_each_call_once(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    # the same 3,000 calls in two files: the second load waits for the first, then finds them stored
+    a, b = month_of_calls(tmp_path / "a.csv", "A"), month_of_calls(tmp_path / "b.csv", "B")
+    outcomes = in_threads(lambda: load_cdr_file(engine, a, settings, NOW),
+                          lambda: load_cdr_file(engine, b, settings, NOW))
+    assert sorted((r.accepted, r.rejected, r.by_reason.get("duplicate", 0)) for r in outcomes) == [
+        (0, 3_000, 3_000), (3_000, 0, 0)]
+    # as jobs: one load at a time; a load started meanwhile says which one is in progress
+    c = month_of_calls(tmp_path / "c.csv", "C", first_minute=1_500)  # minutes 1,500 to 4,499: 1,500 new
+    d = month_of_calls(tmp_path / "d.csv", "D", first_minute=3_000)  # minutes 3,000 to 5,999: 1,500 more
+    outcomes = in_threads(lambda: jobs.load_cdrs(engine, settings, [c], clock=lambda: NOW),
+                          lambda: jobs.load_cdrs(engine, settings, [d], clock=lambda: NOW))
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            assert isinstance(outcome, UnavailableError) and outcome.code == "job_locked", repr(outcome)
+            assert str(outcome).startswith("not loading: another load-cdrs run is in progress: ")
+    jobs.load_cdrs(engine, settings, [c, d], clock=lambda: NOW)  # the one refused, if any (the other is skipped)
+    calls = stored_calls(engine)
+    # minutes 0 to 5,999, each once
+    assert len(calls) == 6_000
+    assert calls["start_utc"].nunique() == 6_000
+    assert frame(engine, select(s.JobLock.name)).empty
+
+
+def test_sqlite_writes_blocked_too_long_name_the_job_in_progress(tmp_path, monkeypatch, capsys):
+    database = tmp_path / "busy.sqlite"
+    settings = Settings(database_url=f"sqlite:///{database}", sqlite_busy_timeout="0.5")
+    engine = jobs.open_database(settings)
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = month_of_calls(tmp_path / "october.csv", "A", calls=10)
+    # another process's rating run holds a job lock, and a write transaction
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("INSERT INTO job_locks VALUES ('rate', 'billing-host:4242:0badcafe@', '2026-11-02 06:00:00.000000', "
+                   "'2026-11-02 06:00:05.000000')")
+    holder.execute("BEGIN IMMEDIATE")
+    expected = (f"database {database}: the database is busy: another transaction has held its write lock for more "
+                "than 0.5 s (setting sqlite_busy_timeout); job in progress: rate (run billing-host:4242:0badcafe, "
+                "started 2026-11-02 06:00:00 UTC, last active 2026-11-02 06:00:05 UTC). Nothing was changed by this "
+                "command: run it again when that has finished")
+    with pytest.raises(UnavailableError) as caught:
+        jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    assert (str(caught.value), caught.value.code) == (expected, "database_busy")
+    # the command line: one line, exit status 2
+    monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_TIMEOUT", "0.5")
+    assert cli.main(["--database-url", f"sqlite:///{database}", "load-cdrs", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {expected}\n" in err and "Traceback" not in err
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert table_counts(engine)["cdrs"] == 0
+    load = jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    assert (load.accepted, load.rejected) == (10, 0)
+    assert frame(engine, select(s.JobLock.name))["name"].tolist() == ["rate"]  # the load's lock released
+
+
+def test_a_corrupt_gzip_file_stops_the_command_with_its_name(loaded_reference, settings, tmp_path, capsys):
+    engine = loaded_reference
+    before = table_counts(engine)
+    # 3,000 calls compressed, then 8 bytes in the middle of the deflate stream flipped
+    data = bytearray(gzip.compress(month_of_calls(tmp_path / "october.csv", "A").read_bytes()))
+    middle = len(data) // 2
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    path = tmp_path / "october.csv.gz"
+    path.write_bytes(bytes(data))
+    assert cli.main(["--database-url", settings.database_url, "load-cdrs", str(path)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: october.csv.gz: not a valid gzip file: damaged or truncated (")
+    assert errors[0].endswith("); nothing of it is stored")
+    assert table_counts(engine) == before
+
+
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("WORKBENCH_REJECT_THRESHOLD_PERCENT", "five", "'five' is not a percentage (0 to 100)"),
+    ("WORKBENCH_REJECT_THRESHOLD_PERCENT", "101", "'101' is not a percentage (0 to 100)"),
+    ("WORKBENCH_REJECT_THRESHOLD_RECORDS", "0", "'0' is not a number of records (1 or more)"),
+    ("WORKBENCH_SQLITE_BUSY_TIMEOUT", "NaN", "'NaN' is not a number of seconds (0 to 86400)"),
+])
+def test_the_thresholds_and_the_busy_timeout_are_checked_settings(monkeypatch, variable, value, problem):
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    monkeypatch.setenv(variable, value)
+    name = variable.removeprefix("WORKBENCH_").lower()
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == f"setting {name} ({variable}): {problem}"

@@ -26,7 +26,14 @@ setting                    default and meaning
 ``mail_from``              ``Facturation Opérateur Exemple <facturation@operateur.example>``
 ``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
 ``operator_*``             the operator's identity printed on invoices
+``sqlite_busy_timeout``    ``30`` (seconds): how long a SQLite write waits for another's transaction
 =========================  ==========================================================
+
+CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
+``reject_threshold_percent`` (default ``5``): a file of at least ``reject_threshold_records``
+records more than this percent of which are malformed is refused as a whole;
+``reject_threshold_records`` (default ``10000``): that many records, and a file whose first that
+many are all malformed is refused as soon as they are read.
 
 Secrets are never read from the TOML file or a notebook: the SMTP password comes from
 ``WORKBENCH_SMTP_PASSWORD`` and FTP passwords from ``WORKBENCH_STORAGE_PASSWORD`` (or the URL).
@@ -72,6 +79,9 @@ class Settings:
     call_detail_annex: str = "no"  # "yes": invoices end with the list of their calls
     late_penalty_rate: str = ""  # empty: three times the legal interest rate, in the invoice's language
     templates_dir: str = ""  # empty: the bundled templates/ (invoice.html, invoice.css, email/)
+    reject_threshold_percent: str = "5"  # a CDR file with more malformed records than this is refused
+    reject_threshold_records: str = "10000"  # ...counted from this many records; or its first this many all malformed
+    sqlite_busy_timeout: str = "30"  # seconds a SQLite write waits for another's transaction
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -175,6 +185,21 @@ def check(settings: Settings) -> Settings:
         vat = Decimal(-1)
     if not Decimal(0) <= vat <= Decimal(100):
         bad("consumption_vat_rate", f"{settings.consumption_vat_rate!r} is not a percentage")
+    try:
+        threshold = Decimal(settings.reject_threshold_percent)
+    except InvalidOperation:
+        threshold = Decimal(-1)
+    if not (threshold.is_finite() and Decimal(0) <= threshold <= Decimal(100)):
+        bad("reject_threshold_percent", f"{settings.reject_threshold_percent!r} is not a percentage (0 to 100)")
+    records = settings.reject_threshold_records
+    if not (records.isascii() and records.isdigit()) or int(records) < 1:
+        bad("reject_threshold_records", f"{settings.reject_threshold_records!r} is not a number of records (1 or more)")
+    try:
+        busy = Decimal(settings.sqlite_busy_timeout)
+    except InvalidOperation:
+        busy = Decimal(-1)
+    if not (busy.is_finite() and Decimal(0) <= busy <= Decimal(86400)):
+        bad("sqlite_busy_timeout", f"{settings.sqlite_busy_timeout!r} is not a number of seconds (0 to 86400)")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:

@@ -3,7 +3,10 @@
 A file is stored in one transaction (its ``cdr_files`` row, its accepted calls, its rejects), so
 a failure leaves the database as it was. A file whose bytes were already loaded is skipped; a
 call already stored (from any file) is rejected as a duplicate, so overlapping files store no
-call twice.
+call twice, even loaded at the same time (a file's transaction holds off the other writers of
+``cdrs`` from its start). A file is read and stored a chunk of records at a time within its
+transaction, so memory is bounded by a chunk; a file with too many malformed records is refused
+as a whole (:class:`RejectThreshold`).
 
 A record rejected for a reason a reference fix can cure (:data:`CURABLE`: ``unknown_line``, no
 customer's line holding the calling number on the call's date) is kept ``pending`` with the
@@ -18,19 +21,21 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
-from workbench.cdr.formats import check, file_error, parse
+from workbench.cdr.formats import CHUNK_RECORDS, check, file_error, parse, read_chunks
 from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
-from workbench.errors import InputError
+from workbench.db.locks import lock_table
+from workbench.errors import InputError, Problem
 from workbench.phone_numbers import from_digits, to_digits
 from workbench.rating.classify import epoch_seconds, resolve_lines
 from workbench.reads import calls as stored_calls
@@ -108,6 +113,112 @@ def _reject_rows(rejects: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+#: the reasons that make a file malformed as a whole when too many of its records have them
+#: (:class:`RejectThreshold`): all those of :func:`~workbench.cdr.formats.check` but ``excluded``
+#: (a mapping's filter, on purpose), and ``duplicate`` within the file. Not counted:
+#: ``unknown_line`` (pending, cured by a reference fix) and ``duplicate`` of a call already stored
+#: from another file (an overlapping or re-delivered file is not a bad one).
+MALFORMED = ("bad_date", "ambiguous_time", "bad_calling_number", "bad_called_number", "bad_duration",
+             "negative_duration", "bad_call_id", "duplicate")
+#: how many rejected records a refusal quotes
+EXAMPLES = 3
+
+
+@dataclass
+class RejectThreshold:
+    """The malformed records of a file as it is read, and the rule that refuses it as a whole.
+
+    A file is refused (:class:`~workbench.errors.InputError`, code ``too_many_rejects``) when its
+    first ``records`` records are all malformed (checked as soon as they are read), or when it
+    has at least ``records`` records and more than ``percent`` % of them are malformed (checked at
+    its end). A file of fewer records is never refused for its rejects. Malformed: a reason of
+    :data:`MALFORMED`, within the file (a ``duplicate`` of an earlier line of the same file)."""
+
+    file: str
+    percent: Decimal
+    records: int
+    read: int = 0
+    malformed: int = 0
+    head_malformed: int = 0  # among the first ``records`` records
+    by_reason: dict[str, int] = field(default_factory=dict)
+    examples: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, file: str, settings: Settings) -> RejectThreshold:
+        return cls(file, Decimal(settings.reject_threshold_percent), int(settings.reject_threshold_records))
+
+    def add(self, line_nos: pd.Series, malformed: pd.DataFrame) -> None:
+        """Count a chunk: the line numbers of its records (in file order) and its malformed
+        rejects (``line_no``, ``reason``, ``message``); refuses the file when its first
+        ``records`` records are all malformed."""
+        head = min(max(self.records - self.read, 0), len(line_nos))
+        if head:
+            last_head_line = int(line_nos.iloc[head - 1])
+            self.head_malformed += int((malformed["line_no"] <= last_head_line).sum())
+        self.read += len(line_nos)
+        self.malformed += len(malformed)
+        for reason, count in malformed["reason"].value_counts().items():
+            self.by_reason[str(reason)] = self.by_reason.get(str(reason), 0) + int(count)
+        if len(self.examples) < EXAMPLES and len(malformed):
+            first = malformed.sort_values("line_no").head(EXAMPLES - len(self.examples))
+            self.examples += [Problem(self.file, int(r.line_no), str(r.reason), str(r.message))
+                              for r in first.itertuples(index=False)]
+        if head and self.read >= self.records and self.head_malformed == self.records:
+            self.refuse(f"its first {self.records:,} records are all malformed (setting reject_threshold_records)")
+
+    def finish(self) -> None:
+        """At the end of the file: refuses it when it has at least ``records`` records and more
+        than ``percent`` % of them are malformed."""
+        if self.read >= self.records and self.malformed * 100 > self.percent * self.read:
+            self.refuse(f"{self.malformed:,} of its {self.read:,} records are malformed, more than "
+                        f"{self.percent} % (setting reject_threshold_percent)")
+
+    def refuse(self, why: str) -> None:
+        counts = ", ".join(f"{reason} {count:,}" for reason, count in sorted(self.by_reason.items()))
+        examples = "; ".join(f"line {p.key}: {p.code}: {p.message}" for p in self.examples)
+        raise InputError(f"refused as a whole: {why}. Malformed records among the {self.read:,} read: {counts}. "
+                         f"For example {examples}. Nothing of the file is stored: correct it, or ask for it "
+                         "again, and load it again", source=self.file, code="too_many_rejects", problems=self.examples)
+
+
+def _earlier_in_file(connection, file_id: int, cand: pd.DataFrame) -> pd.Series:
+    """For each candidate, the line of the same call among the records of file ``file_id``
+    stored so far (a call, or a record pending for its line), or <NA>: the duplicates within a
+    file read in several chunks."""
+    if cand.empty:
+        return pd.Series(dtype="Int64")
+    key = ["calling", "called", "start_utc", "duration_s"]
+    low, high = cand["start_utc"].min().to_pydatetime(), cand["start_utc"].max().to_pydatetime()
+    earlier = pd.concat([
+        read_frame(connection, select(s.Cdr.line_no, *(getattr(s.Cdr, c) for c in key)).where(
+            s.Cdr.file_id == file_id, s.Cdr.start_utc >= low, s.Cdr.start_utc <= high)),
+        read_frame(connection, select(s.CdrReject.line_no, *(getattr(s.CdrReject, c) for c in key)).where(
+            s.CdrReject.file_id == file_id, s.CdrReject.status == "pending", s.CdrReject.start_utc >= low,
+            s.CdrReject.start_utc <= high)),
+    ], ignore_index=True)
+    if earlier.empty:
+        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+    earlier["start_utc"] = pd.to_datetime(earlier["start_utc"]).astype("datetime64[s]")
+    for column in ("calling", "called", "duration_s", "line_no"):
+        earlier[column] = earlier[column].astype(np.int64)
+    first = earlier.groupby(key, as_index=False)["line_no"].min()
+    merged = cand[key].merge(first, on=key, how="left")
+    return pd.Series(merged["line_no"].to_numpy(), index=cand.index, dtype="Int64")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a block at a time; an
+    :class:`~workbench.errors.InputError` when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise file_error(str(path), None, f"cannot be read ({exc.strerror})") from None
+    return digest.hexdigest()
+
+
 def load_cdr_file(
     engine: Engine,
     path: str | Path,
@@ -116,71 +227,101 @@ def load_cdr_file(
     fmt: str = "auto",
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
+    chunk_records: int = CHUNK_RECORDS,
 ) -> LoadReport:
     """Load one CDR file (native, Asterisk, or read with a CSV ``mapping``; plain or gzip).
 
     ``asterisk_times``: ``local`` or ``utc``, how Master.csv times are read (default: the
-    setting ``asterisk_times``). Raises :class:`~workbench.errors.InputError` for a malformed
-    file, storing nothing of it. Records rejected as ``unknown_line`` are stored ``pending``
-    with the call as read (see :func:`reprocess_rejects`), the others ``final``."""
+    setting ``asterisk_times``). The file is read ``chunk_records`` records at a time, each chunk
+    checked and stored before the next is read, all in the file's one transaction: memory is
+    bounded by a chunk whatever the size of the file, and the result is that of the whole file
+    at once (a record repeating a call of an earlier chunk is a ``duplicate`` of its line).
+
+    Loads of calls wait for each other (the transaction holds off the other writers of ``cdrs``
+    from its start), so that overlapping files loaded at the same time store each call once.
+
+    Raises :class:`~workbench.errors.InputError`, storing nothing of the file: for a malformed
+    file (``bad_cdr_file``), or one with too many malformed records (``too_many_rejects``, see
+    :class:`RejectThreshold`: the count per reason and the first few). Records rejected as
+    ``unknown_line`` are stored ``pending`` with the call as read (see :func:`reprocess_rejects`),
+    the others ``final``."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise file_error(str(path), None, f"cannot be read ({exc.strerror})") from None
-    digest = hashlib.sha256(data).hexdigest()
+    digest = file_sha256(path)
     with engine.connect() as connection:
         known = connection.execute(select(s.CdrFile.name).where(s.CdrFile.sha256 == digest)).first()
     if known:
         return LoadReport(str(path), "skipped")
-    parsed = parse(path.name, data, fmt, mapping)
-    cand, rejects = check(parsed, settings.timezone, settings.home_country_code,
-                          asterisk_times or settings.asterisk_times)
-    cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
-    with engine.begin() as connection:
-        unknown = _unknown_lines(cand, stored_calls.lines(connection), settings.timezone)
-        if unknown.any():
-            bad = cand[unknown]
-            rejects = pd.concat([rejects, pd.DataFrame({
-                "line_no": bad["line_no"],
-                "reason": "unknown_line",
-                "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
-                + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
-                + " UTC",
-                "raw": parsed.records.set_index("line_no").loc[bad["line_no"], "raw"].to_numpy(),
-                "status": "pending",
-                **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
-            })])
-            cand = cand[~unknown]
-        stored = _stored_duplicates(connection, cand)
-        dup = stored.notna().to_numpy()
-        if dup.any():
-            bad = cand[dup]
-            rejects = pd.concat([rejects, pd.DataFrame({
-                "line_no": bad["line_no"],
-                "reason": "duplicate",
-                "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
-                "raw": parsed.records.set_index("line_no").loc[bad["line_no"], "raw"].to_numpy(),
-                "start_utc": bad["start_utc"].to_numpy(),
-            })])
-            cand = cand[~dup]
-        file_id = connection.execute(
-            insert(s.CdrFile).values(
-                name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
-                records=len(parsed.records), accepted=len(cand), rejected=len(rejects),
-            ).returning(s.CdrFile.id)
-        ).scalar_one()
-        calls = cand.assign(file_id=file_id)[
-            ["file_id", "line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
-        ]
-        insert_frame(connection, "cdrs", calls)
-        rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
-        insert_frame(connection, "cdr_rejects", rejects[["file_id", *REJECT_ROW_COLUMNS]])
-    by_reason = rejects["reason"].value_counts().sort_index()
-    return LoadReport(
-        str(path), "loaded", parsed.format, len(parsed.records), len(cand), len(rejects),
-        {str(k): int(v) for k, v in by_reason.items()}, file_id,
-    )
+    threshold = RejectThreshold.of(str(path), settings)
+    times = asterisk_times or settings.asterisk_times
+    file_id, file_format, records, accepted, rejected = None, "", 0, 0, 0
+    by_reason: dict[str, int] = {}
+    with engine.begin() as connection, path.open("rb") as stream:
+        lock_table(connection, s.Cdr.__table__)
+        if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
+            return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
+        lines = stored_calls.lines(connection)
+        for parsed in read_chunks(path.name, stream, fmt, mapping, chunk_records):
+            cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times)
+            cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
+            raw = parsed.records.set_index("line_no")["raw"]
+            if file_id is None:
+                file_format = parsed.format
+                file_id = connection.execute(
+                    insert(s.CdrFile).values(name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
+                                             records=0, accepted=0, rejected=0).returning(s.CdrFile.id)
+                ).scalar_one()
+            else:  # the same call on a line of an earlier chunk
+                line = _earlier_in_file(connection, file_id, cand)
+                dup = line.notna().to_numpy()
+                if dup.any():
+                    bad = cand[dup]
+                    rejects = pd.concat([rejects, pd.DataFrame({
+                        "line_no": bad["line_no"], "reason": "duplicate",
+                        "message": "the same call is on line " + line[dup].astype(str),
+                        "raw": raw.loc[bad["line_no"]].to_numpy(),
+                    })], ignore_index=True)
+                    cand = cand[~dup]
+            threshold.add(parsed.records["line_no"], rejects[rejects["reason"].isin(MALFORMED)])
+            unknown = _unknown_lines(cand, lines, settings.timezone)
+            if unknown.any():
+                bad = cand[unknown]
+                rejects = pd.concat([rejects, pd.DataFrame({
+                    "line_no": bad["line_no"],
+                    "reason": "unknown_line",
+                    "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
+                    + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
+                    + " UTC",
+                    "raw": raw.loc[bad["line_no"]].to_numpy(),
+                    "status": "pending",
+                    **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
+                })])
+                cand = cand[~unknown]
+            stored = _stored_duplicates(connection, cand)
+            dup = stored.notna().to_numpy()
+            if dup.any():
+                bad = cand[dup]
+                rejects = pd.concat([rejects, pd.DataFrame({
+                    "line_no": bad["line_no"],
+                    "reason": "duplicate",
+                    "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
+                    "raw": raw.loc[bad["line_no"]].to_numpy(),
+                    "start_utc": bad["start_utc"].to_numpy(),
+                })])
+                cand = cand[~dup]
+            calls = cand.assign(file_id=file_id)[
+                ["file_id", "line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
+            ]
+            insert_frame(connection, "cdrs", calls)
+            rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
+            insert_frame(connection, "cdr_rejects", rejects[["file_id", *REJECT_ROW_COLUMNS]])
+            records, accepted, rejected = records + len(parsed.records), accepted + len(cand), rejected + len(rejects)
+            for reason, count in rejects["reason"].value_counts().items():
+                by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
+        threshold.finish()
+        connection.execute(update(s.CdrFile).where(s.CdrFile.id == file_id).values(
+            records=records, accepted=accepted, rejected=rejected))
+    return LoadReport(str(path), "loaded", file_format, records, accepted, rejected, dict(sorted(by_reason.items())),
+                      file_id)
 
 
 def load_cdr_files(
@@ -192,14 +333,18 @@ def load_cdr_files(
     progress: bool = False,
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
+    before_each: Callable[[], None] | None = None,
 ) -> list[LoadReport]:
     """Load several files, each in its own transaction (a bad file stops the batch with its
-    error; the files before it stay loaded)."""
+    error; the files before it stay loaded). ``before_each`` is called before each file (a job
+    lock's sign of life, which stops the batch if the lock was lost)."""
     from tqdm.auto import tqdm
 
     paths = list(paths)
     reports = []
     for path in tqdm(paths, desc="CDR files", unit="file", disable=not progress):
+        if before_each is not None:
+            before_each()
         reports.append(load_cdr_file(engine, path, settings, now(), fmt, mapping, asterisk_times))
     return reports
 
@@ -273,6 +418,7 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
     columns = [s.CdrReject.id, s.CdrReject.file_id, s.CdrReject.line_no,
                *(getattr(s.CdrReject, c) for c in CALL_COLUMNS)]
     with engine.begin() as connection:
+        lock_table(connection, s.Cdr.__table__)  # a file being loaded stores its calls first
         pending = read_frame(connection, select(*columns).where(s.CdrReject.status == "pending")
                              .order_by(s.CdrReject.id))
         if pending.empty:

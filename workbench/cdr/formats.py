@@ -18,8 +18,12 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import re
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -54,7 +58,10 @@ _FIELDS = {
 _TIME_FORMATS = {NATIVE: "iso", ASTERISK: "%Y-%m-%d %H:%M:%S"}
 REJECT_COLUMNS = ["line_no", "reason", "message", "raw"]
 CANDIDATE_COLUMNS = ["line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_END = re.compile(r"(\r\n|\r|\n)")  # the line ends the csv module counts, no others
+#: records per chunk when a file is read (:func:`read_chunks`): memory is bounded by a chunk
+CHUNK_RECORDS = 200_000
+_BLOCK = 1 << 20  # bytes read at a time
 SWITCH_ID_LENGTH = 64  # switch identifiers are kept whole, for reference: a longer one is a bad_call_id
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
@@ -78,24 +85,52 @@ class ParsedFile:
     mapping: CsvMapping | None = None
 
 
-def _decode(name: str, data: bytes, encoding: str = "utf-8") -> str:
-    if data[:2] == b"\x1f\x8b":
+def _lines(name: str, source: BinaryIO, encoding: str = "utf-8") -> Iterator[str]:
+    """The text lines of a file's bytes (plain or gzip, read ``_BLOCK`` bytes at a time), each
+    with its line end (``\\r\\n``, ``\\r`` or ``\\n``, the ones the csv module counts), a
+    leading byte order mark removed. Raises :class:`InputError` naming the file (and line) for a
+    damaged gzip stream, text not in ``encoding`` or a NUL byte."""
+    head = source.read(2)
+    stream: BinaryIO = source
+    gzipped = head == b"\x1f\x8b"
+    source.seek(0)
+    if gzipped:
+        stream = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+    decoder = codecs.getincrementaldecoder(encoding)()
+    target = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    newlines = 0  # "\n" decoded so far: the line of a problem
+    pending, first, final = "", True, False
+    while not final:
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise file_error(name, None, f"damaged gzip data ({exc})") from None
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        target = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-        raise file_error(
-            name, line, f"not {target} text (byte 0x{data[exc.start]:02x}); convert the file to {target}"
-        ) from None
-    if "\x00" in text:  # never in a text file: a damaged file, or not CSV at all
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise file_error(name, line, "a NUL byte in the text; the file is damaged or not CSV")
-    return text.removeprefix("\ufeff")
+            block = stream.read(_BLOCK)
+        except (OSError, EOFError, zlib.error) as exc:
+            if not gzipped:
+                raise file_error(name, None, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+            raise file_error(name, None, f"not a valid gzip file: damaged or truncated ({exc or type(exc).__name__}); "
+                             "nothing of it is stored") from None
+        final = not block
+        try:
+            text = decoder.decode(block, final)
+        except UnicodeDecodeError as exc:
+            line = newlines + bytes(exc.object[: exc.start]).count(b"\n") + 1
+            raise file_error(
+                name, line, f"not {target} text (byte 0x{exc.object[exc.start]:02x}); convert the file to {target}"
+            ) from None
+        if "\x00" in text:  # never in a text file: a damaged file, or not CSV at all
+            line = newlines + text[: text.index("\x00")].count("\n") + 1
+            raise file_error(name, line, "a NUL byte in the text; the file is damaged or not CSV")
+        newlines += text.count("\n")
+        if first and text:
+            text, first = text.removeprefix("\ufeff"), False
+        parts = _LINE_END.split(pending + text)  # text, end, text, end, ..., the rest
+        pending = parts.pop()
+        if not pending and parts and parts[-1] == "\r" and not final:  # perhaps the first half of "\r\n"
+            end = parts.pop()
+            pending = parts.pop() + end
+        for i in range(0, len(parts), 2):
+            yield parts[i] + parts[i + 1]
+    if pending:
+        yield pending
 
 
 def detect_format(first_line: str) -> str:
@@ -130,26 +165,105 @@ def mapped_field(mapping: CsvMapping, columns: list[str], column) -> str:
 
 
 def parse(name: str, data: bytes, fmt: str = "auto", mapping: CsvMapping | None = None) -> ParsedFile:
-    """Read a CDR file's bytes into text fields, one row per record.
+    """Read a CDR file's bytes into text fields, one row per record (the whole file in one frame:
+    :func:`read_chunks` reads a file of any size in bounded memory).
 
     ``fmt``: ``auto`` (our header, else Asterisk), ``native`` or ``asterisk``; with ``mapping``
     the file is read as the mapping says (``fmt`` is then ignored). Raises
     :class:`~workbench.errors.InputError` (``bad_cdr_file``) naming the file and line."""
-    text = _decode(name, data, mapping.encoding if mapping else "utf-8")
-    if not text.strip():
+    return next(read_chunks(name, io.BytesIO(data), fmt, mapping, chunk_records=None))
+
+
+class _Lines:
+    """The lines of a file as the csv module reads them, keeping the text of each record: the
+    lines read since :meth:`take` (without their ends), and whether the last line had an end."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self._taken: list[str] = []
+        self.ended = True
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        stripped = line.rstrip("\r\n")
+        self.ended = len(stripped) != len(line)
+        self._taken.append(stripped)
+        return line
+
+    def take(self) -> str:
+        raw = "\n".join(self._taken)
+        self._taken.clear()
+        return raw
+
+    def at_end(self) -> bool:
+        """Whether no line is left (reads one more line to know: only when stopping)."""
+        try:
+            next(self._lines)
+        except (StopIteration, InputError):
+            return True
+        return False
+
+
+def read_chunks(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapping | None = None,
+                chunk_records: int | None = CHUNK_RECORDS) -> Iterator[ParsedFile]:
+    """Read a CDR file (plain or gzip, from a binary stream) into frames of text fields of at most
+    ``chunk_records`` records each (``None``: one frame), so that memory is bounded by a chunk,
+    not by the file. Each chunk's ``records`` has ``line_no``, ``raw`` and the format's columns;
+    a file without records gives one empty chunk.
+
+    ``fmt``: ``auto`` (our header, else Asterisk), ``native`` or ``asterisk``; with ``mapping``
+    the file is read as the mapping says (``fmt`` is then ignored). Raises
+    :class:`~workbench.errors.InputError` (``bad_cdr_file``) naming the file and line, possibly
+    after chunks were given: the caller stores a file's chunks in one transaction."""
+    lines = _lines(name, source, mapping.encoding if mapping else "utf-8")
+    head: list[str] = []
+    for line in lines:  # up to the first line that is not blank
+        head.append(line)
+        if line.strip():
+            break
+    if not any(line.strip() for line in head):
         raise file_error(name, None, "the file is empty")
-    physical = _LINE_BREAK.split(text)  # the line ends the csv module counts, no others
+    first_line = head[0].rstrip("\r\n")
     if mapping is not None:
         fmt = mapping.format
     elif fmt == "auto":
-        fmt = detect_format(physical[0])
+        fmt = detect_format(first_line)
     if mapping is None and fmt not in FORMATS:
         raise file_error(name, None, f"unknown format {fmt!r}; expected one of {FORMATS}")
     dialect = {"delimiter": mapping.delimiter, "quotechar": mapping.quote} if mapping else {}
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True, **dialect)
+    physical = _Lines(itertools.chain(head, lines))
+    reader = csv.reader(physical, strict=True, **dialect)
     rows: list[list[str]] = []
     line_nos: list[int] = []
-    spans: list[tuple[int, int]] = []
+    raws: list[str] = []
+    given = 0
+
+    def chunk() -> ParsedFile:
+        if columns is None:  # a mapped file without header, names or records
+            labels: list[str] = []
+        else:
+            labels = columns
+        reserved = [c for c in ("line_no", "raw") if c in labels]
+        if reserved:
+            raise file_error(name, 1, f"a column is named {reserved[0]!r}, a name kept for the record's line and text")
+        if len(set(labels)) < len(labels):
+            twice = sorted({c for c in labels if labels.count(c) > 1})
+            raise file_error(name, 1, f"the header names {twice} twice")
+        records = pd.DataFrame(rows, columns=labels, dtype="string") if rows else pd.DataFrame(
+            columns=labels, dtype="string")
+        records.insert(0, "line_no", np.array(line_nos, dtype=np.int64))
+        records.insert(1, "raw", pd.Series(raws, dtype=object))
+        if fmt == ASTERISK and "uniqueid" not in records:
+            records["uniqueid"] = ""
+        rows.clear()
+        line_nos.clear()
+        raws.clear()
+        return ParsedFile(name, fmt, records, mapping)
+
+    columns: list[str] | None
     try:
         if fmt == NATIVE:
             header = [c.strip().lower() for c in next(reader)]
@@ -164,10 +278,16 @@ def parse(name: str, data: bytes, fmt: str = "auto", mapping: CsvMapping | None 
             columns, width = _mapped_columns(name, mapping, None, len(mapping.names)), len(mapping.names)
         else:
             columns, width = None, None
+        if columns is not None and len(set(columns)) < len(columns):
+            twice = sorted({c for c in columns if columns.count(c) > 1})
+            raise InputError(f"the header names {twice} twice: which one to read cannot be told", source=name,
+                             line=1, column=", ".join(twice), code="bad_cdr_file")
+        physical.take()
         previous = reader.line_num
         for fields in reader:
             if not fields or fields == [""]:
                 previous = reader.line_num
+                physical.take()
                 continue
             if width is None:
                 if mapping is not None:
@@ -183,33 +303,22 @@ def parse(name: str, data: bytes, fmt: str = "auto", mapping: CsvMapping | None 
                     width = len(fields)
                     columns = ASTERISK_COLUMNS[:width]
             if len(fields) != width:
-                last = reader.line_num >= len(physical) and not text.endswith(("\n", "\r"))
+                last = not physical.ended and physical.at_end()
                 hint = " (the last line looks truncated)" if last else ""
                 raise file_error(
                     name, reader.line_num, f"{len(fields)} fields where {width} are expected{hint}"
                 )
             rows.append(fields)
             line_nos.append(previous + 1)
-            spans.append((previous, reader.line_num))
+            raws.append(physical.take())
             previous = reader.line_num
+            if chunk_records is not None and len(rows) >= chunk_records:
+                given += 1
+                yield chunk()
     except csv.Error as exc:
         raise file_error(name, reader.line_num, f"malformed CSV ({exc})") from None
-    if columns is None:  # a mapped file without header, names or records
-        columns = []
-    records = pd.DataFrame(rows, columns=columns, dtype="string") if rows else pd.DataFrame(
-        columns=columns, dtype="string"
-    )
-    reserved = [c for c in ("line_no", "raw") if c in records.columns]
-    if reserved:
-        raise file_error(name, 1, f"a column is named {reserved[0]!r}, a name kept for the record's line and text")
-    if records.columns.duplicated().any():
-        twice = sorted(set(records.columns[records.columns.duplicated()]))
-        raise file_error(name, 1, f"the header names {twice} twice")
-    records.insert(0, "line_no", np.array(line_nos, dtype=np.int64))
-    records.insert(1, "raw", ["\n".join(physical[a:b]) for a, b in spans])
-    if fmt == ASTERISK and "uniqueid" not in records:
-        records["uniqueid"] = ""
-    return ParsedFile(name, fmt, records, mapping)
+    if rows or not given:
+        yield chunk()
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,16 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from workbench.config import Settings
-from workbench.errors import InputError
+from workbench.db.locks import LOCKED, acquire
+from workbench.errors import InputError, UnavailableError
 from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping, restore_pending
 from workbench.integration import reprocess_rejects as _reprocess_rejects
 from workbench.jobs.workspace import utc_now
 from workbench.period import local_date
 from workbench.reference import load_reference as _load_reference
+
+#: the job lock of CDR loads
+LOAD_CDRS = "load-cdrs"
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,24 @@ def load_cdrs(engine: Engine, settings: Settings, files: Iterable[str | Path], f
     already loaded is skipped, a bad file stops the batch with an
     :class:`~workbench.errors.InputError` naming it, and the files before it stay loaded.
 
+    One load at a time: the job holds the job lock ``load-cdrs`` (:mod:`workbench.db.locks`), and
+    a load started meanwhile stops at once with :class:`~workbench.errors.UnavailableError` (code
+    ``job_locked``) naming the run in progress, storing nothing.
+
     ``mapping``: a TOML CSV mapping file (:mod:`workbench.cdr.mapping`) to read every file with
     (``fmt`` is then ignored); ``times``: ``local`` or ``utc``, how Asterisk's times are read
     for this load (default: the setting ``asterisk_times``)."""
     csv_mapping = read_mapping(mapping) if mapping is not None else None
     if times is not None and times not in ("local", "utc"):
         raise InputError(f"times {times!r} is neither local nor utc", source="load-cdrs --times", code="bad_option")
-    return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, progress=progress, mapping=csv_mapping,
-                                  asterisk_times=times))
+    try:
+        lock = acquire(engine, LOAD_CDRS)
+    except UnavailableError as exc:
+        if exc.code != LOCKED:  # the database busy: its own message
+            raise
+        raise UnavailableError(f"not loading: {exc}", code=exc.code) from exc
+    try:
+        return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, progress=progress, mapping=csv_mapping,
+                                      asterisk_times=times, before_each=lock.beat))
+    finally:
+        lock.release()

@@ -27,7 +27,7 @@ def open_database(settings: Settings) -> Engine:
         return text.replace(url, redacted(url))
 
     try:
-        engine = make_engine(url)
+        engine = make_engine(url, float(settings.sqlite_busy_timeout))
     except (ImportError, ValueError, ArgumentError) as exc:
         raise ConfigError(f"cannot be used ({cause(exc)})", source=where, code="database") from None
     except (OSError, SQLAlchemyError) as exc:
