@@ -134,6 +134,7 @@ SLOW_TESTS = {
     "PDF batches over several pages, a pool of processes, sixty generated plans": [
         "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",
         "test_documents.py::test_the_pool_gives_the_same_documents_as_one_process",
+        "test_documents.py::test_pdf_workers_end_when_the_rendering_process_is_killed",
         "test_rating.py::test_longest_prefix_match_agrees_with_brute_force",
     ],
     "transactions in threads, waiting for each other": [
