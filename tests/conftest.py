@@ -126,6 +126,7 @@ SLOW_FIXTURES = {
 SLOW_TESTS = {
     "whole generated operators: the production job, the demo, the sample's 200,000 calls, a benchmark": [
         "test_production.py::test_a_failed_delivery_is_finished_by_running_again",
+        "test_production.py::test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary",
         "test_project.py::test_demo_on_a_small_operator",
         "test_project.py::test_a_fresh_demo_starts_from_an_empty_embedded_database",
         "test_project.py::test_the_bundled_sample_is_the_generators_output",
