@@ -281,3 +281,20 @@ def test_a_credit_note_is_dated_and_numbered_by_the_operators_date(month):
         dated = connection.execute(select(s.Invoice.invoice_date).where(s.Invoice.number == note.number)).scalar_one()
     assert dated == date(2027, 1, 1)
     assert note.documents.stored == ["credit-notes/2027/01/A2027-000001.pdf"]
+
+
+def test_production_notebook_reads_what_the_job_left_undone_from_the_executed_notebook(tmp_path):
+    import json
+
+    from workbench.cli import _left_in_notebook
+
+    summary = {"run": 3, "invoices": 20, "left_undone": ["14 of 20 PDFs not stored", "1 emails given up"]}
+    cells = [{"cell_type": "code", "outputs": []},
+             {"cell_type": "code", "outputs": [{"output_type": "execute_result",
+                                                "data": {"text/plain": repr(summary)}}]}]
+    notebook = tmp_path / "executed.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert _left_in_notebook(notebook) == ["14 of 20 PDFs not stored", "1 emails given up"]
+    cells[1]["outputs"][0]["data"]["text/plain"] = repr({**summary, "left_undone": []})
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert _left_in_notebook(notebook) == []

@@ -261,13 +261,34 @@ def cmd_sepa(args, settings: Settings) -> list[str]:
                                                      force=args.force))
 
 
-def cmd_production_notebook(args, settings: Settings) -> None:
+def _left_in_notebook(path: Path) -> list[str]:
+    """What the executed production notebook says it left undone: the ``left_undone`` of the
+    job's summary, the dict its last cell shows (:meth:`jobs.ProductionResult.summary`)."""
+    import ast
+    import json
+
+    for cell in reversed(json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])):
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain")
+            if not text:
+                continue
+            try:
+                value = ast.literal_eval(text if isinstance(text, str) else "".join(text))
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if isinstance(value, dict) and "left_undone" in value:
+                return [str(x) for x in value["left_undone"]]
+    return []
+
+
+def cmd_production_notebook(args, settings: Settings) -> list[str]:
     config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
                                                                     else None)
     path = jobs.run_production_notebook(args.run, args.period, not args.no_deliver, settings,
                                         config_file=str(Path(config).resolve()) if config else None,
                                         balance_note=args.balance_note)
     print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
+    return [f"{text} (see the executed notebook)" for text in _left_in_notebook(path)]
 
 
 def cmd_demo(args, settings: Settings) -> list[str]:
