@@ -303,9 +303,9 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | N
         try:
             reconciled, unrecorded = _reconcile(engine, storage)
         except UnavailableError as exc:
-            raise UnavailableError(f"SEPA files recorded by an interrupted run could not be stored ({exc}); "
-                                   "run `workbench sepa` again once the FTP space is back (nothing is debited "
-                                   "twice)", code=exc.code) from None
+            raise UnavailableError(f"the FTP space cannot be used to check and finish the SEPA files of earlier "
+                                   f"runs ({exc}): no new file is made; run `workbench sepa` again once it is back "
+                                   "(nothing is debited twice)", code=exc.code) from None
         with engine.begin() as connection:
             lock_table(connection, s.SepaDebit.__table__)  # writers of debits elsewhere (credit notes) wait
             candidates, named_rejects = _candidates(connection, period, numbers, force)
