@@ -126,6 +126,7 @@ SLOW_FIXTURES = {
 SLOW_TESTS = {
     "whole generated operators: the production job, the demo, the sample's 200,000 calls, a benchmark": [
         "test_production.py::test_a_failed_delivery_is_finished_by_running_again",
+        "test_production.py::test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary",
         "test_project.py::test_demo_on_a_small_operator",
         "test_project.py::test_a_fresh_demo_starts_from_an_empty_embedded_database",
         "test_project.py::test_the_bundled_sample_is_the_generators_output",
@@ -136,6 +137,7 @@ SLOW_TESTS = {
     "PDF batches over several pages, a pool of processes, sixty generated plans": [
         "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",
         "test_documents.py::test_the_pool_gives_the_same_documents_as_one_process",
+        "test_documents.py::test_pdf_workers_end_when_the_rendering_process_is_killed",
         "test_rating.py::test_longest_prefix_match_agrees_with_brute_force",
     ],
     "a property test: 200 histories of up to a dozen monthly billing runs": [

@@ -1387,14 +1387,14 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     assert (status, out.strip()) == (0, f"run {first} deleted (1 drafts)")
 
 
-def test_cli_mail_stopped_by_the_server_exits_with_status_2(run_cli, october, monkeypatch):
+def test_cli_mail_stopped_by_the_server_exits_with_status_3_and_the_count_left(run_cli, october, monkeypatch):
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
     status, out, _ = run_cli("production", "--run", str(_run_id(out)))
     production_run = int(re.search(r"production run (\d+)", out).group(1))
     monkeypatch.setenv("WORKBENCH_SMTP_URL", "smtp://127.0.0.1:1")  # nothing listens there
     status, out, err = run_cli("mail", "--run", str(production_run))
-    assert status == 2 and "STOPPED: SMTP server 127.0.0.1:1 unavailable" in out  # a cron job sees it
-    assert "workbench mail --retry" in err
+    assert status == 3 and "STOPPED: SMTP server 127.0.0.1:1 unavailable" in out  # a cron job sees it
+    assert "workbench mail --retry" in err and re.search(r"incomplete: \d+ email deliver(y|ies) left: \d+ to send", err)
     monkeypatch.delenv("WORKBENCH_SMTP_URL")  # the outbox
     status, out, _ = run_cli("mail", "--retry")
     assert status == 0 and "0 left to send" in out

@@ -210,3 +210,78 @@ def test_bidirectional_controls_are_not_printed():
     markup = html([hostile], OPERATOR, draft=False)
     assert "\u202e" not in markup and "\u2067" not in markup and "Acme Ltd Paris" in markup
     assert "Acme Ltd Paris" in text_of(render_one(hostile, OPERATOR, draft=False))
+
+
+# ---------------------------------------------------------------------------- workers end with their parent
+
+RENDER_MANY = """
+import sys
+sys.path[:0] = [{tests!r}]
+from test_documents import OPERATOR, model
+from workbench.documents import render_invoices
+print("rendering", flush=True)
+render_invoices([model(f"F2026-{{i:06d}}", items=30) for i in range(2000)], OPERATOR, draft=False, workers=2,
+                batch=5)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        import psutil
+    except ImportError:  # /proc
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        import psutil
+        return [p.pid for p in psutil.Process(pid).children()]
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_pdf_workers_end_when_the_rendering_process_is_killed(tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "render.py"
+    script.write_text(RENDER_MANY.format(tests=str(Path(__file__).parent)))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    try:
+        assert parent.stdout.readline().strip() == b"rendering"
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline:  # the pool's two workers, rendering
+            workers = _children(parent.pid)
+            time.sleep(0.1)
+        assert len(workers) == 2, parent.stderr.read1() if parent.poll() is not None else workers
+        time.sleep(1)  # well into their batches
+        assert parent.poll() is None and all(_alive(w) for w in workers)
+        parent.send_signal(getattr(signal, sig))
+        parent.wait(10)
+        deadline = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [w for w in workers if _alive(w)] == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for worker in workers:  # none should be left; if one is, it must not outlive the test
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)

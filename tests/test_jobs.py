@@ -328,3 +328,20 @@ def test_a_control_report_is_named_from_checked_values():
         jobs.report_path(Settings(output_dir="out"), 12, EVIL)
     with pytest.raises(InputError, match="run_id must be the number"):
         jobs.report_path(Settings(output_dir="out"), "1/../../x", "2026-10")
+
+
+def test_production_notebook_reads_what_the_job_left_undone_from_the_executed_notebook(tmp_path):
+    import json
+
+    from workbench.cli import _left_in_notebook
+
+    summary = {"run": 3, "invoices": 20, "left_undone": ["14 of 20 PDFs not stored", "1 emails given up"]}
+    cells = [{"cell_type": "code", "outputs": []},
+             {"cell_type": "code", "outputs": [{"output_type": "execute_result",
+                                                "data": {"text/plain": repr(summary)}}]}]
+    notebook = tmp_path / "executed.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert _left_in_notebook(notebook) == ["14 of 20 PDFs not stored", "1 emails given up"]
+    cells[1]["outputs"][0]["data"]["text/plain"] = repr({**summary, "left_undone": []})
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert _left_in_notebook(notebook) == []

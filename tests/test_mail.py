@@ -156,15 +156,20 @@ def free_port() -> int:
 class Recorder:
     """An aiosmtpd handler that keeps every accepted message; it refuses the recipients in
     ``refuse`` with a 550 on RCPT, and once ``drop_after`` messages are accepted it drops the
-    connection on the next DATA, before replying."""
+    connection on the next DATA (``drop_on``), once the whole message is received, before replying
+    (the message is not kept), or on the next RCPT (``drop_on = "RCPT"``), before the message."""
 
     def __init__(self):
         self.messages: list[dict] = []
         self.refuse: set[str] = set()
         self.drop_after: int | None = None
+        self.drop_on = "DATA"
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.drop_on == "RCPT" and self.drop_after is not None and len(self.messages) >= self.drop_after:
+            server.transport.close()
+            return "421 4.3.2 Service shutting down"
         if address.lower() in self.refuse:
             return f"550 5.1.1 <{address}>: Recipient address rejected: mailbox unavailable"
         envelope.rcpt_tos.append(address)
@@ -172,7 +177,7 @@ class Recorder:
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
-            if self.drop_after is not None and len(self.messages) >= self.drop_after:
+            if self.drop_on == "DATA" and self.drop_after is not None and len(self.messages) >= self.drop_after:
                 server.transport.close()  # the server goes away with the message unanswered
                 return "421 4.3.2 Service shutting down"
             self.messages.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
@@ -342,7 +347,7 @@ def test_server_lost_mid_batch_stops_it_and_a_later_run_sends_exactly_the_rest(e
     world = World(engine, tmp_path)
     mail.plan_deliveries(engine, period="2026-10")
     recorder = Recorder()
-    recorder.drop_after = 2  # the server goes away during the third message
+    recorder.drop_after, recorder.drop_on = 2, "RCPT"  # the server goes away before the third message
     server = SmtpServer(recorder).start()
     settings = world.settings(server.url)
     try:
@@ -376,8 +381,8 @@ def test_server_lost_mid_batch_stops_it_and_a_later_run_sends_exactly_the_rest(e
         server.stop()
 
 
-def test_crash_after_the_server_accepted_resends_with_the_same_message_id_and_says_so(db, tmp_path, smtp,
-                                                                                       monkeypatch):
+def test_crash_after_the_server_accepted_is_possibly_sent_and_sent_again_only_when_released(db, tmp_path, smtp,
+                                                                                           monkeypatch):
     world = World(db, tmp_path)
     mail.plan_deliveries(db, period="2026-10")
     settings = world.settings(smtp.url)
@@ -392,16 +397,73 @@ def test_crash_after_the_server_accepted_resends_with_the_same_message_id_and_sa
         mail.send_pending(db, settings, NOW, timeout=5)
     [(key, count)] = smtp.handler.received().items()
     row = world.deliveries()[key]
-    assert row["state"] == "pending" and row["attempts"] == 1 and row["last_error"] is None and row["message_id"]
+    assert row["state"] == "uncertain" and row["attempts"] == 1 and row["last_error"] is None and row["message_id"]
 
+    # resuming sends the 3 others, not this one: it is reported as possibly sent
     report = mail.send_pending(db, settings, NOW, timeout=5)
-    assert report.ok and len(report.sent) == 4
-    [anomaly] = report.anomalies
-    assert anomaly.key == key[0] and f"to {key[1]}" in anomaly.message and row["message_id"] in anomaly.message
+    assert len(report.sent) == 3 and not report.ok and report.pending == 0 and report.left == 1
+    assert [(f.invoice_number, f.recipient) for f in report.uncertain] == [key]
+    assert f"possibly sent: {key[0]} to {key[1]}" in report.summary()
+    assert f"`workbench mail --resend {key[0]}`" in report.summary()
+    assert smtp.handler.received() == Counter(World.RECIPIENTS)
+    assert mail.send_pending(db, settings, NOW, timeout=5).sent == []  # nor on the next run
+
+    # the operator says so: sent again, with the same Message-ID
+    assert mail.release(db, uncertain=True) == [(key[0], key[1], "uncertain")]
+    again = mail.send_pending(db, settings, NOW, timeout=5)
+    assert [(x.invoice_number, x.recipient) for x in again.sent] == [key] and again.ok
     received = smtp.handler.received()
     assert received[key] == 2 and all(n == 1 for k, n in received.items() if k != key)
     ids = [m["Message-ID"] for m in smtp.handler.parsed() if (m["X-Workbench-Invoice"], m["To"]) == key]
     assert ids == [row["message_id"], row["message_id"]]
+
+
+def test_a_connection_lost_after_the_whole_message_is_possibly_sent_not_resent_on_resume(db, tmp_path, capsys):
+    from workbench.cli import main
+
+    world = World(db, tmp_path)
+    mail.plan_deliveries(db, period="2026-10")
+    recorder = Recorder()
+    recorder.drop_after = 2  # the third message is received whole, then the connection drops unanswered
+    server = SmtpServer(recorder).start()
+    settings = world.settings(server.url)
+    try:
+        first = mail.send_pending(db, settings, NOW, timeout=5)
+        # 4 deliveries in number order: A2026-000001, F2026-000001 x 2, F2026-000002; the third is
+        # F2026-000001 to dg@ (compta@ sorts first)
+        third = ("F2026-000001", "dg@alpha.example.fr")
+        assert len(first.sent) == 2 and first.pending == 1 and first.stopped
+        assert [(f.invoice_number, f.recipient) for f in first.uncertain] == [third]
+        assert "possibly sent" in first.uncertain[0].error and "before the server's reply" in first.uncertain[0].error
+        assert Counter(r["state"] for r in world.deliveries().values()) == {"sent": 2, "pending": 1, "uncertain": 1}
+
+        recorder.drop_after = None
+        resumed = mail.send_pending(db, settings, NOW, timeout=5)
+        assert [(x.invoice_number, x.recipient) for x in resumed.sent] == [("F2026-000002",
+                                                                             "accounts@beta.example.co.uk")]
+        assert [(f.invoice_number, f.recipient) for f in resumed.uncertain] == [third] and not resumed.ok
+        assert recorder.received() == Counter(World.RECIPIENTS - {third})  # this server did not keep it
+
+        # from the command line: the retry leaves it, says so and exits 3; --resend NUMBER sends it
+        url = f"sqlite:///{tmp_path / 'mail.sqlite'}"
+        env = {"WORKBENCH_SMTP_URL": server.url, "WORKBENCH_STORAGE_URL": settings.storage_url,
+               "WORKBENCH_OUTBOX_DIR": settings.outbox_dir}
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in env.items():
+                mp.setenv(name, value)
+            capsys.readouterr()
+            assert main(["--database-url", url, "mail", "--retry"]) == 3
+            out = capsys.readouterr()
+            assert "1 possibly sent" in out.out and "possibly sent: F2026-000001 to dg@alpha.example.fr" in out.out
+            assert "1 email delivery left: 1 possibly sent" in out.err
+            assert recorder.received() == Counter(World.RECIPIENTS - {third})
+            assert main(["--database-url", url, "mail", "--resend", "F2026-000001"]) == 0
+            out = capsys.readouterr()
+            assert "F2026-000001 to dg@alpha.example.fr (uncertain)" in out.out
+        assert recorder.received() == Counter(World.RECIPIENTS)
+        assert all(r["state"] == "sent" for r in world.deliveries().values())
+    finally:
+        server.stop()
 
 
 def test_missing_document_fails_that_delivery_with_a_clear_error_and_stays_retryable(db, tmp_path, smtp):
@@ -729,3 +791,56 @@ def test_customer_text_in_an_email_has_no_bidirectional_controls():
 
     # a right-to-left override in a name shown in the subject or body would reverse what follows it
     assert one_line("Acme \u202eLtd\u202c\r\nParis \u2067X\u2069") == "Acme Ltd Paris X"
+
+
+# ---------------------------------------------------------------------------- the command line
+
+def _cli_env(monkeypatch, world: World, smtp_url: str) -> None:
+    settings = world.settings(smtp_url)
+    monkeypatch.setenv("WORKBENCH_SMTP_URL", smtp_url)
+    monkeypatch.setenv("WORKBENCH_STORAGE_URL", settings.storage_url)
+    monkeypatch.setenv("WORKBENCH_OUTBOX_DIR", settings.outbox_dir)
+    monkeypatch.setenv("WORKBENCH_MAIL_FROM", settings.mail_from)
+
+
+def test_mail_with_the_server_down_exits_3_with_the_count_left(db, tmp_path, monkeypatch, capsys):
+    from workbench.cli import main
+
+    world = World(db, tmp_path)
+    _cli_env(monkeypatch, world, f"smtp://127.0.0.1:{free_port()}")  # nothing listens
+    url = f"sqlite:///{tmp_path / 'mail.sqlite'}"
+    assert main(["--database-url", url, "mail", "--period", "2026-10"]) == 3
+    err = capsys.readouterr().err
+    # 4 deliveries planned (World.RECIPIENTS), none sent
+    assert "incomplete: 4 email deliveries left: 4 to send; the batch stopped before the end" in err
+    assert main(["--database-url", url, "mail", "--retry"]) == 3
+
+
+def test_a_delivery_given_up_is_sent_again_from_the_command_line_once_the_server_accepts(db, tmp_path, smtp,
+                                                                                          monkeypatch, capsys):
+    from workbench.cli import main
+
+    world = World(db, tmp_path)
+    _cli_env(monkeypatch, world, smtp.url)
+    url = f"sqlite:///{tmp_path / 'mail.sqlite'}"
+    smtp.handler.refuse = {"dg@alpha.example.fr"}
+    assert main(["--database-url", url, "mail", "--period", "2026-10"]) == 3  # refused once: 1 left to send
+    assert "1 email delivery left: 1 to send" in capsys.readouterr().err
+    for _ in range(3):
+        assert main(["--database-url", url, "mail", "--retry"]) == 3
+    capsys.readouterr()
+    assert main(["--database-url", url, "mail", "--retry"]) == 3  # the 5th refusal: given up
+    out = capsys.readouterr()
+    assert "given up after 5 attempts" in out.out
+    assert "`workbench mail --resend F2026-000001`" in out.out and "`workbench mail --given-up`" in out.out
+    assert "1 email delivery left: 1 given up" in out.err
+    assert world.deliveries()[("F2026-000001", "dg@alpha.example.fr")]["attempts"] == 5
+
+    smtp.handler.refuse = set()  # fixed on the server's side
+    assert main(["--database-url", url, "mail", "--retry"]) == 3  # --retry leaves it given up
+    assert smtp.handler.received()[("F2026-000001", "dg@alpha.example.fr")] == 0
+    capsys.readouterr()
+    assert main(["--database-url", url, "mail", "--given-up"]) == 0
+    assert "F2026-000001 to dg@alpha.example.fr (given up)" in capsys.readouterr().out
+    assert smtp.handler.received() == Counter(World.RECIPIENTS)
+    assert main(["--database-url", url, "mail", "--resend", "F2026-000099"]) == 2  # not an issued document

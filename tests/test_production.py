@@ -73,3 +73,40 @@ def test_bad_parameters_are_refused(tmp_path):
         production_job(engine, settings, 1, "2026-13", True)
     with pytest.raises(InputError, match="no billing run 1"):
         production_job(engine, settings, 1, "2026-10", True)
+
+
+def test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary(tmp_path):
+    from test_mail import Recorder, SmtpServer
+
+    generate_operator(tmp_path / "data", seed=3, customers=12, calls=600)
+    recorder = Recorder()
+    recorder.drop_after = 2  # the third message is received whole, then the connection drops unanswered
+    server = SmtpServer(recorder).start()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
+                        outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"), smtp_url=server.url)
+    try:
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        load_reference(engine, tmp_path / "data" / "reference")
+        load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
+        rate_period(engine, "2026-10", settings, NOW)
+        run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+        with pytest.raises(UnavailableError, match="email delivery stopped.*possibly sent"):
+            production_job(engine, settings, run.run_id, "2026-10", True, NOW)
+        with engine.connect() as connection:
+            [(number, recipient)] = connection.execute(
+                select(s.Invoice.number, s.Delivery.recipient).join(s.Invoice, s.Invoice.id == s.Delivery.invoice_id)
+                .where(s.Delivery.state == "uncertain")).all()
+            planned = connection.execute(select(func.count()).select_from(s.Delivery)).scalar_one()
+
+        recorder.drop_after = None
+        result = production_job(engine, settings, run.run_id, "2026-10", True, NOW)
+        assert len(recorder.messages) == planned - 1  # all but the one possibly sent (this server did not keep it)
+        assert (number, recipient) not in recorder.received()
+        summary = result.summary()
+        [line] = summary["emails_possibly_sent"]
+        assert line.startswith(f"{number} to {recipient}: ") and "before the server's reply" in line
+        assert "1 emails possibly sent (check, then send them again or not)" in summary["left_undone"]
+        assert summary["sepa_file"] is not None  # the job went on to the direct debits
+    finally:
+        server.stop()

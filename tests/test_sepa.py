@@ -588,30 +588,162 @@ def test_bad_settings_write_nothing(sepa_db):
     assert not (ftp / "sepa").exists() and rows(engine, s.SepaFile.__table__).empty
 
 
-def test_nothing_is_recorded_when_the_file_cannot_be_stored(sepa_db, monkeypatch):
+def _one_file_and_the_database_agree(engine: Engine, ftp: Path) -> None:
+    """The space holds exactly one SEPA file, recorded and published, whose debits are the
+    recorded ones: F1 34.42 + F4 54.00 = 88.42 EUR (2 debits), each invoice once."""
+    [path] = Storage(str(ftp)).list()
+    files = rows(engine, s.SepaFile.__table__)
+    assert files[["path", "status", "transactions", "total_cents"]].values.tolist() == [[path, "published", 2, 8842]]
+    back = read_back((ftp / path).read_bytes())
+    assert (back["count"], back["sum"]) == ("2", "88.42")
+    assert [t["end_to_end"] for t in back["transactions"]] == ["F2026-000001", "F2026-000004"]
+    assert (ftp / path).read_bytes() == files["xml"][0]
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert len(debits) == 2 and set(debits["file_id"]) == {files["id"][0]}
+
+
+def test_a_file_that_cannot_be_stored_stays_recorded_and_the_next_run_stores_it(sepa_db, monkeypatch):
     engine, settings, ftp, _ = sepa_db
 
     def refuse(self, path, data):
         raise UnavailableError(f"{path}: not stored after 3 attempts (disk full)")
 
-    monkeypatch.setattr(Storage, "put", refuse)
-    with pytest.raises(UnavailableError, match="disk full"):
-        generate_direct_debits(engine, settings, NOW)
-    assert rows(engine, s.SepaFile.__table__).empty and rows(engine, s.SepaDebit.__table__).empty
+    with monkeypatch.context() as patch:
+        patch.setattr(Storage, "put", refuse)
+        with pytest.raises(UnavailableError, match=r"SEPA file sepa/2026/11/SDD-\S+\.xml \(2 debits, total €88.42\) "
+                                                   r"is recorded but could not be stored .*disk full.*run `workbench "
+                                                   "sepa` again"):
+            generate_direct_debits(engine, settings, NOW)
+    assert rows(engine, s.SepaFile.__table__)["status"].tolist() == ["publishing"]
+    assert len(rows(engine, s.SepaDebit.__table__)) == 2 and Storage(str(ftp)).list() == []
+
+    again = generate_direct_debits(engine, settings, NOW)
+    assert again.transactions == 0 and again.message.endswith("; 1 files of interrupted runs finished")
+    [line] = again.reconciled
+    assert "recorded by an interrupted run but not stored, stored now from its record" in line
+    _one_file_and_the_database_agree(engine, ftp)
 
 
-def test_a_stored_file_that_cannot_be_recorded_is_removed(sepa_db, monkeypatch):
+def test_a_file_that_cannot_be_recorded_is_not_stored(sepa_db, monkeypatch):
     engine, settings, ftp, _ = sepa_db
 
     def fail(*args, **kwargs):
         raise RuntimeError("connection lost")
 
     monkeypatch.setattr(sepa_job, "_record", fail)
-    with pytest.raises(UnavailableError, match=r"was stored but could not be recorded \(connection lost\); it has been "
-                                        "removed"):
+    with pytest.raises(RuntimeError, match="connection lost"):
         generate_direct_debits(engine, settings, NOW)
     assert Storage(str(ftp)).list() == []
     assert rows(engine, s.SepaFile.__table__).empty and rows(engine, s.SepaDebit.__table__).empty
+
+
+def test_a_run_killed_after_storing_the_file_and_before_its_commit_never_makes_a_second_file(sepa_db, monkeypatch):
+    engine, settings, ftp, _ = sepa_db
+    with monkeypatch.context() as patch:
+        def killed(*args, **kwargs):
+            raise KeyboardInterrupt  # the process stops here: the file is in the space
+
+        patch.setattr(sepa_job, "_mark_published", killed)
+        with pytest.raises(KeyboardInterrupt):
+            generate_direct_debits(engine, settings, NOW)
+    [path] = Storage(str(ftp)).list()
+    assert rows(engine, s.SepaFile.__table__)[["path", "status"]].values.tolist() == [[path, "publishing"]]
+
+    again = generate_direct_debits(engine, settings, NOW)
+    assert again.transactions == 0 and not again.written
+    assert again.reconciled == [f"{path}: stored by an interrupted run, now recorded as published"]
+    _one_file_and_the_database_agree(engine, ftp)
+    assert generate_direct_debits(engine, settings, NOW).reconciled == []  # nothing left to finish
+
+
+def test_a_run_killed_during_the_upload_leaves_no_partial_file_and_the_next_run_stores_the_recorded_one(
+        sepa_db, monkeypatch):
+    engine, settings, ftp, _ = sepa_db
+    with monkeypatch.context() as patch:
+        def killed_halfway(self, path, data):
+            (ftp / (path + ".part")).parent.mkdir(parents=True, exist_ok=True)
+            (ftp / (path + ".part")).write_bytes(data[: len(data) // 2])
+            raise KeyboardInterrupt  # killed before the rename
+
+        patch.setattr(Storage, "put", killed_halfway)
+        with pytest.raises(KeyboardInterrupt):
+            generate_direct_debits(engine, settings, NOW)
+    [part] = Storage(str(ftp)).list()
+    assert part.endswith(".xml.part")
+
+    again = generate_direct_debits(engine, settings, NOW)
+    assert again.transactions == 0
+    assert again.reconciled == [f"{part}: an interrupted upload, removed",
+                                f"{part[:-5]}: recorded by an interrupted run but not stored, stored now from its "
+                                "record"]
+    _one_file_and_the_database_agree(engine, ftp)
+
+
+def test_a_sepa_process_killed_after_storing_is_finished_by_the_next_run(sepa_db, tmp_path):
+    """A real process, killed (SIGKILL) once the file is stored and before it is marked
+    published: the next run takes over its lock and finishes it, without a second file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    engine, settings, ftp, _ = sepa_db
+    marker = tmp_path / "stored"
+    script = tmp_path / "sepa_run.py"
+    script.write_text(f"""
+import time
+from pathlib import Path
+from datetime import datetime
+from workbench.config import Settings
+from workbench.db.engine import make_engine
+from workbench.jobs import sepa
+
+def stop_here(engine, file_id):
+    Path({str(marker)!r}).write_text("stored")
+    time.sleep(60)  # killed meanwhile
+
+sepa._mark_published = stop_here
+settings = Settings(database_url={str(engine.url.render_as_string(hide_password=False))!r},
+                    storage_url={settings.storage_url!r})
+sepa.generate_direct_debits(make_engine(settings.database_url), settings, datetime(2026, 11, 20, 8, 0))
+""")
+    child = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        for _ in range(600):
+            if marker.exists() or child.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        assert marker.exists(), f"the run ended with status {child.returncode} before storing"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    [path] = Storage(str(ftp)).list()
+    assert rows(engine, s.SepaFile.__table__)["status"].tolist() == ["publishing"]
+
+    again = generate_direct_debits(engine, settings, NOW)
+    assert again.transactions == 0
+    assert again.reconciled == [f"{path}: stored by an interrupted run, now recorded as published"]
+    _one_file_and_the_database_agree(engine, ftp)
+
+
+def test_a_file_in_the_space_that_nothing_records_is_reported_never_removed(sepa_db):
+    engine, settings, ftp, _ = sepa_db
+    Storage(str(ftp)).put("sepa/2026/10/SDD-20261020-090000-0BADF11E.xml", b"<Document/>")
+    result = generate_direct_debits(engine, settings, NOW)
+    assert result.unrecorded == ["sepa/2026/10/SDD-20261020-090000-0BADF11E.xml"]
+    assert "recorded by no SEPA run" in result.warnings[0]
+    assert len(Storage(str(ftp)).list()) == 2
+
+
+def test_sepa_with_invoices_left_out_exits_3_with_the_count(sepa_db, monkeypatch, capsys):
+    from workbench.cli import main
+
+    engine, settings, ftp, _ = sepa_db
+    monkeypatch.setenv("WORKBENCH_STORAGE_URL", settings.storage_url)
+    url = engine.url.render_as_string(hide_password=False)
+    assert main(["--database-url", url, "sepa", "--period", "2026-10"]) == 3
+    # FIRST_REJECTS: F3 (revoked mandate), F5 (bad IBAN), F6 (no mandate)
+    assert "incomplete: 3 invoices left out of the SEPA file, not debited" in capsys.readouterr().err
 
 
 def test_two_runs_at_once_make_one_file(sepa_db):

@@ -358,3 +358,39 @@ def test_remote_space_connects_on_first_use(scheme, request):
     label = scheme.upper()
     assert str(raised.value).startswith(f"{label} space {scheme}://127.0.0.1:{port}: cannot connect ([Errno 111] ")
     assert "s3cret" not in str(raised.value)
+
+
+def test_production_and_documents_exit_3_with_the_count_of_pdfs_the_ftp_space_refused(ftp_server, tmp_path,
+                                                                                       monkeypatch, capsys):
+    from datetime import datetime
+
+    from workbench import jobs
+    from workbench.cli import main
+    from workbench.config import Settings
+    from workbench.sample import generate_operator
+
+    data = tmp_path / "data"
+    generate_operator(data, seed=5, customers=6, calls=300)
+    url = f"sqlite:///{tmp_path / 'wb.sqlite'}"
+    settings = Settings(database_url=url, storage_url=str(tmp_path / "local"), output_dir=str(tmp_path / "out"))
+    engine = jobs.open_database(settings)
+    jobs.load_reference(engine, settings, data / "reference")
+    jobs.load_cdrs(engine, settings, jobs.cdr_files(data / "cdrs"))
+    run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), datetime(2026, 11, 1, 6, 0)).run
+    issued = run.invoices
+    assert issued >= 3
+    monkeypatch.setenv("WORKBENCH_STORAGE_URL", ftp_server["url"])
+    ftp_server["refuse"].update({"F2026-000002.pdf.part", "F2026-000003.pdf.part"})  # their uploads fail
+    assert main(["--database-url", url, "production", "--run", str(run.run_id)]) == 3
+    err = capsys.readouterr().err
+    production_run = run.run_id + 1
+    assert (f"incomplete: 2 of {issued} PDFs of run {production_run} not stored: store them with "
+            f"`workbench documents --run {production_run}` once the FTP space is back") in err
+    assert "s3cret" not in err
+
+    # still refused: 2 left of the same documents; then the space takes them
+    assert main(["--database-url", url, "documents", "--run", str(production_run)]) == 3
+    assert f"incomplete: 2 of {issued} PDFs of run {production_run} not stored" in capsys.readouterr().err
+    ftp_server["refuse"].clear()
+    assert main(["--database-url", url, "documents", "--run", str(production_run)]) == 0
+    assert "incomplete" not in capsys.readouterr().err

@@ -1,4 +1,10 @@
-"""The ``workbench`` command line, for operations and the demo."""
+"""The ``workbench`` command line, for operations and the demo.
+
+Exit statuses: 0, done; 2, an error (bad input, a refusal, a set-up or a server that cannot be
+used: nothing of it is half-done); 3, the command did what it could but left work undone (PDFs not
+stored, emails not sent, given up or possibly sent, invoices left out of the SEPA file), each
+counted on stderr with the way to finish it.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,15 @@ from pathlib import Path
 
 from workbench import jobs
 from workbench.config import Settings, load_settings, redacted
-from workbench.errors import InputError, Problem, UnavailableError, WorkbenchError
+from workbench.errors import InputError, Problem, WorkbenchError
 from workbench.money import PRICE_SCALE, format_money, minutes
 from workbench.period import Period
 from workbench.reads.runs import compare_runs, list_runs
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+#: exit statuses (see the module docstring)
+DONE, ERROR, INCOMPLETE = 0, 2, 3
 
 
 def _money(cents: int) -> str:
@@ -98,14 +107,21 @@ def cmd_rate(args, settings: Settings) -> None:
     _print_rating(jobs.rate(jobs.open_database(settings), settings, args.period))
 
 
-def _print_publish(report: jobs.PublishReport, what: str, settings: Settings) -> None:
+def _print_publish(report: jobs.PublishReport, what: str, settings: Settings, finish: str = "") -> list[str]:
+    """Prints what was stored; returns what is left undone (the PDFs not stored), ``finish``
+    saying how to store them."""
     print(f"   PDFs of {what}: {len(report.stored)} stored, {len(report.already)} already stored, "
           f"{len(report.failed)} failed, in {redacted(settings.storage_url)}")
     for path, error in report.failed.items():
         print(f"   failed: {path}: {error}")
+    if not report.failed:
+        return []
+    total = len(report.stored) + len(report.already) + len(report.failed)
+    return [f"{len(report.failed)} of {total} PDFs of {what} not stored"
+            + (f": store them with `{finish}` once the FTP space is back" if finish else "")]
 
 
-def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> None:
+def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> list[str]:
     run = result.run
     for rating in result.rated_first:
         print(f"   calls loaded but not rated: {rating.period} rated first")
@@ -114,30 +130,34 @@ def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> None:
     print(f"   pre-production run {run.run_id} for {run.period}: {run.invoices} draft invoices{numbers}, total "
           f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
     print(f"   control report: {result.report.path} (and {result.report.stored_as} in the FTP space)")
+    left = []
     if result.documents is not None:
-        _print_publish(result.documents, f"run {run.run_id}", settings)
+        left = _print_publish(result.documents, f"run {run.run_id}", settings,
+                              f"workbench documents --run {run.run_id}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return left
 
 
-def cmd_preprod(args, settings: Settings) -> None:
+def cmd_preprod(args, settings: Settings) -> list[str]:
     options = jobs.run_options(settings, args.period, args.invoice_date, args.due_date, args.customers,
                                args.advance, args.pdfs)
-    _print_preprod(jobs.preprod(jobs.open_database(settings), settings, options), settings)
+    return _print_preprod(jobs.preprod(jobs.open_database(settings), settings, options), settings)
 
 
-def cmd_documents(args, settings: Settings) -> None:
+def cmd_documents(args, settings: Settings) -> list[str]:
     if (args.run is None) == (not args.invoice):
         raise InputError("give --run N or --invoice NUMBER...", code="nothing_named")
     engine = jobs.open_database(settings)
     annex = True if args.annex else None
     if args.invoice:
-        _print_publish(jobs.publish_invoices(engine, settings, args.invoice, annex), "the invoices", settings)
-    else:
-        _print_publish(jobs.publish_run(engine, settings, args.run, annex), f"run {args.run}", settings)
+        return _print_publish(jobs.publish_invoices(engine, settings, args.invoice, annex), "the invoices", settings,
+                              "workbench documents --invoice " + " ".join(args.invoice))
+    return _print_publish(jobs.publish_run(engine, settings, args.run, annex), f"run {args.run}", settings,
+                          f"workbench documents --run {args.run}")
 
 
-def _print_promotion(promotion: jobs.Promotion, settings: Settings) -> None:
+def _print_promotion(promotion: jobs.Promotion, settings: Settings) -> list[str]:
     run = promotion.run
     if run.invoices:
         print(f"   production run {run.run_id} for {run.period}: {run.message}; total "
@@ -147,12 +167,14 @@ def _print_promotion(promotion: jobs.Promotion, settings: Settings) -> None:
     if promotion.balance is not None and not promotion.balance.closed:
         print(f"   period balance does not close, issued with the note kept with run {run.run_id}")
     if promotion.documents is not None:
-        _print_publish(promotion.documents, f"run {run.run_id}", settings)
+        return _print_publish(promotion.documents, f"run {run.run_id}", settings,
+                              f"workbench documents --run {run.run_id}")
+    return []
 
 
-def cmd_production(args, settings: Settings) -> None:
-    _print_promotion(jobs.promote(jobs.open_database(settings), settings, args.run,
-                                  balance_note=args.balance_note), settings)
+def cmd_production(args, settings: Settings) -> list[str]:
+    return _print_promotion(jobs.promote(jobs.open_database(settings), settings, args.run,
+                                         balance_note=args.balance_note), settings)
 
 
 def cmd_runs(args, settings: Settings) -> None:
@@ -182,52 +204,97 @@ def cmd_report(args, settings: Settings) -> None:
     print(f"   control report: {report.path} (and {report.stored_as} in the FTP space)")
 
 
-def cmd_credit_note(args, settings: Settings) -> None:
+def cmd_credit_note(args, settings: Settings) -> list[str]:
     result = jobs.credit_note(jobs.open_database(settings), settings, args.invoice, args.reason, args.reinvoice,
                               amount=args.amount)
     print(f"credit note {result.number} issued for {result.invoice_number}"
           + ("; its period is reopened: the next pre-production and production runs invoice it again"
              if result.reopened else ""))
-    _print_publish(result.documents, result.number, settings)
+    return _print_publish(result.documents, result.number, settings,
+                          f"workbench documents --invoice {result.number}")
 
 
-def _print_delivery(result: jobs.DeliveryResult) -> None:
+def _print_delivery(result: jobs.DeliveryResult) -> list[str]:
+    """Prints what was planned, released and sent; returns what is left undone."""
     if result.planned is not None:
         print("   email: " + result.planned.summary().replace("\n", "\n   "))
-    print(f"   email via {result.transport}: " + result.sent.summary().replace("\n", "\n   "))
+    if result.released:
+        print(f"   email: {len(result.released)} deliveries to send again at your request: "
+              + ", ".join(f"{number} to {recipient} ({state})" for number, recipient, state in result.released))
+    sent = result.sent
+    print(f"   email via {result.transport}: " + sent.summary().replace("\n", "\n   "))
+    if not (sent.left or sent.stopped):
+        return []
+    parts = [text for count, text in ((sent.pending, f"{sent.pending} to send"),
+                                      (len(sent.gave_up), f"{len(sent.gave_up)} given up (`workbench mail --given-up` "
+                                                          "sends them again)"),
+                                      (len(sent.uncertain), f"{len(sent.uncertain)} possibly sent (check, then "
+                                                            "`workbench mail --resend NUMBER` or "
+                                                            "`--resend-uncertain`)")) if count]
+    text = f"{sent.left} email deliver{'y' if sent.left == 1 else 'ies'} left: " + ", ".join(parts)
+    if sent.stopped:
+        text += "; the batch stopped before the end: run `workbench mail --retry` once the server is back"
+    return [text]
 
 
-def cmd_mail(args, settings: Settings) -> None:
-    if args.run is None and args.period is None and not args.retry:
-        raise InputError("give --run N or --period YYYY-MM (or --retry to send what is pending)", code="nothing_named")
-    result = jobs.deliver(jobs.open_database(settings), settings, args.run, args.period, args.retry)
-    _print_delivery(result)
-    if result.sent.stopped:  # a scheduled run must see it: exit status 2
-        raise UnavailableError("email delivery stopped before the end: run `workbench mail --retry` once the "
-                               "server is back", code="delivery_stopped")
+def cmd_mail(args, settings: Settings) -> list[str]:
+    if args.run is None and args.period is None and not (args.retry or args.resend or args.given_up
+                                                         or args.resend_uncertain):
+        raise InputError("give --run N or --period YYYY-MM (or --retry to send what is pending, --resend NUMBER, "
+                         "--given-up or --resend-uncertain)", code="nothing_named")
+    return _print_delivery(jobs.deliver(jobs.open_database(settings), settings, args.run, args.period, args.retry,
+                                        resend=args.resend, given_up=args.given_up,
+                                        uncertain=args.resend_uncertain))
 
 
-def _print_debits(result: jobs.DirectDebitRun) -> None:
+def _print_debits(result: jobs.DirectDebitRun) -> list[str]:
+    """Prints the SEPA file made; returns what is left undone (invoices left out of it)."""
     print(f"   SEPA: {result.message}")
     _problems(result.problems, "   left out: ")
+    left = len(result.problems)
+    return [f"{left} invoice{'' if left == 1 else 's'} left out of the SEPA file, not debited: fix what is said "
+            "above (e.g. the mandate), then run `workbench sepa` again"] if left else []
 
 
-def cmd_sepa(args, settings: Settings) -> None:
-    _print_debits(jobs.generate_direct_debits(jobs.open_database(settings), settings, period=args.period,
-                                              force=args.force))
+def cmd_sepa(args, settings: Settings) -> list[str]:
+    return _print_debits(jobs.generate_direct_debits(jobs.open_database(settings), settings, period=args.period,
+                                                     force=args.force))
 
 
-def cmd_production_notebook(args, settings: Settings) -> None:
+def _left_in_notebook(path: Path) -> list[str]:
+    """What the executed production notebook says it left undone: the ``left_undone`` of the
+    job's summary, the dict its last cell shows (:meth:`jobs.ProductionResult.summary`)."""
+    import ast
+    import json
+
+    for cell in reversed(json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])):
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain")
+            if not text:
+                continue
+            try:
+                value = ast.literal_eval(text if isinstance(text, str) else "".join(text))
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if isinstance(value, dict) and "left_undone" in value:
+                return [str(x) for x in value["left_undone"]]
+    return []
+
+
+def cmd_production_notebook(args, settings: Settings) -> list[str]:
     config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
                                                                     else None)
     path = jobs.run_production_notebook(args.run, args.period, not args.no_deliver, settings,
                                         config_file=str(Path(config).resolve()) if config else None,
                                         balance_note=args.balance_note)
     print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
+    return [f"{text} (see the executed notebook)" for text in _left_in_notebook(path)]
 
 
-def cmd_demo(args, settings: Settings) -> None:
-    """The month on the sample operator: each step is one job, printed."""
+def cmd_demo(args, settings: Settings) -> list[str]:
+    """The month on the sample operator: each step is one job, printed. Left undone: PDFs not
+    stored and emails not sent (the sample's invoices left out of the SEPA file, for their revoked
+    mandates, are part of the show)."""
     if args.fresh:
         jobs.clear_demo(settings)
     engine = jobs.open_database(settings)
@@ -241,17 +308,18 @@ def cmd_demo(args, settings: Settings) -> None:
     _print_rating(jobs.rate(engine, settings, period))
     print(f"== pre-production billing {period}")
     result = jobs.preprod(engine, settings, jobs.run_options(settings, period))
-    _print_preprod(result, settings)
+    left = _print_preprod(result, settings)
     print(f"== production billing {period} (promoting run {result.run.run_id})")
     promotion = jobs.promote(engine, settings, result.run.run_id)
-    _print_promotion(promotion, settings)
+    left += _print_promotion(promotion, settings)
     print(f"== delivery and direct debits {period}")
     if promotion.run.invoices:
-        _print_delivery(jobs.deliver(engine, settings, run_id=promotion.run.run_id))
+        left += _print_delivery(jobs.deliver(engine, settings, run_id=promotion.run.run_id))
     _print_debits(jobs.generate_direct_debits(engine, settings, period=period))
     print(f"== outputs: database {redacted(settings.database_url)}; "
           f"reports in {Path(settings.output_dir) / 'reports'}; FTP space {redacted(settings.storage_url)}; "
           f"emails {redacted(settings.smtp_url) or settings.outbox_dir}")
+    return left
 
 
 def _positive(text: str) -> int:
@@ -339,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=int, help="a production run")
     p.add_argument("--period", help="YYYY-MM: the period's issued invoices")
     p.add_argument("--retry", action="store_true", help="only send the deliveries still pending or failed")
+    p.add_argument("--resend", nargs="+", metavar="NUMBER",
+                   help="send again the unsent deliveries of these invoices or credit notes: given up after "
+                        "5 refusals, or possibly sent (the connection was lost before the server's reply)")
+    p.add_argument("--given-up", action="store_true", help="send again every delivery given up after 5 refusals")
+    p.add_argument("--resend-uncertain", action="store_true",
+                   help="send again every delivery possibly sent (same Message-ID): check first that they were "
+                        "not received")
     p.set_defaults(func=cmd_mail)
 
     p = sub.add_parser("sepa", help="generate the SEPA direct debit file of issued invoices not yet debited")
@@ -385,14 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config, database_url=args.database_url)
-        args.func(args, settings)
+        left = args.func(args, settings) or []
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if len(exc.problems) > 1:  # the message sums them up; each is named
             for problem in exc.problems:
                 print(f"  {problem}", file=sys.stderr)
-        return 2
-    return 0
+        return ERROR
+    for text in left:
+        print(f"incomplete: {text}", file=sys.stderr)
+    return INCOMPLETE if left else DONE
 
 
 if __name__ == "__main__":  # pragma: no cover

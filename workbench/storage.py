@@ -299,6 +299,19 @@ class Storage:
                 time.sleep(self.retry_delay * (attempt + 1))
         raise UnavailableError(f"{path}: not stored after {self.retries} attempts ({error})", code="storage")
 
+    def remove(self, path: str) -> bool:
+        """Delete the file ``path``; False if it was not there. Raises
+        :class:`~workbench.errors.UnavailableError` if it cannot be deleted or the space cannot be
+        reached, :class:`~workbench.errors.InputError` if the path is outside it."""
+        full, fs = self._full(path), self.fs
+        try:
+            if not fs.exists(full):
+                return False
+            fs.rm(full)
+            return True
+        except Exception as exc:  # noqa: BLE001 - file, FTP and SFTP errors alike
+            raise UnavailableError(f"{path}: cannot be deleted ({exc})", code="storage") from None
+
     def put_many(self, files: dict[str, bytes], replace: bool = False) -> UploadReport:
         """Store several files; one failure does not stop the others (each is in the report's
         ``failed``). Files already stored with the same size are skipped unless ``replace``.

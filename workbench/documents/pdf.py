@@ -15,11 +15,22 @@ Speed: rendering one WeasyPrint document per invoice costs a layout set-up each 
 invoices are laid out in batches (one HTML document of many invoices, each starting on a new
 page), the pages are split back into one PDF per invoice (each invoice's first page carries its
 anchor), and batches run in a process pool on all cores.
+
+Workers end with their parent: each worker asks Linux to kill it when its parent dies
+(``prctl(PR_SET_PDEATHSIG, SIGKILL)``) and, on every system, watches its parent from a thread
+(:data:`WATCH_INTERVAL`), so a ``production`` or ``documents`` killed (SIGTERM, SIGKILL) leaves no
+worker rendering on.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -31,6 +42,8 @@ from workbench.text import strip_bidi
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 BATCH = 100  # invoices laid out as one document, at most
+WATCH_INTERVAL = 0.5  # seconds between two checks that a worker's parent is alive
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 LABELS = {
     "fr": {
@@ -174,6 +187,37 @@ def render_one(model: dict, operator: dict, draft: bool, templates: str | Path |
     return _document([model], operator, draft, templates).write_pdf()
 
 
+def _parent_death_signal() -> bool:
+    """Linux: have the kernel send SIGKILL to this process when its parent dies; False elsewhere
+    or if the call fails."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int, interval: float) -> None:
+    while True:
+        if os.getppid() != parent:  # re-parented: the parent is gone
+            os._exit(1)
+        time.sleep(interval)
+
+
+def end_with_parent(parent: int | None = None, interval: float = WATCH_INTERVAL) -> None:
+    """Make this (worker) process end when its parent does: the Linux parent-death signal, and a
+    daemon thread that exits the process once ``os.getppid()`` is no longer ``parent`` (default:
+    the parent now). A parent already gone (``parent`` given and not the parent now) ends it at once."""
+    current = os.getppid()
+    _parent_death_signal()
+    parent = current if parent is None else parent
+    if os.getppid() != parent:  # died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, interval), name="parent-watch", daemon=True).start()
+
+
 def render_invoices(models: list[dict], operator: dict, draft: bool, workers: int | None = None,
                     batch: int = BATCH, templates: str | Path | None = None) -> dict[str, bytes]:
     """PDFs of many invoices, by number: batches laid out in a process pool."""
@@ -188,7 +232,12 @@ def render_invoices(models: list[dict], operator: dict, draft: bool, workers: in
             out.update(render_batch(chunk, operator, draft, templates))
         return out
     out = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+    import multiprocessing
+
+    # fork and spawn make the workers children of this process; forkserver of its server
+    parent = os.getpid() if multiprocessing.get_start_method() in ("fork", "spawn") else None
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=end_with_parent,
+                             initargs=(parent,)) as pool:
         for result in pool.map(render_batch, batches, [operator] * len(batches), [draft] * len(batches),
                                [templates] * len(batches)):
             out.update(result)

@@ -61,15 +61,41 @@ class ProductionResult:
             out["period_balance"] = "closes" if balance.closed else "; ".join(balance_anomalies(balance))
         if documents is not None:
             out["pdfs_stored"] = len(documents.stored) + len(documents.already)
+            out["pdfs_not_stored"] = sorted(documents.failed)
         if self.delivery is not None:
             sent = self.delivery.sent
             out.update(emails_sent=len(sent.sent), emails_failed=len(sent.failed), emails_pending=sent.pending,
+                       emails_given_up=[f"{f.invoice_number} to {f.recipient}" for f in sent.gave_up],
+                       emails_possibly_sent=[f"{f.invoice_number} to {f.recipient}: {f.error or 'run interrupted'}"
+                                             for f in sent.uncertain],
                        email_problems=[str(p) for p in sent.anomalies])
         if self.direct_debits is not None:
             debits = self.direct_debits
             out.update(sepa_file=debits.path, sepa_debits=debits.transactions,
-                       sepa_total=format_money(debits.total_cents), sepa_left_out=[str(p) for p in debits.problems])
+                       sepa_total=format_money(debits.total_cents), sepa_left_out=[str(p) for p in debits.problems],
+                       sepa_finished=debits.reconciled, sepa_unrecorded=debits.warnings)
+        out["left_undone"] = self.left_undone
         return out
+
+    @property
+    def left_undone(self) -> list[str]:
+        """What the job left undone, one line per kind with its count (empty when all is done):
+        PDFs not stored, emails not sent (to send, given up, possibly sent), invoices left out of
+        the SEPA file."""
+        left = []
+        documents = self.promotion.documents
+        if documents is not None and documents.failed:
+            total = len(documents.stored) + len(documents.already) + len(documents.failed)
+            left.append(f"{len(documents.failed)} of {total} PDFs not stored")
+        if self.delivery is not None:
+            sent = self.delivery.sent
+            for count, text in ((sent.pending, "emails to send"), (len(sent.gave_up), "emails given up"),
+                                (len(sent.uncertain), "emails possibly sent (check, then send them again or not)")):
+                if count:
+                    left.append(f"{count} {text}")
+        if self.direct_debits is not None and len(self.direct_debits.problems):
+            left.append(f"{len(self.direct_debits.problems)} invoices left out of the SEPA file")
+        return left
 
 
 def check_balance(engine: Engine, settings: Settings, run_id: int, balance_note: str | None = None) -> PeriodBalance:
@@ -145,9 +171,11 @@ def production(engine: Engine, settings: Settings, run_id, period, deliver_invoi
     result = ProductionResult(run_id, period, promotion)
     if not promotion.run.run_id:
         return result
-    if promotion.documents.failed:
-        raise UnavailableError(f"{len(promotion.documents.failed)} PDFs could not be stored (run `workbench "
-                               f"documents --run {promotion.run.run_id}` again): {promotion.documents.failed}")
+    documents = promotion.documents
+    if documents.failed:
+        total = len(documents.stored) + len(documents.already) + len(documents.failed)
+        raise UnavailableError(f"{len(documents.failed)} of {total} PDFs could not be stored (run `workbench "
+                               f"documents --run {promotion.run.run_id}` again): {documents.failed}")
     delivery = None
     if deliver_invoices:
         try:

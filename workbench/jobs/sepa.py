@@ -6,10 +6,26 @@ amount to collect is the net payable less what credit notes issued before the co
 against the invoice (``collection_offset_cents``, see :mod:`workbench.billing.credit_notes`), so
 an invoice cancelled in full before its collection is not debited and a partial credit note
 lowers its debit. It takes
-each customer's latest active mandate, builds the file (:mod:`workbench.sepa`), stores it in the
-FTP space (:mod:`workbench.storage`) under ``sepa/<year>/<month>/<message id>.xml`` and then
-records it in ``sepa_files`` and ``sepa_debits``, in one transaction that holds a lock so two runs
-at once never debit the same invoices. An invoice is never debited twice unless ``force``: then the
+each customer's latest active mandate and builds the file (:mod:`workbench.sepa`).
+
+A file in the FTP space always matches the database, whatever stops a run:
+
+1. the file is **recorded first**: ``sepa_files`` (status ``publishing``, with its XML) and its
+   ``sepa_debits``, in one transaction (those invoices are debited from then on);
+2. it is **published** under ``sepa/<year>/<month>/<message id>.xml`` (:mod:`workbench.storage`:
+   written as ``<name>.part``, then renamed, so a partial file never has the final name), then
+   marked ``published``;
+3. every run first **reconciles** what an interrupted run left: a ``publishing`` file whose final
+   file is there with its recorded XML is marked published, one whose file is missing (or
+   differs) is stored again from its recorded XML; stray ``.part`` files under ``sepa/`` are
+   removed; a file under ``sepa/`` that nothing records (left by a version that stored before
+   recording) is reported, never removed (it may have gone to the bank).
+
+So a run killed at any point never leads to a second file with the same debits. Runs take turns
+(the ``sepa`` job lock, :mod:`workbench.db.locks`: a second run waits up to
+:data:`LOCK_WAIT` for the first; the lock of a run that died is taken over).
+
+An invoice is never debited twice unless ``force``: then the
 invoices of the selection (a period or a list of invoice numbers is required) are debited again
 in a new file and their earlier ``sepa_debits`` rows are kept, marked ``replaced_by_file_id`` (the
 new file), so the history of every collection attempt stays.
@@ -17,6 +33,7 @@ new file), so the history of every collection attempt stays.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +44,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.db.locks import lock_table
+from workbench.db.locks import LOCKED, JobLock, acquire, lock_table
 from workbench.errors import ConfigError, InputError, Problem, UnavailableError
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
@@ -64,6 +81,8 @@ class DirectDebitRun:
     by_sequence: dict[str, tuple[int, int]] = field(default_factory=dict)
     debits: pd.DataFrame = field(default_factory=pd.DataFrame)
     rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reconciled: list[str] = field(default_factory=list)  # what this run finished of interrupted runs
+    unrecorded: list[str] = field(default_factory=list)  # files under sepa/ that nothing records
 
     @property
     def written(self) -> bool:
@@ -75,6 +94,17 @@ class DirectDebitRun:
         return [Problem("sepa", row.invoice_number, row.code,
                         f"account {row.account_number}: {row.reason}" if row.account_number else row.reason)
                 for row in self.rejected.itertuples(index=False)] if len(self.rejected) else []
+
+    @property
+    def warnings(self) -> list[str]:
+        """Files in the FTP space that nothing records, to be checked by a person."""
+        return [f"{path} is in the FTP space but recorded by no SEPA run (left by an interrupted run of an "
+                "earlier version?): check with the bank that it was not sent, then delete it"
+                for path in self.unrecorded]
+
+
+#: how long a run waits for another one to finish
+LOCK_WAIT = 300.0
 
 
 REJECTED_COLUMNS = ["invoice_number", "account_number", "net_payable_cents", "code", "reason"]
@@ -172,7 +202,7 @@ def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFra
 def _record(connection: Connection, made: DebitFile, path: str, now: datetime, replace: bool) -> int:
     file_id = connection.execute(insert(s.SepaFile).values(
         message_id=made.message_id, version=made.version, path=path, created_at=now,
-        transactions=made.transactions, total_cents=made.total_cents,
+        transactions=made.transactions, total_cents=made.total_cents, status="publishing", xml=made.xml,
     ).returning(s.SepaFile.id)).scalar_one()
     ids = [int(i) for i in made.debits["invoice_id"]]
     if replace:  # the earlier debits stay, as replaced by this file
@@ -187,12 +217,58 @@ def _record(connection: Connection, made: DebitFile, path: str, now: datetime, r
     return file_id
 
 
-def _discard(storage: Storage, path: str) -> str:
-    try:
-        storage.fs.rm(storage.location(path))
-        return "it has been removed"
-    except Exception as exc:  # noqa: BLE001 - say what happened, the original error matters more
-        return f"it could not be removed ({exc}): delete it, do not send it"
+def _take_turn(engine: Engine) -> JobLock:
+    """The ``sepa`` job lock, waiting up to :data:`LOCK_WAIT` for a live run to finish."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return acquire(engine, "sepa")
+        except UnavailableError as exc:
+            if exc.code != LOCKED or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def _publish(engine: Engine, storage: Storage, file_id: int, path: str, xml: bytes) -> None:
+    """Store a recorded file (``.part``, then renamed) and mark it published."""
+    storage.put(path, xml)
+    _mark_published(engine, file_id)
+
+
+def _mark_published(engine: Engine, file_id: int) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(s.SepaFile).where(s.SepaFile.id == file_id, s.SepaFile.status == "publishing")
+                           .values(status="published"))
+
+
+def _reconcile(engine: Engine, storage: Storage) -> tuple[list[str], list[str]]:
+    """Finish what interrupted runs left (see the module docstring): returns what was done, one
+    line per file, and the files under ``sepa/`` that nothing records."""
+    with engine.connect() as connection:
+        recorded = connection.execute(select(s.SepaFile.id, s.SepaFile.path, s.SepaFile.status, s.SepaFile.xml)
+                                      .order_by(s.SepaFile.id)).all()
+    done = []
+    stored = storage.list("sepa")
+    for path in stored:
+        if path.endswith(".part"):
+            storage.remove(path)
+            done.append(f"{path}: an interrupted upload, removed")
+    for row in recorded:
+        if row.status != "publishing":
+            continue
+        try:
+            there = storage.get(row.path) if row.path in stored else None
+        except UnavailableError:
+            there = None
+        if there == row.xml:
+            _mark_published(engine, row.id)
+            done.append(f"{row.path}: stored by an interrupted run, now recorded as published")
+        else:
+            _publish(engine, storage, row.id, row.path, row.xml)
+            done.append(f"{row.path}: recorded by an interrupted run but not stored, stored now from its record")
+    paths = {row.path for row in recorded}
+    unrecorded = [p for p in stored if not p.endswith(".part") and p not in paths]
+    return done, unrecorded
 
 
 def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | None = None, period: str | None = None,
@@ -205,7 +281,9 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | N
     ``force``, invoices already debited are debited again in a new file (needs ``period`` or
     ``invoices``). Nothing is written when nothing is to be debited; a rejected invoice is never
     sent. Raises :class:`~workbench.errors.ConfigError` for unusable settings,
-    :class:`~workbench.errors.UnavailableError` when the file cannot be stored (then nothing is recorded).
+    :class:`~workbench.errors.UnavailableError` when the file cannot be stored (it stays recorded,
+    ``publishing``: the next run stores it) or another run holds the ``sepa`` lock longer than
+    :data:`LOCK_WAIT`.
     """
     try:
         version = validate_version(settings.sepa_version)
@@ -220,10 +298,16 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | N
     local_now = local_time(now, settings.timezone)
     today = local_now.date()
     storage = Storage(settings.storage_url)
-    stored: str | None = None
+    lock = _take_turn(engine)
     try:
+        try:
+            reconciled, unrecorded = _reconcile(engine, storage)
+        except UnavailableError as exc:
+            raise UnavailableError(f"the FTP space cannot be used to check and finish the SEPA files of earlier "
+                                   f"runs ({exc}): no new file is made; run `workbench sepa` again once it is back "
+                                   "(nothing is debited twice)", code=exc.code) from None
         with engine.begin() as connection:
-            lock_table(connection, s.SepaDebit.__table__)  # a second run waits until the first has recorded
+            lock_table(connection, s.SepaDebit.__table__)  # writers of debits elsewhere (credit notes) wait
             candidates, named_rejects = _candidates(connection, period, numbers, force)
             made = None
             if len(candidates):
@@ -235,23 +319,28 @@ def generate_direct_debits(engine: Engine, settings: Settings, now: datetime | N
             rejected = rejected.sort_values("invoice_number", ignore_index=True)
             if made is None or made.xml is None:
                 note = f"; {len(rejected)} invoices rejected" if len(rejected) else ""
-                return DirectDebitRun(f"nothing to debit{note}", version, rejected=rejected,
-                                      debits=pd.DataFrame(columns=WRITTEN_COLUMNS))
+                done = f"; {len(reconciled)} files of interrupted runs finished" if reconciled else ""
+                return DirectDebitRun(f"nothing to debit{note}{done}", version, rejected=rejected,
+                                      debits=pd.DataFrame(columns=WRITTEN_COLUMNS), reconciled=reconciled,
+                                      unrecorded=unrecorded)
             path = f"sepa/{local_now.year}/{local_now.month:02d}/{made.message_id}.xml"
-            storage.put(path, made.xml)
-            stored = path
             created = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
             file_id = _record(connection, made, path, created, force)
-    except Exception as exc:
-        if stored is None:
-            raise
-        raise UnavailableError(f"SEPA file {stored} was stored but could not be recorded ({exc}); "
-                        + _discard(storage, stored)) from exc
+        try:
+            _publish(engine, storage, file_id, path, made.xml)
+        except UnavailableError as exc:
+            raise UnavailableError(
+                f"SEPA file {path} ({made.transactions} debits, total {format_money(made.total_cents)}) is recorded "
+                f"but could not be stored ({exc}): run `workbench sepa` again once the FTP space is back; it stores "
+                "this very file and debits nothing twice", code=exc.code) from None
+    finally:
+        lock.release()
     by_sequence = made.by_sequence()
     counts = ", ".join(f"{n} {seq}" for seq, (n, _) in by_sequence.items())
     message = (f"SEPA file {path}: {made.transactions} debits ({counts}), total {format_money(made.total_cents)}"
-               + (f"; {len(rejected)} invoices rejected" if len(rejected) else ""))
+               + (f"; {len(rejected)} invoices rejected" if len(rejected) else "")
+               + (f"; {len(reconciled)} files of interrupted runs finished" if reconciled else ""))
     return DirectDebitRun(message, version, path, storage.location(path), made.message_id, file_id,
                           made.transactions, made.total_cents, by_sequence,
-                          made.debits[WRITTEN_COLUMNS].reset_index(drop=True), rejected)
+                          made.debits[WRITTEN_COLUMNS].reset_index(drop=True), rejected, reconciled, unrecorded)
 

@@ -6,9 +6,15 @@ customer flagged ``invoice_recipient``. Rows already there are kept as they are,
 again adds only what is missing. A customer without a usable recipient is reported as a
 problem, never skipped silently.
 
-The ledger's rows move ``pending`` -> ``sent`` (or ``failed``, tried again while ``attempts`` are
-below :data:`MAX_ATTEMPTS`); :func:`reset_deliveries` makes unsent ones pending again. Sending them
-is :mod:`workbench.mail.sending`.
+The ledger's rows move ``pending`` -> ``uncertain`` (claimed: the message is being handed over)
+-> ``sent`` (or ``failed``, tried again while ``attempts`` are below :data:`MAX_ATTEMPTS`, then
+*given up*; or back to ``pending`` when the server could not be used and certainly did not take
+it). A delivery left ``uncertain`` (the connection was lost after the whole message was sent and
+before the server's reply, or the run died while handing it over) is *possibly sent*: it is
+reported, never sent again on its own (an SMTP server cannot be asked what it accepted), until
+the operator says so (:func:`release`). :func:`release` also makes given-up deliveries due again;
+:func:`reset_deliveries` makes every unsent one pending again. Sending them is
+:mod:`workbench.mail.sending`.
 """
 
 from __future__ import annotations
@@ -18,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from workbench.db import schema as s
-from workbench.errors import Problem
+from workbench.errors import InputError, Problem
 from workbench.mail.message import one_line, valid_address
 from workbench.period import Period
 
@@ -83,8 +89,9 @@ class DeliveryReport:
 
     ``sent`` and ``failed`` are this run's outcomes; ``pending`` is how many deliveries the next
     run would try (pending, or failed with attempts below the limit); ``gave_up`` lists the
-    deliveries no longer tried (attempts at the limit); ``stopped`` says why the batch stopped
-    early (server unavailable), else ``None``."""
+    deliveries no longer tried (attempts at the limit); ``uncertain`` the deliveries possibly
+    sent (state ``uncertain``: not sent again until released, see :func:`release`); ``stopped``
+    says why the batch stopped early (server unavailable), else ``None``."""
 
     sent: list[Sent] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
@@ -92,22 +99,41 @@ class DeliveryReport:
     gave_up: list[Failure] = field(default_factory=list)
     anomalies: list[Problem] = field(default_factory=list)
     stopped: str | None = None
+    uncertain: list[Failure] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Everything in scope is sent."""
-        return not (self.failed or self.gave_up or self.pending or self.stopped)
+        return not (self.failed or self.gave_up or self.pending or self.stopped or self.uncertain)
+
+    @property
+    def left(self) -> int:
+        """The deliveries in scope not known to be sent: pending, given up or possibly sent."""
+        return self.pending + len(self.gave_up) + len(self.uncertain)
 
     def summary(self) -> str:
         lines = [f"{len(self.sent)} sent, {len(self.failed)} failed, {self.pending} left to send, "
-                 f"{len(self.gave_up)} given up"]
+                 f"{len(self.gave_up)} given up, {len(self.uncertain)} possibly sent"]
         if self.stopped:
             lines.append(f"STOPPED: {self.stopped}")
         lines += [f"  failed: {f.invoice_number} to {f.recipient}: {f.error}" for f in self.failed]
-        lines += [f"  given up after {f.attempts} attempts: {f.invoice_number} to {f.recipient}: {f.error}"
-                  for f in self.gave_up]
+        lines += [f"  given up after {f.attempts} attempts: {f.invoice_number} to {f.recipient}: {f.error}; "
+                  f"{RESEND_GIVEN_UP.format(number=f.invoice_number)}" for f in self.gave_up]
+        lines += [f"  possibly sent: {f.invoice_number} to {f.recipient}: {f.error or POSSIBLY_SENT}; "
+                  f"{RESEND_UNCERTAIN.format(number=f.invoice_number)}" for f in self.uncertain]
         lines += [f"  anomaly: {a}" for a in self.anomalies]
         return "\n".join(lines)
+
+
+#: what a delivery left ``uncertain`` by a run that died while handing it over says
+POSSIBLY_SENT = "the run handing it over stopped before the server's reply was recorded"
+#: how to send a given-up delivery again (``number``: its invoice)
+RESEND_GIVEN_UP = ("no longer tried: once the cause is fixed, send it again with `workbench mail --resend {number}` "
+                   "(or `workbench mail --given-up` for every delivery given up)")
+#: how to send a possibly sent delivery again
+RESEND_UNCERTAIN = ("not sent again unless you say so: check with the recipient or the server's log, then "
+                    "`workbench mail --resend {number}` (or `workbench mail --resend-uncertain` for all); it goes "
+                    "with the same Message-ID")
 
 
 def _chunks(values: list, size: int = _CHUNK) -> Iterator[list]:
@@ -221,8 +247,52 @@ def _scope(invoice_ids: list[int] | None):
     return where
 
 
-def due(engine: Engine, max_attempts: int, invoice_ids: list[int] | None) -> list:
+def release(engine: Engine, numbers: Iterable[str] | None = None, *, given_up: bool = False,
+            uncertain: bool = False, max_attempts: int = MAX_ATTEMPTS) -> list[tuple[str, str, str]]:
+    """Make deliveries due again at the operator's request: every unsent delivery of the invoices
+    or credit notes ``numbers`` (given up, possibly sent, failed or pending), and, of all
+    documents, those given up (``given_up``: attempts at ``max_attempts``) and those possibly sent
+    (``uncertain``). They become ``pending`` with no attempts; their Message-ID is kept, so a
+    message sent again can be recognised as the same one. Returns the (invoice number,
+    recipient, former state) released, ``given up`` standing for a failed delivery at the limit.
+    Raises :class:`~workbench.errors.InputError` naming numbers that are not issued documents."""
+    d, i = s.Delivery, s.Invoice
+    names = sorted({str(n).strip() for n in numbers or [] if str(n).strip()})
+    released: list[tuple[str, str, str]] = []
+    with engine.begin() as connection:
+        if names:
+            known = {n for chunk in _chunks(names) for n in connection.execute(
+                select(i.number).where(i.number.in_(chunk), i.status == "issued")).scalars()}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise InputError(f"not an issued invoice or credit note: {', '.join(unknown)}",
+                                 code="unknown_invoice")
+        conditions = []
+        if given_up:
+            conditions.append((d.state.in_(("pending", "failed"))) & (d.attempts >= max_attempts))
+        if uncertain:
+            conditions.append(d.state == "uncertain")
+        if names:
+            conditions.append(i.number.in_(names) & (d.state != "sent"))
+        if not conditions:
+            return released
+        rows = connection.execute(
+            select(d.id, i.number, d.recipient, d.state, d.attempts).join(i, i.id == d.invoice_id)
+            .where(or_(*conditions), i.status == "issued").order_by(i.number, d.recipient)).all()
+        for chunk in _chunks([row.id for row in rows]):
+            connection.execute(update(d).where(d.id.in_(chunk), d.state != "sent").values(
+                state="pending", attempts=0, last_error=None))
+        released = [(row.number, row.recipient,
+                     "given up" if row.state != "uncertain" and row.attempts >= max_attempts else row.state)
+                    for row in rows]
+    return released
+
+
+def due(engine: Engine, max_attempts: int, invoice_ids: list[int] | None, include_uncertain: bool = False) -> list:
+    """The deliveries to send now (pending, or failed below ``max_attempts``; the possibly sent
+    ones too with ``include_uncertain``, for a transport that can tell whether it has them)."""
     d, i, c = s.Delivery, s.Invoice, s.Customer
+    states = ("pending", "failed", "uncertain") if include_uncertain else ("pending", "failed")
     query = (
         select(d.id, d.invoice_id, d.recipient, d.state, d.attempts, d.last_error, d.message_id,
                i.number, i.kind, i.period, i.invoice_date, i.due_date, i.currency, i.total_incl_cents,
@@ -230,13 +300,15 @@ def due(engine: Engine, max_attempts: int, invoice_ids: list[int] | None) -> lis
                func.coalesce(i.customer_name, c.name).label("customer_name"),  # as issued
                c.language, c.payment_method)
         .join(i, i.id == d.invoice_id).join(c, c.id == i.customer_id)
-        .where(d.state.in_(("pending", "failed")), d.attempts < max_attempts, *_scope(invoice_ids))
+        .where(d.state.in_(states), (d.attempts < max_attempts) | (d.state == "uncertain"), *_scope(invoice_ids))
         .order_by(i.number, d.recipient))
     with engine.connect() as connection:
         return connection.execute(query).all()
 
 
-def left(engine: Engine, max_attempts: int, invoice_ids: list[int] | None) -> tuple[int, list[Failure]]:
+def left(engine: Engine, max_attempts: int, invoice_ids: list[int] | None
+         ) -> tuple[int, list[Failure], list[Failure]]:
+    """What is left in scope: the count of deliveries due, those given up, those possibly sent."""
     d, i = s.Delivery, s.Invoice
     with engine.connect() as connection:
         pending = connection.execute(
@@ -244,18 +316,23 @@ def left(engine: Engine, max_attempts: int, invoice_ids: list[int] | None) -> tu
             .where(d.state.in_(("pending", "failed")), d.attempts < max_attempts, *_scope(invoice_ids))).scalar_one()
         exhausted = connection.execute(
             select(i.number, d.recipient, d.last_error, d.attempts).join(i, i.id == d.invoice_id)
-            .where(d.state != "sent", d.attempts >= max_attempts, *_scope(invoice_ids))
+            .where(d.state.in_(("pending", "failed")), d.attempts >= max_attempts, *_scope(invoice_ids))
             .order_by(i.number, d.recipient)).all()
-    return pending, [Failure(r.number, r.recipient, r.last_error or "", r.attempts, False) for r in exhausted]
+        uncertain = connection.execute(
+            select(i.number, d.recipient, d.last_error, d.attempts).join(i, i.id == d.invoice_id)
+            .where(d.state == "uncertain", *_scope(invoice_ids)).order_by(i.number, d.recipient)).all()
+    return (pending, [Failure(r.number, r.recipient, r.last_error or "", r.attempts, False) for r in exhausted],
+            [Failure(r.number, r.recipient, r.last_error or "", r.attempts, False) for r in uncertain])
 
 
 def claim(engine: Engine, row, message_id: str) -> bool:
-    """Count the attempt and record the Message-ID before handing the message over; ``False`` if
-    another run changed the delivery since it was read."""
+    """Count the attempt, record the Message-ID and mark the delivery ``uncertain`` before
+    handing the message over (a run that dies from then on leaves it possibly sent); ``False``
+    if another run changed the delivery since it was read."""
     d = s.Delivery
     with engine.begin() as connection:
         return connection.execute(update(d).where(d.id == row.id, d.state == row.state, d.attempts == row.attempts)
-                                  .values(state="pending", attempts=row.attempts + 1, last_error=None,
+                                  .values(state="uncertain", attempts=row.attempts + 1, last_error=None,
                                           message_id=message_id)).rowcount == 1
 
 

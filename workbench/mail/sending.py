@@ -7,21 +7,24 @@
    read, the delivery is marked ``failed`` with the reason, without counting an attempt, and
    is tried again by the next run;
 2. builds the message (:mod:`workbench.mail.message`);
-3. commits ``attempts + 1`` and the Message-ID (the *claim*), hands the message over
-   (:mod:`workbench.mail.transports`) and commits the outcome at once: ``sent`` with
+3. commits ``attempts + 1``, the Message-ID and the state ``uncertain`` (the *claim*), hands the
+   message over (:mod:`workbench.mail.transports`) and commits the outcome at once: ``sent`` with
    ``sent_at``; ``failed`` with the server's reply when the server refuses the recipient or the
-   message (the others go on); ``pending`` with the error when the server is unavailable
-   (refused connection, dropped connection, 421), which **stops the batch**: the rest stays
-   pending and the report says so.
+   message (the others go on); ``pending`` with the error when the server is unavailable and
+   certainly did not take the message (refused connection, a connection dropped before the
+   message's last byte, 421), which **stops the batch**: the rest stays pending and the report
+   says so.
 
 Calling :func:`send_pending` again after a crash or an outage therefore sends exactly what is
-missing. The one window no protocol can close is a crash after the server accepted a message
-and before its ``sent`` state was committed (or a connection lost between the message's last
-byte and the server's reply): such a delivery is left ``pending`` with an attempt counted (and,
-after a crash, no error), which the next run recognises. With the outbox it finds the file already
-written and only records it as sent; over SMTP it sends the message again with the *same*
-Message-ID, the one recorded at its claim (receiving systems and the relay's logs can recognise
-the duplicate), and reports it.
+missing. The one window no protocol can close is a connection lost between the message's last
+byte and the server's reply, or a run that died after its claim and before recording the
+outcome: the server may have accepted the message. Such a delivery stays ``uncertain`` (with the
+error, or none after a crash; the batch stops) and is reported as *possibly sent* (the report's
+``uncertain``), never sent again without the operator's word: :func:`workbench.mail.ledger.release`
+(``workbench mail --resend NUMBER`` or ``--resend-uncertain``) makes it due again, and it goes with
+the *same* Message-ID, the one recorded at its claim, by which receiving systems and the relay's
+logs can recognise a duplicate. The outbox can tell: a run finds the file already written and
+only records it as sent, or writes it if it is not there.
 
 Only one ``send_pending`` runs at a time, wherever it runs from (a scheduled production job, an
 analyst's command): it holds the ``mail`` job lock (:mod:`workbench.db.locks`) while it sends,
@@ -47,7 +50,7 @@ from workbench.errors import ConfigError, InputError, RefusedError, UnavailableE
 from workbench.mail import ledger
 from workbench.mail.ledger import MAX_ATTEMPTS, DeliveryReport, Failure, Sent
 from workbench.mail.message import Templates, _naive_utc, build_message, one_line, valid_address
-from workbench.mail.transports import SMTP_TIMEOUT, _describe, open_transport
+from workbench.mail.transports import SMTP_TIMEOUT, PossiblySent, _describe, open_transport
 from workbench.storage import Storage
 
 
@@ -110,9 +113,10 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
         raise UnavailableError(f"not sending: {exc}", code=exc.code) from exc
     if lock.taken_over:
         report.anomalies.append(ledger.problem("lock_taken_over",
-                                         lock.taken_over + ": its unrecorded deliveries are resumed"))
+                                         lock.taken_over + ": its deliveries handed over without an outcome "
+                                         "are possibly sent"))
     try:
-        for row in ledger.due(engine, max_attempts, scope):
+        for row in ledger.due(engine, max_attempts, scope, include_uncertain=transport.knows_delivered):
             if limit is not None and handed >= limit:
                 break
             lock.beat()  # still ours: else another run has taken over, and this one stops
@@ -157,10 +161,15 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
             try:
                 location = transport.send(message, sender, recipient, row.number)
             except RefusedError as exc:
+                retryable = row.attempts + 1 < max_attempts
                 ledger.mark(engine, row.id, "failed", str(exc))
-                report.failed.append(Failure(row.number, recipient, str(exc), row.attempts + 1,
-                                             row.attempts + 1 < max_attempts))
+                report.failed.append(Failure(row.number, recipient, str(exc) + (
+                    "" if retryable else f"; given up after {row.attempts + 1} attempts, "
+                    + ledger.RESEND_GIVEN_UP.format(number=row.number)), row.attempts + 1, retryable))
                 continue
+            except PossiblySent as exc:
+                ledger.mark(engine, row.id, "uncertain", f"{transport.describe()}: {exc}")
+                raise
             except UnavailableError as exc:
                 ledger.mark(engine, row.id, "pending", f"{transport.describe()} unavailable: {exc}")
                 raise
@@ -173,7 +182,7 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, *, max_attem
             transport.close()
         finally:
             lock.release()
-    report.pending, report.gave_up = ledger.left(engine, max_attempts, scope)
+    report.pending, report.gave_up, report.uncertain = ledger.left(engine, max_attempts, scope)
     if report.stopped:
         report.stopped += (f"; the batch stopped with {report.pending} deliveries left to send: send what is "
                            "pending again once it is back, e.g. `workbench mail --retry` (what was sent is not sent "

@@ -9,7 +9,9 @@
 A transport's ``send`` raises :class:`~workbench.errors.RefusedError` when the server refuses
 this recipient or message (the delivery fails, the batch goes on) and
 :class:`~workbench.errors.UnavailableError` when the server or folder cannot be used now (the
-batch stops). A set-up that cannot work raises :class:`~workbench.errors.ConfigError` when the
+batch stops); :class:`PossiblySent`, a kind of the latter, when the connection was lost after
+the whole message was sent and before the server's reply (it may have been accepted). A set-up
+that cannot work raises :class:`~workbench.errors.ConfigError` when the
 transport is made, before anything is sent.
 """
 
@@ -33,6 +35,42 @@ from workbench.mail.message import one_line, outbox_name
 
 #: seconds an SMTP connection may wait on the network
 SMTP_TIMEOUT = 30.0
+
+
+class PossiblySent(UnavailableError):
+    """The connection was lost after the message's last byte and before the server's reply: the
+    server may have accepted it (and will deliver it) or not; nobody can tell from here."""
+
+
+class _DataTracking:
+    """``smtplib``'s DATA command (same steps as ``smtplib.SMTP.data``), noting in
+    ``message_out`` when the whole message, its final ``.`` included, has left: from then on a
+    lost connection leaves the message possibly accepted."""
+
+    message_out = False
+
+    def data(self, msg):
+        self.message_out = False
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")
+        data = smtplib._quote_periods(msg)
+        if data[-2:] != smtplib.bCRLF:
+            data += smtplib.bCRLF
+        self.send(data + b"." + smtplib.bCRLF)
+        self.message_out = True
+        return self.getreply()
+
+
+class _SMTP(_DataTracking, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_DataTracking, smtplib.SMTP_SSL):
+    pass
 
 
 class Outbox:
@@ -129,10 +167,10 @@ class SmtpRelay:
         connection = None
         try:
             if self.tls:
-                connection = smtplib.SMTP_SSL(self.host, self.port, local_hostname=local, timeout=self.timeout,
+                connection = _SMTP_SSL(self.host, self.port, local_hostname=local, timeout=self.timeout,
                                               context=context)
             else:
-                connection = smtplib.SMTP(self.host, self.port, local_hostname=local, timeout=self.timeout)
+                connection = _SMTP(self.host, self.port, local_hostname=local, timeout=self.timeout)
                 connection.ehlo()
                 if connection.has_extn("starttls"):
                     connection.starttls(context=context)
@@ -158,6 +196,7 @@ class SmtpRelay:
 
     def send(self, message: EmailMessage, sender: str, recipient: str, number: str) -> str:
         assert self.connection is not None
+        self.connection.message_out = False
         try:
             refused = self.connection.send_message(message, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as exc:
@@ -172,6 +211,9 @@ class SmtpRelay:
                 raise UnavailableError(f"the server closed the session: 421 {_text(exc.smtp_error)}") from None
             raise RefusedError(f"message refused by the server: {exc.smtp_code} {_text(exc.smtp_error)}") from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if self.connection.message_out:
+                raise PossiblySent(f"connection lost after the whole message was sent, before the server's reply "
+                                   f"({_describe(exc)}): possibly sent") from None
             raise UnavailableError(f"connection lost: {_describe(exc)}") from None
         except smtplib.SMTPException as exc:
             raise RefusedError(f"not sent: {_describe(exc)}") from None

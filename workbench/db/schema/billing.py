@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -181,7 +182,10 @@ class Delivery(Base):
 
 
 class SepaFile(Base):
-    """A generated SEPA direct debit file (pain.008), stored in the FTP space."""
+    """A generated SEPA direct debit file (pain.008), stored in the FTP space. It is recorded,
+    with its debits and its XML, ``status`` ``publishing``, before it is stored; ``published`` once
+    it is in the FTP space under ``path`` (files recorded before this status existed have no
+    ``xml``)."""
 
     __tablename__ = "sepa_files"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -191,6 +195,8 @@ class SepaFile(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     transactions: Mapped[int] = mapped_column(Integer)
     total_cents: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default="published", server_default="published")
+    xml: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class SepaDebit(Base):
