@@ -32,7 +32,7 @@ from test_billing import (
 )
 
 from workbench import jobs
-from workbench.billing import preprod, production
+from workbench.billing import issue_credit_note, preprod, production
 from workbench.db import schema as s
 from workbench.errors import RefusedError
 from workbench.integration import load_cdr_file
@@ -166,6 +166,16 @@ def test_production_refuses_another_calls_vat_rate_naming_the_setting(october):
     assert production(engine, run.run_id, settings, NOW).invoices == 4
 
 
+def test_a_rate_written_another_way_is_not_a_change_of_settings(october):
+    """``20``, ``20.0`` and ``20.00`` are the same VAT rate: the amounts are the same, so the
+    fingerprint is (numbers are compared in their shortest form)."""
+    engine, settings = october.engine, october.settings
+    run = preprod(engine, OPTIONS, replace(settings, consumption_vat_rate="20.0"), NOW)
+    with pytest.raises(RefusedError, match=re.escape("setting consumption_vat_rate (20 reviewed, 5.5 now)")):
+        production(engine, run.run_id, replace(settings, consumption_vat_rate="5.50"), NOW)
+    assert production(engine, run.run_id, replace(settings, consumption_vat_rate="20.00"), NOW).invoices == 4
+
+
 def test_production_refuses_a_mandate_whose_iban_changed_since_the_review(october):
     engine, settings = october.engine, october.settings
     run = preprod(engine, OPTIONS, settings, NOW)
@@ -287,3 +297,77 @@ def test_a_balance_that_does_not_close_blocks_production_until_explained(october
                                            "close: 1 calls"):
         jobs.promote(engine, settings, run.run_id, NOW)
     assert frame(engine, select(s.Invoice.id).where(s.Invoice.status == "issued")).empty
+
+
+def test_the_balance_after_a_credit_note_that_reopens_the_period(october):
+    """C1's invoice cancelled by a reopening credit note, then C1 invoiced again by a later run.
+
+    October's 7 rated calls: C1's 4 (855 s, 5450 units), C2's Y1 and Y2 (190 s, 450 + 11000 =
+    11450 units), C3's Z1 (125 s, 1250 units); C2 and C3: 3 calls, 190 + 125 = 315 s, 11450 + 1250
+    = 12700 units, on 3 lines of 5 + 110 + 13 = 128 cents (Z1's 12.5 cents rounded half up): the
+    rounding is 12700 - 12800 = -100 units.
+    """
+    engine, settings = october.engine, october.settings
+    first = preprod(engine, OPTIONS, settings, NOW)
+    done = production(engine, first.run_id, settings, NOW)
+    issue_credit_note(engine, stored_invoices(engine, done.run_id).loc["C1", "number"], "wrong address", LATER,
+                      reinvoice=True)
+    cancelled = "pending: its invoice was cancelled by a credit note that reopened the period"
+    got = _balance(october, first.run_id)
+    assert got[("3", "billed earlier")] == (0, 0, Decimal("0.0000"))
+    assert got[("3", f"billed in this run (run {done.run_id})")] == (3, 315, Decimal("1.2700"))
+    assert got[("3", cancelled)] == (4, 855, Decimal("0.5450"))
+    # the cancelled invoice's lines bill nothing any more: the run's 3 lines of C2 and C3 remain
+    assert got[("4", "consumption lines of 2026-10 on the run's invoices (3 lines)")] == (3, 315, Decimal("1.28"))
+    assert got[("4", "rounding of those lines to the cent")][2] == Decimal("-0.0100")
+    assert period_balance(engine, first.run_id, settings).closed
+
+    again = preprod(engine, replace(OPTIONS, customers="accounts:C1"), settings, LATER)
+    assert period_balance(engine, again.run_id, settings).closed
+    billed_again = production(engine, again.run_id, settings, LATER)
+    got = _balance(october, first.run_id)
+    # C1's 4 calls are billed by the later run now (same period, run made after this one)
+    assert got[("3", "billed later, as late calls")] == (4, 855, Decimal("0.5450"))
+    assert got[("3", "billed earlier")] == (0, 0, Decimal("0.0000"))
+    assert ("3", cancelled) not in got
+    assert period_balance(engine, first.run_id, settings).closed
+    # and from the later run, C2's and C3's calls were billed earlier
+    now = _balance(october, again.run_id)
+    assert now[("3", "billed earlier")] == (3, 315, Decimal("1.2700"))
+    assert now[("3", f"billed in this run (run {billed_again.run_id})")] == (4, 855, Decimal("0.5450"))
+    assert period_balance(engine, again.run_id, settings).closed
+
+
+def test_a_review_of_customers_already_invoiced_bills_them_nothing_in_its_balance(october):
+    """Group A (C1, C2) invoiced, then a late call L1 of C1 (Tue 20 Oct 10:00 FIX peak 60 s:
+    60 x 600 / 60 = 600 units) and a review of all customers: its draft for C1 carries L1, but
+    production skips C1 (already invoiced for October), so L1 is pending, not billed in this run.
+
+    Rated: 7 + 1 = 8 calls, 1170 + 60 = 1230 s, 18150 + 600 = 18750 units = billed earlier C1's 4
+    (855 s, 5450) + C2's 2 (190 s, 11450) = 6 calls, 1045 s, 16900 units + in this run C3's Z1
+    (125 s, 1250 units; one line of 13 cents: rounding 1250 - 1300 = -50 units) + L1.
+    """
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, replace(OPTIONS, customers="group:A"), settings, NOW).run_id, settings, NOW)
+    _load(october, "late.csv", [["L1", "2026-10-20T10:00:00+02:00", "+33145000001", "+33155000009", "60"]])
+    rate_period(engine, "2026-10", settings, LATER)
+    run = preprod(engine, OPTIONS, settings, LATER)
+    invoiced = "pending: customer already invoiced for the period (billed as late calls on its next invoice)"
+    got = _balance(october, run.run_id)
+    assert got[("3", "rated calls of 2026-10")] == (8, 1230, Decimal("1.8750"))
+    assert got[("3", "billed earlier")] == (6, 1045, Decimal("1.6900"))
+    assert got[("3", f"billed in this run (run {run.run_id})")] == (1, 125, Decimal("0.1250"))
+    assert got[("3", invoiced)] == (1, 60, Decimal("0.0600"))
+    assert got[("4", "consumption lines of 2026-10 on the run's invoices (1 lines)")] == (1, 125, Decimal("0.13"))
+    assert got[("4", "rounding of those lines to the cent")][2] == Decimal("-0.0050")
+    assert period_balance(engine, run.run_id, settings).closed
+    # promoted: the same lines (production skipped C1 and C2)
+    done = production(engine, run.run_id, settings, LATER)
+    after = _balance(october, run.run_id)
+    assert after[("3", f"billed in this run (run {done.run_id})")] == (1, 125, Decimal("0.1250"))
+    assert after[("3", invoiced)] == (1, 60, Decimal("0.0600"))
+    # a customer both outside the selection and already invoiced is "not in this run's selection"
+    group_b = preprod(engine, replace(OPTIONS, customers="group:B"), settings, LATER)
+    b = _balance(october, group_b.run_id)
+    assert b[("3", "pending: customer not in this run's selection")] == (1, 60, Decimal("0.0600"))
+    assert ("3", invoiced) not in b

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 from sqlalchemy import Connection, func, select
@@ -36,6 +36,20 @@ def default_dates(period: Period, settings: Settings) -> tuple[date, date]:
 AMOUNT_SETTINGS = ("consumption_vat_rate", "timezone")
 
 
+def setting_text(value) -> str:
+    """A setting as fingerprinted: a number in its shortest plain form (``"20.0"``, ``"20.00"``
+    and ``"20"`` are the same rate: ``"20"``; ``"5.50"`` is ``"5.5"``), any other text as it is.
+    A rate written differently bills the same amounts, so it is no change."""
+    text = str(value).strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    return format(number.normalize(), "f")
+
+
 def input_frames(connection: Connection, period: Period, customers: pd.DataFrame,
                  selection: str, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
     """The raw input rows of a run (also what its fingerprint is made of).
@@ -48,7 +62,7 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
     settings = settings or Settings()
     frames = {"customers": customers.drop(columns=["has_mandate"])}
     frames["settings"] = pd.DataFrame({"setting": list(AMOUNT_SETTINGS),
-                                       "value": [str(getattr(settings, n)) for n in AMOUNT_SETTINGS]})
+                                       "value": [setting_text(getattr(settings, n)) for n in AMOUNT_SETTINGS]})
     frames["mandates"] = read(connection, select(
         s.Mandate.customer_id, s.Mandate.reference, s.Mandate.status, s.Mandate.iban, s.Mandate.bic)
         .where(of_selection(s.Mandate.customer_id, selection)).order_by(s.Mandate.id))

@@ -9,9 +9,17 @@ sections, each a list of lines (calls, seconds, amount) that must add up to its 
    the period;
 2. **Calls of the period** = rated + not rated (by reason) + never rated;
 3. **Rated calls of the period** (amounts in 1/10,000 EUR, exact) = billed earlier + billed in
-   this run + billed later as late calls + pending (by why), and, in money, the calls billed in
-   this run = the consumption lines that bill them (rounded to the cent, once per line) + the
-   rounding of those lines, which is at most half a cent per line.
+   this run + billed later + pending (by why), and, in money, the calls billed in this run = the
+   consumption lines that bill them (rounded to the cent, once per line) + the rounding of those
+   lines, which is at most half a cent per line.
+
+"Billed later" is on an invoice of a later period (late calls) or of a run made after this one
+(run ids grow and are never reused: the period invoiced again after a credit note that reopened
+it). The lines of an invoice cancelled by a reopening credit note bill nothing any more; its calls
+are pending until invoiced again. A customer already invoiced for the period by another run's
+issued invoice is "already invoiced", even with a draft in an unpromoted pre-production run
+(production skips it); one both outside the run's selection and already invoiced is "not in this
+run's selection" (the first reason that applies).
 
 A balance that does not close is an anomaly (``balance_not_closed``) that blocks production until
 explained (:func:`workbench.jobs.production.promote`'s ``balance_note``).
@@ -31,7 +39,7 @@ from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.money import CENT_SCALE, PRICE_SCALE, to_decimal
 from workbench.period import Period
-from workbench.reads.selection import invoiced_customers, selected_customers
+from workbench.reads.selection import invoiced_customers, reopened, selected_customers
 
 #: the columns of a balance frame
 BALANCE_COLUMNS = ["Section", "Line", "Calls", "Seconds", "Amount (EUR)"]
@@ -168,15 +176,24 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
 
     billed_run = production_id or run["id"]
     selected = set(selected_customers(connection, selection)["customer_id"].astype(int))
-    invoiced_elsewhere = invoiced_customers(connection, str(period)) - set(
-        connection.execute(select(s.Invoice.customer_id).where(s.Invoice.run_id == billed_run)).scalars())
+    # the customers this run invoiced: its issued invoices that no reopening credit note cancels
+    # (an unpromoted pre-production run has drafts only: a customer invoiced for the period by
+    # another run is invoiced elsewhere, and production will skip it, even with a draft here)
+    own = set(connection.execute(select(s.Invoice.customer_id).where(
+        s.Invoice.run_id == billed_run, s.Invoice.status == "issued", s.Invoice.kind == "invoice",
+        ~reopened())).scalars())
+    invoiced_elsewhere = invoiced_customers(connection, str(period)) - own
+    # the customers whose invoice of this run a credit note cancelled, reopening the period
+    reopened_customers = set(connection.execute(select(s.Invoice.customer_id).where(
+        s.Invoice.run_id == billed_run, s.Invoice.kind == "invoice", reopened())).scalars())
     # what the run's invoices bill of the period: its consumption lines of the period, by customer
+    # (the lines of an invoice cancelled by a reopening credit note bill nothing any more)
     billed_lines = read_frame(connection, select(
         s.Invoice.customer_id, func.count().label("lines"), func.sum(s.InvoiceItem.calls).label("calls"),
         func.sum(s.InvoiceItem.seconds).label("seconds"), func.sum(s.InvoiceItem.amount_cents).label("cents"),
     ).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(
         s.Invoice.run_id == billed_run, s.InvoiceItem.type == "consumption",
-        s.InvoiceItem.period_from == period.start).group_by(s.Invoice.customer_id))
+        s.InvoiceItem.period_from == period.start, ~reopened()).group_by(s.Invoice.customer_id))
     billed_lines = billed_lines[~billed_lines["customer_id"].astype(int).isin(invoiced_elsewhere)]
     on_invoice = set(billed_lines["customer_id"].astype(int))
     draft_customers = set(connection.execute(select(s.Invoice.customer_id).where(
@@ -188,14 +205,19 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
         this_run = billed & (run_ids == production_id)
     else:
         this_run = ~billed & rated["customer_id"].isin(on_invoice) & ~rated["customer_id"].isin(invoiced_elsewhere)
-    later = billed & ~this_run & (rated["invoice_period"].astype(object) > str(period))
+    # billed later: on an invoice of a later period (late calls), or of a run made after this one
+    # (run ids are never reused and grow: the period invoiced again after a reopening credit note)
+    later = billed & ~this_run & ((rated["invoice_period"].astype(object) > str(period))
+                                  | (run_ids > billed_run))
     earlier = billed & ~this_run & ~later
     pending = ~billed & ~this_run
+    # a customer both outside the selection and invoiced elsewhere is "not in this run's selection"
     why = np.select(
         [~rated["customer_id"].isin(selected), rated["customer_id"].isin(invoiced_elsewhere),
-         rated["customer_id"].isin(draft_customers)],
+         rated["customer_id"].isin(reopened_customers), rated["customer_id"].isin(draft_customers)],
         ["pending: customer not in this run's selection",
          "pending: customer already invoiced for the period (billed as late calls on its next invoice)",
+         "pending: its invoice was cancelled by a credit note that reopened the period",
          "pending: rated after this run (billed as late calls on the customer's next invoice)"],
         "pending: the customer has no invoice in this run")
 
