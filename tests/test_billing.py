@@ -1530,3 +1530,23 @@ def test_credit_notes_and_reinvoicing_bill_the_days_once(engine, settings, tmp_p
     issue_credit_note(engine, "F2026-000002", "goodwill", LATER)
     october = issue(engine, settings, run_options("2026-10", True, "C2"))
     assert subscription_lines(engine, october) == [("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
+
+
+def test_cancelling_a_negative_invoice_takes_its_account_credit_back(engine, settings, tmp_path):
+    """October in advance gave back 16 unused days: total -12.32, net payable 0 and +12.32 of
+    account credit at issue (see the test above). Its credit note collects nothing more: it takes
+    the 12.32 back, and the next SEPA run debits nothing."""
+    ids = subscriptions_only(engine, tmp_path / "ref", [["C1", "LINE", "1", "2025-01-01", "", ""]])
+    issue(engine, settings, run_options("2026-09", True, "C1"))  # F2026-000001: October, 19.90 + VAT
+    generate_direct_debits(engine, settings, NOW, period="2026-09")
+    load_reference(engine, billing_reference_folder(tmp_path / "ended", only=["subscriptions"], subscriptions=[
+        ["C1", "LINE", "1", "2025-01-01", "2026-10-15", ""]]))
+    issue(engine, settings, run_options("2026-10", True, "C1"))  # F2026-000002: -10.27 - 2.05 VAT = -12.32
+    number = issue_credit_note(engine, "F2026-000002", "mistake", LATER)
+    note = frame(engine, select(s.Invoice.total_incl_cents, s.Invoice.collection_offset_cents)
+                 .where(s.Invoice.number == number))
+    assert records(note) == [(1232, 0)]  # the note of -(-12.32); nothing set against a collection
+    # +12.32 at the October invoice's issue, -12.32 by its note: 0 left
+    assert records(credit_entries(engine)[["customer_id", "amount_cents"]]) == [(ids["C1"], 1232), (ids["C1"], -1232)]
+    debits = generate_direct_debits(engine, settings, LATER, period="2026-10")
+    assert len(debits.debits) == 0

@@ -746,3 +746,14 @@ def test_the_debit_amount_is_the_net_payable_less_what_was_credited():
     assert list(zip(good["invoice_number"], good["amount_cents"], strict=True)) == [("F1", 2400)]
     assert list(zip(rejected["invoice_number"], rejected["reason"], strict=True)) == [
         ("F2", "nothing to debit: net payable €36.00, €36.00 credited before collection")]
+
+
+def test_a_negative_credited_amount_never_adds_to_a_debit():
+    # net payable 0.00 "less" -12.32 would debit 12.32: refused instead
+    frame = pd.DataFrame([debit("F1", 0, date(2026, 12, 15))])
+    frame["credited_cents"] = [-1232]
+    good, rejected = prepare_debits(frame, TODAY)
+    assert good.empty
+    assert list(zip(rejected["code"], rejected["reason"], strict=True)) == [
+        ("bad_amount", "credited amount -€12.32 is negative: what credit notes set against a collection is never "
+                       "more to debit")]
