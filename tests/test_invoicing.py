@@ -407,9 +407,9 @@ def histories(draw):
     """A subscription (price, quantity, start, end) and a sequence of monthly runs from January
     2026, each in advance or in arrears; it may have started before the first run (an
     installed-base subscription); its end date (and a start moved later) are known from a given
-    run on; after some runs, a credit note reopens one of the invoices issued so far (``which``,
-    modulo their number) and its period is billed again (in either mode), at once or after the
-    next run."""
+    run on; after some runs, a credit note reopens the last invoice issued and its period is
+    billed again (in either mode), at once or after the next run (``which``, an earlier invoice
+    to reopen, is drawn but not used yet)."""
     start = date(2025, 10, 1) + timedelta(days=draw(st.integers(0, 455)))
     end = draw(st.none() | st.integers(0, 500).map(lambda n: start + timedelta(days=n)))
     moved = start + timedelta(days=draw(st.integers(0, 1) .flatmap(
