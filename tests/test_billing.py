@@ -1472,7 +1472,8 @@ def test_advance_runs_bill_a_new_subscription_s_first_partial_month_once(engine,
         s.Invoice.run_id == issued.run_id))["subscription_id"]) == {subscription_id}
     # ... and once September is issued, that review no longer holds
     with pytest.raises(RefusedError, match=re.escape(
-            "changed since: previous (0 rows reviewed, 1 now); billed service periods (0 rows reviewed, 1 now).")):
+            "changed since: previous (0 rows reviewed, 1 now); billed service periods (0 rows reviewed, 1 now); "
+            "service history (0 rows reviewed, 2 now).")):  # C2's first billed day and the workbench's
         production(engine, early.run_id, settings, NOW)
     october = issue(engine, settings, run_options("2026-10", True, "C2"))
     assert subscription_lines(engine, october) == [("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
@@ -1554,3 +1555,65 @@ def test_the_control_report_shows_a_mandate_the_sepa_file_would_refuse(october):
     anomalies = run_report(engine, run.run_id, settings, today=date(2026, 11, 20))["Anomalies"]
     detail = anomalies.loc[anomalies["Problem"] == "mandate_invalid", "Detail"].iloc[0]
     assert "in the future" not in detail and "invalid IBAN" in detail
+
+
+def test_cancelling_a_negative_invoice_takes_its_account_credit_back(engine, settings, tmp_path):
+    """October in advance gave back 16 unused days: total -12.32, net payable 0 and +12.32 of
+    account credit at issue (see the test above). Its credit note collects nothing more: it takes
+    the 12.32 back, and the next SEPA run debits nothing."""
+    ids = subscriptions_only(engine, tmp_path / "ref", [["C1", "LINE", "1", "2025-01-01", "", ""]])
+    issue(engine, settings, run_options("2026-09", True, "C1"))  # F2026-000001: October, 19.90 + VAT
+    generate_direct_debits(engine, settings, NOW, period="2026-09")
+    load_reference(engine, billing_reference_folder(tmp_path / "ended", only=["subscriptions"], subscriptions=[
+        ["C1", "LINE", "1", "2025-01-01", "2026-10-15", ""]]))
+    issue(engine, settings, run_options("2026-10", True, "C1"))  # F2026-000002: -10.27 - 2.05 VAT = -12.32
+    number = issue_credit_note(engine, "F2026-000002", "mistake", LATER)
+    note = frame(engine, select(s.Invoice.total_incl_cents, s.Invoice.collection_offset_cents)
+                 .where(s.Invoice.number == number))
+    assert records(note) == [(1232, 0)]  # the note of -(-12.32); nothing set against a collection
+    # +12.32 at the October invoice's issue, -12.32 by its note: 0 left
+    assert records(credit_entries(engine)[["customer_id", "amount_cents"]]) == [(ids["C1"], 1232), (ids["C1"], -1232)]
+    debits = generate_direct_debits(engine, settings, LATER, period="2026-10")
+    assert len(debits.debits) == 0
+
+
+@pytest.mark.parametrize("order", [("2026-10", "2026-09"), ("2026-09", "2026-10")])
+def test_after_a_reopening_credit_note_the_days_billed_do_not_depend_on_the_order_of_the_runs(
+        engine, settings, tmp_path, order):
+    """LINE at 30.00 billed in advance: September's invoice billed October, then was reopened.
+    Whichever of October and September runs first, October and November are each billed once
+    and September (billed before the workbench, in advance) never."""
+    subscriptions_only(engine, tmp_path / "ref", [["C1", "LINE", "1", "2025-01-01", "", ""]], "30.00")
+    issue(engine, settings, run_options("2026-09", True, "C1"))  # F2026-000001: 1-31 October
+    issue_credit_note(engine, "F2026-000001", "wrong address", LATER, reinvoice=True)
+    lines = []
+    for period in order:
+        lines += subscription_lines(engine, issue(engine, settings, run_options(period, True, "C1")))
+    assert sorted(lines) == [("C1", "recurring", date(2026, 10, 1), date(2026, 10, 31), 3000),
+                             ("C1", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
+
+
+@pytest.mark.parametrize("advance", [False, True])
+def test_a_subscription_entered_after_its_first_days_were_invoiced_is_caught_up(engine, settings, tmp_path,
+                                                                               advance):
+    """LINE at 30.00: C1's September run is the workbench's first; C2's subscription from
+    20 September is entered after it. C2 is caught up from its start, but not before the
+    workbench's history: in arrears it begins on 1 September (C1's first billed day), so
+    20-30 September is billed; in advance on 1 October (September was billed before, in advance)."""
+    subscriptions_only(engine, tmp_path / "ref", [["C1", "LINE", "1", "2025-01-01", "", ""]], "30.00")
+    issue(engine, settings, run_options("2026-09", advance, "C1,C2"))
+    load_reference(engine, billing_reference_folder(tmp_path / "ref2", only=["subscriptions"], subscriptions=[
+        ["C1", "LINE", "1", "2025-01-01", "", ""], ["C2", "LINE", "1", "2026-09-20", "", ""]]))
+    october = [x for x in subscription_lines(engine, issue(engine, settings, run_options("2026-10", advance, "C1,C2")))
+               if x[0] == "C2"]
+    november = [x for x in subscription_lines(engine, issue(engine, settings, run_options("2026-11", advance,
+                                                                                             "C1,C2"))) if x[0] == "C2"]
+    if advance:
+        assert october == [("C2", "recurring", date(2026, 10, 1), date(2026, 10, 31), 3000),
+                           ("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]
+        assert november == [("C2", "recurring", date(2026, 12, 1), date(2026, 12, 31), 3000)]
+    else:
+        # 20-30 September: 11 of 30 days, 3000 x 11 / 30 = 1100 exactly
+        assert october == [("C2", "prorated", date(2026, 9, 20), date(2026, 9, 30), 1100),
+                           ("C2", "recurring", date(2026, 10, 1), date(2026, 10, 31), 3000)]
+        assert november == [("C2", "recurring", date(2026, 11, 1), date(2026, 11, 30), 3000)]

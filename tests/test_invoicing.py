@@ -249,17 +249,21 @@ class Ledger:
         if any(i["period"] == p and not i["reopened"] for i in self.invoices):
             return pd.DataFrame(columns=ITEM_COLUMNS)
         options = BillingOptions(p, p.end, p.end, advance=advance)
-        items = build_invoices(BillingInputs(ONE_CUSTOMER, self.products, subs, billed=self.billed(p)),
-                               options).items
+        # the service history: the first day any invoice billed, a reopened one included
+        first_days = [d for i in self.invoices for d in i["lines"]["period_from"]]
+        items = build_invoices(BillingInputs(ONE_CUSTOMER, self.products, subs, billed=self.billed(p),
+                                             history_from=min(first_days, default=None)), options).items
         lines = items[items["subscription_id"].notna()].reset_index(drop=True)
         if len(items):
-            self.invoices.append({"period": p, "lines": lines, "reopened": False})
+            self.invoices.append({"period": p, "lines": lines, "reopened": False,
+                                  "target_end": (p.next() if advance else p).end})
         return lines
 
-    def reopen_last(self) -> Period:
-        """A credit note that cancels the last invoice and reopens its period."""
-        self.invoices[-1]["reopened"] = True
-        return self.invoices[-1]["period"]
+    def reopen_last(self, index: int = -1) -> Period:
+        """A credit note that cancels the last invoice (or the one at ``index``) and reopens its
+        period."""
+        self.invoices[index]["reopened"] = True
+        return self.invoices[index]["period"]
 
     def by_month(self) -> dict[str, int]:
         """Net amount billed per month of service, over the invoices not cancelled."""
@@ -401,10 +405,12 @@ def test_reinvoicing_after_a_reopening_credit_note_bills_the_days_again_once():
 @st.composite
 def histories(draw):
     """A subscription (price, quantity, start, end) and a sequence of monthly runs from January
-    2026, each in advance or in arrears; its end date (and a start moved later) are known from
-    a given run on; after some runs, a credit note reopens the invoice and the period is billed
-    again (in either mode)."""
-    start = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 364)))
+    2026, each in advance or in arrears; it may have started before the first run (an
+    installed-base subscription); its end date (and a start moved later) are known from a given
+    run on; after some runs, a credit note reopens the last invoice issued and its period is
+    billed again (in either mode), at once or after the next run (``which``, an earlier invoice
+    to reopen, is drawn but not used yet)."""
+    start = date(2025, 10, 1) + timedelta(days=draw(st.integers(0, 455)))
     end = draw(st.none() | st.integers(0, 500).map(lambda n: start + timedelta(days=n)))
     moved = start + timedelta(days=draw(st.integers(0, 1) .flatmap(
         lambda moves: st.just(0) if not moves else st.integers(1, 90))))
@@ -413,32 +419,53 @@ def histories(draw):
         "price": draw(st.integers(1, 9999)), "quantity": draw(st.integers(1, 3)),
         "start": start, "end": end, "moved": moved,
         "end_known": draw(st.integers(0, months - 1)), "move_known": draw(st.integers(0, months - 1)),
-        "runs": draw(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=months,
-                              max_size=months)),  # advance, then reopen and bill again, in advance
+        # advance, then reopen and bill again, in advance, which invoice, after the next run
+        "runs": draw(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.integers(0, 11),
+                                        st.booleans()), min_size=months, max_size=months)),
     }
 
 
 @settings(max_examples=200, deadline=None)
 @given(histories())
 @example({"price": 1, "quantity": 1, "start": date(2026, 1, 1), "end": date(2026, 1, 1), "moved": date(2026, 1, 3),
-          "end_known": 0, "move_known": 1, "runs": [(False, False, False)] * 2})  # the start moved after the end
+          "end_known": 0, "move_known": 1, "runs": [(False, False, False, 0, False)] * 2})  # start moved after end
+@example({"price": 3000, "quantity": 1, "start": date(2025, 1, 1), "end": None, "moved": date(2025, 1, 1),
+          "end_known": 0, "move_known": 0,  # in advance, January's invoice reopened, February run before it
+          "runs": [(True, True, True, 0, True), (True, False, False, 0, False)]})
 def test_property_each_day_of_service_is_billed_once(history):
     ledger = Ledger(line_product(history["price"]))
-    period, target_end = Period(2026, 1), None
-    for step, (advance, reopen, again_in_advance) in enumerate(history["runs"]):
+    period, pending, subs = Period(2026, 1), [], None
+    for step, (advance, reopen, again_in_advance, _which, later) in enumerate(history["runs"]):
         start = history["moved"] if step >= history["move_known"] else history["start"]
         end = history["end"] if step >= history["end_known"] else None
         subs = subscription(start, end, history["quantity"])
         ledger.run(str(period), subs, advance)
-        target_end = (period.next() if advance else period).end
-        if reopen and ledger.invoices and ledger.invoices[-1]["period"] == period:
-            ledger.reopen_last()
-            ledger.run(str(period), subs, again_in_advance)
-            target_end = (period.next() if again_in_advance else period).end
+        for rerun in pending:
+            ledger.run(str(rerun), subs, again_in_advance)
+        pending = []
+        live = [i for i in ledger.invoices if not i["reopened"]]
+        if reopen and live:
+            # (the last one: an earlier one whose days a later invoice gave back leaves that
+            # give-back line standing: not covered yet)
+            reopened = live[-1]
+            reopened["reopened"] = True
+            if later:
+                pending.append(reopened["period"])
+            else:
+                ledger.run(str(reopened["period"]), subs, again_in_advance)
         period = period.next()
+    for rerun in pending:
+        ledger.run(str(rerun), subs, False)
+    ledger.run(str(period), subs, False)  # a last run in arrears catches up what a reopening left
+    live = [i for i in ledger.invoices if not i["reopened"]]
+    target_end = max((i["target_end"] for i in live), default=date(2026, 1, 1))
+    # the workbench's history: its first billed day, never before its first run
+    first_days = [d for i in ledger.invoices for d in i["lines"]["period_from"]]
+    floor = min(first_days, default=date(2026, 1, 1))
+    assert floor >= date(2026, 1, 1)
 
     # what each month costs for its active days (from 1 January 2026 to the last run's target)
-    start, end = history["moved"], history["end"] or date(2100, 1, 1)
+    start, end = max(history["moved"], floor), history["end"] or date(2100, 1, 1)
     gross = history["price"] * history["quantity"]
     expected, month = {}, Period(2026, 1)
     while month.start < target_end:

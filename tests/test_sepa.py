@@ -906,3 +906,14 @@ def test_a_mixed_script_name_is_transliterated_in_the_file_not_dropped():
     xsd("pain.008.001.02").validate(made.xml.decode())
     [transaction] = read_back(made.xml)["transactions"]
     assert transaction["name"] == "Ivanov OOO Ltd"  # was "Ltd": the Cyrillic words were dropped
+
+
+def test_a_negative_credited_amount_never_adds_to_a_debit():
+    # net payable 0.00 "less" -12.32 would debit 12.32: refused instead
+    frame = pd.DataFrame([debit("F1", 0, date(2026, 12, 15))])
+    frame["credited_cents"] = [-1232]
+    good, rejected = prepare_debits(frame, TODAY)
+    assert good.empty
+    assert list(zip(rejected["code"], rejected["reason"], strict=True)) == [
+        ("bad_amount", "credited amount -€12.32 is negative: what credit notes set against a collection is never "
+                       "more to debit")]

@@ -21,6 +21,12 @@ What the note's amount (including VAT) becomes:
 
 Either way each cent of the note is counted once: collected less, or credit to use.
 
+The note of an invoice whose total is **negative** (an ended subscription's days given back: the
+invoice recorded its negative total as account credit at issue, net payable 0) sets nothing
+against any collection (``collection_offset_cents`` is never negative); it takes that credit
+back by a negative credit entry of the same amount. An invoice of -12.32 cancelled: a credit
+entry of -12.32, no debit.
+
 A full credit note may **reopen the period** of the invoice it cancels (``reinvoice``): the calls
 and one-off charges that invoice billed become unbilled again, and the customer counts as not yet
 invoiced for that period, so the next pre-production and production runs of the period invoice
@@ -117,7 +123,9 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
         today = local_date(now, timezone)  # the operator's date: it dates and numbers the note
         number = take_numbers(connection, CREDIT_NOTE_SERIES, today.year, 1)[0]  # locks the series
         check_chronology(connection, CREDIT_NOTE_SERIES, today, f"a credit note for {invoice_number}")
-        offset = min(credited, _still_to_collect(connection, original))
+        # never below 0: the note of a negative invoice (days given back) collects nothing more, it
+        # takes back the account credit that invoice recorded (a negative credit entry below)
+        offset = max(0, min(credited, _still_to_collect(connection, original)))
         if partial:
             rate = Decimal(str(vat["vat_rate"].iloc[0]))
             excl, tax = partial_amounts(credited, vat_basis_points(rate))
@@ -154,7 +162,7 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
                 vat = vat.drop(columns=["id"]).assign(invoice_id=note_id, base_cents=-vat["base_cents"],
                                                       vat_cents=-vat["vat_cents"])
                 insert_frame(connection, "invoice_vat", vat)
-        if credited > offset:
+        if credited != offset:
             set_off = f", {format_money(offset)} set against its collection" if offset else ""
             connection.execute(insert(s.CreditEntry).values(
                 customer_id=original["customer_id"], entry_date=today, amount_cents=credited - offset,

@@ -20,7 +20,10 @@ frames, ``Decimal`` at the edges. The rounding points, in order:
    its days: 19.90 charged for October, the subscription ending on 15 October, gives back
    ``19.90 - amount(15) = 19.90 - round(19.90 x 15 / 31) = 19.90 - 9.63 = 10.27``, and the
    customer pays 9.63 for October; days given back are priced as they were billed, days added
-   at today's price;
+   at today's price. Which days a run bills (its target, bounded below by the customer's
+   service history so that each day is billed once, whatever the order of the runs, and no
+   day before the workbench's first billed day) is described in
+   :class:`~workbench.invoicing.build.BillingOptions`;
 4. VAT is computed per invoice and VAT rate, on the sum of that rate's lines, rounded half up to
    the cent (EN 16931);
 5. totals are sums of those rounded parts: total excl. VAT = sum of lines, total VAT = sum of

@@ -64,10 +64,17 @@ class BillingOptions:
     Each day of a subscription's service is billed once, whatever the sequence of runs in
     advance and in arrears, credit notes and re-invoicing. A run's **target** for a subscription
     is its active days (``start_date`` to ``end_date``) up to the end of the period (arrears) or
-    of the next month (advance), from the first month the subscription was billed (or the
-    period, when that is earlier); a subscription never billed is billed from the period, or, in
-    advance and started before the period, from the next month (the period was billed before,
-    in advance). The run bills the target's days not yet billed (``BillingInputs.billed``) and
+    of the next month (advance), from the start of the customer's **service history**
+    (``BillingInputs.history``: the first day of subscription service any issued invoice of the
+    workbench billed to the customer, a reopened one included; for a customer never billed a
+    subscription, the first such day of any customer, ``BillingInputs.history_from``). With no
+    history at all (the workbench's first run), from the period, or, in advance and started
+    before the period, from the next month (the period was billed before, in advance). So a
+    subscription entered after its first days were invoiced is caught up from its start, but
+    never before the workbench's history (an installed-base subscription started years ago is
+    not billed back to its start, nor a month re-run in arrears after it was billed before in
+    advance), and the days billed depend on the runs made,
+    not on their order. The run bills the target's days not yet billed (``BillingInputs.billed``) and
     gives back, as negative prorated lines, the billed days no longer active (an end date
     loaded after the days were billed, a start moved later). Every line stays within one
     calendar month (rounding point 3 of the package docstring)."""
@@ -102,7 +109,11 @@ class BillingInputs:
     * ``billed``: the subscription lines already billed (issued invoices of other periods that
       no reopening credit note cancels), in the order they were issued: subscription_id,
       period_from, period_to (within one month), quantity (the line's, e.g. ``0.7097`` for 22
-      of 31 days of 1; negative for days given back), unit_price_cents, amount_cents.
+      of 31 days of 1; negative for days given back), unit_price_cents, amount_cents;
+    * ``history``: customer_id, first_day (``datetime.date``): the first day of subscription
+      service an issued invoice billed to the customer, reopened invoices included (absent: none);
+      ``history_from``: the first such day of any customer, ``None`` when the workbench has
+      billed none (see :class:`BillingOptions` for how both bound a run's target).
     """
 
     customers: pd.DataFrame
@@ -118,6 +129,8 @@ class BillingInputs:
     previous: pd.DataFrame = field(default_factory=lambda: _empty(["customer_id", "previous_amount_cents"]))
     billed: pd.DataFrame = field(default_factory=lambda: _empty(
         ["subscription_id", "period_from", "period_to", "quantity", "unit_price_cents", "amount_cents"]))
+    history: pd.DataFrame = field(default_factory=lambda: _empty(["customer_id", "first_day"]))
+    history_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -251,19 +264,22 @@ def _billed_months(billed: pd.DataFrame, subs: pd.DataFrame) -> tuple[dict, dict
     return earliest, full, partial
 
 
-def _service_lines(start: date, end: date | None, quantity: int, unit_price: int, earliest: int | None,
-                   full: set[int], billed: dict[int, _Billed], run: tuple[date, date, date, bool]) -> list[tuple]:
+def _service_lines(start: date, end: date | None, quantity: int, unit_price: int, history: date | None,
+                   earliest: int | None, full: set[int], billed: dict[int, _Billed],
+                   run: tuple[date, date, date, bool]) -> list[tuple]:
     """The lines of one subscription for a run (``run``: the period's first day, the next
-    month's, the target's last day, in advance or not; ``earliest``, ``full``, ``billed``: its
-    coverage, see :func:`_billed_months`): the days of its target not yet billed, and the billed
+    month's, the target's last day, in advance or not; ``history``: its customer's service
+    history start, see :class:`BillingOptions`; ``earliest``, ``full``, ``billed``: its coverage, see
+    :func:`_billed_months`): the days of its target not yet billed, and the billed
     days outside its active range given back (see :class:`BillingOptions`), as tuples (month
     index, first day, last day, quantity, unit price, amount, sign)."""
     period_start, next_start, target_end, advance = run
     end = end or date.max
-    if earliest is not None:
-        since = min(period_start, _month(earliest)[0])
+    known = [d for d in (history, None if earliest is None else _month(earliest)[0]) if d is not None]
+    if known:
+        since = min(known)  # the days since the service history starts, caught up; none before
     elif advance and start < period_start:
-        since = next_start  # never billed here: billed before up to the period's end
+        since = next_start  # no history: in advance, the period was billed before
     else:
         since = period_start
     first, last = max(start, since), min(end, target_end)
@@ -316,10 +332,13 @@ def _subscription_items(inputs: BillingInputs, options: BillingOptions) -> pd.Da
     target_end = (period.next() if options.advance else period).end - timedelta(days=1)
     run = (period.start, period.end, target_end, options.advance)
     rows, of = [], []
-    for i, (sid, start, end, quantity, unit_price) in enumerate(zip(
-            ids.tolist(), starts, ends, subs["quantity"].tolist(), subs["unit_price_cents"].tolist(), strict=True)):
-        found = _service_lines(start, end, int(quantity), int(unit_price), earliest.get(sid), full.get(sid, set()),
-                               billed.get(sid, {}), run)
+    history = {int(c): pd.Timestamp(d).date() for c, d in zip(
+        inputs.history["customer_id"].tolist(), inputs.history["first_day"].tolist(), strict=True)}
+    for i, (sid, customer, start, end, quantity, unit_price) in enumerate(zip(
+            ids.tolist(), subs["customer_id"].astype(np.int64).tolist(), starts, ends, subs["quantity"].tolist(),
+            subs["unit_price_cents"].tolist(), strict=True)):
+        found = _service_lines(start, end, int(quantity), int(unit_price), history.get(customer, inputs.history_from),
+                               earliest.get(sid), full.get(sid, set()), billed.get(sid, {}), run)
         rows += found
         of += [i] * len(found)
     if not rows:

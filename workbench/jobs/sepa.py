@@ -122,7 +122,8 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
                .where(s.SepaDebit.replaced_by_file_id.is_(None)).subquery())
     notes = (select(s.Invoice.corrects_invoice_id.label("invoice_id"),
                     func.sum(s.Invoice.collection_offset_cents).label("credited_cents"))
-             .where(s.Invoice.kind == "credit_note", s.Invoice.status == "issued")
+             .where(s.Invoice.kind == "credit_note", s.Invoice.status == "issued",
+                    s.Invoice.collection_offset_cents > 0)  # a negative offset never adds to a debit
              .group_by(s.Invoice.corrects_invoice_id).subquery())
     credited = func.coalesce(notes.c.credited_cents, 0)
     stmt = select(

@@ -8,7 +8,8 @@
   rulebook settles it on the next business day;
 * the amount of a debit is the invoice's net payable less ``credited_cents``: what credit notes
   issued before its collection set against it (:mod:`workbench.billing.credit_notes`); an
-  invoice credited in full has nothing to debit;
+  invoice credited in full has nothing to debit; a negative ``credited_cents`` is refused
+  (``bad_amount``): a credit note never adds to a debit;
 * :func:`prepare_debits` checks a frame of debits to make and splits it into good debits and
   rejected ones, each with its reason and its problem code (missing or revoked mandate, invalid
   IBAN, BIC or mandate reference, zero or negative amount, not in EUR, ...); it gives each good
@@ -191,6 +192,9 @@ def prepare_debits(debits: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.
         elif credited is None:
             reasons.append(("bad_amount",
                             f"credited amount {row.get('credited_cents')!r} is not a whole number of cents"))
+        elif credited < 0:
+            reasons.append(("bad_amount", f"credited amount {format_money(credited)} is negative: what credit "
+                                          "notes set against a collection is never more to debit"))
         elif amount <= 0 and credited:
             reasons.append(("nothing_to_debit", f"nothing to debit: net payable {format_money(net)}, "
                                                 f"{format_money(credited)} credited before collection"))
