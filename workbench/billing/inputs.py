@@ -112,7 +112,7 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
                           .drop_duplicates("customer_id", keep="last")
                           [["customer_id", "invoice_id", "previous_amount_cents"]].reset_index(drop=True))
     frames["billed_service_periods"] = billed_service_periods(connection, period, selection)
-    frames["service_history"] = service_history(connection, selection)
+    frames["service_history"] = service_history(connection, selection, period)
     plan_ids = sorted(set(customers["rate_plan_id"].astype(int)))
     frames["rate_plans"] = pd.concat([
         read(connection, select(s.Destination.plan_id, s.Destination.prefix, s.Destination.zone_code)
@@ -177,20 +177,23 @@ def billed_service_periods(connection: Connection, period: Period, selection: st
     ).order_by(s.Invoice.id, s.InvoiceItem.position))
 
 
-def service_history(connection: Connection, selection: str) -> pd.DataFrame:
+def service_history(connection: Connection, selection: str, period: Period | None = None) -> pd.DataFrame:
     """Where the workbench's subscription history starts, as :class:`~workbench.invoicing.BillingInputs`
     ``history`` and ``history_from`` want it: customer_id, first_day (``datetime.date``), the first
     day of subscription service an issued invoice billed to each customer of ``selection``
     (invoices cancelled by a reopening credit note included: their days were in the workbench's
-    history), plus one row of customer_id 0: the first such day of any customer (absent when
-    the workbench has billed no subscription yet)."""
+    history), plus one row of customer_id 0: the first such day of any customer on an invoice of
+    a period before ``period`` (absent when there is none: so that the production of one group of
+    customers does not change what the run of another group of the same period was reviewed on)."""
     issued = (s.InvoiceItem.subscription_id.is_not(None), s.Invoice.status == "issued", s.Invoice.kind == "invoice")
     rows = read_frame(connection, select(s.Invoice.customer_id, func.min(s.InvoiceItem.period_from).label("first_day"))
                       .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
                       .where(*issued, of_selection(s.Invoice.customer_id, selection))
                       .group_by(s.Invoice.customer_id).order_by(s.Invoice.customer_id))
     first = connection.execute(select(func.min(s.InvoiceItem.period_from))
-                               .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(*issued)).scalar()
+                               .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(
+                                   *issued, *([s.Invoice.period < str(period)] if period is not None else [])
+                               )).scalar()
     if first is not None:
         rows = pd.concat([pd.DataFrame({"customer_id": [0], "first_day": [first]}), rows], ignore_index=True)
     rows["first_day"] = [pd.Timestamp(d).date() for d in rows["first_day"]]
