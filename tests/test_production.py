@@ -25,17 +25,23 @@ from workbench.sample import generate_operator
 NOW = datetime(2026, 11, 1, 6, 0)
 
 
-def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
-    generate_operator(tmp_path / "data", seed=3, customers=12, calls=600)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
-                        outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"),
-                        smtp_url="smtp://127.0.0.1:1")  # nothing listens there
+def _reviewed_october(tmp_path, settings: Settings):
+    """The generated operator of ``tmp_path / "data"`` loaded, rated and billed in pre-production
+    for October 2026: the engine and the run."""
     engine = make_engine(settings.database_url)
     upgrade(engine)
     load_reference(engine, tmp_path / "data" / "reference")
     load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
     rate_period(engine, "2026-10", settings, NOW)
-    run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+    return engine, preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+
+
+def test_a_failed_delivery_is_finished_by_running_again(tmp_path):
+    generate_operator(tmp_path / "data", seed=3, customers=12, calls=600)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
+                        outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"),
+                        smtp_url="smtp://127.0.0.1:1")  # nothing listens there
+    engine, run = _reviewed_october(tmp_path, settings)
 
     with pytest.raises(UnavailableError, match="email delivery stopped"):
         production_job(engine, settings, run.run_id, "2026-10", True, NOW)
@@ -85,12 +91,7 @@ def test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary(t
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
                         outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"), smtp_url=server.url)
     try:
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
-        load_reference(engine, tmp_path / "data" / "reference")
-        load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
-        rate_period(engine, "2026-10", settings, NOW)
-        run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+        engine, run = _reviewed_october(tmp_path, settings)
         with pytest.raises(UnavailableError, match="email delivery stopped.*possibly sent"):
             production_job(engine, settings, run.run_id, "2026-10", True, NOW)
         with engine.connect() as connection:
