@@ -402,14 +402,43 @@ def test_reinvoicing_after_a_reopening_credit_note_bills_the_days_again_once():
     assert ledger.by_month() == {"2026-10": 2129}
 
 
+def test_a_give_back_whose_charge_is_cancelled_is_charged_back():
+    """LINE at 30.00 from 15 January 2026, billed in arrears; the start moves to 16 January after
+    March was billed, then the January invoice is reopened by a credit note and January billed
+    again: day 15 was given back once by April's invoice and again by the credit note."""
+    ledger = Ledger(line_product(3000))
+    january = ledger.run("2026-01", subscription(date(2026, 1, 15)), advance=False)
+    # 15-31 January: 17 of 31 days, 3000 x 17 / 31 = 1645.16 -> 1645
+    assert lines_of(january) == [("prorated", date(2026, 1, 15), date(2026, 1, 31), "0.5484", 1645)]
+    ledger.run("2026-02", subscription(date(2026, 1, 15)), advance=False)
+    ledger.run("2026-03", subscription(date(2026, 1, 15)), advance=False)
+    moved = subscription(date(2026, 1, 16))
+    april = ledger.run("2026-04", moved, advance=False)
+    # 16 days kept: 3000 x 16 / 31 = 1548.39 -> 1548; day 15 given back: 1548 - 1645 = -97
+    assert lines_of(april) == [("prorated", date(2026, 1, 15), date(2026, 1, 15), "-0.0323", -97),
+                               ("recurring", date(2026, 4, 1), date(2026, 4, 30), "1", 3000)]
+    assert ledger.reopen_last(0) == Period(2026, 1)  # January's 1645 credited in full
+    again = ledger.run("2026-01", moved, advance=False)
+    # day 15 stands returned twice (-97 on April's invoice, and by the credit note): charged
+    # back, 0 - (-97) = 97; then 16-31 January, 1548 - 0 = 1548 (16/31 = 0.5161)
+    assert lines_of(again) == [("prorated", date(2026, 1, 15), date(2026, 1, 15), "0.0323", 97),
+                               ("prorated", date(2026, 1, 16), date(2026, 1, 31), "0.5161", 1548)]
+    assert again.loc[again["period_to"] == date(2026, 1, 15), "description"].tolist() == [
+        "LINE – unused day 15 Jan 2026 returned twice, charged back"]
+    # January: -97 + 97 + 1548 = 1548, the 16 days once; nothing else moves
+    assert ledger.by_month() == {"2026-01": 1548, "2026-02": 3000, "2026-03": 3000, "2026-04": 3000}
+    assert lines_of(ledger.run("2026-05", moved, advance=False)) == [
+        ("recurring", date(2026, 5, 1), date(2026, 5, 31), "1", 3000)]
+
+
 @st.composite
 def histories(draw):
     """A subscription (price, quantity, start, end) and a sequence of monthly runs from January
     2026, each in advance or in arrears; it may have started before the first run (an
     installed-base subscription); its end date (and a start moved later) are known from a given
     run on; after some runs, a credit note reopens the last invoice issued and its period is
-    billed again (in either mode), at once or after the next run (``which``, an earlier invoice
-    to reopen, is drawn but not used yet)."""
+    billed again (in either mode), at once or after the next run (``which``: the invoice
+    reopened, counted back from the last one still standing)."""
     start = date(2025, 10, 1) + timedelta(days=draw(st.integers(0, 455)))
     end = draw(st.none() | st.integers(0, 500).map(lambda n: start + timedelta(days=n)))
     moved = start + timedelta(days=draw(st.integers(0, 1) .flatmap(
@@ -435,7 +464,7 @@ def histories(draw):
 def test_property_each_day_of_service_is_billed_once(history):
     ledger = Ledger(line_product(history["price"]))
     period, pending, subs = Period(2026, 1), [], None
-    for step, (advance, reopen, again_in_advance, _which, later) in enumerate(history["runs"]):
+    for step, (advance, reopen, again_in_advance, which, later) in enumerate(history["runs"]):
         start = history["moved"] if step >= history["move_known"] else history["start"]
         end = history["end"] if step >= history["end_known"] else None
         subs = subscription(start, end, history["quantity"])
@@ -445,9 +474,9 @@ def test_property_each_day_of_service_is_billed_once(history):
         pending = []
         live = [i for i in ledger.invoices if not i["reopened"]]
         if reopen and live:
-            # (the last one: an earlier one whose days a later invoice gave back leaves that
-            # give-back line standing: not covered yet)
-            reopened = live[-1]
+            # any invoice still standing, the last one or an earlier one (whose days a later
+            # invoice may have given back)
+            reopened = live[-1 - which % len(live)]
             reopened["reopened"] = True
             if later:
                 pending.append(reopened["period"])

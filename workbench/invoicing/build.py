@@ -159,6 +159,11 @@ def _unit_prices(frame: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
 
 
 _MONTH_ABBREVIATIONS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+# the subscription lines that are not a charge (see ``_service_lines``' sign): -1 gives back
+# unused days; 2 charges back days given back twice (by a give-back line, then by the reopening
+# credit note of the invoice that charged them)
+_GIVE_BACK = {-1: "unused", 2: "unused"}
+_GIVE_BACK_END = {-1: "returned", 2: "returned twice, charged back"}
 
 
 @lru_cache(maxsize=4096)
@@ -215,13 +220,28 @@ def _quantity_text(quantity: int, days: int, month_days: int, sign: int = 1) -> 
 
 @dataclass
 class _Billed:
-    """One month of a subscription's billed service: the days (bits), the net amount billed
-    for them (cents) and the quantity and unit price they were billed at."""
+    """One month of a subscription's billed service: how many times each day stands billed
+    (charged minus given back, by day of the month), the net amount billed for them (cents)
+    and the quantity and unit price they were billed at."""
 
-    days: int = 0
+    counts: list[int] = field(default_factory=lambda: [0] * 31)
     amount_cents: int = 0
     quantity: int = 0
     unit_price_cents: int = 0
+
+    def _mask(self, keep) -> int:
+        return sum(1 << d for d, n in enumerate(self.counts) if keep(n))
+
+    @property
+    def days(self) -> int:
+        """The days billed (bits, bit 0 = day 1)."""
+        return self._mask(lambda n: n > 0)
+
+    @property
+    def over_returned(self) -> int:
+        """The days given back more often than charged (bits): a give-back line left standing
+        after the invoice that charged its days was cancelled by a reopening credit note."""
+        return self._mask(lambda n: n < 0)
 
 
 def _billed_months(billed: pd.DataFrame, subs: pd.DataFrame) -> tuple[dict, dict, dict]:
@@ -253,8 +273,8 @@ def _billed_months(billed: pd.DataFrame, subs: pd.DataFrame) -> tuple[dict, dict
     rest = np.flatnonzero(~whole)
     for i in rest.tolist():
         entry = partial.setdefault(int(ids[i]), {}).setdefault(int(month[i]), _Billed())
-        mask = ((1 << int(b[i] - a[i] + 1)) - 1) << int(a[i] - 1)
-        entry.days = entry.days | mask if charge[i] else entry.days & ~mask
+        for day in range(int(a[i]) - 1, int(b[i])):
+            entry.counts[day] += 1 if charge[i] else -1
         entry.amount_cents += int(amount[i])
         # the line's quantity is quantity x days / days in the month, to 4 decimals: the
         # subscription's (whole) quantity is found again by rounding back
@@ -272,7 +292,8 @@ def _service_lines(start: date, end: date | None, quantity: int, unit_price: int
     history start, see :class:`BillingOptions`; ``earliest``, ``full``, ``billed``: its coverage, see
     :func:`_billed_months`): the days of its target not yet billed, and the billed
     days outside its active range given back (see :class:`BillingOptions`), as tuples (month
-    index, first day, last day, quantity, unit price, amount, sign)."""
+    index, first day, last day, quantity, unit price, amount, sign: 1 charges days, -1 gives
+    days back, 2 charges back days given back twice)."""
     period_start, next_start, target_end, advance = run
     end = end or date.max
     known = [d for d in (history, None if earliest is None else _month(earliest)[0]) if d is not None]
@@ -294,10 +315,16 @@ def _service_lines(start: date, end: date | None, quantity: int, unit_price: int
         month_days = _month(month)[2]
         kept = 0
         if done is not None:
-            # given back: billed days no longer active; each line brings the month's net amount
-            # to what the days kept cost (so the month adds up to them exactly)
             kept, amount = done.days, done.amount_cents
             gross = done.quantity * done.unit_price_cents
+            # a give-back cancelled: days returned by an invoice that stands, whose charge was
+            # cancelled since by a reopening credit note, are charged back (each line brings the
+            # month's net amount to what the days kept cost, so the month adds up to them exactly)
+            for a, b in _day_runs(done.over_returned):
+                after = _month_amount(gross, kept.bit_count(), month_days)
+                lines.append((month, a, b, done.quantity, done.unit_price_cents, after - amount, 2))
+                amount = after
+            # given back: billed days no longer active
             for a, b in _day_runs(done.days & ~_day_mask(start, end, month)):
                 kept &= ~(((1 << (b - a + 1)) - 1) << (a - 1))
                 after = _month_amount(gross, kept.bit_count(), month_days)
@@ -350,18 +377,18 @@ def _subscription_items(inputs: BillingInputs, options: BillingOptions) -> pd.Da
     month_days = [_month(m)[2] for m in month]
     names = at["name"].astype(str).tolist()
     description = [
-        name if s > 0 else f"{name} – unused day{'' if d == 1 else 's'} {a if d == 1 else f'{a}–{b}'} "
-                           f"{_MONTH_ABBREVIATIONS[m0.month - 1]} {m0.year} returned"
+        name if s == 1 else f"{name} – {_GIVE_BACK[s]} day{'' if d == 1 else 's'} {a if d == 1 else f'{a}–{b}'} "
+                            f"{_MONTH_ABBREVIATIONS[m0.month - 1]} {m0.year} {_GIVE_BACK_END[s]}"
         for name, s, d, a, b, m0 in zip(names, sign, days, first, last, starts_of, strict=True)]
     vat = {r: Decimal(str(r)) for r in set(at["vat_rate"].astype(str))}
     return pd.DataFrame({
         "customer_id": at["customer_id"].to_numpy(np.int64),
         "subscription_id": at["subscription_id"].to_numpy(np.int64),
-        "type": ["recurring" if s > 0 and d == n else "prorated" for s, d, n in zip(sign, days, month_days,
-                                                                                      strict=True)],
+        "type": ["recurring" if s == 1 and d == n else "prorated" for s, d, n in zip(sign, days, month_days,
+                                                                                       strict=True)],
         "description": description, "product_code": at["code"].to_numpy(), "zone_code": None,
-        "quantity": [_quantity_text(q, d, n, s) for q, d, n, s in zip(quantity, days, month_days, sign,
-                                                                       strict=True)],
+        "quantity": [_quantity_text(q, d, n, -1 if s < 0 else 1) for q, d, n, s in zip(quantity, days, month_days,
+                                                                                       sign, strict=True)],
         "unit_price_cents": unit_price, "amount_cents": np.array(amount, dtype=np.int64),
         "vat_rate": [vat[r] for r in at["vat_rate"].astype(str)],
         "period_from": [m0.replace(day=a) for m0, a in zip(starts_of, first, strict=True)],
