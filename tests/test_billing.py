@@ -406,6 +406,49 @@ def test_the_migration_keeps_runs_and_rates(tmp_path):
     assert first.run_id in list_runs(engine)["id"].tolist()
 
 
+def test_the_service_period_migration_names_the_subscriptions_of_lines_issued_before(engine, settings, tmp_path):
+    """Lines issued before invoice lines named their subscription get it back at the upgrade:
+    C1 has two LINE subscriptions over October (quantities 2 and 1), C2's starts on 11 October
+    (a prorated line), C3's ends on 20 October; each line finds its own."""
+    from alembic import command
+
+    from workbench.db.engine import alembic_config
+
+    subscriptions = [*BILLING_SUBSCRIPTIONS, ["C1", "LINE", "1", "2026-03-01", "", ""]]
+    load_reference(engine, billing_reference_folder(tmp_path / "reference", subscriptions=subscriptions))
+    path = tmp_path / "switch-2026-10.csv"
+    path.write_bytes(native_cdrs(OCTOBER_CALLS))
+    load_cdr_file(engine, path, settings, NOW)
+    rate_period(engine, PERIOD, settings, NOW)
+    issued = production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, LATER)
+    query = (select(s.InvoiceItem.id, s.InvoiceItem.product_code, s.InvoiceItem.quantity,
+                    s.InvoiceItem.subscription_id, s.Customer.account_number)
+             .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).join(s.Customer)
+             .where(s.Invoice.run_id == issued.run_id, s.InvoiceItem.type.in_(["recurring", "prorated"]))
+             .order_by(s.InvoiceItem.id))
+    sid = {key: int(i) for key, i in frame(engine, select(
+        s.Customer.account_number, s.Subscription.quantity, s.Subscription.start_date, s.Subscription.id)
+        .join(s.Customer)).set_index(["account_number", "quantity", "start_date"])["id"].items()}
+    # the subscription each line bills, by hand: (account, product, line quantity) -> subscription
+    expected = {("C1", "LINE", "2.0000"): sid[("C1", 2, date(2025, 1, 1))],
+                ("C1", "LINE", "1.0000"): sid[("C1", 1, date(2026, 3, 1))],
+                ("C1", "MOBMIN", "1.0000"): sid[("C1", 1, date(2025, 1, 1))],
+                ("C2", "LINE", "0.6774"): sid[("C2", 1, date(2026, 10, 11))],  # 21 / 31 days
+                ("C3", "LINE", "0.6452"): sid[("C3", 1, date(2025, 6, 1))],  # 20 / 31 days
+                ("C4", "LINE", "3.0000"): sid[("C4", 3, date(2025, 1, 1))]}
+    before = frame(engine, query)
+    named = {(r.account_number, r.product_code, f"{Decimal(r.quantity):.4f}"): int(r.subscription_id)
+             for r in before.itertuples()}
+    assert named == expected
+
+    command.downgrade(alembic_config(engine), "0007_precision_and_runs")  # lines without subscription
+    command.upgrade(alembic_config(engine), "head")
+    after = frame(engine, query)
+    assert after["id"].tolist() == before["id"].tolist()
+    assert {(r.account_number, r.product_code, f"{Decimal(r.quantity):.4f}"): int(r.subscription_id)
+            for r in after.itertuples()} == expected
+
+
 # ---------------------------------------------------------------------------- 3. comparing runs
 
 def test_compare_after_a_rate_correction(october):
