@@ -371,3 +371,41 @@ def test_a_review_of_customers_already_invoiced_bills_them_nothing_in_its_balanc
     b = _balance(october, group_b.run_id)
     assert b[("3", "pending: customer not in this run's selection")] == (1, 60, Decimal("0.0600"))
     assert ("3", invoiced) not in b
+
+
+# ---------------------------------------------------------------------------- 3. a start date corrected
+
+def test_a_start_date_corrected_under_the_subscription_s_reference_gives_the_days_back(october):
+    """C2's LINE (19.90) starts on 11 October; October is issued in arrears; the operator then
+    corrects the start to 21 October, under the subscription's reference: the same subscription
+    changes (no second one billed), and November gives back 11-20 October."""
+    engine, settings = october.engine, october.settings
+    header = "account_number,product,quantity,start_date,end_date,price_override,reference\n"
+    load_reference(engine, billing_reference_folder(october.folder / "ref", only=["subscriptions"],
+                                                    subscriptions=header + "C2,LINE,1,2026-10-11,,,S-C2\n"))
+    jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    # 11-31 October: 21 of 31 days, 1990 x 21 / 31 = 1348.06 -> 1348 (as without the reference)
+    assert stored_invoices(engine, _issued_run(october)).loc["C2", "prorated"] == 1348
+
+    load_reference(engine, billing_reference_folder(october.folder / "fix", only=["subscriptions"],
+                                                    subscriptions=header + "C2,LINE,1,2026-10-21,,,S-C2\n"))
+    c2 = frame(engine, select(s.Subscription.start_date).where(s.Subscription.customer_id == october.ids["C2"]))
+    assert c2["start_date"].tolist() == [date(2026, 10, 21)]
+
+    november = jobs.preprod(engine, settings, replace(NOVEMBER, customers="accounts:C2"), now=LATER)
+    items = frame(engine, select(s.InvoiceItem.period_from, s.InvoiceItem.period_to, s.InvoiceItem.quantity,
+                                 s.InvoiceItem.amount_cents)
+                  .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
+                  .where(s.Invoice.run_id == november.run.run_id, s.InvoiceItem.subscription_id.isnot(None))
+                  .order_by(s.InvoiceItem.period_from))
+    # 21-31 October kept: 1990 x 11 / 31 = 706.13 -> 706; given back 706 - 1348 = -642 for 10 days
+    # (-10/31 = -0.3226); November 1990
+    assert [(r.period_from, r.period_to, f"{Decimal(r.quantity):.4f}", int(r.amount_cents))
+            for r in items.itertuples()] == [
+        (date(2026, 10, 11), date(2026, 10, 20), "-0.3226", -642),
+        (date(2026, 11, 1), date(2026, 11, 30), "1.0000", 1990)]
+
+
+def _issued_run(scenario: Scenario) -> int:
+    return int(frame(scenario.engine, select(s.BillingRun.id).where(
+        s.BillingRun.kind == "production").order_by(s.BillingRun.id.desc()))["id"].iloc[0])

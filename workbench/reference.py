@@ -649,10 +649,18 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: 
         return {"customer_id": customer(r), "product_id": product(r),
                 "quantity": r.integer("quantity", 1, maximum=MAX_QUANTITY), "start_date": start, "end_date": end,
                 "price_override_cents": r.amount("price_override", CENT_SCALE, required=False,
-                                                 maximum=MAX_PRICE_CENTS)}
+                                                 maximum=MAX_PRICE_CENTS),
+                "reference": r.text("reference", False) or None}
 
+    # with the operator's reference (optional column), a row updates its subscription whatever
+    # changed (a start date corrected: the days billed before it are given back); without, the
+    # natural key is the customer, the product and the start date
+    subscriptions = loader.checked(rows["subscriptions"], subscription)
+    referenced = [p for p in subscriptions if p[0]["reference"]]
+    _adopt_subscriptions(loader, [rec for rec, _ in referenced])
+    loader.upsert(s.Subscription, ("reference",), referenced)
     loader.upsert(s.Subscription, ("customer_id", "product_id", "start_date"),
-                  loader.checked(rows["subscriptions"], subscription))
+                  [p for p in subscriptions if not p[0]["reference"]])
 
     loader.upsert(s.OneOffCharge, ("customer_id", "product_id", "charge_date", "description"),
                   loader.checked(rows["one_off_charges"], lambda r: {
@@ -671,6 +679,20 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: 
                 "iban": iban, "bic": bic, "status": r.choice("status", {"active", "revoked"})}
 
     loader.upsert(s.Mandate, ("reference",), loader.checked(rows["mandates"], mandate))
+
+
+def _adopt_subscriptions(loader: _Loader, records: list[dict]) -> None:
+    """A reference seen for the first time names the stored subscription without one that has
+    the row's natural key (customer, product, start date), if any: a reference added to a file
+    loaded before keeps its subscription (and what was billed for it)."""
+    stored = set(loader.ids(s.Subscription, "reference"))
+    unnamed = {k: i for k, i in loader.ids(s.Subscription, "customer_id", "product_id", "start_date",
+                                            "reference").items() if k[3] is None}
+    table = s.Subscription.__table__
+    for rec in records:
+        found = unnamed.get((rec["customer_id"], rec["product_id"], rec["start_date"], None))
+        if rec["reference"] not in stored and found is not None:
+            loader.c.execute(update(table).where(table.c.id == found).values(reference=rec["reference"]))
 
 
 #: the column of mandates.csv each problem of :func:`~workbench.sepa.mandate_problems` is about

@@ -166,6 +166,8 @@ class Subscription(Base):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     price_override_cents: Mapped[int | None] = mapped_column(BigInteger)
+    #: the operator's identifier of the subscription (optional, unique): its key when loaded
+    reference: Mapped[str | None] = mapped_column(String(40), unique=True)
 
 
 class OneOffCharge(Base):
