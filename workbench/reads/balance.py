@@ -207,9 +207,9 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
         this_run = ~billed & rated["customer_id"].isin(on_invoice) & ~rated["customer_id"].isin(invoiced_elsewhere)
     # billed later: on an invoice of a later period (late calls), or of a run made after this one
     # (run ids are never reused and grow: the period invoiced again after a reopening credit note)
-    later = billed & ~this_run & ((rated["invoice_period"].astype(object) > str(period))
-                                  | (run_ids > billed_run))
-    earlier = billed & ~this_run & ~later
+    late = billed & ~this_run & (rated["invoice_period"].astype(object) > str(period))
+    rebilled = billed & ~this_run & ~late & (run_ids > billed_run)
+    earlier = billed & ~this_run & ~late & ~rebilled
     pending = ~billed & ~this_run
     # a customer both outside the selection and invoiced elsewhere is "not in this run's selection"
     why = np.select(
@@ -226,7 +226,8 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
 
     parts = []
     for label, mask in (("billed earlier", earlier), (f"billed in this run (run {billed_run})", this_run),
-                        ("billed later, as late calls", later)):
+                        ("billed later, as late calls", late),
+                        ("billed later, by a later run of the period (after a reopening credit note)", rebilled)):
         parts.append(part(mask))
         lines.add(section, label, *parts[-1])
     for label in sorted(set(why[pending.to_numpy()])):
