@@ -143,7 +143,18 @@ def test_late_calls_are_billed_once_on_the_next_invoice(october):
         s.BillingRun.period == "2026-10", s.BillingRun.kind == "preprod"))["id"].iloc[0])
     pending = "pending: rated after this run (billed as late calls on the customer's next invoice)"
     assert _balance(october, october_run)[("3", pending)] == (1, 60, Decimal("0.0600"))
+    # November's balance reconciles its late line in money: L1's 600 units = one line of 6 cents
+    late = {line: value for (section, line), value in _balance(october, november.run.run_id).items()
+            if section == "5"}
+    assert late == {"rated calls of earlier periods billed in this run": (1, 60, Decimal("0.0600")),
+                    "late-call lines on the run's invoices (1 lines)": (1, 60, Decimal("0.06")),
+                    "rounding of those lines to the cent": (0, 0, Decimal("0.0000")),
+                    "difference (must be 0)": (0, 0, Decimal("0.0000"))}
+    assert _balance(october, october_run)[("5", "rated calls of earlier periods billed in this run")] == (
+        0, 0, Decimal("0.0000"))
     jobs.promote(engine, settings, november.run.run_id, LATER)
+    assert {line: value for (section, line), value in _balance(october, november.run.run_id).items()
+            if section == "5"} == late
     assert call_invoices(engine)["L1"] is not None
     balance = _balance(october, october_run)
     assert balance[("3", "billed later, as late calls")] == (1, 60, Decimal("0.0600"))

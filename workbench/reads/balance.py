@@ -1,6 +1,6 @@
 """The period balance of a billing run: from the switch's records to the invoices, nothing leaked.
 
-Revenue assurance reconciles each month from switch to invoice. A run's balance has three
+Revenue assurance reconciles each month from switch to invoice. A run's balance has five
 sections, each a list of lines (calls, seconds, amount) that must add up to its first line; a
 ``difference`` line closes each section and must be zero:
 
@@ -9,9 +9,11 @@ sections, each a list of lines (calls, seconds, amount) that must add up to its 
    the period;
 2. **Calls of the period** = rated + not rated (by reason) + never rated;
 3. **Rated calls of the period** (amounts in 1/10,000 EUR, exact) = billed earlier + billed in
-   this run + billed later + pending (by why), and, in money, the calls billed in this run = the
-   consumption lines that bill them (rounded to the cent, once per line) + the rounding of those
-   lines, which is at most half a cent per line.
+   this run + billed later + pending (by why);
+4. in money, the calls billed in this run = the consumption lines that bill them (rounded to the
+   cent, once per line) + the rounding of those lines, which is at most half a cent per line;
+5. in money too, the late calls this run bills (rated calls of earlier periods) = its late-call
+   lines + their rounding (at most half a cent per line).
 
 "Billed later" is on an invoice of a later period (late calls) or of a run made after this one
 (run ids grow and are never reused: the period invoiced again after a credit note that reopened
@@ -255,6 +257,41 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
     # each line is rounded once, half up: at most half a cent (50 units) per line either way
     if calls_left or seconds_left or abs(rounding) > 50 * count_lines:
         lines.open.append(money)
+    _late(connection, period, billed_run, bool(production_id), invoiced_elsewhere, lines)
+
+
+def _late(connection: Connection, period: Period, billed_run: int, promoted: bool, invoiced_elsewhere: set[int],
+          lines: _Lines) -> None:
+    """Section 5: the calls of earlier periods this run bills as late calls = its late-call lines
+    + their rounding to the cent (at most half a cent per line)."""
+    section = "5. Late calls (of earlier periods) billed in this run, in money"
+    late_lines = read_frame(connection, select(
+        s.Invoice.customer_id, func.count().label("lines"), func.sum(s.InvoiceItem.calls).label("calls"),
+        func.sum(s.InvoiceItem.seconds).label("seconds"), func.sum(s.InvoiceItem.amount_cents).label("cents"),
+    ).join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id).where(
+        s.Invoice.run_id == billed_run, s.InvoiceItem.type == "consumption",
+        s.InvoiceItem.period_from < period.start, ~reopened()).group_by(s.Invoice.customer_id))
+    late_lines = late_lines[~late_lines["customer_id"].astype(int).isin(invoiced_elsewhere)]
+    calls = select(func.count(), func.coalesce(func.sum(s.RatedCall.duration_s), 0),
+                   func.coalesce(func.sum(s.RatedCall.price_units), 0)).where(s.RatedCall.period < str(period))
+    if promoted:  # the calls its issued invoices bill
+        calls = calls.join(s.Invoice, s.Invoice.id == s.RatedCall.invoice_id).where(
+            s.Invoice.run_id == billed_run, ~reopened())
+    else:  # the calls its drafts would bill: not billed yet, of the customers with late lines
+        calls = calls.where(s.RatedCall.invoice_id.is_(None),
+                            s.RatedCall.customer_id.in_([int(c) for c in late_lines["customer_id"]]))
+    rated = tuple(int(v) for v in connection.execute(calls).one())
+    invoiced = (_int(late_lines["calls"].sum()), _int(late_lines["seconds"].sum()), _int(late_lines["cents"].sum()))
+    count_lines = _int(late_lines["lines"].sum())
+    lines.add(section, "rated calls of earlier periods billed in this run", *rated)
+    lines.add(section, f"late-call lines on the run's invoices ({count_lines} lines)", invoiced[0], invoiced[1],
+              cents=invoiced[2])
+    rounding = rated[2] - invoiced[2] * 100
+    lines.add(section, "rounding of those lines to the cent", 0, 0, rounding)
+    calls_left, seconds_left = rated[0] - invoiced[0], rated[1] - invoiced[1]
+    lines.add(section, DIFFERENCE, calls_left, seconds_left, 0)
+    if calls_left or seconds_left or abs(rounding) > 50 * count_lines:
+        lines.open.append(section)
 
 
 def balance_anomalies(balance: PeriodBalance) -> list[str]:
