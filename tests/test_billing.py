@@ -1028,6 +1028,31 @@ def test_partial_credit_notes_are_checked(october):
     assert sorted(lines["amount_cents"].astype(int)) == [-1284, -13]  # C3: prorated 1284, consumption 13
 
 
+def test_several_partial_credit_notes_credit_an_invoice_up_to_its_total(october):
+    """F2026-000001 (C1, 54.42 incl. VAT at 20 %, net payable 34.42 by direct debit, not debited)."""
+    engine, settings = october.engine, october.settings
+    production(engine, preprod(engine, OPTIONS, settings, NOW).run_id, settings, NOW)
+    first = issue_credit_note(engine, "F2026-000001", "a week without service", LATER, amount_cents=1200)
+    second = issue_credit_note(engine, "F2026-000001", "a second week", LATER, amount_cents=1800)
+    # 54.42 - 12.00 - 18.00 = 24.42 left to credit
+    with pytest.raises(InputError, match=r"^a credit note of €24.43 is more than F2026-000001's total left to "
+                                         r"credit \(€30.00 credited already\) €24.42$"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, amount_cents=2443)
+    with pytest.raises(RefusedError, match="already has partial credit notes of €30.00"):
+        issue_credit_note(engine, "F2026-000001", "no", LATER, reinvoice=True)
+    rest = issue_credit_note(engine, "F2026-000001", "closed", LATER)  # the rest: 24.42
+    notes = frame(engine, select(s.Invoice.number, s.Invoice.total_excl_cents, s.Invoice.total_vat_cents,
+                                 s.Invoice.total_incl_cents, s.Invoice.collection_offset_cents)
+                  .where(s.Invoice.kind == "credit_note").order_by(s.Invoice.id))
+    # excl. = round(amount x 10000 / 12000): 1200 -> 1000; 1800 -> 1500; 2442 -> 2035 (2035.0);
+    # set against the collection of 34.42: 12.00, then 18.00, then the 4.42 left; 20.00 is credit
+    assert [tuple(int(v) if not isinstance(v, str) else v for v in r) for r in notes.itertuples(index=False)] == [
+        (first, -1000, -200, -1200, 1200), (second, -1500, -300, -1800, 1800), (rest, -2035, -407, -2442, 442)]
+    assert int(credit_entries(engine)["amount_cents"].iloc[-1]) == 2000
+    with pytest.raises(RefusedError, match="^F2026-000001 already has a credit note$"):
+        issue_credit_note(engine, "F2026-000001", "again", LATER, amount_cents=1)
+
+
 def pdf_text(pdf: bytes) -> str:
     """The text of a PDF, by pdftotext (layout kept, one line per printed line)."""
     import subprocess

@@ -3,7 +3,9 @@
 The credit note (numbered ``A<year>-000001``) of a full cancellation carries the invoice's lines
 and VAT with the opposite sign; a **partial** one (``amount_cents``, including VAT, less than the
 invoice's total) carries one line of that amount, split into its amount excluding VAT and its
-VAT at the invoice's one VAT rate (see :func:`partial_amounts`).
+VAT at the invoice's one VAT rate (see :func:`partial_amounts`). Several partial notes may
+credit one invoice, up to its total; a full note after them credits the rest (and cannot reopen
+the period: the invoice would be credited twice).
 
 What the note's amount (including VAT) becomes:
 
@@ -88,9 +90,12 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
 
     :class:`~workbench.errors.InputError` for an amount that is not positive, is more than the
     invoice's total, or a partial note that reopens the period;
-    :class:`~workbench.errors.RefusedError` when the invoice is not issued, already has a credit
-    note, has several VAT rates (partial note), or when the note would be dated before the last
-    credit note of its year."""
+    :class:`~workbench.errors.RefusedError` when the invoice is not issued, is credited in full
+    already, has partial notes and would be reopened, has several VAT rates (partial note), or
+    when the note would be dated before the last credit note of its year.
+
+    Several partial notes may credit one invoice, up to its total; a note without an amount after
+    partial ones credits the rest (a partial note of that amount)."""
     if amount_cents is not None:
         if int(amount_cents) != amount_cents or amount_cents <= 0:
             raise InputError(f"the amount of a credit note must be positive, not {format_money(amount_cents)}",
@@ -107,19 +112,29 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
                                       ).mappings().first()
         if original is None or original["status"] != "issued" or original["kind"] != "invoice":
             raise RefusedError(f"{invoice_number} is not an issued invoice", code="not_issued")
-        if connection.execute(select(s.Invoice.id).where(s.Invoice.corrects_invoice_id == original["id"])).first():
-            raise RefusedError(f"{invoice_number} already has a credit note", code="already_credited")
         total = int(original["total_incl_cents"])
+        notes, noted = connection.execute(select(func.count(), func.coalesce(func.sum(s.Invoice.total_incl_cents), 0))
+                                          .where(s.Invoice.corrects_invoice_id == original["id"])).one()
+        already = -int(noted)  # what earlier (partial) notes credited, including VAT
+        rest = total - already
+        if notes and (rest <= 0 or total < 0):
+            raise RefusedError(f"{invoice_number} already has a credit note", code="already_credited")
+        if notes and reinvoice:
+            raise RefusedError(f"{invoice_number} already has partial credit notes of {format_money(already)}: "
+                               "reopening its period would credit them twice; credit the rest "
+                               f"({format_money(rest)}) without reopening", code="already_credited")
         vat = read_frame(connection, select(s.InvoiceVat.__table__).where(
             s.InvoiceVat.invoice_id == original["id"]))
-        if amount_cents is not None and amount_cents > total:
-            raise InputError(f"a credit note of {format_money(amount_cents)} is more than {invoice_number}'s total "
-                             f"{format_money(total)}", code="bad_amount")
-        partial = amount_cents is not None and amount_cents < total
+        if amount_cents is not None and amount_cents > rest:
+            left = f" left to credit ({format_money(already)} credited already)" if notes else ""
+            raise InputError(f"a credit note of {format_money(amount_cents)} is more than {invoice_number}'s total"
+                             f"{left} {format_money(rest)}", code="bad_amount")
+        # partial: less than the total, or the rest after earlier partial notes
+        partial = (amount_cents is not None and amount_cents < total) or bool(notes)
         if partial and len(vat) != 1:
             raise RefusedError(f"{invoice_number} has {len(vat)} VAT rates: a partial credit note needs one; "
                                "cancel it in full and invoice again", code="several_vat_rates")
-        credited = amount_cents if partial else total
+        credited = (amount_cents if amount_cents is not None else rest) if partial else total
         today = local_date(now, timezone)  # the operator's date: it dates and numbers the note
         number = take_numbers(connection, CREDIT_NOTE_SERIES, today.year, 1)[0]  # locks the series
         check_chronology(connection, CREDIT_NOTE_SERIES, today, f"a credit note for {invoice_number}")
