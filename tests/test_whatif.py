@@ -4,6 +4,7 @@ hand-computed differences. Times are UTC; Paris is UTC+2 until 2026-10-25."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -267,3 +268,25 @@ def test_the_command_prints_the_difference(engine, settings, database_url, tmp_p
     assert main(["--database-url", database_url, "what-if", "--period", "2026-10", "--plan",
                  str(tmp_path / "nowhere")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_demo_under_the_plan_it_billed_costs_the_same(tmp_path, capsys):
+    """The month of ``workbench demo`` on a small generated operator (production included), then
+    the what-if of October under the generated reference folder and under the bundled sample's
+    (the same plan): 0.00; every rated call is on an issued invoice."""
+    from workbench.sample import generate_operator
+
+    generate_operator(tmp_path / "data", seed=7, customers=15, calls=1_500)
+    url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    assert main(["--database-url", url, "demo", "--data", str(tmp_path / "data")]) in (0, 3)
+    capsys.readouterr()
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample" / "reference"
+    for plan in (tmp_path / "data" / "reference", sample):
+        assert main(["--database-url", url, "what-if", "--period", "2026-10", "--plan", str(plan)]) == 0
+        out = capsys.readouterr().out
+        calls = out.split("under ")[1].split(": ")[1].split(" calls")[0]
+        rated = out.split("calls, ")[1].split(" rated")[0]
+        assert int(rated) > 1_000 and f"({rated} on issued invoices)" in out, out
+        assert int(calls) >= int(rated)
+        assert "difference: €0.00" in out and "by zone" not in out

@@ -76,7 +76,7 @@ def show_what_if(report: jobs.WhatIfReport, count: int = 10) -> None:
 
     display(HTML(what_if_summary(report)))
     for title, table in what_if_tables(report.result, count).items():
-        display(HTML(f"<h4>{html.escape(title)}</h4>"), shown(table))
+        display(HTML(f"<h4>{html.escape(title)}</h4>"), shown(table).hide(axis="index"))
     figure = what_if_chart(report.result, count)
     display(figure)
     plt.close(figure)
@@ -167,3 +167,18 @@ def what_if_now(settings: Settings, engine, period: str, plan: str) -> jobs.What
     """A what-if under the plan folder or ``rates.csv`` at ``plan`` (without widgets; a relative
     path from the project's root, as on the command line)."""
     return jobs.what_if(engine, settings, period, project_path(plan))
+
+
+def show_what_if_plan(settings: Settings, engine, period: str, plan: str) -> jobs.WhatIfReport | None:
+    """Display the what-if under the plan folder or ``rates.csv`` at ``plan`` (a notebook cell
+    without widgets), or, for a bad period or plan, one message naming the problem (never a
+    traceback); the report, or None."""
+    from IPython.display import HTML, display
+
+    try:
+        report = what_if_now(settings, engine, period, plan)
+    except WorkbenchError as exc:
+        display(HTML(f'<p style="color:#b00020"><b>{html.escape(str(exc))}</b></p>'))
+        return None
+    show_what_if(report)
+    return report
