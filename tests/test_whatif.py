@@ -169,6 +169,12 @@ def test_most_affected_customers_first_either_way_and_parts_add_up():
     pd.testing.assert_frame_equal(combined.bands, result.bands)
 
 
+def test_a_period_without_calls_costs_nothing_either_way():
+    result = what_if(calls(), billed_under(calls(), plan()), LINES, {1: plan(fix_micros=150_000)}, "2026-10")
+    assert (result.billed_cents, result.candidate_cents, result.difference_cents) == (0, 0, 0)
+    assert result.customers.empty and result.zones.empty and result.bands.empty and result.errors.empty
+
+
 # ---------------------------------------------------------------------------- the job and the command
 
 
@@ -265,6 +271,11 @@ def test_the_command_prints_the_difference(engine, settings, database_url, tmp_p
     # the mobile connect fee from 0.10 to 0.05: 0.34 -> 0.29, -0.05
     assert "consumption billed €1.41, under the candidate plan €1.36" in out and "difference: -€0.05" in out
     assert "MOB" in out and "C1" in out and "Alpha SARL" in out
+    # September has no calls: nothing billed, nothing to change
+    assert main(["--database-url", database_url, "what-if", "--period", "2026-09", "--plan",
+                 str(tmp_path / "candidate" / "rates.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "0 calls, 0 rated" in out and "difference: €0.00" in out
     assert main(["--database-url", database_url, "what-if", "--period", "2026-10", "--plan",
                  str(tmp_path / "nowhere")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
@@ -290,3 +301,20 @@ def test_the_demo_under_the_plan_it_billed_costs_the_same(tmp_path, capsys):
         assert int(rated) > 1_000 and f"({rated} on issued invoices)" in out, out
         assert int(calls) >= int(rated)
         assert "difference: €0.00" in out and "by zone" not in out
+
+
+def test_the_tables_and_chart_write_money_for_people_even_for_an_empty_period():
+    from workbench.ui.whatif import what_if_chart, what_if_tables
+
+    frame = calls(*[(MONDAY, "+33145000001", "+33155000000", 120)] * 3)
+    result = what_if(frame, billed_under(frame, plan()), LINES, {1: plan(fix_micros=150_000)}, "2026-10")
+    tables = what_if_tables(result)
+    # as in the first test: 0.60 billed, 0.90 candidate, +0.30; by band exact to 1/10,000
+    assert tables["Customers most affected"][["Billed", "Candidate", "Difference"]].values.tolist() == [
+        ["€0.60", "€0.90", "+€0.30"]]
+    assert tables["By zone"][["Zone", "Difference"]].values.tolist() == [["FIX", "+€0.30"]]
+    assert tables["By zone and band (exact, 1/10,000 EUR)"]["Difference"].tolist() == ["+€0.3000"]
+    empty = what_if(calls(), billed_under(calls(), plan()), LINES, {1: plan()}, "2026-10")
+    assert all(table.empty for table in what_if_tables(empty).values())
+    for figure in (what_if_chart(result), what_if_chart(empty)):
+        assert len(figure.axes) == 2
