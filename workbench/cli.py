@@ -126,7 +126,8 @@ def cmd_what_if(args, settings: Settings) -> None:
         print(_table(zones.assign(billed=zones["billed_cents"].map(_money),
                                   candidate=zones["candidate_cents"].map(_money),
                                   difference=zones["difference_cents"].map(_signed))
-                     [["zone_code", "billed_calls", "billed", "candidate", "difference"]]))
+                     [["zone_code", "billed_calls", "billed", "candidate", "difference"]]
+                     .rename(columns={"zone_code": "zone", "billed_calls": "calls"})))
         affected = result.most_affected(args.top)
         affected = affected[affected["difference_cents"] != 0]
         print(f"   customers most affected ({len(affected)} of "
@@ -134,7 +135,8 @@ def cmd_what_if(args, settings: Settings) -> None:
         print(_table(affected.assign(billed=affected["billed_cents"].map(_money),
                                      candidate=affected["candidate_cents"].map(_money),
                                      difference=affected["difference_cents"].map(_signed))
-                     [["account_number", "name", "billed_calls", "billed", "candidate", "difference"]]))
+                     [["account_number", "name", "billed_calls", "billed", "candidate", "difference"]]
+                     .rename(columns={"account_number": "account", "name": "customer", "billed_calls": "calls"})))
     if len(result.errors):
         reasons = ", ".join(f"{k} {v}" for k, v in result.errors["reason"].value_counts().sort_index().items())
         print(f"warning: {len(result.errors)} rated calls cannot be rated under the candidate plan ({reasons}); "

@@ -130,10 +130,12 @@ def detail(
 
 def _side(ratings: pd.DataFrame, name: str) -> pd.DataFrame:
     """Calls and amounts of one side by (customer, zone, band), indexed by them."""
-    frame = ratings[["customer_id", "zone_code", "band", "price_units"]].astype(
-        {"customer_id": np.int64, "zone_code": str, "band": str, "price_units": np.int64})
-    return frame.groupby(_KEYS).agg(**{f"{name}_calls": ("price_units", "size"),
-                                       f"{name}_units": ("price_units", "sum")})
+    sums = ratings.groupby(_KEYS, observed=True).agg(**{f"{name}_calls": ("price_units", "size"),
+                                                         f"{name}_units": ("price_units", "sum")})
+    # the keys as plain values once aggregated (categories from rating, text from the database)
+    sums = sums.reset_index().astype({"customer_id": np.int64, "zone_code": str, "band": str,
+                                      f"{name}_calls": np.int64, f"{name}_units": np.int64})
+    return sums.set_index(_KEYS)
 
 
 def summarise(detail_frame: pd.DataFrame, period: Period | str, errors: pd.DataFrame | None = None) -> WhatIf:
