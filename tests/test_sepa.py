@@ -222,11 +222,36 @@ def test_texts_are_cut_to_their_maximum():
 
 def test_collection_date_is_the_due_date_or_the_next_business_day():
     assert collection_date(date(2026, 12, 1), TODAY) == date(2026, 12, 1)
-    assert collection_date(date(2026, 11, 21), TODAY) == date(2026, 11, 21)  # a Saturday in the future: kept
+    # a Saturday in the future: moved to the next TARGET business day, Monday 2026-11-23 (which is
+    # also the earliest: Friday 2026-11-20 + 1 business day)
+    assert collection_date(date(2026, 11, 21), TODAY) == date(2026, 11, 23)
+    assert collection_date(date(2026, 11, 28), TODAY) == date(2026, 11, 30)  # Saturday -> Monday
     assert collection_date(TODAY, TODAY) == date(2026, 11, 23)  # due today: too late, next business day
     assert collection_date(date(2026, 10, 1), TODAY) == date(2026, 11, 23)
     assert collection_date(date(2026, 12, 1), date(2026, 12, 24)) == date(2026, 12, 28)
     assert collection_date(date(2026, 3, 1), date(2026, 4, 2)) == date(2026, 4, 7)
+
+
+def test_a_file_made_on_saturday_26_december_2026_asks_for_tuesday_29():
+    # TARGET closing days of 2026 around Christmas: Friday 25 (Christmas Day) and Saturday 26
+    # (Christmas Holiday) December. A file made on Saturday 26 December cannot reach the bank before
+    # the next TARGET business day, Monday 28 December (27 is a Sunday); the rulebook's D-1 asks
+    # one more inter-bank business day: Tuesday 29 December 2026 at the earliest.
+    made_on = date(2026, 12, 26)
+    assert made_on.weekday() == 5 and not sepa.is_business_day(date(2026, 12, 25))
+    assert sepa.sending_day(made_on) == date(2026, 12, 28)
+    assert sepa.earliest_collection_date(made_on) == date(2026, 12, 29)
+    # an invoice due on Monday 28 (or already past) is collected on Tuesday 29, not Monday 28
+    assert collection_date(date(2026, 12, 28), made_on) == date(2026, 12, 29)
+    assert collection_date(date(2026, 12, 1), made_on) == date(2026, 12, 29)
+    # due on Thursday 31 December: a business day after the earliest, kept
+    assert collection_date(date(2026, 12, 31), made_on) == date(2026, 12, 31)
+    # due on Friday 1 January 2027 (TARGET holiday): Monday 4 January (2 and 3 are the week-end)
+    assert collection_date(date(2027, 1, 1), made_on) == date(2027, 1, 4)
+    # in the file itself
+    made = direct_debit_file(pd.DataFrame([debit("F2026-000101", 1000, date(2026, 12, 28))]), CREDITOR, made_on,
+                             "pain.008.001.08", "SDD-TEST-XMAS", datetime(2026, 12, 26, 10, 0))
+    assert read_back(made.xml)["batches"] == [("FRST", "2026-12-29", "1", "10.00")]
 
 
 # ---------------------------------------------------------------------------- checking debits

@@ -5,6 +5,12 @@ reads the invoices and records the debits is :mod:`workbench.jobs.sepa`.
 """
 
 from workbench.sepa.debits import (
+    LEAD_DAYS,
+    MANDATE_EXPIRY_MONTHS,
+    SAME_MANDATE_NEW_AGENT,
+    earliest_collection_date,
+    mandate_expiry,
+    sending_day,
     DEBIT_COLUMNS,
     FIRST,
     MAX_AMOUNT_CENTS,
@@ -16,7 +22,13 @@ from workbench.sepa.debits import (
     prepare_debits,
 )
 from workbench.sepa.identifiers import (
+    ADDRESS_LINE_MAX,
     DEFAULT_VERSION,
+    EEA,
+    POSTCODE_MAX,
+    TOWN_MAX,
+    PostalAddress,
+    debtor_address_problem,
     ID_MAX,
     NAME_MAX,
     REMITTANCE_MAX,
@@ -28,9 +40,19 @@ from workbench.sepa.identifiers import (
     validate_iban,
     validate_version,
 )
-from workbench.sepa.message import DebitFile, build_pain008, direct_debit_file, new_message_id
+from workbench.sepa.message import (
+    DebitFile,
+    build_pain008,
+    direct_debit_file,
+    new_message_id,
+    schema,
+    validate_pain008,
+)
 
 __all__ = [
+    "ADDRESS_LINE_MAX", "EEA", "LEAD_DAYS", "MANDATE_EXPIRY_MONTHS", "POSTCODE_MAX", "SAME_MANDATE_NEW_AGENT",
+    "TOWN_MAX", "PostalAddress", "debtor_address_problem", "earliest_collection_date", "mandate_expiry",
+    "schema", "sending_day", "validate_pain008",
     "DEBIT_COLUMNS", "DEFAULT_VERSION", "FIRST", "ID_MAX", "MAX_AMOUNT_CENTS", "NAME_MAX", "RECURRING",
     "REMITTANCE_MAX", "SEPA_VERSIONS", "Creditor", "DebitFile", "build_pain008", "collection_date",
     "direct_debit_file", "is_business_day", "mandate_problems", "new_message_id", "next_business_day",
