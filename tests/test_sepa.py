@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sepaxml
 import xmlschema
 from factories import REFERENCE, reference_folder
 from sqlalchemy import Engine, func, insert, select
@@ -65,8 +64,9 @@ CREATED = datetime(2026, 11, 20, 9, 0)
 
 @functools.cache
 def xsd(version: str) -> xmlschema.XMLSchema:
-    """The XSD bundled with sepaxml, loaded by the test itself (not through sepaxml's export)."""
-    return xmlschema.XMLSchema(str(Path(sepaxml.__file__).parent / "schemas" / f"{version}.xsd"))
+    """The ISO 20022 XSD vendored in ``workbench/sepa/schemas/``, loaded by the test itself with
+    another validator (xmlschema; the product validates with lxml)."""
+    return xmlschema.XMLSchema(str(Path(sepa.__file__).parent / "schemas" / f"{version}.xsd"))
 
 
 def read_back(xml: bytes) -> dict:
@@ -173,7 +173,11 @@ def test_bic_validation():
 
 def test_creditor_and_version_from_settings():
     creditor = creditor_of(Settings())
-    assert creditor == Creditor("OPERATEUR EXEMPLE SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456")
+    assert creditor == Creditor("OPERATEUR EXEMPLE SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456",
+                                sepa.PostalAddress(("12 rue de la Paix",), "75002", "Paris", "FR"))
+    assert Settings().sepa_version == "pain.008.001.08"  # the 2019 version by default
+    with pytest.raises(ConfigError, match="creditor address needs its town and its country"):
+        creditor_of(Settings(sepa_creditor_town=""))
     assert CREDITOR.name == "Operateur Exemple SAS"
     with pytest.raises(ConfigError, match="^SEPA settings: creditor invalid creditor identifier FR73ZZZ123456: check "
                                         "digits 73 do not match"):
@@ -419,9 +423,11 @@ def add_invoices(engine: Engine, invoices) -> dict[str, int]:
     """Insert invoice rows directly (as production would have issued them); returns number -> id."""
     with engine.begin() as connection:
         ids = dict(connection.execute(select(s.Customer.account_number, s.Customer.id)).all())
+        method = dict(connection.execute(select(s.Customer.account_number, s.Customer.payment_method)).all())
         out = {}
         for number, account, cents, due, period, status, kind in invoices:
             out[number] = connection.execute(insert(s.Invoice).values(
+                payment_means=method[account] if status == "issued" else None,
                 run_id=None, number=number, kind=kind, status=status, customer_id=ids[account], period=period,
                 invoice_date=date(2026, 11, 1), due_date=due, currency="EUR", total_excl_cents=cents,
                 total_vat_cents=0, total_incl_cents=cents, credit_applied_cents=0, net_payable_cents=cents,
@@ -472,7 +478,7 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
     assert result.location == str(stored)
     assert Storage(str(ftp)).list() == [result.path]
     xml = stored.read_bytes()
-    xsd("pain.008.001.02").validate(xml.decode())
+    xsd("pain.008.001.08").validate(xml.decode())
     back = read_back(xml)
     # F1 3442 + F4 5400 = 8842 cents; both mandates never collected: FRST, due 2026-12-01
     assert (back["message_id"], back["count"], back["sum"]) == (result.message_id, "2", "88.42")
@@ -480,9 +486,9 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
     assert [(t["end_to_end"], t["amount"], t["mandate"], t["signed"], t["name"], t["iban"], t["bic"])
             for t in back["transactions"]] == [
         ("F2026-000001", "34.42", "MANDATE-C1-01", "2025-12-20", "Alpha SARL", "FR7630006000011234567890189",
-         ("BIC", "AGRIFRPP")),
+         ("BICFI", "AGRIFRPP")),
         ("F2026-000004", "54.00", "MANDATE-C4-NEW", "2026-03-01", "Delta + Fils b", "DE89370400440532013000",
-         ("BIC", "COBADEFFXXX")),
+         ("BICFI", "COBADEFFXXX")),
     ]
     assert (result.transactions, result.total_cents, result.by_sequence) == (2, 8842, {"FRST": (2, 8842)})
     assert result.message == (f"SEPA file {result.path}: 2 debits (2 FRST), total €88.42; 3 invoices rejected")
@@ -494,7 +500,7 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
 
     files = rows(engine, s.SepaFile.__table__)
     assert [(r.id, r.message_id, r.version, r.path, r.transactions, r.total_cents) for r in files.itertuples()] == [
-        (result.file_id, result.message_id, "pain.008.001.02", result.path, 2, 8842)]
+        (result.file_id, result.message_id, "pain.008.001.08", result.path, 2, 8842)]
     assert pd.Timestamp(files["created_at"][0]).to_pydatetime() == NOW
     debits = rows(engine, s.SepaDebit.__table__)
     assert [(r.file_id, r.invoice_id, r.mandate_reference, r.sequence_type, r.amount_cents, r.collection_date)
@@ -576,7 +582,7 @@ def test_named_invoices_that_cannot_be_debited_are_reported(sepa_db):
     assert not result.written and not (ftp / "sepa").exists()
     assert dict(zip(result.rejected["invoice_number"], result.rejected["reason"], strict=True)) == {
         "A2026-000001": "not an issued invoice (issued credit note)",
-        "F2026-000002": "the customer pays by transfer, not by direct debit",
+        "F2026-000002": "issued payable by transfer, not by direct debit",
         "F2026-000003": "mandate MANDATE-C3-01 is revoked",
         "F2026-000007": "nothing to debit: net payable €0.00",
         "F2099-000001": "unknown invoice",
@@ -808,6 +814,7 @@ def credit_db(engine, settings, tmp_path):
         customer = connection.execute(select(s.Customer.id).where(s.Customer.account_number == "C1")).scalar_one()
         invoice = connection.execute(insert(s.Invoice).values(
             run_id=None, number=CREDITED, kind="invoice", status="issued", customer_id=customer, period="2026-11",
+            payment_means="direct_debit",
             invoice_date=date(2026, 12, 1), due_date=date(2026, 12, 15), currency="EUR", total_excl_cents=3000,
             total_vat_cents=600, total_incl_cents=3600, credit_applied_cents=0, net_payable_cents=3600,
             issued_at=datetime(2026, 12, 1)).returning(s.Invoice.id)).scalar_one()

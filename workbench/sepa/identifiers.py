@@ -100,6 +100,12 @@ def _identifier_problem(value: str) -> str | None:
     return None
 
 
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a SEPA identifier (a mandate reference, an end-to-end id): at most
+    35 characters of the SEPA set, no leading, trailing or double ``/``; None when it can."""
+    return _identifier_problem(value)
+
+
 def _compact(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""

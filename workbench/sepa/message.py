@@ -106,7 +106,7 @@ def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str, message_
 
 
 def _element(parent, tag: str, text: str | None = None):
-    child = etree.SubElement(parent, f"{{{parent.nsmap[None]}}}{tag}")
+    child = etree.SubElement(parent, f"{{{etree.QName(parent).namespace}}}{tag}")
     if text is not None:
         child.text = text
     return child
@@ -117,7 +117,7 @@ def _address(party, address: PostalAddress | None) -> None:
     ``Dbtr``): ``PstCd``, ``TwnNm``, ``Ctry``, then at most 2 ``AdrLine`` (the XSD's order)."""
     if address is None or not address.usable:
         return
-    ns = party.nsmap[None]
+    ns = etree.QName(party).namespace
     node = etree.Element(f"{{{ns}}}PstlAdr")
     if address.postcode:
         _element(node, "PstCd", address.postcode)
@@ -133,7 +133,7 @@ def _amendment(mandate, original_reference: str, original_account: str) -> None:
     (``MndtRltdInf``)."""
     if not (original_reference or original_account):
         return
-    ns = mandate.nsmap[None]
+    ns = etree.QName(mandate).namespace
     indicator = etree.Element(f"{{{ns}}}AmdmntInd")
     indicator.text = "true"
     details = etree.Element(f"{{{ns}}}AmdmntInfDtls")

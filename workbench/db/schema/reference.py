@@ -181,7 +181,9 @@ class OneOffCharge(Base):
 
 
 class Mandate(Base):
-    """A SEPA direct debit mandate."""
+    """A SEPA direct debit mandate. ``bic`` is ``""`` when not given (the IBAN is enough);
+    ``original_reference``: the reference this mandate had before the creditor gave it a new one
+    (the same mandate: its next debit carries the amendment), None for most."""
 
     __tablename__ = "mandates"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -191,4 +193,5 @@ class Mandate(Base):
     iban: Mapped[str] = mapped_column(String(34))
     bic: Mapped[str] = mapped_column(String(11))
     status: Mapped[str] = mapped_column(String(20), default="active")
+    original_reference: Mapped[str | None] = mapped_column(String(35))
 
