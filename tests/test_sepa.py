@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 import xmlschema
 from factories import REFERENCE, reference_folder
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 
 from workbench import sepa
 from workbench.billing import issue_credit_note
@@ -949,3 +949,262 @@ def test_a_negative_credited_amount_never_adds_to_a_debit():
     assert list(zip(rejected["code"], rejected["reason"], strict=True)) == [
         ("bad_amount", "credited amount -€12.32 is negative: what credit notes set against a collection is never "
                        "more to debit")]
+
+
+# ---------------------------------------------------------------------------- SEPA as banks take it (2019 messages)
+
+#: valid IBANs: the same bank (30006) as GOOD_FR with another account, and another bank (30004)
+SAME_BANK_FR = "FR7630006000019876543210173"
+OTHER_BANK_FR = "FR7630004000011234567890173"
+GOOD_CH = "CH9300762011623852957"  # UBS Switzerland, bank code 00762
+
+
+def test_greek_and_bulgarian_names_are_transliterated_in_the_file():
+    rows = [debit("F2026-000201", 1000, date(2026, 12, 1), "M-GR-1", "Γ. Παπαδόπουλος Α.Ε."),
+            debit("F2026-000202", 2000, date(2026, 12, 1), "M-BG-1", "ЕТ Иван Петров – България"),
+            debit("F2026-000203", 3000, date(2026, 12, 1), "M-SYM-1", "★★★ ✓", account_number="C9")]
+    made = direct_debit_file(pd.DataFrame(rows), CREDITOR, TODAY, "pain.008.001.08", "SDD-TEST-NAMES", CREATED)
+    xsd("pain.008.001.08").validate(made.xml.decode())
+    # anyascii: Γ -> G, Παπαδόπουλος -> Papadopoylos (ου -> oy, letter by letter), Α.Ε. -> A.E.;
+    # Иван Петров -> Ivan Petrov, България -> B'lgariya (ъ -> '), the en dash -> '-'
+    assert [(t["end_to_end"], t["name"]) for t in read_back(made.xml)["transactions"]] == [
+        ("F2026-000201", "G. Papadopoylos A.E."), ("F2026-000202", "ET Ivan Petrov - B'lgariya")]
+    # a name of symbols only has nothing left: refused, with its code (the job adds the account)
+    assert made.rejected[["invoice_number", "account_number", "code"]].values.tolist() == [
+        ["F2026-000203", "C9", "no_debtor_name"]]
+    assert made.rejected["reason"].tolist() == ["debtor name '★★★ ✓' is empty in the SEPA character set"]
+
+
+def test_addresses_are_cut_to_the_rulebook_lengths():
+    address = sepa.PostalAddress.of("Ω" * 80, "", "1" * 20, "Z" * 40, "fr")
+    # Ω -> O (anyascii); street lines at most 70, the town 35, the postcode 16 (the XSD's Max16Text)
+    assert address == sepa.PostalAddress(("O" * 70,), "1" * 16, "Z" * 35, "FR")
+    assert sepa_text("x" * 150, sepa.REMITTANCE_MAX) == "x" * 140
+    assert not sepa.PostalAddress.of("1 rue A", "", "75001", "", "FR").usable  # no town: not written
+    assert sepa.debtor_address_problem(sepa.PostalAddress.of("1 rue A", "", "", "", "FR")) is None  # EEA
+    assert sepa.debtor_address_problem(sepa.PostalAddress.of("Bahnhofstrasse 1", "", "8001", "", "CH")) == (
+        "a debtor outside the EEA (CH) needs its town in its postal address")
+
+
+def _amended_debits() -> list[dict]:
+    """A Swiss debtor with its address; a debtor whose IBAN changed at the same bank; one who moved to
+    another bank (SMNDA); one whose mandate reference changed."""
+    address = {"address_line1": "Bahnhofstrasse 1", "address_line2": "", "postcode": "8001", "city": "Zürich",
+               "country": "CH"}
+    fr = {"address_line1": "1 rue A", "address_line2": "Bâtiment B", "postcode": "75001", "city": "Paris",
+          "country": "FR"}
+    return [
+        debit("F2026-000301", 1000, date(2026, 12, 1), "M-CH-1", "Zürcher AG", GOOD_CH, "", **address),
+        debit("F2026-000302", 2000, date(2026, 12, 1), "M-SAME-1", iban=SAME_BANK_FR, previous_reference="M-SAME-1",
+              previous_iban=GOOD_FR, last_collection_date=date(2026, 10, 1), **fr),
+        debit("F2026-000303", 3000, date(2026, 12, 1), "M-MOVED-1", iban=OTHER_BANK_FR, bic="",
+              previous_reference="M-MOVED-1", previous_iban=GOOD_FR, **fr),
+        debit("F2026-000304", 4000, date(2026, 12, 1), "M-NEWREF-1", previous_reference="M-OLDREF-1",
+              previous_iban=GOOD_FR, **fr),
+    ]
+
+
+def _amendments(xml: bytes) -> dict:
+    root = ET.fromstring(xml)
+    out = {}
+    for tx in root.findall(".//{*}DrctDbtTxInf"):
+        mandate = tx.find("{*}DrctDbtTx/{*}MndtRltdInf")
+        address = tx.find("{*}Dbtr/{*}PstlAdr")
+        out[tx.findtext("{*}PmtId/{*}EndToEndId")] = (
+            mandate.findtext("{*}AmdmntInd"), mandate.findtext("{*}AmdmntInfDtls/{*}OrgnlMndtId"),
+            mandate.findtext("{*}AmdmntInfDtls/{*}OrgnlDbtrAcct/{*}Id/{*}IBAN"),
+            mandate.findtext("{*}AmdmntInfDtls/{*}OrgnlDbtrAcct/{*}Id/{*}Othr/{*}Id"),
+            None if address is None else [(c.tag.split("}")[1], c.text) for c in address])
+    return out
+
+
+@pytest.mark.parametrize("version", ["pain.008.001.08", "pain.008.001.02"])
+def test_addresses_and_amendments_validate_against_the_xsd_of_both_versions(version):
+    made = direct_debit_file(pd.DataFrame(_amended_debits()), CREDITOR_WITH_ADDRESS, TODAY, version,
+                             "SDD-TEST-AMEND", CREATED)
+    assert len(made.rejected) == 0
+    sepa.validate_pain008(made.xml, version)  # the product's check (lxml)
+    xsd(version).validate(made.xml.decode())  # and another validator's
+    fr = [("PstCd", "75001"), ("TwnNm", "Paris"), ("Ctry", "FR"), ("AdrLine", "1 rue A"), ("AdrLine", "Batiment B")]
+    assert _amendments(made.xml) == {
+        # the Swiss debtor: hybrid address (Zürich -> Zurich), no amendment, its first collection
+        "F2026-000301": (None, None, None, None,
+                         [("PstCd", "8001"), ("TwnNm", "Zurich"), ("Ctry", "CH"), ("AdrLine", "Bahnhofstrasse 1")]),
+        # the IBAN changed at the same bank (30006): the original IBAN
+        "F2026-000302": ("true", None, "FR7630006000011234567890189", None, fr),
+        # moved to another bank (30004 after 30006): SMNDA
+        "F2026-000303": ("true", None, None, "SMNDA", fr),
+        # the mandate has a new reference (and the same IBAN): the original reference
+        "F2026-000304": ("true", "M-OLDREF-1", None, None, fr),
+    }
+    back = read_back(made.xml)
+    # amended mandates keep collecting: RCUR; the Swiss one is new: FRST (1000 + 2000 + 3000 + 4000)
+    assert back["batches"] == [("FRST", "2026-12-01", "1", "10.00"), ("RCUR", "2026-12-01", "3", "90.00")]
+    creditor = ET.fromstring(made.xml).find(".//{*}PmtInf/{*}Cdtr/{*}PstlAdr")
+    assert [(c.tag.split("}")[1], c.text) for c in creditor] == [
+        ("PstCd", "75002"), ("TwnNm", "Paris"), ("Ctry", "FR"), ("AdrLine", "12 rue de la Paix")]
+    # no BIC: the debtor agent is NOTPROVIDED in both versions
+    assert {t["end_to_end"]: t["bic"] for t in back["transactions"]}["F2026-000303"] == "NOTPROVIDED"
+
+
+CREDITOR_WITH_ADDRESS = replace(CREDITOR, address=sepa.PostalAddress(("12 rue de la Paix",), "75002", "Paris", "FR"))
+
+
+def test_a_swiss_debtor_without_town_is_rejected_and_a_file_that_breaks_the_xsd_is_refused():
+    swiss = {**_amended_debits()[0], "city": ""}
+    good, rejected = prepare_debits(pd.DataFrame([swiss]), TODAY)
+    assert good.empty and rejected["code"].tolist() == ["bad_debtor_address"]
+    with pytest.raises(InputError, match="does not validate against pain.008.001.08"):
+        sepa.validate_pain008(b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:'
+                              b'pain.008.001.08"><CstmrDrctDbtInitn/></Document>', "pain.008.001.08")
+
+
+def test_a_mandate_unused_for_36_months_has_expired():
+    # signed 2023-06-01, last collected 2023-11-20: 36 months later is 2026-11-20, TODAY: expired
+    # (a collection on 2023-11-21 keeps it until 2026-11-21: still valid today)
+    assert sepa.mandate_expiry(date(2023, 6, 1), date(2023, 11, 20)) == date(2026, 11, 20)
+    assert sepa.mandate_expiry(date(2023, 11, 30), None) == date(2026, 11, 30)  # never used: from its signature
+    assert sepa.mandate_expiry(date(2024, 2, 29), None) == date(2027, 2, 28)  # no 29 February in 2027
+    rows = [debit("F2026-000401", 1000, date(2026, 12, 1), "M-OLD-1", last_collection_date=date(2023, 11, 20)),
+            debit("F2026-000402", 1000, date(2026, 12, 1), "M-OK-1", last_collection_date=date(2023, 11, 21)),
+            {**debit("F2026-000403", 1000, date(2026, 12, 1), "M-NEVER-1"), "signature_date": date(2023, 11, 19)}]
+    good, rejected = prepare_debits(pd.DataFrame(rows), TODAY)
+    assert good["invoice_number"].tolist() == ["F2026-000402"]
+    assert dict(zip(rejected["invoice_number"], rejected["reason"], strict=True)) == {
+        "F2026-000401": "mandate M-OLD-1 expired on 2026-11-20: no collection for 36 months since its latest "
+                        "collection on 2023-11-20 (SDD Core Rulebook 4.7.2); a new mandate must be signed",
+        "F2026-000403": "mandate M-NEVER-1 expired on 2026-11-19: no collection for 36 months since its signature "
+                        "on 2023-11-19, never used (SDD Core Rulebook 4.7.2); a new mandate must be signed",
+    }
+    assert rejected["code"].tolist() == ["mandate_expired", "mandate_expired"]
+
+
+# ---------------------------------------------------------------------------- ... from the database
+
+def _customers(*rows) -> list[list[str]]:
+    return [[account, name, line, "", postcode, city, country, "", "fr", method, "A", "TEST"]
+            for account, name, line, postcode, city, country, method in rows]
+
+
+MANDATES_HEADER = "account_number,reference,signature_date,iban,bic,status,original_reference\n"
+
+
+def _load(engine: Engine, folder: Path, customers: list[list[str]], mandates: str) -> None:
+    load_reference(engine, reference_folder(folder, only=["rate_plans", "customers", "mandates"],
+                                            reference=REFERENCE, customers=customers,
+                                            mandates=MANDATES_HEADER + mandates),
+                   today=date(2026, 11, 20))
+
+
+def test_a_mandate_without_bic_loads_and_is_debited(engine, settings, tmp_path):
+    _load(engine, tmp_path / "ref", _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit")),
+          f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},,active,\n")
+    with engine.connect() as connection:
+        assert connection.execute(select(s.Mandate.bic)).scalar_one() == ""
+    add_invoices(engine, [("F2026-000001", "C1", 3442, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    for version, period in (("pain.008.001.08", "2026-10"),):
+        result = generate_direct_debits(engine, replace(settings, storage_url=str(tmp_path / "ftp"),
+                                                        sepa_version=version), NOW, period=period)
+        xml = (tmp_path / "ftp" / result.path).read_bytes()
+        xsd(version).validate(xml.decode())
+        assert [(t["end_to_end"], t["bic"]) for t in read_back(xml)["transactions"]] == [
+            ("F2026-000001", "NOTPROVIDED")]
+
+
+def test_an_invoice_issued_payable_by_transfer_stays_so_when_a_mandate_is_signed(engine, settings, tmp_path):
+    from workbench.billing.runs import keep_identity
+
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    _load(engine, tmp_path / "ref1", _customers(("C2", "Beta SAS", "2 rue B", "75002", "Paris", "FR", "transfer")),
+          "")
+    ids = add_invoices(engine, [("F2026-000010", "C2", 5000, date(2026, 12, 1), "2026-10", "draft", "invoice")])
+    with engine.begin() as connection:  # issued now, as production does: payable by transfer
+        connection.execute(update(s.Invoice).where(s.Invoice.id == ids["F2026-000010"]).values(status="issued"))
+        keep_identity(connection, s.Invoice.id == ids["F2026-000010"])
+    # the customer then pays by direct debit and signs a mandate
+    _load(engine, tmp_path / "ref2", _customers(("C2", "Beta SAS", "2 rue B", "75002", "Paris", "FR",
+                                                 "direct_debit")), f"C2,MANDATE-C2-01,2026-11-10,{GOOD_FR},,active,\n")
+    ids |= add_invoices(engine, [("F2026-000011", "C2", 6000, date(2026, 12, 15), "2026-11", "draft", "invoice")])
+    with engine.begin() as connection:
+        connection.execute(update(s.Invoice).where(s.Invoice.id == ids["F2026-000011"]).values(status="issued"))
+        keep_identity(connection, s.Invoice.id == ids["F2026-000011"])
+        means = dict(connection.execute(select(s.Invoice.number, s.Invoice.payment_means)).all())
+    assert means == {"F2026-000010": "transfer", "F2026-000011": "direct_debit"}
+    result = generate_direct_debits(engine, settings, NOW)
+    assert result.debits["invoice_number"].tolist() == ["F2026-000011"] and len(result.rejected) == 0
+    named = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000010"])
+    assert named.rejected["reason"].tolist() == ["issued payable by transfer, not by direct debit"]
+
+
+def test_an_iban_change_under_the_same_mandate_is_an_amendment_once(engine, settings, tmp_path):
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    customers = _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit"),
+                           ("C3", "Gamma SAS", "3 rue C", "69001", "Lyon", "FR", "direct_debit"))
+    _load(engine, tmp_path / "ref1", customers, f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,\n"
+                                                f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,\n")
+    add_invoices(engine, [("F2026-000001", "C1", 1000, date(2026, 12, 1), "2026-10", "issued", "invoice"),
+                          ("F2026-000002", "C3", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    first = generate_direct_debits(engine, settings, NOW)
+    assert first.debits["sequence_type"].tolist() == ["FRST", "FRST"]
+    # C1 moves to another bank under the same mandate; C3's mandate gets a new reference
+    _load(engine, tmp_path / "ref2", customers,
+          f"C1,MANDATE-C1-01,2025-12-20,{OTHER_BANK_FR},,active,\n"
+          f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,revoked,\n"
+          f"C3,MANDATE-C3-02,2025-12-20,{GOOD_FR},AGRIFRPP,active,MANDATE-C3-01\n")
+    add_invoices(engine, [("F2026-000003", "C1", 3000, date(2027, 1, 4), "2026-11", "issued", "invoice"),
+                          ("F2026-000004", "C3", 4000, date(2027, 1, 4), "2026-11", "issued", "invoice")])
+    second = generate_direct_debits(engine, settings, DECEMBER)
+    xml = (tmp_path / "ftp" / second.path).read_bytes()
+    xsd("pain.008.001.08").validate(xml.decode())
+    assert second.debits["sequence_type"].tolist() == ["RCUR", "RCUR"]
+    assert {k: v[:4] for k, v in _amendments(xml).items()} == {
+        "F2026-000003": ("true", None, None, "SMNDA"), "F2026-000004": ("true", "MANDATE-C3-01", None, None)}
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert debits["iban"].tolist() == [GOOD_FR.replace(" ", ""), GOOD_FR.replace(" ", ""), OTHER_BANK_FR,
+                                       GOOD_FR.replace(" ", "")]
+    # the next collection has nothing to amend
+    add_invoices(engine, [("F2026-000005", "C1", 5000, date(2027, 2, 1), "2026-12", "issued", "invoice"),
+                          ("F2026-000006", "C3", 6000, date(2027, 2, 1), "2026-12", "issued", "invoice")])
+    third = generate_direct_debits(engine, settings, datetime(2027, 1, 5, 8, 0))
+    assert {k: v[:4] for k, v in _amendments((tmp_path / "ftp" / third.path).read_bytes()).items()} == {
+        "F2026-000005": (None, None, None, None), "F2026-000006": (None, None, None, None)}
+
+
+def test_an_expired_mandate_is_not_debited_and_the_control_report_flags_it(engine, settings, tmp_path):
+    from workbench.reads.runs import mandate_issues
+
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    _load(engine, tmp_path / "ref", _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit")),
+          f"C1,MANDATE-C1-01,2023-06-01,{GOOD_FR},AGRIFRPP,active,\n")
+    ids = add_invoices(engine, [("F2023-000001", "C1", 1000, date(2023, 11, 20), "2023-10", "issued", "invoice"),
+                                ("F2026-000001", "C1", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    with engine.begin() as connection:  # collected last on 2023-11-20
+        file_id = connection.execute(insert(s.SepaFile).values(
+            message_id="SDD-OLD", version="pain.008.001.02", path="sepa/2023/11/SDD-OLD.xml",
+            created_at=datetime(2023, 11, 10), transactions=1, total_cents=1000).returning(s.SepaFile.id)).scalar_one()
+        connection.execute(insert(s.SepaDebit).values(
+            file_id=file_id, invoice_id=ids["F2023-000001"], mandate_reference="MANDATE-C1-01", sequence_type="FRST",
+            amount_cents=1000, collection_date=date(2023, 11, 20), iban=GOOD_FR.replace(" ", "")))
+    Storage(str(tmp_path / "ftp")).put("sepa/2023/11/SDD-OLD.xml", b"<old/>")
+    result = generate_direct_debits(engine, settings, NOW)  # 2026-11-20: 36 months after 2023-11-20
+    assert not result.written
+    assert [(p.key, p.code) for p in result.problems] == [("F2026-000001", "mandate_expired")]
+    assert str(result.problems[0]).startswith("sepa, F2026-000001: account C1: mandate MANDATE-C1-01 expired on "
+                                              "2026-11-20")
+    with engine.connect() as connection:
+        customers = pd.DataFrame({"customer_id": [1], "payment_method": ["direct_debit"]})
+        assert mandate_issues(connection, customers, date(2026, 11, 20)).tolist() == [
+            result.rejected["reason"][0]]
+        assert mandate_issues(connection, customers, date(2026, 11, 19)).tolist() == [""]
+
+
+def test_a_direct_debit_customer_outside_the_eea_needs_its_town_at_load(engine, tmp_path):
+    with pytest.raises(InputError) as caught:
+        _load(engine, tmp_path / "ref", _customers(
+            ("C1", "Zürcher AG", "Bahnhofstrasse 1", "8001", "", "CH", "direct_debit"),
+            ("C2", "Genève SA", "Rue du Rhône 1", "1204", "", "CH", "transfer"),  # not a debtor: fine
+            ("C3", "Paris SARL", "1 rue A", "", "", "FR", "direct_debit")), "")  # in the EEA: fine
+    error = caught.value  # one problem: the error is that problem
+    assert (error.source, error.line, error.column, error.code) == (
+        "customers.csv", 2, "city", "incomplete_debtor_address")
+    assert "a debtor outside the EEA (CH) needs its town" in str(caught.value)
