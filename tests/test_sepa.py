@@ -1086,7 +1086,7 @@ def _customers(*rows) -> list[list[str]]:
             for account, name, line, postcode, city, country, method in rows]
 
 
-MANDATES_HEADER = "account_number,reference,signature_date,iban,bic,status,original_reference\n"
+MANDATES_HEADER = "account_number,reference,signature_date,iban,bic,status,original_reference,last_collection_date\n"
 
 
 def _load(engine: Engine, folder: Path, customers: list[list[str]], mandates: str) -> None:
@@ -1098,7 +1098,7 @@ def _load(engine: Engine, folder: Path, customers: list[list[str]], mandates: st
 
 def test_a_mandate_without_bic_loads_and_is_debited(engine, settings, tmp_path):
     _load(engine, tmp_path / "ref", _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit")),
-          f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},,active,\n")
+          f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},,active,,\n")
     with engine.connect() as connection:
         assert connection.execute(select(s.Mandate.bic)).scalar_one() == ""
     add_invoices(engine, [("F2026-000001", "C1", 3442, date(2026, 12, 1), "2026-10", "issued", "invoice")])
@@ -1123,7 +1123,7 @@ def test_an_invoice_issued_payable_by_transfer_stays_so_when_a_mandate_is_signed
         keep_identity(connection, s.Invoice.id == ids["F2026-000010"])
     # the customer then pays by direct debit and signs a mandate
     _load(engine, tmp_path / "ref2", _customers(("C2", "Beta SAS", "2 rue B", "75002", "Paris", "FR",
-                                                 "direct_debit")), f"C2,MANDATE-C2-01,2026-11-10,{GOOD_FR},,active,\n")
+                                                 "direct_debit")), f"C2,MANDATE-C2-01,2026-11-10,{GOOD_FR},,active,,\n")
     ids |= add_invoices(engine, [("F2026-000011", "C2", 6000, date(2026, 12, 15), "2026-11", "draft", "invoice")])
     with engine.begin() as connection:
         connection.execute(update(s.Invoice).where(s.Invoice.id == ids["F2026-000011"]).values(status="issued"))
@@ -1140,17 +1140,17 @@ def test_an_iban_change_under_the_same_mandate_is_an_amendment_once(engine, sett
     settings = replace(settings, storage_url=str(tmp_path / "ftp"))
     customers = _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit"),
                            ("C3", "Gamma SAS", "3 rue C", "69001", "Lyon", "FR", "direct_debit"))
-    _load(engine, tmp_path / "ref1", customers, f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,\n"
-                                                f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,\n")
+    _load(engine, tmp_path / "ref1", customers, f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,,\n"
+                                                f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,,\n")
     add_invoices(engine, [("F2026-000001", "C1", 1000, date(2026, 12, 1), "2026-10", "issued", "invoice"),
                           ("F2026-000002", "C3", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
     first = generate_direct_debits(engine, settings, NOW)
     assert first.debits["sequence_type"].tolist() == ["FRST", "FRST"]
     # C1 moves to another bank under the same mandate; C3's mandate gets a new reference
     _load(engine, tmp_path / "ref2", customers,
-          f"C1,MANDATE-C1-01,2025-12-20,{OTHER_BANK_FR},,active,\n"
-          f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,revoked,\n"
-          f"C3,MANDATE-C3-02,2025-12-20,{GOOD_FR},AGRIFRPP,active,MANDATE-C3-01\n")
+          f"C1,MANDATE-C1-01,2025-12-20,{OTHER_BANK_FR},,active,,\n"
+          f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,revoked,,\n"
+          f"C3,MANDATE-C3-02,2025-12-20,{GOOD_FR},AGRIFRPP,active,MANDATE-C3-01,\n")
     add_invoices(engine, [("F2026-000003", "C1", 3000, date(2027, 1, 4), "2026-11", "issued", "invoice"),
                           ("F2026-000004", "C3", 4000, date(2027, 1, 4), "2026-11", "issued", "invoice")])
     second = generate_direct_debits(engine, settings, DECEMBER)
@@ -1175,7 +1175,7 @@ def test_an_expired_mandate_is_not_debited_and_the_control_report_flags_it(engin
 
     settings = replace(settings, storage_url=str(tmp_path / "ftp"))
     _load(engine, tmp_path / "ref", _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit")),
-          f"C1,MANDATE-C1-01,2023-06-01,{GOOD_FR},AGRIFRPP,active,\n")
+          f"C1,MANDATE-C1-01,2023-06-01,{GOOD_FR},AGRIFRPP,active,,\n")
     ids = add_invoices(engine, [("F2023-000001", "C1", 1000, date(2023, 11, 20), "2023-10", "issued", "invoice"),
                                 ("F2026-000001", "C1", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
     with engine.begin() as connection:  # collected last on 2023-11-20
@@ -1208,3 +1208,21 @@ def test_a_direct_debit_customer_outside_the_eea_needs_its_town_at_load(engine, 
     assert (error.source, error.line, error.column, error.code) == (
         "customers.csv", 2, "city", "incomplete_debtor_address")
     assert "a debtor outside the EEA (CH) needs its town" in str(caught.value)
+
+
+def test_a_collection_by_the_previous_system_keeps_a_mandate_alive_and_makes_the_next_one_rcur(
+        engine, settings, tmp_path):
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    customers = _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit"),
+                           ("C3", "Gamma SAS", "3 rue C", "69001", "Lyon", "FR", "direct_debit"))
+    with pytest.raises(InputError, match="last_collection_date 2026-11-21 is not between the signature date"):
+        _load(engine, tmp_path / "bad", customers, f"C1,MANDATE-C1-01,2020-01-15,{GOOD_FR},,active,,2026-11-21\n")
+    # both signed in January 2020; C1's was collected by the previous system on 2026-09-05 (expires
+    # 2029-09-05), C3's never (expired on 2023-01-15)
+    _load(engine, tmp_path / "ref", customers, f"C1,MANDATE-C1-01,2020-01-15,{GOOD_FR},,active,,2026-09-05\n"
+                                               f"C3,MANDATE-C3-01,2020-01-15,{GOOD_FR},,active,,\n")
+    add_invoices(engine, [("F2026-000001", "C1", 1000, date(2026, 12, 1), "2026-10", "issued", "invoice"),
+                          ("F2026-000002", "C3", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    result = generate_direct_debits(engine, settings, NOW)
+    assert result.debits[["invoice_number", "sequence_type"]].values.tolist() == [["F2026-000001", "RCUR"]]
+    assert [(p.key, p.code) for p in result.problems] == [("F2026-000002", "mandate_expired")]

@@ -32,7 +32,8 @@ What is checked, besides the format of each value (dates, amounts, yes/no, known
   characters of the SWIFT structure; an empty BIC is fine, the IBAN is enough), the reference
   (a SEPA identifier), and a signature date not after the day of the load (the operator's date);
   the optional ``original_reference`` (the mandate's reference before the creditor changed it) a
-  SEPA identifier too.
+  SEPA identifier too, the optional ``last_collection_date`` (its latest collection by the
+  previous system) between the signature date and the day of the load.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ COLUMNS = {
                         "description"],
     "mandates": ["account_number", "reference", "signature_date", "iban", "bic", "status"],
 }
+#: the optional columns of a file (empty or absent: none)
+OPTIONAL_COLUMNS = {"mandates": ["original_reference", "last_collection_date"]}
 
 
 #: the most units of a subscription or a one-off charge
@@ -694,9 +697,13 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: 
             if problem:
                 r.note(f"invalid original_reference {original!r}: {problem}", "original_reference",
                        "bad_mandate_reference")
+        collected = r.day("last_collection_date", False)
+        if collected is not None and (collected > today or collected < signed):
+            r.note(f"last_collection_date {collected} is not between the signature date {signed} and today "
+                   f"{today}", "last_collection_date", "bad_date")
         return {"customer_id": customer(r), "reference": reference, "signature_date": signed,
                 "iban": iban, "bic": bic, "status": r.choice("status", {"active", "revoked"}),
-                "original_reference": original}
+                "original_reference": original, "last_collection_date": collected}
 
     loader.upsert(s.Mandate, ("reference",), loader.checked(rows["mandates"], mandate))
 

@@ -183,15 +183,17 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
 
 def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFrame:
     """``invoices`` with each customer's mandate (the latest active one; else the latest one, to
-    say it is not active) and its history: whether it was collected before by another invoice
-    (``already_collected``), its latest collection date (``last_collection_date``, for its
-    expiry), and the reference and IBAN of that latest collection (``previous_reference``,
-    ``previous_iban``: under the mandate's ``original_reference`` too, for the amendments)."""
+    say it is not active) and its history: whether it was collected before
+    (``already_collected``: by another invoice, or by the system used before), its latest
+    collection date (``last_collection_date``, for its expiry: here or, from
+    ``mandates.last_collection_date``, by the system used before), and the reference and IBAN of
+    its latest collection here (``previous_reference``, ``previous_iban``: under the mandate's
+    ``original_reference`` too, for the amendments)."""
     customer_ids = sorted({int(c) for c in invoices["customer_id"]})
     mandates = read_frame(connection, select(
         s.Mandate.id, s.Mandate.customer_id, s.Mandate.reference.label("mandate_reference"),
         s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic, s.Mandate.status.label("mandate_status"),
-        s.Mandate.original_reference,
+        s.Mandate.original_reference, s.Mandate.last_collection_date.label("collected_before"),
     ).where(s.Mandate.customer_id.in_(customer_ids)))
     if len(mandates):
         mandates["_active"] = mandates["mandate_status"] == "active"
@@ -199,7 +201,7 @@ def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFra
                     .drop_duplicates("customer_id", keep="last").drop(columns=["_active", "id"]))
     else:
         mandates = pd.DataFrame(columns=["customer_id", "mandate_reference", "signature_date", "iban", "bic",
-                                         "mandate_status", "original_reference"])
+                                         "mandate_status", "original_reference", "collected_before"])
     frame = invoices.merge(mandates, on="customer_id", how="left")
     chains = {r: {r} | ({o} if isinstance(o, str) and o else set())
               for r, o in zip(frame["mandate_reference"], frame["original_reference"], strict=True)
@@ -225,8 +227,14 @@ def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFra
     for column in ("last_collection_date", "previous_reference", "previous_iban"):
         frame[column] = frame["mandate_reference"].map(
             lambda r, c=column: latest[r][c] if isinstance(r, str) and r in latest else None)
+    # a collection by the system used before counts for the expiry and makes the next one RCUR
+    frame["already_collected"] = frame["already_collected"] | frame["collected_before"].map(
+        lambda d: _day(d) is not None)
+    frame["last_collection_date"] = [max((d for d in (_day(here), _day(before)) if d is not None), default=None)
+                                     for here, before in zip(frame["last_collection_date"], frame["collected_before"],
+                                                             strict=True)]
     frame["mandate_reference"] = frame["mandate_reference"].map(lambda r: r if isinstance(r, str) else "")
-    return frame.drop(columns=["original_reference"])
+    return frame.drop(columns=["original_reference", "collected_before"])
 
 
 def _day(value):

@@ -122,7 +122,7 @@ def mandate_issues(connection: Connection, customers: pd.DataFrame, today: date)
         return issues
     mandates = read_frame(connection, select(
         s.Mandate.customer_id, s.Mandate.reference, s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic,
-        s.Mandate.original_reference,
+        s.Mandate.original_reference, s.Mandate.last_collection_date,
     ).where(s.Mandate.status == "active", s.Mandate.customer_id.in_([int(c) for c in debit]))
         .order_by(s.Mandate.customer_id, s.Mandate.signature_date, s.Mandate.id))
     latest = mandates.drop_duplicates("customer_id", keep="last").set_index("customer_id")
@@ -140,7 +140,7 @@ def mandate_issues(connection: Connection, customers: pd.DataFrame, today: date)
         signed = m["signature_date"]
         signed = None if pd.isna(signed) else pd.Timestamp(signed).date()
         uses = [collected.get(r) for r in (m["reference"], m["original_reference"]) if isinstance(r, str)]
-        uses = [pd.Timestamp(u).date() for u in uses if u is not None]
+        uses = [pd.Timestamp(u).date() for u in [*uses, m["last_collection_date"]] if u is not None and not pd.isna(u)]
         found, _, _ = mandate_problems(m["reference"], signed, m["iban"], m["bic"], today, expiry=True,
                                        last_collection=max(uses) if uses else None)
         issues[index] = "; ".join(reason for _, reason in found)

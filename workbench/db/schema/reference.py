@@ -183,7 +183,10 @@ class OneOffCharge(Base):
 class Mandate(Base):
     """A SEPA direct debit mandate. ``bic`` is ``""`` when not given (the IBAN is enough);
     ``original_reference``: the reference this mandate had before the creditor gave it a new one
-    (the same mandate: its next debit carries the amendment), None for most."""
+    (the same mandate: its next debit carries the amendment), None for most;
+    ``last_collection_date``: its latest collection made outside the workbench (by the billing
+    system used before), None when none is known: with the ``sepa_debits`` of the mandate, where
+    its 36-month expiry counts from."""
 
     __tablename__ = "mandates"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -194,4 +197,5 @@ class Mandate(Base):
     bic: Mapped[str] = mapped_column(String(11))
     status: Mapped[str] = mapped_column(String(20), default="active")
     original_reference: Mapped[str | None] = mapped_column(String(35))
+    last_collection_date: Mapped[date | None] = mapped_column(Date)
 

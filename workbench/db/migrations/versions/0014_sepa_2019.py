@@ -15,6 +15,10 @@ Create Date: 2026-12-01 11:00:00
   upgrade, the best record there is.
 * ``mandates.original_reference``: the reference of the mandate this one continues under a new
   reference (an amendment, not a new mandate); none for most.
+* ``mandates.last_collection_date``: the latest collection made under the mandate outside the
+  workbench (before it), from which, with its debits here, its 36-month expiry counts. Mandates
+  stored before this revision get none: reload ``mandates.csv`` with that column for mandates
+  signed more than 36 months ago and collected by the previous system, or they count as unused.
 """
 
 import sqlalchemy as sa
@@ -33,6 +37,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column('iban', sa.String(length=34), nullable=True))
     with op.batch_alter_table('mandates') as batch:
         batch.add_column(sa.Column('original_reference', sa.String(length=35), nullable=True))
+        batch.add_column(sa.Column('last_collection_date', sa.Date(), nullable=True))
     op.execute(
         "UPDATE invoices SET payment_means = CASE WHEN "
         "EXISTS (SELECT 1 FROM sepa_debits WHERE sepa_debits.invoice_id = invoices.id) OR ("
@@ -47,6 +52,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('mandates') as batch:
+        batch.drop_column('last_collection_date')
         batch.drop_column('original_reference')
     with op.batch_alter_table('sepa_debits') as batch:
         batch.drop_column('iban')
