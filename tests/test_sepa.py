@@ -1226,3 +1226,30 @@ def test_a_collection_by_the_previous_system_keeps_a_mandate_alive_and_makes_the
     result = generate_direct_debits(engine, settings, NOW)
     assert result.debits[["invoice_number", "sequence_type"]].values.tolist() == [["F2026-000001", "RCUR"]]
     assert [(p.key, p.code) for p in result.problems] == [("F2026-000002", "mandate_expired")]
+
+
+def test_the_migration_back_fills_the_payment_means_and_the_debited_ibans(sepa_db):
+    from alembic import command
+
+    from workbench.db.engine import alembic_config, upgrade
+
+    engine, settings, _, ids = sepa_db
+    generate_direct_debits(engine, settings, NOW)  # F1 (C1) and F4 (C4) debited
+    with engine.begin() as connection:  # and F3, whose mandate was revoked since
+        file_id = connection.execute(select(s.SepaFile.id)).scalar_one()
+        connection.execute(insert(s.SepaDebit).values(
+            file_id=file_id, invoice_id=ids["F2026-000003"], mandate_reference="MANDATE-C3-01", sequence_type="FRST",
+            amount_cents=1556, collection_date=date(2026, 12, 1)))
+    command.downgrade(alembic_config(engine), "0014_faults")
+    upgrade(engine)
+    with engine.connect() as connection:
+        means = dict(connection.execute(select(s.Invoice.number, s.Invoice.payment_means)).all())
+        ibans = connection.execute(select(s.SepaDebit.iban).order_by(s.SepaDebit.id)).scalars().all()
+    # direct_debit: debited (F1, F3, F4) or a direct-debit customer with an active mandate signed by
+    # the invoice date 2026-11-01 (F5: C5's mandate is active, its IBAN bad; F7 and A1: C1);
+    # transfer: C2 pays by transfer, C6 has no mandate; none for the draft
+    assert means == {"F2026-000001": "direct_debit", "F2026-000002": "transfer", "F2026-000003": "direct_debit",
+                     "F2026-000004": "direct_debit", "F2026-000005": "direct_debit", "F2026-000006": "transfer",
+                     "F2026-000007": "direct_debit", "A2026-000001": "direct_debit", "PRE-1-0001": None}
+    # each debit gets its mandate's IBAN: C1's, C4's (MANDATE-C4-NEW), C3's
+    assert ibans == ["FR7630006000011234567890189", "DE89370400440532013000", "FR7630006000011234567890189"]

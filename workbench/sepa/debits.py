@@ -1,19 +1,20 @@
 """The debits to make: checked, dated and sequenced (pure: frames in, frames out; no database, no clock).
 
-* :func:`collection_date`: the requested collection date is the invoice's due date when it is
-  after ``today``; a due date of today or earlier cannot be honoured any more (a CORE debit must
-  reach the bank the business day before), so it becomes the first TARGET business day after
-  ``today`` (Monday to Friday, without the TARGET closing days: 1 January, Good Friday, Easter
-  Monday, 1 May, 25 and 26 December). A future due date on a non-business day is kept: the
-  rulebook settles it on the next business day;
+* :func:`collection_date`: the requested collection date is the invoice's due date, moved to the
+  next TARGET business day when it is not one (Monday to Friday, without the TARGET closing days
+  of the ECB calendar: 1 January, Good Friday, Easter Monday, 1 May, 25 and 26 December), and
+  never before :func:`earliest_collection_date`: :data:`LEAD_DAYS` (one) TARGET business day after
+  the day the file can reach the bank (:func:`sending_day`), the rulebook's D-1;
+* :func:`mandate_expiry`: a mandate unused for 36 months has expired (its debits are rejected);
 * the amount of a debit is the invoice's net payable less ``credited_cents``: what credit notes
   issued before its collection set against it (:mod:`workbench.billing.credit_notes`); an
   invoice credited in full has nothing to debit; a negative ``credited_cents`` is refused
   (``bad_amount``): a credit note never adds to a debit;
 * :func:`prepare_debits` checks a frame of debits to make and splits it into good debits and
   rejected ones, each with its reason and its problem code (missing or revoked mandate, invalid
-  IBAN, BIC or mandate reference, zero or negative amount, not in EUR, ...); it gives each good
-  debit its cleaned debtor name, remittance text, collection date and sequence type: ``FRST`` for
+  IBAN, BIC or mandate reference, expired mandate, a debtor outside the EEA without town, zero or
+  negative amount, not in EUR, ...); it gives each good debit its cleaned debtor name and postal
+  address, remittance text, collection date, amendment details and sequence type: ``FRST`` for
   the first collection of a mandate (the earliest debit of the frame for a mandate not already
   collected), ``RCUR`` for every other one (since the 2016 rulebook a RCUR may follow a FRST in
   the same file).

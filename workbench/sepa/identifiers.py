@@ -10,8 +10,11 @@
   ``BeiJing``), so a mixed-script name keeps all its parts; ``&`` becomes ``+``, a symbol (an
   emoji) or any other character outside the set becomes a space, bidirectional controls vanish,
   runs of spaces are collapsed, a leading ``+`` or ``-`` is dropped (so that no spreadsheet the
-  bank's tools export to reads a formula), and the text is cut to its maximum (70 for a name,
-  140 for the remittance text).
+  bank's tools export to reads a formula), and the text is cut to its maximum (70 for a name or
+  an address line, 35 for a town, 16 for a postcode, 140 for the remittance text);
+* :class:`PostalAddress`: a debtor's or the creditor's address as the file carries it (hybrid:
+  town and country structured); :func:`debtor_address_problem`: a debtor outside the :data:`EEA`
+  needs its town.
 
 Sources: EPC SEPA Core Direct Debit Rulebook (character set, identifier lengths), EPC262-08
 (creditor identifier), ISO 13616 (IBAN), ISO 9362 (BIC).
