@@ -50,7 +50,7 @@ def upgrade() -> None:
                "WHERE mandates.reference = sepa_debits.mandate_reference)")
 
 
-def downgrade() -> None:
+def _drop_columns() -> None:
     with op.batch_alter_table('mandates') as batch:
         batch.drop_column('last_collection_date')
         batch.drop_column('original_reference')
@@ -58,3 +58,27 @@ def downgrade() -> None:
         batch.drop_column('iban')
     with op.batch_alter_table('invoices') as batch:
         batch.drop_column('payment_means')
+
+
+def downgrade() -> None:
+    """Drop the columns. On SQLite the tables are rebuilt with foreign keys off (as in
+    ``0007_precision_and_runs``), else dropping the old ``invoices`` would delete their items and
+    VAT (``ON DELETE CASCADE``); the references are checked after."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        _drop_columns()
+        return
+    dbapi = bind.connection.dbapi_connection
+    dbapi.commit()  # PRAGMA foreign_keys is ignored inside a transaction
+    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        _drop_columns()
+        broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"tables rebuilt with broken references: {broken[:5]}")
+        dbapi.commit()
+    except BaseException:
+        dbapi.rollback()
+        raise
+    finally:
+        bind.exec_driver_sql("PRAGMA foreign_keys=ON")
