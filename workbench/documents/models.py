@@ -157,8 +157,12 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "credit_applied": money(inv.credit_applied_cents) if inv.credit_applied_cents else "",
             "net_payable": money(inv.net_payable_cents),
             "previous": "" if pd.isna(inv.previous_amount_cents) else money(inv.previous_amount_cents),
-            # an issued document keeps the payment means it was issued with; a draft shows the customer's now
+            # an issued document keeps the payment means it was issued with (invoices.payment_means); a
+            # draft shows the customer's now
             "payment_method": inv.payment_means if isinstance(inv.payment_means, str) else inv.payment_method,
+            # what the document asks for: "direct_debit" (with ``mandate``) or "transfer", as issued
+            "payment_means": inv.payment_means if isinstance(inv.payment_means, str) else (
+                "direct_debit" if inv.payment_method == "direct_debit" and mandate is not None else "transfer"),
             "call_details": details.get(int(inv.id), []),
             # a credit note: the invoice it corrects, what it took off that invoice's direct debit
             # and what became account credit (see workbench.billing.credit_notes)

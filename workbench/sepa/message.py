@@ -115,7 +115,7 @@ def _element(parent, tag: str, text: str | None = None):
 def _address(party, address: PostalAddress | None) -> None:
     """The hybrid postal address of ``address`` written after the ``Nm`` of ``party`` (``Cdtr`` or
     ``Dbtr``): ``PstCd``, ``TwnNm``, ``Ctry``, then at most 2 ``AdrLine`` (the XSD's order)."""
-    if address is None or not address.usable:
+    if not isinstance(address, PostalAddress) or not address.usable:  # none (or NaN in a frame)
         return
     ns = etree.QName(party).namespace
     node = etree.Element(f"{{{ns}}}PstlAdr")
