@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from workbench.billing import preprod
 from workbench.config import Settings
@@ -111,3 +111,37 @@ def test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary(t
         assert summary["sepa_file"] is not None  # the job went on to the direct debits
     finally:
         server.stop()
+
+
+def test_a_debtor_name_with_nothing_left_in_latin_letters_is_in_the_job_result(tmp_path):
+    generate_operator(tmp_path / "data", seed=3, customers=12, calls=600)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.sqlite'}", storage_url=str(tmp_path / "ftp"),
+                        outbox_dir=str(tmp_path / "outbox"), output_dir=str(tmp_path / "out"))
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    load_reference(engine, tmp_path / "data" / "reference")
+    with engine.begin() as connection:  # two direct-debit customers with an active mandate get other names
+        accounts = connection.execute(
+            select(s.Customer.id, s.Customer.account_number).join(s.Mandate, s.Mandate.customer_id == s.Customer.id)
+            .where(s.Customer.payment_method == "direct_debit", s.Mandate.status == "active")
+            .order_by(s.Customer.account_number).limit(2)).all()
+        for (customer_id, _), name in zip(accounts, ["★★★ ✓", "Иванов ООО"], strict=True):
+            connection.execute(update(s.Customer).where(s.Customer.id == customer_id).values(name=name))
+    load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
+    rate_period(engine, "2026-10", settings, NOW)
+    run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+    result = production_job(engine, settings, run.run_id, "2026-10", False, NOW)
+    summary = result.summary()
+    with engine.connect() as connection:
+        number = connection.execute(select(s.Invoice.number).where(
+            s.Invoice.customer_id == accounts[0][0], s.Invoice.status == "issued")).scalar_one()
+    # the symbols-only name is refused, naming the invoice and the account, in the job's own result
+    assert f"sepa, {number}: account {accounts[0][1]}: debtor name '★★★ ✓' is empty in the SEPA character set" \
+        in summary["sepa_left_out"]
+    assert summary["sepa_left_out"] == [
+        f"sepa, {number}: account {accounts[0][1]}: debtor name '★★★ ✓' is empty in the SEPA character set"]
+    assert "1 invoices left out of the SEPA file" in summary["left_undone"]
+    # the Cyrillic name is transliterated and debited
+    xml = (tmp_path / "ftp" / result.direct_debits.path).read_text(encoding="utf-8")
+    assert "<Nm>Ivanov OOO</Nm>" in xml
+    assert 'pain.008.001.08' in xml

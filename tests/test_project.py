@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from workbench.cli import main
 from workbench.db.schema import Base
 from workbench.sample import generate_operator
+from workbench.sepa import validate_pain008
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -164,6 +165,10 @@ def test_demo_on_a_small_operator(tmp_path, capsys, monkeypatch):
     assert "20 invoices issued, F2026-000001 to F2026-000020" in out
     assert len(list((tmp_path / "ftp" / "invoices").rglob("*.pdf"))) == 20
     assert list((tmp_path / "outbox").glob("*.eml")) and "SEPA file sepa/" in out
+    # the demo's SEPA file is a pain.008.001.08 (the default version), valid against its XSD
+    (sepa_file,) = (tmp_path / "ftp" / "sepa").rglob("*.xml")
+    assert b'xmlns="urn:iso:std:iso:20022:tech:xsd:pain.008.001.08"' in sepa_file.read_bytes()
+    validate_pain008(sepa_file.read_bytes(), "pain.008.001.08")
     # a configured database is never deleted, not even by a fresh demo: it keeps what it holds
     assert main(["--database-url", url, "demo", "--fresh", "--data", str(data)]) == 2
     assert "deletes only the embedded database" in capsys.readouterr().err

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sepaxml
 import xmlschema
 from factories import REFERENCE, reference_folder
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 
 from workbench import sepa
 from workbench.billing import issue_credit_note
@@ -65,8 +64,9 @@ CREATED = datetime(2026, 11, 20, 9, 0)
 
 @functools.cache
 def xsd(version: str) -> xmlschema.XMLSchema:
-    """The XSD bundled with sepaxml, loaded by the test itself (not through sepaxml's export)."""
-    return xmlschema.XMLSchema(str(Path(sepaxml.__file__).parent / "schemas" / f"{version}.xsd"))
+    """The ISO 20022 XSD vendored in ``workbench/sepa/schemas/``, loaded by the test itself with
+    another validator (xmlschema; the product validates with lxml)."""
+    return xmlschema.XMLSchema(str(Path(sepa.__file__).parent / "schemas" / f"{version}.xsd"))
 
 
 def read_back(xml: bytes) -> dict:
@@ -173,7 +173,11 @@ def test_bic_validation():
 
 def test_creditor_and_version_from_settings():
     creditor = creditor_of(Settings())
-    assert creditor == Creditor("OPERATEUR EXEMPLE SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456")
+    assert creditor == Creditor("OPERATEUR EXEMPLE SAS", "FR7630006000011234567890189", "AGRIFRPP", "FR72ZZZ123456",
+                                sepa.PostalAddress(("12 rue de la Paix",), "75002", "Paris", "FR"))
+    assert Settings().sepa_version == "pain.008.001.08"  # the 2019 version by default
+    with pytest.raises(ConfigError, match="creditor address needs its town and its country"):
+        creditor_of(Settings(sepa_creditor_town=""))
     assert CREDITOR.name == "Operateur Exemple SAS"
     with pytest.raises(ConfigError, match="^SEPA settings: creditor invalid creditor identifier FR73ZZZ123456: check "
                                         "digits 73 do not match"):
@@ -222,11 +226,36 @@ def test_texts_are_cut_to_their_maximum():
 
 def test_collection_date_is_the_due_date_or_the_next_business_day():
     assert collection_date(date(2026, 12, 1), TODAY) == date(2026, 12, 1)
-    assert collection_date(date(2026, 11, 21), TODAY) == date(2026, 11, 21)  # a Saturday in the future: kept
+    # a Saturday in the future: moved to the next TARGET business day, Monday 2026-11-23 (which is
+    # also the earliest: Friday 2026-11-20 + 1 business day)
+    assert collection_date(date(2026, 11, 21), TODAY) == date(2026, 11, 23)
+    assert collection_date(date(2026, 11, 28), TODAY) == date(2026, 11, 30)  # Saturday -> Monday
     assert collection_date(TODAY, TODAY) == date(2026, 11, 23)  # due today: too late, next business day
     assert collection_date(date(2026, 10, 1), TODAY) == date(2026, 11, 23)
     assert collection_date(date(2026, 12, 1), date(2026, 12, 24)) == date(2026, 12, 28)
     assert collection_date(date(2026, 3, 1), date(2026, 4, 2)) == date(2026, 4, 7)
+
+
+def test_a_file_made_on_saturday_26_december_2026_asks_for_tuesday_29():
+    # TARGET closing days of 2026 around Christmas: Friday 25 (Christmas Day) and Saturday 26
+    # (Christmas Holiday) December. A file made on Saturday 26 December cannot reach the bank before
+    # the next TARGET business day, Monday 28 December (27 is a Sunday); the rulebook's D-1 asks
+    # one more inter-bank business day: Tuesday 29 December 2026 at the earliest.
+    made_on = date(2026, 12, 26)
+    assert made_on.weekday() == 5 and not sepa.is_business_day(date(2026, 12, 25))
+    assert sepa.sending_day(made_on) == date(2026, 12, 28)
+    assert sepa.earliest_collection_date(made_on) == date(2026, 12, 29)
+    # an invoice due on Monday 28 (or already past) is collected on Tuesday 29, not Monday 28
+    assert collection_date(date(2026, 12, 28), made_on) == date(2026, 12, 29)
+    assert collection_date(date(2026, 12, 1), made_on) == date(2026, 12, 29)
+    # due on Thursday 31 December: a business day after the earliest, kept
+    assert collection_date(date(2026, 12, 31), made_on) == date(2026, 12, 31)
+    # due on Friday 1 January 2027 (TARGET holiday): Monday 4 January (2 and 3 are the week-end)
+    assert collection_date(date(2027, 1, 1), made_on) == date(2027, 1, 4)
+    # in the file itself
+    made = direct_debit_file(pd.DataFrame([debit("F2026-000101", 1000, date(2026, 12, 28))]), CREDITOR, made_on,
+                             "pain.008.001.08", "SDD-TEST-XMAS", datetime(2026, 12, 26, 10, 0))
+    assert read_back(made.xml)["batches"] == [("FRST", "2026-12-29", "1", "10.00")]
 
 
 # ---------------------------------------------------------------------------- checking debits
@@ -394,9 +423,11 @@ def add_invoices(engine: Engine, invoices) -> dict[str, int]:
     """Insert invoice rows directly (as production would have issued them); returns number -> id."""
     with engine.begin() as connection:
         ids = dict(connection.execute(select(s.Customer.account_number, s.Customer.id)).all())
+        method = dict(connection.execute(select(s.Customer.account_number, s.Customer.payment_method)).all())
         out = {}
         for number, account, cents, due, period, status, kind in invoices:
             out[number] = connection.execute(insert(s.Invoice).values(
+                payment_means=method[account] if status == "issued" else None,
                 run_id=None, number=number, kind=kind, status=status, customer_id=ids[account], period=period,
                 invoice_date=date(2026, 11, 1), due_date=due, currency="EUR", total_excl_cents=cents,
                 total_vat_cents=0, total_incl_cents=cents, credit_applied_cents=0, net_payable_cents=cents,
@@ -447,7 +478,7 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
     assert result.location == str(stored)
     assert Storage(str(ftp)).list() == [result.path]
     xml = stored.read_bytes()
-    xsd("pain.008.001.02").validate(xml.decode())
+    xsd("pain.008.001.08").validate(xml.decode())
     back = read_back(xml)
     # F1 3442 + F4 5400 = 8842 cents; both mandates never collected: FRST, due 2026-12-01
     assert (back["message_id"], back["count"], back["sum"]) == (result.message_id, "2", "88.42")
@@ -455,9 +486,9 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
     assert [(t["end_to_end"], t["amount"], t["mandate"], t["signed"], t["name"], t["iban"], t["bic"])
             for t in back["transactions"]] == [
         ("F2026-000001", "34.42", "MANDATE-C1-01", "2025-12-20", "Alpha SARL", "FR7630006000011234567890189",
-         ("BIC", "AGRIFRPP")),
+         ("BICFI", "AGRIFRPP")),
         ("F2026-000004", "54.00", "MANDATE-C4-NEW", "2026-03-01", "Delta + Fils b", "DE89370400440532013000",
-         ("BIC", "COBADEFFXXX")),
+         ("BICFI", "COBADEFFXXX")),
     ]
     assert (result.transactions, result.total_cents, result.by_sequence) == (2, 8842, {"FRST": (2, 8842)})
     assert result.message == (f"SEPA file {result.path}: 2 debits (2 FRST), total €88.42; 3 invoices rejected")
@@ -469,7 +500,7 @@ def test_generation_writes_the_file_and_records_it(sepa_db):
 
     files = rows(engine, s.SepaFile.__table__)
     assert [(r.id, r.message_id, r.version, r.path, r.transactions, r.total_cents) for r in files.itertuples()] == [
-        (result.file_id, result.message_id, "pain.008.001.02", result.path, 2, 8842)]
+        (result.file_id, result.message_id, "pain.008.001.08", result.path, 2, 8842)]
     assert pd.Timestamp(files["created_at"][0]).to_pydatetime() == NOW
     debits = rows(engine, s.SepaDebit.__table__)
     assert [(r.file_id, r.invoice_id, r.mandate_reference, r.sequence_type, r.amount_cents, r.collection_date)
@@ -551,7 +582,7 @@ def test_named_invoices_that_cannot_be_debited_are_reported(sepa_db):
     assert not result.written and not (ftp / "sepa").exists()
     assert dict(zip(result.rejected["invoice_number"], result.rejected["reason"], strict=True)) == {
         "A2026-000001": "not an issued invoice (issued credit note)",
-        "F2026-000002": "the customer pays by transfer, not by direct debit",
+        "F2026-000002": "issued payable by transfer, not by direct debit",
         "F2026-000003": "mandate MANDATE-C3-01 is revoked",
         "F2026-000007": "nothing to debit: net payable €0.00",
         "F2099-000001": "unknown invoice",
@@ -783,6 +814,7 @@ def credit_db(engine, settings, tmp_path):
         customer = connection.execute(select(s.Customer.id).where(s.Customer.account_number == "C1")).scalar_one()
         invoice = connection.execute(insert(s.Invoice).values(
             run_id=None, number=CREDITED, kind="invoice", status="issued", customer_id=customer, period="2026-11",
+            payment_means="direct_debit",
             invoice_date=date(2026, 12, 1), due_date=date(2026, 12, 15), currency="EUR", total_excl_cents=3000,
             total_vat_cents=600, total_incl_cents=3600, credit_applied_cents=0, net_payable_cents=3600,
             issued_at=datetime(2026, 12, 1)).returning(s.Invoice.id)).scalar_one()
@@ -917,3 +949,307 @@ def test_a_negative_credited_amount_never_adds_to_a_debit():
     assert list(zip(rejected["code"], rejected["reason"], strict=True)) == [
         ("bad_amount", "credited amount -€12.32 is negative: what credit notes set against a collection is never "
                        "more to debit")]
+
+
+# ---------------------------------------------------------------------------- SEPA as banks take it (2019 messages)
+
+#: valid IBANs: the same bank (30006) as GOOD_FR with another account, and another bank (30004)
+SAME_BANK_FR = "FR7630006000019876543210173"
+OTHER_BANK_FR = "FR7630004000011234567890173"
+GOOD_CH = "CH9300762011623852957"  # UBS Switzerland, bank code 00762
+
+
+def test_greek_and_bulgarian_names_are_transliterated_in_the_file():
+    rows = [debit("F2026-000201", 1000, date(2026, 12, 1), "M-GR-1", "Γ. Παπαδόπουλος Α.Ε."),
+            debit("F2026-000202", 2000, date(2026, 12, 1), "M-BG-1", "ЕТ Иван Петров – България"),
+            debit("F2026-000203", 3000, date(2026, 12, 1), "M-SYM-1", "★★★ ✓", account_number="C9")]
+    made = direct_debit_file(pd.DataFrame(rows), CREDITOR, TODAY, "pain.008.001.08", "SDD-TEST-NAMES", CREATED)
+    xsd("pain.008.001.08").validate(made.xml.decode())
+    # anyascii: Γ -> G, Παπαδόπουλος -> Papadopoylos (ου -> oy, letter by letter), Α.Ε. -> A.E.;
+    # Иван Петров -> Ivan Petrov, България -> B'lgariya (ъ -> '), the en dash -> '-'
+    assert [(t["end_to_end"], t["name"]) for t in read_back(made.xml)["transactions"]] == [
+        ("F2026-000201", "G. Papadopoylos A.E."), ("F2026-000202", "ET Ivan Petrov - B'lgariya")]
+    # a name of symbols only has nothing left: refused, with its code (the job adds the account)
+    assert made.rejected[["invoice_number", "account_number", "code"]].values.tolist() == [
+        ["F2026-000203", "C9", "no_debtor_name"]]
+    assert made.rejected["reason"].tolist() == ["debtor name '★★★ ✓' is empty in the SEPA character set"]
+
+
+def test_addresses_are_cut_to_the_rulebook_lengths():
+    address = sepa.PostalAddress.of("Ω" * 80, "", "1" * 20, "Z" * 40, "fr")
+    # Ω -> O (anyascii); street lines at most 70, the town 35, the postcode 16 (the XSD's Max16Text)
+    assert address == sepa.PostalAddress(("O" * 70,), "1" * 16, "Z" * 35, "FR")
+    assert sepa_text("x" * 150, sepa.REMITTANCE_MAX) == "x" * 140
+    assert not sepa.PostalAddress.of("1 rue A", "", "75001", "", "FR").usable  # no town: not written
+    assert sepa.debtor_address_problem(sepa.PostalAddress.of("1 rue A", "", "", "", "FR")) is None  # EEA
+    assert sepa.debtor_address_problem(sepa.PostalAddress.of("Bahnhofstrasse 1", "", "8001", "", "CH")) == (
+        "a debtor outside the EEA (CH) needs its town in its postal address")
+
+
+def _amended_debits() -> list[dict]:
+    """A Swiss debtor with its address; a debtor whose IBAN changed at the same bank; one who moved to
+    another bank (SMNDA); one whose mandate reference changed."""
+    address = {"address_line1": "Bahnhofstrasse 1", "address_line2": "", "postcode": "8001", "city": "Zürich",
+               "country": "CH"}
+    fr = {"address_line1": "1 rue A", "address_line2": "Bâtiment B", "postcode": "75001", "city": "Paris",
+          "country": "FR"}
+    return [
+        debit("F2026-000301", 1000, date(2026, 12, 1), "M-CH-1", "Zürcher AG", GOOD_CH, "", **address),
+        debit("F2026-000302", 2000, date(2026, 12, 1), "M-SAME-1", iban=SAME_BANK_FR, previous_reference="M-SAME-1",
+              previous_iban=GOOD_FR, last_collection_date=date(2026, 10, 1), **fr),
+        debit("F2026-000303", 3000, date(2026, 12, 1), "M-MOVED-1", iban=OTHER_BANK_FR, bic="",
+              previous_reference="M-MOVED-1", previous_iban=GOOD_FR, **fr),
+        debit("F2026-000304", 4000, date(2026, 12, 1), "M-NEWREF-1", previous_reference="M-OLDREF-1",
+              previous_iban=GOOD_FR, **fr),
+    ]
+
+
+def _amendments(xml: bytes) -> dict:
+    root = ET.fromstring(xml)
+    out = {}
+    for tx in root.findall(".//{*}DrctDbtTxInf"):
+        mandate = tx.find("{*}DrctDbtTx/{*}MndtRltdInf")
+        address = tx.find("{*}Dbtr/{*}PstlAdr")
+        out[tx.findtext("{*}PmtId/{*}EndToEndId")] = (
+            mandate.findtext("{*}AmdmntInd"), mandate.findtext("{*}AmdmntInfDtls/{*}OrgnlMndtId"),
+            mandate.findtext("{*}AmdmntInfDtls/{*}OrgnlDbtrAcct/{*}Id/{*}IBAN"),
+            mandate.findtext("{*}AmdmntInfDtls/{*}OrgnlDbtrAcct/{*}Id/{*}Othr/{*}Id"),
+            None if address is None else [(c.tag.split("}")[1], c.text) for c in address])
+    return out
+
+
+@pytest.mark.parametrize("version", ["pain.008.001.08", "pain.008.001.02"])
+def test_addresses_and_amendments_validate_against_the_xsd_of_both_versions(version):
+    made = direct_debit_file(pd.DataFrame(_amended_debits()), CREDITOR_WITH_ADDRESS, TODAY, version,
+                             "SDD-TEST-AMEND", CREATED)
+    assert len(made.rejected) == 0
+    sepa.validate_pain008(made.xml, version)  # the product's check (lxml)
+    xsd(version).validate(made.xml.decode())  # and another validator's
+    fr = [("PstCd", "75001"), ("TwnNm", "Paris"), ("Ctry", "FR"), ("AdrLine", "1 rue A"), ("AdrLine", "Batiment B")]
+    assert _amendments(made.xml) == {
+        # the Swiss debtor: hybrid address (Zürich -> Zurich), no amendment, its first collection
+        "F2026-000301": (None, None, None, None,
+                         [("PstCd", "8001"), ("TwnNm", "Zurich"), ("Ctry", "CH"), ("AdrLine", "Bahnhofstrasse 1")]),
+        # the IBAN changed at the same bank (30006): the original IBAN
+        "F2026-000302": ("true", None, "FR7630006000011234567890189", None, fr),
+        # moved to another bank (30004 after 30006): SMNDA
+        "F2026-000303": ("true", None, None, "SMNDA", fr),
+        # the mandate has a new reference (and the same IBAN): the original reference
+        "F2026-000304": ("true", "M-OLDREF-1", None, None, fr),
+    }
+    back = read_back(made.xml)
+    # amended mandates keep collecting: RCUR; the Swiss one is new: FRST (1000 + 2000 + 3000 + 4000)
+    assert back["batches"] == [("FRST", "2026-12-01", "1", "10.00"), ("RCUR", "2026-12-01", "3", "90.00")]
+    creditor = ET.fromstring(made.xml).find(".//{*}PmtInf/{*}Cdtr/{*}PstlAdr")
+    assert [(c.tag.split("}")[1], c.text) for c in creditor] == [
+        ("PstCd", "75002"), ("TwnNm", "Paris"), ("Ctry", "FR"), ("AdrLine", "12 rue de la Paix")]
+    # no BIC: the debtor agent is NOTPROVIDED in both versions
+    assert {t["end_to_end"]: t["bic"] for t in back["transactions"]}["F2026-000303"] == "NOTPROVIDED"
+
+
+CREDITOR_WITH_ADDRESS = replace(CREDITOR, address=sepa.PostalAddress(("12 rue de la Paix",), "75002", "Paris", "FR"))
+
+
+def test_a_swiss_debtor_without_town_is_rejected_and_a_file_that_breaks_the_xsd_is_refused():
+    swiss = {**_amended_debits()[0], "city": ""}
+    good, rejected = prepare_debits(pd.DataFrame([swiss]), TODAY)
+    assert good.empty and rejected["code"].tolist() == ["bad_debtor_address"]
+    with pytest.raises(InputError, match="does not validate against pain.008.001.08"):
+        sepa.validate_pain008(b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:'
+                              b'pain.008.001.08"><CstmrDrctDbtInitn/></Document>', "pain.008.001.08")
+
+
+def test_a_mandate_unused_for_36_months_has_expired():
+    # signed 2023-06-01, last collected 2023-11-20: 36 months later is 2026-11-20, TODAY: expired
+    # (a collection on 2023-11-21 keeps it until 2026-11-21: still valid today)
+    assert sepa.mandate_expiry(date(2023, 6, 1), date(2023, 11, 20)) == date(2026, 11, 20)
+    assert sepa.mandate_expiry(date(2023, 11, 30), None) == date(2026, 11, 30)  # never used: from its signature
+    assert sepa.mandate_expiry(date(2024, 2, 29), None) == date(2027, 2, 28)  # no 29 February in 2027
+    rows = [debit("F2026-000401", 1000, date(2026, 12, 1), "M-OLD-1", last_collection_date=date(2023, 11, 20)),
+            debit("F2026-000402", 1000, date(2026, 12, 1), "M-OK-1", last_collection_date=date(2023, 11, 21)),
+            {**debit("F2026-000403", 1000, date(2026, 12, 1), "M-NEVER-1"), "signature_date": date(2023, 11, 19)}]
+    good, rejected = prepare_debits(pd.DataFrame(rows), TODAY)
+    assert good["invoice_number"].tolist() == ["F2026-000402"]
+    assert dict(zip(rejected["invoice_number"], rejected["reason"], strict=True)) == {
+        "F2026-000401": "mandate M-OLD-1 expired on 2026-11-20: no collection for 36 months since its latest "
+                        "collection on 2023-11-20 (SDD Core Rulebook 4.7.2); a new mandate must be signed",
+        "F2026-000403": "mandate M-NEVER-1 expired on 2026-11-19: no collection for 36 months since its signature "
+                        "on 2023-11-19, never used (SDD Core Rulebook 4.7.2); a new mandate must be signed",
+    }
+    assert rejected["code"].tolist() == ["mandate_expired", "mandate_expired"]
+
+
+# ---------------------------------------------------------------------------- ... from the database
+
+def _customers(*rows) -> list[list[str]]:
+    return [[account, name, line, "", postcode, city, country, "", "fr", method, "A", "TEST"]
+            for account, name, line, postcode, city, country, method in rows]
+
+
+MANDATES_HEADER = "account_number,reference,signature_date,iban,bic,status,original_reference,last_collection_date\n"
+
+
+def _load(engine: Engine, folder: Path, customers: list[list[str]], mandates: str) -> None:
+    load_reference(engine, reference_folder(folder, only=["rate_plans", "customers", "mandates"],
+                                            reference=REFERENCE, customers=customers,
+                                            mandates=MANDATES_HEADER + mandates),
+                   today=date(2026, 11, 20))
+
+
+def test_a_mandate_without_bic_loads_and_is_debited(engine, settings, tmp_path):
+    _load(engine, tmp_path / "ref", _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit")),
+          f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},,active,,\n")
+    with engine.connect() as connection:
+        assert connection.execute(select(s.Mandate.bic)).scalar_one() == ""
+    add_invoices(engine, [("F2026-000001", "C1", 3442, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    for version, period in (("pain.008.001.08", "2026-10"),):
+        result = generate_direct_debits(engine, replace(settings, storage_url=str(tmp_path / "ftp"),
+                                                        sepa_version=version), NOW, period=period)
+        xml = (tmp_path / "ftp" / result.path).read_bytes()
+        xsd(version).validate(xml.decode())
+        assert [(t["end_to_end"], t["bic"]) for t in read_back(xml)["transactions"]] == [
+            ("F2026-000001", "NOTPROVIDED")]
+
+
+def test_an_invoice_issued_payable_by_transfer_stays_so_when_a_mandate_is_signed(engine, settings, tmp_path):
+    from workbench.billing.runs import keep_identity
+
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    _load(engine, tmp_path / "ref1", _customers(("C2", "Beta SAS", "2 rue B", "75002", "Paris", "FR", "transfer")),
+          "")
+    ids = add_invoices(engine, [("F2026-000010", "C2", 5000, date(2026, 12, 1), "2026-10", "draft", "invoice")])
+    with engine.begin() as connection:  # issued now, as production does: payable by transfer
+        connection.execute(update(s.Invoice).where(s.Invoice.id == ids["F2026-000010"]).values(status="issued"))
+        keep_identity(connection, s.Invoice.id == ids["F2026-000010"])
+    # the customer then pays by direct debit and signs a mandate
+    _load(engine, tmp_path / "ref2", _customers(("C2", "Beta SAS", "2 rue B", "75002", "Paris", "FR",
+                                                 "direct_debit")), f"C2,MANDATE-C2-01,2026-11-10,{GOOD_FR},,active,,\n")
+    ids |= add_invoices(engine, [("F2026-000011", "C2", 6000, date(2026, 12, 15), "2026-11", "draft", "invoice")])
+    with engine.begin() as connection:
+        connection.execute(update(s.Invoice).where(s.Invoice.id == ids["F2026-000011"]).values(status="issued"))
+        keep_identity(connection, s.Invoice.id == ids["F2026-000011"])
+        means = dict(connection.execute(select(s.Invoice.number, s.Invoice.payment_means)).all())
+    assert means == {"F2026-000010": "transfer", "F2026-000011": "direct_debit"}
+    result = generate_direct_debits(engine, settings, NOW)
+    assert result.debits["invoice_number"].tolist() == ["F2026-000011"] and len(result.rejected) == 0
+    named = generate_direct_debits(engine, settings, NOW, invoices=["F2026-000010"])
+    assert named.rejected["reason"].tolist() == ["issued payable by transfer, not by direct debit"]
+
+
+def test_an_iban_change_under_the_same_mandate_is_an_amendment_once(engine, settings, tmp_path):
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    customers = _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit"),
+                           ("C3", "Gamma SAS", "3 rue C", "69001", "Lyon", "FR", "direct_debit"))
+    _load(engine, tmp_path / "ref1", customers, f"C1,MANDATE-C1-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,,\n"
+                                                f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,active,,\n")
+    add_invoices(engine, [("F2026-000001", "C1", 1000, date(2026, 12, 1), "2026-10", "issued", "invoice"),
+                          ("F2026-000002", "C3", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    first = generate_direct_debits(engine, settings, NOW)
+    assert first.debits["sequence_type"].tolist() == ["FRST", "FRST"]
+    # C1 moves to another bank under the same mandate; C3's mandate gets a new reference
+    _load(engine, tmp_path / "ref2", customers,
+          f"C1,MANDATE-C1-01,2025-12-20,{OTHER_BANK_FR},,active,,\n"
+          f"C3,MANDATE-C3-01,2025-12-20,{GOOD_FR},AGRIFRPP,revoked,,\n"
+          f"C3,MANDATE-C3-02,2025-12-20,{GOOD_FR},AGRIFRPP,active,MANDATE-C3-01,\n")
+    add_invoices(engine, [("F2026-000003", "C1", 3000, date(2027, 1, 4), "2026-11", "issued", "invoice"),
+                          ("F2026-000004", "C3", 4000, date(2027, 1, 4), "2026-11", "issued", "invoice")])
+    second = generate_direct_debits(engine, settings, DECEMBER)
+    xml = (tmp_path / "ftp" / second.path).read_bytes()
+    xsd("pain.008.001.08").validate(xml.decode())
+    assert second.debits["sequence_type"].tolist() == ["RCUR", "RCUR"]
+    assert {k: v[:4] for k, v in _amendments(xml).items()} == {
+        "F2026-000003": ("true", None, None, "SMNDA"), "F2026-000004": ("true", "MANDATE-C3-01", None, None)}
+    debits = rows(engine, s.SepaDebit.__table__)
+    assert debits["iban"].tolist() == [GOOD_FR.replace(" ", ""), GOOD_FR.replace(" ", ""), OTHER_BANK_FR,
+                                       GOOD_FR.replace(" ", "")]
+    # the next collection has nothing to amend
+    add_invoices(engine, [("F2026-000005", "C1", 5000, date(2027, 2, 1), "2026-12", "issued", "invoice"),
+                          ("F2026-000006", "C3", 6000, date(2027, 2, 1), "2026-12", "issued", "invoice")])
+    third = generate_direct_debits(engine, settings, datetime(2027, 1, 5, 8, 0))
+    assert {k: v[:4] for k, v in _amendments((tmp_path / "ftp" / third.path).read_bytes()).items()} == {
+        "F2026-000005": (None, None, None, None), "F2026-000006": (None, None, None, None)}
+
+
+def test_an_expired_mandate_is_not_debited_and_the_control_report_flags_it(engine, settings, tmp_path):
+    from workbench.reads.runs import mandate_issues
+
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    _load(engine, tmp_path / "ref", _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit")),
+          f"C1,MANDATE-C1-01,2023-06-01,{GOOD_FR},AGRIFRPP,active,,\n")
+    ids = add_invoices(engine, [("F2023-000001", "C1", 1000, date(2023, 11, 20), "2023-10", "issued", "invoice"),
+                                ("F2026-000001", "C1", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    with engine.begin() as connection:  # collected last on 2023-11-20
+        file_id = connection.execute(insert(s.SepaFile).values(
+            message_id="SDD-OLD", version="pain.008.001.02", path="sepa/2023/11/SDD-OLD.xml",
+            created_at=datetime(2023, 11, 10), transactions=1, total_cents=1000).returning(s.SepaFile.id)).scalar_one()
+        connection.execute(insert(s.SepaDebit).values(
+            file_id=file_id, invoice_id=ids["F2023-000001"], mandate_reference="MANDATE-C1-01", sequence_type="FRST",
+            amount_cents=1000, collection_date=date(2023, 11, 20), iban=GOOD_FR.replace(" ", "")))
+    Storage(str(tmp_path / "ftp")).put("sepa/2023/11/SDD-OLD.xml", b"<old/>")
+    result = generate_direct_debits(engine, settings, NOW)  # 2026-11-20: 36 months after 2023-11-20
+    assert not result.written
+    assert [(p.key, p.code) for p in result.problems] == [("F2026-000001", "mandate_expired")]
+    assert str(result.problems[0]).startswith("sepa, F2026-000001: account C1: mandate MANDATE-C1-01 expired on "
+                                              "2026-11-20")
+    with engine.connect() as connection:
+        customers = pd.DataFrame({"customer_id": [1], "payment_method": ["direct_debit"]})
+        assert mandate_issues(connection, customers, date(2026, 11, 20)).tolist() == [
+            result.rejected["reason"][0]]
+        assert mandate_issues(connection, customers, date(2026, 11, 19)).tolist() == [""]
+
+
+def test_a_direct_debit_customer_outside_the_eea_needs_its_town_at_load(engine, tmp_path):
+    with pytest.raises(InputError) as caught:
+        _load(engine, tmp_path / "ref", _customers(
+            ("C1", "Zürcher AG", "Bahnhofstrasse 1", "8001", "", "CH", "direct_debit"),
+            ("C2", "Genève SA", "Rue du Rhône 1", "1204", "", "CH", "transfer"),  # not a debtor: fine
+            ("C3", "Paris SARL", "1 rue A", "", "", "FR", "direct_debit")), "")  # in the EEA: fine
+    error = caught.value  # one problem: the error is that problem
+    assert (error.source, error.line, error.column, error.code) == (
+        "customers.csv", 2, "city", "incomplete_debtor_address")
+    assert "a debtor outside the EEA (CH) needs its town" in str(caught.value)
+
+
+def test_a_collection_by_the_previous_system_keeps_a_mandate_alive_and_makes_the_next_one_rcur(
+        engine, settings, tmp_path):
+    settings = replace(settings, storage_url=str(tmp_path / "ftp"))
+    customers = _customers(("C1", "Alpha SARL", "1 rue A", "75001", "Paris", "FR", "direct_debit"),
+                           ("C3", "Gamma SAS", "3 rue C", "69001", "Lyon", "FR", "direct_debit"))
+    with pytest.raises(InputError, match="last_collection_date 2026-11-21 is not between the signature date"):
+        _load(engine, tmp_path / "bad", customers, f"C1,MANDATE-C1-01,2020-01-15,{GOOD_FR},,active,,2026-11-21\n")
+    # both signed in January 2020; C1's was collected by the previous system on 2026-09-05 (expires
+    # 2029-09-05), C3's never (expired on 2023-01-15)
+    _load(engine, tmp_path / "ref", customers, f"C1,MANDATE-C1-01,2020-01-15,{GOOD_FR},,active,,2026-09-05\n"
+                                               f"C3,MANDATE-C3-01,2020-01-15,{GOOD_FR},,active,,\n")
+    add_invoices(engine, [("F2026-000001", "C1", 1000, date(2026, 12, 1), "2026-10", "issued", "invoice"),
+                          ("F2026-000002", "C3", 2000, date(2026, 12, 1), "2026-10", "issued", "invoice")])
+    result = generate_direct_debits(engine, settings, NOW)
+    assert result.debits[["invoice_number", "sequence_type"]].values.tolist() == [["F2026-000001", "RCUR"]]
+    assert [(p.key, p.code) for p in result.problems] == [("F2026-000002", "mandate_expired")]
+
+
+def test_the_migration_back_fills_the_payment_means_and_the_debited_ibans(sepa_db):
+    from alembic import command
+
+    from workbench.db.engine import alembic_config, upgrade
+
+    engine, settings, _, ids = sepa_db
+    generate_direct_debits(engine, settings, NOW)  # F1 (C1) and F4 (C4) debited
+    with engine.begin() as connection:  # and F3, whose mandate was revoked since
+        file_id = connection.execute(select(s.SepaFile.id)).scalar_one()
+        connection.execute(insert(s.SepaDebit).values(
+            file_id=file_id, invoice_id=ids["F2026-000003"], mandate_reference="MANDATE-C3-01", sequence_type="FRST",
+            amount_cents=1556, collection_date=date(2026, 12, 1)))
+    command.downgrade(alembic_config(engine), "0014_faults")
+    upgrade(engine)
+    with engine.connect() as connection:
+        means = dict(connection.execute(select(s.Invoice.number, s.Invoice.payment_means)).all())
+        ibans = connection.execute(select(s.SepaDebit.iban).order_by(s.SepaDebit.id)).scalars().all()
+    # direct_debit: debited (F1, F3, F4) or a direct-debit customer with an active mandate signed by
+    # the invoice date 2026-11-01 (F5: C5's mandate is active, its IBAN bad; F7 and A1: C1);
+    # transfer: C2 pays by transfer, C6 has no mandate; none for the draft
+    assert means == {"F2026-000001": "direct_debit", "F2026-000002": "transfer", "F2026-000003": "direct_debit",
+                     "F2026-000004": "direct_debit", "F2026-000005": "direct_debit", "F2026-000006": "transfer",
+                     "F2026-000007": "direct_debit", "A2026-000001": "direct_debit", "PRE-1-0001": None}
+    # each debit gets its mandate's IBAN: C1's, C4's (MANDATE-C4-NEW), C3's
+    assert ibans == ["FR7630006000011234567890189", "DE89370400440532013000", "FR7630006000011234567890189"]

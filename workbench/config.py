@@ -24,7 +24,10 @@ setting                    default and meaning
                            ``smtp://user@host:587`` (STARTTLS) or ``smtps://...:465``
 ``outbox_dir``             ``var/outbox``
 ``mail_from``              ``Facturation Opérateur Exemple <facturation@operateur.example>``
-``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
+``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor, and its postal address:
+                           ``street`` (one line: number and street), ``postcode``, ``town``,
+                           ``country`` (ISO code); written in every SEPA file
+``sepa_version``           ``pain.008.001.08`` (or ``pain.008.001.02``)
 ``operator_*``             the operator's identity printed on invoices
 ``sqlite_busy_timeout``    ``30`` (seconds): how long a SQLite write waits for another's transaction
 =========================  ==========================================================
@@ -69,7 +72,11 @@ class Settings:
     sepa_creditor_iban: str = "FR7630006000011234567890189"
     sepa_creditor_bic: str = "AGRIFRPP"
     sepa_creditor_id: str = "FR72ZZZ123456"
-    sepa_version: str = "pain.008.001.02"
+    sepa_creditor_street: str = "12 rue de la Paix"
+    sepa_creditor_postcode: str = "75002"
+    sepa_creditor_town: str = "Paris"
+    sepa_creditor_country: str = "FR"
+    sepa_version: str = "pain.008.001.08"
     operator_name: str = "Opérateur Exemple SAS"
     operator_address: str = "12 rue de la Paix, 75002 Paris, France"
     operator_siren: str = "123 456 782"

@@ -24,10 +24,16 @@ What is checked, besides the format of each value (dates, amounts, yes/no, known
   the stored lines) is refused, naming the other holder;
 * subscriptions and one-off charges: a quantity from 1 to 100,000 (:data:`MAX_QUANTITY`), a
   price override from 0 to 1,000,000.00 EUR;
+* customers paying by direct debit: a postal address a SEPA file can carry: a customer outside
+  the EEA (Switzerland, the United Kingdom, Monaco...) needs its ``city`` and ``country``
+  (:func:`workbench.sepa.debtor_address_problem`);
 * mandates: the checks of the SEPA file (:func:`workbench.sepa.mandate_problems`): the IBAN
-  (schwifty: length, check digits, national structure, SEPA zone), the BIC (8 or 11 characters of
-  the SWIFT structure), the reference (a SEPA identifier), and a signature date not after the
-  day of the load (the operator's date).
+  (schwifty: length, check digits, national structure, SEPA zone), the BIC when given (8 or 11
+  characters of the SWIFT structure; an empty BIC is fine, the IBAN is enough), the reference
+  (a SEPA identifier), and a signature date not after the day of the load (the operator's date);
+  the optional ``original_reference`` (the mandate's reference before the creditor changed it) a
+  SEPA identifier too, the optional ``last_collection_date`` (its latest collection by the
+  previous system) between the signature date and the day of the load.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from workbench.period import local_date
 from workbench.phone_numbers import normalise
 from workbench.rating import RatePlan
 from workbench.reads.calls import rate_plans
-from workbench.sepa import mandate_problems
+from workbench.sepa import PostalAddress, debtor_address_problem, identifier_problem, mandate_problems
 from workbench.text import strip_bidi
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -86,6 +92,8 @@ COLUMNS = {
                         "description"],
     "mandates": ["account_number", "reference", "signature_date", "iban", "bic", "status"],
 }
+#: the optional columns of a file (empty or absent: none)
+OPTIONAL_COLUMNS = {"mandates": ["original_reference", "last_collection_date"]}
 
 
 #: the most units of a subscription or a one-off charge
@@ -602,16 +610,30 @@ def _load_catalogue(loader: _Loader, rows: dict) -> None:
 
 def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: date) -> None:
     plans = loader.ids(s.RatePlan, "code")
-    loader.upsert(s.Customer, ("account_number",), loader.checked(rows["customers"], lambda r: {
-        "account_number": r.text("account_number"), "name": r.text("name"),
-        "address_line1": r.text("address_line1", False), "address_line2": r.text("address_line2", False),
-        "postcode": r.text("postcode", False), "city": r.text("city", False),
-        "country": r.text("country", False) or "FR", "vat_number": _vat_number(r),
-        "language": r.choice("language", {"fr", "en"}),
-        "payment_method": r.choice("payment_method", {"direct_debit", "transfer"}),
-        "billing_group": r.text("billing_group", False) or "default",
-        "rate_plan_id": loader.ref(r, "rate_plans", plans, "rate_plan", "rate plan"),
-    }, "customers", "account_number"), "customers", "account_number")
+
+    def customer_row(r: _Row) -> dict:
+        values = {
+            "account_number": r.text("account_number"), "name": r.text("name"),
+            "address_line1": r.text("address_line1", False), "address_line2": r.text("address_line2", False),
+            "postcode": r.text("postcode", False), "city": r.text("city", False),
+            "country": (r.text("country", False) or "FR").upper(), "vat_number": _vat_number(r),
+            "language": r.choice("language", {"fr", "en"}),
+            "payment_method": r.choice("payment_method", {"direct_debit", "transfer"}),
+            "billing_group": r.text("billing_group", False) or "default",
+            "rate_plan_id": loader.ref(r, "rate_plans", plans, "rate_plan", "rate plan"),
+        }
+        if values["payment_method"] == "direct_debit":  # the debtor of SEPA debits: its postal address
+            problem = debtor_address_problem(PostalAddress.of(
+                values["address_line1"], values["address_line2"], values["postcode"], values["city"],
+                values["country"]))
+            if problem:
+                r.note(f"{problem} (SEPA rulebook: a debtor outside the EEA is debited with its town and "
+                       "country)", "country" if "country" in problem else "city", "incomplete_debtor_address")
+        return values
+
+    loader.upsert(s.Customer, ("account_number",), loader.checked(rows["customers"], customer_row,
+                                                                  "customers", "account_number"),
+                  "customers", "account_number")
     customers = loader.ids(s.Customer, "account_number")
     products = loader.ids(s.Product, "code")
 
@@ -677,11 +699,24 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: 
 
     def mandate(r: _Row) -> dict:
         reference, signed = r.text("reference"), r.day("signature_date")
-        found, iban, bic = mandate_problems(reference, signed, r.text("iban"), r.text("bic"), today)
+        found, iban, bic = mandate_problems(reference, signed, r.text("iban"), r.text("bic", False), today)
         for code, reason in found:
             r.note(reason, _MANDATE_COLUMNS[code], code)
+        original = r.text("original_reference", False) or None
+        if original == reference:
+            r.note(f"original_reference {original!r} is the mandate's own reference", "original_reference")
+        elif original is not None:
+            problem = identifier_problem(original)
+            if problem:
+                r.note(f"invalid original_reference {original!r}: {problem}", "original_reference",
+                       "bad_mandate_reference")
+        collected = r.day("last_collection_date", False)
+        if collected is not None and (collected > today or collected < signed):
+            r.note(f"last_collection_date {collected} is not between the signature date {signed} and today "
+                   f"{today}", "last_collection_date", "bad_date")
         return {"customer_id": customer(r), "reference": reference, "signature_date": signed,
-                "iban": iban, "bic": bic, "status": r.choice("status", {"active", "revoked"})}
+                "iban": iban, "bic": bic, "status": r.choice("status", {"active", "revoked"}),
+                "original_reference": original, "last_collection_date": collected}
 
     loader.upsert(s.Mandate, ("reference",), loader.checked(rows["mandates"], mandate))
 

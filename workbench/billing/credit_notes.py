@@ -65,11 +65,10 @@ def partial_amounts(amount_cents: int, vat_basis_points: int) -> tuple[int, int]
 
 def _still_to_collect(connection: Connection, invoice: dict) -> int:
     """What the SEPA job would still debit for ``invoice``: its net payable less what credit notes
-    were set against it; 0 when it is not collected by direct debit or was debited already."""
-    method = connection.execute(select(s.Customer.payment_method)
-                                .where(s.Customer.id == invoice["customer_id"])).scalar_one()
+    were set against it; 0 when it was not issued payable by direct debit or was debited already."""
+    means = connection.execute(select(s.Invoice.payment_means).where(s.Invoice.id == invoice["id"])).scalar_one()
     debited = connection.execute(select(s.SepaDebit.id).where(s.SepaDebit.invoice_id == invoice["id"])).first()
-    if method != "direct_debit" or debited is not None:
+    if means != "direct_debit" or debited is not None:
         return 0
     offset = connection.execute(select(func.coalesce(func.sum(s.Invoice.collection_offset_cents), 0)).where(
         s.Invoice.corrects_invoice_id == invoice["id"], s.Invoice.kind == "credit_note")).scalar_one()

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, case, delete, insert, literal, select, update
 
 from workbench.billing.inputs import build_run, fingerprint, fingerprint_changes
 from workbench.billing.invoice_numbers import (
@@ -189,11 +189,24 @@ def keep_identity(connection: Connection, where) -> None:
     """Copy the customer's billing identity (``schema.ISSUED_IDENTITY``: name, address, country, VAT
     number; the customers table has no SIREN) onto the documents of ``where`` (a condition on
     ``invoices``) as it is now, in the issuing transaction: what their PDFs and emails print from
-    then on, whatever the customer's record says later."""
+    then on, whatever the customer's record says later. Also fixes their ``payment_means``
+    (:func:`payment_means_now`)."""
     customer = s.Customer.__table__.c
     connection.execute(update(s.Invoice).where(where).values({
-        column: select(customer[source]).where(customer.id == s.Invoice.customer_id).scalar_subquery()
-        for column, source in s.ISSUED_IDENTITY.items()}))
+        **{column: select(customer[source]).where(customer.id == s.Invoice.customer_id).scalar_subquery()
+           for column, source in s.ISSUED_IDENTITY.items()},
+        "payment_means": payment_means_now(s.Invoice.customer_id)}))
+
+
+def payment_means_now(customer_id) -> ColumnElement[str]:
+    """The payment means a document issued now to ``customer_id`` (a column or value) says:
+    ``direct_debit`` when the customer pays by direct debit and has an active mandate (what the PDF
+    prints: the mandate's reference and account), else ``transfer``. One SQL expression, for the
+    issuing ``UPDATE``; the SEPA file debits only invoices issued ``direct_debit``."""
+    debit = (select(s.Customer.id).where(s.Customer.id == customer_id, s.Customer.payment_method == "direct_debit")
+             .exists())
+    mandate = select(s.Mandate.id).where(s.Mandate.customer_id == customer_id, s.Mandate.status == "active").exists()
+    return case((and_(debit, mandate), literal("direct_debit")), else_=literal("transfer"))
 
 
 def lock_invoices(connection: Connection) -> None:

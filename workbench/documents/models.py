@@ -96,7 +96,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
         s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.period, s.Invoice.invoice_date, s.Invoice.due_date,
         s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
         s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
-        s.Invoice.corrects_invoice_id, s.Invoice.collection_offset_cents,
+        s.Invoice.corrects_invoice_id, s.Invoice.collection_offset_cents, s.Invoice.payment_means,
         s.Invoice.customer_id, s.Invoice.status, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
         s.Customer.address_line2, s.Customer.postcode, s.Customer.city, s.Customer.country, s.Customer.vat_number,
         s.Customer.language, s.Customer.payment_method,
@@ -157,7 +157,12 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "credit_applied": money(inv.credit_applied_cents) if inv.credit_applied_cents else "",
             "net_payable": money(inv.net_payable_cents),
             "previous": "" if pd.isna(inv.previous_amount_cents) else money(inv.previous_amount_cents),
-            "payment_method": inv.payment_method,
+            # an issued document keeps the payment means it was issued with (invoices.payment_means); a
+            # draft shows the customer's now
+            "payment_method": inv.payment_means if isinstance(inv.payment_means, str) else inv.payment_method,
+            # what the document asks for: "direct_debit" (with ``mandate``) or "transfer", as issued
+            "payment_means": inv.payment_means if isinstance(inv.payment_means, str) else (
+                "direct_debit" if inv.payment_method == "direct_debit" and mandate is not None else "transfer"),
             "call_details": details.get(int(inv.id), []),
             # a credit note: the invoice it corrects, what it took off that invoice's direct debit
             # and what became account credit (see workbench.billing.credit_notes)

@@ -1,12 +1,16 @@
 """The SEPA direct debit job: reads the invoices to debit, writes the file, records the debits.
 
 :func:`generate_direct_debits` selects the issued invoices (``kind`` invoice) with something to
-collect of the customers paying by ``direct_debit`` that have no ``sepa_debits`` row yet: the
+collect that were issued payable by direct debit (``invoices.payment_means``, fixed at issue: an
+invoice issued payable by transfer stays so when its customer signs a mandate later) and have no
+``sepa_debits`` row yet: the
 amount to collect is the net payable less what credit notes issued before the collection set
 against the invoice (``collection_offset_cents``, see :mod:`workbench.billing.credit_notes`), so
 an invoice cancelled in full before its collection is not debited and a partial credit note
 lowers its debit. It takes
-each customer's latest active mandate and builds the file (:mod:`workbench.sepa`).
+each customer's latest active mandate with its history (latest collection, for its 36-month
+expiry; the reference and IBAN of that collection, for the amendments: each debit records the IBAN
+it was made from) and the customer's postal address, and builds the file (:mod:`workbench.sepa`).
 
 A file in the FTP space always matches the database, whatever stops a run:
 
@@ -49,16 +53,19 @@ from workbench.errors import ConfigError, InputError, Problem, UnavailableError
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
 from workbench.period import Period, local_time
-from workbench.sepa import Creditor, DebitFile, direct_debit_file, new_message_id, validate_version
+from workbench.sepa import Creditor, DebitFile, PostalAddress, direct_debit_file, new_message_id, validate_version
 from workbench.storage import Storage
 
 
 def creditor_of(settings: Settings) -> Creditor:
-    """The creditor of the settings ``sepa_creditor_name``, ``_iban``, ``_bic`` and ``_id``;
+    """The creditor of the settings ``sepa_creditor_name``, ``_iban``, ``_bic``, ``_id`` and its
+    postal address ``sepa_creditor_street``, ``_postcode``, ``_town``, ``_country``;
     :class:`~workbench.errors.ConfigError` if they cannot be used."""
+    address = PostalAddress.of(settings.sepa_creditor_street, None, settings.sepa_creditor_postcode,
+                               settings.sepa_creditor_town, settings.sepa_creditor_country)
     try:
         return Creditor.of(settings.sepa_creditor_name, settings.sepa_creditor_iban, settings.sepa_creditor_bic,
-                           settings.sepa_creditor_id)
+                           settings.sepa_creditor_id, address)
     except InputError as exc:
         raise ConfigError(exc.message, source="SEPA settings") from None
 
@@ -130,7 +137,9 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
         s.Invoice.id.label("invoice_id"), s.Invoice.number.label("invoice_number"), s.Invoice.customer_id,
         s.Customer.account_number, s.Customer.name.label("customer_name"), s.Invoice.net_payable_cents,
         credited.label("credited_cents"), s.Invoice.due_date, s.Invoice.currency, s.Invoice.status,
-        s.Invoice.kind, s.Customer.payment_method, debited.c.message_id.label("debited_in"),
+        s.Invoice.kind, s.Invoice.payment_means, debited.c.message_id.label("debited_in"),
+        s.Customer.address_line1, s.Customer.address_line2, s.Customer.postcode, s.Customer.city,
+        s.Customer.country,
     ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).outerjoin(
         debited, debited.c.invoice_id == s.Invoice.id).outerjoin(
         notes, notes.c.invoice_id == s.Invoice.id).order_by(s.Invoice.number)
@@ -140,7 +149,7 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
         stmt = stmt.where(s.Invoice.number.in_(numbers))
     else:
         stmt = stmt.where(s.Invoice.status == "issued", s.Invoice.kind == "invoice",
-                          s.Customer.payment_method == "direct_debit", s.Invoice.net_payable_cents - credited > 0)
+                          s.Invoice.payment_means == "direct_debit", s.Invoice.net_payable_cents - credited > 0)
         if not force:
             stmt = stmt.where(debited.c.message_id.is_(None))
     found = read_frame(connection, stmt)
@@ -154,8 +163,8 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
         code = reason = None
         if row["status"] != "issued" or row["kind"] != "invoice":
             code, reason = "not_issued", f"not an issued invoice ({row['status']} {row['kind'].replace('_', ' ')})"
-        elif row["payment_method"] != "direct_debit":
-            code, reason = "not_direct_debit", f"the customer pays by {row['payment_method']}, not by direct debit"
+        elif row["payment_means"] != "direct_debit":
+            code, reason = "not_direct_debit", "issued payable by transfer, not by direct debit"
         elif int(row["net_payable_cents"]) - int(row["credited_cents"]) <= 0:
             code, reason = ("nothing_to_debit",
                             f"nothing to debit: net payable {format_money(int(row['net_payable_cents']))}"
@@ -174,11 +183,17 @@ def _candidates(connection: Connection, period: str | None, numbers: list[str] |
 
 def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFrame:
     """``invoices`` with each customer's mandate (the latest active one; else the latest one, to
-    say it is not active) and whether it was collected before by another invoice."""
+    say it is not active) and its history: whether it was collected before
+    (``already_collected``: by another invoice, or by the system used before), its latest
+    collection date (``last_collection_date``, for its expiry: here or, from
+    ``mandates.last_collection_date``, by the system used before), and the reference and IBAN of
+    its latest collection here (``previous_reference``, ``previous_iban``: under the mandate's
+    ``original_reference`` too, for the amendments)."""
     customer_ids = sorted({int(c) for c in invoices["customer_id"]})
     mandates = read_frame(connection, select(
         s.Mandate.id, s.Mandate.customer_id, s.Mandate.reference.label("mandate_reference"),
         s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic, s.Mandate.status.label("mandate_status"),
+        s.Mandate.original_reference, s.Mandate.last_collection_date.label("collected_before"),
     ).where(s.Mandate.customer_id.in_(customer_ids)))
     if len(mandates):
         mandates["_active"] = mandates["mandate_status"] == "active"
@@ -186,18 +201,44 @@ def _with_mandates(connection: Connection, invoices: pd.DataFrame) -> pd.DataFra
                     .drop_duplicates("customer_id", keep="last").drop(columns=["_active", "id"]))
     else:
         mandates = pd.DataFrame(columns=["customer_id", "mandate_reference", "signature_date", "iban", "bic",
-                                         "mandate_status"])
+                                         "mandate_status", "original_reference", "collected_before"])
     frame = invoices.merge(mandates, on="customer_id", how="left")
-    references = sorted({r for r in frame["mandate_reference"] if isinstance(r, str)})
-    history = read_frame(connection, select(s.SepaDebit.mandate_reference, s.SepaDebit.invoice_id)
-                                    .where(s.SepaDebit.mandate_reference.in_(references))) if references else None
+    chains = {r: {r} | ({o} if isinstance(o, str) and o else set())
+              for r, o in zip(frame["mandate_reference"], frame["original_reference"], strict=True)
+              if isinstance(r, str)}
+    references = sorted(set().union(*chains.values())) if chains else []
+    history = read_frame(connection, select(
+        s.SepaDebit.id, s.SepaDebit.mandate_reference, s.SepaDebit.invoice_id, s.SepaDebit.iban,
+        s.SepaDebit.collection_date).where(s.SepaDebit.mandate_reference.in_(references))
+        .order_by(s.SepaDebit.collection_date, s.SepaDebit.id)) if references else None
     # a forced debit replaces the earlier debit of its own invoice, so that one does not count
     selected = {int(i) for i in frame["invoice_id"]}
-    collected = set() if history is None else {
-        r for r, i in zip(history["mandate_reference"], history["invoice_id"], strict=True) if int(i) not in selected}
-    frame["already_collected"] = frame["mandate_reference"].map(lambda r: isinstance(r, str) and r in collected)
+    if history is not None:
+        history = history[~history["invoice_id"].astype("int64").isin(selected)]
+    latest: dict[str, dict] = {}
+    for reference, chain in chains.items():
+        rows = [] if history is None else history[history["mandate_reference"].isin(chain)].to_dict("records")
+        if rows:
+            last = rows[-1]
+            latest[reference] = {"last_collection_date": _day(last["collection_date"]),
+                                 "previous_reference": last["mandate_reference"],
+                                 "previous_iban": last["iban"] if isinstance(last["iban"], str) else ""}
+    frame["already_collected"] = frame["mandate_reference"].map(lambda r: isinstance(r, str) and r in latest)
+    for column in ("last_collection_date", "previous_reference", "previous_iban"):
+        frame[column] = frame["mandate_reference"].map(
+            lambda r, c=column: latest[r][c] if isinstance(r, str) and r in latest else None)
+    # a collection by the system used before counts for the expiry and makes the next one RCUR
+    frame["already_collected"] = frame["already_collected"] | frame["collected_before"].map(
+        lambda d: _day(d) is not None)
+    frame["last_collection_date"] = [max((d for d in (_day(here), _day(before)) if d is not None), default=None)
+                                     for here, before in zip(frame["last_collection_date"], frame["collected_before"],
+                                                             strict=True)]
     frame["mandate_reference"] = frame["mandate_reference"].map(lambda r: r if isinstance(r, str) else "")
-    return frame
+    return frame.drop(columns=["original_reference", "collected_before"])
+
+
+def _day(value):
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
 def _record(connection: Connection, made: DebitFile, path: str, now: datetime, replace: bool) -> int:
@@ -212,6 +253,7 @@ def _record(connection: Connection, made: DebitFile, path: str, now: datetime, r
                            .values(replaced_by_file_id=file_id))
     connection.execute(insert(s.SepaDebit), [
         {"file_id": file_id, "invoice_id": int(d["invoice_id"]), "mandate_reference": d["mandate_reference"],
+         "iban": d["iban"],
          "sequence_type": d["sequence_type"], "amount_cents": int(d["amount_cents"]),
          "collection_date": d["collection_date"]}
         for d in made.debits.to_dict("records")])

@@ -298,7 +298,7 @@ def due(engine: Engine, max_attempts: int, invoice_ids: list[int] | None, includ
                i.number, i.kind, i.period, i.invoice_date, i.due_date, i.currency, i.total_incl_cents,
                i.credit_applied_cents, i.net_payable_cents, i.document, c.account_number,
                func.coalesce(i.customer_name, c.name).label("customer_name"),  # as issued
-               c.language, c.payment_method)
+               c.language, func.coalesce(i.payment_means, c.payment_method).label("payment_method"))  # as issued
         .join(i, i.id == d.invoice_id).join(c, c.id == i.customer_id)
         .where(d.state.in_(states), (d.attempts < max_attempts) | (d.state == "uncertain"), *_scope(invoice_ids))
         .order_by(i.number, d.recipient))

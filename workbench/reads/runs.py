@@ -112,7 +112,8 @@ def period_balance(engine: Engine, run_id: int, settings: Settings | None = None
 def mandate_issues(connection: Connection, customers: pd.DataFrame, today: date) -> pd.Series:
     """What is wrong with the mandate each customer of ``customers`` paying by direct debit would be
     debited under (the latest active one, as the SEPA file takes it), by the checks of the SEPA
-    file (:func:`~workbench.sepa.mandate_problems`, signature date against ``today``): the reasons
+    file (:func:`~workbench.sepa.mandate_problems`, signature date against ``today``, and the
+    mandate's 36-month expiry from its latest collection in ``sepa_debits``): the reasons
     joined by ``; ``, ``""`` when nothing is (or no mandate: ``no_mandate_for_direct_debit``).
     Index as ``customers``."""
     issues = pd.Series("", index=customers.index, dtype=object)
@@ -121,16 +122,27 @@ def mandate_issues(connection: Connection, customers: pd.DataFrame, today: date)
         return issues
     mandates = read_frame(connection, select(
         s.Mandate.customer_id, s.Mandate.reference, s.Mandate.signature_date, s.Mandate.iban, s.Mandate.bic,
+        s.Mandate.original_reference, s.Mandate.last_collection_date,
     ).where(s.Mandate.status == "active", s.Mandate.customer_id.in_([int(c) for c in debit]))
         .order_by(s.Mandate.customer_id, s.Mandate.signature_date, s.Mandate.id))
     latest = mandates.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    # the latest collection of each mandate (or of the reference it replaces): its expiry
+    references = sorted({r for r in latest["reference"]} | {r for r in latest["original_reference"]
+                                                             if isinstance(r, str) and r})
+    collected = dict(connection.execute(
+        select(s.SepaDebit.mandate_reference, func.max(s.SepaDebit.collection_date))
+        .where(s.SepaDebit.mandate_reference.in_(references)).group_by(s.SepaDebit.mandate_reference)).all()
+    ) if references else {}
     for index, customer_id in debit.items():
         if customer_id not in latest.index:
             continue
         m = latest.loc[customer_id]
         signed = m["signature_date"]
         signed = None if pd.isna(signed) else pd.Timestamp(signed).date()
-        found, _, _ = mandate_problems(m["reference"], signed, m["iban"], m["bic"], today)
+        uses = [collected.get(r) for r in (m["reference"], m["original_reference"]) if isinstance(r, str)]
+        uses = [pd.Timestamp(u).date() for u in [*uses, m["last_collection_date"]] if u is not None and not pd.isna(u)]
+        found, _, _ = mandate_problems(m["reference"], signed, m["iban"], m["bic"], today, expiry=True,
+                                       last_collection=max(uses) if uses else None)
         issues[index] = "; ".join(reason for _, reason in found)
     return issues
 

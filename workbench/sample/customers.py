@@ -146,14 +146,19 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
             account_no = f"{int(rng.integers(10**10)):011d}"
             iban = french_iban(bank, f"{int(rng.integers(100, 99999)):05d}", account_no)
             status = "revoked" if i == 58 else "active"  # a debit customer with no usable mandate
+            # the previous billing system collected the month before the period (the 5th) under the
+            # mandates signed before: the workbench takes over with RCUR, and their 36-month expiry
+            # counts from then
+            before = date(p_start.year - (p_start.month == 1), (p_start.month - 2) % 12 + 1, 5)
             op.mandates.append((account, f"OPX-{account}-01", signed.isoformat(),
-                                " ".join(iban[k:k + 4] for k in range(0, len(iban), 4)), bic, status))
+                                " ".join(iban[k:k + 4] for k in range(0, len(iban), 4)), bic, status, "",
+                                before.isoformat() if signed < before else ""))
             if i % 25 == 6:  # changed bank: old mandate revoked, new one active
-                op.mandates[-1] = (*op.mandates[-1][:5], "revoked")
+                op.mandates[-1] = (*op.mandates[-1][:5], "revoked", "", "")
                 bank, bic = _pick(rng, BANKS)
                 iban = french_iban(bank, f"{int(rng.integers(100, 99999)):05d}",
                                    f"{int(rng.integers(10**10)):011d}")
-                op.mandates.append((account, f"OPX-{account}-02", "2026-09-14", iban, bic, "active"))
+                op.mandates.append((account, f"OPX-{account}-02", "2026-09-14", iban, bic, "active", "", ""))
         # lines: a few customers are large, most are small
         n_lines = min(40, 1 + int(rng.pareto(1.3) * 2))
         activity = float(rng.gamma(2.0, 1.0))

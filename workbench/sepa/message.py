@@ -10,17 +10,41 @@ and builds the file of the good ones.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
+from lxml import etree
 from sepaxml import SepaDD
-from sepaxml.validation import ValidationError
 
 from workbench.errors import InputError
-from workbench.sepa.debits import _as_cents, _as_date, prepare_debits
-from workbench.sepa.identifiers import Creditor, _identifier_problem, validate_version
+from workbench.sepa.debits import SAME_MANDATE_NEW_AGENT, _as_cents, _as_date, prepare_debits
+from workbench.sepa.identifiers import Creditor, PostalAddress, _identifier_problem, validate_version
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@functools.cache
+def schema(version: str) -> etree.XMLSchema:
+    """The XSD of a pain.008 ``version`` (``workbench/sepa/schemas/<version>.xsd``, the ISO 20022
+    message definitions as published)."""
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / f"{validate_version(version)}.xsd")))
+
+
+def validate_pain008(xml: bytes, version: str) -> None:
+    """Raise :class:`InputError` naming the first problems when ``xml`` does not validate against
+    the XSD of ``version``."""
+    checker = schema(version)
+    try:
+        document = etree.fromstring(xml)
+    except etree.XMLSyntaxError as exc:
+        raise InputError(f"the SEPA file does not validate against {version}: {exc}") from None
+    if not checker.validate(document):
+        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(checker.error_log)[:3])
+        raise InputError(f"the SEPA file does not validate against {version}: {errors}")
 
 
 class _SepaDD(SepaDD):
@@ -76,10 +100,69 @@ def build_pain008(good: pd.DataFrame, creditor: Creditor, version: str, message_
         if debit.get("bic"):
             payment["BIC"] = debit["bic"]
         document.add_payment(payment)
-    try:
-        return document.export(validate=True)
-    except ValidationError as exc:
-        raise InputError(f"the SEPA file does not validate against {version}: {exc.__cause__ or exc}") from exc
+    xml = _complete(document.export(validate=False), good, creditor)
+    validate_pain008(xml, version)
+    return xml
+
+
+def _element(parent, tag: str, text: str | None = None):
+    child = etree.SubElement(parent, f"{{{etree.QName(parent).namespace}}}{tag}")
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _address(party, address: PostalAddress | None) -> None:
+    """The hybrid postal address of ``address`` written after the ``Nm`` of ``party`` (``Cdtr`` or
+    ``Dbtr``): ``PstCd``, ``TwnNm``, ``Ctry``, then at most 2 ``AdrLine`` (the XSD's order)."""
+    if not isinstance(address, PostalAddress) or not address.usable:  # none (or NaN in a frame)
+        return
+    ns = etree.QName(party).namespace
+    node = etree.Element(f"{{{ns}}}PstlAdr")
+    if address.postcode:
+        _element(node, "PstCd", address.postcode)
+    _element(node, "TwnNm", address.town)
+    _element(node, "Ctry", address.country)
+    for line in address.lines[:2]:
+        _element(node, "AdrLine", line)
+    party.find(f"{{{ns}}}Nm").addnext(node)
+
+
+def _amendment(mandate, original_reference: str, original_account: str) -> None:
+    """``AmdmntInd`` true and the ``AmdmntInfDtls`` after the ``DtOfSgntr`` of ``mandate``
+    (``MndtRltdInf``)."""
+    if not (original_reference or original_account):
+        return
+    ns = etree.QName(mandate).namespace
+    indicator = etree.Element(f"{{{ns}}}AmdmntInd")
+    indicator.text = "true"
+    details = etree.Element(f"{{{ns}}}AmdmntInfDtls")
+    if original_reference:
+        _element(details, "OrgnlMndtId", original_reference)
+    if original_account:
+        identifier = _element(_element(details, "OrgnlDbtrAcct"), "Id")
+        if original_account == SAME_MANDATE_NEW_AGENT:
+            _element(_element(identifier, "Othr"), "Id", SAME_MANDATE_NEW_AGENT)
+        else:
+            _element(identifier, "IBAN", original_account)
+    signed = mandate.find(f"{{{ns}}}DtOfSgntr")
+    signed.addnext(indicator)
+    indicator.addnext(details)
+
+
+def _complete(xml: bytes, good: pd.DataFrame, creditor: Creditor) -> bytes:
+    """sepaxml's message with what it cannot write: the addresses and the amendments."""
+    root = etree.fromstring(xml)
+    ns = {"p": root.nsmap[None]}
+    for party in root.findall(".//p:PmtInf/p:Cdtr", ns):
+        _address(party, creditor.address)
+    by_number = {str(d["invoice_number"]): d for d in good.to_dict("records")}
+    for tx in root.findall(".//p:DrctDbtTxInf", ns):
+        debit = by_number[tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns)]
+        _address(tx.find("p:Dbtr", ns), debit.get("debtor_address"))
+        _amendment(tx.find("p:DrctDbtTx/p:MndtRltdInf", ns), str(debit.get("original_mandate_reference") or ""),
+                   str(debit.get("original_debtor_account") or ""))
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
 @dataclass

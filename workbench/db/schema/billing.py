@@ -91,6 +91,10 @@ class Invoice(Base):
     reopens_period: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     collection_offset_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     document: Mapped[str | None] = mapped_column(String(500))
+    #: how the issued document asks to be paid: ``direct_debit`` (the customer paid by direct debit
+    #: and had an active mandate at issue) or ``transfer``; None for drafts. Fixed at issue: only
+    #: invoices issued ``direct_debit`` are debited, whatever the customer signs later
+    payment_means: Mapped[str | None] = mapped_column(String(20))
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
     # the customer's billing identity at issue (see the class docstring)
     customer_name: Mapped[str | None] = mapped_column(String(200))
@@ -211,6 +215,9 @@ class SepaDebit(Base):
     invoice_id: Mapped[int] = mapped_column(BigInteger, index=True)
     replaced_by_file_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_files.id"))
     mandate_reference: Mapped[str] = mapped_column(String(35), index=True)
+    #: the debtor account debited (the IBAN of the mandate then): a later debit of the same mandate
+    #: from another account carries an amendment
+    iban: Mapped[str | None] = mapped_column(String(34))
     sequence_type: Mapped[str] = mapped_column(String(4))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     collection_date: Mapped[date] = mapped_column(Date)

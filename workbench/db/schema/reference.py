@@ -183,7 +183,12 @@ class OneOffCharge(Base):
 
 
 class Mandate(Base):
-    """A SEPA direct debit mandate."""
+    """A SEPA direct debit mandate. ``bic`` is ``""`` when not given (the IBAN is enough);
+    ``original_reference``: the reference this mandate had before the creditor gave it a new one
+    (the same mandate: its next debit carries the amendment), None for most;
+    ``last_collection_date``: its latest collection made outside the workbench (by the billing
+    system used before), None when none is known: with the ``sepa_debits`` of the mandate, where
+    its 36-month expiry counts from."""
 
     __tablename__ = "mandates"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -193,4 +198,6 @@ class Mandate(Base):
     iban: Mapped[str] = mapped_column(String(34))
     bic: Mapped[str] = mapped_column(String(11))
     status: Mapped[str] = mapped_column(String(20), default="active")
+    original_reference: Mapped[str | None] = mapped_column(String(35))
+    last_collection_date: Mapped[date | None] = mapped_column(Date)
 

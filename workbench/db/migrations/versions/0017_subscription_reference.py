@@ -4,7 +4,7 @@ A subscription loaded with a reference is updated by the next load of that refer
 else changed (a corrected start date no longer creates a second subscription).
 
 Revision ID: 0017_subscription_reference
-Revises: 0014_faults
+Revises: 0014_sepa_2019
 Create Date: 2026-12-01 11:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0017_subscription_reference'
-down_revision = '0014_faults'
+down_revision = '0014_sepa_2019'
 branch_labels = None
 depends_on = None
 
