@@ -38,13 +38,21 @@ from workbench.jobs.preprod import (
     run_options,
     write_report,
 )
-from workbench.jobs.production import ProductionResult, Promotion, check_parameters, production, promote
+from workbench.jobs.production import (
+    ProductionResult,
+    ProductionSummary,
+    Promotion,
+    check_parameters,
+    production,
+    promote,
+)
 from workbench.jobs.rating import rate
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import clear_demo, open_database, utc_now
 
 __all__ = [
     "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PreprodResult", "ProductionResult",
+    "ProductionSummary",
     "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "check_period",
     "clear_demo",
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",

@@ -25,10 +25,12 @@ from workbench.ui.inputs import (
     rate_now,
 )
 from workbench.ui.panels import cdr_panel, compare_panel, invoice_viewer, preprod_panel, rating_panel
+from workbench.ui.summary import production_summary
 
 __all__ = [
     "cdr_panel", "check_period", "check_run_options", "compare_panel", "connect", "download_link", "invoice_viewer",
     "latest_run", "load_folder", "loads_frame", "monthly_consumption", "pdf_preview_png", "preprod_now",
-    "preprod_panel", "profile_dashboard", "project_path", "rate_now", "rating_panel", "rejects_frame",
+    "preprod_panel", "production_summary", "profile_dashboard", "project_path", "rate_now", "rating_panel",
+    "rejects_frame",
     "review_dashboard", "revenue_chart", "run_report", "shown", "styled_invoices", "traffic_frame", "unrated_frame",
 ]
