@@ -132,6 +132,8 @@ def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> list[str]:
     print(f"   pre-production run {run.run_id} for {run.period}: {run.invoices} draft invoices{numbers}, total "
           f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
     print(f"   control report: {result.report.path} (and {result.report.stored_as} in the FTP space)")
+    if result.mailing is not None:
+        _print_mailing(result.mailing)
     left = []
     if result.documents is not None:
         left = _print_publish(result.documents, f"run {run.run_id}", settings,
@@ -236,9 +238,21 @@ def cmd_compare(args, settings: Settings) -> None:
         print(_table(changed))
 
 
+def _print_mailing(mailing) -> None:
+    if mailing.sent:
+        print("   control report emailed to " + ", ".join(mailing.sent))
+    if mailing.already:
+        print("   control report already emailed to " + ", ".join(mailing.already) + " (not sent again)")
+
+
 def cmd_report(args, settings: Settings) -> None:
-    report = jobs.write_report(jobs.open_database(settings), settings, args.run)
+    engine = jobs.open_database(settings)
+    report = jobs.write_report(engine, settings, args.run)
     print(f"   control report: {report.path} (and {report.stored_as} in the FTP space)")
+    mailing = jobs.mail_report(engine, settings, report)
+    _print_mailing(mailing)
+    for warning in jobs.mailing_warnings(mailing, args.run):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_credit_note(args, settings: Settings) -> list[str]:

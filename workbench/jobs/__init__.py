@@ -33,6 +33,8 @@ from workbench.jobs.preprod import (
     ReportFiles,
     check_period,
     delete_run,
+    mail_report,
+    mailing_warnings,
     preprod,
     report_path,
     run_options,
@@ -56,6 +58,7 @@ __all__ = [
     "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "check_period",
     "clear_demo",
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
+    "mail_report", "mailing_warnings",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
     "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",
 ]
