@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from workbench import jobs
-from workbench.billing.approvals import approvals, approve, approved_run
 from workbench.config import Settings, load_settings, redacted
 from workbench.errors import InputError, Problem, WorkbenchError
 from workbench.money import PRICE_SCALE, format_money, minutes
@@ -184,7 +183,7 @@ def _run_to_issue(args, engine) -> int:
         if not args.period:
             raise InputError("--approved takes the approved run of a period: give --period YYYY-MM",
                              code="nothing_named")
-        return approved_run(engine, args.period)
+        return jobs.approved_run(engine, args.period)
     return args.run
 
 
@@ -195,21 +194,18 @@ def cmd_production(args, settings: Settings) -> list[str]:
 
 
 def cmd_approve(args, settings: Settings) -> None:
-    approval = approve(jobs.open_database(settings), args.run, getpass.getuser(), args.comment, jobs.utc_now(),
-                       settings.self_approval)
+    approval = jobs.approve_run(jobs.open_database(settings), settings, args.run, getpass.getuser(), args.comment)
     print(f"run {approval.run_id} approved by {approval.approved_by} at {approval.approved_at:%Y-%m-%d %H:%M} UTC")
 
 
 def cmd_add_reviewer(args, settings: Settings) -> None:
-    from workbench.jobs.reviewers import add_reviewer
-
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass(f"password for {args.name}: ")
         if getpass.getpass("again: ") != password:
             raise InputError("the two passwords differ", code="bad_password")
-    path = add_reviewer(settings, args.name, password)
+    path = jobs.add_reviewer(settings, args.name, password)
     print(f"reviewer {args.name} can log in to the dashboards (users file {path})")
 
 
@@ -219,7 +215,7 @@ def cmd_runs(args, settings: Settings) -> None:
         print("no billing runs")
         return
     runs["total"] = runs["total_incl_cents"].map(_money)
-    signed = approvals(jobs.open_database(settings))
+    signed = jobs.run_approvals(jobs.open_database(settings))
     signed = signed[~signed["forced"].astype(bool)].drop_duplicates("run_id")  # newest first: each run's latest
     runs["approved_by"] = runs["id"].map(dict(zip(signed["run_id"], signed["approved_by"], strict=True)))
     print(_table(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",

@@ -23,6 +23,7 @@ the notebook widgets, the dashboards and the production notebook call these and 
 their results; errors are the :mod:`workbench.errors` family.
 """
 
+from workbench.jobs.approvals import approve_run, approved_run, run_approvals, run_state
 from workbench.jobs.credit_notes import CreditNoteResult, credit_note
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, invoice_pdf, publish_documents, publish_invoices, publish_run
@@ -49,6 +50,7 @@ from workbench.jobs.production import (
     promote,
 )
 from workbench.jobs.rating import rate
+from workbench.jobs.reviewers import add_reviewer
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import clear_demo, open_database, utc_now
 
@@ -56,9 +58,10 @@ __all__ = [
     "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PreprodResult", "ProductionResult",
     "ProductionSummary",
     "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "check_period",
-    "clear_demo",
+    "add_reviewer", "approve_run", "approved_run", "clear_demo",
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
     "mail_report", "mailing_warnings",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
-    "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",
+    "rate", "report_path", "run_approvals", "run_state", "reprocess_rejects", "run_options",
+    "run_production_notebook", "utc_now", "write_report",
 ]
