@@ -4,12 +4,12 @@ approve it, another reviewer's approval is recorded under their logged-in name."
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import time
-import http.client
 import urllib.parse
 from datetime import datetime
 
