@@ -239,7 +239,11 @@ def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatc
     result = nbformat.read(executed, as_version=4).cells[-1].outputs[0]["data"]
     assert "20 invoices issued (F2026-000001 to F2026-000020)" in result["text/html"]
     assert result["text/plain"] in out
-    assert "  20 invoices issued (F2026-000001 to F2026-000020)" in out.splitlines()[2]
+    lines = out.splitlines()
+    assert lines[1:3] == ["Invoices:", f"  pre-production run {run_id}, period 2026-10"]
+    assert lines[3].endswith(": 20 invoices issued (F2026-000001 to F2026-000020)")
+    for section in ("PDFs:", "  20 PDFs stored", "Emails:", "SEPA direct debits:", "Left undone:"):
+        assert section in lines
     assert issued() == (1, 20)
     audit = list((workspace["base"] / "ftp" / "audit" / "2026-10").glob("*.ipynb"))
     assert executed.name in [p.name for p in audit]

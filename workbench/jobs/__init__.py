@@ -8,13 +8,16 @@ load CDR files                  :func:`load_cdrs` (:class:`CdrLoad`)
 rejects cured by the reference  :func:`reprocess_rejects` (also run by :func:`load_reference`)
 rate a period                   :func:`rate` (:class:`~workbench.rated_calls.RatingSummary`)
 pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`
-promotion (production)          :func:`promote` (:class:`Promotion`)
+report emailed (once per run)   :func:`mail_report` (also run by :func:`preprod`)
+approval (four eyes)            :func:`approve_run`, :func:`approved_run`, :func:`run_approvals`
+reviewers' logins               :func:`add_reviewer`
+promotion (production)          :func:`promote` (:class:`Promotion`), approved or forced with a reason
 documents (PDFs)                :func:`publish_run`, :func:`publish_invoices` (:class:`PublishReport`)
 delivery (email)                :func:`deliver` (:class:`DeliveryResult`)
 SEPA direct debits              :func:`generate_direct_debits` (:class:`DirectDebitRun`)
 credit note                     :func:`credit_note` (:class:`CreditNoteResult`)
-the production job (papermill)  :func:`production` (:class:`ProductionResult`), run headless by
-                                :func:`run_production_notebook`
+the production job (papermill)  :func:`production` (:class:`ProductionResult`, its
+                                :class:`ProductionSummary`), run headless by :func:`run_production_notebook`
 ==============================  ==================================================================
 
 Every job takes the engine of :func:`open_database` and the settings first (the papermill runner
