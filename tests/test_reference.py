@@ -44,6 +44,7 @@ EXPECTED_ROWS = {
     "cdr_files": 0, "cdrs": 0, "cdr_rejects": 0, "rated_calls": 0, "rating_errors": 0,
     "billing_runs": 0, "invoices": 0, "invoice_items": 0, "invoice_vat": 0, "number_sequences": 0,
     "credit_entries": 0, "deliveries": 0, "sepa_files": 0, "sepa_debits": 0, "job_locks": 0,
+    "run_approvals": 0, "report_deliveries": 0,
 }
 
 
