@@ -69,7 +69,8 @@ def test_a_valid_folder_loads(engine, tmp_path):
                       if name not in ("rate_intervals", "cdr_files", "cdrs", "cdr_rejects",
                                       "rated_calls", "rating_errors", "billing_runs", "invoices",
                                       "invoice_items", "invoice_vat", "number_sequences", "credit_entries",
-                                      "deliveries", "sepa_files", "sepa_debits", "job_locks")}
+                                      "deliveries", "sepa_files", "sepa_debits", "job_locks", "run_approvals",
+                                      "report_deliveries")}
     assert table_counts(engine) == EXPECTED_ROWS
 
     assert rows(engine, select(s.RatePlan.code, s.RatePlan.timezone, s.RatePlan.default_band)) == [
