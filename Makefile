@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards
+.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards lab
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ bench: $(STAMP) docs-deps
 clean:
 	rm -rf $(VENV) var .pytest_cache
 
-# The reviewers' dashboards (Voila, sources hidden) on http://127.0.0.1:8866/
+# The reviewers' dashboards (Voila, sources hidden) on http://127.0.0.1:8866/ (DASHBOARDS_IP=0.0.0.0 for
+# every interface): each reviewer logs in with the name and password `workbench add-reviewer NAME` gave
+DASHBOARDS_IP ?= 127.0.0.1
+DASHBOARDS_PORT ?= 8866
+LOGIN := --Voila.identity_provider_class=workbench.ui.login.ReviewerIdentityProvider \
+	--VoilaConfiguration.multi_kernel_manager_class=workbench.ui.login.ReviewerKernelManager
 dashboards: $(STAMP)
-	$(BIN)/voila notebooks/dashboards/ --port 8866 --no-browser --Voila.ip=127.0.0.1
+	$(BIN)/voila notebooks/dashboards/ --port $(DASHBOARDS_PORT) --no-browser --Voila.ip=$(DASHBOARDS_IP) $(LOGIN)
+
+# JupyterLab for the analysts, with the same logins
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/ --no-browser --ServerApp.ip=$(DASHBOARDS_IP) \
+		--ServerApp.identity_provider_class=workbench.ui.login.ReviewerIdentityProvider \
+		--ServerApp.kernel_manager_class=workbench.ui.login.ReviewerKernelManager

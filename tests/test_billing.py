@@ -61,6 +61,7 @@ from factories import (
     BILLING_CUSTOMERS,
     BILLING_PRODUCTS,
     BILLING_SUBSCRIPTIONS,
+    approved,
     billing_reference_folder,
     native_cdrs,
     table_counts,
@@ -1071,7 +1072,7 @@ def test_issued_documents_keep_the_customers_identity_at_issue(october):
     engine = october.engine
     settings = replace(october.settings, storage_url=str(october.folder / "ftp"),
                        outbox_dir=str(october.folder / "outbox"))
-    promotion = jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    promotion = jobs.promote(engine, settings, approved(engine, preprod(engine, OPTIONS, settings, NOW).run_id), NOW)
     kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
                  .where(s.Invoice.number == "F2026-000001"))
     assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None)]
@@ -1434,7 +1435,15 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
     status, out, _ = run_cli("compare", str(first), str(second))
     assert (status, out.strip()) == (0, f"run {first} -> run {second}: 0 of 1 accounts differ")
 
-    status, out, _ = run_cli("production", "--run", str(second))
+    # production refuses a run nobody approved; its author cannot approve it (four eyes)
+    status, _, err = run_cli("production", "--run", str(second))
+    assert status == 2 and f"run {second} is not approved" in err
+    status, _, err = run_cli("approve", str(second), "--comment", "mine")
+    assert status == 2 and "another reviewer must approve it" in err
+    approved(october.engine, second, "alice")
+    status, out, _ = run_cli("runs")
+    assert [line.split()[-1] for line in out.splitlines()[1:]] == ["alice", "-"]
+    status, out, _ = run_cli("production", "--approved", "--period", "2026-10")
     assert status == 0
     assert "1 invoices issued, F2026-000001 to F2026-000001; total €54.42, net payable €34.42" in out
     status, out, _ = run_cli("production", "--run", str(second))
@@ -1457,7 +1466,7 @@ def test_cli_billing_commands(run_cli, october, tmp_path):
 
 def test_cli_mail_stopped_by_the_server_exits_with_status_3_and_the_count_left(run_cli, october, monkeypatch):
     status, out, _ = run_cli("preprod", "--period", "2026-10", "--customers", "accounts:C1")
-    status, out, _ = run_cli("production", "--run", str(_run_id(out)))
+    status, out, _ = run_cli("production", "--run", str(_run_id(out)), "--force", "the mail server test")
     production_run = int(re.search(r"production run (\d+)", out).group(1))
     monkeypatch.setenv("WORKBENCH_SMTP_URL", "smtp://127.0.0.1:1")  # nothing listens there
     status, out, err = run_cli("mail", "--run", str(production_run))

@@ -7,12 +7,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from factories import approved
 from sqlalchemy import func, select
 
 from workbench import jobs, ui
 from workbench.config import Settings
 from workbench.db import schema as s
-from workbench.errors import InputError, problems_table
+from workbench.errors import InputError, RefusedError, problems_table
 from workbench.reads.calls import rating_problems, rejects_frame
 from workbench.sample import generate_operator
 
@@ -63,6 +64,11 @@ def test_the_month_as_a_sequence_of_jobs(month, tmp_path):
     assert stored.read_bytes() == result.report.path.read_bytes()
     assert result.documents is None and result.run.invoices == 6
 
+    # no reviewer approved it: production refuses, nothing issued
+    with pytest.raises(RefusedError, match=f"run {result.run.run_id} is not approved"):
+        jobs.promote(engine, settings, result.run.run_id, NOW)
+    assert count(engine, s.NumberSequence.__table__) == 0
+    approved(engine, result.run.run_id)
     promotion = jobs.promote(engine, settings, result.run.run_id, NOW)
     assert promotion.run.invoices == 6 and promotion.run.numbers == ("F2026-000001", "F2026-000006")
     assert len(promotion.documents.stored) == 6
@@ -166,7 +172,7 @@ def test_a_storage_url_that_cannot_be_used_stops_a_credit_note_before_its_number
     settings, engine, data = month
     jobs.load_reference(engine, settings, data / "reference")
     run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
-    jobs.promote(engine, settings, run.run_id, NOW)
+    jobs.promote(engine, settings, approved(engine, run.run_id), NOW)
     broken = replace(settings, storage_url="ftp://billing@127.0.0.1:99999/space")
     with pytest.raises(ConfigError, match="the port is not a number"):
         jobs.credit_note(engine, broken, "F2026-000001", "wrong rate", now=NOW)
@@ -273,7 +279,7 @@ def test_a_credit_note_is_dated_and_numbered_by_the_operators_date(month):
     settings, engine, data = month
     jobs.load_reference(engine, settings, data / "reference")
     run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW).run
-    jobs.promote(engine, settings, run.run_id, NOW)
+    jobs.promote(engine, settings, approved(engine, run.run_id), NOW)
     # 23:30 UTC on 31 December is 00:30 on 1 January 2027 in Paris
     note = jobs.credit_note(engine, settings, "F2026-000001", "wrong rate", now=datetime(2026, 12, 31, 23, 30))
     assert note.number == "A2027-000001"
@@ -330,18 +336,31 @@ def test_a_control_report_is_named_from_checked_values():
         jobs.report_path(Settings(output_dir="out"), "1/../../x", "2026-10")
 
 
-def test_production_notebook_reads_what_the_job_left_undone_from_the_executed_notebook(tmp_path):
+def test_production_notebook_reads_the_jobs_summary_from_the_executed_notebook(tmp_path):
     import json
 
-    from workbench.cli import _left_in_notebook
+    from workbench.jobs.notebook import notebook_summary
+    from workbench.ui.summary import production_summary
 
-    summary = {"run": 3, "invoices": 20, "left_undone": ["14 of 20 PDFs not stored", "1 emails given up"]}
+    summary = jobs.ProductionSummary(
+        run=3, period="2026-10", production_run=4, invoices=2, total_incl_cents=123456, net_payable_cents=100000,
+        numbers=("F2026-000001", "F2026-000002"), pdfs_stored=2, emails_sent=1,
+        emails_not_sent=(("F2026-000002", "", "account C2: no contact is an invoice recipient"),),
+        sepa_debits=1, sepa_total_cents=100000, sepa_file="sepa/x.xml",
+        sepa_left_out=(("F2026-000002", "C2", 2345, "mandate revoked"),), left_undone=("1 invoices left out",))
+    bundle = production_summary(summary)._repr_mimebundle_()
     cells = [{"cell_type": "code", "outputs": []},
-             {"cell_type": "code", "outputs": [{"output_type": "execute_result",
-                                                "data": {"text/plain": repr(summary)}}]}]
+             {"cell_type": "code", "outputs": [{"output_type": "execute_result", "data": bundle}]}]
     notebook = tmp_path / "executed.ipynb"
     notebook.write_text(json.dumps({"cells": cells}))
-    assert _left_in_notebook(notebook) == ["14 of 20 PDFs not stored", "1 emails given up"]
-    cells[1]["outputs"][0]["data"]["text/plain"] = repr({**summary, "left_undone": []})
+    assert notebook_summary(notebook) == summary
+    text = bundle["text/plain"].splitlines()
+    # 123456 cents = €1,234.56 billed; 100000 = €1,000.00 net payable and debited; 2345 = €23.45 left out
+    assert "  total billed €1,234.56, net payable €1,000.00" in text
+    assert "  not sent: F2026-000002: account C2: no contact is an invoice recipient" in text
+    assert "  1 direct debits, €1,000.00, file sepa/x.xml" in text
+    assert "  left out: F2026-000002 (account C2, €23.45): mandate revoked" in text
+    assert text[-2:] == ["Left undone:", "  1 invoices left out"]
+    cells[1]["outputs"] = []
     notebook.write_text(json.dumps({"cells": cells}))
-    assert _left_in_notebook(notebook) == []
+    assert notebook_summary(notebook) is None

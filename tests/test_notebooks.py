@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from factories import approved
 from sqlalchemy import func, select
 
 from workbench.cli import main
@@ -225,20 +226,32 @@ def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatc
     for name, value in (("DATABASE_URL", "sqlite:///wb.sqlite"), ("STORAGE_URL", "ftp"), ("OUTBOX_DIR", "outbox"),
                         ("OUTPUT_DIR", "out")):
         monkeypatch.setenv(f"WORKBENCH_{name}", value)
-    assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
+    # nobody approved the run: the scheduled job finds no approved run of the period
+    assert main(["production-notebook", "--approved", "--period", "2026-10"]) == 2
+    assert "no pre-production run of 2026-10 is approved" in capsys.readouterr().err
+    assert issued() == (0, 0)
+    approved(engine, run_id)
+    assert main(["production-notebook", "--approved", "--period", "2026-10"]) == 0
     out = capsys.readouterr().out
     executed = workspace["base"] / out.split("executed: ")[1].split(" (also")[0]
     assert "wb.sqlite" not in executed.read_text()  # no setting is written into the audit notebook
-    result = nbformat.read(executed, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
-    assert "'invoices': 20" in result and "F2026-000001" in result and "F2026-000020" in result
+    # the notebook shows the job's summary, and the command prints the same for the cron log
+    result = nbformat.read(executed, as_version=4).cells[-1].outputs[0]["data"]
+    assert "20 invoices issued (F2026-000001 to F2026-000020)" in result["text/html"]
+    assert result["text/plain"] in out
+    lines = out.splitlines()
+    assert lines[1:3] == ["Invoices:", f"  pre-production run {run_id}, period 2026-10"]
+    assert lines[3].endswith(": 20 invoices issued (F2026-000001 to F2026-000020)")
+    for section in ("PDFs:", "  20 PDFs stored", "Emails:", "SEPA direct debits:", "Left undone:"):
+        assert section in lines
     assert issued() == (1, 20)
     audit = list((workspace["base"] / "ftp" / "audit" / "2026-10").glob("*.ipynb"))
     assert executed.name in [p.name for p in audit]
     assert len(list((workspace["base"] / "ftp" / "invoices").rglob("*.pdf"))) == 20
     # running it again issues nothing twice and says so
-    assert main(["production-notebook", "--run", str(run_id), "--period", "2026-10"]) == 0
-    again = capsys.readouterr().out.split("executed: ")[1].split(" (also")[0]
-    assert "already issued" in nbformat.read(again, as_version=4).cells[-1].outputs[0]["data"]["text/plain"]
+    assert main(["production-notebook", "--approved", "--period", "2026-10"]) == 0
+    again = capsys.readouterr().out
+    assert f"run {run_id} was already issued" in again and "Left undone:\n  nothing" in again
     assert issued() == (1, 20)
 
 

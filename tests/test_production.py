@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from factories import approved
 from sqlalchemy import func, select, update
 
 from workbench.billing import preprod
@@ -33,7 +34,9 @@ def _reviewed_october(tmp_path, settings: Settings):
     load_reference(engine, tmp_path / "data" / "reference")
     load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
     rate_period(engine, "2026-10", settings, NOW)
-    return engine, preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+    run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
+    approved(engine, run.run_id)
+    return engine, run
 
 
 def test_a_failed_delivery_is_finished_by_running_again(tmp_path):

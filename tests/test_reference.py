@@ -44,6 +44,7 @@ EXPECTED_ROWS = {
     "cdr_files": 0, "cdrs": 0, "cdr_rejects": 0, "rated_calls": 0, "rating_errors": 0,
     "billing_runs": 0, "invoices": 0, "invoice_items": 0, "invoice_vat": 0, "number_sequences": 0,
     "credit_entries": 0, "deliveries": 0, "sepa_files": 0, "sepa_debits": 0, "job_locks": 0,
+    "run_approvals": 0, "report_deliveries": 0,
 }
 
 
@@ -68,7 +69,8 @@ def test_a_valid_folder_loads(engine, tmp_path):
                       if name not in ("rate_intervals", "cdr_files", "cdrs", "cdr_rejects",
                                       "rated_calls", "rating_errors", "billing_runs", "invoices",
                                       "invoice_items", "invoice_vat", "number_sequences", "credit_entries",
-                                      "deliveries", "sepa_files", "sepa_debits", "job_locks")}
+                                      "deliveries", "sepa_files", "sepa_debits", "job_locks", "run_approvals",
+                                      "report_deliveries")}
     assert table_counts(engine) == EXPECTED_ROWS
 
     assert rows(engine, select(s.RatePlan.code, s.RatePlan.timezone, s.RatePlan.default_band)) == [

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from factories import BILLING_LINES, BILLING_MANDATES, billing_reference_folder, native_cdrs
+from factories import BILLING_LINES, BILLING_MANDATES, approved, billing_reference_folder, native_cdrs
 from sqlalchemy import select
 from test_billing import (
     CREDITS,
@@ -107,7 +107,7 @@ def test_a_call_loaded_after_the_review_is_an_anomaly_and_blocks_production(octo
 
 def test_late_calls_are_billed_once_on_the_next_invoice(october):
     engine, settings = october.engine, october.settings
-    jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    jobs.promote(engine, settings, approved(engine, preprod(engine, OPTIONS, settings, NOW).run_id), NOW)
     # a carrier's late file: C1 Tue 20 Oct 10:00 FIX peak 60 s = 600 units = 6 cents
     _load(october, "late.csv", [["L1", "2026-10-20T10:00:00+02:00", "+33145000001", "+33155000000", "60"]])
     rate_period(engine, "2026-10", settings, LATER)
@@ -152,7 +152,7 @@ def test_late_calls_are_billed_once_on_the_next_invoice(october):
                     "difference (must be 0)": (0, 0, Decimal("0.0000"))}
     assert _balance(october, october_run)[("5", "rated calls of earlier periods billed in this run")] == (
         0, 0, Decimal("0.0000"))
-    jobs.promote(engine, settings, november.run.run_id, LATER)
+    jobs.promote(engine, settings, approved(engine, november.run.run_id), LATER)
     assert {line: value for (section, line), value in _balance(october, november.run.run_id).items()
             if section == "5"} == late
     assert call_invoices(engine)["L1"] is not None
@@ -306,7 +306,7 @@ def test_a_balance_that_does_not_close_blocks_production_until_explained(october
     assert "balance_not_closed" in set(anomalies["Problem"])
     with pytest.raises(RefusedError, match="period balance of 2026-10 does not close: 1. CDR records does not "
                                            "close: 1 calls"):
-        jobs.promote(engine, settings, run.run_id, NOW)
+        jobs.promote(engine, settings, approved(engine, run.run_id), NOW)
     assert frame(engine, select(s.Invoice.id).where(s.Invoice.status == "issued")).empty
 
 
@@ -397,7 +397,7 @@ def test_a_start_date_corrected_under_the_subscription_s_reference_gives_the_day
     header = "account_number,product,quantity,start_date,end_date,price_override,reference\n"
     load_reference(engine, billing_reference_folder(october.folder / "ref", only=["subscriptions"],
                                                     subscriptions=header + "C2,LINE,1,2026-10-11,,,S-C2\n"))
-    jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
+    jobs.promote(engine, settings, approved(engine, preprod(engine, OPTIONS, settings, NOW).run_id), NOW)
     # 11-31 October: 21 of 31 days, 1990 x 21 / 31 = 1348.06 -> 1348 (as without the reference)
     assert stored_invoices(engine, _issued_run(october)).loc["C2", "prorated"] == 1348
 

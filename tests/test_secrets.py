@@ -137,7 +137,7 @@ def test_no_command_writes_a_password_anywhere(servers, request, tmp_path, monke
     run("credit-note", "F2026-000002", "--reason", "wrong rate", "--reinvoice")
     preprod = run("preprod", "--period", "2026-10", "--pdfs")
     assert "PDFs of run 3" in preprod
-    run("production-notebook", "--run", "3", "--period", "2026-10", "--no-deliver")
+    run("production-notebook", "--run", "3", "--period", "2026-10", "--no-deliver", "--force", "test")
     run("production", "--run", "3")  # already issued by the notebook: nothing issued twice
     # and when the servers are gone, the errors name the URLs without their password
     servers["stop"]()

@@ -381,7 +381,7 @@ def test_production_and_documents_exit_3_with_the_count_of_pdfs_the_ftp_space_re
     assert issued >= 3
     monkeypatch.setenv("WORKBENCH_STORAGE_URL", ftp_server["url"])
     ftp_server["refuse"].update({"F2026-000002.pdf.part", "F2026-000003.pdf.part"})  # their uploads fail
-    assert main(["--database-url", url, "production", "--run", str(run.run_id)]) == 3
+    assert main(["--database-url", url, "production", "--run", str(run.run_id), "--force", "test"]) == 3
     err = capsys.readouterr().err
     production_run = run.run_id + 1
     assert (f"incomplete: 2 of {issued} PDFs of run {production_run} not stored: store them with "

@@ -9,6 +9,7 @@ counted on stderr with the way to finish it.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -166,6 +167,8 @@ def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> list[str]:
     print(f"   pre-production run {run.run_id} for {run.period}: {run.invoices} draft invoices{numbers}, total "
           f"{_money(run.total_incl_cents)}, net payable {_money(run.net_payable_cents)}")
     print(f"   control report: {result.report.path} (and {result.report.stored_as} in the FTP space)")
+    if result.mailing is not None:
+        _print_mailing(result.mailing)
     left = []
     if result.documents is not None:
         left = _print_publish(result.documents, f"run {run.run_id}", settings,
@@ -208,9 +211,38 @@ def _print_promotion(promotion: jobs.Promotion, settings: Settings) -> list[str]
     return []
 
 
+def _run_to_issue(args, engine) -> int:
+    """``--run N``, or with ``--approved`` the approved run of ``--period``."""
+    if (args.run is None) == (not args.approved):
+        raise InputError("give --run N or --approved --period YYYY-MM", code="nothing_named")
+    if args.approved:
+        if not args.period:
+            raise InputError("--approved takes the approved run of a period: give --period YYYY-MM",
+                             code="nothing_named")
+        return jobs.approved_run(engine, args.period)
+    return args.run
+
+
 def cmd_production(args, settings: Settings) -> list[str]:
-    return _print_promotion(jobs.promote(jobs.open_database(settings), settings, args.run,
-                                         balance_note=args.balance_note), settings)
+    engine = jobs.open_database(settings)
+    return _print_promotion(jobs.promote(engine, settings, _run_to_issue(args, engine), balance_note=args.balance_note,
+                                         force_reason=args.force), settings)
+
+
+def cmd_approve(args, settings: Settings) -> None:
+    approval = jobs.approve_run(jobs.open_database(settings), settings, args.run, getpass.getuser(), args.comment)
+    print(f"run {approval.run_id} approved by {approval.approved_by} at {approval.approved_at:%Y-%m-%d %H:%M} UTC")
+
+
+def cmd_add_reviewer(args, settings: Settings) -> None:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise InputError("the two passwords differ", code="bad_password")
+    path = jobs.add_reviewer(settings, args.name, password)
+    print(f"reviewer {args.name} can log in to the dashboards (users file {path})")
 
 
 def cmd_runs(args, settings: Settings) -> None:
@@ -219,8 +251,11 @@ def cmd_runs(args, settings: Settings) -> None:
         print("no billing runs")
         return
     runs["total"] = runs["total_incl_cents"].map(_money)
+    signed = jobs.run_approvals(jobs.open_database(settings))
+    signed = signed[~signed["forced"].astype(bool)].drop_duplicates("run_id")  # newest first: each run's latest
+    runs["approved_by"] = runs["id"].map(dict(zip(signed["run_id"], signed["approved_by"], strict=True)))
     print(_table(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
-                       "created_by", "created_at"]]))
+                       "created_by", "created_at", "approved_by"]]))
 
 
 def cmd_delete_run(args, settings: Settings) -> None:
@@ -235,9 +270,21 @@ def cmd_compare(args, settings: Settings) -> None:
         print(_table(changed))
 
 
+def _print_mailing(mailing) -> None:
+    if mailing.sent:
+        print("   control report emailed to " + ", ".join(mailing.sent))
+    if mailing.already:
+        print("   control report already emailed to " + ", ".join(mailing.already) + " (not sent again)")
+
+
 def cmd_report(args, settings: Settings) -> None:
-    report = jobs.write_report(jobs.open_database(settings), settings, args.run)
+    engine = jobs.open_database(settings)
+    report = jobs.write_report(engine, settings, args.run)
     print(f"   control report: {report.path} (and {report.stored_as} in the FTP space)")
+    mailing = jobs.mail_report(engine, settings, report)
+    _print_mailing(mailing)
+    for warning in jobs.mailing_warnings(mailing, args.run):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_credit_note(args, settings: Settings) -> list[str]:
@@ -297,34 +344,20 @@ def cmd_sepa(args, settings: Settings) -> list[str]:
                                                      force=args.force))
 
 
-def _left_in_notebook(path: Path) -> list[str]:
-    """What the executed production notebook says it left undone: the ``left_undone`` of the
-    job's summary, the dict its last cell shows (:meth:`jobs.ProductionResult.summary`)."""
-    import ast
-    import json
-
-    for cell in reversed(json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])):
-        for output in cell.get("outputs", []):
-            text = output.get("data", {}).get("text/plain")
-            if not text:
-                continue
-            try:
-                value = ast.literal_eval(text if isinstance(text, str) else "".join(text))
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                continue
-            if isinstance(value, dict) and "left_undone" in value:
-                return [str(x) for x in value["left_undone"]]
-    return []
-
-
 def cmd_production_notebook(args, settings: Settings) -> list[str]:
     config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
                                                                     else None)
-    path = jobs.run_production_notebook(args.run, args.period, not args.no_deliver, settings,
+    if (args.run is None) == (not args.approved):
+        raise InputError("give --run N or --approved", code="nothing_named")
+    done = jobs.run_production_notebook(args.run, args.period, not args.no_deliver, settings,
                                         config_file=str(Path(config).resolve()) if config else None,
-                                        balance_note=args.balance_note)
-    print(f"production notebook executed: {path} (also under audit/{args.period}/ in the FTP space)")
-    return [f"{text} (see the executed notebook)" for text in _left_in_notebook(path)]
+                                        balance_note=args.balance_note, approved=args.approved,
+                                        force_reason=args.force or "")
+    print(f"production notebook executed: {done.path} (also under audit/{args.period}/ in the FTP space)")
+    if done.summary is None:
+        return []
+    print(done.summary.text())
+    return [f"{text} (see the executed notebook)" for text in done.summary.left_undone]
 
 
 def cmd_demo(args, settings: Settings) -> list[str]:
@@ -345,8 +378,9 @@ def cmd_demo(args, settings: Settings) -> list[str]:
     print(f"== pre-production billing {period}")
     result = jobs.preprod(engine, settings, jobs.run_options(settings, period))
     left = _print_preprod(result, settings)
-    print(f"== production billing {period} (promoting run {result.run.run_id})")
-    promotion = jobs.promote(engine, settings, result.run.run_id)
+    print(f"== production billing {period} (promoting run {result.run.run_id}, without a reviewer's approval)")
+    promotion = jobs.promote(engine, settings, result.run.run_id,
+                             force_reason="the demo: the sample operator's month, issued without review")
     left += _print_promotion(promotion, settings)
     print(f"== delivery and direct debits {period}")
     if promotion.run.invoices:
@@ -426,15 +460,34 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.set_defaults(func=cmd_preprod)
 
-    p = sub.add_parser("production", help="issue the invoices of a reviewed pre-production run")
-    p.add_argument("--run", type=int, required=True)
+    def force(p):
+        p.add_argument("--force", metavar="REASON",
+                       help="issue a run that no reviewer approved, saying why (kept with the run)")
+
+    p = sub.add_parser("production", help="issue the invoices of an approved pre-production run")
+    p.add_argument("--run", type=int, help="the pre-production run to issue")
+    p.add_argument("--approved", action="store_true", help="the approved run of --period")
+    p.add_argument("--period", help="YYYY-MM (with --approved)")
     p.add_argument("--balance-note", default="", metavar="TEXT",
                    help="issue a run whose period balance does not close, saying why (kept with the run)")
+    force(p)
     p.set_defaults(func=cmd_production)
+
+    p = sub.add_parser("approve", help="approve a pre-production run as the system user (four eyes: not its author)")
+    p.add_argument("run", type=int)
+    p.add_argument("--comment", default="", help="what was checked")
+    p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("add-reviewer", help="let a reviewer log in to the dashboards (or change their password)")
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.set_defaults(func=cmd_add_reviewer)
 
     p = sub.add_parser("production-notebook",
                        help="run notebooks/04_production.ipynb headless (papermill), keeping it as the audit trail")
-    p.add_argument("--run", type=int, required=True, help="the pre-production run to promote")
+    p.add_argument("--run", type=int, help="the pre-production run to promote")
+    p.add_argument("--approved", action="store_true", help="promote the approved run of --period")
+    force(p)
     p.add_argument("--period", required=True, help="YYYY-MM, checked against the run")
     p.add_argument("--no-deliver", action="store_true", help="do not email the invoices")
     p.add_argument("--balance-note", default="", metavar="TEXT",

@@ -30,6 +30,11 @@ setting                    default and meaning
 ``sepa_version``           ``pain.008.001.08`` (or ``pain.008.001.02``)
 ``operator_*``             the operator's identity printed on invoices
 ``sqlite_busy_timeout``    ``30`` (seconds): how long a SQLite write waits for another's transaction
+``report_recipients``      empty: the control report of each pre-production run is emailed to these
+                           addresses (comma-separated), once per run, by the transport of ``smtp_url``
+``allow_self_approval``    ``no``: whoever launched a run cannot approve it (four eyes); ``yes`` lifts it
+``users_file``             ``var/reviewers``: the reviewers' logins for the dashboards and JupyterLab
+                           (``workbench add-reviewer NAME``; passwords hashed with scrypt)
 =========================  ==========================================================
 
 CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
@@ -89,6 +94,9 @@ class Settings:
     reject_threshold_percent: str = "5"  # a CDR file with more malformed records than this is refused
     reject_threshold_records: str = "10000"  # ...counted from this many records; or its first this many all malformed
     sqlite_busy_timeout: str = "30"  # seconds a SQLite write waits for another's transaction
+    report_recipients: str = ""  # addresses, comma-separated, the control report of each pre-production run goes to
+    allow_self_approval: str = "no"  # "yes": whoever launched a run may approve it (no four eyes)
+    users_file: str = str(DEFAULT_VAR_DIR / "reviewers")  # reviewers' logins (workbench add-reviewer), hashed
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -106,7 +114,21 @@ class Settings:
             database = f"sqlite:///{root / database.removeprefix('sqlite:///')}"
         return replace(self, database_url=database, storage_url=local(self.storage_url),
                        outbox_dir=local(self.outbox_dir), output_dir=local(self.output_dir),
-                       templates_dir=local(self.templates_dir))
+                       templates_dir=local(self.templates_dir), users_file=local(self.users_file))
+
+    @property
+    def report_addresses(self) -> tuple[str, ...]:
+        """The addresses of ``report_recipients``, in their order, each once."""
+        seen: dict[str, None] = {}
+        for address in self.report_recipients.replace(";", ",").split(","):
+            if address.strip():
+                seen.setdefault(address.strip(), None)
+        return tuple(seen)
+
+    @property
+    def self_approval(self) -> bool:
+        """Whether whoever launched a run may approve it (``allow_self_approval``)."""
+        return self.allow_self_approval.strip().lower() in ("yes", "true", "1")
 
 
 SECRETS = {"smtp_password": "WORKBENCH_SMTP_PASSWORD", "storage_password": "WORKBENCH_STORAGE_PASSWORD"}
@@ -207,6 +229,13 @@ def check(settings: Settings) -> Settings:
         busy = Decimal(-1)
     if not (busy.is_finite() and Decimal(0) <= busy <= Decimal(86400)):
         bad("sqlite_busy_timeout", f"{settings.sqlite_busy_timeout!r} is not a number of seconds (0 to 86400)")
+    if settings.allow_self_approval.strip().lower() not in ("yes", "no", "true", "false", "1", "0"):
+        bad("allow_self_approval", f"{settings.allow_self_approval!r} is neither yes nor no")
+    if settings.report_addresses:
+        wrong = [a for a in settings.report_addresses if not re.fullmatch(r"[^\s@<>,;]+@[^\s@<>,;]+\.[^\s@<>,;]+", a)]
+        if wrong:
+            bad("report_recipients", f"{', '.join(map(repr, wrong))} not an email address (name@example.com, "
+                "several separated by commas)")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:

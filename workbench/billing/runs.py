@@ -122,6 +122,8 @@ def delete_run(engine: Engine, run_id: int) -> int:
         connection.execute(delete(s.InvoiceItem).where(s.InvoiceItem.invoice_id.in_(ids)))
         connection.execute(delete(s.InvoiceVat).where(s.InvoiceVat.invoice_id.in_(ids)))
         count = connection.execute(delete(s.Invoice).where(s.Invoice.run_id == run_id)).rowcount
+        connection.execute(delete(s.RunApproval).where(s.RunApproval.run_id == run_id))
+        connection.execute(delete(s.ReportDelivery).where(s.ReportDelivery.run_id == run_id))
         connection.execute(delete(s.BillingRun).where(s.BillingRun.id == run_id))
     return count
 

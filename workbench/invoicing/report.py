@@ -135,6 +135,19 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
     return problems_table(problems).assign(**{"Customer name": names})
 
 
+def anomaly_codes(numbers: pd.Series, anomalies: pd.DataFrame) -> np.ndarray:
+    """For each invoice number of ``numbers``, the kinds of its anomalies (the ``Problem`` codes
+    of the rows of ``anomalies`` whose ``Source`` is that invoice) in the order met, each once,
+    joined by ``", "``; ``""`` for an invoice without anomaly. The invoices sheet's ``Anomalies``
+    column."""
+    codes: dict[str, list[str]] = {}
+    for source, code in zip(anomalies["Source"], anomalies["Problem"], strict=True):
+        kinds = codes.setdefault(str(source), [])
+        if code not in kinds:
+            kinds.append(str(code))
+    return np.array([", ".join(codes.get(str(n), [])) for n in numbers], dtype=object)
+
+
 def control_report(
     invoices: pd.DataFrame,
     items: pd.DataFrame,
@@ -147,7 +160,8 @@ def control_report(
     balance: pd.DataFrame | None = None,
     unbalanced: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The control report's sheets: ``Invoices`` (``REPORT_COLUMNS`` first), ``Summary`` (by item
+    """The control report's sheets: ``Invoices`` (``REPORT_COLUMNS`` first, ``Anomalies`` last: the
+    kinds of the invoice's anomalies, :func:`anomaly_codes`), ``Summary`` (by item
     type), ``By zone``, ``Anomalies``, ``Lines``, and ``Period balance`` when ``balance`` is given.
 
     ``period`` (``YYYY-MM``): the billed period; consumption lines of earlier periods are late
@@ -218,12 +232,14 @@ def control_report(
         "VAT rate (%)": lines["vat_rate"].map(lambda r: None if r is None or pd.isna(r) else Decimal(str(r))),
         "From": lines["period_from"], "To": lines["period_to"], "Calls": lines["calls"],
     })
+    anomalies = _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules(), period,
+                           never_rated, unbalanced)
+    sheet["Anomalies"] = anomaly_codes(sheet["Invoice number"], anomalies)
     return {
         "Invoices": sheet,
         "Summary": summary_sheet,
         "By zone": zone_sheet,
-        "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules(), period,
-                                never_rated, unbalanced),
+        "Anomalies": anomalies,
         "Lines": line_sheet.reset_index(drop=True),
         **({"Period balance": balance.reset_index(drop=True)} if balance is not None else {}),
     }

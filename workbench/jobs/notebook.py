@@ -7,19 +7,50 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from workbench.billing.approvals import approved_run
 from workbench.config import Settings, environment
 from workbench.errors import RefusedError
-from workbench.jobs.production import run_number
+from workbench.jobs.production import ProductionSummary, run_number
+from workbench.jobs.workspace import open_database
 from workbench.period import Period
 from workbench.storage import Storage
 
 NOTEBOOK = Path(__file__).resolve().parent.parent.parent / "notebooks" / "04_production.ipynb"
+#: the key of the notebook's JSON output that holds the job's summary (:class:`ProductionSummary`)
+SUMMARY_KEY = "production_summary"
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """An executed production notebook: where it is kept, the run it promoted, and the job's
+    summary as the notebook shows it (``None`` when it stopped before)."""
+
+    path: Path
+    run_id: int
+    summary: ProductionSummary | None
+
+
+def notebook_summary(path: Path) -> ProductionSummary | None:
+    """The job's summary an executed production notebook shows (its JSON output), or ``None``."""
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return None
+    for cell in reversed(cells):
+        for output in cell.get("outputs", []):
+            value = output.get("data", {}).get("application/json")
+            if isinstance(value, dict) and isinstance(value.get(SUMMARY_KEY), dict):
+                return ProductionSummary.from_dict(value[SUMMARY_KEY])
+    return None
 
 
 @contextmanager
@@ -37,17 +68,23 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_production_notebook(run_id: int, period: str, deliver: bool, settings: Settings,
+def run_production_notebook(run_id: int | None, period: str, deliver: bool, settings: Settings,
                             output: Path | None = None, config_file: str | None = None,
-                            balance_note: str = "") -> Path:
-    """Execute the production notebook with papermill; returns the executed notebook's path.
+                            balance_note: str = "", approved: bool = False, force_reason: str = "",
+                            launched_by: str | None = None) -> NotebookRun:
+    """Execute the production notebook with papermill for run ``run_id`` (or, with ``approved``
+    and no ``run_id``, the approved run of ``period``, :func:`~workbench.billing.approvals.approved_run`);
+    returns the executed notebook, its run and the job's summary.
 
     The parameters are checked before they are used in a path (:class:`~workbench.errors.InputError`);
-    :class:`~workbench.errors.RefusedError` when the notebook fails (the executed notebook is kept
-    and its error is in the message)."""
+    :class:`~workbench.errors.RefusedError` when no run of the period is approved, or when the
+    notebook fails (the executed notebook is kept and its error is in the message)."""
     import papermill
 
-    run_id, period = run_number(run_id), str(Period.parse(period))
+    period = str(Period.parse(period))
+    if approved and run_id is None:
+        run_id = approved_run(open_database(settings), period)
+    run_id = run_number(run_id)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = output or Path(settings.output_dir) / "runs" / f"production-{period}-run{run_id}-{stamp}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +100,8 @@ def run_production_notebook(run_id: int, period: str, deliver: bool, settings: S
             papermill.execute_notebook(
                 str(NOTEBOOK), str(output), cwd=str(NOTEBOOK.parent), progress_bar=False,
                 parameters={"run_id": run_id, "period": period, "deliver": deliver,
-                            "balance_note": str(balance_note or "")},
+                            "balance_note": str(balance_note or ""), "force_reason": str(force_reason or ""),
+                            "launched_by": launched_by or getpass.getuser()},
             )
     except papermill.PapermillExecutionError as exc:
         failure = f"{exc.ename}: {exc.evalue}"
@@ -73,4 +111,4 @@ def run_production_notebook(run_id: int, period: str, deliver: bool, settings: S
         failure = (failure + "; " if failure else "") + f"audit copy not stored in the FTP space: {exc}"
     if failure:
         raise RefusedError(f"production notebook failed ({output}): {failure}", code="notebook_failed")
-    return output
+    return NotebookRun(output, run_id, notebook_summary(output))

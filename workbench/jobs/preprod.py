@@ -24,6 +24,7 @@ from workbench.jobs.documents import PublishReport, publish_documents
 from workbench.jobs.production import run_number
 from workbench.jobs.rating import rate
 from workbench.jobs.workspace import utc_now
+from workbench.mail.reports import ReportMailing, ReportSummary, report_summary, send_report
 from workbench.period import Period, local_date
 from workbench.rated_calls import RatingSummary
 from workbench.reads import calls as stored_calls
@@ -40,19 +41,22 @@ class ReportFiles:
     run_id: int
     path: Path
     stored_as: str
+    summary: ReportSummary | None = None
 
 
 @dataclass(frozen=True)
 class PreprodResult:
     """A pre-production run: its summary, its control report, its draft PDFs (when asked for),
     the ratings it ran first for calls loaded but not rated (``rated_first``, oldest period first),
-    and ``warnings`` for whoever launched it (a period without rated calls)."""
+    and ``warnings`` for whoever launched it (a period without rated calls, a control report that
+    could not be emailed); ``mailing``: the report emailed to ``report_recipients``."""
 
     run: RunSummary
     report: ReportFiles
     documents: PublishReport | None = None
     rated_first: tuple[RatingSummary, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    mailing: ReportMailing | None = None
 
 
 def rate_unrated(engine: Engine, settings: Settings, period: Period | str,
@@ -138,14 +142,33 @@ def write_report(engine: Engine, settings: Settings, run_id: int) -> ReportFiles
     with engine.connect() as connection:
         period = run_row(connection, run_id)["period"]
     target = report_path(settings, run_id, period)
+    sheets = run_report(engine, run_id, settings)
     try:
-        path = write_control_report(run_report(engine, run_id, settings), target,
-                                    title=f"Billing control report, {period}, run {run_id}")
+        path = write_control_report(sheets, target, title=f"Billing control report, {period}, run {run_id}")
     except OSError as exc:
         raise UnavailableError(f"{target}: cannot be written ({exc.strerror or exc})", code="report") from None
     stored_as = f"reports/{period}/{path.name}"
     Storage(settings.storage_url).put(stored_as, path.read_bytes())
-    return ReportFiles(run_id, path, stored_as)
+    return ReportFiles(run_id, path, stored_as, report_summary(run_id, period, sheets))
+
+
+def mail_report(engine: Engine, settings: Settings, report: ReportFiles, now: datetime | None = None) -> ReportMailing:
+    """Email the control report of a pre-production run to ``report_recipients``, each recipient
+    once (:func:`workbench.mail.reports.send_report`: those it failed for get it now); nothing
+    for a production run's report. :class:`~workbench.errors.ConfigError` for an unusable mail set-up."""
+    with engine.connect() as connection:
+        run = run_row(connection, report.run_id)
+    if run["kind"] != "preprod":
+        return ReportMailing()
+    summary = report.summary or report_summary(report.run_id, run["period"],
+                                               run_report(engine, report.run_id, settings))
+    return send_report(engine, settings, summary, report.path, now or utc_now())
+
+
+def mailing_warnings(mailing: ReportMailing, run_id: int) -> tuple[str, ...]:
+    """What a person must know of a report not emailed: one line per recipient, with how to send it."""
+    return tuple(f"the control report was not emailed to {recipient}: {error} (`workbench report {run_id}` sends "
+                 "it again)" for recipient, error in mailing.failed)
 
 
 def preprod(engine: Engine, settings: Settings, options: RunOptions, now: datetime | None = None,
@@ -162,9 +185,11 @@ def preprod(engine: Engine, settings: Settings, options: RunOptions, now: dateti
     try:
         report = write_report(engine, settings, summary.run_id)
         documents = publish_documents(engine, settings, run_id=summary.run_id) if options.pdfs else None
+        mailing = mail_report(engine, settings, report, now)
     except WorkbenchError as exc:  # the run is stored: say so, so that nobody launches it twice
         raise type(exc)(f"{exc}. Pre-production run {summary.run_id} is stored ({summary.invoices} drafts); write its "
                         f"report again with `workbench report {summary.run_id}` (or its PDFs with `workbench documents "
                         f"--run {summary.run_id}`) once this is fixed", code=exc.code) from None
     warning = period_without_calls(engine, options.period)
-    return PreprodResult(summary, report, documents, rated_first, (warning,) if warning else ())
+    return PreprodResult(summary, report, documents, rated_first,
+                         ((warning,) if warning else ()) + mailing_warnings(mailing, summary.run_id), mailing)

@@ -10,13 +10,17 @@ sending anything twice.
 
 from __future__ import annotations
 
+import functools
+import getpass
 from dataclasses import dataclass
 from datetime import datetime
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from workbench.billing import RunSummary
 from workbench.billing import production as issue_run
+from workbench.billing.approvals import approved_run, check_approved
 from workbench.config import Settings
 from workbench.errors import InputError, RefusedError, UnavailableError
 from workbench.jobs.delivery import DeliveryResult, deliver
@@ -77,6 +81,43 @@ class ProductionResult:
         out["left_undone"] = self.left_undone
         return out
 
+    def report(self) -> ProductionSummary:
+        """The summary of what the job did (:class:`ProductionSummary`)."""
+        run, documents = self.promotion.run, self.promotion.documents
+        values: dict = {"run": self.source_run_id, "period": self.period, "production_run": run.run_id or None,
+                        "invoices": run.invoices, "total_incl_cents": run.total_incl_cents,
+                        "net_payable_cents": run.net_payable_cents, "numbers": tuple(run.numbers or ()),
+                        "message": run.message, "left_undone": tuple(self.left_undone)}
+        balance = self.promotion.balance
+        if balance is not None:
+            values["balance"] = "closes" if balance.closed else "; ".join(balance_anomalies(balance))
+        if documents is not None:
+            values["pdfs_stored"] = len(documents.stored) + len(documents.already)
+            values["pdfs_not_stored"] = tuple(sorted(documents.failed.items()))
+        if self.delivery is not None:
+            sent = self.delivery.sent
+            planned = self.delivery.planned.anomalies if self.delivery.planned is not None else []
+            values["emails_sent"] = len(sent.sent)
+            values["emails_to_send"] = sent.pending
+            values["emails_not_sent"] = tuple(
+                [(f.invoice_number, f.recipient, f"refused, tried again by `workbench mail --retry`: {f.error}")
+                 for f in sent.failed]
+                + [(f.invoice_number, f.recipient, f"given up after {f.attempts} attempts: {f.error}")
+                   for f in sent.gave_up]
+                + [(f.invoice_number, f.recipient, f"possibly sent: {f.error or 'run interrupted'}")
+                   for f in sent.uncertain]
+                + [(str(p.key or ""), "", p.message) for p in [*planned, *sent.anomalies]])
+        if self.direct_debits is not None:
+            debits = self.direct_debits
+            values.update(sepa_file=debits.path, sepa_debits=debits.transactions, sepa_total_cents=debits.total_cents,
+                          sepa_message=debits.message)
+            if len(debits.rejected):
+                values["sepa_left_out"] = tuple(
+                    (str(r.invoice_number), "" if pd.isna(r.account_number) else str(r.account_number),
+                     0 if pd.isna(r.net_payable_cents) else int(r.net_payable_cents), str(r.reason))
+                    for r in debits.rejected.itertuples(index=False))
+        return ProductionSummary(**values)
+
     @property
     def left_undone(self) -> list[str]:
         """What the job left undone, one line per kind with its count (empty when all is done):
@@ -98,6 +139,94 @@ class ProductionResult:
         return left
 
 
+@dataclass(frozen=True)
+class ProductionSummary:
+    """What the production job did, for people (the production notebook) and the cron log (the
+    command line), built once by :meth:`ProductionResult.report`; amounts in integer cents, written
+    by :meth:`lines` with :func:`workbench.money.format_money` in a locale.
+
+    ``emails_not_sent``: (invoice or account, recipient or ``""``, why) for each delivery failed,
+    given up, possibly sent or impossible (a customer without invoice recipient);
+    ``sepa_left_out``: (invoice, account, net payable cents, why) for each invoice of the period
+    left out of the SEPA file; ``pdfs_not_stored``: (path, why)."""
+
+    run: int
+    period: str
+    production_run: int | None
+    invoices: int
+    total_incl_cents: int
+    net_payable_cents: int
+    numbers: tuple[str, ...] = ()
+    message: str = ""
+    balance: str | None = None
+    pdfs_stored: int | None = None
+    pdfs_not_stored: tuple[tuple[str, str], ...] = ()
+    emails_sent: int | None = None
+    emails_to_send: int = 0
+    emails_not_sent: tuple[tuple[str, str, str], ...] = ()
+    sepa_file: str | None = None
+    sepa_debits: int | None = None
+    sepa_total_cents: int = 0
+    sepa_message: str = ""
+    sepa_left_out: tuple[tuple[str, str, int, str], ...] = ()
+    left_undone: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """Plain JSON values (how the executed notebook hands the summary to the command line)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ProductionSummary:
+        """The summary :meth:`to_dict` wrote (lists back to tuples)."""
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                      for k, v in values.items() if k in names})
+
+    def lines(self, locale: str = "en") -> list[tuple[str, list[str]]]:
+        """The summary as sections (title, lines) written for people in ``locale``."""
+        money = functools.partial(format_money, locale=locale)
+        head = [f"pre-production run {self.run}, period {self.period}"]
+        if self.invoices:
+            numbers = f" ({self.numbers[0]} to {self.numbers[-1]})" if self.numbers else ""
+            head.append(f"production run {self.production_run}: {self.invoices} invoices issued{numbers}")
+            head.append(f"total billed {money(self.total_incl_cents)}, net payable {money(self.net_payable_cents)}")
+        if self.message:
+            head.append(self.message)
+        if self.balance:
+            head.append(f"period balance: {self.balance}")
+        sections = [("Invoices", head)]
+        if self.pdfs_stored is not None:
+            pdfs = [f"{self.pdfs_stored} PDFs stored"] + [f"not stored: {path}: {why}"
+                                                         for path, why in self.pdfs_not_stored]
+            sections.append(("PDFs", pdfs))
+        if self.emails_sent is not None:
+            emails = [f"{self.emails_sent} emails sent, {len(self.emails_not_sent)} not sent"
+                      + (f", {self.emails_to_send} still to send" if self.emails_to_send else "")]
+            emails += [f"not sent: {what}" + (f" to {to}" if to else "") + f": {why}"
+                       for what, to, why in self.emails_not_sent]
+            sections.append(("Emails", emails))
+        if self.sepa_debits is not None:
+            sepa = [f"{self.sepa_debits} direct debits, {money(self.sepa_total_cents)}"
+                    + (f", file {self.sepa_file}" if self.sepa_file else "")]
+            if self.sepa_message:
+                sepa.append(self.sepa_message)
+            sepa += [f"left out: {number} (account {account}, {money(cents)}): {why}"
+                     for number, account, cents, why in self.sepa_left_out]
+            sections.append(("SEPA direct debits", sepa))
+        sections.append(("Left undone", list(self.left_undone) or ["nothing"]))
+        return sections
+
+    def text(self, locale: str = "en") -> str:
+        """:meth:`lines` as plain text, one section after another (for the log)."""
+        out = []
+        for title, lines in self.lines(locale):
+            out.append(f"{title}:")
+            out += [f"  {line}" for line in lines]
+        return "\n".join(out)
+
+
 def check_balance(engine: Engine, settings: Settings, run_id: int, balance_note: str | None = None) -> PeriodBalance:
     """The period balance of run ``run_id`` (:mod:`workbench.reads.balance`);
     :class:`~workbench.errors.RefusedError` when it does not close and no ``balance_note``
@@ -112,9 +241,13 @@ def check_balance(engine: Engine, settings: Settings, run_id: int, balance_note:
 
 
 def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | None = None,
-            balance_note: str | None = None) -> Promotion:
-    """Issue the invoices of pre-production run ``run_id`` and store their PDFs, once its period
-    balance closes (:func:`check_balance`; else refused, unless ``balance_note`` explains it).
+            balance_note: str | None = None, launched_by: str | None = None,
+            force_reason: str | None = None) -> Promotion:
+    """Issue the invoices of pre-production run ``run_id`` and store their PDFs, once a reviewer
+    approved it (:mod:`workbench.billing.approvals`; else refused, code ``not_approved``, unless
+    ``force_reason`` is given: it is kept with the run, by ``launched_by``) and its period balance
+    closes (:func:`check_balance`; else refused, unless ``balance_note`` explains it).
+    ``launched_by``: who issues it (default: the system user).
 
     :class:`~workbench.errors.RefusedError` when the run is not a reviewed pre-production run, its
     inputs changed since the review or its invoice date is before the last issued invoice of the
@@ -123,8 +256,11 @@ def promote(engine: Engine, settings: Settings, run_id: int, now: datetime | Non
     cannot be stored after the invoices were issued (they stay issued: the message says how to
     store their PDFs once the FTP space is back)."""
     Storage(settings.storage_url)  # a storage URL that cannot be used stops here, before any number is taken
+    now, launched_by = now or utc_now(), launched_by or getpass.getuser()
     balance = check_balance(engine, settings, run_id, balance_note)
-    summary = issue_run(engine, run_id, settings, now or utc_now(),
+    with engine.begin() as connection:
+        check_approved(connection, run_id, launched_by, now, force_reason)
+    summary = issue_run(engine, run_id, settings, now, created_by=launched_by,
                         balance_note=None if balance.closed else balance_note)
     if not summary.run_id:
         return Promotion(summary, None, balance)
@@ -159,15 +295,21 @@ def check_parameters(engine: Engine, run_id, period) -> tuple[int, str]:
 
 
 def production(engine: Engine, settings: Settings, run_id, period, deliver_invoices: bool = True,
-               now: datetime | None = None, balance_note: str | None = None) -> ProductionResult:
+               now: datetime | None = None, balance_note: str | None = None, approved: bool = False,
+               launched_by: str | None = None, force_reason: str | None = None) -> ProductionResult:
     """Run the whole production job for pre-production run ``run_id`` of ``period`` (see the
-    module docstring). Raises :class:`~workbench.errors.InputError` for bad parameters,
-    :class:`~workbench.errors.RefusedError` when the run cannot be issued and
+    module docstring); with ``approved`` (and no ``run_id``), for the approved run of the period
+    (:func:`~workbench.billing.approvals.approved_run`). The run must be approved unless
+    ``force_reason`` says why not (:func:`promote`). Raises :class:`~workbench.errors.InputError`
+    for bad parameters, :class:`~workbench.errors.RefusedError` when the run cannot be issued
+    (not approved, no approved run of the period...) and
     :class:`~workbench.errors.UnavailableError` when PDFs could not be stored or emails not all
     sent (run the job again once the service is back)."""
     now = now or utc_now()
+    if approved and run_id in (None, ""):
+        run_id = approved_run(engine, str(Period.parse(str(period))))
     run_id, period = check_parameters(engine, run_id, period)
-    promotion = promote(engine, settings, run_id, now, balance_note)
+    promotion = promote(engine, settings, run_id, now, balance_note, launched_by, force_reason)
     result = ProductionResult(run_id, period, promotion)
     if not promotion.run.run_id:
         return result

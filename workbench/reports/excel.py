@@ -4,8 +4,12 @@ Every text cell is written as a string: a customer name such as ``=HYPERLINK(...
 ``+33 Conseil`` or ``@SUM(...)`` stays text, never a formula or a link. Money columns (exact
 ``Decimal`` euros in the frames) become numbers with a currency format: Excel keeps numbers as
 binary floating point, so the conversion happens here, at the last step, on values already
-rounded to the cent. Each sheet has a frozen header and filters; the invoice sheet ends with a
-totals row (the sums are computed exactly and written as numbers).
+rounded to the cent. Other decimals (quantities, VAT rates) are numbers too, a whole one shown
+without decimals (``20``, never ``20.``), another with what it has (``5.5``, ``2.08``). Each
+sheet has a frozen header and filters; the invoice sheet ends with a totals row (the sums are
+computed exactly and written as numbers). Each sheet prints landscape on A4, as wide as one
+page, its header row repeated on every page, the report's title and the page number in the
+footer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import pandas as pd
 import xlsxwriter
 
 NUMBER_COLUMNS = {"Quantity", "VAT rate (%)", "Minutes"}  # decimals that are not money
+#: the number formats of a decimal that is not money: whole, or with its decimals (up to 4)
+WHOLE_FORMAT, DECIMAL_FORMAT = "#,##0", "#,##0.0###"
 #: decimals summed in the first sheet's totals row, with their number format (minutes: 2 decimals,
 #: as :func:`workbench.money.minutes` gives them)
 TOTALLED_NUMBERS = {"Minutes": "#,##0.00"}
@@ -43,6 +49,17 @@ def _kind(series: pd.Series) -> str:
     return "text"
 
 
+def _print_setup(sheet, title: str) -> None:
+    """Landscape A4, one page wide (as many pages long as needed), the header row on every page,
+    the title and "page N of M" in the footer."""
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.fit_to_pages(1, 0)
+    sheet.repeat_rows(0)
+    sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
+    sheet.set_footer("&L" + title.replace("&", "&&") + "&RPage &P of &N")
+
+
 def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
     """Write the report's sheets to ``path`` (the first sheet gets a totals row)."""
     path = Path(path)
@@ -56,7 +73,8 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
         price = book.add_format({"num_format": PRICE_FORMAT})
         integer = book.add_format({"num_format": "#,##0"})
         integer_total = book.add_format({"num_format": "#,##0", "bold": True, "top": 1})
-        number = book.add_format({"num_format": "0.####"})
+        whole = book.add_format({"num_format": WHOLE_FORMAT})
+        fraction = book.add_format({"num_format": DECIMAL_FORMAT})
         totalled = {column: (book.add_format({"num_format": fmt}),
                              book.add_format({"num_format": fmt, "bold": True, "top": 1}))
                     for column, fmt in TOTALLED_NUMBERS.items()}
@@ -78,7 +96,10 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
                     if kind in ("money", "price"):
                         sheet.write_number(row, col, float(value), money if kind == "money" else price)
                     elif kind == "number":
-                        style = totalled[frame.columns[col]][0] if frame.columns[col] in totalled else number
+                        if frame.columns[col] in totalled:
+                            style = totalled[frame.columns[col]][0]
+                        else:
+                            style = whole if Decimal(value) == Decimal(value).to_integral_value() else fraction
                         sheet.write_number(row, col, float(value), style)
                     elif kind == "integer":
                         sheet.write_number(row, col, int(value), integer)
@@ -87,6 +108,7 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
                     else:
                         sheet.write_string(row, col, str(value))
             last = len(frame)
+            _print_setup(sheet, title or name)
             sheet.freeze_panes(1, 0)
             sheet.autofilter(0, 0, max(last, 1), max(len(frame.columns) - 1, 0))
             if index == 0 and last:

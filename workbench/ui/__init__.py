@@ -34,11 +34,13 @@ from workbench.ui.whatif import (
     what_if_panel,
     what_if_tables,
 )
+from workbench.ui.summary import production_summary
 
 __all__ = [
     "cdr_panel", "check_period", "check_run_options", "compare_panel", "connect", "download_link", "invoice_viewer",
     "latest_run", "load_folder", "loads_frame", "monthly_consumption", "pdf_preview_png", "preprod_now",
-    "preprod_panel", "profile_dashboard", "project_path", "rate_now", "rating_panel", "rejects_frame",
+    "preprod_panel", "production_summary", "profile_dashboard", "project_path", "rate_now", "rating_panel",
+    "rejects_frame",
     "review_dashboard", "revenue_chart", "run_report", "shown", "styled_invoices", "traffic_frame", "unrated_frame",
     "show_what_if", "show_what_if_plan", "what_if_chart", "what_if_now", "what_if_panel", "what_if_tables",
 ]

@@ -11,6 +11,7 @@ from workbench.money import format_money
 from workbench.reads.calls import monthly_consumption
 from workbench.reads.customers import customer_list, customer_profile
 from workbench.reads.runs import compare_runs, list_runs, run_report
+from workbench.ui.approval import approval_panel
 from workbench.ui.display import LOCALE, _message, _widgets, download_link, html_text, shown, styled_invoices
 from workbench.ui.panels import invoice_viewer
 
@@ -51,7 +52,8 @@ def review_dashboard(settings: Settings, engine):
                 display(HTML("<h4>Period balance: from the switch's records to the invoices</h4>"),
                         shown(sheets["Period balance"]))
             display(HTML("<h4>Invoices (anomalies first)</h4>"), styled_invoices(sheets))
-        viewer_box.children = [w.HTML("<h4>Invoice</h4>"), invoice_viewer(settings, engine, run_id)]
+        viewer_box.children = [approval_panel(settings, engine, run_id), w.HTML("<h4>Invoice</h4>"),
+                               invoice_viewer(settings, engine, run_id)]
         row = runs[runs["id"] == run_id].iloc[0]
         earlier = runs[(runs["period"] == row["period"]) & (runs["id"] < run_id)]
         with compare_out:

@@ -18,6 +18,7 @@ from workbench import jobs
 from workbench.config import Settings, load_settings
 from workbench.errors import InputError
 from workbench.reads.runs import RunOptions, list_runs
+from workbench.ui.identity import launcher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -92,7 +93,7 @@ def preprod_now(settings: Settings, engine: Engine, period: str, customers: str 
     """Run a pre-production billing with default dates (without widgets), its report written
     and stored; its run id."""
     options = jobs.run_options(settings, period, customers=customers)
-    return jobs.preprod(engine, settings, options).run.run_id
+    return jobs.preprod(engine, settings, options, created_by=launcher()).run.run_id
 
 
 def latest_run(engine: Engine, period: str, kind: str = "preprod") -> int | None:

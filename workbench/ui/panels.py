@@ -23,6 +23,7 @@ from workbench.ui.display import (
     shown,
     styled_invoices,
 )
+from workbench.ui.identity import launcher
 from workbench.ui.inputs import check_period, check_run_options, loads_frame, project_path
 
 
@@ -125,7 +126,8 @@ def preprod_panel(settings: Settings, engine, period: str):
         try:
             options = check_run_options(period_box.value, invoice_day.value, due_day.value, selection.value,
                                         accounts.value, advance.value, pdfs.value, settings)
-            result = jobs.preprod(engine, settings, options)  # the report is written and stored, PDFs too
+            # the report is written and stored, PDFs too; the run records who launched it
+            result = jobs.preprod(engine, settings, options, created_by=launcher())
             progress.value = 2
             summary, path = result.run, result.report.path
             sheets = run_report(engine, summary.run_id, settings)

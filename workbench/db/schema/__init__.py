@@ -20,6 +20,8 @@ from workbench.db.schema.billing import (
     InvoiceVat,
     JobLock,
     NumberSequence,
+    ReportDelivery,
+    RunApproval,
     SepaDebit,
     SepaFile,
 )
@@ -75,6 +77,8 @@ __all__ = [
     "RatePlan",
     "RatedCall",
     "RatingError",
+    "ReportDelivery",
+    "RunApproval",
     "SepaDebit",
     "SepaFile",
     "Subscription",

@@ -234,3 +234,35 @@ class JobLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
 
+
+
+class RunApproval(Base):
+    """A reviewer's approval of a pre-production run: who (``approved_by``, the logged-in
+    reviewer's name, never a typed one), when (naive UTC) and why (``comment``). ``forced`` rows
+    are not approvals: they record a production run issued without one, by whom and for which
+    ``comment`` (the reason given with ``--force``). The run's approval is its latest row that is
+    not ``forced``."""
+
+    __tablename__ = "run_approvals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
+    approved_by: Mapped[str] = mapped_column(String(100))
+    approved_at: Mapped[datetime] = mapped_column(DateTime)
+    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ReportDelivery(Base):
+    """The control report of a pre-production run emailed to one recipient of the setting
+    ``report_recipients``: ``state`` ``sent`` (then never sent again) or ``failed`` (``error``
+    says why; sent again by the next ``workbench report``); ``attempts`` counts the tries."""
+
+    __tablename__ = "report_deliveries"
+    __table_args__ = (UniqueConstraint("run_id", "recipient"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
