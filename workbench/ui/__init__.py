@@ -26,6 +26,7 @@ from workbench.ui.inputs import (
     rate_now,
 )
 from workbench.ui.panels import cdr_panel, compare_panel, invoice_viewer, preprod_panel, rating_panel
+from workbench.ui.summary import production_summary
 from workbench.ui.whatif import (
     show_what_if,
     show_what_if_plan,
@@ -34,7 +35,6 @@ from workbench.ui.whatif import (
     what_if_panel,
     what_if_tables,
 )
-from workbench.ui.summary import production_summary
 
 __all__ = [
     "cdr_panel", "check_period", "check_run_options", "compare_panel", "connect", "download_link", "invoice_viewer",
