@@ -327,3 +327,52 @@ def _text(pdf: bytes) -> str:
 
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     return re.sub(r"[\s\u202f\u00a0]+", " ", text)
+
+
+def test_the_migration_keeps_existing_documents_as_they_were_built(database_url):
+    """Upgrading a database of the previous revision: issued invoices are ``S`` (French VAT, as
+    they were built), their 0 % rows and lines ``E``; customers have no SIREN, an empty
+    ``business`` and masked numbers; the downgrade takes the columns away again."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from workbench.db.engine import alembic_config, make_engine, upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0014_faults")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO rate_plans (id, code, name, currency, timezone, holiday_country, "
+                                "default_band) VALUES (1, 'P', 'Plan', 'EUR', 'Europe/Paris', 'FR', 'offpeak')"))
+        connection.execute(text(
+            "INSERT INTO customers (id, account_number, name, address_line1, address_line2, postcode, city, country, "
+            "vat_number, language, payment_method, billing_group, rate_plan_id) VALUES (1, 'C1', 'Alpha SARL', "
+            "'1 rue A', '', '75001', 'Paris', 'FR', 'FR83404833048', 'fr', 'transfer', 'A', 1)"))
+        connection.execute(text(
+            "INSERT INTO invoices (id, number, kind, status, customer_id, period, invoice_date, due_date, currency, "
+            "total_excl_cents, total_vat_cents, total_incl_cents, credit_applied_cents, net_payable_cents, "
+            "reopens_period, collection_offset_cents) VALUES (1, 'F2026-000001', 'invoice', 'issued', 1, '2026-10', "
+            "'2026-11-01', '2026-12-01', 'EUR', 200, 20, 220, 0, 220, false, 0)"))
+        for rate, base, vat in (("0", 100, 0), ("20", 100, 20)):
+            connection.execute(text("INSERT INTO invoice_vat (invoice_id, vat_rate, base_cents, vat_cents) "
+                                    "VALUES (1, :r, :b, :v)"), {"r": int(rate), "b": base, "v": vat})
+            connection.execute(text(
+                "INSERT INTO invoice_items (invoice_id, position, type, description, quantity, amount_cents, vat_rate) "
+                "VALUES (1, :p, 'one_off', 'x', 1, :b, :r)"), {"p": 1 if rate == "0" else 2, "r": int(rate),
+                                                               "b": base})
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT vat_category, vat_on_debits, customer_siren FROM invoices")).one() \
+            == ("S", False, None)
+        assert connection.execute(text("SELECT vat_category, exemption_reason_code FROM invoice_vat "
+                                       "ORDER BY vat_rate")).all() == [("E", None), ("S", None)]
+        assert [r[0] for r in connection.execute(text("SELECT vat_category FROM invoice_items ORDER BY position"))] \
+            == ["E", "S"]
+        assert connection.execute(text("SELECT siren, business, mask_called_numbers FROM customers")).one() == (
+            None, None, True)
+    command.downgrade(alembic_config(engine), "0014_faults")
+    with engine.connect() as connection:
+        columns = [r[1] for r in connection.execute(text("PRAGMA table_info(customers)"))] \
+            if engine.dialect.name == "sqlite" else [r[0] for r in connection.execute(text(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'"))]
+    engine.dispose()
+    assert "siren" not in columns and "mask_called_numbers" not in columns
