@@ -313,8 +313,8 @@ def big_model(lang: str) -> dict:
     for item in out["groups"][0]["items"]:
         item.update(unit_price=big, amount=total, quantity="12")
     out["groups"].append({"type": "consumption", "items": [{
-        "description": "France mobile", "period": "2026-10-01 - 2026-10-31", "quantity": "2\u202f057\u00a0min 36\u00a0s",
-        "unit_price": "", "vat_rate": "20", "amount": total, "calls": 1234, "minutes": "2057.60"}]})
+        "description": "France mobile", "period": "2026-10-01 - 2026-10-31",
+        "quantity": "2\u202f057\u00a0min 36\u00a0s", "unit_price": "", "vat_rate": "20", "amount": total, "calls": 1234, "minutes": "2057.60"}]})
     out["vat"] = [{"rate": "20", "category": "S", "base": total, "amount": total}]
     return out
 
@@ -350,6 +350,7 @@ def test_a_table_row_is_never_split_across_pages(tmp_path):
     for i, item in enumerate(long["groups"][0]["items"]):
         item["description"] = f"S{i:02d} " + "abonnement professionnel " * 4 + f"E{i:02d}"
     _, pages = _boxes(render_one(long, OPERATOR, draft=False), tmp_path)
-    page_of = {text: n for n, words in enumerate(pages) for *_, text in words if text[:1] in "SE" and text[1:].isdigit()}
+    page_of = {text: n for n, words in enumerate(pages) for *_, text in words
+               if text[:1] in "SE" and text[1:].isdigit()}
     assert len(pages) > 1
     assert all(page_of[f"S{i:02d}"] == page_of[f"E{i:02d}"] for i in range(60))
