@@ -314,7 +314,8 @@ def big_model(lang: str) -> dict:
         item.update(unit_price=big, amount=total, quantity="12")
     out["groups"].append({"type": "consumption", "items": [{
         "description": "France mobile", "period": "2026-10-01 - 2026-10-31",
-        "quantity": "2\u202f057\u00a0min 36\u00a0s", "unit_price": "", "vat_rate": "20", "amount": total, "calls": 1234, "minutes": "2057.60"}]})
+        "quantity": "2\u202f057\u00a0min 36\u00a0s", "unit_price": "", "vat_rate": "20",
+        "amount": total, "calls": 1234, "minutes": "2057.60"}]})
     out["vat"] = [{"rate": "20", "category": "S", "base": total, "amount": total}]
     return out
 
