@@ -235,6 +235,9 @@ def test_issued_invoices_keep_their_category_and_show_its_mention(engine, settin
                                      "city": "Saint-Denis", "country": "FR"}
     assert c2["service_address"] is None and c2["vat_category"] == "AE"
     assert c2["vat"][0]["category"] == "AE" and c2["vat"][0]["base_cents"] == 16363
+    assert c2["cents"] == {"total_excl": 16363, "total_vat": 0, "total_incl": 16363, "credit_applied": 0,
+                           "net_payable": 16363}
+    assert {i["vat_category"] for g in c2["groups"] for i in g["items"]} == {"AE"}
     assert c2["vat_mentions"] == ["Reverse charge (Article 196 of Council Directive 2006/112/EC)"]
     assert c3["vat_mentions"] == ["TVA non applicable, art. 259-1° du CGI"]
     assert models["C4"]["vat_mentions"] == []
@@ -376,3 +379,25 @@ def test_the_migration_keeps_existing_documents_as_they_were_built(database_url)
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'"))]
     engine.dispose()
     assert "siren" not in columns and "mask_called_numbers" not in columns
+
+
+def test_the_sample_operator_has_customers_of_each_category():
+    import csv
+    from collections import Counter
+    from pathlib import Path
+
+    from workbench import customer_fields
+
+    path = Path(__file__).resolve().parent.parent / "data" / "sample" / "reference" / "customers.csv"
+    with path.open(encoding="utf-8") as fh:
+        customers = list(csv.DictReader(fh))
+    categories = Counter(vat_category(c["country"], customer_fields.yes_no(c["business"], None), c["vat_number"])
+                         for c in customers)
+    # 200 customers: every 23rd from the 12th is foreign (i = 11, 34, ..., 195: 9), the 58th of
+    # them Swiss; the other 191 French
+    assert categories == {"S": 191, "AE": 8, "O": 1}
+    swiss = [c for c in customers if c["country"] == "CH"]
+    assert [c["account_number"] for c in swiss] == ["C100058"]
+    sirens = [(c["siren"], c["vat_number"]) for c in customers if c["siren"]]
+    assert sirens and all(customer_fields.siren(s, v) == s for s, v in sirens)
+    assert any(c["service_city"] for c in customers) and any(c["mask_called_numbers"] == "no" for c in customers)
