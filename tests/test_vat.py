@@ -401,3 +401,17 @@ def test_the_sample_operator_has_customers_of_each_category():
     sirens = [(c["siren"], c["vat_number"]) for c in customers if c["siren"]]
     assert sirens and all(customer_fields.siren(s, v) == s for s, v in sirens)
     assert any(c["service_city"] for c in customers) and any(c["mask_called_numbers"] == "no" for c in customers)
+
+
+def test_called_numbers_are_masked_and_call_quantities_have_their_unit():
+    from workbench.documents.models import called_number
+    from workbench.money import format_duration
+
+    assert called_number(33612345678, masked=True) == "+3361234XXXX"  # the last four digits
+    assert called_number(33612345678, masked=False) == "+33612345678"
+    assert called_number(1234, masked=True) == "+XXXX"
+    # 730 s = 12 x 60 + 10; 123456 s = 2057 x 60 + 36: exact, no rounding
+    assert format_duration(730, "fr").replace("\u00a0", " ") == "12 min 10 s"
+    assert format_duration(123456, "fr").replace("\u00a0", " ").replace("\u202f", " ") == "2 057 min 36 s"
+    assert format_duration(123456, "en").replace("\u00a0", " ") == "2,057 min 36 s"
+    assert format_duration(59, "en").replace("\u00a0", " ") == "0 min 59 s"
