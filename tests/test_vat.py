@@ -115,7 +115,8 @@ def test_the_control_report_shows_vat_by_category():
 
 
 def test_a_company_of_another_member_state_without_a_valid_number_is_an_anomaly():
-    customers = CUSTOMERS.assign(vat_number=["BE0403019262", CH_VAT, None, FR_VAT])  # B1's check digits wrong
+    # B1's check digits are wrong; F1 becomes a Belgian consumer with a valid number: French VAT, no anomaly
+    customers = CUSTOMERS.assign(vat_number=["BE0403019262", CH_VAT, BE_VAT, FR_VAT], country=["BE", "CH", "BE", "FR"])
     built = build_invoices(BillingInputs(customers, PRODUCTS, one_offs=ONE_OFFS), OPTIONS)
     assert built.invoices.set_index("account_number").loc["B1", "total_vat_cents"] == 2000  # French VAT
     invoices = built.invoices.assign(number=[f"PRE-1-000{i}" for i in range(1, 5)])
