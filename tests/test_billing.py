@@ -1075,7 +1075,9 @@ def test_issued_documents_keep_the_customers_identity_at_issue(october):
     promotion = jobs.promote(engine, settings, approved(engine, preprod(engine, OPTIONS, settings, NOW).run_id), NOW)
     kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
                  .where(s.Invoice.number == "F2026-000001"))
-    assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None)]
+    # no VAT number, no SIREN, the service at the billing address (no service address)
+    assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None, None, None, None, None,
+                              None, None)]
 
     moved = [["C1", "Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR", "FR83404833048", "fr",
               "direct_debit", "A", "TEST"], *BILLING_CUSTOMERS[1:]]
@@ -1112,7 +1114,7 @@ def test_issued_documents_keep_the_customers_identity_at_issue(october):
     kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
                  .where(s.Invoice.number == note.number))
     assert records(kept) == [("Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR",
-                              "FR83404833048")]
+                              "FR83404833048", None, None, None, None, None, None)]
     text = pdf_text(jobs.invoice_pdf(engine, settings, note.number))
     assert "Alpha Holding" in text and "69002 Lyon" in text and "Alpha SARL" not in text
 
@@ -1205,7 +1207,8 @@ def _money_cell(cell) -> None:
 
 def test_excel_control_report(october, tmp_path):
     run, book, sheet, header = _report(october, tmp_path / "out" / "report.xlsx")
-    assert book.sheetnames == ["Invoices", "Summary", "By zone", "Anomalies", "Lines", "Period balance"]
+    assert book.sheetnames == ["Invoices", "Summary", "By zone", "VAT by category", "Anomalies", "Lines",
+                               "Period balance"]
     assert header[:10] == REQUIRED_COLUMNS
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref is not None and sheet.auto_filter.ref.startswith("A1:")

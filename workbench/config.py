@@ -18,6 +18,8 @@ setting                    default and meaning
 ``output_dir``             ``var`` (reports)
 ``consumption_vat_rate``   ``20`` (percent, on calls)
 ``payment_days``           ``30`` (due date after the invoice date)
+``vat_on_debits``          ``no``; ``yes``: the operator opted for paying VAT on debits (CGI art.
+                           269-2-c), a mention its invoices carry
 ``storage_url``            ``var/ftp`` (the FTP space: a folder, ``ftp://``, ``ftps://``, ``sftp://``;
                            see :mod:`workbench.storage` for host keys and key files)
 ``smtp_url``               empty: mail goes to ``outbox_dir`` as .eml files; else
@@ -97,6 +99,12 @@ class Settings:
     report_recipients: str = ""  # addresses, comma-separated, the control report of each pre-production run goes to
     allow_self_approval: str = "no"  # "yes": whoever launched a run may approve it (no four eyes)
     users_file: str = str(DEFAULT_VAR_DIR / "reviewers")  # reviewers' logins (workbench add-reviewer), hashed
+    vat_on_debits: str = "no"  # "yes": the operator opted for paying VAT on debits (CGI art. 269-2-c)
+
+    @property
+    def vat_on_debits_opted(self) -> bool:
+        """Whether the operator opted for paying VAT on debits (setting ``vat_on_debits``)."""
+        return self.vat_on_debits.strip().lower() in ("yes", "true", "1")
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -236,6 +244,8 @@ def check(settings: Settings) -> Settings:
         if wrong:
             bad("report_recipients", f"{', '.join(map(repr, wrong))} not an email address (name@example.com, "
                 "several separated by commas)")
+    if settings.vat_on_debits.strip().lower() not in ("yes", "true", "1", "no", "false", "0"):
+        bad("vat_on_debits", f"{settings.vat_on_debits!r} is neither yes nor no")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:
