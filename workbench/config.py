@@ -27,6 +27,8 @@ setting                    default and meaning
 ``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
 ``operator_*``             the operator's identity printed on invoices
 ``sqlite_busy_timeout``    ``30`` (seconds): how long a SQLite write waits for another's transaction
+``facturx_profile``        ``en16931``: the Factur-X profile of issued invoices and credit notes
+                           (``extended`` also; MINIMUM, BASIC WL and BASIC are refused)
 =========================  ==========================================================
 
 CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
@@ -82,6 +84,7 @@ class Settings:
     reject_threshold_percent: str = "5"  # a CDR file with more malformed records than this is refused
     reject_threshold_records: str = "10000"  # ...counted from this many records; or its first this many all malformed
     sqlite_busy_timeout: str = "30"  # seconds a SQLite write waits for another's transaction
+    facturx_profile: str = "en16931"  # the Factur-X profile of issued documents: en16931 or extended
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -200,6 +203,12 @@ def check(settings: Settings) -> Settings:
         busy = Decimal(-1)
     if not (busy.is_finite() and Decimal(0) <= busy <= Decimal(86400)):
         bad("sqlite_busy_timeout", f"{settings.sqlite_busy_timeout!r} is not a number of seconds (0 to 86400)")
+    if re.sub(r"[\s_-]", "", settings.facturx_profile.lower()) not in ("en16931", "extended"):
+        refused = {"minimum": "MINIMUM", "basicwl": "BASIC WL", "basic": "BASIC"}.get(
+            re.sub(r"[\s_-]", "", settings.facturx_profile.lower()))
+        bad("facturx_profile", f"{settings.facturx_profile!r} is not accepted: " + (
+            f"{refused} does not carry the lines and VAT breakdown French invoices need; use en16931 or extended"
+            if refused else "use en16931 (EN 16931, the default) or extended"))
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:
