@@ -190,7 +190,7 @@ def einvoices(connection: Connection, invoice_ids: list[int], settings: Settings
                      .order_by(s.InvoiceVat.invoice_id, s.InvoiceVat.vat_rate))
     corrected = sorted({int(c) for c in invoices["corrects_invoice_id"].dropna()})
     preceding = {int(r.id): (r.number, r.invoice_date) for r in connection.execute(select(
-        s.Invoice.id, s.Invoice.number, s.Invoice.invoice_date).where(s.Invoice.id.in_(corrected)))} if corrected else {}
+        s.Invoice.id, s.Invoice.number, s.Invoice.invoice_date).where(s.Invoice.id.in_(corrected or [-1])))}
     customer_ids = sorted({int(c) for c in invoices["customer_id"]})
     contacts = read_frame(connection, select(s.Contact.customer_id, s.Contact.email, s.Contact.invoice_recipient)
                           .where(s.Contact.customer_id.in_(customer_ids)).order_by(s.Contact.id))
@@ -301,8 +301,14 @@ def _with_output_intent(pdf: bytes) -> bytes:
     """``pdf`` with an sRGB output intent (PDF/A: ``/OutputIntents`` with ``GTS_PDFA1``), the
     sRGB IEC 61966-2.1 profile WeasyPrint ships."""
     from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject, \
-        TextStringObject
+    from pypdf.generic import (
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        NameObject,
+        NumberObject,
+        TextStringObject,
+    )
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
     if "/OutputIntents" not in writer._root_object:

@@ -361,3 +361,75 @@ def cii_xml(invoice: EInvoice, level: str = "en16931") -> bytes:
         _text(reference, "IssuerAssignedID", invoice.preceding[0])
         _date(reference, "FormattedIssueDateTime", invoice.preceding[1], ns=QDT)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _cents(text: str | None) -> int:
+    """An amount of the XML in cents (exact; at most 2 decimals, as written by :func:`amount`)."""
+    value = Decimal(text or "0") * 100
+    if value != value.to_integral_value():
+        raise InputError(f"amount {text!r} has more than 2 decimals", code="bad_amount")
+    return int(value)
+
+
+def summary(xml: bytes) -> dict:
+    """What a platform export says of one CII document, read from its XML: ``number``,
+    ``type_code``, ``issue_date`` (date), ``buyer_name``, ``buyer_siren`` (BT-47 or None),
+    ``buyer_reference`` (BT-10, the account), ``category`` (the BAR note: B2B, B2BINT, B2C),
+    ``currency``, ``excl``, ``vat``, ``incl``, ``due`` (BT-109, BT-110, BT-112, BT-115, in cents,
+    as the document states them) and ``breakdown``: ``(category, rate or None, base cents, VAT
+    cents)`` per VAT breakdown. ``sign`` is -1 for a credit note (381), whose amounts reduce the
+    period's, 1 otherwise."""
+    root = etree.fromstring(xml)
+
+    def one(path: str) -> str | None:
+        found = root.xpath(path, namespaces=NSMAP)
+        return str(found[0]) if found else None
+
+    settlement = "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
+    totals = f"{settlement}/ram:SpecifiedTradeSettlementHeaderMonetarySummation"
+    buyer = ("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/"
+             "ram:BuyerTradeParty")
+    issued = one("/rsm:CrossIndustryInvoice/rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString/text()")
+    breakdown = []
+    for tax in root.xpath(f"{settlement}/ram:ApplicableTradeTax", namespaces=NSMAP):
+        rate = tax.findtext(f"{{{RAM}}}RateApplicablePercent")
+        breakdown.append((tax.findtext(f"{{{RAM}}}CategoryCode"), None if rate is None else Decimal(rate),
+                          _cents(tax.findtext(f"{{{RAM}}}BasisAmount")),
+                          _cents(tax.findtext(f"{{{RAM}}}CalculatedAmount"))))
+    type_code = one("/rsm:CrossIndustryInvoice/rsm:ExchangedDocument/ram:TypeCode/text()")
+    return {
+        "number": one("/rsm:CrossIndustryInvoice/rsm:ExchangedDocument/ram:ID/text()"),
+        "type_code": type_code, "sign": -1 if type_code == CREDIT_NOTE else 1,
+        "issue_date": date(int(issued[:4]), int(issued[4:6]), int(issued[6:8])),
+        "buyer_name": one(f"{buyer}/ram:Name/text()"),
+        "buyer_siren": one(f"{buyer}/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']/text()"),
+        "buyer_reference": one("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/"
+                               "ram:ApplicableHeaderTradeAgreement/ram:BuyerReference/text()"),
+        "category": one("/rsm:CrossIndustryInvoice/rsm:ExchangedDocument/ram:IncludedNote[ram:SubjectCode='BAR']/"
+                        "ram:Content/text()"),
+        "currency": one(f"{settlement}/ram:InvoiceCurrencyCode/text()"),
+        "excl": _cents(one(f"{totals}/ram:TaxBasisTotalAmount/text()")),
+        "vat": _cents(one(f"{totals}/ram:TaxTotalAmount/text()")),
+        "incl": _cents(one(f"{totals}/ram:GrandTotalAmount/text()")),
+        "due": _cents(one(f"{totals}/ram:DuePayableAmount/text()")),
+        "breakdown": breakdown,
+    }
+
+
+def ereporting_rows(summaries: list[dict]) -> list[dict]:
+    """The e-reporting summary of documents not e-invoiced (customers without a SIREN: consumers
+    B2C, businesses abroad B2BINT): one row per issue day, treatment, currency, VAT category and
+    rate, with ``documents`` (how many), ``excl_cents`` and ``vat_cents`` summed, credit notes
+    counted negative; sorted by those keys (a rate None, outside the scope of VAT, first)."""
+    rows: dict[tuple, dict] = {}
+    for doc in summaries:
+        for category, rate, base, vat in doc["breakdown"]:
+            key = (doc["issue_date"], doc["category"] or "", doc["currency"], category,
+                   Decimal(-1) if rate is None else rate)
+            row = rows.setdefault(key, {"date": doc["issue_date"], "treatment": doc["category"] or "",
+                                        "currency": doc["currency"], "vat_category": category, "vat_rate": rate,
+                                        "documents": set(), "excl_cents": 0, "vat_cents": 0})
+            row["documents"].add(doc["number"])
+            row["excl_cents"] += doc["sign"] * base
+            row["vat_cents"] += doc["sign"] * vat
+    return [{**rows[k], "documents": len(rows[k]["documents"])} for k in sorted(rows)]
