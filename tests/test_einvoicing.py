@@ -410,3 +410,35 @@ def test_ereporting_rows_sum_per_day_treatment_and_rate():
         (2, "B2C", "S", Decimal("5.5"), 1, 400, 22),
         (2, "B2C", "S", Decimal("20"), 3, 1150, 230),
     ]
+
+
+def test_every_document_of_the_demo_is_a_valid_factur_x_and_is_exported(tmp_path, capsys, monkeypatch):
+    """The demo on a generated operator (the sample's generator, 60 customers): every invoice is a
+    Factur-X PDF/A-3 whose XML passes the XSD, EN 16931 and BR-FR, and the platform export has
+    them all, sent or e-reported."""
+    from workbench.cli import main
+    from workbench.sample import generate_operator
+
+    for name, folder in (("STORAGE_URL", "ftp"), ("OUTBOX_DIR", "outbox"), ("OUTPUT_DIR", "out")):
+        monkeypatch.setenv(f"WORKBENCH_{name}", str(tmp_path / folder))
+    generate_operator(tmp_path / "data", seed=11, customers=60, calls=3_000)
+    assert main(["--database-url", f"sqlite:///{tmp_path / 'demo.sqlite'}", "demo", "--data",
+                 str(tmp_path / "data")]) == 0
+    assert "== e-invoicing 2026-10" in capsys.readouterr().out
+    pdfs = sorted((tmp_path / "ftp" / "invoices").rglob("*.pdf"))
+    assert len(pdfs) == 60
+    categories = set()
+    for path in pdfs:
+        pdf = path.read_bytes()
+        assert pdfa3_problems(pdf) == [], path.name
+        xml = embedded_xml(pdf)
+        assert check_xml(xml) == [], path.name
+        categories.add(summary(xml)["category"])
+    assert categories >= {"B2B", "B2C"}
+    folder = tmp_path / "ftp" / "einvoicing" / "2026-10"
+    manifest = read_csv((folder / "manifest.csv").read_bytes())
+    reported = {r["documents"] for r in read_csv((folder / "e-reporting.csv").read_bytes())}
+    assert manifest and reported
+    for row in manifest:
+        assert hashlib.sha256((folder / row["pdf_file"]).read_bytes()).hexdigest() == row["pdf_sha256"]
+        assert hashlib.sha256((folder / row["xml_file"]).read_bytes()).hexdigest() == row["xml_sha256"]

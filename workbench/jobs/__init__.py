@@ -12,6 +12,7 @@ promotion (production)          :func:`promote` (:class:`Promotion`)
 documents (PDFs)                :func:`publish_run`, :func:`publish_invoices` (:class:`PublishReport`)
 delivery (email)                :func:`deliver` (:class:`DeliveryResult`)
 SEPA direct debits              :func:`generate_direct_debits` (:class:`DirectDebitRun`)
+platform export (e-invoicing)   :func:`export_einvoices` (:class:`PlatformExport`)
 credit note                     :func:`credit_note` (:class:`CreditNoteResult`)
 the production job (papermill)  :func:`production` (:class:`ProductionResult`), run headless by
                                 :func:`run_production_notebook`
@@ -26,6 +27,7 @@ their results; errors are the :mod:`workbench.errors` family.
 from workbench.jobs.credit_notes import CreditNoteResult, credit_note
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, invoice_pdf, publish_documents, publish_invoices, publish_run
+from workbench.jobs.einvoicing import PlatformExport, export_einvoices
 from workbench.jobs.loading import CdrLoad, ReferenceLoad, cdr_files, load_cdrs, load_reference, reprocess_rejects
 from workbench.jobs.notebook import run_production_notebook
 from workbench.jobs.preprod import (
@@ -44,10 +46,10 @@ from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import clear_demo, open_database, utc_now
 
 __all__ = [
-    "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PreprodResult", "ProductionResult",
-    "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "check_period",
-    "clear_demo",
-    "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
-    "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
-    "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",
+    "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PlatformExport", "PreprodResult",
+    "ProductionResult", "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters",
+    "check_period", "clear_demo", "credit_note", "delete_run", "deliver", "export_einvoices", "generate_direct_debits",
+    "invoice_pdf", "load_cdrs", "load_reference", "open_database", "preprod", "production", "promote",
+    "publish_documents", "publish_invoices", "publish_run", "rate", "report_path", "reprocess_rejects", "run_options",
+    "run_production_notebook", "utc_now", "write_report",
 ]

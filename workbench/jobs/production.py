@@ -3,7 +3,8 @@
 :func:`promote` issues the invoices of a reviewed run (legal numbers, in one transaction; see
 :mod:`workbench.billing.runs`) and stores their PDFs. :func:`production` is the whole job that the
 production notebook runs headless (papermill): it checks its parameters, promotes, stores the
-PDFs, emails them (when ``deliver``) and generates the SEPA file. Each step only does what is
+PDFs, emails them (when ``deliver``), generates the SEPA file and writes the export for the
+approved platform (:mod:`workbench.jobs.einvoicing`). Each step only does what is
 missing, so running the job again after a failure finishes it without issuing, storing or
 sending anything twice.
 """
@@ -21,6 +22,7 @@ from workbench.config import Settings
 from workbench.errors import InputError, RefusedError, UnavailableError
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, publish_documents, storing_issued
+from workbench.jobs.einvoicing import PlatformExport, export_einvoices
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
@@ -48,6 +50,7 @@ class ProductionResult:
     promotion: Promotion
     delivery: DeliveryResult | None = None
     direct_debits: DirectDebitRun | None = None
+    platform: PlatformExport | None = None
 
     def summary(self) -> dict:
         """What was done, as plain values (money written for people), for the audit notebook and logs."""
@@ -74,6 +77,11 @@ class ProductionResult:
             out.update(sepa_file=debits.path, sepa_debits=debits.transactions,
                        sepa_total=format_money(debits.total_cents), sepa_left_out=[str(p) for p in debits.problems],
                        sepa_finished=debits.reconciled, sepa_unrecorded=debits.warnings)
+        if self.platform is not None:
+            out.update(einvoicing_folder=self.platform.folder, einvoiced=len(self.platform.einvoiced),
+                       ereported=len(self.platform.ereported),
+                       einvoicing_left_out=[f"{n}: {r}" for n, r in self.platform.left_out.items()],
+                       einvoicing_not_stored=sorted(self.platform.failed))
         out["left_undone"] = self.left_undone
         return out
 
@@ -95,6 +103,9 @@ class ProductionResult:
                     left.append(f"{count} {text}")
         if self.direct_debits is not None and len(self.direct_debits.problems):
             left.append(f"{len(self.direct_debits.problems)} invoices left out of the SEPA file")
+        if self.platform is not None and (self.platform.left_out or self.platform.failed):
+            left.append(f"{len(self.platform.left_out)} documents left out of the platform export, "
+                        f"{len(self.platform.failed)} of its files not stored")
         return left
 
 
@@ -186,4 +197,5 @@ def production(engine: Engine, settings: Settings, run_id, period, deliver_invoi
         if delivery.sent.stopped:
             raise UnavailableError(f"email delivery stopped: {delivery.sent.stopped} (run `workbench mail --retry`)")
     debits = generate_direct_debits(engine, settings, now, period=period)
-    return ProductionResult(run_id, period, promotion, delivery, debits)
+    platform = export_einvoices(engine, settings, period)
+    return ProductionResult(run_id, period, promotion, delivery, debits, platform)
