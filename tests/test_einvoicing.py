@@ -41,7 +41,7 @@ from workbench.documents.facturx import einvoices, operator_party
 from workbench.errors import ConfigError, InputError
 from workbench.integration import load_cdr_file
 from workbench.invoicing.einvoice import check_number, cii_xml, ereporting_rows, line_price, summary
-from workbench.jobs import credit_note, promote
+from workbench.jobs import credit_note, production
 from workbench.jobs.einvoicing import export_einvoices
 from workbench.rated_calls import rate_period
 from workbench.reference import load_reference
@@ -138,7 +138,8 @@ def xpath(xml: bytes, path: str) -> list[str]:
 
 @pytest.fixture
 def issued(engine, settings, tmp_path) -> Scenario:
-    """October billed and issued (four invoices F2026-000001 to 4, C1 to C4), PDFs stored."""
+    """October billed and issued by the production job (four invoices F2026-000001 to 4, C1 to
+    C4), PDFs stored, the platform export written."""
     load_reference(engine, billing_reference_folder(tmp_path / "reference", customers=CUSTOMERS, contacts=CONTACTS))
     path = tmp_path / "switch-2026-10.csv"
     path.write_bytes(native_cdrs(OCTOBER_CALLS))
@@ -149,8 +150,13 @@ def issued(engine, settings, tmp_path) -> Scenario:
     rate_period(engine, PERIOD, settings, NOW)
     settings = Settings(database_url=settings.database_url, storage_url=str(tmp_path / "ftp"))
     run = preprod(engine, OPTIONS, settings, NOW)
-    promotion = promote(engine, settings, run.run_id, now=NOW)
-    assert promotion.run.invoices == 4 and not promotion.documents.failed
+    # the production job: issue, store the PDFs, debit, and export for the platform
+    result = production(engine, settings, run.run_id, PERIOD, deliver_invoices=False, now=NOW)
+    assert result.promotion.run.invoices == 4 and not result.promotion.documents.failed
+    summary = result.summary()
+    assert (summary["einvoicing_folder"], summary["einvoiced"], summary["ereported"]) == ("einvoicing/2026-10", 1, 3)
+    assert (summary["einvoicing_left_out"], summary["einvoicing_not_stored"]) == ([], [])
+    assert summary["left_undone"] == ["1 invoices left out of the SEPA file"]  # C3 has no mandate
     return Scenario(engine, settings, tmp_path, ids)
 
 
