@@ -1136,7 +1136,8 @@ def _money_cell(cell) -> None:
 
 def test_excel_control_report(october, tmp_path):
     run, book, sheet, header = _report(october, tmp_path / "out" / "report.xlsx")
-    assert book.sheetnames == ["Invoices", "Summary", "By zone", "Anomalies", "Lines", "Period balance"]
+    assert book.sheetnames == ["Invoices", "Summary", "By zone", "VAT by category", "Anomalies", "Lines",
+                               "Period balance"]
     assert header[:10] == REQUIRED_COLUMNS
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref is not None and sheet.auto_filter.ref.startswith("A1:")

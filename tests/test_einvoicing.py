@@ -12,9 +12,12 @@ Schematron run with Saxon-HE (saxonche). The rule files are vendored under ``tes
   (``phive-rules-france/src/main/resources/external/schematron/ctc/1.4.0.03/xslt/``).
 
 The scenario is the October billing operator of ``test_billing.py`` (amounts worked out there),
-with identities an e-invoice needs: C1 a French company (VAT number FR40 303 265 045, so SIREN
-303265045), C2 a consumer in London with an email, C3 a French consumer with an email, C4 a
-Belgian company (BE0403170701).
+with identities an e-invoice needs: C1 a French company (SIREN 303265045, VAT number FR40303265045,
+served at another address), C2 a consumer in London with an email, C3 a Swiss company (outside
+the scope of French VAT: category O, no VAT), C4 a Belgian company (BE0403170701: reverse charge,
+category AE, no VAT). C1 and C2 keep the amounts of ``test_billing.py``; C3: 12.84 prorated +
+0.13 of calls = 12.97, no VAT, 12.97; C4: 3 x 15.00 = 45.00, no VAT, 45.00, all paid by its
+100.00 of account credit (net 0).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import pikepdf
 import pytest
-from factories import BILLING_CONTACTS, BILLING_CUSTOMERS, billing_reference_folder, native_cdrs
+from factories import BILLING_CONTACTS, BILLING_CUSTOMERS, billing_reference_folder, csv_text, native_cdrs
 from lxml import etree
 from sqlalchemy import select
 from test_billing import CREDITS, LATER, NOW, OCTOBER_CALLS, OPTIONS, PERIOD, Scenario, add_credit, frame
@@ -56,9 +59,20 @@ NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
       "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
       "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100"}
 
-CUSTOMERS = [row[:] for row in BILLING_CUSTOMERS]
-CUSTOMERS[0][7] = "FR40303265045"  # C1: a French company, SIREN 303265045
+CUSTOMER_COLUMNS = ["account_number", "name", "address_line1", "address_line2", "postcode", "city", "country",
+                    "vat_number", "language", "payment_method", "billing_group", "rate_plan", "siren", "business",
+                    "service_address_line1", "service_address_line2", "service_postcode", "service_city",
+                    "service_country", "mask_called_numbers"]
+CUSTOMERS = [row[:] + [""] * 8 for row in BILLING_CUSTOMERS]
+# C1: a French company, SIREN 303265045 (VAT FR40303265045), served at another address
+CUSTOMERS[0][7] = "FR40303265045"
+CUSTOMERS[0][12:19] = ["303265045", "yes", "8 rue B", "", "75002", "Paris", "FR"]
+CUSTOMERS[1][13] = "no"  # C2: a consumer in London
+CUSTOMERS[2][2:7] = ["3 rue du Rhône", "", "1204", "Genève", "CH"]  # C3: a Swiss company
+CUSTOMERS[2][13] = "yes"
 CUSTOMERS[3][6:8] = ["BE", "BE0403170701"]  # C4: a Belgian company
+CUSTOMERS[3][13] = "yes"
+CUSTOMERS_CSV = csv_text(CUSTOMER_COLUMNS, CUSTOMERS)
 CONTACTS = BILLING_CONTACTS + [["C3", "Home", "gamma@example.fr", "yes"], ["C4", "AP", "ap@delta.example.be", "yes"]]
 
 
@@ -140,7 +154,8 @@ def xpath(xml: bytes, path: str) -> list[str]:
 def issued(engine, settings, tmp_path) -> Scenario:
     """October billed and issued by the production job (four invoices F2026-000001 to 4, C1 to
     C4), PDFs stored, the platform export written."""
-    load_reference(engine, billing_reference_folder(tmp_path / "reference", customers=CUSTOMERS, contacts=CONTACTS))
+    load_reference(engine, billing_reference_folder(tmp_path / "reference", customers=CUSTOMERS_CSV,
+                                                       contacts=CONTACTS))
     path = tmp_path / "switch-2026-10.csv"
     path.write_bytes(native_cdrs(OCTOBER_CALLS))
     load_cdr_file(engine, path, settings, NOW)
@@ -224,6 +239,9 @@ def test_the_xml_states_the_invoice_as_the_database_has_it(issued):
     assert header(c1, "A/ram:BuyerTradeParty/ram:URIUniversalCommunication/ram:URIID[@schemeID='0225']/text()") == [
         "303265045"]
     assert header(c1, "A/ram:BuyerTradeParty/ram:SpecifiedTaxRegistration/ram:ID/text()") == ["FR40303265045"]
+    # C1 is served at 8 rue B, 75002 Paris: the deliver-to address (BG-15)
+    assert xpath(c1, "//ram:ApplicableHeaderTradeDelivery/ram:ShipToTradeParty/ram:PostalTradeAddress/*/text()") == [
+        "75002", "8 rue B", "Paris", "FR"]
     # C1 pays by direct debit: 59, its mandate, the creditor identifier, the debited IBAN
     assert header(c1, "S/ram:SpecifiedTradeSettlementPaymentMeans/ram:TypeCode/text()") == ["59"]
     assert header(c1, "S/ram:SpecifiedTradePaymentTerms/ram:DirectDebitMandateID/text()") == ["MANDATE-C1-01"]
@@ -260,6 +278,29 @@ def test_the_xml_states_the_invoice_as_the_database_has_it(issued):
     assert header(c2, "D/ram:IncludedNote[ram:SubjectCode='AAB']/ram:Content/text()") == [
         "No discount for early payment."]
 
+    # C3, a Swiss company: outside the scope of French VAT (O, no rate), no VAT identifier at all
+    # (BR-O-02); 12.84 + 0.13 = 12.97, no VAT
+    c3 = embedded_xml(stored_pdf(issued, "F2026-000003"))
+    assert header(c3, "S/ram:ApplicableTradeTax/ram:CategoryCode/text()") == ["O"]
+    assert header(c3, "S/ram:ApplicableTradeTax/ram:RateApplicablePercent/text()") == []
+    assert header(c3, "S/ram:ApplicableTradeTax/ram:ExemptionReasonCode/text()") == ["VATEX-EU-O"]
+    assert header(c3, "S/ram:ApplicableTradeTax/ram:ExemptionReason/text()") == [
+        "TVA non applicable, art. 259-1° du CGI"]
+    assert xpath(c3, "//ram:SpecifiedTaxRegistration") == []
+    assert [header(c3, f"{TOTALS}{t}/text()")[0] for t in ("TaxBasisTotalAmount", "TaxTotalAmount",
+                                                            "GrandTotalAmount")] == ["12.97", "0.00", "12.97"]
+    assert header(c3, "D/ram:IncludedNote[ram:SubjectCode='BAR']/ram:Content/text()") == ["B2BINT"]
+    # C4, a Belgian company: reverse charge (AE at 0), both VAT numbers; 45.00 paid by its credit
+    c4 = embedded_xml(stored_pdf(issued, "F2026-000004"))
+    assert header(c4, "S/ram:ApplicableTradeTax/ram:CategoryCode/text()") == ["AE"]
+    assert header(c4, "S/ram:ApplicableTradeTax/ram:RateApplicablePercent/text()") == ["0"]
+    assert header(c4, "S/ram:ApplicableTradeTax/ram:ExemptionReasonCode/text()") == ["VATEX-EU-AE"]
+    assert header(c4, "A/ram:BuyerTradeParty/ram:SpecifiedTaxRegistration/ram:ID/text()") == ["BE0403170701"]
+    assert [header(c4, f"{TOTALS}{t}/text()")[0] for t in ("TaxBasisTotalAmount", "TaxTotalAmount",
+                                                            "GrandTotalAmount", "TotalPrepaidAmount",
+                                                            "DuePayableAmount")] == [
+        "45.00", "0.00", "45.00", "45.00", "0.00"]
+
 
 def test_the_xml_totals_are_the_databases_for_every_document(issued):
     credit_note(issued.engine, issued.settings, "F2026-000003", "wrong rate", now=LATER)
@@ -291,10 +332,12 @@ def test_a_credit_note_is_a_381_naming_the_invoice_it_credits(issued):
     assert header(note, "S/ram:InvoiceReferencedDocument/ram:IssuerAssignedID/text()") == ["F2026-000003"]
     assert header(note, "S/ram:InvoiceReferencedDocument/ram:FormattedIssueDateTime/qdt:DateTimeString/text()") == [
         "20261101"]
-    # the amounts stated positive: C3's 12.97 + 2.59 = 15.56; no payment means, no due date
+    # the amounts stated positive: C3's 12.97, outside the scope of VAT as its invoice; no payment
+    # means, no due date
     assert [header(note, f"{TOTALS}{t}/text()")[0] for t in (
         "TaxBasisTotalAmount", "TaxTotalAmount", "GrandTotalAmount", "DuePayableAmount")] == [
-        "12.97", "2.59", "15.56", "15.56"]
+        "12.97", "0.00", "12.97", "12.97"]
+    assert header(note, "S/ram:ApplicableTradeTax/ram:CategoryCode/text()") == ["O"]
     assert header(note, "S/ram:SpecifiedTradeSettlementPaymentMeans") == []
     # the partial note of 12.00 incl. VAT at 20 %: 12.00 / 1.2 = 10.00 excl., 2.00 VAT, one line
     part = embedded_xml(stored_pdf(issued, partial.number))
@@ -372,19 +415,21 @@ def test_the_platform_export_has_the_b2b_documents_a_manifest_and_the_e_reportin
         "total_incl": "54.42", "amount_due": "34.42", "currency": "EUR",
         "pdf_file": "factur-x/F2026-000001.pdf", "pdf_sha256": hashlib.sha256(pdf).hexdigest(),
         "xml_file": "xml/F2026-000001.xml", "xml_sha256": hashlib.sha256(xml).hexdigest()}]
-    # e-reporting of 1 November: C4 (Belgium, B2BINT) 45.00 + 9.00; C2 and C3 (B2C): the deposit
-    # 100.00 exempt, then 63.63 + 12.97 = 76.60 at 20 % with 12.73 + 2.59 = 15.32 VAT
+    # e-reporting of 1 November: C3 (Switzerland, O) 12.97 and C4 (Belgium, AE) 45.00, businesses
+    # abroad (B2BINT), no VAT; C2 (B2C): the deposit 100.00 exempt, then 63.63 at 20 % with 12.73 VAT
     assert read_csv(storage.get(f"{folder}/e-reporting.csv")) == [
-        {"date": "2026-11-01", "treatment": "B2BINT", "currency": "EUR", "vat_category": "S", "vat_rate": "20",
-         "documents": "1", "total_excl": "45.00", "total_vat": "9.00"},
+        {"date": "2026-11-01", "treatment": "B2BINT", "currency": "EUR", "vat_category": "AE", "vat_rate": "0",
+         "documents": "1", "total_excl": "45.00", "total_vat": "0.00"},
+        {"date": "2026-11-01", "treatment": "B2BINT", "currency": "EUR", "vat_category": "O", "vat_rate": "",
+         "documents": "1", "total_excl": "12.97", "total_vat": "0.00"},
         {"date": "2026-11-01", "treatment": "B2C", "currency": "EUR", "vat_category": "E", "vat_rate": "0",
          "documents": "1", "total_excl": "100.00", "total_vat": "0.00"},
         {"date": "2026-11-01", "treatment": "B2C", "currency": "EUR", "vat_category": "S", "vat_rate": "20",
-         "documents": "2", "total_excl": "76.60", "total_vat": "15.32"},
+         "documents": "1", "total_excl": "63.63", "total_vat": "12.73"},
     ]
 
     # credit notes of the period, issued on 3 November, are added when it is run again: C3's
-    # whole invoice (12.97 + 2.59) reported negative; C1's partial note (10.00 + 2.00) sent
+    # whole invoice (12.97, O) reported negative; C1's partial note (10.00 + 2.00) sent
     credit_note(issued.engine, issued.settings, "F2026-000003", "wrong rate", now=LATER)
     credit_note(issued.engine, issued.settings, "F2026-000001", "goodwill", now=LATER, amount="12.00")
     again = export_einvoices(issued.engine, issued.settings, PERIOD)
@@ -394,8 +439,8 @@ def test_the_platform_export_has_the_b2b_documents_a_manifest_and_the_e_reportin
             for r in manifest] == [("A2026-000002", "381", "2026-11-03", "10.00", "2.00", "12.00"),
                                    ("F2026-000001", "380", "2026-11-01", "45.35", "9.07", "54.42")]
     assert read_csv(storage.get(f"{folder}/e-reporting.csv"))[-1] == {
-        "date": "2026-11-03", "treatment": "B2C", "currency": "EUR", "vat_category": "S", "vat_rate": "20",
-        "documents": "1", "total_excl": "-12.97", "total_vat": "-2.59"}
+        "date": "2026-11-03", "treatment": "B2BINT", "currency": "EUR", "vat_category": "O", "vat_rate": "",
+        "documents": "1", "total_excl": "-12.97", "total_vat": "0.00"}
 
 
 def test_ereporting_rows_sum_per_day_treatment_and_rate():

@@ -18,6 +18,8 @@ setting                    default and meaning
 ``output_dir``             ``var`` (reports)
 ``consumption_vat_rate``   ``20`` (percent, on calls)
 ``payment_days``           ``30`` (due date after the invoice date)
+``vat_on_debits``          ``no``; ``yes``: the operator opted for paying VAT on debits (CGI art.
+                           269-2-c), a mention its invoices carry
 ``storage_url``            ``var/ftp`` (the FTP space: a folder, ``ftp://``, ``ftps://``, ``sftp://``;
                            see :mod:`workbench.storage` for host keys and key files)
 ``smtp_url``               empty: mail goes to ``outbox_dir`` as .eml files; else
@@ -85,6 +87,12 @@ class Settings:
     reject_threshold_records: str = "10000"  # ...counted from this many records; or its first this many all malformed
     sqlite_busy_timeout: str = "30"  # seconds a SQLite write waits for another's transaction
     facturx_profile: str = "en16931"  # the Factur-X profile of issued documents: en16931 or extended
+    vat_on_debits: str = "no"  # "yes": the operator opted for paying VAT on debits (CGI art. 269-2-c)
+
+    @property
+    def vat_on_debits_opted(self) -> bool:
+        """Whether the operator opted for paying VAT on debits (setting ``vat_on_debits``)."""
+        return self.vat_on_debits.strip().lower() in ("yes", "true", "1")
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -207,8 +215,11 @@ def check(settings: Settings) -> Settings:
         refused = {"minimum": "MINIMUM", "basicwl": "BASIC WL", "basic": "BASIC"}.get(
             re.sub(r"[\s_-]", "", settings.facturx_profile.lower()))
         bad("facturx_profile", f"{settings.facturx_profile!r} is not accepted: " + (
-            f"{refused} does not carry the lines and VAT breakdown French invoices need; use en16931 or extended"
+            (f"{refused} does not carry the lines and VAT breakdown French invoices need" if refused != "BASIC" else
+             "BASIC cannot carry every EN 16931 term these invoices state") + "; use en16931 or extended"
             if refused else "use en16931 (EN 16931, the default) or extended"))
+    if settings.vat_on_debits.strip().lower() not in ("yes", "true", "1", "no", "false", "0"):
+        bad("vat_on_debits", f"{settings.vat_on_debits!r} is neither yes nor no")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:

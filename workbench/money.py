@@ -135,6 +135,22 @@ def minutes(seconds: int) -> Decimal:
     return Decimal(round_half_up(int(seconds) * 100, 60)).scaleb(-2)
 
 
+def format_duration(seconds: int, locale: str = "en") -> str:
+    """A quantity of calls written with its units, exactly (no rounding): minutes and seconds,
+    ``730`` s is ``12 min 10 s``; thousands of minutes grouped as ``locale`` writes them (``2 057
+    min 36 s`` in French, ``2,057 min 36 s`` in English); no-break spaces before the units.
+
+    >>> format_duration(730).replace("\\xa0", " "), format_duration(123456, "en").replace("\\xa0", " ")
+    ('12 min 10 s', '2,057 min 36 s')
+    """
+    from babel.numbers import format_decimal
+
+    if isinstance(seconds, float | bool):
+        raise TypeError(f"{seconds!r}: seconds are a whole number")
+    whole, rest = divmod(int(seconds), 60)
+    return f"{format_decimal(whole, locale=locale)}\u00a0min {rest:02d}\u00a0s"
+
+
 def format_money(amount: int | Decimal, currency: str = "EUR", locale: str = "en", scale: int = CENT_SCALE) -> str:
     """An amount written for people in ``locale`` with Babel (CLDR data): ``123456`` cents is
     ``1 234,56 €`` in French (a narrow no-break space between thousands and a no-break space

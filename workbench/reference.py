@@ -19,7 +19,8 @@ What is checked, besides the format of each value (dates, amounts, yes/no, known
   note, not a product); a VAT rate of the French list
   (:data:`~workbench.invoicing.build.FRENCH_VAT_RATES`, 0 included);
 * customers: a VAT number, when given, valid for its country (python-stdnum, ``stdnum.eu.vat``:
-  check digits included);
+  check digits included); the optional columns of :data:`CUSTOMER_EXTRA_COLUMNS` (SIREN, business,
+  service address, masking of called numbers) by :mod:`workbench.customer_fields`;
 * lines: a number held by two customers on overlapping dates (in the file, or the file and
   the stored lines) is refused, naming the other holder;
 * subscriptions and one-off charges: a quantity from 1 to 100,000 (:data:`MAX_QUANTITY`), a
@@ -47,6 +48,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 from stdnum.util import get_cc_module
 
+from workbench import customer_fields
 from workbench.db import schema as s
 from workbench.errors import InputError, Problem
 from workbench.invoicing.build import FRENCH_VAT_RATES, vat_basis_points
@@ -81,6 +83,10 @@ COLUMNS = {
                         "description"],
     "mandates": ["account_number", "reference", "signature_date", "iban", "bic", "status"],
 }
+#: optional columns of customers.csv (a file without them loads as before: no SIREN, a business
+#: when it has a VAT number, the service at the billing address, called numbers masked)
+CUSTOMER_EXTRA_COLUMNS = ["siren", "business", "service_address_line1", "service_address_line2",
+                          "service_postcode", "service_city", "service_country", "mask_called_numbers"]
 
 
 #: the most units of a subscription or a one-off charge
@@ -595,6 +601,23 @@ def _load_catalogue(loader: _Loader, rows: dict) -> None:
     }))
 
 
+def _customer_extras(row: _Row) -> dict:
+    """The optional columns of a customer row (:data:`CUSTOMER_EXTRA_COLUMNS`), checked by
+    :mod:`workbench.customer_fields` (each problem noted with its column)."""
+    checks = {"siren": lambda v: customer_fields.siren(v, row.text("vat_number", False)),
+              "business": lambda v: customer_fields.yes_no(v, None),
+              "mask_called_numbers": lambda v: customer_fields.yes_no(v, True),
+              "service_country": customer_fields.country}
+    out = {}
+    for column in CUSTOMER_EXTRA_COLUMNS:
+        value = row.text(column, False)
+        try:
+            out[column] = checks[column](value) if column in checks else (value or None)
+        except ValueError as exc:
+            row.note(str(exc), column, f"bad_{column}")
+    return out
+
+
 def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: date) -> None:
     plans = loader.ids(s.RatePlan, "code")
     loader.upsert(s.Customer, ("account_number",), loader.checked(rows["customers"], lambda r: {
@@ -606,6 +629,7 @@ def _load_customers(loader: _Loader, rows: dict, home_country_code: str, today: 
         "payment_method": r.choice("payment_method", {"direct_debit", "transfer"}),
         "billing_group": r.text("billing_group", False) or "default",
         "rate_plan_id": loader.ref(r, "rate_plans", plans, "rate_plan", "rate plan"),
+        **_customer_extras(r),
     }, "customers", "account_number"), "customers", "account_number")
     customers = loader.ids(s.Customer, "account_number")
     products = loader.ids(s.Product, "code")

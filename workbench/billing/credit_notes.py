@@ -137,6 +137,8 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
             total_excl_cents=-excl, total_vat_cents=-tax, total_incl_cents=-credited, credit_applied_cents=0,
             net_payable_cents=0, previous_amount_cents=None, corrects_invoice_id=original["id"], issued_at=now,
             reopens_period=reinvoice, collection_offset_cents=offset,
+            # the VAT category and mentions of the invoice it cancels (workbench.invoicing.vat)
+            vat_category=original["vat_category"], vat_on_debits=original["vat_on_debits"],
         ).returning(s.Invoice.id)).scalar_one()
         keep_identity(connection, s.Invoice.id == note_id)
         if reinvoice:
@@ -145,9 +147,12 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
         if partial:
             connection.execute(insert(s.InvoiceItem).values(
                 invoice_id=note_id, position=1, type="adjustment", description=f"{reason}: {invoice_number}",
-                quantity=Decimal(1), unit_price_cents=-excl, amount_cents=-excl, vat_rate=rate))
+                quantity=Decimal(1), unit_price_cents=-excl, amount_cents=-excl, vat_rate=rate,
+                vat_category=vat["vat_category"].iloc[0]))
             connection.execute(insert(s.InvoiceVat).values(
-                invoice_id=note_id, vat_rate=rate, base_cents=-excl, vat_cents=-tax))
+                invoice_id=note_id, vat_rate=rate, base_cents=-excl, vat_cents=-tax,
+                vat_category=vat["vat_category"].iloc[0],
+                exemption_reason_code=code if isinstance(code := vat["exemption_reason_code"].iloc[0], str) else None))
         else:
             items = read_frame(connection, select(s.InvoiceItem.__table__).where(
                 s.InvoiceItem.invoice_id == original["id"], s.InvoiceItem.type != "credit"))

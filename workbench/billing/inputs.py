@@ -31,9 +31,9 @@ def default_dates(period: Period, settings: Settings) -> tuple[date, date]:
     return invoice_date, invoice_date + timedelta(days=int(settings.payment_days))
 
 
-#: the settings that change what a run bills: the VAT rate of calls, and the operator's time zone
-#: (which period and time band a call falls in)
-AMOUNT_SETTINGS = ("consumption_vat_rate", "timezone")
+#: the settings that change what a run bills: the VAT rate of calls, the operator's time zone
+#: (which period and time band a call falls in), and the VAT-on-debits option its invoices mention
+AMOUNT_SETTINGS = ("consumption_vat_rate", "timezone", "vat_on_debits")
 
 
 def setting_text(value) -> str:
@@ -218,7 +218,7 @@ def build_run(connection: Connection, options: RunOptions, settings: Settings):
     frames = input_frames(connection, period, customers, parse_customers(options.customers), settings)
     built = build_invoices(billing_inputs(frames, customers), BillingOptions(
         period, options.invoice_date, options.due_date, options.advance,
-        Decimal(settings.consumption_vat_rate)))
+        Decimal(settings.consumption_vat_rate), settings.vat_on_debits_opted))
     return customers, frames, built
 
 

@@ -72,7 +72,7 @@ def store_invoices(connection: Connection, run_id: int, built: Invoices, numbers
         "total_vat_cents": int(r.total_vat_cents), "total_incl_cents": int(r.total_incl_cents),
         "credit_applied_cents": int(r.credit_applied_cents), "net_payable_cents": int(r.net_payable_cents),
         "previous_amount_cents": None if pd.isna(r.previous_amount_cents) else int(r.previous_amount_cents),
-        "issued_at": issued_at,
+        "issued_at": issued_at, "vat_category": r.vat_category, "vat_on_debits": bool(r.vat_on_debits),
     } for r, number in zip(inv.itertuples(index=False), numbers, strict=True)]
     result = connection.execute(
         insert(s.Invoice).returning(s.Invoice.id, s.Invoice.customer_id, sort_by_parameter_order=True), rows)
@@ -84,7 +84,8 @@ def store_invoices(connection: Connection, run_id: int, built: Invoices, numbers
     insert_frame(connection, "invoice_items", items)
     vat = built.vat.copy()
     vat["invoice_id"] = vat.pop("customer_id").map(ids)
-    insert_frame(connection, "invoice_vat", vat[["invoice_id", "vat_rate", "base_cents", "vat_cents"]])
+    insert_frame(connection, "invoice_vat", vat[["invoice_id", "vat_rate", "base_cents", "vat_cents", "vat_category",
+                                                 "exemption_reason_code"]])
     return ids
 
 
@@ -187,7 +188,7 @@ def _with_note(options: str, balance_note: str | None) -> str:
 
 def keep_identity(connection: Connection, where) -> None:
     """Copy the customer's billing identity (``schema.ISSUED_IDENTITY``: name, address, country, VAT
-    number; the customers table has no SIREN) onto the documents of ``where`` (a condition on
+    number, SIREN, service address) onto the documents of ``where`` (a condition on
     ``invoices``) as it is now, in the issuing transaction: what their PDFs and emails print from
     then on, whatever the customer's record says later."""
     customer = s.Customer.__table__.c

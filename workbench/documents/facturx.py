@@ -76,11 +76,11 @@ def siren_of(value) -> str | None:
 
 
 def buyer_siren(model: dict) -> str | None:
-    """The customer's SIREN (BT-47): the document model's ``customer.siren`` when it has one, else
-    the SIREN a French VAT number holds (``FR`` + 2 check characters + SIREN); None for a
-    consumer or a foreign customer."""
+    """The customer's SIREN (BT-47): the document model's ``buyer_siren`` (the customer's, kept at
+    issue) when it has one, else the SIREN a French VAT number holds (``FR`` + 2 check characters
+    + SIREN); None for a consumer or a foreign customer."""
     customer = model["customer"]
-    explicit = siren_of(customer.get("siren"))
+    explicit = siren_of(model.get("buyer_siren") or customer.get("siren"))
     if explicit:
         return explicit
     vat = re.sub(r"\s", "", str(customer.get("vat_number") or "")).upper()
@@ -90,7 +90,8 @@ def buyer_siren(model: dict) -> str | None:
 
 def vat_category(vat: dict) -> str:
     """The VAT category code (UNCL 5305, BT-118) of a VAT breakdown of the document model: its
-    ``category`` when given (S, AE, O...), else S for a positive rate and E (exempt: a deposit) for 0."""
+    ``category`` (S, E, AE reverse charge, O outside the scope: :mod:`workbench.invoicing.vat`),
+    else S for a positive rate and E (exempt: a deposit) for 0."""
     if vat.get("category"):
         return str(vat["category"])
     return "S" if Decimal(str(vat["rate_value"])) > 0 else "E"
@@ -98,15 +99,27 @@ def vat_category(vat: dict) -> str:
 
 def exemption_reason(vat: dict, lang: str) -> tuple[str | None, str | None]:
     """``(text, code)`` of the exemption reason (BT-120, BT-121) of a VAT breakdown not taxed at
-    the standard rate: the document model's ``exemption_reason`` (and ``exemption_code``) when
-    given; ``VATEX-EU-AE`` for reverse charge (BR-AE-10), ``VATEX-EU-O`` for outside the scope."""
+    the standard rate: the document model's ``exemption_reason`` and ``exemption_reason_code``
+    (:func:`workbench.invoicing.vat.exemption_reason`) when given; else ``VATEX-EU-AE`` for
+    reverse charge (BR-AE-10), ``VATEX-EU-O`` outside the scope, and a text for each."""
     category = vat_category(vat)
     if category == "S":
         return None, None
-    code = vat.get("exemption_code") or {"AE": "VATEX-EU-AE", "O": "VATEX-EU-O"}.get(category)
+    code = vat.get("exemption_reason_code") or {"AE": "VATEX-EU-AE", "O": "VATEX-EU-O"}.get(category)
     text = vat.get("exemption_reason") or ({"AE": "Autoliquidation" if lang == "fr" else "Reverse charge"}.get(
         category) or EXEMPT[lang])
     return text, code
+
+
+def service_party(model: dict) -> Party | None:
+    """Where the services are delivered (BG-13 and BG-15: BT-70, BT-75 to BT-80), when the
+    document model has a ``service_address`` that differs from the billing address; else None."""
+    address = model.get("service_address")
+    if not address:
+        return None
+    return Party(name=model["customer"]["name"], line1=address.get("line1") or "", line2=address.get("line2") or "",
+                 postcode=address.get("postcode") or "", city=address.get("city") or "",
+                 country=address.get("country") or model["customer"].get("country") or "FR")
 
 
 def payment_means(model: dict, settings: Settings) -> PaymentMeans | None:
@@ -129,12 +142,15 @@ def payment_means(model: dict, settings: Settings) -> PaymentMeans | None:
 
 def transaction_category(model: dict, siren: str | None) -> str:
     """The French treatment of the document (note BAR): B2B for a customer with a SIREN (sent
-    through the approved platform), B2BINT for a business abroad (a VAT number of another
-    country), B2C otherwise (the consumers: e-reported)."""
+    through the approved platform); B2BINT for a business abroad (an invoice in reverse charge
+    or outside the scope of French VAT, or a VAT number of another country); B2C otherwise (the
+    consumers). B2BINT and B2C documents are e-reported."""
     if siren:
         return "B2B"
     vat = str(model["customer"].get("vat_number") or "")
-    return "B2BINT" if vat and not vat.upper().startswith("FR") else "B2C"
+    if model.get("vat_category") in ("AE", "O") or (vat and not vat.upper().startswith("FR")):
+        return "B2BINT"
+    return "B2C"
 
 
 def notes(model: dict, settings: Settings, category: str) -> list[tuple[str, str]]:
@@ -212,17 +228,18 @@ def einvoices(connection: Connection, invoice_ids: list[int], settings: Settings
             model = {**model, "mandate": {**model["mandate"], "iban": iban_of.get(model["mandate"]["reference"])}}
         lang = model["lang"]
         sign = -1 if inv.kind == "credit_note" else 1
-        # the VAT breakdowns: the model's (their category, once it has one) with the stored amounts
-        model_vat = {Decimal(str(v["rate"])): v for v in model["vat"]}
+        # the VAT breakdowns: the model's rows (category, reason, exact amounts), else the stored rows
+        rows = [v for v in model["vat"] if "base_cents" in v] or [
+            {"rate_value": Decimal(str(v.vat_rate)), "base_cents": int(v.base_cents), "vat_cents": int(v.vat_cents)}
+            for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False)]
         breakdowns, category_of = [], {}
-        for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False):
-            rate = Decimal(str(v.vat_rate))
-            entry = {**model_vat.get(rate, {}), "rate_value": rate}
+        for entry in rows:
+            rate = Decimal(str(entry["rate_value"]))
             category = vat_category(entry)
             reason, code = exemption_reason(entry, lang)
-            category_of[rate] = category
-            breakdowns.append(VatBreakdown(category, None if category == "O" else rate, sign * int(v.base_cents),
-                                           sign * int(v.vat_cents), reason, code))
+            category_of.setdefault(rate, category)
+            breakdowns.append(VatBreakdown(category, None if category == "O" else rate, sign * int(entry["base_cents"]),
+                                           sign * int(entry["vat_cents"]), reason, code))
         lines = []
         for r in items_of.get(inv.id, items.iloc[0:0]).itertuples(index=False):
             if r.type == "credit" or pd.isna(r.vat_rate):  # account credit applied: the paid amount, not a line
@@ -236,7 +253,8 @@ def einvoices(connection: Connection, invoice_ids: list[int], settings: Settings
             if not pd.isna(r.calls) and not pd.isna(r.seconds):
                 detail = (f"{int(r.calls)} appels, {int(r.seconds)} s" if lang == "fr"
                           else f"{int(r.calls)} calls, {int(r.seconds)} s")
-            category = category_of.get(rate, "S" if rate > 0 else "E")
+            own = getattr(r, "vat_category", None)
+            category = own if isinstance(own, str) and own else category_of.get(rate, "S" if rate > 0 else "E")
             lines.append(Line(str(int(r.position)), r.description, cents, quantity, price, category,
                               None if category == "O" else rate,
                               product_code=None if pd.isna(r.product_code) else (r.product_code or None),
@@ -270,14 +288,14 @@ def einvoices(connection: Connection, invoice_ids: list[int], settings: Settings
             preceding=(before[0], _day(before[1])) if before else None,
             payment=payment_means(model, settings), payment_terms=terms,
             notes=notes(model, settings, category), buyer_reference=inv.account_number,
-            vat_due_date_code=vat_due_date_code(model, settings))
+            vat_due_date_code=vat_due_date_code(model, settings), delivery=service_party(model))
     return out
 
 
 def vat_due_date_code(model: dict, settings: Settings) -> str | None:
     """The VAT point date code (BT-8, UNTDID 2475) of the document: ``5`` (the issue date) when the
-    operator opted to pay VAT on debits (``vat_on_debits``, in the model or the settings), else
-    None (services: VAT due on payment, the French default)."""
+    operator opted to pay VAT on debits (the document's ``vat_on_debits``, kept at issue; else the
+    setting), else None (services: VAT due on payment, the French default, not stated)."""
     option = model.get("vat_on_debits", getattr(settings, "vat_on_debits", None))
     return "5" if str(option).lower() in ("yes", "true", "1") else None
 

@@ -1,7 +1,18 @@
 """What an invoice document shows, read from the database: the models the PDF templates render.
 
 An issued document shows the customer's identity kept when it was issued (name, address, VAT
-number: :func:`customer_identity`); a draft shows the customer's record as it is.
+number, SIREN, service address: :func:`customer_identity`); a draft shows the customer's record
+as it is.
+
+What French e-invoicing needs is in the model as well as what the PDF prints (the Factur-X XML is
+built from the same model): ``buyer_siren``; ``service_address`` (``None`` when the service is
+delivered at the billing address); ``operation_nature`` (``services``: the workbench invoices
+telecommunication services only); ``vat_on_debits``; ``vat_category`` of the document (``S``,
+``AE``, ``O``: :mod:`workbench.invoicing.vat`) and, per VAT row, its ``category``,
+``exemption_reason_code`` (VATEX) and ``exemption_reason`` (the mention, in the document's
+language), with the exact ``base_cents``, ``vat_cents`` and ``rate_value`` (``Decimal``) beside
+the formatted amounts; a credit note's ``corrects`` (number) and ``corrects_date`` of the invoice
+it cancels.
 
 Amounts are written for the invoice's language (:func:`workbench.money.format_money`: ``1 234,56 €``
 in French, ``€1,234.56`` in English); a call price of the annex keeps its four decimals.
@@ -17,7 +28,12 @@ from sqlalchemy import Connection, select
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
-from workbench.money import PRICE_SCALE, blank_if_missing, format_money, minutes
+from workbench.invoicing.vat import STANDARD, exemption_reason, mention_categories
+from workbench.money import PRICE_SCALE, blank_if_missing, format_duration, format_money, minutes
+
+#: the customer's service address columns (``customer_identity`` keys), in print order
+SERVICE_ADDRESS = ("service_address_line1", "service_address_line2", "service_postcode", "service_city",
+                   "service_country")
 
 TYPES = ["one_off", "recurring", "prorated", "consumption", "credit", "adjustment"]  # adjustment: a partial credit note
 
@@ -33,8 +49,9 @@ def operator_identity(settings: Settings) -> dict:
 
 def customer_identity(row: dict) -> dict:
     """The customer a document shows (name, address_line1, address_line2, postcode, city, country,
-    vat_number): an issued document's own copy, taken when it was issued, so that it prints the
-    same whatever the customer's record says later; a draft's is the customer's record now.
+    vat_number, siren, service_address_line1 to service_country: ``schema.ISSUED_IDENTITY``): an
+    issued document's own copy, taken when it was issued, so that it prints the same whatever the
+    customer's record says later; a draft's is the customer's record now.
     ``row`` has the invoice's ``status`` and ``customer_*`` columns and the customer's columns."""
     issued = row["status"] == "issued" and isinstance(row.get("customer_name"), str)
     out = {}
@@ -42,6 +59,28 @@ def customer_identity(row: dict) -> dict:
         value = row[column] if issued else row[key]
         out[key] = None if value is None or (isinstance(value, float) and pd.isna(value)) else value
     return out
+
+
+def _vat_row(v, lang: str, money) -> dict:
+    """A row of the VAT breakdown (by rate and category) as the document shows it."""
+    category = v.vat_category if isinstance(v.vat_category, str) else STANDARD
+    code, reason = exemption_reason(category, lang)
+    return {"rate": _quantity(v.vat_rate), "base": money(v.base_cents), "amount": money(v.vat_cents),
+            "rate_value": Decimal(str(v.vat_rate)), "base_cents": int(v.base_cents), "vat_cents": int(v.vat_cents),
+            "category": category, "exemption_reason_code": code, "exemption_reason": reason}
+
+
+def _service_address(customer: dict) -> dict | None:
+    """The service address when it is given and differs from the billing address, else ``None``:
+    line1, line2, postcode, city, country."""
+    service = {k.removeprefix("service_").removeprefix("address_"): customer.get(k) or "" for k in SERVICE_ADDRESS}
+    billing = {"line1": customer.get("address_line1") or "", "line2": customer.get("address_line2") or "",
+               "postcode": customer.get("postcode") or "", "city": customer.get("city") or "",
+               "country": customer.get("country") or ""}
+    if not any(service.values()):
+        return None
+    service["country"] = service["country"] or billing["country"]
+    return None if service == billing else service
 
 
 def _language(language) -> str:
@@ -59,9 +98,28 @@ def _quantity(value) -> str:
     return format(Decimal(str(value)).normalize(), "f")
 
 
+#: the fixed indemnity for recovery costs of a late payment, in cents (Code de commerce art. D441-5)
+RECOVERY_INDEMNITY_CENTS = 4000
+
+#: how many last digits of a called number the call detail annex masks, and with what
+MASKED_DIGITS, MASK = 4, "XXXX"
+
+
+def called_number(digits, masked: bool) -> str:
+    """A called number as the call detail annex prints it: E.164 (``+33612345678``), its last
+    :data:`MASKED_DIGITS` digits replaced by ``XXXX`` when ``masked`` (``+3361234XXXX``), as French
+    itemised bills do unless the customer asked for the numbers in full (the customer's
+    ``mask_called_numbers``). A number of 4 digits or fewer is masked whole."""
+    text = str(int(digits))
+    if masked:
+        text = text[:-MASKED_DIGITS] + MASK
+    return "+" + text
+
+
 def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str) -> dict[int, list[dict]]:
     """The calls each invoice bills (issued: marked with its id; drafts: the customer's unbilled
-    calls of the period), for the call detail annex."""
+    calls of the period), for the call detail annex; called numbers masked per the customer's
+    ``mask_called_numbers`` (:func:`called_number`)."""
     out: dict[int, list[dict]] = {}
     columns = (s.Cdr.start_utc, s.Cdr.called, s.RatedCall.duration_s, s.RatedCall.zone_code, s.RatedCall.price_units)
     for inv in invoices.itertuples(index=False):
@@ -75,8 +133,9 @@ def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str)
         if calls.empty:
             continue
         local = pd.to_datetime(calls["start_utc"]).dt.tz_localize("UTC").dt.tz_convert(timezone)
+        masked = bool(inv.mask_called_numbers)
         out[int(inv.id)] = [{
-            "when": t.strftime("%Y-%m-%d %H:%M:%S"), "called": f"+{int(c)}",
+            "when": t.strftime("%Y-%m-%d %H:%M:%S"), "called": called_number(c, masked),
             "duration": f"{int(d) // 60}:{int(d) % 60:02d}", "zone": z,
             "amount": format_money(int(u), locale=_language(inv.language), scale=PRICE_SCALE),
         } for t, c, d, z, u in zip(local, calls["called"], calls["duration_s"], calls["zone_code"],
@@ -99,7 +158,9 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
         s.Invoice.corrects_invoice_id, s.Invoice.collection_offset_cents,
         s.Invoice.customer_id, s.Invoice.status, s.Customer.account_number, s.Customer.name, s.Customer.address_line1,
         s.Customer.address_line2, s.Customer.postcode, s.Customer.city, s.Customer.country, s.Customer.vat_number,
-        s.Customer.language, s.Customer.payment_method,
+        s.Customer.language, s.Customer.payment_method, s.Customer.siren, s.Customer.mask_called_numbers,
+        *(s.Customer.__table__.c[column] for column in SERVICE_ADDRESS),
+        s.Invoice.vat_category, s.Invoice.vat_on_debits,
         *(s.Invoice.__table__.c[column] for column in s.ISSUED_IDENTITY),
     ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).where(s.Invoice.id.in_(ids)))
     items = read(connection, select(s.InvoiceItem.__table__).where(s.InvoiceItem.invoice_id.in_(ids))
@@ -112,8 +173,10 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                     .order_by(s.Mandate.signature_date))
     mandate_of = {int(m.customer_id): m for m in mandates.itertuples(index=False)}
     corrected = sorted({int(c) for c in invoices["corrects_invoice_id"].dropna()})
-    number_of = dict(connection.execute(select(s.Invoice.id, s.Invoice.number).where(
-        s.Invoice.id.in_(corrected))).all()) if corrected else {}
+    corrected_rows = connection.execute(select(s.Invoice.id, s.Invoice.number, s.Invoice.invoice_date).where(
+        s.Invoice.id.in_(corrected))).all() if corrected else []
+    number_of = {r.id: r.number for r in corrected_rows}
+    date_of = {r.id: _date(r.invoice_date) for r in corrected_rows}
     details = _call_details(connection, invoices, timezone) if annex else {}
     items_of = {k: g for k, g in items.groupby("invoice_id")}
     vat_of = {k: g for k, g in vat.groupby("invoice_id")}
@@ -134,24 +197,38 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                 "description": r.description,
                 "period": (_date(r.period_from) + (" - " + _date(r.period_to) if _date(r.period_to) != _date(
                     r.period_from) else "")) if _date(r.period_from) else "",
-                "quantity": _quantity(r.quantity),
+                # calls: their duration with its units (12 min 10 s), never a bare number
+                "quantity": format_duration(int(r.seconds), lang) if r.type == "consumption" and not pd.isna(
+                    r.seconds) else _quantity(r.quantity),
+                "quantity_value": _quantity(r.quantity),
+                "unit": "min" if r.type == "consumption" else "",
                 "unit_price": money(r.unit_price_cents) if not pd.isna(r.unit_price_cents) else "",
                 "vat_rate": _quantity(r.vat_rate), "amount": money(r.amount_cents),
+                "vat_category": r.vat_category if isinstance(r.vat_category, str) else None,
                 "calls": None if pd.isna(r.calls) else int(r.calls),
                 "minutes": None if pd.isna(r.seconds) else _quantity(minutes(int(r.seconds))),
             } for r in rows.itertuples(index=False)]})
         calls = lines[lines["type"] == "consumption"]
         mandate = mandate_of.get(int(inv.customer_id))
+        customer = {k: blank_if_missing(v) for k, v in customer_identity(inv._asdict()).items()}
+        vat_rows = [_vat_row(v, lang, money) for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False)]
+        corrects_id = None if pd.isna(inv.corrects_invoice_id) else int(inv.corrects_invoice_id)
         models[int(inv.id)] = {
             "number": inv.number, "kind": inv.kind, "lang": lang,
             "period": inv.period, "invoice_date": _date(inv.invoice_date), "due_date": _date(inv.due_date),
             "account_number": inv.account_number,
-            "customer": {k: blank_if_missing(v) for k, v in customer_identity(inv._asdict()).items()},
+            "customer": customer, "buyer_siren": customer["siren"] or None,
+            "service_address": _service_address(customer),
+            "operation_nature": "services",
+            "vat_category": inv.vat_category if isinstance(inv.vat_category, str) else STANDARD,
+            "vat_on_debits": bool(inv.vat_on_debits),
+            # the mentions of the categories without French VAT (reverse charge, outside the scope)
+            "vat_mentions": [exemption_reason(c, lang)[1] for c in mention_categories(v["category"] for v in vat_rows)],
+            "mask_called_numbers": bool(inv.mask_called_numbers),
             "groups": groups,
             "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _quantity(minutes(int(r.seconds))),
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
-            "vat": [{"rate": _quantity(v.vat_rate), "base": money(v.base_cents), "amount": money(v.vat_cents)}
-                    for v in vat_of.get(inv.id, vat.iloc[0:0]).itertuples(index=False)],
+            "vat": vat_rows,
             "total_excl": money(inv.total_excl_cents), "total_vat": money(inv.total_vat_cents),
             "total_incl": money(inv.total_incl_cents),
             "credit_applied": money(inv.credit_applied_cents) if inv.credit_applied_cents else "",
@@ -161,7 +238,10 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "call_details": details.get(int(inv.id), []),
             # a credit note: the invoice it corrects, what it took off that invoice's direct debit
             # and what became account credit (see workbench.billing.credit_notes)
-            "corrects": "" if pd.isna(inv.corrects_invoice_id) else number_of.get(int(inv.corrects_invoice_id), ""),
+            "corrects": "" if corrects_id is None else number_of.get(corrects_id, ""),
+            "corrects_date": "" if corrects_id is None else date_of.get(corrects_id, ""),
+            # the fixed indemnity for recovery costs (Code de commerce art. L441-10, D441-5): 40 EUR
+            "recovery_indemnity": money(RECOVERY_INDEMNITY_CENTS),
             "set_off": money(inv.collection_offset_cents) if inv.collection_offset_cents else "",
             "to_credit": money(-int(inv.total_incl_cents) - int(inv.collection_offset_cents))
             if inv.kind == "credit_note" and -int(inv.total_incl_cents) > int(inv.collection_offset_cents) else "",

@@ -11,6 +11,11 @@ so rendering fetches no other file and no URL. Bidirectional controls are not pr
 right-to-left override would reverse the rest of a line), and a word longer than its column (a
 200-character name without spaces) wraps inside it (``overflow-wrap: anywhere`` in ``invoice.css``).
 
+Page numbers: each page of an invoice says ``page 2 of 3`` (``page 2 sur 3``) of that invoice,
+bottom right. A batch is laid out as one document, where CSS page counters count the whole
+batch, so the numbers are stamped after the layout, once the pages are split by invoice: one
+small document of the labels (:func:`_page_labels`) laid over the pages.
+
 Speed: rendering one WeasyPrint document per invoice costs a layout set-up each time. Here
 invoices are laid out in batches (one HTML document of many invoices, each starting on a new
 page), the pages are split back into one PDF per invoice (each invoice's first page carries its
@@ -65,8 +70,14 @@ LABELS = {
         "to_credit": "Porté au crédit de votre compte, déduit de vos prochaines factures :",
         "penalties": "En cas de retard de paiement, des pénalités au taux de {rate} sont exigibles.",
         "penalty_rate": "trois fois le taux d'intérêt légal",
-        "indemnity": "Indemnité forfaitaire pour frais de recouvrement : 40 EUR (art. L441-10 du Code de commerce). "
+        "indemnity": "Indemnité forfaitaire pour frais de recouvrement : {amount} (art. L441-10 du Code de commerce). "
                      "Pas d'escompte pour paiement anticipé.",
+        "operation_nature": "Nature de l'opération", "services": "Prestations de services",
+        "corrected_invoice": "Facture annulée", "dated": "du", "service_address": "Adresse de service",
+        "vat_category": "Catégorie",
+        "vat_on_debits": "Option pour le paiement de la taxe d'après les débits",
+        "masked_numbers": "Les quatre derniers chiffres des numéros appelés sont masqués.",
+        "page": "page {page} sur {pages}",
     },
     "en": {
         "invoice": "Invoice", "credit_note": "Credit note", "draft_mark": "DRAFT - NOT AN INVOICE",
@@ -88,8 +99,14 @@ LABELS = {
         "to_credit": "Credited to your account, for your next invoices:",
         "penalties": "Late payment penalties at {rate} are due.",
         "penalty_rate": "three times the French legal interest rate",
-        "indemnity": "Fixed indemnity for recovery costs: 40 EUR (French Commercial Code, art. L441-10). "
+        "indemnity": "Fixed indemnity for recovery costs: {amount} (French Commercial Code, art. L441-10). "
                      "No discount for early payment.",
+        "operation_nature": "Nature of the supply", "services": "Services",
+        "corrected_invoice": "Cancelled invoice", "dated": "of", "service_address": "Service address",
+        "vat_category": "Category",
+        "vat_on_debits": "VAT paid on debits (option, French General Tax Code art. 269-2-c)",
+        "masked_numbers": "The last four digits of the numbers called are masked.",
+        "page": "page {page} of {pages}",
     },
 }
 
@@ -169,12 +186,13 @@ def render_batch(models: list[dict], operator: dict, draft: bool,
             current = max(starts)
         owners.append(current)
     whole = PdfReader(io.BytesIO(document.write_pdf()))
+    numbers = _page_numbers(_page_labels(models, owners))
     out = {}
     for index, model in enumerate(models):
         writer = PdfWriter()
         for number, owner in enumerate(owners):
             if owner == index:
-                writer.add_page(whole.pages[number])
+                writer.add_page(whole.pages[number]).merge_page(numbers.pages[number])
         writer.add_metadata({"/Title": f"{model['number']}", "/Author": operator.get("name", "")})
         buffer = io.BytesIO()
         writer.write(buffer)
@@ -183,8 +201,53 @@ def render_batch(models: list[dict], operator: dict, draft: bool,
 
 
 def render_one(model: dict, operator: dict, draft: bool, templates: str | Path | None = None) -> bytes:
-    """The naive way: one WeasyPrint document for one invoice (kept for comparison)."""
-    return _document([model], operator, draft, templates).write_pdf()
+    """The naive way: one WeasyPrint document for one invoice (kept for comparison), its pages
+    numbered as :func:`render_batch` numbers them."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    document = _document([model], operator, draft, templates)
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(document.write_pdf())))
+    numbers = _page_numbers(_page_labels([model], [0] * len(writer.pages)))
+    for page, number in zip(writer.pages, numbers.pages, strict=True):
+        page.merge_page(number)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _page_labels(models: list[dict], owners: list[int]) -> list[str]:
+    """The page number of each page of a batch (``owners``: the index in ``models`` of the
+    invoice each page belongs to), counted within its invoice, in its language: ``page 2 of 3``."""
+    pages = {owner: owners.count(owner) for owner in set(owners)}
+    seen: dict[int, int] = {}
+    out = []
+    for owner in owners:
+        seen[owner] = seen.get(owner, 0) + 1
+        lang = models[owner].get("lang", "fr") if 0 <= owner < len(models) else "fr"
+        out.append(LABELS.get(lang, LABELS["fr"])["page"].format(page=seen[owner], pages=pages[owner]))
+    return out
+
+
+def _page_numbers(labels: list[str]):
+    """A ``pypdf.PdfReader`` of one page per label, the label alone bottom right in the page
+    margin (A4, as ``invoice.css`` sets the pages), to lay over the invoice pages."""
+    import io
+
+    from pypdf import PdfReader
+    from weasyprint import HTML
+
+    body = "".join(f'<div class="p"><span>{markupsafe.escape(label)}</span></div>' for label in labels)
+    css = ("@page { size: A4; margin: 0 } body { margin: 0 } "
+           ".p { position: relative; height: 296mm; break-after: page; } "
+           ".p span { position: absolute; right: 14mm; bottom: 8mm; font: 7.5pt 'DejaVu Sans', sans-serif; "
+           "color: #666; }")
+    overlay = PdfReader(io.BytesIO(HTML(string=f"<html><head><style>{css}</style></head><body>{body}</body></html>",
+                                        url_fetcher=_restricted_fetcher()).write_pdf()))
+    if len(overlay.pages) != len(labels):
+        raise RuntimeError(f"{len(overlay.pages)} pages of page numbers laid out for {len(labels)} pages")
+    return overlay
 
 
 def _parent_death_signal() -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InputError
+from workbench.invoicing.vat import STANDARD, customer_categories, exemption_reason, item_category
 from workbench.money import integer_series, minutes, round_half_up
 from workbench.period import Period
 
@@ -20,14 +21,15 @@ ITEM_TYPES = ["one_off", "recurring", "prorated", "consumption", "credit"]
 ITEM_COLUMNS = [
     "customer_id", "position", "type", "description", "product_code", "zone_code", "quantity",
     "unit_price_cents", "amount_cents", "vat_rate", "period_from", "period_to", "calls", "seconds",
-    "one_off_id", "subscription_id",
+    "one_off_id", "subscription_id", "vat_category",
 ]
 INVOICE_COLUMNS = [
     "customer_id", "account_number", "name", "total_excl_cents", "total_vat_cents", "total_incl_cents",
     "credit_applied_cents", "net_payable_cents", "previous_amount_cents", "one_off_cents",
-    "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds",
+    "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds", "vat_category",
+    "vat_on_debits",
 ]
-VAT_COLUMNS = ["customer_id", "vat_rate", "base_cents", "vat_cents"]
+VAT_COLUMNS = ["customer_id", "vat_rate", "base_cents", "vat_cents", "vat_category", "exemption_reason_code"]
 _UNITS_PER_CENT = 100  # call prices are in 1/10,000, invoices in 1/100
 
 
@@ -84,6 +86,8 @@ class BillingOptions:
     due_date: date
     advance: bool = False
     consumption_vat_rate: Decimal = Decimal("20")
+    #: the operator opted for paying VAT on debits (CGI art. 269-2-c): a mention on its invoices
+    vat_on_debits: bool = False
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -469,13 +473,21 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     items["type_order"] = items["type"].map({t: i for i, t in enumerate(ITEM_TYPES)})
     items = items.sort_values(["customer_id", "type_order", "description"], kind="stable")
 
-    # VAT per invoice and rate, on the sum of that rate's lines
-    items["vat_bp"] = items["vat_rate"].map(vat_basis_points)
-    vat = items.groupby(["customer_id", "vat_bp"], as_index=False)["amount_cents"].sum()
+    # the invoice's VAT category (workbench.invoicing.vat): reverse charge (AE) and outside the
+    # scope (O) bear no French VAT, their lines are at rate 0
+    categories = customer_categories(inputs.customers)
+    invoice_category = items["customer_id"].map(categories).fillna(STANDARD)
+    items["vat_bp"] = items["vat_rate"].map(vat_basis_points).where(invoice_category == STANDARD, 0)
+    items["vat_rate"] = items["vat_rate"].where(invoice_category == STANDARD, Decimal(0))
+    items["vat_category"] = [item_category(c, bp) for c, bp in zip(invoice_category, items["vat_bp"], strict=True)]
+    # VAT per invoice, rate and category, on the sum of that rate's lines
+    vat = items.groupby(["customer_id", "vat_bp", "vat_category"], as_index=False)["amount_cents"].sum()
     vat["vat_cents"] = round_half_up(vat["amount_cents"].to_numpy(np.int64) * vat["vat_bp"].to_numpy(),
                                          10_000)
     vat = vat.rename(columns={"amount_cents": "base_cents"})
     vat["vat_rate"] = vat["vat_bp"].map(lambda bp: Decimal(int(bp)) / 100)
+    vat["exemption_reason_code"] = pd.Series([exemption_reason(c)[0] for c in vat["vat_category"]], index=vat.index,
+                                             dtype=object)
 
     by_type = item_totals(items)
     invoices = inputs.customers[inputs.customers["customer_id"].isin(by_type.index)][
@@ -486,6 +498,8 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
     invoices["total_excl_cents"] = totals["base_cents"]
     invoices["total_vat_cents"] = totals["vat_cents"]
     invoices["total_incl_cents"] = invoices["total_excl_cents"] + invoices["total_vat_cents"]
+    invoices["vat_category"] = invoices.index.map(categories).fillna(STANDARD)
+    invoices["vat_on_debits"] = bool(options.vat_on_debits)
 
     credit = (integer_series(inputs.credits["available_cents"]).groupby(inputs.credits["customer_id"].to_numpy())
               .sum() if len(inputs.credits) else None)
@@ -509,6 +523,7 @@ def build_invoices(inputs: BillingInputs, options: BillingOptions) -> Invoices:
             "amount_cents": -credit_rows["credit_applied_cents"].to_numpy(np.int64), "vat_rate": None,
             "period_from": None, "period_to": None, "calls": None, "seconds": None, "one_off_id": None,
             "subscription_id": None, "type_order": ITEM_TYPES.index("credit"), "vat_bp": None,
+            "vat_category": None,
         })
         items = pd.concat([items, credit_items], ignore_index=True).sort_values(
             ["customer_id", "type_order"], kind="stable")

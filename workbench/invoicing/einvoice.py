@@ -148,7 +148,9 @@ class EInvoice:
     """What an invoice or credit note says, as EN 16931 has it. Amounts in cents as the document
     states them (a credit note's positive); ``notes`` as ``(subject code, text)`` pairs (UNTDID
     4451: PMT, PMD, AAB, BAR...); ``preceding``: the invoice a credit note corrects, ``(number,
-    issue date)`` (BT-25, BT-26); ``period``: the invoicing period (BT-73, BT-74)."""
+    issue date)`` (BT-25, BT-26); ``period``: the invoicing period (BT-73, BT-74); ``delivery``:
+    where the services are delivered, when not at the buyer's address (BG-13, BG-15);
+    ``vat_due_date_code``: BT-8 (``5``, the issue date: VAT on debits)."""
 
     number: str
     type_code: str
@@ -170,6 +172,7 @@ class EInvoice:
     notes: list[tuple[str, str]] = field(default_factory=list)
     buyer_reference: str | None = None
     vat_due_date_code: str | None = None
+    delivery: Party | None = None
 
     @property
     def due_cents(self) -> int:
@@ -306,7 +309,16 @@ def cii_xml(invoice: EInvoice, level: str = "en16931") -> bytes:
         _text(agreement, "BuyerReference", invoice.buyer_reference)
     _party(agreement, "SellerTradeParty", invoice.seller, with_vat)
     _party(agreement, "BuyerTradeParty", invoice.buyer, with_vat)
-    etree.SubElement(transaction, f"{{{RAM}}}ApplicableHeaderTradeDelivery")
+    delivery = etree.SubElement(transaction, f"{{{RAM}}}ApplicableHeaderTradeDelivery")
+    if invoice.delivery is not None:
+        ship_to = etree.SubElement(delivery, f"{{{RAM}}}ShipToTradeParty")
+        _text(ship_to, "Name", invoice.delivery.name)
+        address = etree.SubElement(ship_to, f"{{{RAM}}}PostalTradeAddress")
+        for tag, value in (("PostcodeCode", invoice.delivery.postcode), ("LineOne", invoice.delivery.line1),
+                           ("LineTwo", invoice.delivery.line2), ("CityName", invoice.delivery.city)):
+            if value:
+                _text(address, tag, value)
+        _text(address, "CountryID", invoice.delivery.country)
 
     settlement = etree.SubElement(transaction, f"{{{RAM}}}ApplicableHeaderTradeSettlement")
     payment = invoice.payment

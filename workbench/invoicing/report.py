@@ -13,6 +13,7 @@ import pandas as pd
 
 from workbench.errors import Problem, problems_table
 from workbench.invoicing.build import item_totals
+from workbench.invoicing.vat import EU_MEMBER_STATES, STANDARD, vat_category
 from workbench.money import CENT_SCALE, format_money, integer_series, minutes, to_decimal
 
 #: the first columns of the report's invoice sheet, in this order
@@ -21,6 +22,9 @@ REPORT_COLUMNS = [
     "Initial billing items amount", "Recurring billing items amount", "Consumption amount",
     "Prorated amount", "Previous invoice amount",
 ]
+#: the VAT categories as the report names them (UNCL 5305 codes; workbench.invoicing.vat)
+CATEGORY_LABELS = {"S": "Standard (French VAT)", "E": "Exempt", "AE": "Reverse charge (autoliquidation)",
+                   "O": "Outside the scope of French VAT"}
 TYPE_LABELS = {"one_off": "Initial (one-off)", "recurring": "Recurring", "prorated": "Prorated",
                "consumption": "Consumption", "credit": "Account credit applied"}
 AMOUNT_COLUMNS = {
@@ -94,6 +98,18 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
             add("calls_without_subscription", inv["number"], inv["account_number"], inv["name"],
                 "the account has calls this period but no active subscription")
     number_of = dict(zip(invoices["customer_id"], invoices["number"], strict=True))
+    if len(customers) and {"country", "vat_number"} <= set(customers.columns):
+        # a company of another EU state charged French VAT: its VAT number is missing or not valid
+        for c in customers.itertuples(index=False):
+            country = str(c.country or "FR").upper()
+            business = getattr(c, "business", None)
+            says_business = (isinstance(c.vat_number, str) and c.vat_number.strip()) or (
+                business is not None and not pd.isna(business) and bool(business))
+            if (country in EU_MEMBER_STATES and country != "FR" and says_business
+                    and vat_category(c.country, business, c.vat_number) == STANDARD):
+                add("vat_number_invalid", number_of.get(c.customer_id, ""), c.account_number, c.name,
+                    f"a company in {country} without a valid EU VAT number ({c.vat_number or 'none'}): charged "
+                    "French VAT instead of the reverse charge")
     if len(customers) and "payment_method" in customers:
         debit = customers[(customers["payment_method"] == "direct_debit") & ~customers["has_mandate"].astype(bool)]
         for c in debit.itertuples(index=False):
@@ -142,6 +158,7 @@ def control_report(
     unrated: pd.DataFrame | None = None,
     rejected: pd.DataFrame | None = None,
     rules: AnomalyRules | None = None,
+    vat: pd.DataFrame | None = None,
     period: str | None = None,
     never_rated: pd.DataFrame | None = None,
     balance: pd.DataFrame | None = None,
@@ -154,7 +171,11 @@ def control_report(
     calls (``Late calls`` and ``Late calls amount`` columns, a ``late_calls`` anomaly).
     ``never_rated``: period, calls (calls loaded but never rated, an ``unrated_calls`` anomaly);
     ``balance``: the period balance's lines; ``unbalanced``: its sections that do not close, each
-    a ``balance_not_closed`` anomaly.
+    a ``balance_not_closed`` anomaly. ``vat``: the invoices' VAT rows (customer_id, vat_category,
+    vat_rate, base_cents, vat_cents): the ``VAT by category`` sheet, one row per category and rate
+    with its invoices, taxable amount and VAT (sums of the invoices' rounded VAT, nothing rounded
+    again); a company of another EU state without a valid VAT number, so charged French VAT, is a
+    ``vat_number_invalid`` anomaly.
 
     ``invoices``: the invoice rows with ``number`` (and :data:`~workbench.invoicing.build.INVOICE_COLUMNS`);
     ``items`` with ``number``; ``customers``: customer_id, account_number, name, payment_method,
@@ -183,6 +204,8 @@ def control_report(
     late_cents = late.groupby("customer_id")["amount_cents"].sum()
     sheet["Late calls"] = invoices["customer_id"].map(late_calls).fillna(0).astype(np.int64).to_numpy()
     sheet["Late calls amount"] = _euros(invoices["customer_id"].map(late_cents).fillna(0).astype(np.int64)).to_numpy()
+    if "vat_category" in invoices:
+        sheet["VAT category"] = invoices["vat_category"].fillna(STANDARD).to_numpy()
     if len(customers):
         extra = customers.set_index("customer_id")
         for column, label in (("billing_group", "Billing group"), ("payment_method", "Payment method")):
@@ -222,11 +245,38 @@ def control_report(
         "Invoices": sheet,
         "Summary": summary_sheet,
         "By zone": zone_sheet,
+        **({"VAT by category": vat_by_category(vat)} if vat is not None else {}),
         "Anomalies": _anomalies(invoices, items, customers, unrated, rejected, rules or AnomalyRules(), period,
                                 never_rated, unbalanced),
         "Lines": line_sheet.reset_index(drop=True),
         **({"Period balance": balance.reset_index(drop=True)} if balance is not None else {}),
     }
+
+
+def vat_by_category(vat: pd.DataFrame) -> pd.DataFrame:
+    """The VAT of a run by category and rate: ``Category`` (code), ``Category name``, ``VAT rate
+    (%)``, ``Invoices``, ``Taxable amount``, ``VAT`` (exact euros: sums of the invoices' VAT rows,
+    each rounded once when its invoice was built). ``vat``: customer_id, vat_rate, base_cents,
+    vat_cents and vat_category (absent or empty: ``S``)."""
+    columns = ["Category", "Category name", "VAT rate (%)", "Invoices", "Taxable amount", "VAT"]
+    if vat.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    frame = vat.assign(
+        category=vat["vat_category"].fillna(STANDARD) if "vat_category" in vat else STANDARD,
+        rate=vat["vat_rate"].map(lambda r: Decimal(str(r)).normalize()).map(lambda r: format(r, "f")),
+        base_cents=vat["base_cents"].astype(np.int64), vat_cents=vat["vat_cents"].astype(np.int64))
+    order = {c: i for i, c in enumerate(CATEGORY_LABELS)}
+    grouped = frame.groupby(["category", "rate"], as_index=False).agg(
+        invoices=("customer_id", "nunique"), base=("base_cents", "sum"), tax=("vat_cents", "sum"))
+    grouped = grouped.sort_values(["category", "rate"], key=lambda s: s.map(order) if s.name == "category"
+                                  else s.map(Decimal), kind="stable")
+    return pd.DataFrame({
+        "Category": grouped["category"].to_numpy(),
+        "Category name": grouped["category"].map(CATEGORY_LABELS).to_numpy(),
+        "VAT rate (%)": grouped["rate"].map(Decimal).to_numpy(),
+        "Invoices": grouped["invoices"].astype(np.int64).to_numpy(),
+        "Taxable amount": _euros(grouped["base"]).to_numpy(), "VAT": _euros(grouped["tax"]).to_numpy(),
+    })
 
 
 def _per_account(invoices: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:

@@ -78,6 +78,7 @@ def run_invoices(connection: Connection, run_id: int) -> Invoices:
         s.Invoice.id.label("invoice_id"), s.Invoice.number, s.Invoice.customer_id, s.Customer.account_number,
         s.Customer.name, s.Invoice.total_excl_cents, s.Invoice.total_vat_cents, s.Invoice.total_incl_cents,
         s.Invoice.credit_applied_cents, s.Invoice.net_payable_cents, s.Invoice.previous_amount_cents,
+        s.Invoice.vat_category,
     ).join(s.Customer, s.Customer.id == s.Invoice.customer_id).where(s.Invoice.run_id == run_id)
         .order_by(s.Invoice.number))
     items = read_frame(connection, select(
@@ -90,6 +91,7 @@ def run_invoices(connection: Connection, run_id: int) -> Invoices:
         .order_by(s.Invoice.customer_id, s.InvoiceItem.position))
     vat = read_frame(connection, select(
         s.Invoice.customer_id, s.InvoiceVat.vat_rate, s.InvoiceVat.base_cents, s.InvoiceVat.vat_cents,
+        s.InvoiceVat.vat_category,
     ).join(s.Invoice, s.Invoice.id == s.InvoiceVat.invoice_id).where(s.Invoice.run_id == run_id))
     totals = item_totals(items)
     for column in ("one_off_cents", "recurring_cents", "prorated_cents", "consumption_cents", "calls", "seconds"):
@@ -172,7 +174,8 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None,
             {"file": "CDR records", "reason": pending["reason"], "records": pending["rejects"], "pending": True})],
             ignore_index=True)
     return control_report(stored.invoices, stored.items, customers, unrated, rejected, period=str(period),
-                          never_rated=never_rated, balance=balance.lines, unbalanced=balance_anomalies(balance))
+                          never_rated=never_rated, balance=balance.lines, unbalanced=balance_anomalies(balance),
+                          vat=stored.vat)
 
 
 def compare_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:

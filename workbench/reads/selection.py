@@ -27,7 +27,9 @@ def selected_customers(connection: Connection, selection: str) -> pd.DataFrame:
         s.Customer.id.label("customer_id"), s.Customer.account_number, s.Customer.name,
         s.Customer.address_line1, s.Customer.address_line2, s.Customer.postcode, s.Customer.city,
         s.Customer.country, s.Customer.vat_number, s.Customer.language, s.Customer.payment_method,
-        s.Customer.billing_group, s.Customer.rate_plan_id,
+        s.Customer.billing_group, s.Customer.rate_plan_id, s.Customer.siren, s.Customer.business,
+        s.Customer.service_address_line1, s.Customer.service_address_line2, s.Customer.service_postcode,
+        s.Customer.service_city, s.Customer.service_country,
         s.Customer.id.in_(active).label("has_mandate"),
     ).order_by(s.Customer.account_number)
     if selection.startswith("group:"):

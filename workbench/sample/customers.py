@@ -1,5 +1,11 @@
-"""The sample operator's customers: names (a few hostile, as real data has), addresses, VAT numbers,
-contacts, SEPA mandates with valid IBANs, lines, subscriptions and one-off charges."""
+"""The sample operator's customers: names (a few hostile, as real data has), addresses, VAT numbers
+and SIRENs, contacts, SEPA mandates with valid IBANs, lines, subscriptions and one-off charges.
+
+Most customers are French companies (French VAT); every 23rd, from the 12th, is a Belgian
+company with a valid Belgian VAT number (reverse charge, ``AE``), except the 58th (``C100058``),
+a Swiss company with a valid Swiss VAT number (outside the scope of French VAT, ``O``). Every
+15th, from the 8th, has its lines at a service address other than its billing address; the
+first asked for the called numbers of its call detail in full."""
 
 from __future__ import annotations
 
@@ -78,6 +84,18 @@ def belgian_vat(rng: np.random.Generator) -> str:
     return f"BE0{base:07d}{97 - base % 97:02d}"
 
 
+def swiss_vat(rng: np.random.Generator) -> str:
+    """A Swiss VAT number: ``CHE-`` + 8 digits + their mod 11 check digit (``stdnum.ch.uid``) +
+    `` MWST``; one draw of ``rng`` (a body whose check digit would be 10 is taken one up)."""
+    from stdnum.ch import uid
+
+    base = int(rng.integers(10_000_000, 99_999_999))
+    while len(check := uid.calc_check_digit(f"{base:08d}")) != 1:
+        base += 1
+    digits = f"{base:08d}{check}"
+    return f"CHE-{digits[:3]}.{digits[3:6]}.{digits[6:]} MWST"
+
+
 def french_iban(bank: str, branch: str, account: str) -> str:
     """A French IBAN with a correct RIB key and ISO 13616 check digits."""
     rib = 97 - (89 * int(bank) + 15 * int(branch) + 3 * int(account)) % 97
@@ -114,14 +132,19 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
         )
         postcode, city, area = _pick(rng, CITIES)
         foreign = i % 23 == 11
-        country, language = ("BE", "en") if foreign else ("FR", "en" if i % 17 == 5 else "fr")
-        if foreign:
+        swiss = i == 57  # a business outside the EU (one draw, as a Belgian one)
+        country, language = ("CH" if swiss else "BE", "en") if foreign else ("FR", "en" if i % 17 == 5 else "fr")
+        siren = ""
+        if swiss:
+            postcode, city, vat = "8001", "Zürich", swiss_vat(rng)
+        elif foreign:
             postcode, city, vat = "1000", "Bruxelles", belgian_vat(rng)
         elif i % 19 == 4:
             vat = ""  # sole trader without VAT number
         else:
             body = f"{int(rng.integers(10_000_000, 99_999_999)):08d}"
-            vat = french_vat(body + luhn_digit(body))
+            siren = body + luhn_digit(body)
+            vat = french_vat(siren)
         new = i % 20 == 3  # starts during the month
         leaving = i % 31 == 9 and not new  # ends during the month
         since = (p_start + timedelta(days=int(rng.integers(7, 20)))) if new else (
@@ -129,9 +152,14 @@ def _customers(rng: np.random.Generator, count: int, period: Period) -> _Operato
         until = p_start + timedelta(days=int(rng.integers(9, 25))) if leaving else None
         direct_debit = i % 5 != 2
         group = "key_accounts" if i % 10 == 0 else "standard"
+        # the optional columns (workbench.reference.CUSTOMER_EXTRA_COLUMNS): SIREN, business, service
+        # address, masking of called numbers
+        service = (("Zone d'activité des Prés", "Entrepôt 4", postcode, city, country) if i % 15 == 7
+                   else ("", "", "", "", ""))
         op.customers.append((account, name, f"{int(rng.integers(1, 180))} {_pick(rng, STREETS)}",
                              "Bâtiment B" if i % 9 == 0 else "", postcode, city, country, vat, language,
-                             "direct_debit" if direct_debit else "transfer", group, PLAN))
+                             "direct_debit" if direct_debit else "transfer", group, PLAN,
+                             siren, "yes", *service, "no" if i == 0 else "yes"))
         slug = f"client{100001 + i}"
         # every customer has an invoice recipient, except one on purpose
         op.contacts.append((account, "Service comptabilité", f"compta@{slug}.example.fr",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.period import Period
-from workbench.reference import COLUMNS
+from workbench.reference import COLUMNS, CUSTOMER_EXTRA_COLUMNS
 from workbench.sample.calls import _asterisk_bytes, _calls, _native_bytes, _spoil
 from workbench.sample.customers import _customers
 from workbench.sample.plan import PERIOD, plan_rows
@@ -41,7 +41,8 @@ def generate_operator(out: str | Path, seed: int = 2026, customers: int = 200, c
         customers=op.customers, contacts=op.contacts, lines=[row[:4] for row in op.lines],
         subscriptions=op.subscriptions, one_off_charges=op.one_offs, mandates=op.mandates,
     )
-    counts = {name: _write_csv(out / "reference" / f"{name}.csv", COLUMNS[name], rows)
+    counts = {name: _write_csv(out / "reference" / f"{name}.csv",
+                               COLUMNS[name] + (CUSTOMER_EXTRA_COLUMNS if name == "customers" else []), rows)
               for name, rows in tables.items()}
 
     frame = _calls(rng, op, calls, month)

@@ -49,11 +49,15 @@ class BillingRun(Base):
 
 
 #: the customer's billing identity an issued document keeps: ``invoices`` column -> ``customers``
-#: column (the customers table has no SIREN yet)
+#: column
 ISSUED_IDENTITY = {
     "customer_name": "name", "customer_address_line1": "address_line1", "customer_address_line2": "address_line2",
     "customer_postcode": "postcode", "customer_city": "city", "customer_country": "country",
-    "customer_vat_number": "vat_number",
+    "customer_vat_number": "vat_number", "customer_siren": "siren",
+    "customer_service_address_line1": "service_address_line1",
+    "customer_service_address_line2": "service_address_line2",
+    "customer_service_postcode": "service_postcode", "customer_service_city": "service_city",
+    "customer_service_country": "service_country",
 }
 
 
@@ -61,9 +65,15 @@ class Invoice(Base):
     """An invoice or credit note. Drafts belong to a preprod run (numbered ``PRE-<run>-0001``);
     issued documents carry a legal number and are never changed afterwards.
 
-    ``customer_name`` to ``customer_vat_number``: the customer's billing identity as it was when
-    the document was issued (empty for drafts, which show the customer as it is now): an issued
-    document prints it, whatever the customer's record says later. ``collection_offset_cents``
+    ``customer_name`` to ``customer_service_country`` (``ISSUED_IDENTITY``): the customer's billing
+    identity (name, address, VAT number, SIREN, service address) as it was when the document was
+    issued (empty for drafts, which show the customer as it is now): an issued document prints
+    it, whatever the customer's record says later. ``vat_category``: the VAT category of the
+    document's taxable items (:mod:`workbench.invoicing.vat`: ``S`` French VAT, ``AE`` reverse
+    charge, ``O`` outside the scope of French VAT; empty on documents built before it was
+    recorded: ``S``), decided when the document was built and never again, so a PDF rendered
+    again shows the same. ``vat_on_debits``: the operator had opted for paying VAT on debits
+    (CGI art. 269-2-c) when the document was built (a mention on the invoice). ``collection_offset_cents``
     (credit notes): the part of the note's amount set against what its invoice still had to
     collect by direct debit (that invoice is debited that much less); the rest of the note became
     account credit."""
@@ -100,6 +110,14 @@ class Invoice(Base):
     customer_city: Mapped[str | None] = mapped_column(String(100))
     customer_country: Mapped[str | None] = mapped_column(String(2))
     customer_vat_number: Mapped[str | None] = mapped_column(String(20))
+    customer_siren: Mapped[str | None] = mapped_column(String(9))
+    customer_service_address_line1: Mapped[str | None] = mapped_column(String(200))
+    customer_service_address_line2: Mapped[str | None] = mapped_column(String(200))
+    customer_service_postcode: Mapped[str | None] = mapped_column(String(20))
+    customer_service_city: Mapped[str | None] = mapped_column(String(100))
+    customer_service_country: Mapped[str | None] = mapped_column(String(2))
+    vat_category: Mapped[str | None] = mapped_column(String(2))
+    vat_on_debits: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class InvoiceItem(Base):
@@ -126,10 +144,18 @@ class InvoiceItem(Base):
     one_off_id: Mapped[int | None] = mapped_column(Integer)
     #: the subscription a recurring or prorated line bills (its service days: period_from to period_to)
     subscription_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: the line's VAT category (UNCL 5305: S, E, AE, O; empty for a credit line, which bears no VAT,
+    #: and for lines built before it was recorded)
+    vat_category: Mapped[str | None] = mapped_column(String(2))
 
 
 class InvoiceVat(Base):
-    """VAT of an invoice by rate: ``vat_cents`` = round half up(``base_cents`` x rate / 100)."""
+    """VAT of an invoice by rate and category: ``vat_cents`` = round half up(``base_cents`` x rate
+    / 100). ``vat_category`` (UNCL 5305): ``S`` standard (French VAT), ``E`` exempt (a 0 % item
+    of a French invoice), ``AE`` reverse charge, ``O`` outside the scope of French VAT;
+    ``exemption_reason_code`` (the CEF VATEX list, EN 16931 BT-121): ``VATEX-EU-AE``,
+    ``VATEX-EU-O``, empty for ``S`` (the reason's text, in the document's language, comes from
+    :data:`workbench.invoicing.vat.EXEMPTION_REASONS`). A document has one category per rate."""
 
     __tablename__ = "invoice_vat"
     __table_args__ = (UniqueConstraint("invoice_id", "vat_rate"),)
@@ -138,6 +164,8 @@ class InvoiceVat(Base):
     vat_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     base_cents: Mapped[int] = mapped_column(BigInteger)
     vat_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_category: Mapped[str] = mapped_column(String(2), default="S", server_default="S")
+    exemption_reason_code: Mapped[str | None] = mapped_column(String(30))
 
 
 class NumberSequence(Base):

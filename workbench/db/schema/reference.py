@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import true
 
 from workbench.db.schema.base import Base
 
@@ -93,6 +94,16 @@ class RateInterval(Base):
 
 
 class Customer(Base):
+    """A customer (an account). ``siren``: the French company identification number (9 digits,
+    checked with ``stdnum.fr.siren``), empty for consumers and foreign companies. ``business``:
+    the customer is a taxable person (a company, ``True``) or a consumer (``False``); empty: a
+    company when it has a VAT number (it decides, with ``country`` and ``vat_number``, the VAT
+    category of its invoices: :mod:`workbench.invoicing.vat`).
+    ``service_*``: the address where the service is delivered (the line's site), when it differs
+    from the billing address (empty: the same). ``mask_called_numbers``: the call detail annex
+    prints the called numbers with their last four digits masked (the default of French itemised
+    bills) unless the customer asked for them in full (``False``)."""
+
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(primary_key=True)
     account_number: Mapped[str] = mapped_column(String(20), unique=True)
@@ -103,6 +114,14 @@ class Customer(Base):
     city: Mapped[str] = mapped_column(String(100), default="")
     country: Mapped[str] = mapped_column(String(2), default="FR")
     vat_number: Mapped[str | None] = mapped_column(String(20))
+    siren: Mapped[str | None] = mapped_column(String(9))
+    business: Mapped[bool | None] = mapped_column(Boolean)
+    service_address_line1: Mapped[str | None] = mapped_column(String(200))
+    service_address_line2: Mapped[str | None] = mapped_column(String(200))
+    service_postcode: Mapped[str | None] = mapped_column(String(20))
+    service_city: Mapped[str | None] = mapped_column(String(100))
+    service_country: Mapped[str | None] = mapped_column(String(2))
+    mask_called_numbers: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     language: Mapped[str] = mapped_column(String(2), default="fr")
     payment_method: Mapped[str] = mapped_column(String(20), default="transfer")
     billing_group: Mapped[str] = mapped_column(String(40), default="default")
