@@ -43,7 +43,7 @@ from workbench.db import schema as s
 from workbench.documents.facturx import einvoices, operator_party
 from workbench.errors import ConfigError, InputError
 from workbench.integration import load_cdr_file
-from workbench.invoicing.einvoice import check_number, cii_xml, ereporting_rows, line_price, summary
+from workbench.invoicing.einvoice import check_number, cii_xml, ereporting_rows, line_price, profile, summary
 from workbench.jobs import credit_note, production
 from workbench.jobs.einvoicing import export_einvoices
 from workbench.rated_calls import rate_period
@@ -363,6 +363,11 @@ def test_the_profile_is_en16931_by_default_and_minimum_or_basic_wl_are_refused()
                             ("zugferd", "use en16931")):
         with pytest.raises(ConfigError, match=reason):
             check(Settings(facturx_profile=refused))
+    # the XML builder takes the same names, and refuses the same
+    assert (profile("EN 16931"), profile("Extended")) == ("en16931", "extended")
+    for refused in ("MINIMUM", "BASIC WL", "basic"):
+        with pytest.raises(ConfigError, match="not an invoice in France|cannot carry"):
+            profile(refused)
 
 
 def test_line_quantity_and_price_make_the_line_amount():
