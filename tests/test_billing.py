@@ -1006,7 +1006,9 @@ def test_issued_documents_keep_the_customers_identity_at_issue(october):
     promotion = jobs.promote(engine, settings, preprod(engine, OPTIONS, settings, NOW).run_id, NOW)
     kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
                  .where(s.Invoice.number == "F2026-000001"))
-    assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None)]
+    # no VAT number, no SIREN, the service at the billing address (no service address)
+    assert records(kept) == [("Alpha SARL", "1 rue A", "", "75001", "Paris", "FR", None, None, None, None, None,
+                              None, None)]
 
     moved = [["C1", "Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR", "FR83404833048", "fr",
               "direct_debit", "A", "TEST"], *BILLING_CUSTOMERS[1:]]
@@ -1043,7 +1045,7 @@ def test_issued_documents_keep_the_customers_identity_at_issue(october):
     kept = frame(engine, select(*(s.Invoice.__table__.c[c] for c in s.ISSUED_IDENTITY))
                  .where(s.Invoice.number == note.number))
     assert records(kept) == [("Alpha Holding", "12 avenue Nouvelle", "Bât. B", "69002", "Lyon", "FR",
-                              "FR83404833048")]
+                              "FR83404833048", None, None, None, None, None, None)]
     text = pdf_text(jobs.invoice_pdf(engine, settings, note.number))
     assert "Alpha Holding" in text and "69002 Lyon" in text and "Alpha SARL" not in text
 

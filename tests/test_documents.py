@@ -285,3 +285,73 @@ def test_pdf_workers_end_when_the_rendering_process_is_killed(tmp_path, sig):
         for worker in workers:  # none should be left; if one is, it must not outlive the test
             if _alive(worker):
                 os.kill(worker, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------- layout a customer can read
+
+def _boxes(pdf: bytes, tmp_path) -> tuple[float, list[list[tuple[float, float, float, float, str]]]]:
+    """The page width and, page by page, each word's (left, top, right, bottom, text) in points,
+    as poppler's pdftotext lays them out."""
+    import html as markup
+    import re
+    import subprocess
+
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    layout = subprocess.run(["pdftotext", "-bbox", str(tmp_path / "doc.pdf"), "-"], capture_output=True, text=True,
+                            check=True).stdout
+    width = float(re.search(r'<page width="([\d.]+)"', layout)[1])
+    word = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>'
+    return width, [[(float(a), float(b), float(c), float(d), markup.unescape(t)) for a, b, c, d, t in
+                     re.findall(word, page)] for page in layout.split("<page ")[1:]]
+
+
+def big_model(lang: str) -> dict:
+    """An invoice with the widest amounts a line can have (1,000,000.00 a unit) and a call line."""
+    out = model(lang=lang, items=2)
+    big = "1 000 000,00\u202f€" if lang == "fr" else "€1,000,000.00"
+    total = "12 345 678,90\u202f€" if lang == "fr" else "€12,345,678.90"
+    for item in out["groups"][0]["items"]:
+        item.update(unit_price=big, amount=total, quantity="12")
+    out["groups"].append({"type": "consumption", "items": [{
+        "description": "France mobile", "period": "2026-10-01 - 2026-10-31",
+        "quantity": "2\u202f057\u00a0min 36\u00a0s", "unit_price": "", "vat_rate": "20",
+        "amount": total, "calls": 1234, "minutes": "2057.60"}]})
+    out["vat"] = [{"rate": "20", "category": "S", "base": total, "amount": total}]
+    return out
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_column_headers_do_not_overlap_and_tables_stay_within_the_right_margin(tmp_path, lang):
+    width, pages = _boxes(render_one(big_model(lang), OPERATOR, draft=False), tmp_path)
+    # A4 is 595.28 pt wide; the right margin is 14 mm = 39.69 pt: text ends before 555.59 pt
+    right_margin = width - 14 * 72 / 25.4
+    words = pages[0]
+    assert all(right <= right_margin + 0.5 for _, _, right, _, _ in words), [w for w in words if w[2] > right_margin]
+    # no two words printed over each other ("VAT %" on "Unit price excl. VAT" was)
+    overlaps = [(a[4], b[4]) for i, a in enumerate(words) for b in words[i + 1:]
+                if a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5]
+    assert overlaps == []
+
+
+def test_pages_are_numbered_within_each_invoice(tmp_path):
+    # a batch of a one-page French invoice and an English one of 70 lines (three pages)
+    pdfs = render_batch([model(items=3), model(number="F2026-000002", lang="en", items=70)], OPERATOR, draft=False)
+    short = [page.extract_text() for page in PdfReader(io.BytesIO(pdfs["F2026-000001"])).pages]
+    long = [page.extract_text() for page in PdfReader(io.BytesIO(pdfs["F2026-000002"])).pages]
+    assert len(short) == 1 and "page 1 sur 1" in short[0]
+    assert len(long) == 3
+    assert ["page 1 of 3" in long[0], "page 2 of 3" in long[1], "page 3 of 3" in long[2]] == [True] * 3
+    assert "page 1 of 3" not in long[1]
+
+
+def test_a_table_row_is_never_split_across_pages(tmp_path):
+    # 60 lines whose description takes three lines: a page break falls in a row unless rows are
+    # kept whole (tr { break-inside: avoid }); each row starts with Sxx and ends with Exx
+    long = model(items=60)
+    for i, item in enumerate(long["groups"][0]["items"]):
+        item["description"] = f"S{i:02d} " + "abonnement professionnel " * 4 + f"E{i:02d}"
+    _, pages = _boxes(render_one(long, OPERATOR, draft=False), tmp_path)
+    page_of = {text: n for n, words in enumerate(pages) for *_, text in words
+               if text[:1] in "SE" and text[1:].isdigit()}
+    assert len(pages) > 1
+    assert all(page_of[f"S{i:02d}"] == page_of[f"E{i:02d}"] for i in range(60))

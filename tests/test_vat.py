@@ -115,7 +115,8 @@ def test_the_control_report_shows_vat_by_category():
 
 
 def test_a_company_of_another_member_state_without_a_valid_number_is_an_anomaly():
-    customers = CUSTOMERS.assign(vat_number=["BE0403019262", CH_VAT, None, FR_VAT])  # B1's check digits wrong
+    # B1's check digits are wrong; F1 becomes a Belgian consumer with a valid number: French VAT, no anomaly
+    customers = CUSTOMERS.assign(vat_number=["BE0403019262", CH_VAT, BE_VAT, FR_VAT], country=["BE", "CH", "BE", "FR"])
     built = build_invoices(BillingInputs(customers, PRODUCTS, one_offs=ONE_OFFS), OPTIONS)
     assert built.invoices.set_index("account_number").loc["B1", "total_vat_cents"] == 2000  # French VAT
     invoices = built.invoices.assign(number=[f"PRE-1-000{i}" for i in range(1, 5)])
@@ -235,6 +236,9 @@ def test_issued_invoices_keep_their_category_and_show_its_mention(engine, settin
                                      "city": "Saint-Denis", "country": "FR"}
     assert c2["service_address"] is None and c2["vat_category"] == "AE"
     assert c2["vat"][0]["category"] == "AE" and c2["vat"][0]["base_cents"] == 16363
+    assert c2["cents"] == {"total_excl": 16363, "total_vat": 0, "total_incl": 16363, "credit_applied": 0,
+                           "net_payable": 16363}
+    assert {i["vat_category"] for g in c2["groups"] for i in g["items"]} == {"AE"}
     assert c2["vat_mentions"] == ["Reverse charge (Article 196 of Council Directive 2006/112/EC)"]
     assert c3["vat_mentions"] == ["TVA non applicable, art. 259-1° du CGI"]
     assert models["C4"]["vat_mentions"] == []
@@ -327,3 +331,88 @@ def _text(pdf: bytes) -> str:
 
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     return re.sub(r"[\s\u202f\u00a0]+", " ", text)
+
+
+def test_the_migration_keeps_existing_documents_as_they_were_built(database_url):
+    """Upgrading a database of the previous revision: issued invoices are ``S`` (French VAT, as
+    they were built), their 0 % rows and lines ``E``; customers have no SIREN, an empty
+    ``business`` and masked numbers; the downgrade takes the columns away again."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from workbench.db.engine import alembic_config, make_engine, upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0014_faults")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO rate_plans (id, code, name, currency, timezone, holiday_country, "
+                                "default_band) VALUES (1, 'P', 'Plan', 'EUR', 'Europe/Paris', 'FR', 'offpeak')"))
+        connection.execute(text(
+            "INSERT INTO customers (id, account_number, name, address_line1, address_line2, postcode, city, country, "
+            "vat_number, language, payment_method, billing_group, rate_plan_id) VALUES (1, 'C1', 'Alpha SARL', "
+            "'1 rue A', '', '75001', 'Paris', 'FR', 'FR83404833048', 'fr', 'transfer', 'A', 1)"))
+        connection.execute(text(
+            "INSERT INTO invoices (id, number, kind, status, customer_id, period, invoice_date, due_date, currency, "
+            "total_excl_cents, total_vat_cents, total_incl_cents, credit_applied_cents, net_payable_cents, "
+            "reopens_period, collection_offset_cents) VALUES (1, 'F2026-000001', 'invoice', 'issued', 1, '2026-10', "
+            "'2026-11-01', '2026-12-01', 'EUR', 200, 20, 220, 0, 220, false, 0)"))
+        for rate, base, vat in (("0", 100, 0), ("20", 100, 20)):
+            connection.execute(text("INSERT INTO invoice_vat (invoice_id, vat_rate, base_cents, vat_cents) "
+                                    "VALUES (1, :r, :b, :v)"), {"r": int(rate), "b": base, "v": vat})
+            connection.execute(text(
+                "INSERT INTO invoice_items (invoice_id, position, type, description, quantity, amount_cents, vat_rate) "
+                "VALUES (1, :p, 'one_off', 'x', 1, :b, :r)"), {"p": 1 if rate == "0" else 2, "r": int(rate),
+                                                               "b": base})
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT vat_category, vat_on_debits, customer_siren FROM invoices")).one() \
+            == ("S", False, None)
+        assert connection.execute(text("SELECT vat_category, exemption_reason_code FROM invoice_vat "
+                                       "ORDER BY vat_rate")).all() == [("E", None), ("S", None)]
+        assert [r[0] for r in connection.execute(text("SELECT vat_category FROM invoice_items ORDER BY position"))] \
+            == ["E", "S"]
+        assert connection.execute(text("SELECT siren, business, mask_called_numbers FROM customers")).one() == (
+            None, None, True)
+    command.downgrade(alembic_config(engine), "0014_faults")
+    with engine.connect() as connection:
+        columns = [r[1] for r in connection.execute(text("PRAGMA table_info(customers)"))] \
+            if engine.dialect.name == "sqlite" else [r[0] for r in connection.execute(text(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'"))]
+    engine.dispose()
+    assert "siren" not in columns and "mask_called_numbers" not in columns
+
+
+def test_the_sample_operator_has_customers_of_each_category():
+    import csv
+    from collections import Counter
+    from pathlib import Path
+
+    from workbench import customer_fields
+
+    path = Path(__file__).resolve().parent.parent / "data" / "sample" / "reference" / "customers.csv"
+    with path.open(encoding="utf-8") as fh:
+        customers = list(csv.DictReader(fh))
+    categories = Counter(vat_category(c["country"], customer_fields.yes_no(c["business"], None), c["vat_number"])
+                         for c in customers)
+    # 200 customers: every 23rd from the 12th is foreign (i = 11, 34, ..., 195: 9), the 58th of
+    # them Swiss; the other 191 French
+    assert categories == {"S": 191, "AE": 8, "O": 1}
+    swiss = [c for c in customers if c["country"] == "CH"]
+    assert [c["account_number"] for c in swiss] == ["C100058"]
+    sirens = [(c["siren"], c["vat_number"]) for c in customers if c["siren"]]
+    assert sirens and all(customer_fields.siren(s, v) == s for s, v in sirens)
+    assert any(c["service_city"] for c in customers) and any(c["mask_called_numbers"] == "no" for c in customers)
+
+
+def test_called_numbers_are_masked_and_call_quantities_have_their_unit():
+    from workbench.documents.models import called_number
+    from workbench.money import format_duration
+
+    assert called_number(33612345678, masked=True) == "+3361234XXXX"  # the last four digits
+    assert called_number(33612345678, masked=False) == "+33612345678"
+    assert called_number(1234, masked=True) == "+XXXX"
+    # 730 s = 12 x 60 + 10; 123456 s = 2057 x 60 + 36: exact, no rounding
+    assert format_duration(730, "fr").replace("\u00a0", " ") == "12 min 10 s"
+    assert format_duration(123456, "fr").replace("\u00a0", " ").replace("\u202f", " ") == "2 057 min 36 s"
+    assert format_duration(123456, "en").replace("\u00a0", " ") == "2,057 min 36 s"
+    assert format_duration(59, "en").replace("\u00a0", " ") == "0 min 59 s"

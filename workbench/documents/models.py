@@ -11,7 +11,9 @@ telecommunication services only); ``vat_on_debits``; ``vat_category`` of the doc
 ``AE``, ``O``: :mod:`workbench.invoicing.vat`) and, per VAT row, its ``category``,
 ``exemption_reason_code`` (VATEX) and ``exemption_reason`` (the mention, in the document's
 language), with the exact ``base_cents``, ``vat_cents`` and ``rate_value`` (``Decimal``) beside
-the formatted amounts; a credit note's ``corrects`` (number) and ``corrects_date`` of the invoice
+the formatted amounts; ``cents``: the totals in cents; each line's ``amount_cents``,
+``unit_price_cents``, ``quantity_value`` (a plain decimal: minutes for calls), ``unit`` (``min``
+for calls) and ``vat_category``; a credit note's ``corrects`` (number) and ``corrects_date`` of the invoice
 it cancels.
 
 Amounts are written for the invoice's language (:func:`workbench.money.format_money`: ``1 234,56 €``
@@ -201,6 +203,8 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                 "quantity": format_duration(int(r.seconds), lang) if r.type == "consumption" and not pd.isna(
                     r.seconds) else _quantity(r.quantity),
                 "quantity_value": _quantity(r.quantity),
+                "amount_cents": int(r.amount_cents),
+                "unit_price_cents": None if pd.isna(r.unit_price_cents) else int(r.unit_price_cents),
                 "unit": "min" if r.type == "consumption" else "",
                 "unit_price": money(r.unit_price_cents) if not pd.isna(r.unit_price_cents) else "",
                 "vat_rate": _quantity(r.vat_rate), "amount": money(r.amount_cents),
@@ -229,6 +233,10 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _quantity(minutes(int(r.seconds))),
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
             "vat": vat_rows,
+            # the totals in exact cents, beside their printed form (the Factur-X XML takes these)
+            "cents": {"total_excl": int(inv.total_excl_cents), "total_vat": int(inv.total_vat_cents),
+                      "total_incl": int(inv.total_incl_cents), "credit_applied": int(inv.credit_applied_cents),
+                      "net_payable": int(inv.net_payable_cents)},
             "total_excl": money(inv.total_excl_cents), "total_vat": money(inv.total_vat_cents),
             "total_incl": money(inv.total_incl_cents),
             "credit_applied": money(inv.credit_applied_cents) if inv.credit_applied_cents else "",

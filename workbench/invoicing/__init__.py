@@ -24,8 +24,10 @@ frames, ``Decimal`` at the edges. The rounding points, in order:
    service history so that each day is billed once, whatever the order of the runs, and no
    day before the workbench's first billed day) is described in
    :class:`~workbench.invoicing.build.BillingOptions`;
-4. VAT is computed per invoice and VAT rate, on the sum of that rate's lines, rounded half up to
-   the cent (EN 16931);
+4. VAT is computed per invoice, VAT rate and category, on the sum of that rate's lines, rounded
+   half up to the cent (EN 16931); an invoice's category comes from the customer
+   (:mod:`workbench.invoicing.vat`): under reverse charge (``AE``) or outside the scope of French
+   VAT (``O``) every line is at rate 0, so its VAT is exactly 0, nothing rounded;
 5. totals are sums of those rounded parts: total excl. VAT = sum of lines, total VAT = sum of
    the VAT by rate, total incl. VAT = the two added; net payable = total incl. VAT - account
    credit applied, never below zero (unused credit is carried over); an invoice whose total is

@@ -13,7 +13,7 @@ import pandas as pd
 
 from workbench.errors import Problem, problems_table
 from workbench.invoicing.build import item_totals
-from workbench.invoicing.vat import EU_MEMBER_STATES, STANDARD, vat_category
+from workbench.invoicing.vat import EU_MEMBER_STATES, STANDARD, is_business, vat_category
 from workbench.money import CENT_SCALE, format_money, integer_series, minutes, to_decimal
 
 #: the first columns of the report's invoice sheet, in this order
@@ -103,9 +103,7 @@ def _anomalies(invoices: pd.DataFrame, items: pd.DataFrame, customers: pd.DataFr
         for c in customers.itertuples(index=False):
             country = str(c.country or "FR").upper()
             business = getattr(c, "business", None)
-            says_business = (isinstance(c.vat_number, str) and c.vat_number.strip()) or (
-                business is not None and not pd.isna(business) and bool(business))
-            if (country in EU_MEMBER_STATES and country != "FR" and says_business
+            if (country in EU_MEMBER_STATES and country != "FR" and is_business(business, c.vat_number)
                     and vat_category(c.country, business, c.vat_number) == STANDARD):
                 add("vat_number_invalid", number_of.get(c.customer_id, ""), c.account_number, c.name,
                     f"a company in {country} without a valid EU VAT number ({c.vat_number or 'none'}): charged "

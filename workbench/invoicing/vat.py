@@ -87,16 +87,21 @@ def valid_eu_vat_number(number) -> bool:
     return not compact.upper().startswith("XI") and bool(eu_vat.is_valid(compact))
 
 
+def is_business(business, vat_number) -> bool:
+    """Whether a customer is a taxable person: its ``business`` (``True``/``False``), or, when
+    that is missing (``None``, NA), whether it has a VAT number."""
+    if business is None or (not isinstance(business, str) and pd.isna(business)):
+        return isinstance(vat_number, str) and bool(vat_number.strip())
+    return bool(business)
+
+
 def vat_category(country, business, vat_number) -> str:
     """The VAT category of a customer's invoice (see the module docstring): ``S``, ``AE`` or
     ``O``. ``country``: ISO 3166 alpha-2 (empty: ``FR``); ``business``: a taxable person or not
     (missing: a taxable person when it has a VAT number, the evidence the reverse charge and the
     place of supply rest on); ``vat_number``: as loaded (empty: none)."""
     country = (country if isinstance(country, str) and country.strip() else "FR").strip().upper()
-    has_number = isinstance(vat_number, str) and bool(vat_number.strip())
-    unknown = business is None or (not isinstance(business, str) and pd.isna(business))
-    is_business = has_number if unknown else bool(business)
-    if not is_business or country in DOMESTIC_COUNTRIES:
+    if not is_business(business, vat_number) or country in DOMESTIC_COUNTRIES:
         return STANDARD
     if country in EU_MEMBER_STATES:
         number = vat_number if isinstance(vat_number, str) else ""
