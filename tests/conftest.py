@@ -128,6 +128,7 @@ SLOW_TESTS = {
         "test_production.py::test_a_failed_delivery_is_finished_by_running_again",
         "test_production.py::test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary",
         "test_project.py::test_demo_on_a_small_operator",
+        "test_einvoicing.py::test_every_document_of_the_demo_is_a_valid_factur_x_and_is_exported",
         "test_project.py::test_a_fresh_demo_starts_from_an_empty_embedded_database",
         "test_project.py::test_the_bundled_sample_is_the_generators_output",
         "test_project.py::test_the_benchmark_runs_on_a_small_scale",

@@ -344,6 +344,30 @@ def cmd_sepa(args, settings: Settings) -> list[str]:
                                                      force=args.force))
 
 
+def _print_platform(result: jobs.PlatformExport, settings: Settings) -> list[str]:
+    """Prints the platform export made; returns what is left undone (documents left out, files
+    not stored)."""
+    print(f"   e-invoicing: {len(result.einvoiced)} Factur-X documents for the approved platform and "
+          f"{len(result.ereported)} e-reported, in {result.folder}/ of the FTP space {redacted(settings.storage_url)}")
+    for number, reason in result.left_out.items():
+        print(f"   left out: {number}: {reason}")
+    for path, error in result.failed.items():
+        print(f"   not stored: {path}: {error}")
+    left = []
+    if result.left_out:
+        left.append(f"{len(result.left_out)} documents left out of the platform export of {result.period}: "
+                    f"fix what is said above, then run `workbench einvoicing --period {result.period}` again")
+    if result.failed:
+        left.append(f"{len(result.failed)} files of the platform export not stored: run `workbench einvoicing "
+                    f"--period {result.period}` again once the FTP space is back")
+    return left
+
+
+def cmd_einvoicing(args, settings: Settings) -> list[str]:
+    engine = jobs.open_database(settings)
+    return _print_platform(jobs.export_einvoices(engine, settings, str(Period.parse(args.period))), settings)
+
+
 def cmd_production_notebook(args, settings: Settings) -> list[str]:
     config = args.config or os.environ.get("WORKBENCH_CONFIG") or ("workbench.toml" if Path("workbench.toml").exists()
                                                                     else None)
@@ -386,6 +410,8 @@ def cmd_demo(args, settings: Settings) -> list[str]:
     if promotion.run.invoices:
         left += _print_delivery(jobs.deliver(engine, settings, run_id=promotion.run.run_id))
     _print_debits(jobs.generate_direct_debits(engine, settings, period=period))
+    print(f"== e-invoicing {period}: the export for the approved platform")
+    left += _print_platform(jobs.export_einvoices(engine, settings, period), settings)
     print(f"== outputs: database {redacted(settings.database_url)}; "
           f"reports in {Path(settings.output_dir) / 'reports'}; FTP space {redacted(settings.storage_url)}; "
           f"emails {redacted(settings.smtp_url) or settings.outbox_dir}")
@@ -517,6 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="YYYY-MM (default: every invoice not yet debited)")
     p.add_argument("--force", action="store_true", help="debit again invoices already in a file (needs --period)")
     p.set_defaults(func=cmd_sepa)
+
+    p = sub.add_parser("einvoicing", help="export a period's Factur-X documents and e-reporting for the approved "
+                                          "platform (einvoicing/<period>/ in the FTP space)")
+    p.add_argument("--period", required=True, help="YYYY-MM: the billing period")
+    p.set_defaults(func=cmd_einvoicing)
 
     p = sub.add_parser("runs", help="list billing runs")
     p.add_argument("--period")

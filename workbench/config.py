@@ -37,6 +37,8 @@ setting                    default and meaning
 ``allow_self_approval``    ``no``: whoever launched a run cannot approve it (four eyes); ``yes`` lifts it
 ``users_file``             ``var/reviewers``: the reviewers' logins for the dashboards and JupyterLab
                            (``workbench add-reviewer NAME``; passwords hashed with scrypt)
+``facturx_profile``        ``en16931``: the Factur-X profile of issued invoices and credit notes
+                           (``extended`` also; MINIMUM, BASIC WL and BASIC are refused)
 =========================  ==========================================================
 
 CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
@@ -99,6 +101,7 @@ class Settings:
     report_recipients: str = ""  # addresses, comma-separated, the control report of each pre-production run goes to
     allow_self_approval: str = "no"  # "yes": whoever launched a run may approve it (no four eyes)
     users_file: str = str(DEFAULT_VAR_DIR / "reviewers")  # reviewers' logins (workbench add-reviewer), hashed
+    facturx_profile: str = "en16931"  # the Factur-X profile of issued documents: en16931 or extended
     vat_on_debits: str = "no"  # "yes": the operator opted for paying VAT on debits (CGI art. 269-2-c)
 
     @property
@@ -244,6 +247,13 @@ def check(settings: Settings) -> Settings:
         if wrong:
             bad("report_recipients", f"{', '.join(map(repr, wrong))} not an email address (name@example.com, "
                 "several separated by commas)")
+    if re.sub(r"[\s_-]", "", settings.facturx_profile.lower()) not in ("en16931", "extended"):
+        refused = {"minimum": "MINIMUM", "basicwl": "BASIC WL", "basic": "BASIC"}.get(
+            re.sub(r"[\s_-]", "", settings.facturx_profile.lower()))
+        bad("facturx_profile", f"{settings.facturx_profile!r} is not accepted: " + (
+            (f"{refused} does not carry the lines and VAT breakdown French invoices need" if refused != "BASIC" else
+             "BASIC cannot carry every EN 16931 term these invoices state") + "; use en16931 or extended"
+            if refused else "use en16931 (EN 16931, the default) or extended"))
     if settings.vat_on_debits.strip().lower() not in ("yes", "true", "1", "no", "false", "0"):
         bad("vat_on_debits", f"{settings.vat_on_debits!r} is neither yes nor no")
     if not settings.payment_days.isdigit():

@@ -15,6 +15,7 @@ promotion (production)          :func:`promote` (:class:`Promotion`), approved o
 documents (PDFs)                :func:`publish_run`, :func:`publish_invoices` (:class:`PublishReport`)
 delivery (email)                :func:`deliver` (:class:`DeliveryResult`)
 SEPA direct debits              :func:`generate_direct_debits` (:class:`DirectDebitRun`)
+platform export (e-invoicing)   :func:`export_einvoices` (:class:`PlatformExport`)
 credit note                     :func:`credit_note` (:class:`CreditNoteResult`)
 what-if tariffs (nothing kept)  :func:`what_if`, :func:`what_if_rates` (:class:`WhatIfReport`),
                                 :func:`what_if_inputs`, :func:`current_rates`
@@ -32,6 +33,7 @@ from workbench.jobs.approvals import approve_run, approved_run, run_approvals, r
 from workbench.jobs.credit_notes import CreditNoteResult, credit_note
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, invoice_pdf, publish_documents, publish_invoices, publish_run
+from workbench.jobs.einvoicing import PlatformExport, export_einvoices
 from workbench.jobs.loading import CdrLoad, ReferenceLoad, cdr_files, load_cdrs, load_reference, reprocess_rejects
 from workbench.jobs.notebook import run_production_notebook
 from workbench.jobs.preprod import (
@@ -61,11 +63,12 @@ from workbench.jobs.whatif import WhatIfInputs, WhatIfReport, current_rates, wha
 from workbench.jobs.workspace import clear_demo, open_database, utc_now
 
 __all__ = [
-    "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PreprodResult", "ProductionResult",
-    "ProductionSummary",
+    "CdrLoad", "CreditNoteResult", "DeliveryResult", "DirectDebitRun", "PlatformExport", "PreprodResult",
+    "ProductionResult", "ProductionSummary",
     "Promotion", "PublishReport", "ReferenceLoad", "ReportFiles", "cdr_files", "check_parameters", "check_period",
     "add_reviewer", "approve_run", "approved_run", "clear_demo",
-    "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
+    "credit_note", "delete_run", "deliver", "export_einvoices", "generate_direct_debits", "invoice_pdf", "load_cdrs",
+    "load_reference",
     "mail_report", "mailing_warnings",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
     "rate", "report_path", "run_approvals", "run_state", "reprocess_rejects", "run_options",

@@ -1,5 +1,7 @@
 """The documents job: render the PDFs of a run's invoices (or of named invoices) that are not
 stored yet, store them in the FTP space and link them from their invoices (``invoices.document``).
+Issued invoices and credit notes are Factur-X PDF/A-3 files, their EN 16931 XML embedded
+(:mod:`workbench.documents.facturx`); drafts are plain PDFs.
 
 Re-running after a failure renders and stores only the documents still missing.
 """
@@ -16,6 +18,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.documents import invoice_models, operator_identity, render_invoices
+from workbench.documents.facturx import facturx_documents
 from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.reads.runs import run_row
 from workbench.storage import Storage, invoice_path
@@ -60,8 +63,10 @@ def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int]
         for group, draft in ((drafts, True), (finals, False)):
             if group:
                 models = invoice_models(connection, [t[0] for t in group], annex, settings.timezone)
-                pdfs.update(render_invoices(models, operator, draft, workers=workers,
-                                            templates=settings.templates_dir))
+                rendered = render_invoices(models, operator, draft, workers=workers, templates=settings.templates_dir)
+                if not draft:  # issued documents are Factur-X: the CII XML embedded, PDF/A-3
+                    rendered.update(facturx_documents(connection, [t[0] for t in group], rendered, settings))
+                pdfs.update(rendered)
     report.rendered = len(pdfs)
     links = []
     for invoice_id, number, _status, path in todo:
@@ -126,6 +131,9 @@ def invoice_pdf(engine: Engine, settings: Settings, number: str) -> bytes | None
             except WorkbenchError:  # the space is down, its URL unusable, the file gone: render it
                 pass
         models = invoice_models(connection, [row.id])
-    return render_invoices(models, operator_identity(settings), draft=row.status == "draft", workers=1,
-                           templates=settings.templates_dir)[number]
+        pdfs = render_invoices(models, operator_identity(settings), draft=row.status == "draft", workers=1,
+                               templates=settings.templates_dir)
+        if row.status != "draft":
+            pdfs.update(facturx_documents(connection, [row.id], pdfs, settings))
+    return pdfs[number]
 

@@ -3,7 +3,8 @@
 :func:`promote` issues the invoices of a reviewed run (legal numbers, in one transaction; see
 :mod:`workbench.billing.runs`) and stores their PDFs. :func:`production` is the whole job that the
 production notebook runs headless (papermill): it checks its parameters, promotes, stores the
-PDFs, emails them (when ``deliver``) and generates the SEPA file. Each step only does what is
+PDFs, emails them (when ``deliver``), generates the SEPA file and writes the export for the
+approved platform (:mod:`workbench.jobs.einvoicing`). Each step only does what is
 missing, so running the job again after a failure finishes it without issuing, storing or
 sending anything twice.
 """
@@ -25,6 +26,7 @@ from workbench.config import Settings
 from workbench.errors import InputError, RefusedError, UnavailableError
 from workbench.jobs.delivery import DeliveryResult, deliver
 from workbench.jobs.documents import PublishReport, publish_documents, storing_issued
+from workbench.jobs.einvoicing import PlatformExport, export_einvoices
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
 from workbench.jobs.workspace import utc_now
 from workbench.money import format_money
@@ -52,6 +54,7 @@ class ProductionResult:
     promotion: Promotion
     delivery: DeliveryResult | None = None
     direct_debits: DirectDebitRun | None = None
+    platform: PlatformExport | None = None
 
     def summary(self) -> dict:
         """What was done, as plain values (money written for people), for the audit notebook and logs."""
@@ -78,6 +81,11 @@ class ProductionResult:
             out.update(sepa_file=debits.path, sepa_debits=debits.transactions,
                        sepa_total=format_money(debits.total_cents), sepa_left_out=[str(p) for p in debits.problems],
                        sepa_finished=debits.reconciled, sepa_unrecorded=debits.warnings)
+        if self.platform is not None:
+            out.update(einvoicing_folder=self.platform.folder, einvoiced=len(self.platform.einvoiced),
+                       ereported=len(self.platform.ereported),
+                       einvoicing_left_out=[f"{n}: {r}" for n, r in self.platform.left_out.items()],
+                       einvoicing_not_stored=sorted(self.platform.failed))
         out["left_undone"] = self.left_undone
         return out
 
@@ -116,6 +124,11 @@ class ProductionResult:
                     (str(r.invoice_number), "" if pd.isna(r.account_number) else str(r.account_number),
                      0 if pd.isna(r.net_payable_cents) else int(r.net_payable_cents), str(r.reason))
                     for r in debits.rejected.itertuples(index=False))
+        if self.platform is not None:
+            values.update(einvoicing_folder=self.platform.folder, einvoiced=len(self.platform.einvoiced),
+                          ereported=len(self.platform.ereported),
+                          einvoicing_left_out=tuple((str(n), str(r)) for n, r in self.platform.left_out.items())
+                          + tuple((str(p), f"not stored: {e}") for p, e in self.platform.failed.items()))
         return ProductionSummary(**values)
 
     @property
@@ -136,6 +149,9 @@ class ProductionResult:
                     left.append(f"{count} {text}")
         if self.direct_debits is not None and len(self.direct_debits.problems):
             left.append(f"{len(self.direct_debits.problems)} invoices left out of the SEPA file")
+        if self.platform is not None and (self.platform.left_out or self.platform.failed):
+            left.append(f"{len(self.platform.left_out)} documents left out of the platform export, "
+                        f"{len(self.platform.failed)} of its files not stored")
         return left
 
 
@@ -169,6 +185,10 @@ class ProductionSummary:
     sepa_total_cents: int = 0
     sepa_message: str = ""
     sepa_left_out: tuple[tuple[str, str, int, str], ...] = ()
+    einvoicing_folder: str | None = None
+    einvoiced: int | None = None
+    ereported: int = 0
+    einvoicing_left_out: tuple[tuple[str, str], ...] = ()
     left_undone: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
@@ -215,6 +235,11 @@ class ProductionSummary:
             sepa += [f"left out: {number} (account {account}, {money(cents)}): {why}"
                      for number, account, cents, why in self.sepa_left_out]
             sections.append(("SEPA direct debits", sepa))
+        if self.einvoiced is not None:
+            platform = [f"{self.einvoiced} Factur-X documents for the approved platform, {self.ereported} e-reported"
+                        + (f", in {self.einvoicing_folder}/" if self.einvoicing_folder else "")]
+            platform += [f"left out: {what}: {why}" for what, why in self.einvoicing_left_out]
+            sections.append(("E-invoicing", platform))
         sections.append(("Left undone", list(self.left_undone) or ["nothing"]))
         return sections
 
@@ -328,4 +353,5 @@ def production(engine: Engine, settings: Settings, run_id, period, deliver_invoi
         if delivery.sent.stopped:
             raise UnavailableError(f"email delivery stopped: {delivery.sent.stopped} (run `workbench mail --retry`)")
     debits = generate_direct_debits(engine, settings, now, period=period)
-    return ProductionResult(run_id, period, promotion, delivery, debits)
+    platform = export_einvoices(engine, settings, period)
+    return ProductionResult(run_id, period, promotion, delivery, debits, platform)
