@@ -7,7 +7,8 @@ load reference data             :func:`load_reference` (:class:`ReferenceLoad`)
 load CDR files                  :func:`load_cdrs` (:class:`CdrLoad`)
 rejects cured by the reference  :func:`reprocess_rejects` (also run by :func:`load_reference`)
 rate a period                   :func:`rate` (:class:`~workbench.rated_calls.RatingSummary`)
-pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`
+pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`,
+                                :func:`report_workbook` (the report to download)
 promotion (production)          :func:`promote` (:class:`Promotion`)
 documents (PDFs)                :func:`publish_run`, :func:`publish_invoices` (:class:`PublishReport`)
 delivery (email)                :func:`deliver` (:class:`DeliveryResult`)
@@ -35,6 +36,7 @@ from workbench.jobs.preprod import (
     delete_run,
     preprod,
     report_path,
+    report_workbook,
     run_options,
     write_report,
 )
@@ -49,5 +51,6 @@ __all__ = [
     "clear_demo",
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
-    "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",
+    "rate", "report_path", "report_workbook", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now",
+    "write_report",
 ]
