@@ -288,6 +288,11 @@ def browser():
         chromium.close()
 
 
+def _run_picker(page):
+    """The review dashboard's run picker (a widget's select, not a table's page length)."""
+    return page.locator(".widget-dropdown select").first
+
+
 def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     engine = workspace["engine"]
     settings = workspace["settings"]
@@ -302,7 +307,11 @@ def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(voila("review.ipynb"), timeout=90_000)
-    page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
+    try:
+        page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
+    finally:
+        page.screenshot(path="/tmp/wt14ui/debug-review.png", full_page=True)
+        open("/tmp/wt14ui/debug-review.html", "w").write(page.content())
     # nothing of the hostile names runs, and they are in the invoice table as text
     _assert_page_is_clean(page, requests, hostile)
     assert page.get_by_text("<script>window.__pwned=2</script>Beta", exact=False).count() >= 1
@@ -310,15 +319,66 @@ def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     assert page.locator(f"h3:has-text('Run {latest.run_id}')").count() == 1
     euros, cents = divmod(latest.total_incl_cents, 100)
     assert page.locator(f"text=€{euros:,}.{cents:02d}").count() >= 1  # the total, written in English
+    # the runs with their review status: the run of all customers is the draft to review
+    assert "draft" in _run_picker(page).locator("option:checked").inner_text()
     page.screenshot(path=str(tmp_path / "review.png"))
-    page.locator("select").first.select_option(value=next(
-        o for o in page.locator("select").first.locator("option").all_inner_texts() if f"Run {first.run_id} " in
+    _run_picker(page).select_option(value=next(
+        o for o in _run_picker(page).locator("option").all_inner_texts() if f"Run {first.run_id} " in
         o.replace("\xa0", " ")))
     page.wait_for_selector(f"h3:has-text('Run {first.run_id}')", timeout=60_000)
     page.wait_for_selector(f"text=PRE-{first.run_id}-0001", timeout=60_000)
     page.screenshot(path=str(tmp_path / "review-other-run.png"))
     assert (tmp_path / "review.png").stat().st_size > 10_000
     _assert_page_is_clean(page, requests, hostile)
+
+
+def _visible_rows(table) -> list[list[str]]:
+    return [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
+
+
+def test_review_tables_sort_filter_and_the_report_downloads(workspace, preprod_run, voila, browser, tmp_path):
+    """In Chromium: the control report's invoices sorted by a click on "Total amount billed"
+    (twice: largest first), filtered by account number, and the Excel report downloaded."""
+    import openpyxl
+
+    engine = workspace["engine"]
+    with engine.connect() as connection:
+        totals = dict(connection.execute(select(s.Invoice.number, s.Invoice.total_incl_cents)
+                                         .where(s.Invoice.run_id == preprod_run.run_id)).all())
+    smallest, largest = min(totals, key=totals.get), max(totals, key=totals.get)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(voila("review.ipynb"), timeout=90_000)
+    page.wait_for_selector(f"text=PRE-{preprod_run.run_id}-0001", timeout=90_000)
+    invoices = page.locator(".dt-container").filter(has_text=f"PRE-{preprod_run.run_id}-0001").last
+    header = invoices.locator("thead th").filter(has_text="Total amount billed").first
+    column = [t.strip() for t in invoices.locator("thead th").all_inner_texts()].index("Total amount billed")
+    header.click()
+    page.wait_for_timeout(500)
+    rows = _visible_rows(invoices)
+    assert rows[0][1] == smallest  # ascending, as numbers (not as text: €9.00 after €10.00)
+    header.click()
+    page.wait_for_timeout(500)
+    rows = _visible_rows(invoices)
+    euros, cents = divmod(totals[largest], 100)
+    assert rows[0][1] == largest and rows[0][column] == f"€{euros:,}.{cents:02d}"
+    # a column filter: one account number, one row
+    account_filter = invoices.locator("tfoot input[placeholder='Account number']")
+    account_filter.press_sequentially("C100007")
+    page.wait_for_timeout(800)
+    rows = _visible_rows(invoices)
+    assert len(rows) == 1 and rows[0][2] == "C100007"
+    assert invoices.get_by_text("filtered from 20 total entries", exact=False).count() == 1
+    page.screenshot(path=str(tmp_path / "review-sorted-filtered.png"))
+    # the Excel control report, downloaded from the page: the run's 20 invoices
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("Download the Excel control report").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == f"control-report-2026-10-run{preprod_run.run_id}.xlsx"
+    book = openpyxl.load_workbook(saved, read_only=True)
+    assert "Invoices" in book.sheetnames and "Anomalies" in book.sheetnames
+    numbers = [row[0] for row in book["Invoices"].iter_rows(values_only=True) if str(row[0]).startswith("PRE-")]
+    assert sorted(numbers) == sorted(totals)
 
 
 def test_client_profile_dashboard(workspace, hostile, voila, browser, tmp_path):
@@ -341,3 +401,39 @@ def test_client_profile_dashboard(workspace, hostile, voila, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "profile-other.png"))
     assert (tmp_path / "profile.png").stat().st_size > 10_000
     _assert_page_is_clean(page, requests, hostile)
+
+
+def test_a_customer_is_opened_by_a_partial_name(workspace, preprod_run, voila, browser, tmp_path):
+    """A part of a name lists the customers it matches and opens none until one is picked."""
+    from workbench.jobs import production
+
+    engine = workspace["engine"]
+    production(engine, workspace["settings"], preprod_run.run_id, "2026-10", deliver_invoices=False)
+    with engine.connect() as connection:
+        name = connection.execute(select(s.Customer.name).where(s.Customer.account_number == "C100003")).scalar_one()
+        names = connection.execute(select(s.Customer.account_number, s.Customer.name)).all()
+    part = name.split()[0][1:5]  # four letters from inside the first word
+    expected = sorted(f"{a} · {n}" for a, n in names if part.lower() in f"{a} · {n}".lower())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(voila("client_profile.ipynb"), timeout=90_000)
+    page.wait_for_selector("h3:has-text('(C100001)')", timeout=90_000)
+    box = page.locator("input[list]").first
+    box.fill(part)
+    box.press("Enter")
+    matches = page.locator(".widget-select select").first
+    page.wait_for_selector(f"text={len(expected)} customer", timeout=60_000)
+    assert sorted(o.replace("\xa0", " ") for o in matches.locator("option").all_inner_texts()) == expected
+    assert page.locator("h3").count() == 0  # no profile opened by itself
+    matches.select_option(label=next(o for o in matches.locator("option").all_inner_texts() if "C100003" in o))
+    page.wait_for_selector("h3:has-text('(C100003)')", timeout=60_000)
+    # the profile: its lines, its invoice issued for October with what became of it, a chart
+    page.wait_for_selector("h4:has-text('Phone lines')", timeout=60_000)
+    with engine.connect() as connection:
+        number = connection.execute(select(s.Invoice.number).join(s.Customer, s.Customer.id == s.Invoice.customer_id)
+                                    .where(s.Customer.account_number == "C100003",
+                                           s.Invoice.status == "issued")).scalar_one()
+    assert page.get_by_text(number).count() >= 1
+    assert page.get_by_text("not emailed yet", exact=False).count() >= 1  # issued without delivery
+    assert page.locator(f"a[download='{number}.pdf']").count() == 1
+    assert page.locator("img[src^='data:image/png']").count() >= 1  # the twelve months' chart
+    page.screenshot(path=str(tmp_path / "profile-partial.png"), full_page=True)

@@ -202,15 +202,22 @@ def test_lines_and_masked_ibans(two_periods, engine):
 
 # ---------------------------------------------------------------------------- the interactive tables
 
+def dt_args(markup: str) -> dict:
+    """The DataTables arguments a table's HTML gives the browser (in its ``data-dt-args``)."""
+    import html
+
+    return json.loads(html.unescape(markup.split('data-dt-args="', 1)[1].split('"', 1)[0]))
+
+
 def test_tables_write_money_for_people_and_sort_it_exactly():
-    from workbench.ui.tables import table
+    from workbench.ui.tables import table_html
 
     frame = pd.DataFrame({"account_number": ["C1", "C2", "C3"],
                           "total_incl_cents": pd.array([826300, -5, None], dtype="Int64"),
                           "Change": [Decimal("1.5"), None, Decimal("0.1333")],
                           "calls": pd.array([3, None, 12], dtype="Int64")})
-    widget = table(frame)
-    args = widget._dt_args
+    html = table_html(frame)
+    args = dt_args(html)
     rows = json.loads(args["data_json"])
     headers = args["table_html"]
     for name in ("Account number", "Total incl. VAT", "Change", "Calls"):
@@ -227,14 +234,22 @@ def test_tables_write_money_for_people_and_sort_it_exactly():
     # whole values, every control shown, a filter under each column
     assert args["layout"]["topEnd"] == "search" and args["column_filters"] == "footer"
     assert "downsampling_warning" not in args
+    assert "unpkg" not in html and "https://www" not in html.split("_fallback")[-1]  # nothing from the internet
 
 
 def test_tables_escape_customer_text():
-    from workbench.ui.tables import table
+    from workbench.ui.tables import table_html
 
-    frame = pd.DataFrame({"name": ['<img src="http://attacker.example/p.png" onerror=alert(1)>', "Acme \u202eLtd"]})
-    data = table(frame)._dt_args["data_json"]
-    assert "<img" not in data and "&lt;img src=" in data
+    frame = pd.DataFrame({"name": ['<img src="http://attacker.example/p.png" onerror=alert(1)>', "Acme \u202eLtd",
+                                   "</script><script>alert(2)</script>"]})
+    html = table_html(frame)
+    data = dt_args(html)["data_json"]
+    assert "<img" not in html and "<script>alert" not in html and "&lt;img src=" in data
+    assert "</script><script>" not in html  # the data cannot close the script it is in
+    # customer text is in cells and an attribute, never in a script's text
+    scripts = html.split("<script")[1:]
+    assert not any("attacker" in script.split("</script>")[0] or "alert" in script.split("</script>")[0]
+                   for script in scripts)
     assert "\u202e" not in json.loads(data)[1][0] and json.loads(data)[1][0] == "Acme Ltd"
     with pytest.raises(TypeError, match="never a float"):
-        table(pd.DataFrame({"total_incl_cents": [pd.NA, 1.5]}, dtype=object))
+        table_html(pd.DataFrame({"total_incl_cents": [pd.NA, 1.5]}, dtype=object))

@@ -10,7 +10,7 @@ the jobs (:mod:`workbench.jobs`) and the read layer (:mod:`workbench.reads`):
 * :mod:`workbench.ui.display`: links, charts and PDF pages, customer text escaped.
 """
 
-from workbench.reads.calls import monthly_consumption, rejects_frame, traffic_frame, unrated_frame
+from workbench.reads.calls import monthly_consumption, reject_counts, rejects_frame, traffic_frame, unrated_frame
 from workbench.reads.runs import run_report
 from workbench.ui.dashboards import profile_dashboard, review_dashboard
 from workbench.ui.display import (
@@ -33,14 +33,23 @@ from workbench.ui.inputs import (
     project_path,
     rate_now,
 )
-from workbench.ui.panels import cdr_panel, compare_panel, invoice_viewer, preprod_panel, rating_panel
+from workbench.ui.panels import (
+    cdr_panel,
+    compare_panel,
+    invoice_viewer,
+    preprod_panel,
+    rating_panel,
+    rejects_panel,
+    report_panel,
+)
 from workbench.ui.tables import table
 
 __all__ = [
     "cdr_panel", "check_period", "check_run_options", "compare_panel", "connect", "download_link", "invoice_viewer",
     "latest_run", "load_folder", "loads_frame", "monthly_consumption", "pdf_document", "pdf_pages_png",
     "pdf_preview_png", "preprod_now",
-    "preprod_panel", "profile_dashboard", "project_path", "rate_now", "rating_panel", "rejects_frame",
+    "preprod_panel", "profile_dashboard", "project_path", "rate_now", "rating_panel", "reject_counts",
+    "rejects_frame", "rejects_panel", "report_panel",
     "review_dashboard", "revenue_chart", "run_report", "shown", "styled_invoices", "table", "traffic_frame",
     "unrated_frame",
 ]

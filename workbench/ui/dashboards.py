@@ -27,11 +27,13 @@ from workbench.ui.display import (
     _widgets,
     change_chart,
     download_link,
+    flagged_invoices,
     html_text,
     monthly_chart,
     pdf_document,
+    set_choices,
 )
-from workbench.ui.tables import table
+from workbench.ui.tables import table, tables_ready
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -54,20 +56,6 @@ def run_label(run) -> str:
             f"invoices · {format_money(int(run.total_incl_cents), locale=LOCALE)}")
 
 
-def flagged_invoices(sheets: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The control report's invoice sheet with an ``Anomalies`` column first: the kinds of
-    anomaly of each invoice's account (``Problem`` of the ``Anomalies`` sheet, joined by ``, ``;
-    ``""`` for none), invoices with anomalies first, then by invoice number."""
-    anomalies = sheets["Anomalies"]
-    kinds = (anomalies[anomalies["Line or key"].fillna("") != ""].groupby("Line or key")["Problem"]
-             .agg(lambda p: ", ".join(sorted(set(p)))))
-    invoices = sheets["Invoices"].copy()
-    invoices.insert(0, "Anomalies", invoices["Account number"].map(kinds).fillna(""))
-    invoices["_none"] = invoices["Anomalies"] == ""
-    return (invoices.sort_values(["_none", "Invoice number"], kind="stable").drop(columns="_none")
-            .reset_index(drop=True))
-
-
 def review_dashboard(settings: Settings, engine, run_id: int | None = None):
     """The reviewers' view of a pre-production run.
 
@@ -79,6 +67,7 @@ def review_dashboard(settings: Settings, engine, run_id: int | None = None):
     that moved most; an invoice's PDF, every page; a comparison with any other run."""
     from IPython.display import HTML, display
 
+    tables_ready()  # in the cell's output: the tables of every Output widget below use it
     w = _widgets()
     runs = review_runs(engine)
     preprod = runs[runs["kind"] == "preprod"]
@@ -210,6 +199,7 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
     them (or why none), and the last twelve months billed by item type, charted."""
     from IPython.display import HTML, display
 
+    tables_ready()
     w = _widgets()
     customers = customer_list(engine)
     labels = {f"{r.account_number} · {r.name}": r.account_number for r in customers.itertuples()}
@@ -279,13 +269,9 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
         if not found:
             _message(out, f"No customer matches {text!r}.", error=True)
             return
-        with matches.hold_trait_notifications():
-            matches.unobserve(pick, names="value")
-            matches.options = found
-            matches.value = None
-            matches.observe(pick, names="value")
+        set_choices(matches, found, None, pick)
         matches.layout.display = None
-        hint.value = (f"<p>{len(found)} customer{'s' if len(found) > 1 else ''} match "
+        hint.value = (f"<p>{len(found)} customer{'s match' if len(found) > 1 else ' matches'} "
                       f"<b>{html.escape(strip(text))}</b>: pick one.</p>")
 
     def strip(text: str) -> str:

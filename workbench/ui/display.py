@@ -50,8 +50,15 @@ def _money_cell(value) -> str:
 
 def revenue_chart(traffic: pd.DataFrame, period: str):
     """A stacked bar chart of revenue by zone and band (the exact amounts become floats only
-    for drawing)."""
+    for drawing); a month without rated calls has no chart: a message says so, and None is
+    returned."""
     import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if traffic.empty:
+        text = f"No rated call in {period}: nothing to chart."
+        display({"text/plain": text, "text/html": f"<p>{html.escape(text)}</p>"}, raw=True)
+        return None
 
     pivot = traffic.assign(revenue_eur=traffic["revenue_eur"].astype(float)).pivot_table(
         index="zone_code", columns="band", values="revenue_eur", aggfunc="sum")
@@ -102,7 +109,7 @@ def pdf_document(pdf: bytes | None, filename: str):
     for number, png in enumerate(pages, start=1):
         images += [w.HTML(f"<p><b>Page {number} of {len(pages)}</b></p>"),
                    w.Image(value=png, format="png", layout=w.Layout(width="900px", border="1px solid #ccc"))]
-    return w.VBox([link, w.VBox(images, layout=w.Layout(max_height="1100px", overflow_y="auto"))])
+    return w.VBox([link, w.VBox(images, layout=w.Layout(max_height="1100px", overflow="auto"))])
 
 
 def download_link(data: bytes, filename: str, mime: str, label: str | None = None) -> str:
@@ -128,6 +135,33 @@ def styled_invoices(sheets: dict[str, pd.DataFrame]):
     text = [column for column in invoices.columns if column not in money]
     return (invoices.style.apply(colour, axis=1).format(money, na_rep="", subset=list(money))
             .format(na_rep="", escape="html", subset=text))
+
+
+def flagged_invoices(sheets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The control report's invoice sheet with an ``Anomalies`` column first: the kinds of
+    anomaly of each invoice's account (``Problem`` of the ``Anomalies`` sheet, joined by ``, ``;
+    ``""`` for none), invoices with anomalies first, then by invoice number."""
+    anomalies = sheets["Anomalies"]
+    kinds = (anomalies[anomalies["Line or key"].fillna("") != ""].groupby("Line or key")["Problem"]
+             .agg(lambda p: ", ".join(sorted(set(p)))))
+    invoices = sheets["Invoices"].copy()
+    invoices.insert(0, "Anomalies", invoices["Account number"].map(kinds).fillna(""))
+    invoices["_none"] = invoices["Anomalies"] == ""
+    return (invoices.sort_values(["_none", "Invoice number"], kind="stable").drop(columns="_none")
+            .reset_index(drop=True))
+
+
+def set_choices(widget, options, value, observer=None) -> None:
+    """Give a choice widget new ``options`` and ``value`` with ``observer`` (a callback observing
+    its ``value``) told once, at the end, rather than for the first option on the way."""
+    if observer is not None:
+        widget.unobserve(observer, names="value")
+    try:
+        widget.options = options
+        widget.value = value
+    finally:
+        if observer is not None:
+            widget.observe(observer, names="value")
 
 
 def _widgets():

@@ -2,8 +2,9 @@
 by a click on a column, filtered column by column, searched, paginated, every value whole,
 amounts in euros as the locale writes them and columns named for people.
 
-The widget is itables' :class:`~itables.widget.ITable` (DataTables in an anywidget, so it works
-in JupyterLab, in Voila and inside an ``Output`` widget). Cell text is HTML-escaped by itables
+The tables are itables' DataTables HTML, shown in JupyterLab, in Voila and inside ``Output``
+widgets (the library is loaded once per page by :func:`tables_ready`, not sent again with each
+table as an anywidget would: a dashboard shows a dozen tables). Cell text is HTML-escaped by itables
 before it reaches the browser (``allow_html`` stays off) and bidirectional controls are removed
 (:func:`workbench.text.strip_bidi`): a customer's name is text, never markup.
 
@@ -14,6 +15,8 @@ Amounts stay exact up to the browser: each money column is shown as
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,8 +31,9 @@ from workbench.text import strip_bidi
 #: the locale amounts are written in on screens (the widgets' text is English)
 LOCALE = "en"
 
-#: the controls around every table, even one that fits on a page
-LAYOUT = {"topStart": "pageLength", "topEnd": "search", "bottomStart": "info", "bottomEnd": "paging"}
+#: the controls around every table, even one that fits on a page (itables leaves them out of a
+#: table that fits on one page when its layout is the default one: ``top`` makes it another)
+LAYOUT = {"topStart": "pageLength", "topEnd": "search", "bottomStart": "info", "bottomEnd": "paging", "top": None}
 
 #: names for people of the columns the reads return (others: ``snake_case`` becomes ``Snake case``)
 LABELS = {
@@ -52,7 +56,7 @@ LABELS = {
 MONEY_NAMES = {*AMOUNT_COLUMNS.values(), "Total excl. VAT", "VAT", "Account credit applied", "Amount excl. VAT",
                "Unit price", "Late calls amount", "Total A", "Total B", "Change", "Amount", "Revenue", "Net payable",
                "Total incl. VAT", "List price", "Agreed price", "Price", "Taken off the direct debit", "Previous",
-               "This run"}
+               "This run", "Amount (EUR)"}
 
 
 def people_name(column) -> str:
@@ -145,27 +149,75 @@ def table_frame(frame: pd.DataFrame, money: Iterable[str] = ()) -> tuple[pd.Data
     return shown, order_of
 
 
-def table(frame: pd.DataFrame, money: Iterable[str] = (), *, page_length: int = 10, order=None,
-          caption: str | None = None):
-    """``frame`` as an interactive table (:class:`itables.widget.ITable`): click a column to sort,
-    a filter box under each column, a search box, pages of ``page_length`` rows (10, 25, 50,
-    100 or all), whole values, horizontal scrolling for wide tables. ``money``: columns to write
-    as euros besides those found by :func:`money_columns`; ``order``: ``[(column name, "asc" or
-    "desc")]`` the first sort (default: as ``frame`` is ordered)."""
-    from itables.widget import ITable
+_READY = False
+
+
+def tables_ready() -> None:
+    """Load the tables' JavaScript (DataTables, from the itables package: nothing is fetched from
+    the internet) into the page once per kernel, where the notebook or dashboard is being
+    displayed; nothing outside IPython."""
+    global _READY
+    if _READY:
+        return
+    from IPython import get_ipython
+
+    if get_ipython() is None:
+        return
+    from itables import init_notebook_mode
+
+    init_notebook_mode(all_interactive=False, connected=False)
+    _READY = True
+
+
+def table_html(frame: pd.DataFrame, money: Iterable[str] = (), *, page_length: int = 10, order=None,
+               caption: str | None = None) -> str:
+    """The HTML of :func:`table` (a table element filled by DataTables with the escaped cells)."""
+    from itables import to_html_datatable
 
     shown, order_of = table_frame(frame, money)
     visible = len(frame.columns)
     column_defs = [{"targets": list(range(visible, len(shown.columns))), "visible": False, "searchable": False}]
     column_defs += [{"targets": position, "orderData": [sort], "className": "dt-right"}
                     for position, sort in order_of.items()]
+    # text to the left, counts to the right, whatever type DataTables finds in the text
+    texts = [p for p, c in enumerate(shown.columns[:visible]) if p not in order_of and shown[c].dtype == object]
+    if texts:
+        column_defs.append({"targets": texts, "className": "dt-left"})
     names = list(shown.columns)
     first = [[names.index(people_name(c) if c not in names else c), how] for c, how in (order or [])]
-    widget = ITable(shown, caption=caption, columnDefs=column_defs, order=first, pageLength=page_length,
-                    lengthMenu=[10, 25, 50, 100, {"label": "All", "value": -1}], maxBytes=0, maxColumns=0,
-                    column_filters="footer", text_in_header_can_be_selected=False, scrollX=True, layout=LAYOUT,
-                    classes="display compact cell-border", showIndex=False, allow_html=False,
-                    style="table-layout:auto;width:100%;margin:0;caption-side:top")
-    # the search box and the page controls even when the rows fit on one page (itables drops them)
-    widget._dt_args = {**widget._dt_args, "layout": LAYOUT}
-    return widget
+    return _data_out_of_script(to_html_datatable(
+        shown, caption=caption, columnDefs=column_defs, order=first, pageLength=page_length,
+        lengthMenu=[*sorted({page_length, 10, 25, 50, 100}), {"label": "All", "value": -1}], maxBytes=0,
+        maxColumns=0, column_filters="footer", text_in_header_can_be_selected=False, scrollX=True, layout=LAYOUT,
+        classes="display compact cell-border", showIndex=False, allow_html=False, display_logo_when_loading=False,
+        connected=False,
+        style="table-layout:auto;width:100%;margin:0;caption-side:top"))
+
+
+def _data_out_of_script(markup: str) -> str:
+    """itables' HTML with the table's arguments (its cells among them) moved out of the script
+    into the table element's ``data-dt-args`` attribute (HTML-escaped), the script reading them
+    from there: customer text is never in a script's text, only in an attribute and in cells."""
+    import json
+
+    marker = "let dt_args = "
+    start = markup.index(marker)
+    args, end = json.JSONDecoder().raw_decode(markup, start + len(marker))
+    table_id = re.search(r'<table id="([^"]+)"', markup).group(1)
+    markup = markup[:start] + "let dt_args = JSON.parse(table.dataset.dtArgs)" + markup[end:]
+    return markup.replace(f'<table id="{table_id}"',
+                          f'<table id="{table_id}" data-dt-args="{html.escape(json.dumps(args), quote=True)}"', 1)
+
+
+def table(frame: pd.DataFrame, money: Iterable[str] = (), *, page_length: int = 10, order=None,
+          caption: str | None = None):
+    """``frame`` as an interactive table to display (an :class:`IPython.display.HTML`): click a
+    column's name to sort, a filter box under each column, a search box, pages of
+    ``page_length`` rows (or 10, 25, 50, 100, all), whole values, horizontal scrolling for wide
+    tables. ``money``: columns to write as euros besides those found by :func:`money_columns`;
+    ``order``: ``[(column, "asc" or "desc")]`` the first sort (default: as ``frame`` is ordered).
+    The DataTables library is loaded first if it is not yet (:func:`tables_ready`)."""
+    from IPython.display import HTML
+
+    tables_ready()
+    return HTML(table_html(frame, money, page_length=page_length, order=order, caption=caption))
