@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards
+.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,7 @@ clean:
 # The reviewers' dashboards (Voila, sources hidden) on http://127.0.0.1:8866/
 dashboards: $(STAMP)
 	$(BIN)/voila notebooks/dashboards/ --port 8866 --no-browser --Voila.ip=127.0.0.1
+
+# The README's dashboard screenshots (docs/dashboard-*.png), on a generated operator through the demo
+screenshots: $(STAMP) system-deps
+	$(BIN)/python docs/screenshots.py --out docs

@@ -130,9 +130,14 @@ def review_dashboard(settings: Settings, engine, run_id: int | None = None):
             return
         chosen = picker.value
         row = preprod[preprod["id"] == chosen].iloc[0]
-        sheets = run_report(engine, chosen, settings)
+        try:
+            sheets = run_report(engine, chosen, settings)
+            name, workbook = jobs.report_workbook(engine, settings, chosen)
+            comparison = previous_period_comparison(engine, chosen)
+        except WorkbenchError as exc:
+            totals.value = f'<h3>Run {chosen}</h3><p style="color:#b00020">{html.escape(str(exc))}</p>'
+            return
         invoices = sheets["Invoices"]
-        name, workbook = jobs.report_workbook(engine, settings, chosen)
         totals.value = (f"<h3>Run {chosen}</h3><p>{html.escape(str(row['period']))} · "
                         f"<b>{html.escape(str(row['review_status']))}</b> · <b>{len(invoices)}</b> invoices · "
                         f"total billed <b>{_money(sum(invoices['Total amount billed'].dropna(), start=0))}</b> · "
@@ -155,7 +160,6 @@ def review_dashboard(settings: Settings, engine, run_id: int | None = None):
             if "Period balance" in sheets:
                 display(HTML("<p>From the switch's records to the invoices; a difference that is not 0 blocks "
                              "production.</p>"), table(sheets["Period balance"], page_length=25))
-        comparison = previous_period_comparison(engine, chosen)
         with previous_out:
             if not comparison.previous:
                 display(HTML("<p>Nothing billed for the previous period to compare with.</p>"))
@@ -272,12 +276,7 @@ def profile_dashboard(settings: Settings, engine, account: str | None = None):
         set_choices(matches, found, None, pick)
         matches.layout.display = None
         hint.value = (f"<p>{len(found)} customer{'s match' if len(found) > 1 else ' matches'} "
-                      f"<b>{html.escape(strip(text))}</b>: pick one.</p>")
-
-    def strip(text: str) -> str:
-        from workbench.text import strip_bidi
-
-        return strip_bidi(text)
+                      f"<b>{html_text(text)}</b>: pick one.</p>")
 
     matches.observe(pick, names="value")
     search.observe(on_search, names="value")
