@@ -2,11 +2,11 @@
 
 A generated operator (``--customers``, ``--calls``) in a temporary folder goes through the demo's
 month (``workbench demo``: load, rate, pre-production, production, delivery, direct debits), then
-a second pre-production run of the period waits for review; both dashboards are served by Voila
+a pre-production run of the next month waits for review; both dashboards are served by Voila
 and photographed in headless Chromium (Playwright) at 1280 x 900: the review of the draft, the
-profile of the dashboard's default customer.
+profile of the dashboard's default customer from its mandates on.
 
-    .venv/bin/python docs/screenshots.py [--customers 40] [--calls 4000] [--out docs]
+    .venv/bin/python docs/screenshots.py [--customers 20] [--calls 2000] [--out docs]
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def _serve(notebook: str, env: dict) -> tuple[subprocess.Popen, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=40)
-    parser.add_argument("--calls", type=int, default=4000)
+    parser.add_argument("--customers", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -66,10 +66,12 @@ def main() -> None:
                    WORKBENCH_STORAGE_URL=str(base / "ftp"), WORKBENCH_OUTBOX_DIR=str(base / "outbox"),
                    WORKBENCH_OUTPUT_DIR=str(base / "out"))
         os.environ.update(env)
-        workbench(["demo", "--data", str(base / "data"), "--period", "2026-10"])
+        if workbench(["demo", "--data", str(base / "data"), "--period", "2026-10"]) == 2:
+            raise SystemExit("the demo failed: no screenshots taken")
         settings = load_settings(None)
         engine = jobs.open_database(settings)
-        jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"))  # the draft to review
+        # the draft to review: November, against October as issued
+        jobs.preprod(engine, settings, jobs.run_options(settings, "2026-11"))
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox"])
@@ -87,6 +89,10 @@ def main() -> None:
                 page.goto(url, timeout=180_000)
                 page.wait_for_selector("h4:has-text('Subscriptions')", timeout=180_000)
                 page.wait_for_timeout(2000)
+                # from the mandates on: the documents with what became of them, the twelve months
+                page.locator("h4:has-text('Mandates')").scroll_into_view_if_needed()
+                page.evaluate("document.querySelector('h4 + *') && [...document.querySelectorAll('h4')]"
+                              ".find(h => h.textContent === 'Mandates').scrollIntoView()")
                 page.screenshot(path=str(Path(args.out) / "dashboard-profile.png"))
             finally:
                 profile.terminate()

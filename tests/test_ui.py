@@ -130,14 +130,14 @@ def test_the_dates_follow_the_period_and_a_launched_run_reaches_the_panels_below
     # the panels below, built before any run exists, hear of the run launched above
     report, viewer, compare = report_panel(settings, engine, "2026-10"), invoice_viewer(settings, engine), \
         compare_panel(engine)
-    assert report.children[0].value is None and viewer.children[0].options == ()
+    assert report.controls.value is None and viewer.children[0].options == ()
     controls["period"].value = "2026-10"
     controls["invoice_date"].value, controls["due_date"].value = date(2026, 11, 1), date(2026, 12, 1)
     controls["launch"].click()
     with engine.connect() as connection:
         run_id = connection.execute(select(func.max(s.BillingRun.id))).scalar_one()
     assert run_id is not None
-    assert report.children[0].value == run_id
+    assert report.controls.value == run_id
     # the billing operator's four customers: four drafts
     assert viewer.children[0].options == tuple(f"PRE-{run_id}-{n:04d}" for n in range(1, 5))
     assert compare.controls["b"].value == run_id

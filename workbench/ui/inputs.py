@@ -42,6 +42,8 @@ class RunsLaunched(traitlets.HasTraits):
     :func:`preprod_now`); the report, invoice and comparison panels observe it."""
 
     launched = traitlets.Int(allow_none=True, default_value=None)
+    #: how many CDR loads the notebook's panels made (the rejects panel reads them again)
+    loads = traitlets.Int(default_value=0)
 
 
 #: the kernel's one :class:`RunsLaunched`

@@ -25,14 +25,14 @@ from workbench.ui.display import (
     set_choices,
 )
 from workbench.ui.inputs import RUNS, check_period, check_run_options, loads_frame, project_path
-from workbench.ui.tables import table, tables_ready
+from workbench.ui.tables import table, table_html, tables_ready
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def cdr_panel(settings: Settings, engine, folder: str | Path):
-    """Pick CDR files, load them with a progress bar, see what became of each file, then the
-    rejected records by reason and by file (:func:`rejects_panel`)."""
+    """Pick CDR files, load them with a progress bar, see what became of each file; the rejects
+    panel (:func:`rejects_panel`) reads the rejected records again after each load."""
     from IPython.display import display
 
     tables_ready()
@@ -42,7 +42,6 @@ def cdr_panel(settings: Settings, engine, folder: str | Path):
     picker = w.SelectMultiple(options=files, value=tuple(files), description="Files", rows=min(6, max(2, len(files))))
     load = w.Button(description="Load", button_style="primary", icon="upload")
     out = w.Output()
-    rejects = rejects_panel(engine)
 
     def on_load(_):
         out.clear_output()
@@ -55,52 +54,68 @@ def cdr_panel(settings: Settings, engine, folder: str | Path):
                 display(table(loads_frame(load)))
         except WorkbenchError as exc:
             _message(out, str(exc), error=True)
-        rejects.refresh()
+        RUNS.loads += 1  # the rejects panel reads them again
 
     load.on_click(on_load)
-    return w.VBox([w.HTML(f"<h3>CDR files in {html.escape(str(folder))}</h3>"), picker, load, out,
-                   w.HTML("<h4>Rejected records</h4>"), rejects])
+    return w.VBox([w.HTML(f"<h3>CDR files in {html.escape(str(folder))}</h3>"), picker, load, out])
 
 
-def rejects_panel(engine):
-    """The rejected CDR records to explore: counts by file and reason, then the records of one
-    reason and/or one file (with their line number, message and text as received). Its
-    ``refresh()`` reads them again (after a load)."""
-    from IPython.display import HTML, display
+class LivePanel:
+    """Widgets (``controls``) and below them what they show, as a display that is updated in
+    place (an IPython display handle, not an ``Output`` widget: a headless run, papermill, keeps
+    it as an ordinary output, however large). ``render()`` makes the content (HTML);
+    ``refresh()`` shows it again where the panel is displayed."""
 
-    tables_ready()
+    def __init__(self, controls, render):
+        self.controls = controls
+        self.render = render
+        self.handle = None
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        tables_ready()
+        display(self.controls)
+        self.handle = display(self.render(), display_id=True)
+
+    def refresh(self, *_):
+        if self.handle is not None:
+            self.handle.update(self.render())
+
+
+def _html(*parts: str):
+    from IPython.display import HTML
+
+    return HTML("\n".join(parts))
+
+
+def rejects_panel(engine) -> LivePanel:
+    """The rejected CDR records to explore: counts by file and reason, then the records of the
+    reason and/or file picked (line number, why, the record as received). Read again after each
+    load of :func:`cdr_panel`."""
     w = _widgets()
     reason = w.Dropdown(options=["(all)"], description="Reason")
     file = w.Dropdown(options=["(all)"], description="File", layout=w.Layout(width="420px"))
-    counts_out, rows_out = w.Output(), w.Output()
 
-    def show_rows(*_):
-        rows_out.clear_output()
-        chosen_reason = None if reason.value in (None, "(all)") else reason.value
-        chosen_files = None if file.value in (None, "(all)") else [file.value]
-        rows = rejects_frame(engine, chosen_reason, chosen_files)
-        with rows_out:
-            display(HTML(f"<p>{len(rows)} records</p>"), table(problems_table(rows), page_length=10))
-
-    def refresh(*_):
+    def render():
         counts = reject_counts(engine)
-        counts_out.clear_output()
-        with counts_out:
-            if counts.empty:
-                display(HTML("<p>No rejected record.</p>"))
-            else:
-                display(table(counts, page_length=10))
         for widget, column in ((reason, "reason"), (file, "file")):
             options = ["(all)", *sorted(set(counts[column]))]
-            set_choices(widget, options, widget.value if widget.value in options else "(all)", show_rows)
-        show_rows()
+            set_choices(widget, options, widget.value if widget.value in options else "(all)", panel.refresh)
+        if counts.empty:
+            return _html("<p>No rejected record.</p>")
+        parts = [table_html(counts, page_length=10)]
+        if reason.value == "(all)" and file.value == "(all)":
+            return _html(*parts, "<p>Pick a reason or a file to see its records.</p>")
+        rows = rejects_frame(engine, None if reason.value == "(all)" else reason.value,
+                             None if file.value == "(all)" else [file.value])
+        return _html(*parts, f"<h4>{len(rows)} records</h4>", table_html(problems_table(rows), page_length=10))
 
-    reason.observe(show_rows, names="value")
-    file.observe(show_rows, names="value")
-    box = w.VBox([counts_out, w.HBox([reason, file]), rows_out])
-    box.refresh = refresh
-    refresh()
-    return box
+    panel = LivePanel(w.HBox([reason, file]), render)
+    reason.observe(panel.refresh, names="value")
+    file.observe(panel.refresh, names="value")
+    RUNS.observe(panel.refresh, names="loads")
+    return panel
 
 
 def rating_panel(settings: Settings, engine, period: str):
@@ -207,16 +222,12 @@ def preprod_panel(settings: Settings, engine, period: str):
     return panel
 
 
-def report_panel(settings: Settings, engine, period: str):
+def report_panel(settings: Settings, engine, period: str) -> LivePanel:
     """The control report of a run of ``period`` (the newest, and each run launched above as it
     is launched): the Excel file to download, anomalies, invoices with their anomalies first,
     summary by item type and zone, period balance."""
-    from IPython.display import HTML, display
-
-    tables_ready()
     w = _widgets()
     picker = w.Dropdown(description="Run", layout=w.Layout(width="520px"))
-    out = w.Output()
 
     def runs_of_period():
         runs = list_runs(engine, period)
@@ -224,37 +235,36 @@ def report_panel(settings: Settings, engine, period: str):
         return [(f"Run {int(r.id)} · {r.invoices} invoices · {r.created_at:%Y-%m-%d %H:%M}", int(r.id))
                 for r in runs.itertuples()]
 
-    def show(*_):
-        out.clear_output()
+    def render():
         if picker.value is None:
-            _message(out, f"No pre-production run of {period} yet: launch one above.")
-            return
+            return _html(f"<p>No pre-production run of {html.escape(str(period))} yet: launch one above.</p>")
         try:
             sheets = run_report(engine, picker.value, settings)
             name, workbook = jobs.report_workbook(engine, settings, picker.value)
         except WorkbenchError as exc:
-            _message(out, str(exc), error=True)
-            return
-        with out:
-            display(HTML(f"<h4>Run {picker.value}</h4>" + download_link(workbook, name, XLSX, f"Download {name}")))
-            display(HTML("<h4>Anomalies</h4>"), table(sheets["Anomalies"]))
-            display(HTML("<h4>Invoices (anomalies first)</h4>"), table(flagged_invoices(sheets)))
-            display(HTML("<h4>Summary by item type</h4>"), table(sheets["Summary"]))
-            display(HTML("<h4>By zone</h4>"), table(sheets["By zone"]))
-            if "Period balance" in sheets:
-                display(HTML("<h4>Period balance</h4><p>Every record of the switch accounted for, from the files "
-                             "to the invoices; a difference that is not 0 blocks production.</p>"),
-                        table(sheets["Period balance"], page_length=25))
+            return _html(f'<p style="color:#b00020"><b>{html.escape(str(exc))}</b></p>')
+        parts = [f"<h4>Run {picker.value}</h4>" + download_link(workbook, name, XLSX, f"Download {name}"),
+                 "<h4>Anomalies</h4>", table_html(sheets["Anomalies"]),
+                 "<h4>Invoices (anomalies first)</h4>", table_html(flagged_invoices(sheets)),
+                 "<h4>Summary by item type</h4>", table_html(sheets["Summary"]),
+                 "<h4>By zone</h4>", table_html(sheets["By zone"])]
+        if "Period balance" in sheets:
+            parts += ["<h4>Period balance</h4><p>Every record of the switch accounted for, from the files to the "
+                      "invoices; a difference that is not 0 blocks production.</p>",
+                      table_html(sheets["Period balance"], page_length=25)]
+        return _html(*parts)
 
-    def refresh(*_):
+    def on_launch(*_):
         options = runs_of_period()
-        set_choices(picker, options, options[0][1] if options else None, show)
-        show()
+        set_choices(picker, options, options[0][1] if options else None, panel.refresh)
+        panel.refresh()
 
-    picker.observe(show, names="value")
-    RUNS.observe(refresh, names="launched")
-    refresh()
-    return w.VBox([picker, out])
+    panel = LivePanel(picker, render)
+    options = runs_of_period()
+    set_choices(picker, options, options[0][1] if options else None)
+    picker.observe(panel.refresh, names="value")
+    RUNS.observe(on_launch, names="launched")
+    return panel
 
 
 def invoice_viewer(settings: Settings, engine, run_id: int | None = None):
