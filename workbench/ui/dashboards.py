@@ -144,6 +144,7 @@ def review_dashboard(settings: Settings, engine, run_id: int | None = None):
                         f"net payable <b>{_money(sum(invoices['Net payable amount'].dropna(), start=0))}</b> · "
                         f"<b>{len(sheets['Anomalies'])}</b> anomalies · "
                         f"{download_link(workbook, name, XLSX, 'Download the Excel control report')}</p>")
+        # the run's approval panel: approval_box.children = [<panel of run `chosen`>]
         counts = anomaly_counts(sheets["Anomalies"])
         with summary_out:
             if len(counts):

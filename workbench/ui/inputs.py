@@ -70,7 +70,8 @@ def one_line_errors() -> None:
         return
 
     def handler(shell, etype, value, tb, tb_offset=None):
-        return [error_lines(value)]
+        # shown here: IPython (8.x) calls the handler for the cell's error and shows nothing itself
+        shell._showtraceback(etype, value, [error_lines(value)])
 
     shell.set_custom_exc((WorkbenchError,), handler)
 
