@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards lab
+.PHONY: demo test test-fast venv system-deps docs-deps lint bench clean dashboards lab screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,3 +76,6 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ --no-browser --ServerApp.ip=$(DASHBOARDS_IP) \
 		--ServerApp.identity_provider_class=workbench.ui.login.ReviewerIdentityProvider \
 		--ServerApp.kernel_manager_class=workbench.ui.login.ReviewerKernelManager
+# The README's dashboard screenshots (docs/dashboard-*.png), on a generated operator through the demo
+screenshots: $(STAMP) system-deps
+	$(BIN)/python docs/screenshots.py --out docs

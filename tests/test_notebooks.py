@@ -127,16 +127,46 @@ def execute(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
     return nbformat.read(out, as_version=4)
 
 
+def widget_outputs(book) -> list:
+    """What the notebook's Output widgets showed (kept in its widget state by nbclient)."""
+    state = book.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    return [output for model in state.values() for output in model.get("state", {}).get("outputs", [])]
+
+
+def all_outputs(book) -> list:
+    return [output for cell in book.cells for output in cell.get("outputs", [])] + widget_outputs(book)
+
+
 def outputs(book) -> str:
     text = []
-    for cell in book.cells:
-        for output in cell.get("outputs", []):
-            if "text" in output:
-                text.append(output["text"])
-            for kind in ("text/plain", "text/html"):
-                if kind in output.get("data", {}):
-                    text.append(output["data"][kind])
+    for output in all_outputs(book):
+        if "text" in output:
+            text.append(output["text"])
+        for kind in ("text/plain", "text/html"):
+            if kind in output.get("data", {}):
+                text.append(output["data"][kind])
+        text.extend(output.get("traceback", []))
     return "\n".join(text)
+
+
+def tables(outputs_: list) -> list[tuple[list[str], list[list]]]:
+    """The interactive tables of some outputs: (column names, rows) each, as the browser gets them."""
+    import html
+    import json
+
+    found = []
+    for output in outputs_:
+        markup = output.get("data", {}).get("text/html", "")
+        for part in markup.split('data-dt-args="')[1:]:
+            args = json.loads(html.unescape(part.split('"', 1)[0]))
+            names = [html.unescape(n) for n in args["table_html"].split("<tfoot>")[0].split("<th>")[1:]]
+            names = [n.split("</th>")[0] for n in names]
+            found.append((names, json.loads(args["data_json"])))
+    return found
+
+
+def table_with(outputs_: list, *columns: str) -> tuple[list[str], list[list]]:
+    return next(t for t in tables(outputs_) if all(c in t[0] for c in columns))
 
 
 def count(engine, table) -> int:
@@ -154,16 +184,20 @@ def test_the_cycle_in_the_notebooks(workspace, hostile, tmp_path):
     assert stored > 1_800 and rejected > 0
     assert "switch-2026-10.csv.gz" in text and "asterisk-Master.csv.gz" in text
     with engine.connect() as connection:
-        reasons = dict(connection.execute(select(s.CdrReject.reason, func.count()).group_by(s.CdrReject.reason)).all())
-    last = book.cells[-1].outputs[0]["data"]["text/plain"]
-    for reason, records in reasons.items():
-        assert reason in last and str(records) in last
+        by_file = connection.execute(select(s.CdrFile.name, s.CdrReject.reason, func.count())
+                                     .join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
+                                     .group_by(s.CdrFile.name, s.CdrReject.reason)).all()
+    # the rejects panel counts them by file and reason (what the panel showed, after the load)
+    _, rows = table_with(all_outputs(book), "File", "Reason", "Records")
+    assert sorted((f, r, int(n)) for f, r, n in rows) == sorted((f, r, int(n)) for f, r, n in by_file)
 
     book = execute("02_rating.ipynb", tmp_path / "02.ipynb", period="2026-10", rate_now=True)
     rated = count(engine, s.RatedCall.__table__)
     assert rated > 1_800
-    traffic = next(c for c in book.cells if c.source.startswith("traffic = ")).outputs[0]["data"]["text/plain"]
-    assert "NAT_FIXED" in traffic and "peak" in traffic
+    traffic = next(c for c in book.cells if c.source.startswith("traffic = ")).outputs
+    names, rows = table_with(traffic, "Zone", "Time band", "Revenue")
+    assert "NAT_FIXED" in {r[0] for r in rows} and "peak" in {r[1] for r in rows}
+    assert all(r[names.index("Revenue")].startswith("€") for r in rows)  # euros, for people
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for c in book.cells for o in c.get("outputs", []))
 
@@ -172,34 +206,56 @@ def test_the_cycle_in_the_notebooks(workspace, hostile, tmp_path):
         run_id = connection.execute(select(func.max(s.BillingRun.id))).scalar_one()
         drafts = connection.execute(select(func.count()).where(s.Invoice.run_id == run_id)).scalar_one()
     assert drafts == 20
-    text = outputs(book)
-    assert f"PRE-{run_id}-0001" in text and f"PRE-{run_id}-0020" in text
-    # the control report: the invoices with their totals, and the anomalies, among them the
-    # records rejected at loading, file by file and reason by reason
-    invoices = next(c for c in book.cells if c.source.startswith("ui.styled_invoices(")).outputs[0]["data"]
-    assert "Total amount billed" in invoices["text/html"]
-    anomalies = next(c for c in book.cells if c.source.startswith('sheets["Anomalies"]')).outputs[0]["data"]
+    shown = all_outputs(book)
+    # the control report of the run launched: the invoices with their totals, anomalies first
+    names, invoices = table_with(shown, "Anomalies", "Invoice number", "Total amount billed")
+    assert sorted(r[names.index("Invoice number")] for r in invoices) == [f"PRE-{run_id}-{n:04d}" for n in
+                                                                           range(1, 21)]
+    flagged = [bool(r[0]) for r in invoices]
+    assert flagged == sorted(flagged, reverse=True)
+    # the anomalies, among them the records rejected at loading, file by file and reason by reason
+    _, anomalies = table_with(shown, "Source", "Line or key", "Problem", "Detail")
     with engine.connect() as connection:
         rejects = connection.execute(select(s.CdrFile.name, s.CdrReject.reason, func.count())
                                      .join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id)
                                      .group_by(s.CdrFile.name, s.CdrReject.reason)).all()
-    rows = [[part.split("</td>")[0] for part in row.split("<td>")[1:]]
-            for row in anomalies["text/html"].split("<tr")[1:]]
-    # each problem in the same four columns (source, line or key, problem, detail), then the customer's name
-    shown = {(r[0], r[2], r[3]) for r in rows if len(r) == 5 and r[3].endswith(f"records rejected: {r[2]}")}
-    assert rejects and len(shown) == len(rejects)
+    listed = {(r[0], r[2], r[3]) for r in anomalies if r[3].endswith(f"records rejected: {r[2]}")}
+    assert rejects and len(listed) == len(rejects)
     for file, reason, records in rejects:
-        assert (file, reason, f"{records} records rejected: {reason}") in shown
+        assert (file, reason, f"{records} records rejected: {reason}") in listed
     # the period balance closes: each section's difference is 0
-    balance = next(c for c in book.cells if c.source.startswith('sheets["Period balance"]')).outputs[0]["data"]
-    differences = [row for row in balance["text/html"].split("<tr")[1:] if "difference (must be 0)" in row]
+    names, balance = table_with(shown, "Section", "Line", "Calls")
+    differences = [r for r in balance if r[names.index("Line")] == "difference (must be 0)"]
     assert len(differences) == 4
-    assert all("<td>0</td>" in row for row in differences)
+    assert all(str(r[names.index("Calls")]) == "0" and str(r[names.index("Seconds")]) in ("0", "")
+               and r[names.index("Amount (EUR)")] in ("", "€0.0000") for r in differences), differences
+    # the invoice viewer shows every page of the run's first invoice
+    assert f"PRE-{run_id}-0001" in outputs(book)
     # customer names in every HTML output are text, escaped: the invoice table shows them
-    _no_hostile_markup(invoices["text/html"], hostile)
-    _no_hostile_markup("\n".join(o["data"]["text/html"] for c in book.cells for o in c.get("outputs", [])
-                                 if "text/html" in o.get("data", {})), hostile)
+    html_outputs = "\n".join(o["data"]["text/html"] for o in shown if "text/html" in o.get("data", {}))
+    _no_hostile_markup(html_outputs, hostile)
     assert hostile["hits"] == []
+
+
+def test_notebook_errors_are_one_line_and_an_empty_month_charts_nothing(workspace, tmp_path, capsys):
+    """A malformed CDR file in notebook 01: one line, the command line's, not a traceback;
+    notebook 02 on a month without calls runs to its end."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "switch-bad.csv").write_text("call_id,start_time,calling\nA1,2026-10-01T10:00:00+02:00\n")
+    assert main(["load-cdrs", str(folder / "switch-bad.csv")]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert line.startswith("error: ") and "switch-bad.csv" in line
+    with pytest.raises(papermill.PapermillExecutionError):
+        execute("01_cdr_integration.ipynb", tmp_path / "01.ipynb", cdr_folder=str(folder), load_now=True)
+    book = nbformat.read(tmp_path / "01.ipynb", as_version=4)
+    errors = [o for o in all_outputs(book) if o.get("output_type") == "error"]
+    assert [o["traceback"] for o in errors] == [[line]]
+    assert "Traceback" not in outputs(book) and 'File "' not in outputs(book)
+
+    book = execute("02_rating.ipynb", tmp_path / "02.ipynb", period="2026-09", rate_now=True)
+    assert "No rated call in 2026-09: nothing to chart." in outputs(book)
+    assert not [o for o in all_outputs(book) if o.get("output_type") == "error"]
 
 
 def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatch):
@@ -301,6 +357,11 @@ def browser():
         chromium.close()
 
 
+def _run_picker(page):
+    """The review dashboard's run picker (a widget's select, not a table's page length)."""
+    return page.locator(".widget-dropdown select").first
+
+
 def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     engine = workspace["engine"]
     settings = workspace["settings"]
@@ -323,15 +384,69 @@ def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     assert page.locator(f"h3:has-text('Run {latest.run_id}')").count() == 1
     euros, cents = divmod(latest.total_incl_cents, 100)
     assert page.locator(f"text=€{euros:,}.{cents:02d}").count() >= 1  # the total, written in English
+    # the runs with their review status: the run of all customers is the draft to review
+    assert "draft" in _run_picker(page).locator("option:checked").inner_text()
     page.screenshot(path=str(tmp_path / "review.png"))
-    page.locator("select").first.select_option(value=next(
-        o for o in page.locator("select").first.locator("option").all_inner_texts() if f"Run {first.run_id} " in
+    _run_picker(page).select_option(value=next(
+        o for o in _run_picker(page).locator("option").all_inner_texts() if f"Run {first.run_id} " in
         o.replace("\xa0", " ")))
     page.wait_for_selector(f"h3:has-text('Run {first.run_id}')", timeout=60_000)
     page.wait_for_selector(f"text=PRE-{first.run_id}-0001", timeout=60_000)
     page.screenshot(path=str(tmp_path / "review-other-run.png"))
     assert (tmp_path / "review.png").stat().st_size > 10_000
     _assert_page_is_clean(page, requests, hostile)
+
+
+def _visible_rows(table) -> list[list[str]]:
+    return [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
+
+
+def test_review_tables_sort_filter_and_the_report_downloads(workspace, preprod_run, voila, browser, tmp_path):
+    """In Chromium: the control report's invoices sorted by a click on "Total amount billed"
+    (twice: largest first), filtered by account number, and the Excel report downloaded."""
+    import openpyxl
+
+    engine = workspace["engine"]
+    with engine.connect() as connection:
+        totals = dict(connection.execute(select(s.Invoice.number, s.Invoice.total_incl_cents)
+                                         .where(s.Invoice.run_id == preprod_run.run_id)).all())
+    smallest, largest = min(totals, key=totals.get), max(totals, key=totals.get)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(voila("review.ipynb"), timeout=180_000)
+    page.wait_for_selector(f"text=PRE-{preprod_run.run_id}-0001", timeout=180_000)
+    # the control report's invoice table (DataTables names its container after the table)
+    table_id = (page.locator(".dt-container").filter(has_text=f"PRE-{preprod_run.run_id}-0001").last
+                .locator("table.dataTable[id]").first.get_attribute("id"))
+    invoices = page.locator(f"#{table_id}_wrapper")
+    header = invoices.locator("thead th").filter(has_text="Total amount billed").first
+    column = [t.strip() for t in invoices.locator("thead th").all_inner_texts()].index("Total amount billed")
+    header.click()
+    page.wait_for_timeout(500)
+    rows = _visible_rows(invoices)
+    assert rows[0][1] == smallest  # ascending, as numbers (not as text: €9.00 after €10.00)
+    header.click()
+    page.wait_for_timeout(500)
+    rows = _visible_rows(invoices)
+    euros, cents = divmod(totals[largest], 100)
+    assert rows[0][1] == largest and rows[0][column] == f"€{euros:,}.{cents:02d}"
+    # a column filter: one account number, one row
+    account_filter = invoices.locator(".dt-scroll-foot input[placeholder='Account number']")
+    account_filter.press_sequentially("C100007")
+    page.wait_for_timeout(800)
+    rows = _visible_rows(invoices)
+    assert len(rows) == 1 and rows[0][2] == "C100007"
+    assert invoices.get_by_text("filtered from 20 total entries", exact=False).count() == 1
+    page.screenshot(path=str(tmp_path / "review-sorted-filtered.png"))
+    # the Excel control report, downloaded from the page: the run's 20 invoices
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("Download the Excel control report").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == f"control-report-2026-10-run{preprod_run.run_id}.xlsx"
+    book = openpyxl.load_workbook(saved, read_only=True)
+    assert "Invoices" in book.sheetnames and "Anomalies" in book.sheetnames
+    numbers = [row[0] for row in book["Invoices"].iter_rows(values_only=True) if str(row[0]).startswith("PRE-")]
+    assert sorted(numbers) == sorted(totals)
 
 
 def test_client_profile_dashboard(workspace, hostile, voila, browser, tmp_path):
@@ -354,3 +469,39 @@ def test_client_profile_dashboard(workspace, hostile, voila, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "profile-other.png"))
     assert (tmp_path / "profile.png").stat().st_size > 10_000
     _assert_page_is_clean(page, requests, hostile)
+
+
+def test_a_customer_is_opened_by_a_partial_name(workspace, preprod_run, voila, browser, tmp_path):
+    """A part of a name lists the customers it matches and opens none until one is picked."""
+    from workbench.jobs import production
+
+    engine = workspace["engine"]
+    production(engine, workspace["settings"], preprod_run.run_id, "2026-10", deliver_invoices=False)
+    with engine.connect() as connection:
+        name = connection.execute(select(s.Customer.name).where(s.Customer.account_number == "C100003")).scalar_one()
+        names = connection.execute(select(s.Customer.account_number, s.Customer.name)).all()
+    part = name.split()[0][1:5]  # four letters from inside the first word
+    expected = sorted(f"{a} · {n}" for a, n in names if part.lower() in f"{a} · {n}".lower())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(voila("client_profile.ipynb"), timeout=180_000)
+    page.wait_for_selector("h3:has-text('(C100001)')", timeout=180_000)
+    box = page.locator("input[list]").first
+    box.fill(part)
+    box.press("Enter")
+    matches = page.locator(".widget-select select").first
+    page.wait_for_selector(f"text={len(expected)} customer", timeout=60_000)
+    assert sorted(o.replace("\xa0", " ") for o in matches.locator("option").all_inner_texts()) == expected
+    assert page.locator("h3").count() == 0  # no profile opened by itself
+    matches.select_option(label=next(o for o in matches.locator("option").all_inner_texts() if "C100003" in o))
+    page.wait_for_selector("h3:has-text('(C100003)')", timeout=60_000)
+    # the profile: its lines, its invoice issued for October with what became of it, a chart
+    page.wait_for_selector("h4:has-text('Phone lines')", timeout=60_000)
+    with engine.connect() as connection:
+        number = connection.execute(select(s.Invoice.number).join(s.Customer, s.Customer.id == s.Invoice.customer_id)
+                                    .where(s.Customer.account_number == "C100003",
+                                           s.Invoice.status == "issued")).scalar_one()
+    assert page.get_by_text(number).count() >= 1
+    assert page.get_by_text("not emailed", exact=False).count() >= 1  # issued without delivery: says why
+    assert page.locator(f"a[download='{number}.pdf']").count() == 1
+    assert page.locator("img[src^='data:image/png']").count() >= 1  # the twelve months' chart
+    page.screenshot(path=str(tmp_path / "profile-partial.png"), full_page=True)

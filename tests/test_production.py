@@ -133,11 +133,13 @@ def test_a_debtor_name_with_nothing_left_in_latin_letters_is_in_the_job_result(t
     load_cdr_files(engine, sorted((tmp_path / "data" / "cdrs").iterdir()), settings, lambda: NOW)
     rate_period(engine, "2026-10", settings, NOW)
     run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
-    result = production_job(engine, settings, run.run_id, "2026-10", False, NOW)
+    result = production_job(engine, settings, approved(engine, run.run_id), "2026-10", False, NOW)
     summary = result.summary()
     with engine.connect() as connection:
         number = connection.execute(select(s.Invoice.number).where(
             s.Invoice.customer_id == accounts[0][0], s.Invoice.status == "issued")).scalar_one()
+    # and in the summary people and the cron log read
+    assert f"left out: {number} (account {accounts[0][1]}, " in result.report().text()
     # the symbols-only name is refused, naming the invoice and the account, in the job's own result
     assert f"sepa, {number}: account {accounts[0][1]}: debtor name '★★★ ✓' is empty in the SEPA character set" \
         in summary["sepa_left_out"]

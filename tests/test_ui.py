@@ -91,3 +91,53 @@ def test_screens_show_customer_text_escaped_and_without_bidirectional_controls()
     assert "Acme Ltd &lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert html_text('\u2067<img src="x">\u2069') == "&lt;img src=&quot;x&quot;&gt;"
     assert frame["name"][0].startswith("Acme \u202e")  # the frame itself is left as it is
+
+
+def test_a_month_without_calls_has_no_chart_but_a_message(capsys):
+    import pandas as pd
+
+    from workbench.ui import revenue_chart
+
+    empty = pd.DataFrame({"zone_code": [], "band": [], "calls": [], "minutes": [], "revenue_eur": []})
+    assert revenue_chart(empty, "2026-09") is None  # no "no numeric data to plot"
+    assert "No rated call in 2026-09" in capsys.readouterr().out
+
+
+def test_the_dates_follow_the_period_and_a_launched_run_reaches_the_panels_below(engine, database_url, tmp_path):
+    from factories import billing_reference_folder
+    from sqlalchemy import func, select
+
+    from workbench.db import schema as s
+    from workbench.reference import load_reference
+    from workbench.ui import compare_panel, invoice_viewer, preprod_panel, report_panel
+
+    settings = Settings(database_url=database_url, output_dir=str(tmp_path / "out"), storage_url=str(tmp_path / "ftp"))
+    load_reference(engine, billing_reference_folder(tmp_path / "reference"))
+    panel = preprod_panel(settings, engine, "2026-10")
+    controls = panel.controls
+    dates = (controls["invoice_date"], controls["due_date"])
+    # the day after the period, then 30 days to pay: 1 November and 1 December
+    assert tuple(d.value for d in dates) == (date(2026, 11, 1), date(2026, 12, 1))
+    controls["period"].value = "2026-09"  # 1 October, then 1 October + 30 days = 31 October
+    assert tuple(d.value for d in dates) == (date(2026, 10, 1), date(2026, 10, 31))
+    controls["invoice_date"].value = date(2026, 9, 3)  # chosen by hand: it stays
+    controls["period"].value = "2026-08"  # the due date follows: 1 September + 30 days = 1 October
+    assert tuple(d.value for d in dates) == (date(2026, 9, 3), date(2026, 10, 1))
+    controls["period"].value = "2026-13"  # not a period: said so, the dates stay
+    assert tuple(d.value for d in dates) == (date(2026, 9, 3), date(2026, 10, 1))
+    assert "2026-13" in panel.children[1].value
+
+    # the panels below, built before any run exists, hear of the run launched above
+    report, viewer, compare = report_panel(settings, engine, "2026-10"), invoice_viewer(settings, engine), \
+        compare_panel(engine)
+    assert report.controls.value is None and viewer.children[0].options == ()
+    controls["period"].value = "2026-10"
+    controls["invoice_date"].value, controls["due_date"].value = date(2026, 11, 1), date(2026, 12, 1)
+    controls["launch"].click()
+    with engine.connect() as connection:
+        run_id = connection.execute(select(func.max(s.BillingRun.id))).scalar_one()
+    assert run_id is not None
+    assert report.controls.value == run_id
+    # the billing operator's four customers: four drafts
+    assert viewer.children[0].options == tuple(f"PRE-{run_id}-{n:04d}" for n in range(1, 5))
+    assert compare.controls["b"].value == run_id

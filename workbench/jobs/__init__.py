@@ -7,7 +7,8 @@ load reference data             :func:`load_reference` (:class:`ReferenceLoad`)
 load CDR files                  :func:`load_cdrs` (:class:`CdrLoad`)
 rejects cured by the reference  :func:`reprocess_rejects` (also run by :func:`load_reference`)
 rate a period                   :func:`rate` (:class:`~workbench.rated_calls.RatingSummary`)
-pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`
+pre-production run + report     :func:`preprod` (:class:`PreprodResult`), :func:`write_report`, :func:`delete_run`,
+                                :func:`report_workbook` (the report to download)
 report emailed (once per run)   :func:`mail_report` (also run by :func:`preprod`)
 approval (four eyes)            :func:`approve_run`, :func:`approved_run`, :func:`run_approvals`
 reviewers' logins               :func:`add_reviewer`
@@ -45,6 +46,7 @@ from workbench.jobs.preprod import (
     mailing_warnings,
     preprod,
     report_path,
+    report_workbook,
     run_options,
     write_report,
 )
@@ -71,7 +73,7 @@ __all__ = [
     "load_reference",
     "mail_report", "mailing_warnings",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
-    "rate", "report_path", "run_approvals", "run_state", "reprocess_rejects", "run_options",
+    "rate", "report_path", "report_workbook", "run_approvals", "run_state", "reprocess_rejects", "run_options",
     "run_production_notebook", "utc_now", "write_report",
     "WhatIfInputs", "WhatIfReport", "current_rates", "what_if", "what_if_inputs", "what_if_rates",
 ]

@@ -171,6 +171,25 @@ def mailing_warnings(mailing: ReportMailing, run_id: int) -> tuple[str, ...]:
                  "it again)" for recipient, error in mailing.failed)
 
 
+def report_workbook(engine: Engine, settings: Settings, run_id: int) -> tuple[str, bytes]:
+    """The control report of a stored run as a reviewer downloads it: its file name and bytes,
+    the file :func:`write_report` wrote (:func:`report_path`) when it is there, else the workbook
+    written now from the stored run, as :func:`write_report` writes it, but neither kept nor
+    stored. :class:`~workbench.errors.InputError` for an unknown run."""
+    import tempfile
+
+    with engine.connect() as connection:
+        period = run_row(connection, run_id)["period"]
+    written = report_path(settings, run_id, period)
+    name = written.name
+    if written.is_file():
+        return name, written.read_bytes()
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_control_report(run_report(engine, run_id, settings), Path(folder) / name,
+                                    title=f"Billing control report, {period}, run {run_id}")
+        return name, path.read_bytes()
+
+
 def preprod(engine: Engine, settings: Settings, options: RunOptions, now: datetime | None = None,
             created_by: str | None = None) -> PreprodResult:
     """Run a pre-production billing (:func:`workbench.billing.runs.preprod`), write and store its

@@ -142,6 +142,18 @@ def rejects_frame(engine, reason: str | None = None, files: list[str] | None = N
         return read_frame(connection, stmt.order_by(s.CdrFile.name, s.CdrReject.line_no))
 
 
+def reject_counts(engine) -> pd.DataFrame:
+    """Rejected CDR records counted by file and reason: ``file``, ``reason``, ``records``
+    (int64), by file then reason."""
+    with engine.connect() as connection:
+        frame = read_frame(connection, select(
+            s.CdrFile.name.label("file"), s.CdrReject.reason, func.count().label("records"),
+        ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id).group_by(s.CdrFile.name, s.CdrReject.reason)
+            .order_by(s.CdrFile.name, s.CdrReject.reason))
+    frame["records"] = frame["records"].astype("int64")
+    return frame
+
+
 def pending_rejects(engine, timezone: str, period: str | None = None) -> pd.DataFrame:
     """The CDR records rejected for a reason a reference fix can cure and not cured yet
     (``status`` pending: see :func:`workbench.integration.reprocess_rejects`), counted by the

@@ -154,7 +154,9 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None,
     """The control report of a stored run, as DataFrames (see :func:`~workbench.invoicing.control_report`),
     with its ``Period balance`` sheet (:func:`period_balance`); calls never rated, a balance
     that does not close and a direct-debit mandate that the SEPA file would refuse
-    (:func:`mandate_issues`, on ``today``: default the operator's date now) are anomalies."""
+    (:func:`mandate_issues`, on ``today``: default the operator's date now) are anomalies, and so
+    is a customer already invoiced for the period (``already_invoiced``), except by the production
+    run that issued this very run."""
     settings = settings or Settings()
     today = today or local_date(datetime.now(UTC), settings.timezone)
     with engine.connect() as connection:
@@ -164,7 +166,10 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None,
         customers = selected_customers(connection, options.customers)
         period = Period.parse(run["period"])
         issued = invoiced_customers(connection, str(period))
-        if run["kind"] == "preprod":
+        if run["kind"] == "preprod":  # a promoted run's own invoices are not an anomaly of it
+            issued -= set(connection.execute(select(s.Invoice.customer_id).join(
+                s.BillingRun, s.BillingRun.id == s.Invoice.run_id)
+                .where(s.BillingRun.source_run_id == run_id)).scalars())
             customers["already_invoiced"] = customers["customer_id"].isin(issued)
         customers["mandate_problem"] = mandate_issues(connection, customers, today)
         unrated = read_frame(connection, select(

@@ -12,11 +12,12 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import traitlets
 from sqlalchemy import Engine
 
 from workbench import jobs
 from workbench.config import Settings, load_settings
-from workbench.errors import InputError
+from workbench.errors import InputError, WorkbenchError
 from workbench.reads.runs import RunOptions, list_runs
 from workbench.ui.identity import launcher
 
@@ -36,9 +37,51 @@ def project_path(path: str | Path) -> Path:
     return path if path.is_absolute() else working_root() / path
 
 
+class RunsLaunched(traitlets.HasTraits):
+    """Where a notebook's panels hear of a run launched in another one: ``launched`` is the id of
+    the newest run launched in this kernel (by :func:`~workbench.ui.panels.preprod_panel` or
+    :func:`preprod_now`); the report, invoice and comparison panels observe it."""
+
+    launched = traitlets.Int(allow_none=True, default_value=None)
+    #: how many CDR loads the notebook's panels made (the rejects panel reads them again)
+    loads = traitlets.Int(default_value=0)
+
+
+#: the kernel's one :class:`RunsLaunched`
+RUNS = RunsLaunched()
+
+
+def error_lines(error: WorkbenchError) -> str:
+    """An error as the command line prints it: ``error: <message>``, then each of its problems
+    when there are several."""
+    lines = [f"error: {error}"]
+    if len(error.problems) > 1:
+        lines += [f"  {problem}" for problem in error.problems]
+    return "\n".join(lines)
+
+
+def one_line_errors() -> None:
+    """In IPython, a :class:`~workbench.errors.WorkbenchError` raised by a cell shows as the
+    command line shows it (:func:`error_lines`), not as a traceback; the cell still fails, so a
+    headless run (papermill) stops there. Other exceptions, bugs, keep their traceback."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def handler(shell, etype, value, tb, tb_offset=None):
+        # shown here: IPython (8.x) calls the handler for the cell's error and shows nothing itself
+        shell._showtraceback(etype, value, [error_lines(value)])
+
+    shell.set_custom_exc((WorkbenchError,), handler)
+
+
 def connect(database_url: str | None = None, config_file: str | None = None) -> tuple[Settings, Engine]:
     """Settings (from the environment and ``workbench.toml``, relative paths anchored at
-    :func:`working_root`) and the migrated database."""
+    :func:`working_root`) and the migrated database. From here on, an error of the workbench is
+    one line in a cell's output (:func:`one_line_errors`), this call's own included."""
+    one_line_errors()
     root = working_root()
     config_file = config_file or os.environ.get("WORKBENCH_CONFIG") or None
     if config_file:
@@ -93,7 +136,9 @@ def preprod_now(settings: Settings, engine: Engine, period: str, customers: str 
     """Run a pre-production billing with default dates (without widgets), its report written
     and stored; its run id."""
     options = jobs.run_options(settings, period, customers=customers)
-    return jobs.preprod(engine, settings, options, created_by=launcher()).run.run_id
+    run_id = jobs.preprod(engine, settings, options, created_by=launcher()).run.run_id
+    RUNS.launched = run_id
+    return run_id
 
 
 def latest_run(engine: Engine, period: str, kind: str = "preprod") -> int | None:
