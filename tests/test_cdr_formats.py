@@ -512,3 +512,49 @@ def test_native_records_of_the_repeated_hour_without_offset_are_never_dropped_as
     _, calls, rejects = checked(native_cdrs(rows))
     assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == {2: "ambiguous_time", 3: "ambiguous_time"}
     assert starts_by_switch_id(calls) == {"N3": utc("2026-10-25 00:30:00")}
+
+
+# --- telephone numbers normalised for all values at once -------------------------------------
+
+
+def test_numbers_normalised_at_once_as_phonenumbers_does_one_by_one():
+    from workbench.phone_numbers import normalise
+
+    numbers = pd.Series([
+        "+33612345678",       # E.164 already: kept
+        "0612345678",         # trunk 0 of the home country: 33 + 612345678
+        "0033612345678",      # 00 then the international digits
+        "+33 0612345678",     # the trunk 0 kept after +33: France drops it (9 digits left)
+        "+39 0612345678",     # Italy keeps its leading 0 (national number 0612345678)
+        "+44 020 7946 0958",  # a trunk 0 after +44 (prefix "0|180020": decided by phonenumbers)
+        "+3361234567",        # 8 digits after +33: no possible French number
+        "+999 12345678",      # 999 is no country calling code
+        "+٣٣٦١٢٣٤٥٦٧٨",       # Arabic-Indic digits: the first digit must be an ASCII 1-9, a bad number
+        "+33 6 12 34 56 78",  # separators dropped
+        None,
+    ], dtype="string")
+    assert normalise(numbers, "33").fillna("-").tolist() == [
+        "+33612345678", "+33612345678", "+33612345678", "+33612345678", "+390612345678", "+442079460958",
+        "-", "-", "-", "+33612345678", "-",
+    ]
+
+
+def test_vectorised_normalisation_agrees_with_phonenumbers_for_every_country_code():
+    import numpy as np
+
+    from workbench.phone_numbers import _country_rules, _normalise_slowly, normalise
+
+    rng = np.random.default_rng(15)
+    codes = list(_country_rules())
+    values = []
+    for code in codes:  # every known code, at several lengths, with and without a national prefix
+        for _ in range(40):
+            rest = "".join(map(str, rng.integers(0, 10, rng.integers(2, 15))))
+            if rng.random() < 0.4:
+                rest = "0" + rest
+            form = int(rng.integers(5))
+            values.append(["+" + code + rest, "00" + code + rest, "0" + rest, f"+{code} (0){rest}", code + rest][form])
+    numbers = pd.Series(values, dtype="string")
+    fast, slow = normalise(numbers, "33"), _normalise_slowly(numbers, "33")
+    assert fast.fillna("-").tolist() == slow.fillna("-").tolist()
+    assert fast.notna().sum() > len(values) // 10  # not only rejections compared
