@@ -558,3 +558,33 @@ def test_vectorised_normalisation_agrees_with_phonenumbers_for_every_country_cod
     fast, slow = normalise(numbers, "33"), _normalise_slowly(numbers, "33")
     assert fast.fillna("-").tolist() == slow.fillna("-").tolist()
     assert fast.notna().sum() > len(values) // 10  # not only rejections compared
+
+
+# --- the columnar reader gives what the csv module gives ------------------------------------
+
+
+def _chunks_both_ways(data: bytes, chunk_records: int):
+    from workbench.cdr.formats import _read_chunks_by_line
+
+    fast = list(read_chunks("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records))
+    slow = list(_read_chunks_by_line("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records))
+    assert [c.format for c in fast] == [c.format for c in slow]
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        pd.testing.assert_frame_equal(a.records.astype({"raw": object}), b.records.astype({"raw": object}))
+    return fast
+
+
+def test_the_columnar_reader_gives_the_chunks_of_the_csv_module():
+    rows = [[f"C{i}", "2026-10-01T10:00:00+02:00", A, B, str(i)] for i in range(7)]
+    rows[3][2] = "QUOTE"
+    # a quote inside an unquoted field (not plain CSV: left to the csv module, which keeps it)...
+    data = native_cdrs(rows).replace(b"QUOTE", b'a "quoted" number')
+    # ... from the chunk it is in: chunks of 3 records are lines 2-4, 5-7, 8 (the header is line 1)
+    chunks = _chunks_both_ways(data, 3)
+    assert [c.records["line_no"].tolist() for c in chunks] == [[2, 3, 4], [5, 6, 7], [8]]
+    assert chunks[1].records["raw"].iloc[0] == f'C3,2026-10-01T10:00:00+02:00,a "quoted" number,{B},3'
+    asterisk = asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-01 10:00:00", "10"),
+                              asterisk_row("0145000001", "0155000000", "2026-10-01 10:05:00", "20")])
+    assert [c.records["billsec"].tolist() for c in _chunks_both_ways(gzip.compress(asterisk), 1)] == [["10"], ["20"]]
+    assert _chunks_both_ways(data.replace(b"\n", b"\r\n"), 4)[1].records["line_no"].tolist() == [6, 7, 8]
