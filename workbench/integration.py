@@ -228,6 +228,7 @@ def load_cdr_file(
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
     chunk_records: int = CHUNK_RECORDS,
+    on_records: Callable[[int], None] | None = None,
 ) -> LoadReport:
     """Load one CDR file (native, Asterisk, or read with a CSV ``mapping``; plain or gzip).
 
@@ -244,7 +245,11 @@ def load_cdr_file(
     file (``bad_cdr_file``), or one with too many malformed records (``too_many_rejects``, see
     :class:`RejectThreshold`: the count per reason and the first few). Records rejected as
     ``unknown_line`` are stored ``pending`` with the call as read (see :func:`reprocess_rejects`),
-    the others ``final``."""
+    the others ``final``. An interruption (Ctrl-C) or any other exception rolls the file's
+    transaction back: nothing of it is stored.
+
+    ``on_records`` is called with the number of records of each chunk once it is stored (in the
+    file's transaction: they are committed with the file)."""
     path = Path(path)
     digest = file_sha256(path)
     with engine.connect() as connection:
@@ -317,6 +322,8 @@ def load_cdr_file(
             records, accepted, rejected = records + len(parsed.records), accepted + len(cand), rejected + len(rejects)
             for reason, count in rejects["reason"].value_counts().items():
                 by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
+            if on_records is not None:
+                on_records(len(parsed.records))
         threshold.finish()
         connection.execute(update(s.CdrFile).where(s.CdrFile.id == file_id).values(
             records=records, accepted=accepted, rejected=rejected))
@@ -330,22 +337,21 @@ def load_cdr_files(
     settings: Settings,
     now: Callable[[], datetime],
     fmt: str = "auto",
-    progress: bool = False,
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
     before_each: Callable[[], None] | None = None,
+    on_records: Callable[[int], None] | None = None,
 ) -> list[LoadReport]:
     """Load several files, each in its own transaction (a bad file stops the batch with its
-    error; the files before it stay loaded). ``before_each`` is called before each file (a job
-    lock's sign of life, which stops the batch if the lock was lost)."""
-    from tqdm.auto import tqdm
-
-    paths = list(paths)
+    error; the files before it stay loaded, an interrupted one is rolled back). ``before_each``
+    is called before each file (a job lock's sign of life, which stops the batch if the lock was
+    lost); ``on_records`` with the records of each chunk stored (a progress bar's count)."""
     reports = []
-    for path in tqdm(paths, desc="CDR files", unit="file", disable=not progress):
+    for path in paths:
         if before_each is not None:
             before_each()
-        reports.append(load_cdr_file(engine, path, settings, now(), fmt, mapping, asterisk_times))
+        reports.append(load_cdr_file(engine, path, settings, now(), fmt, mapping, asterisk_times,
+                                     on_records=on_records))
     return reports
 
 
