@@ -33,7 +33,7 @@ from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
-from workbench.db.frames import read_frame
+from workbench.db.frames import read_columns, read_frame
 from workbench.db.locks import lock_table
 from workbench.errors import InputError, Problem
 from workbench.phone_numbers import from_digits, to_digits
@@ -76,12 +76,10 @@ def _stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
         s.Cdr.start_utc >= cand["start_utc"].min().to_pydatetime(),
         s.Cdr.start_utc <= cand["start_utc"].max().to_pydatetime(),
     )
-    stored = read_frame(connection, stmt)
+    stored = read_columns(connection, stmt, integers=("id", "calling", "called", "duration_s"),
+                          datetimes=("start_utc",))
     if stored.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    stored["start_utc"] = pd.to_datetime(stored["start_utc"]).astype("datetime64[s]")
-    for column in ("calling", "called", "duration_s"):
-        stored[column] = stored[column].astype(np.int64)
     merged = cand[key].merge(stored, on=key, how="left")
     return pd.Series(merged["id"].to_numpy(), index=cand.index, dtype="Int64")
 
@@ -189,18 +187,16 @@ def _earlier_in_file(connection, file_id: int, cand: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype="Int64")
     key = ["calling", "called", "start_utc", "duration_s"]
     low, high = cand["start_utc"].min().to_pydatetime(), cand["start_utc"].max().to_pydatetime()
+    typed = {"integers": ("line_no", "calling", "called", "duration_s"), "datetimes": ("start_utc",)}
     earlier = pd.concat([
-        read_frame(connection, select(s.Cdr.line_no, *(getattr(s.Cdr, c) for c in key)).where(
-            s.Cdr.file_id == file_id, s.Cdr.start_utc >= low, s.Cdr.start_utc <= high)),
-        read_frame(connection, select(s.CdrReject.line_no, *(getattr(s.CdrReject, c) for c in key)).where(
+        read_columns(connection, select(s.Cdr.line_no, *(getattr(s.Cdr, c) for c in key)).where(
+            s.Cdr.file_id == file_id, s.Cdr.start_utc >= low, s.Cdr.start_utc <= high), **typed),
+        read_columns(connection, select(s.CdrReject.line_no, *(getattr(s.CdrReject, c) for c in key)).where(
             s.CdrReject.file_id == file_id, s.CdrReject.status == "pending", s.CdrReject.start_utc >= low,
-            s.CdrReject.start_utc <= high)),
+            s.CdrReject.start_utc <= high), **typed),
     ], ignore_index=True)
     if earlier.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    earlier["start_utc"] = pd.to_datetime(earlier["start_utc"]).astype("datetime64[s]")
-    for column in ("calling", "called", "duration_s", "line_no"):
-        earlier[column] = earlier[column].astype(np.int64)
     first = earlier.groupby(key, as_index=False)["line_no"].min()
     merged = cand[key].merge(first, on=key, how="left")
     return pd.Series(merged["line_no"].to_numpy(), index=cand.index, dtype="Int64")

@@ -632,18 +632,25 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     reasons = pd.Series(pd.NA, index=rec.index, dtype="string")
     messages = pd.Series(pd.NA, index=rec.index, dtype="string")
 
-    def flag(mask: pd.Series, reason: str, message: pd.Series) -> None:
+    def flag(mask: pd.Series, reason: str, message) -> None:
+        """Reject the records of ``mask`` not yet rejected; ``message``: their messages, or a
+        function of the mask giving them (written for the rejected records only)."""
         mask = mask & reasons.isna()
+        if not mask.any():
+            return
         reasons[mask] = reason
-        messages[mask] = message[mask]
+        messages[mask] = message(mask) if callable(message) else message[mask]
 
     if seconds_f is not None:
         seconds_text = rec[seconds_f].fillna("").str.strip()
         seconds_ok = seconds_text.str.fullmatch(r"\d{1,7}").fillna(False).astype(bool)
         seconds = pd.to_numeric(seconds_text.where(seconds_ok), errors="coerce")
         negative = seconds_text.str.fullmatch(r"-\d+").fillna(False).astype(bool)
-        bad_seconds = f"{seconds_f} " + seconds_text.map(repr) + " is not a whole number of seconds"
-        negative_seconds = f"{seconds_f} " + seconds_text + " is negative"
+        def bad_seconds(m):
+            return f"{seconds_f} " + seconds_text[m].map(repr) + " is not a whole number of seconds"
+
+        def negative_seconds(m):
+            return f"{seconds_f} " + seconds_text[m] + " is negative"
     else:  # a mapping's answer and end: the billed seconds between them, 0 when never answered
         answer_f, end_f = label["answer"], label["end"]
         answer_text, end_text = rec[answer_f].fillna("").str.strip(), rec[end_f].fillna("").str.strip()
@@ -655,9 +662,12 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
         seconds_ok = seconds.notna() & (seconds >= 0) & (seconds < 10_000_000) & (unanswered | end.notna())
         negative = seconds.notna() & (seconds < 0)
         seconds_text = answer_text + " to " + end_text
-        bad_seconds = (f"{answer_f} " + answer_text.map(repr) + f" to {end_f} " + end_text.map(repr)
-                       + " is not a duration")
-        negative_seconds = f"{end_f} " + end_text + f" is before {answer_f} " + answer_text
+        def bad_seconds(m):
+            return (f"{answer_f} " + answer_text[m].map(repr) + f" to {end_f} " + end_text[m].map(repr)
+                    + " is not a duration")
+
+        def negative_seconds(m):
+            return f"{end_f} " + end_text[m] + f" is before {answer_f} " + answer_text[m]
     switch_id = rec[switch_f].fillna("").astype(str) if switch_f else pd.Series("", index=rec.index)
     cand = pd.DataFrame(
         {
@@ -672,21 +682,24 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     if mapping is not None and mapping.filter_column is not None:
         value = rec[label["filter"]].fillna("").str.strip()
         flag(~value.isin(mapping.filter_keep), "excluded",
-             f"{label['filter']} " + value.map(repr) + f" is not one of the values kept {list(mapping.filter_keep)}")
-    flag(starts.utc.isna(), "bad_date", f"{start_f} " + rec[start_f].fillna("").map(repr) + " is not a date and time")
+             lambda m: f"{label['filter']} " + value[m].map(repr)
+             + f" is not one of the values kept {list(mapping.filter_keep)}")
+    flag(starts.utc.isna(), "bad_date",
+         lambda m: f"{start_f} " + rec[start_f][m].fillna("").map(repr) + " is not a date and time")
     if starts.repeated.any():
         cand["start_utc"], ambiguous, ambiguous_message = _repeated_hour(starts, cand, rec, start_f)
         flag(ambiguous, "ambiguous_time", ambiguous_message)
     flag(calling.isna(), "bad_calling_number",
-         "calling number " + rec[calling_f].fillna("").map(repr) + f" ({calling_f}) is not a phone number")
+         lambda m: "calling number " + rec[calling_f][m].fillna("").map(repr) + f" ({calling_f}) is not a phone number")
     flag(called.isna(), "bad_called_number",
-         "called number " + rec[called_f].fillna("").map(repr) + f" ({called_f}) is not a phone number")
+         lambda m: "called number " + rec[called_f][m].fillna("").map(repr) + f" ({called_f}) is not a phone number")
     flag(negative, "negative_duration", negative_seconds)
     flag(~seconds_ok, "bad_duration", bad_seconds)
     flag(switch_id.str.len() > SWITCH_ID_LENGTH, "bad_call_id",
-         f"{switch_f} is " + switch_id.str.len().astype(str) + f" characters long, more than {SWITCH_ID_LENGTH}")
-    flag(switch_id.str.contains(_CONTROL).astype(bool), "bad_call_id",
-         f"{switch_f} " + switch_id.map(repr) + " holds a control character")
+         lambda m: f"{switch_f} is " + switch_id[m].str.len().astype(str)
+         + f" characters long, more than {SWITCH_ID_LENGTH}")
+    flag(switch_id.str.contains(_CONTROL.pattern, regex=True).astype(bool), "bad_call_id",
+         lambda m: f"{switch_f} " + switch_id[m].map(repr) + " holds a control character")
     good = reasons.isna()
     key = ["calling", "called", "start_utc", "duration_s"]
     dup = pd.Series(False, index=rec.index)

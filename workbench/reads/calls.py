@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from workbench.db import schema as s
-from workbench.db.frames import read_frame
+from workbench.db.frames import read_columns, read_frame
 from workbench.errors import Problem, problems_frame
 from workbench.money import minutes, to_decimal
 from workbench.period import Period
@@ -91,9 +91,8 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
     stmt = select(
         s.Cdr.id.label("cdr_id"), s.Cdr.start_utc, s.Cdr.calling, s.Cdr.called, s.Cdr.duration_s
     ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.Cdr.id.not_in(billed_ids))
-    frame = read_frame(connection, stmt)
-    frame["start_utc"] = pd.to_datetime(frame["start_utc"]).astype("datetime64[s]")
-    return frame
+    return read_columns(connection, stmt, integers=("cdr_id", "calling", "called", "duration_s"),
+                        datetimes=("start_utc",))
 
 
 
