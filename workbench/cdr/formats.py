@@ -522,7 +522,7 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
         result[ok] = pd.to_datetime(values[ok].astype(np.int64), unit="s").astype("datetime64[s]")
         return _Starts(result, repeated, summer)
     if time_format == ISO:
-        has_offset = values.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+        has_offset = values.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
     else:
         has_offset = pd.Series("%z" in time_format, index=values.index)
     if has_offset.any():
