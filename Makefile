@@ -53,11 +53,12 @@ test-fast: $(STAMP) docs-deps
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests benchmarks
 
-bench: $(STAMP) docs-deps
+bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/rating.py
 	$(BIN)/python benchmarks/billing.py
 	$(BIN)/python benchmarks/pdfs.py
 	$(BIN)/python benchmarks/pdfs.py --fonttools --naive 100
+	$(BIN)/python benchmarks/month.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -512,3 +512,79 @@ def test_native_records_of_the_repeated_hour_without_offset_are_never_dropped_as
     _, calls, rejects = checked(native_cdrs(rows))
     assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == {2: "ambiguous_time", 3: "ambiguous_time"}
     assert starts_by_switch_id(calls) == {"N3": utc("2026-10-25 00:30:00")}
+
+
+# --- telephone numbers normalised for all values at once -------------------------------------
+
+
+def test_numbers_normalised_at_once_as_phonenumbers_does_one_by_one():
+    from workbench.phone_numbers import normalise
+
+    numbers = pd.Series([
+        "+33612345678",       # E.164 already: kept
+        "0612345678",         # trunk 0 of the home country: 33 + 612345678
+        "0033612345678",      # 00 then the international digits
+        "+33 0612345678",     # the trunk 0 kept after +33: France drops it (9 digits left)
+        "+39 0612345678",     # Italy keeps its leading 0 (national number 0612345678)
+        "+44 020 7946 0958",  # a trunk 0 after +44 (prefix "0|180020": decided by phonenumbers)
+        "+3361234567",        # 8 digits after +33: no possible French number
+        "+999 12345678",      # 999 is no country calling code
+        "+٣٣٦١٢٣٤٥٦٧٨",       # Arabic-Indic digits: the first digit must be an ASCII 1-9, a bad number
+        "+33 6 12 34 56 78",  # separators dropped
+        None,
+    ], dtype="string")
+    assert normalise(numbers, "33").fillna("-").tolist() == [
+        "+33612345678", "+33612345678", "+33612345678", "+33612345678", "+390612345678", "+442079460958",
+        "-", "-", "-", "+33612345678", "-",
+    ]
+
+
+def test_vectorised_normalisation_agrees_with_phonenumbers_for_every_country_code():
+    import numpy as np
+
+    from workbench.phone_numbers import _country_rules, _normalise_slowly, normalise
+
+    rng = np.random.default_rng(15)
+    codes = list(_country_rules())
+    values = []
+    for code in codes:  # every known code, at several lengths, with and without a national prefix
+        for _ in range(40):
+            rest = "".join(map(str, rng.integers(0, 10, rng.integers(2, 15))))
+            if rng.random() < 0.4:
+                rest = "0" + rest
+            form = int(rng.integers(5))
+            values.append(["+" + code + rest, "00" + code + rest, "0" + rest, f"+{code} (0){rest}", code + rest][form])
+    numbers = pd.Series(values, dtype="string")
+    fast, slow = normalise(numbers, "33"), _normalise_slowly(numbers, "33")
+    assert fast.fillna("-").tolist() == slow.fillna("-").tolist()
+    assert fast.notna().sum() > len(values) // 10  # not only rejections compared
+
+
+# --- the columnar reader gives what the csv module gives ------------------------------------
+
+
+def _chunks_both_ways(data: bytes, chunk_records: int):
+    from workbench.cdr.formats import _read_chunks_by_line
+
+    fast = list(read_chunks("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records))
+    slow = list(_read_chunks_by_line("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records))
+    assert [c.format for c in fast] == [c.format for c in slow]
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        pd.testing.assert_frame_equal(a.records.astype({"raw": object}), b.records.astype({"raw": object}))
+    return fast
+
+
+def test_the_columnar_reader_gives_the_chunks_of_the_csv_module():
+    rows = [[f"C{i}", "2026-10-01T10:00:00+02:00", A, B, str(i)] for i in range(7)]
+    rows[3][2] = "QUOTE"
+    # a quote inside an unquoted field (not plain CSV: left to the csv module, which keeps it)...
+    data = native_cdrs(rows).replace(b"QUOTE", b'a "quoted" number')
+    # ... from the chunk it is in: chunks of 3 records are lines 2-4, 5-7, 8 (the header is line 1)
+    chunks = _chunks_both_ways(data, 3)
+    assert [c.records["line_no"].tolist() for c in chunks] == [[2, 3, 4], [5, 6, 7], [8]]
+    assert chunks[1].records["raw"].iloc[0] == f'C3,2026-10-01T10:00:00+02:00,a "quoted" number,{B},3'
+    asterisk = asterisk_cdrs([asterisk_row("0145000001", "0155000000", "2026-10-01 10:00:00", "10"),
+                              asterisk_row("0145000001", "0155000000", "2026-10-01 10:05:00", "20")])
+    assert [c.records["billsec"].tolist() for c in _chunks_both_ways(gzip.compress(asterisk), 1)] == [["10"], ["20"]]
+    assert _chunks_both_ways(data.replace(b"\n", b"\r\n"), 4)[1].records["line_no"].tolist() == [6, 7, 8]

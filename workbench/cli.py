@@ -105,7 +105,7 @@ def _print_rating(summary) -> None:
 
 
 def cmd_rate(args, settings: Settings) -> None:
-    _print_rating(jobs.rate(jobs.open_database(settings), settings, args.period))
+    _print_rating(jobs.rate(jobs.open_database(settings), settings, args.period, progress=True))
 
 
 def _signed(cents: int) -> str:
@@ -398,7 +398,7 @@ def cmd_demo(args, settings: Settings) -> list[str]:
     print(f"== CDR files from {folder / 'cdrs'}")
     _print_loads(jobs.load_cdrs(engine, settings, jobs.cdr_files(folder / "cdrs"), progress=True))
     print(f"== rating {period}")
-    _print_rating(jobs.rate(engine, settings, period))
+    _print_rating(jobs.rate(engine, settings, period, progress=True))
     print(f"== pre-production billing {period}")
     result = jobs.preprod(engine, settings, jobs.run_options(settings, period))
     left = _print_preprod(result, settings)

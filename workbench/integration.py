@@ -33,7 +33,7 @@ from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
-from workbench.db.frames import read_frame
+from workbench.db.frames import read_columns, read_frame
 from workbench.db.locks import lock_table
 from workbench.errors import InputError, Problem
 from workbench.phone_numbers import from_digits, to_digits
@@ -76,12 +76,10 @@ def _stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
         s.Cdr.start_utc >= cand["start_utc"].min().to_pydatetime(),
         s.Cdr.start_utc <= cand["start_utc"].max().to_pydatetime(),
     )
-    stored = read_frame(connection, stmt)
+    stored = read_columns(connection, stmt, integers=("id", "calling", "called", "duration_s"),
+                          datetimes=("start_utc",))
     if stored.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    stored["start_utc"] = pd.to_datetime(stored["start_utc"]).astype("datetime64[s]")
-    for column in ("calling", "called", "duration_s"):
-        stored[column] = stored[column].astype(np.int64)
     merged = cand[key].merge(stored, on=key, how="left")
     return pd.Series(merged["id"].to_numpy(), index=cand.index, dtype="Int64")
 
@@ -189,18 +187,16 @@ def _earlier_in_file(connection, file_id: int, cand: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype="Int64")
     key = ["calling", "called", "start_utc", "duration_s"]
     low, high = cand["start_utc"].min().to_pydatetime(), cand["start_utc"].max().to_pydatetime()
+    typed = {"integers": ("line_no", "calling", "called", "duration_s"), "datetimes": ("start_utc",)}
     earlier = pd.concat([
-        read_frame(connection, select(s.Cdr.line_no, *(getattr(s.Cdr, c) for c in key)).where(
-            s.Cdr.file_id == file_id, s.Cdr.start_utc >= low, s.Cdr.start_utc <= high)),
-        read_frame(connection, select(s.CdrReject.line_no, *(getattr(s.CdrReject, c) for c in key)).where(
+        read_columns(connection, select(s.Cdr.line_no, *(getattr(s.Cdr, c) for c in key)).where(
+            s.Cdr.file_id == file_id, s.Cdr.start_utc >= low, s.Cdr.start_utc <= high), **typed),
+        read_columns(connection, select(s.CdrReject.line_no, *(getattr(s.CdrReject, c) for c in key)).where(
             s.CdrReject.file_id == file_id, s.CdrReject.status == "pending", s.CdrReject.start_utc >= low,
-            s.CdrReject.start_utc <= high)),
+            s.CdrReject.start_utc <= high), **typed),
     ], ignore_index=True)
     if earlier.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    earlier["start_utc"] = pd.to_datetime(earlier["start_utc"]).astype("datetime64[s]")
-    for column in ("calling", "called", "duration_s", "line_no"):
-        earlier[column] = earlier[column].astype(np.int64)
     first = earlier.groupby(key, as_index=False)["line_no"].min()
     merged = cand[key].merge(first, on=key, how="left")
     return pd.Series(merged["line_no"].to_numpy(), index=cand.index, dtype="Int64")
@@ -228,6 +224,7 @@ def load_cdr_file(
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
     chunk_records: int = CHUNK_RECORDS,
+    on_records: Callable[[int], None] | None = None,
 ) -> LoadReport:
     """Load one CDR file (native, Asterisk, or read with a CSV ``mapping``; plain or gzip).
 
@@ -244,7 +241,11 @@ def load_cdr_file(
     file (``bad_cdr_file``), or one with too many malformed records (``too_many_rejects``, see
     :class:`RejectThreshold`: the count per reason and the first few). Records rejected as
     ``unknown_line`` are stored ``pending`` with the call as read (see :func:`reprocess_rejects`),
-    the others ``final``."""
+    the others ``final``. An interruption (Ctrl-C) or any other exception rolls the file's
+    transaction back: nothing of it is stored.
+
+    ``on_records`` is called with the number of records of each chunk once it is stored (in the
+    file's transaction: they are committed with the file)."""
     path = Path(path)
     digest = file_sha256(path)
     with engine.connect() as connection:
@@ -317,6 +318,8 @@ def load_cdr_file(
             records, accepted, rejected = records + len(parsed.records), accepted + len(cand), rejected + len(rejects)
             for reason, count in rejects["reason"].value_counts().items():
                 by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
+            if on_records is not None:
+                on_records(len(parsed.records))
         threshold.finish()
         connection.execute(update(s.CdrFile).where(s.CdrFile.id == file_id).values(
             records=records, accepted=accepted, rejected=rejected))
@@ -330,22 +333,21 @@ def load_cdr_files(
     settings: Settings,
     now: Callable[[], datetime],
     fmt: str = "auto",
-    progress: bool = False,
     mapping: CsvMapping | None = None,
     asterisk_times: str | None = None,
     before_each: Callable[[], None] | None = None,
+    on_records: Callable[[int], None] | None = None,
 ) -> list[LoadReport]:
     """Load several files, each in its own transaction (a bad file stops the batch with its
-    error; the files before it stay loaded). ``before_each`` is called before each file (a job
-    lock's sign of life, which stops the batch if the lock was lost)."""
-    from tqdm.auto import tqdm
-
-    paths = list(paths)
+    error; the files before it stay loaded, an interrupted one is rolled back). ``before_each``
+    is called before each file (a job lock's sign of life, which stops the batch if the lock was
+    lost); ``on_records`` with the records of each chunk stored (a progress bar's count)."""
     reports = []
-    for path in tqdm(paths, desc="CDR files", unit="file", disable=not progress):
+    for path in paths:
         if before_each is not None:
             before_each()
-        reports.append(load_cdr_file(engine, path, settings, now(), fmt, mapping, asterisk_times))
+        reports.append(load_cdr_file(engine, path, settings, now(), fmt, mapping, asterisk_times,
+                                     on_records=on_records))
     return reports
 
 

@@ -20,6 +20,7 @@ of calls costs as much as its distinct numbers.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,9 @@ def _canonical(e164: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) -> pd.Series:
-    """E.164 text for each number, ``<NA>`` where the number is not a possible phone number."""
+def _normalise_slowly(numbers: pd.Series, home_country_code: str) -> pd.Series:
+    """:func:`normalise` one distinct number at a time through phonenumbers: the reference
+    implementation, used for the values the vectorised path leaves (text that is not ASCII)."""
     codes, uniques = pd.factorize(numbers.astype("string"), use_na_sentinel=True)
     # "+33 (0)6 12..." writes the national trunk 0 in brackets after the country code: it is dropped
     raw = pd.Series(uniques, dtype="string").str.replace("(0)", "", regex=False).str.replace(_SEPARATORS, "",
@@ -63,6 +65,167 @@ def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) ->
     valid = codes >= 0
     out[valid] = cleaned[codes[valid]]
     out[~valid] = None
+    return pd.Series(out, index=numbers.index, dtype="string")
+
+
+#: the ASCII characters Python's ``\s`` matches (what ``_SEPARATORS`` drops), for Arrow's RE2
+_ASCII_SEPARATORS = r"[\t\n\x0b\x0c\r\x1c-\x1f .\-()/]"
+_NSN_LENGTHS = 18  # national significant numbers of 0 to 17 digits (phonenumbers' maximum)
+
+
+@dataclass(frozen=True)
+class _CountryRules:
+    """What phonenumbers does with ``+<code><rest>`` for one country calling code, as data:
+    ``prefix`` its national prefix for parsing (a regular expression matched at the start of the
+    rest; a match means a national prefix may be stripped), ``literal`` that prefix when it is
+    plain digits without a transform rule (the only stripping done here, the rest goes to
+    phonenumbers), ``general`` the pattern of the country's national numbers, ``possible[n]``
+    whether a national number of ``n`` digits is a possible number, ``strippable[n]`` whether a
+    number of ``n`` digits left after stripping the prefix is kept stripped."""
+
+    code: str
+    prefix: str | None
+    literal: str | None
+    general: str
+    possible: np.ndarray
+    strippable: np.ndarray
+
+
+@functools.cache
+def _country_rules() -> dict[str, _CountryRules]:
+    """The rules of every country calling code phonenumbers knows, read from its metadata."""
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.phonenumberutil import (
+        COUNTRY_CODE_TO_REGION_CODE,
+        ValidationResult,
+        _test_number_length,
+        region_code_for_country_code,
+    )
+
+    rules = {}
+    for code in COUNTRY_CODE_TO_REGION_CODE:
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region_code_for_country_code(code))
+        if metadata is None:  # pragma: no cover - every known code has metadata
+            continue
+        lengths = [_test_number_length("9" * n, metadata) for n in range(_NSN_LENGTHS)]
+        possible = np.array([r in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
+                             for r in lengths])
+        possible[:2] = False  # phonenumbers refuses national numbers under 2 digits
+        strippable = np.array([r not in (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+                                         ValidationResult.INVALID_LENGTH) for r in lengths])
+        prefix = metadata.national_prefix_for_parsing or None
+        literal = prefix if prefix and prefix.isascii() and prefix.isdigit() and not (
+            metadata.national_prefix_transform_rule) else None
+        general = (metadata.general_desc.national_number_pattern or "") if metadata.general_desc else None
+        if general is None:
+            literal = None  # never viable: left to phonenumbers
+        rules[str(code)] = _CountryRules(str(code), prefix, literal, general or "", possible, strippable)
+    return rules
+
+
+def _regex(values: pa.Array, pattern: str) -> np.ndarray | None:
+    """``pattern`` matched by Arrow's RE2 (no Python call per value); None if RE2 cannot compile it."""
+    try:
+        return pc.match_substring_regex(values, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # pragma: no cover - phonenumbers' patterns are RE2's
+        return None
+
+
+def _canonical_digits(digits: pa.Array) -> np.ndarray:
+    """What :func:`_canonical` gives for ``"+" + digits`` (``digits``: ASCII, ``[1-9][0-9]{5,14}``),
+    computed for all at once from phonenumbers' metadata (:func:`_country_rules`): the country
+    calling code is the first 1 to 3 digits that are a known code; the rest is the national
+    number, a plain national prefix stripped as phonenumbers strips it; the number is possible
+    when its national number has a possible length. The values this does not decide (a national
+    prefix other than plain digits at the start of the rest) go to :func:`_canonical`.
+    An object array of E.164 text or None."""
+    rules = _country_rules()
+    n = len(digits)
+    out = np.full(n, None, dtype=object)
+    if n == 0:
+        return out
+    code_length = np.zeros(n, dtype=np.int8)
+    for width in (3, 2, 1):  # the shortest known code wins, as in phonenumbers
+        head = pc.utf8_slice_codeunits(digits, 0, width)
+        known = pa.array([c for c in rules if len(c) == width], type=pa.string())
+        code_length[pc.is_in(head, value_set=known).to_numpy(zero_copy_only=False)] = width
+    text = digits.to_numpy(zero_copy_only=False)
+    for width in (1, 2, 3):
+        at_width = np.flatnonzero(code_length == width)
+        if not len(at_width):
+            continue
+        heads = pc.utf8_slice_codeunits(pa.array(text[at_width], type=pa.string()), 0, width)
+        head_codes, head_values = pd.factorize(heads.to_numpy(zero_copy_only=False))
+        for which, code in enumerate(head_values):
+            rule = rules[code]
+            rows = at_width[head_codes == which]
+            whole = pa.array(text[rows], type=pa.string())
+            rest = pc.utf8_slice_codeunits(whole, width)
+            nsn = rest
+            decided = np.ones(len(rows), dtype=bool)
+            if rule.prefix is not None:
+                matched = _regex(rest, f"^(?:{rule.prefix})")
+                if matched is None:
+                    decided[:] = False
+                elif matched.any():
+                    if rule.literal is None:
+                        decided &= ~matched
+                    else:
+                        stripped = pc.utf8_slice_codeunits(rest, len(rule.literal))
+                        viable = _regex(rest, f"^(?:{rule.general})$")
+                        viable_stripped = _regex(stripped, f"^(?:{rule.general})$")
+                        if viable is None or viable_stripped is None:
+                            decided &= ~matched
+                        else:
+                            stripped_length = pc.utf8_length(stripped).to_numpy(zero_copy_only=False)
+                            strip = (matched & ~(viable & ~viable_stripped)
+                                     & rule.strippable[np.minimum(stripped_length, _NSN_LENGTHS - 1)])
+                            nsn = pc.if_else(pa.array(strip), stripped, rest)
+            length = pc.utf8_length(nsn).to_numpy(zero_copy_only=False)
+            possible = rule.possible[np.minimum(length, _NSN_LENGTHS - 1)] & (length < _NSN_LENGTHS)
+            e164 = pc.binary_join_element_wise("+" + code, nsn, "").to_numpy(zero_copy_only=False)
+            keep = decided & possible
+            out[rows[keep]] = e164[keep]
+            for row in rows[~decided]:  # a national prefix only phonenumbers can strip
+                out[row] = _canonical("+" + text[row])
+    return out
+
+
+def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) -> pd.Series:
+    """E.164 text for each number, ``<NA>`` where the number is not a possible phone number.
+
+    Vectorised (Arrow kernels on the distinct values): separators and a bracketed trunk zero
+    dropped, the ``+``/``00``/trunk-``0`` forms read, then the country code, national prefix and
+    possible lengths of phonenumbers' metadata applied to all numbers at once
+    (:func:`_canonical_digits`); the result is the same as phonenumbers' for every number, which
+    is called only for the values these rules leave undecided."""
+    text = pa.array(numbers.astype("string"), type=pa.string(), from_pandas=True)
+    encoded = pc.dictionary_encode(text)
+    uniques = encoded.dictionary
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    result = np.full(len(uniques), None, dtype=object)
+    ascii_ = pc.string_is_ascii(uniques).to_numpy(zero_copy_only=False)
+    if (~ascii_).any():  # other digits or spaces than ASCII ones: as phonenumbers reads them
+        others = np.flatnonzero(~ascii_)
+        slow = _normalise_slowly(pd.Series(uniques.take(pa.array(others)).to_pandas(), dtype="string"),
+                                 home_country_code)
+        result[others] = slow.astype(object).where(slow.notna(), None).to_numpy()
+    plain = np.flatnonzero(ascii_)
+    if len(plain):
+        raw = uniques.take(pa.array(plain))
+        raw = pc.replace_substring(raw, "(0)", "")
+        raw = pc.replace_substring_regex(raw, _ASCII_SEPARATORS, "")
+        after_plus = pc.utf8_slice_codeunits(raw, 1)
+        digits = pc.if_else(
+            pc.starts_with(raw, "+"), after_plus,
+            pc.if_else(pc.starts_with(raw, "00"), pc.utf8_slice_codeunits(raw, 2),
+                       pc.if_else(pc.starts_with(raw, "0"),
+                                  pc.binary_join_element_wise(home_country_code, after_plus, ""), raw)))
+        well_formed = np.flatnonzero(_regex(digits, r"^[1-9][0-9]{5,14}$"))
+        result[plain[well_formed]] = _canonical_digits(digits.take(pa.array(well_formed)))
+    out = np.full(len(codes), None, dtype=object)
+    present = codes >= 0
+    out[present] = result[codes[present]]
     return pd.Series(out, index=numbers.index, dtype="string")
 
 

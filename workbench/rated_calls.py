@@ -6,6 +6,7 @@ count as already consumed when the others are rated again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,29 +34,68 @@ class RatingSummary:
     errors_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def rate_period(engine: Engine, period: Period | str, settings: Settings, now: datetime) -> RatingSummary:
-    """Rate (or re-rate) every unbilled call of ``period`` in one transaction."""
+@dataclass(frozen=True)
+class PeriodInputs:
+    """What rating a period reads (:func:`read_period`): the unbilled ``calls`` (``cdr_id``,
+    ``start_utc`` datetime64[s] UTC, ``calling``/``called`` int64 E.164 digits, ``duration_s``),
+    the allowance seconds ``consumed`` by calls already billed (``customer_id``, ``zone_code``,
+    ``seconds``), the ``billed`` count, the ``lines``, the rate ``plans`` and the allowance
+    ``buckets``."""
+
+    calls: pd.DataFrame
+    consumed: pd.DataFrame
+    billed: int
+    lines: pd.DataFrame
+    plans: dict
+    buckets: pd.DataFrame
+
+
+def read_period(connection, period: Period, timezone: str) -> PeriodInputs:
+    """Read what rating ``period`` needs, on ``connection`` (in the caller's transaction)."""
+    calls = stored_calls.period_calls(connection, period, timezone, billed=False)
+    billed = stored_calls.period_calls(connection, period, timezone, billed=True)
+    consumed = (
+        billed.groupby(["customer_id", "zone_code"], as_index=False)["allowance_s"].sum()
+        .rename(columns={"allowance_s": "seconds"})
+    )
+    subs, allowances = stored_calls.subscriptions_with_allowances(connection)
+    return PeriodInputs(calls, consumed, len(billed), stored_calls.lines(connection),
+                        stored_calls.rate_plans(connection), allowance_buckets(subs, allowances, period, timezone))
+
+
+def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str):
+    """Rate the calls read (:func:`workbench.rating.rate`, pure): the rating result (``rated``,
+    ``errors`` frames)."""
+    return rate(inputs.calls, inputs.lines, inputs.plans, period, buckets=inputs.buckets,
+                consumed=inputs.consumed, timezone=timezone)
+
+
+def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.DataFrame, now: datetime) -> None:
+    """Replace the unbilled ratings and the rating errors of ``period`` by ``rated`` and
+    ``errors`` (in the caller's transaction)."""
+    connection.execute(
+        delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
+    )
+    connection.execute(delete(s.RatingError).where(s.RatingError.period == str(period)))
+    store_ratings(connection, rated, now)
+    insert_frame(connection, "rating_errors", errors)
+
+
+def rate_period(engine: Engine, period: Period | str, settings: Settings, now: datetime,
+                progress: Callable[[int], None] | None = None) -> RatingSummary:
+    """Rate (or re-rate) every unbilled call of ``period`` in one transaction: read
+    (:func:`read_period`), rate (:func:`rate_inputs`, pure), store (:func:`store_period`). An
+    interruption (Ctrl-C) or any other exception rolls it back: the period's ratings stay as they
+    were. ``progress`` is called with the number of calls once they are rated and stored, before the commit."""
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
-        calls = stored_calls.period_calls(connection, period, tz, billed=False)
-        billed = stored_calls.period_calls(connection, period, tz, billed=True)
-        consumed = (
-            billed.groupby(["customer_id", "zone_code"], as_index=False)["allowance_s"].sum()
-            .rename(columns={"allowance_s": "seconds"})
-        )
-        subs, allowances = stored_calls.subscriptions_with_allowances(connection)
-        buckets = allowance_buckets(subs, allowances, period, tz)
-        result = rate(
-            calls, stored_calls.lines(connection), stored_calls.rate_plans(connection), period,
-            buckets=buckets, consumed=consumed, timezone=tz,
-        )
-        connection.execute(
-            delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
-        )
-        connection.execute(delete(s.RatingError).where(s.RatingError.period == str(period)))
-        store_ratings(connection, result.rated, now)
-        insert_frame(connection, "rating_errors", result.errors)
+        inputs = read_period(connection, period, tz)
+        result = rate_inputs(inputs, period, tz)
+        store_period(connection, period, result.rated, result.errors, now)
+        if progress is not None:  # before the commit: an interruption there still rolls back
+            progress(len(inputs.calls))
+    calls = inputs.calls
     rated = result.rated
     by_zone = (
         rated.groupby(["zone_code", "band"], observed=True)
@@ -63,7 +103,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
         .reset_index()
     )
     return RatingSummary(
-        str(period), len(calls), len(rated), len(result.errors), len(billed),
+        str(period), len(calls), len(rated), len(result.errors), inputs.billed,
         int(rated["price_units"].sum()), by_zone,
         {str(k): int(v) for k, v in result.errors["reason"].value_counts().items()},
     )

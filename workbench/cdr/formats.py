@@ -27,6 +27,9 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from workbench.cdr.mapping import EPOCH, ISO, LOCAL, CsvMapping
 from workbench.errors import InputError
@@ -207,7 +210,177 @@ class _Lines:
         return False
 
 
+class _NotPlain(Exception):
+    """A file the columnar reader leaves to the csv module (:func:`_read_chunks_by_line`)."""
+
+
+#: a line of plain CSV: fields unquoted (no quote, no comma) or quoted (quotes doubled inside)
+_PLAIN_CSV_LINE = r'^(?:[^",]*|"(?:[^"]|"")*")(?:,(?:[^",]*|"(?:[^"]|"")*"))*$'
+
+
+def _plain_chunk(data: bytes, columns: list[str], first_line: int) -> pd.DataFrame:
+    """The records of ``data`` (whole lines of plain CSV, one record each) parsed by Arrow's CSV
+    reader into the frame :func:`_read_chunks_by_line` gives for them (``line_no`` from
+    ``first_line``, ``raw`` the line, the columns as text). Raises :class:`_NotPlain` for
+    anything else: a carriage return, a NUL byte, an empty line, text not UTF-8, a line that is
+    not plain CSV (say, a quote inside an unquoted field) or of another number of fields."""
+    if b"\r" in data or b"\x00" in data:
+        raise _NotPlain
+    view = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(view == 10)
+    if not len(ends) or ends[-1] != len(data) - 1:
+        ends = np.append(ends, len(data))  # the last line of the file, without its end
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    if (ends == starts).any():
+        raise _NotPlain  # a blank line: skipped by the csv module, counted in its line numbers
+    lines = _slices(data, starts, ends)
+    try:
+        lines = lines.cast(pa.string())  # checks the UTF-8
+    except pa.ArrowInvalid:
+        raise _NotPlain from None
+    if b'"' in data or b"," in data:
+        if not pc.all(pc.match_substring_regex(lines, _PLAIN_CSV_LINE)).as_py():
+            raise _NotPlain
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=columns, block_size=max(len(data) + 1, 1 << 20)),
+            parse_options=pacsv.ParseOptions(quote_char='"', double_quote=True, escape_char=False,
+                                             newlines_in_values=False, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _NotPlain from None
+    if table.num_rows != len(lines):
+        raise _NotPlain
+    records = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    records.insert(0, "line_no", np.arange(first_line, first_line + len(lines), dtype=np.int64))
+    records.insert(1, "raw", pd.Series(pd.arrays.ArrowStringArray(lines), dtype=pd.StringDtype()))
+    return records
+
+
+def _slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as a binary array (the line ends left
+    out), without a copy per line."""
+    # the lines are consecutive, each followed by one end byte: an array over all of ``data``
+    # whose offsets skip the end bytes needs a copy without them
+    keep = np.ones(len(data), dtype=bool)
+    keep[ends[ends < len(data)]] = False
+    text = np.frombuffer(data, dtype=np.uint8)[keep]
+    lengths = (ends - starts).astype(np.int64)
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts), [None, pa.py_buffer(offsets),
+                                                                             pa.py_buffer(text.tobytes())])
+
+
+def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int | None
+                       ) -> Iterator[ParsedFile]:
+    """:func:`_read_chunks_by_line` for the usual files, by Arrow's CSV reader: a native or
+    Asterisk file, plain or gzip, UTF-8, each record on one line of plain CSV ending in ``\n``.
+    The same chunks, the same frames; raises :class:`_NotPlain` as soon as a chunk is not
+    such (the caller reads the rest with the csv module)."""
+    head = source.read(2)
+    source.seek(0)
+    stream: BinaryIO = gzip.GzipFile(fileobj=source, mode="rb") if head == b"\x1f\x8b" else source  # type: ignore
+    pending = b""
+    try:
+        first = stream.readline()
+    except (OSError, EOFError, zlib.error):
+        raise _NotPlain from None
+    first = first.removeprefix(b"\xef\xbb\xbf")
+    if not first.strip() or b"\r" in first:
+        raise _NotPlain
+    try:
+        first_text = first.decode("utf-8").rstrip("\n")
+    except UnicodeDecodeError:
+        raise _NotPlain from None
+    fmt = detect_format(first_text) if fmt == "auto" else fmt
+    if fmt == NATIVE:
+        header = [c.strip().lower() for c in next(csv.reader([first_text]))]
+        if [c for c in NATIVE_COLUMNS if c not in header] or len(set(header)) < len(header) or (
+                {"line_no", "raw"} & set(header)):
+            raise _NotPlain
+        columns, line_no = header, 2
+    elif fmt == ASTERISK:
+        width = len(next(csv.reader([first_text]), []))
+        if not ASTERISK_MIN_FIELDS <= width <= len(ASTERISK_COLUMNS):
+            raise _NotPlain
+        columns, line_no, pending = ASTERISK_COLUMNS[:width], 1, first
+    else:
+        raise _NotPlain
+    limit = chunk_records or 0
+    given = 0
+    parts: list[bytes] = [pending] if pending else []
+    lines = pending.count(b"\n")
+    final = False
+    while not final:
+        try:
+            block = stream.read(_BLOCK)
+        except (OSError, EOFError, zlib.error):
+            raise _NotPlain from None
+        final = not block
+        if block:
+            parts.append(block)
+            lines += block.count(b"\n")
+        while parts and ((limit and lines >= limit) or final):
+            data = b"".join(parts)
+            if limit and lines >= limit:  # cut after the limit-th line end
+                cut = int(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)[limit - 1]) + 1
+                data, rest = data[:cut], data[cut:]
+            else:
+                rest = b""
+            parts, lines = ([rest] if rest else []), rest.count(b"\n")
+            if not data:
+                break
+            records = _plain_chunk(data, columns, line_no)
+            line_no += len(records)
+            if fmt == ASTERISK and "uniqueid" not in records:
+                records["uniqueid"] = ""
+            given += 1
+            yield ParsedFile(name, fmt, records)
+            if final and not parts:
+                break
+    if not given:
+        records = pd.DataFrame(columns=columns, dtype="string")
+        records.insert(0, "line_no", np.array([], dtype=np.int64))
+        records.insert(1, "raw", pd.Series([], dtype=object))
+        if fmt == ASTERISK and "uniqueid" not in records:
+            records["uniqueid"] = ""
+        yield ParsedFile(name, fmt, records)
+
+
 def read_chunks(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapping | None = None,
+                chunk_records: int | None = CHUNK_RECORDS) -> Iterator[ParsedFile]:
+    """Read a CDR file (plain or gzip, from a seekable binary stream) into frames of text fields
+    of at most ``chunk_records`` records each (``None``: one frame), so that memory is bounded by
+    a chunk, not by the file. Each chunk's ``records`` has ``line_no``, ``raw`` and the format's
+    columns; a file without records gives one empty chunk.
+
+    ``fmt``: ``auto`` (our header, else Asterisk), ``native`` or ``asterisk``; with ``mapping``
+    the file is read as the mapping says (``fmt`` is then ignored). Raises
+    :class:`~workbench.errors.InputError` (``bad_cdr_file``) naming the file and line, possibly
+    after chunks were given: the caller stores a file's chunks in one transaction.
+
+    Native and Asterisk files of plain CSV lines are read by Arrow's CSV reader (no Python per
+    record); any other file, or the rest of a file from its first chunk that is not such, by the
+    csv module line by line (:func:`_read_chunks_by_line`): the chunks are the same either way."""
+    given = 0
+    if mapping is None and fmt in ("auto", *FORMATS):
+        try:
+            for chunk in _read_plain_chunks(name, source, fmt, chunk_records):
+                given += 1
+                yield chunk
+            return
+        except _NotPlain:
+            source.seek(0)
+    for number, chunk in enumerate(_read_chunks_by_line(name, source, fmt, mapping, chunk_records)):
+        if number >= given:
+            yield chunk
+
+
+def _read_chunks_by_line(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapping | None = None,
                 chunk_records: int | None = CHUNK_RECORDS) -> Iterator[ParsedFile]:
     """Read a CDR file (plain or gzip, from a binary stream) into frames of text fields of at most
     ``chunk_records`` records each (``None``: one frame), so that memory is bounded by a chunk,
@@ -217,7 +390,10 @@ def read_chunks(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapp
     ``fmt``: ``auto`` (our header, else Asterisk), ``native`` or ``asterisk``; with ``mapping``
     the file is read as the mapping says (``fmt`` is then ignored). Raises
     :class:`~workbench.errors.InputError` (``bad_cdr_file``) naming the file and line, possibly
-    after chunks were given: the caller stores a file's chunks in one transaction."""
+    after chunks were given: the caller stores a file's chunks in one transaction.
+
+    The reference reader, line by line through the csv module: :func:`read_chunks` uses it for
+    the files (or the rest of a file) the columnar reader does not take."""
     lines = _lines(name, source, mapping.encoding if mapping else "utf-8")
     head: list[str] = []
     for line in lines:  # up to the first line that is not blank
@@ -346,7 +522,7 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
         result[ok] = pd.to_datetime(values[ok].astype(np.int64), unit="s").astype("datetime64[s]")
         return _Starts(result, repeated, summer)
     if time_format == ISO:
-        has_offset = values.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+        has_offset = values.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
     else:
         has_offset = pd.Series("%z" in time_format, index=values.index)
     if has_offset.any():
@@ -456,18 +632,25 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     reasons = pd.Series(pd.NA, index=rec.index, dtype="string")
     messages = pd.Series(pd.NA, index=rec.index, dtype="string")
 
-    def flag(mask: pd.Series, reason: str, message: pd.Series) -> None:
+    def flag(mask: pd.Series, reason: str, message) -> None:
+        """Reject the records of ``mask`` not yet rejected; ``message``: their messages, or a
+        function of the mask giving them (written for the rejected records only)."""
         mask = mask & reasons.isna()
+        if not mask.any():
+            return
         reasons[mask] = reason
-        messages[mask] = message[mask]
+        messages[mask] = message(mask) if callable(message) else message[mask]
 
     if seconds_f is not None:
         seconds_text = rec[seconds_f].fillna("").str.strip()
         seconds_ok = seconds_text.str.fullmatch(r"\d{1,7}").fillna(False).astype(bool)
         seconds = pd.to_numeric(seconds_text.where(seconds_ok), errors="coerce")
         negative = seconds_text.str.fullmatch(r"-\d+").fillna(False).astype(bool)
-        bad_seconds = f"{seconds_f} " + seconds_text.map(repr) + " is not a whole number of seconds"
-        negative_seconds = f"{seconds_f} " + seconds_text + " is negative"
+        def bad_seconds(m):
+            return f"{seconds_f} " + seconds_text[m].map(repr) + " is not a whole number of seconds"
+
+        def negative_seconds(m):
+            return f"{seconds_f} " + seconds_text[m] + " is negative"
     else:  # a mapping's answer and end: the billed seconds between them, 0 when never answered
         answer_f, end_f = label["answer"], label["end"]
         answer_text, end_text = rec[answer_f].fillna("").str.strip(), rec[end_f].fillna("").str.strip()
@@ -479,9 +662,12 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
         seconds_ok = seconds.notna() & (seconds >= 0) & (seconds < 10_000_000) & (unanswered | end.notna())
         negative = seconds.notna() & (seconds < 0)
         seconds_text = answer_text + " to " + end_text
-        bad_seconds = (f"{answer_f} " + answer_text.map(repr) + f" to {end_f} " + end_text.map(repr)
-                       + " is not a duration")
-        negative_seconds = f"{end_f} " + end_text + f" is before {answer_f} " + answer_text
+        def bad_seconds(m):
+            return (f"{answer_f} " + answer_text[m].map(repr) + f" to {end_f} " + end_text[m].map(repr)
+                    + " is not a duration")
+
+        def negative_seconds(m):
+            return f"{end_f} " + end_text[m] + f" is before {answer_f} " + answer_text[m]
     switch_id = rec[switch_f].fillna("").astype(str) if switch_f else pd.Series("", index=rec.index)
     cand = pd.DataFrame(
         {
@@ -496,21 +682,24 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     if mapping is not None and mapping.filter_column is not None:
         value = rec[label["filter"]].fillna("").str.strip()
         flag(~value.isin(mapping.filter_keep), "excluded",
-             f"{label['filter']} " + value.map(repr) + f" is not one of the values kept {list(mapping.filter_keep)}")
-    flag(starts.utc.isna(), "bad_date", f"{start_f} " + rec[start_f].fillna("").map(repr) + " is not a date and time")
+             lambda m: f"{label['filter']} " + value[m].map(repr)
+             + f" is not one of the values kept {list(mapping.filter_keep)}")
+    flag(starts.utc.isna(), "bad_date",
+         lambda m: f"{start_f} " + rec[start_f][m].fillna("").map(repr) + " is not a date and time")
     if starts.repeated.any():
         cand["start_utc"], ambiguous, ambiguous_message = _repeated_hour(starts, cand, rec, start_f)
         flag(ambiguous, "ambiguous_time", ambiguous_message)
     flag(calling.isna(), "bad_calling_number",
-         "calling number " + rec[calling_f].fillna("").map(repr) + f" ({calling_f}) is not a phone number")
+         lambda m: "calling number " + rec[calling_f][m].fillna("").map(repr) + f" ({calling_f}) is not a phone number")
     flag(called.isna(), "bad_called_number",
-         "called number " + rec[called_f].fillna("").map(repr) + f" ({called_f}) is not a phone number")
+         lambda m: "called number " + rec[called_f][m].fillna("").map(repr) + f" ({called_f}) is not a phone number")
     flag(negative, "negative_duration", negative_seconds)
     flag(~seconds_ok, "bad_duration", bad_seconds)
     flag(switch_id.str.len() > SWITCH_ID_LENGTH, "bad_call_id",
-         f"{switch_f} is " + switch_id.str.len().astype(str) + f" characters long, more than {SWITCH_ID_LENGTH}")
-    flag(switch_id.str.contains(_CONTROL).astype(bool), "bad_call_id",
-         f"{switch_f} " + switch_id.map(repr) + " holds a control character")
+         lambda m: f"{switch_f} is " + switch_id[m].str.len().astype(str)
+         + f" characters long, more than {SWITCH_ID_LENGTH}")
+    flag(switch_id.str.contains(_CONTROL.pattern, regex=True).astype(bool), "bad_call_id",
+         lambda m: f"{switch_f} " + switch_id[m].map(repr) + " holds a control character")
     good = reasons.isna()
     key = ["calling", "called", "start_utc", "duration_s"]
     dup = pd.Series(False, index=rec.index)

@@ -14,6 +14,7 @@ from workbench.db.locks import LOCKED, acquire
 from workbench.errors import InputError, UnavailableError
 from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping, restore_pending
 from workbench.integration import reprocess_rejects as _reprocess_rejects
+from workbench.jobs.progress import Progress, progress_of
 from workbench.jobs.workspace import utc_now
 from workbench.period import local_date
 from workbench.reference import load_reference as _load_reference
@@ -81,7 +82,7 @@ def cdr_files(folder: str | Path) -> list[Path]:
 
 
 def load_cdrs(engine: Engine, settings: Settings, files: Iterable[str | Path], fmt: str = "auto",
-              progress: bool = False, clock: Callable[[], datetime] = utc_now,
+              progress: bool | Progress | None = None, clock: Callable[[], datetime] = utc_now,
               mapping: str | Path | None = None, times: str | None = None) -> CdrLoad:
     """Load CDR files, each in its own transaction (see :mod:`workbench.integration`): a file
     already loaded is skipped, a bad file stops the batch with an
@@ -93,7 +94,11 @@ def load_cdrs(engine: Engine, settings: Settings, files: Iterable[str | Path], f
 
     ``mapping``: a TOML CSV mapping file (:mod:`workbench.cdr.mapping`) to read every file with
     (``fmt`` is then ignored); ``times``: ``local`` or ``utc``, how Asterisk's times are read
-    for this load (default: the setting ``asterisk_times``)."""
+    for this load (default: the setting ``asterisk_times``).
+
+    ``progress``: called with the records of each chunk stored (:mod:`workbench.jobs.progress`),
+    or ``True`` for a progress bar in records/s. Ctrl-C rolls back the file being loaded (the
+    files before it stay loaded) and frees the job lock."""
     csv_mapping = read_mapping(mapping) if mapping is not None else None
     if times is not None and times not in ("local", "utc"):
         raise InputError(f"times {times!r} is neither local nor utc", source="load-cdrs --times", code="bad_option")
@@ -104,7 +109,8 @@ def load_cdrs(engine: Engine, settings: Settings, files: Iterable[str | Path], f
             raise
         raise UnavailableError(f"not loading: {exc}", code=exc.code) from exc
     try:
-        return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, progress=progress, mapping=csv_mapping,
-                                      asterisk_times=times, before_each=lock.beat))
+        with progress_of(progress, "load-cdrs", unit="records") as on_records:
+            return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, mapping=csv_mapping,
+                                          asterisk_times=times, before_each=lock.beat, on_records=on_records))
     finally:
         lock.release()

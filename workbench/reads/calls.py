@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from workbench.db import schema as s
-from workbench.db.frames import read_frame
+from workbench.db.frames import read_columns, read_frame
 from workbench.errors import Problem, problems_frame
 from workbench.money import minutes, to_decimal
 from workbench.period import Period
@@ -94,9 +94,8 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
     if billed is False:
         billed_ids = select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id.is_not(None))
         stmt = stmt.where(s.Cdr.id.not_in(billed_ids))
-    frame = read_frame(connection, stmt)
-    frame["start_utc"] = pd.to_datetime(frame["start_utc"]).astype("datetime64[s]")
-    return frame
+    return read_columns(connection, stmt, integers=("cdr_id", "calling", "called", "duration_s"),
+                        datetimes=("start_utc",))
 
 
 def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:

@@ -129,7 +129,7 @@ def load_folder(settings: Settings, engine: Engine, folder: str | Path) -> pd.Da
 
 def rate_now(settings: Settings, engine: Engine, period: str):
     """Rate a period (without widgets); the rating summary."""
-    return jobs.rate(engine, settings, check_period(period, timezone=settings.timezone))
+    return jobs.rate(engine, settings, check_period(period, timezone=settings.timezone), progress=True)
 
 
 def preprod_now(settings: Settings, engine: Engine, period: str, customers: str = "all") -> int:

@@ -135,7 +135,7 @@ def rating_panel(settings: Settings, engine, period: str):
         out.clear_output()
         try:
             checked = check_period(period_box.value, timezone=settings.timezone)
-            summary = jobs.rate(engine, settings, checked)
+            summary = jobs.rate(engine, settings, checked, progress=True)
         except WorkbenchError as exc:
             _message(out, str(exc), error=True)
             return

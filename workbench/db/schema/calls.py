@@ -92,6 +92,9 @@ class RatedCall(Base):
         # what a run bills: the unbilled ratings up to its period (late calls included)
         Index("ix_rated_calls_unbilled", "period", "customer_id", sqlite_where=text("invoice_id IS NULL"),
               postgresql_where=text("invoice_id IS NULL")),
+        # an invoice's calls (its details, its PDF), and the calls billed that a rating keeps
+        Index("ix_rated_calls_invoice_id", "invoice_id", sqlite_where=text("invoice_id IS NOT NULL"),
+              postgresql_where=text("invoice_id IS NOT NULL")),
     )
     # the call is the key: one rating per call (and on SQLite no second index to keep up)
     cdr_id: Mapped[int] = mapped_column(

@@ -1,0 +1,146 @@
+"""The month at volume: progress of the long steps, Ctrl-C in the middle of them, and the
+PostgreSQL indexes the monthly queries use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+from factories import native_cdrs, reference_folder, table_counts
+from sqlalchemy import text
+
+from workbench import jobs
+from workbench.reference import load_reference
+
+NOW = datetime(2026, 11, 2, 6, 0, 0)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# C1's line +33145000001 (factories.reference_folder) calls a fixed number each minute of 7 Oct
+ROWS = [[f"V{i}", f"2026-10-07T{10 + i // 60:02d}:{i % 60:02d}:00+02:00", "+33145000001", "+33155000000",
+         str(30 + i)] for i in range(250)]
+
+# Loads or rates in a process of its own; the progress callback says how many records (calls)
+# are stored, then waits in the transaction for the test's Ctrl-C (SIGINT).
+SCRIPT = """
+import sys, time
+from datetime import datetime
+from workbench import jobs
+from workbench.config import Settings
+
+settings = Settings(database_url=sys.argv[1])
+engine = jobs.open_database(settings)
+
+def progress(done):
+    print("stored", done, flush=True)
+    time.sleep(120)
+
+if sys.argv[2] == "load":
+    jobs.load_cdrs(engine, settings, sys.argv[3:], progress=progress, clock=lambda: datetime(2026, 11, 2))
+else:
+    jobs.rate(engine, settings, "2026-10", datetime(2026, 11, 3), progress=progress)
+"""
+
+
+def _interrupted(tmp_path, url: str, *arguments: str) -> str:
+    """Run SCRIPT, send SIGINT once it says it stored something; its first line of output."""
+    script = tmp_path / "step.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    process = subprocess.Popen([sys.executable, str(script), url, *arguments], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("stored"), process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0  # KeyboardInterrupt
+    assert "KeyboardInterrupt" in process.stderr.read()
+    return line.strip()
+
+
+def test_ctrl_c_during_a_load_leaves_the_database_as_before(engine, settings, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    first = tmp_path / "first.csv"
+    first.write_bytes(native_cdrs(ROWS[:10]))
+    jobs.load_cdrs(engine, settings, [first], clock=lambda: NOW)
+    before = table_counts(engine)
+    assert (before["cdr_files"], before["cdrs"]) == (1, 10)
+    second = tmp_path / "second.csv"
+    second.write_bytes(native_cdrs(ROWS[10:]))  # 240 calls, in the first chunk
+    assert _interrupted(tmp_path, settings.database_url, "load", str(second)) == "stored 240"
+    assert table_counts(engine) == before  # no file, call, reject or job lock left
+    assert jobs.load_cdrs(engine, settings, [second], clock=lambda: NOW).accepted == 240  # loads again
+
+
+def test_ctrl_c_during_a_rating_leaves_the_ratings_as_before(engine, settings, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = tmp_path / "calls.csv"
+    path.write_bytes(native_cdrs(ROWS))
+    jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    jobs.rate(engine, settings, "2026-10", NOW)
+    with engine.connect() as connection:
+        before = connection.execute(text("SELECT cdr_id, price_units, rated_at FROM rated_calls ORDER BY cdr_id")).all()
+    assert len(before) == 250
+    assert _interrupted(tmp_path, settings.database_url, "rate") == "stored 250"
+    with engine.connect() as connection:  # still those of the first rating, at NOW
+        after = connection.execute(text("SELECT cdr_id, price_units, rated_at FROM rated_calls ORDER BY cdr_id")).all()
+    assert after == before
+
+
+def test_progress_counts_the_records_loaded_and_the_calls_rated(engine, settings, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = tmp_path / "calls.csv"
+    # 250 records, then the first 5 again: 255 records, 250 calls, 5 duplicates
+    path.write_bytes(native_cdrs(ROWS + [[f"W{i}", *row[1:]] for i, row in enumerate(ROWS[:5])]))
+    counted: list[int] = []
+    load = jobs.load_cdrs(engine, settings, [path], progress=counted.append, clock=lambda: NOW)
+    assert (sum(counted), load.accepted, load.rejected) == (255, 250, 5)
+    rated: list[int] = []
+    jobs.rate(engine, settings, "2026-10", NOW, progress=rated.append)
+    assert rated == [250]
+
+
+@pytest.mark.postgres
+def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
+    from conftest import new_postgres_database
+
+    from workbench.config import Settings
+    from workbench.db.engine import make_engine, upgrade
+
+    url = new_postgres_database(postgres_server)
+    engine = make_engine(url)
+    upgrade(engine)
+    settings = Settings(database_url=url)
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = tmp_path / "calls.csv"
+    path.write_bytes(native_cdrs(ROWS))
+    jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    jobs.rate(engine, settings, "2026-10", NOW)
+    with engine.begin() as connection:  # one call billed by invoice 7 (no such invoice: a bare number)
+        connection.execute(text("UPDATE rated_calls SET invoice_id = 7 "
+                                "WHERE cdr_id = (SELECT min(cdr_id) FROM rated_calls)"))
+    queries = {
+        # the period's calls to rate, and those already billed, by start time
+        "ix_cdrs_start_utc": "SELECT id FROM cdrs WHERE start_utc >= '2026-09-30 22:00' "
+                             "AND start_utc < '2026-10-31 23:00'",
+        # the unbilled ratings of a period, replaced by a rating, billed by a run
+        "ix_rated_calls_unbilled": "SELECT cdr_id FROM rated_calls WHERE period = '2026-10' AND invoice_id IS NULL",
+        # an invoice's calls (its details and PDF)
+        "ix_rated_calls_invoice_id": "SELECT cdr_id FROM rated_calls WHERE invoice_id = 7",
+        # the calls billed that a rating keeps
+        "ix_rated_calls_invoice_id ": "SELECT cdr_id FROM rated_calls WHERE invoice_id IS NOT NULL",
+    }
+    with engine.connect() as connection:
+        connection.execute(text("ANALYZE"))
+        connection.execute(text("SET enable_seqscan = off"))  # a table this small is otherwise read whole
+        for index, query in queries.items():
+            plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {query}")))
+            assert index.strip() in plan, f"{index} not used:\n{plan}"
+    engine.dispose()
