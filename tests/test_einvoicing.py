@@ -32,7 +32,14 @@ from pathlib import Path
 
 import pikepdf
 import pytest
-from factories import BILLING_CONTACTS, BILLING_CUSTOMERS, billing_reference_folder, csv_text, native_cdrs
+from factories import (
+    BILLING_CONTACTS,
+    BILLING_CUSTOMERS,
+    approved,
+    billing_reference_folder,
+    csv_text,
+    native_cdrs,
+)
 from lxml import etree
 from sqlalchemy import select
 from test_billing import CREDITS, LATER, NOW, OCTOBER_CALLS, OPTIONS, PERIOD, Scenario, add_credit, frame
@@ -166,7 +173,7 @@ def issued(engine, settings, tmp_path) -> Scenario:
     settings = Settings(database_url=settings.database_url, storage_url=str(tmp_path / "ftp"))
     run = preprod(engine, OPTIONS, settings, NOW)
     # the production job: issue, store the PDFs, debit, and export for the platform
-    result = production(engine, settings, run.run_id, PERIOD, deliver_invoices=False, now=NOW)
+    result = production(engine, settings, approved(engine, run.run_id), PERIOD, deliver_invoices=False, now=NOW)
     assert result.promotion.run.invoices == 4 and not result.promotion.documents.failed
     summary = result.summary()
     assert (summary["einvoicing_folder"], summary["einvoiced"], summary["ereported"]) == ("einvoicing/2026-10", 1, 3)
