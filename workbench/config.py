@@ -27,6 +27,10 @@ setting                    default and meaning
 ``sepa_creditor_*``        ``name``, ``iban``, ``bic``, ``id`` of the creditor
 ``operator_*``             the operator's identity printed on invoices
 ``sqlite_busy_timeout``    ``30`` (seconds): how long a SQLite write waits for another's transaction
+``dask_scheduler``         empty: rating and invoice PDFs on this machine; ``local:N``: on a Dask
+                           ``LocalCluster`` of N worker processes started for the command;
+                           ``tcp://host:port`` (or ``tls://``): on the workers of a running Dask
+                           scheduler (see :mod:`workbench.jobs.cluster`)
 =========================  ==========================================================
 
 CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
@@ -82,6 +86,7 @@ class Settings:
     reject_threshold_percent: str = "5"  # a CDR file with more malformed records than this is refused
     reject_threshold_records: str = "10000"  # ...counted from this many records; or its first this many all malformed
     sqlite_busy_timeout: str = "30"  # seconds a SQLite write waits for another's transaction
+    dask_scheduler: str = ""  # empty: this machine; local:N: a LocalCluster of N processes; tcp://host:port
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -157,6 +162,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: str | None
     return check(Settings(**values))
 
 
+#: a value of ``dask_scheduler``: ``local:N`` (N from 1 to 999) or ``tcp://host:port`` / ``tls://host:port``
+DASK_SCHEDULER = re.compile(r"local:[1-9][0-9]{0,2}|(tcp|tls)://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|(tcp|tls)://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
 #: the files a templates folder must have
 TEMPLATE_FILES = ("invoice.html", "invoice.css", "email/invoice_fr.txt", "email/invoice_en.txt", "email/subjects.toml")
 
@@ -200,6 +208,9 @@ def check(settings: Settings) -> Settings:
         busy = Decimal(-1)
     if not (busy.is_finite() and Decimal(0) <= busy <= Decimal(86400)):
         bad("sqlite_busy_timeout", f"{settings.sqlite_busy_timeout!r} is not a number of seconds (0 to 86400)")
+    if settings.dask_scheduler and not DASK_SCHEDULER.fullmatch(settings.dask_scheduler):
+        bad("dask_scheduler", f"{settings.dask_scheduler!r} is neither empty (this machine), local:N (a local cluster "
+            "of N worker processes) nor the address of a Dask scheduler (tcp://host:port)")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:

@@ -6,6 +6,7 @@ count as already consumed when the others are rated again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
 from workbench.period import Period
-from workbench.rating import allowance_buckets, rate
+from workbench.rating import RatingResult, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
 
 
@@ -31,10 +32,21 @@ class RatingSummary:
     amount_units: int
     by_zone: pd.DataFrame = field(repr=False)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
+    #: where the calls were rated: "on this machine", or "on a Dask cluster of N workers at ADDRESS"
+    where: str = "on this machine"
 
 
-def rate_period(engine: Engine, period: Period | str, settings: Settings, now: datetime) -> RatingSummary:
-    """Rate (or re-rate) every unbilled call of ``period`` in one transaction."""
+#: what rates the calls: :func:`workbench.rating.rate` or anything with its signature and result
+#: (the same function run elsewhere, e.g. on the workers of a cluster, :mod:`workbench.jobs.cluster`)
+Rater = Callable[..., RatingResult]
+
+
+def rate_period(engine: Engine, period: Period | str, settings: Settings, now: datetime,
+                rater: Rater = rate, where: str = "on this machine") -> RatingSummary:
+    """Rate (or re-rate) every unbilled call of ``period`` in one transaction: the calls are read,
+    rated by ``rater`` (default :func:`workbench.rating.rate`, here; ``where`` says where it
+    rates, for the summary) and their ratings stored, all in one transaction: whatever ``rater``
+    raises, nothing is stored and the ratings already stored stay."""
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
@@ -46,7 +58,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
         )
         subs, allowances = stored_calls.subscriptions_with_allowances(connection)
         buckets = allowance_buckets(subs, allowances, period, tz)
-        result = rate(
+        result = rater(
             calls, stored_calls.lines(connection), stored_calls.rate_plans(connection), period,
             buckets=buckets, consumed=consumed, timezone=tz,
         )
@@ -65,7 +77,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     return RatingSummary(
         str(period), len(calls), len(rated), len(result.errors), len(billed),
         int(rated["price_units"].sum()), by_zone,
-        {str(k): int(v) for k, v in result.errors["reason"].value_counts().items()},
+        {str(k): int(v) for k, v in result.errors["reason"].value_counts().items()}, where,
     )
 
 
