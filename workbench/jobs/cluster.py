@@ -80,8 +80,8 @@ class Cluster:
 @contextmanager
 def cluster(setting: str, timeout: float = CONNECT_TIMEOUT) -> Iterator[Cluster | None]:
     """The cluster the ``dask_scheduler`` setting names, for the time of a job: None when empty
-    (this machine); a ``LocalCluster`` of N worker processes (one thread each, on 127.0.0.1, no
-    dashboard) started and stopped around the job for ``local:N``; else a client of the scheduler
+    (this machine); a ``LocalCluster`` of N worker processes (one thread each, on 127.0.0.1, its
+    HTTP server on a free port) started and stopped around the job for ``local:N``; else a client of the scheduler
     at that address. :class:`~workbench.errors.UnavailableError` when the scheduler cannot be
     reached or has no worker within ``timeout`` seconds."""
     if not setting:
