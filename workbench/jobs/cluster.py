@@ -140,14 +140,26 @@ def _combine(calls: pd.DataFrame, results: list[RatingResult]) -> RatingResult:
     return RatingResult(rated, errors)
 
 
-def _gather(client, futures: list, progress: Progress | None) -> list:
-    """The results of ``futures`` once all are done, ``progress`` told after each."""
-    from distributed import as_completed
+def _gather(on: Cluster, futures: list, progress: Progress | None) -> list:
+    """The results of ``futures`` once all are done, ``progress`` told after each.
+    :class:`~workbench.errors.UnavailableError` when the cluster fails them: a task whose workers
+    died too often (``KilledWorker``), a scheduler gone or unreachable (what the tasks raise
+    themselves is raised as it is)."""
+    from concurrent.futures import CancelledError
 
-    if progress is not None:
-        for done, _ in enumerate(as_completed(futures), 1):
-            progress(done, len(futures))
-    return client.gather(futures)
+    from distributed import as_completed
+    from distributed.comm import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    try:
+        if progress is not None:
+            for done, _ in enumerate(as_completed(futures), 1):
+                progress(done, len(futures))
+        return on.client.gather(futures)
+    except (KilledWorker, CancelledError, CommClosedError, OSError, TimeoutError) as exc:
+        said = " ".join(str(exc).split())  # Dask's messages run over several lines
+        raise UnavailableError(f"the Dask cluster at {on.address} failed ({type(exc).__name__}: {said}): nothing "
+                               "stored, run the command again", source=_SOURCE, code="cluster_failed") from None
 
 
 def partitioned_rater(on: Cluster, partitions: int | None = None, progress: Progress | None = None) -> Rater:
@@ -176,7 +188,7 @@ def partitioned_rater(on: Cluster, partitions: int | None = None, progress: Prog
                                      consumed=shared[3], timezone=timezone, pure=False)
                        for part in parts or [calls]]
             try:
-                results = _gather(client, futures, progress)
+                results = _gather(on, futures, progress)
             finally:
                 client.cancel([*futures, *shared])
         return _combine(calls, results)
@@ -197,7 +209,7 @@ def render_on_cluster(on: Cluster, models: list[dict], operator: dict, draft: bo
                             pure=False)
     out: dict[str, bytes] = {}
     try:
-        for result in _gather(on.client, futures, progress):
+        for result in _gather(on, futures, progress):
             out.update(result)
     finally:
         on.client.cancel(futures)
