@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((there.where.removeprefix("on "), there.workers, seconds, job, pdf))
         engine.dispose()
 
-    print(f"\n{'where':<48} {'rating calls/s':>15} {'rate job calls/s':>17} {'PDFs invoices/s':>16}")
+    print(f"\n{'where':<56} {'rating calls/s':>15} {'rate job calls/s':>17} {'PDFs invoices/s':>16}")
     for where, _workers, seconds, job, pdf in rows:
-        print(f"{where:<48} {calls / seconds:>15,.0f} {calls / job:>17,.0f} {len(models) / pdf:>16.1f}")
+        print(f"{where:<56} {calls / seconds:>15,.0f} {calls / job:>17,.0f} {len(models) / pdf:>16.2f}")
     return 0
 
 
