@@ -108,6 +108,42 @@ def cmd_rate(args, settings: Settings) -> None:
     _print_rating(jobs.rate(jobs.open_database(settings), settings, args.period))
 
 
+def _signed(cents: int) -> str:
+    """A difference in cents written with its sign: ``+€0.30``, ``-€1.20``, ``€0.00``."""
+    return ("+" if cents > 0 else "") + _money(cents)
+
+
+def cmd_what_if(args, settings: Settings) -> None:
+    report = jobs.what_if(jobs.open_database(settings), settings, args.period, args.plan)
+    result, inputs = report.result, report.inputs
+    print(f"   what-if {result.period} under {report.plan}: {len(inputs.calls)} calls, {len(inputs.billed)} rated "
+          f"({inputs.invoiced_calls} on issued invoices); nothing stored")
+    print(f"   consumption billed {_money(result.billed_cents)}, under the candidate plan "
+          f"{_money(result.candidate_cents)} (excl. VAT)")
+    print(f"   difference: {_signed(result.difference_cents)}")
+    zones = result.zones[result.zones["difference_cents"] != 0]
+    if len(zones):
+        print("   by zone:")
+        print(_table(zones.assign(billed=zones["billed_cents"].map(_money),
+                                  candidate=zones["candidate_cents"].map(_money),
+                                  difference=zones["difference_cents"].map(_signed))
+                     [["zone_code", "billed_calls", "billed", "candidate", "difference"]]
+                     .rename(columns={"zone_code": "zone", "billed_calls": "calls"})))
+        affected = result.most_affected(args.top)
+        affected = affected[affected["difference_cents"] != 0]
+        print(f"   customers most affected ({len(affected)} of "
+              f"{int((result.customers['difference_cents'] != 0).sum())} changed):")
+        print(_table(affected.assign(billed=affected["billed_cents"].map(_money),
+                                     candidate=affected["candidate_cents"].map(_money),
+                                     difference=affected["difference_cents"].map(_signed))
+                     [["account_number", "name", "billed_calls", "billed", "candidate", "difference"]]
+                     .rename(columns={"account_number": "account", "name": "customer", "billed_calls": "calls"})))
+    if len(result.errors):
+        reasons = ", ".join(f"{k} {v}" for k, v in result.errors["reason"].value_counts().sort_index().items())
+        print(f"warning: {len(result.errors)} rated calls cannot be rated under the candidate plan ({reasons}); "
+              f"counted at {_money(0)}: {result.errors['message'].iloc[0]}", file=sys.stderr)
+
+
 def _print_publish(report: jobs.PublishReport, what: str, settings: Settings, finish: str = "") -> list[str]:
     """Prints what was stored; returns what is left undone (the PDFs not stored), ``finish``
     saying how to store them."""
@@ -371,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rate", help="rate (or re-rate) the unbilled calls of a period")
     p.add_argument("--period", required=True, help="YYYY-MM")
     p.set_defaults(func=cmd_rate)
+
+    p = sub.add_parser("what-if", help="what a period would have cost under a candidate rate plan (nothing stored)")
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--plan", required=True, metavar="PATH",
+                   help="a folder of reference files (its rate plan files are read, e.g. data/sample/reference), "
+                        "or a rates.csv that replaces the rates it lists")
+    p.add_argument("--top", type=_positive, default=10, help="how many of the customers most affected to list")
+    p.set_defaults(func=cmd_what_if)
 
     def run_options(p):
         p.add_argument("--period", required=True, help="YYYY-MM")

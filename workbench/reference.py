@@ -33,6 +33,8 @@ What is checked, besides the format of each value (dates, amounts, yes/no, known
 from __future__ import annotations
 
 import csv
+import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -48,11 +50,14 @@ from stdnum.exceptions import ValidationError
 from stdnum.util import get_cc_module
 
 from workbench.db import schema as s
+from workbench.db.engine import make_engine
 from workbench.errors import InputError, Problem
 from workbench.invoicing.build import FRENCH_VAT_RATES, vat_basis_points
 from workbench.money import CENT_SCALE, PRICE_SCALE, RATE_SCALE, parse_amount
 from workbench.period import local_date
 from workbench.phone_numbers import normalise
+from workbench.rating import RatePlan
+from workbench.reads.calls import rate_plans
 from workbench.sepa import mandate_problems
 from workbench.text import strip_bidi
 
@@ -715,3 +720,96 @@ def _check_line_holders(loader: _Loader, loaded: list[tuple[dict, _Row]]) -> Non
 def _overlap(start_a: date, end_a: date | None, start_b: date, end_b: date | None) -> bool:
     """Whether two validity intervals (first and last day, None: no end) share a day."""
     return (end_b is None or start_a <= end_b) and (end_a is None or start_b <= end_a)
+
+
+# ---------------------------------------------------------------------------- candidate plans
+
+#: the reference files a rate plan is made of, in load order: what a candidate plan of a what-if
+#: (:mod:`workbench.rating.whatif`) is read from
+PLAN_FILES = ["rate_plans", "zones", "destinations", "time_bands", "rates"]
+_PLAN_TABLES = [s.RatePlan.__table__, s.Zone.__table__, s.Destination.__table__, s.TimeBand.__table__,
+                s.Rate.__table__, s.RateInterval.__table__]
+
+
+def _plan_files(path: Path) -> list[Path]:
+    """The rate plan files of a candidate: those of a folder, or one file named as one of them."""
+    names = ", ".join(f"{name}.csv" for name in PLAN_FILES)
+    if path.is_dir():
+        files = [path / f"{name}.csv" for name in PLAN_FILES if (path / f"{name}.csv").is_file()]
+        if not files:
+            raise row_error(str(path), None, f"no rate plan file ({names}) in this folder", code="no_reference_file")
+        return files
+    if path.is_file():
+        if path.suffix != ".csv" or path.stem not in PLAN_FILES:
+            raise row_error(str(path), None, f"a candidate plan is a folder of reference files or one of {names} "
+                            "(name the file so, e.g. rates.csv)", code="not_a_plan_file")
+        return [path]
+    raise row_error(str(path), None, "no such file or folder", code="not_found")
+
+
+def candidate_plans(engine: Engine, path: str | Path, home_country_code: str = "33") -> dict[int, RatePlan]:
+    """The rate plans by id as they would be once the rate plan files at ``path`` were loaded
+    (:func:`load_reference`), without storing anything: the stored plans are copied into a
+    throwaway in-memory database, the files loaded into it with every check of a load, and the
+    plans read back. Rows are matched to the stored ones by their natural key and updated, or
+    added, as a load does: a ``rates.csv`` alone replaces the rates it lists (a plan's other
+    rates stay), a folder such as ``data/sample/reference`` gives its plans whole (its other
+    files, customers and the rest, are not read). Stored plans keep their ids (the ids the
+    customers' lines name), a new plan gets a new one.
+
+    ``path``: a folder (its :data:`PLAN_FILES`), or one of those files. Raises
+    :class:`~workbench.errors.InputError` naming each bad row (file, line, column, reason), or a
+    path that is no such folder or file.
+    """
+    path = Path(path)
+    files = _plan_files(path)
+    scratch = make_engine("sqlite://")
+    try:
+        s.Base.metadata.create_all(scratch)
+        with engine.connect() as stored, scratch.begin() as copy:
+            for table in _PLAN_TABLES:
+                rows = [dict(row) for row in stored.execute(select(table)).mappings()]
+                if rows:
+                    copy.execute(insert(table), rows)
+        with tempfile.TemporaryDirectory(prefix="candidate-plan-") as folder:
+            for file in files:
+                shutil.copyfile(file, Path(folder) / file.name)
+            try:
+                load_reference(scratch, folder, home_country_code)
+            except InputError as exc:
+                if exc.source != str(folder):
+                    raise
+                raise InputError(exc.message.replace("reference data; nothing loaded", "candidate plan"),
+                                 source=str(path), code=exc.code, problems=exc.problems) from None
+        with scratch.connect() as connection:
+            return rate_plans(connection)
+    finally:
+        scratch.dispose()
+
+
+def _price_text(units: int, scale: int) -> str:
+    """An exact amount of ``1/scale`` units as reference files write it, with 2 decimals or more:
+    ``30000`` micro units is ``0.03``, ``6250`` is ``0.00625``, ``0`` is ``0.00``."""
+    value = (Decimal(int(units)) / scale).normalize()
+    return f"{value.quantize(Decimal('0.01')) if value.as_tuple().exponent > -2 else value:f}"
+
+
+def rates_rows(plans: dict[int, RatePlan]) -> pd.DataFrame:
+    """The rates of ``plans`` as rows of ``rates.csv`` (:data:`COLUMNS`, text, as the reference
+    files write them: ``0:0.03/60 60:0.03/1``), by plan, zone and band: what a candidate
+    ``rates.csv`` edits."""
+    rows = []
+    for plan in plans.values():
+        intervals = plan.intervals.sort_values(["rate_id", "from_second"])
+        by_rate = {rid: group for rid, group in intervals.groupby("rate_id")}
+        for rate in plan.rates.itertuples(index=False):
+            group = by_rate.get(rate.rate_id, intervals.iloc[:0])
+            rows.append({
+                "plan": plan.code, "zone": rate.zone_code, "band": rate.band,
+                "connect_fee": _price_text(rate.connect_fee_units, PRICE_SCALE),
+                "charge_unanswered": "yes" if bool(rate.charge_unanswered) else "no",
+                "intervals": " ".join(f"{int(i.from_second)}:{_price_text(i.price_per_minute_micros, RATE_SCALE)}"
+                                      f"/{int(i.increment_s)}" for i in group.itertuples(index=False)),
+            })
+    frame = pd.DataFrame(rows, columns=COLUMNS["rates"])
+    return frame.sort_values(["plan", "zone", "band"], ignore_index=True)

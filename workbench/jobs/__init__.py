@@ -15,6 +15,8 @@ SEPA direct debits              :func:`generate_direct_debits` (:class:`DirectDe
 credit note                     :func:`credit_note` (:class:`CreditNoteResult`)
 the production job (papermill)  :func:`production` (:class:`ProductionResult`), run headless by
                                 :func:`run_production_notebook`
+what-if tariffs (nothing kept)  :func:`what_if`, :func:`what_if_rates` (:class:`WhatIfReport`),
+                                :func:`what_if_inputs`, :func:`current_rates`
 ==============================  ==================================================================
 
 Every job takes the engine of :func:`open_database` and the settings first (the papermill runner
@@ -41,6 +43,7 @@ from workbench.jobs.preprod import (
 from workbench.jobs.production import ProductionResult, Promotion, check_parameters, production, promote
 from workbench.jobs.rating import rate
 from workbench.jobs.sepa import DirectDebitRun, generate_direct_debits
+from workbench.jobs.whatif import WhatIfInputs, WhatIfReport, current_rates, what_if, what_if_inputs, what_if_rates
 from workbench.jobs.workspace import clear_demo, open_database, utc_now
 
 __all__ = [
@@ -50,4 +53,5 @@ __all__ = [
     "credit_note", "delete_run", "deliver", "generate_direct_debits", "invoice_pdf", "load_cdrs", "load_reference",
     "open_database", "preprod", "production", "promote", "publish_documents", "publish_invoices", "publish_run",
     "rate", "report_path", "reprocess_rejects", "run_options", "run_production_notebook", "utc_now", "write_report",
+    "WhatIfInputs", "WhatIfReport", "current_rates", "what_if", "what_if_inputs", "what_if_rates",
 ]

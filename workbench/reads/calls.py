@@ -78,23 +78,37 @@ def subscriptions_with_allowances(connection: Connection) -> tuple[pd.DataFrame,
     return subs, allowances
 
 
-def period_calls(connection: Connection, period: Period, timezone: str, billed: bool) -> pd.DataFrame:
-    """The stored calls of ``period``: those not yet billed (``billed=False``, to rate), or the
-    ratings of those already billed (``billed=True``)."""
+def period_calls(connection: Connection, period: Period, timezone: str, billed: bool | None) -> pd.DataFrame:
+    """The stored calls of ``period``: those not yet billed (``billed=False``, to rate), every
+    one (``billed=None``, as a what-if rates them), or the ratings of those already billed
+    (``billed=True``: customer_id, zone_code, allowance_s)."""
     lo, hi = period.utc_bounds(timezone)
     if billed:
         stmt = select(s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s).join(
             s.Cdr, s.Cdr.id == s.RatedCall.cdr_id
         ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.RatedCall.invoice_id.is_not(None))
         return read_frame(connection, stmt)
-    billed_ids = select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id.is_not(None))
     stmt = select(
         s.Cdr.id.label("cdr_id"), s.Cdr.start_utc, s.Cdr.calling, s.Cdr.called, s.Cdr.duration_s
-    ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.Cdr.id.not_in(billed_ids))
+    ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi)
+    if billed is False:
+        billed_ids = select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id.is_not(None))
+        stmt = stmt.where(s.Cdr.id.not_in(billed_ids))
     frame = read_frame(connection, stmt)
     frame["start_utc"] = pd.to_datetime(frame["start_utc"]).astype("datetime64[s]")
     return frame
 
+
+def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:
+    """The stored ratings of the calls of ``period``, billed or not: cdr_id, customer_id,
+    zone_code, band, price_units (1/10,000 EUR), invoiced (bool: on an invoice of a production
+    run)."""
+    frame = read_frame(connection, select(
+        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.band,
+        s.RatedCall.price_units, s.RatedCall.invoice_id.is_not(None).label("invoiced"),
+    ).where(s.RatedCall.period == str(period)).order_by(s.RatedCall.cdr_id))
+    frame["invoiced"] = frame["invoiced"].astype(bool)
+    return frame
 
 
 def unrated_calls(connection: Connection, period: Period, timezone: str) -> pd.DataFrame:

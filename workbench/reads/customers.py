@@ -62,3 +62,10 @@ def customer_list(engine: Engine) -> pd.DataFrame:
     with engine.connect() as connection:
         return read_frame(connection, select(s.Customer.account_number, s.Customer.name)
                           .order_by(s.Customer.account_number))
+
+
+def customer_names(engine: Engine) -> pd.DataFrame:
+    """Every customer's id, account number and name, by id."""
+    with engine.connect() as connection:
+        return read_frame(connection, select(s.Customer.id.label("customer_id"), s.Customer.account_number,
+                                             s.Customer.name).order_by(s.Customer.id))
