@@ -32,6 +32,7 @@ from workbench.period import Period
 from workbench.rated_calls import rated_calls
 from workbench.rating import allowance_buckets, rate
 from workbench.reads import calls as stored_calls
+from workbench.reference import COLUMNS
 from workbench.sample import generate_operator
 
 NOW = datetime(2026, 11, 1, 6, 0)
@@ -166,7 +167,7 @@ def rated_operator_file(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     assert summary.rated > 8_000
     local = stored(engine)
     engine.dispose()  # everything in the file
-    return folder / "wb.sqlite", local
+    return folder / "wb.sqlite", local, folder / "data" / "reference"
 
 
 @pytest.fixture
@@ -208,6 +209,21 @@ def test_the_cluster_rates_call_for_call_as_this_machine(dask_cluster, rated_ope
             pd.testing.assert_frame_equal(got.rated, expected.rated)
             pd.testing.assert_frame_equal(got.errors.reset_index(drop=True),
                                           expected.errors.sort_values("cdr_id", ignore_index=True))
+
+
+def test_what_if_on_the_cluster_is_what_if_on_this_machine(dask_cluster, rated_operator, rated_operator_file,
+                                                           tmp_path):
+    settings, engine, _ = rated_operator
+    rates = pd.read_csv(rated_operator_file[2] / "rates.csv", dtype=str, keep_default_na=False)
+    rates["connect_fee"] = "0.05"  # the candidate: a connect fee of 0.05 on every rate
+    rates[COLUMNS["rates"]].to_csv(tmp_path / "rates.csv", index=False)
+    here = jobs.what_if(engine, settings, "2026-10", tmp_path / "rates.csv")
+    there = jobs.what_if(engine, on(settings, dask_cluster), "2026-10", tmp_path / "rates.csv")
+    assert here.where == "on this machine"
+    assert there.where == f"on a Dask cluster of 2 workers at {dask_cluster.scheduler.address}"
+    assert there.result.difference_cents == here.result.difference_cents != 0  # fees up from 0, down from 0.10
+    for name in ("detail", "lines", "customers", "zones", "bands"):
+        pd.testing.assert_frame_equal(getattr(there.result, name), getattr(here.result, name))
 
 
 def test_a_worker_killed_mid_run_loses_nothing(dask_cluster, rated_operator):

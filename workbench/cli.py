@@ -117,7 +117,7 @@ def cmd_what_if(args, settings: Settings) -> None:
     report = jobs.what_if(jobs.open_database(settings), settings, args.period, args.plan)
     result, inputs = report.result, report.inputs
     print(f"   what-if {result.period} under {report.plan}: {len(inputs.calls)} calls, {len(inputs.billed)} rated "
-          f"({inputs.invoiced_calls} on issued invoices); nothing stored")
+          f"({inputs.invoiced_calls} on issued invoices), rated {report.where}; nothing stored")
     print(f"   consumption billed {_money(result.billed_cents)}, under the candidate plan "
           f"{_money(result.candidate_cents)} (excl. VAT)")
     print(f"   difference: {_signed(result.difference_cents)}")
