@@ -22,7 +22,8 @@ what-if tariffs (nothing kept)  :func:`what_if`, :func:`what_if_rates` (:class:`
 Every job takes the engine of :func:`open_database` and the settings first (the papermill runner
 :func:`run_production_notebook`, which starts a kernel of its own, takes the settings). The command line,
 the notebook widgets, the dashboards and the production notebook call these and only format
-their results; errors are the :mod:`workbench.errors` family.
+their results; errors are the :mod:`workbench.errors` family. Rating, what-if and the PDFs run on
+this machine or on the Dask cluster the ``dask_scheduler`` setting names (:mod:`workbench.jobs.cluster`).
 """
 
 from workbench.jobs.credit_notes import CreditNoteResult, credit_note
