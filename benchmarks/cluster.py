@@ -98,10 +98,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"operator: {args.customers:,} accounts, {calls:,} calls in {PERIOD}; {len(models)} invoices rendered")
 
         rows = []
+
+        def show(row) -> None:
+            """Print a row of the table as soon as it is measured."""
+            if not rows:
+                print(f"\n{'where':<56} {'rating calls/s':>15} {'rate job calls/s':>17} {'PDFs invoices/s':>16}")
+            rows.append(row)
+            where, _workers, seconds, job, pdf = row
+            print(f"{where:<56} {calls / seconds:>15,.0f} {calls / job:>17,.0f} {len(models) / pdf:>16.2f}",
+                  flush=True)
+
         expected, seconds = best(args.repeat, rate, **inputs, period=PERIOD, timezone=settings.timezone)
         _, job = best(args.repeat, jobs.rate, engine, settings, PERIOD, NOW)
         _, pdf = best(args.repeat, render_invoices, models, operator, True)
-        rows.append(("this machine", os.cpu_count(), seconds, job, pdf))
+        show(("this machine", os.cpu_count(), seconds, job, pdf))
         expected = expected.rated.sort_values("cdr_id", ignore_index=True)
         for setting in [args.scheduler] if args.scheduler else [f"local:{n}" for n in args.workers.split(",")]:
             t0 = time.perf_counter()
@@ -114,12 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                 on = replace(settings, dask_scheduler=there.address)
                 _, job = best(args.repeat, jobs.rate, engine, on, PERIOD, NOW)
                 _, pdf = best(args.repeat, render_on_cluster, there, models, operator, True)
-                rows.append((there.where.removeprefix("on "), there.workers, seconds, job, pdf))
+                show((there.where.removeprefix("on "), there.workers, seconds, job, pdf))
         engine.dispose()
 
-    print(f"\n{'where':<56} {'rating calls/s':>15} {'rate job calls/s':>17} {'PDFs invoices/s':>16}")
-    for where, _workers, seconds, job, pdf in rows:
-        print(f"{where:<56} {calls / seconds:>15,.0f} {calls / job:>17,.0f} {len(models) / pdf:>16.2f}")
     return 0
 
 
