@@ -122,6 +122,7 @@ SLOW_FIXTURES = {
     "ftp_server": "an FTP server",
     "run_cli": "the command line, each case on its own October scenario",
     "month": "the jobs on a generated operator",
+    "dask_cluster": "a Dask LocalCluster of worker processes",
 }
 SLOW_TESTS = {
     "whole generated operators: the production job, the demo, the sample's 200,000 calls, a benchmark": [
@@ -134,6 +135,7 @@ SLOW_TESTS = {
         "test_project.py::test_the_benchmark_runs_on_a_small_scale",
         "test_secrets.py::test_no_command_writes_a_password_anywhere",
         "test_integration.py::test_memory_is_bounded_by_a_chunk_not_by_the_file",
+        "test_cluster.py::test_the_rate_command_starts_a_local_cluster_and_says_where_it_rated",
     ],
     "PDF batches over several pages, a pool of processes, sixty generated plans": [
         "test_documents.py::test_batches_split_into_one_pdf_per_invoice_on_the_right_pages",

@@ -17,6 +17,7 @@ from pathlib import Path
 from workbench import jobs
 from workbench.config import Settings, load_settings, redacted
 from workbench.errors import InputError, Problem, WorkbenchError
+from workbench.jobs.cluster import HERE
 from workbench.money import PRICE_SCALE, format_money, minutes
 from workbench.period import Period
 from workbench.reads.runs import compare_runs, list_runs
@@ -93,7 +94,7 @@ def cmd_load_cdrs(args, settings: Settings) -> None:
 
 def _print_rating(summary) -> None:
     print(f"   period {summary.period}: {summary.calls} calls to rate, {summary.rated} rated, "
-          f"{summary.errors} not rated, {summary.kept_billed} already billed (kept)")
+          f"{summary.errors} not rated, {summary.kept_billed} already billed (kept), rated {summary.where}")
     if summary.errors_by_reason:
         print("   not rated: " + ", ".join(f"{k} {v}" for k, v in summary.errors_by_reason.items()))
     print(f"   consumption: {format_money(summary.amount_units, scale=PRICE_SCALE)} excl. VAT")
@@ -117,7 +118,7 @@ def cmd_what_if(args, settings: Settings) -> None:
     report = jobs.what_if(jobs.open_database(settings), settings, args.period, args.plan)
     result, inputs = report.result, report.inputs
     print(f"   what-if {result.period} under {report.plan}: {len(inputs.calls)} calls, {len(inputs.billed)} rated "
-          f"({inputs.invoiced_calls} on issued invoices); nothing stored")
+          f"({inputs.invoiced_calls} on issued invoices), rated {report.where}; nothing stored")
     print(f"   consumption billed {_money(result.billed_cents)}, under the candidate plan "
           f"{_money(result.candidate_cents)} (excl. VAT)")
     print(f"   difference: {_signed(result.difference_cents)}")
@@ -147,8 +148,9 @@ def cmd_what_if(args, settings: Settings) -> None:
 def _print_publish(report: jobs.PublishReport, what: str, settings: Settings, finish: str = "") -> list[str]:
     """Prints what was stored; returns what is left undone (the PDFs not stored), ``finish``
     saying how to store them."""
+    rendered = f", rendered {report.where}" if report.rendered and report.where != HERE else ""
     print(f"   PDFs of {what}: {len(report.stored)} stored, {len(report.already)} already stored, "
-          f"{len(report.failed)} failed, in {redacted(settings.storage_url)}")
+          f"{len(report.failed)} failed, in {redacted(settings.storage_url)}{rendered}")
     for path, error in report.failed.items():
         print(f"   failed: {path}: {error}")
     if not report.failed:

@@ -39,6 +39,10 @@ setting                    default and meaning
                            (``workbench add-reviewer NAME``; passwords hashed with scrypt)
 ``facturx_profile``        ``en16931``: the Factur-X profile of issued invoices and credit notes
                            (``extended`` also; MINIMUM, BASIC WL and BASIC are refused)
+``dask_scheduler``         empty: rating and invoice PDFs on this machine; ``local:N``: on a Dask
+                           ``LocalCluster`` of N worker processes started for the command;
+                           ``tcp://host:port`` (or ``tls://``): on the workers of a running Dask
+                           scheduler (see :mod:`workbench.jobs.cluster`)
 =========================  ==========================================================
 
 CDR files with too many malformed records (see :class:`workbench.integration.RejectThreshold`):
@@ -108,6 +112,7 @@ class Settings:
     def vat_on_debits_opted(self) -> bool:
         """Whether the operator opted for paying VAT on debits (setting ``vat_on_debits``)."""
         return self.vat_on_debits.strip().lower() in ("yes", "true", "1")
+    dask_scheduler: str = ""  # empty: this machine; local:N: a LocalCluster of N processes; tcp://host:port
 
     def anchored(self, root: str | Path) -> Settings:
         """These settings with their relative local paths (a ``sqlite:///`` file, a local FTP space,
@@ -197,6 +202,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: str | None
     return check(Settings(**values))
 
 
+#: a value of ``dask_scheduler``: ``local:N`` (N from 1 to 999) or ``tcp://host:port`` / ``tls://host:port``
+DASK_SCHEDULER = re.compile(r"local:[1-9][0-9]{0,2}|(tcp|tls)://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|(tcp|tls)://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
 #: the files a templates folder must have
 TEMPLATE_FILES = ("invoice.html", "invoice.css", "email/invoice_fr.txt", "email/invoice_en.txt", "email/subjects.toml")
 
@@ -256,6 +264,9 @@ def check(settings: Settings) -> Settings:
             if refused else "use en16931 (EN 16931, the default) or extended"))
     if settings.vat_on_debits.strip().lower() not in ("yes", "true", "1", "no", "false", "0"):
         bad("vat_on_debits", f"{settings.vat_on_debits!r} is neither yes nor no")
+    if settings.dask_scheduler and not DASK_SCHEDULER.fullmatch(settings.dask_scheduler):
+        bad("dask_scheduler", f"{settings.dask_scheduler!r} is neither empty (this machine), local:N (a local cluster "
+            "of N worker processes) nor the address of a Dask scheduler (tcp://host:port)")
     if not settings.payment_days.isdigit():
         bad("payment_days", f"{settings.payment_days!r} is not a number of days")
     if settings.templates_dir:

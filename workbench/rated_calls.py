@@ -18,7 +18,7 @@ from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
 from workbench.period import Period
-from workbench.rating import allowance_buckets, rate
+from workbench.rating import RatingResult, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
 
 
@@ -32,6 +32,8 @@ class RatingSummary:
     amount_units: int
     by_zone: pd.DataFrame = field(repr=False)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
+    #: where the calls were rated: "on this machine", or "on a Dask cluster of N workers at ADDRESS"
+    where: str = "on this machine"
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,15 @@ def read_period(connection, period: Period, timezone: str) -> PeriodInputs:
                         stored_calls.rate_plans(connection), allowance_buckets(subs, allowances, period, timezone))
 
 
-def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str):
-    """Rate the calls read (:func:`workbench.rating.rate`, pure): the rating result (``rated``,
-    ``errors`` frames)."""
-    return rate(inputs.calls, inputs.lines, inputs.plans, period, buckets=inputs.buckets,
+#: what rates the calls: :func:`workbench.rating.rate` or anything with its signature and result
+#: (the same function run elsewhere, e.g. on the workers of a cluster, :mod:`workbench.jobs.cluster`)
+Rater = Callable[..., RatingResult]
+
+
+def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str, rater: Rater = rate):
+    """Rate the calls read with ``rater`` (default :func:`workbench.rating.rate`, pure): the
+    rating result (``rated``, ``errors`` frames)."""
+    return rater(inputs.calls, inputs.lines, inputs.plans, period, buckets=inputs.buckets,
                 consumed=inputs.consumed, timezone=timezone)
 
 
@@ -82,16 +89,19 @@ def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.Dat
 
 
 def rate_period(engine: Engine, period: Period | str, settings: Settings, now: datetime,
-                progress: Callable[[int], None] | None = None) -> RatingSummary:
+                progress: Callable[[int], None] | None = None, rater: Rater = rate,
+                where: str = "on this machine") -> RatingSummary:
     """Rate (or re-rate) every unbilled call of ``period`` in one transaction: read
     (:func:`read_period`), rate (:func:`rate_inputs`, pure), store (:func:`store_period`). An
     interruption (Ctrl-C) or any other exception rolls it back: the period's ratings stay as they
-    were. ``progress`` is called with the number of calls once they are rated and stored, before the commit."""
+    were. ``progress`` is called with the number of calls once they are rated and stored, before the commit.
+    ``rater`` rates the calls (default :func:`workbench.rating.rate`, here; ``where`` says where it
+    rates, for the summary): whatever it raises, nothing is stored."""
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
         inputs = read_period(connection, period, tz)
-        result = rate_inputs(inputs, period, tz)
+        result = rate_inputs(inputs, period, tz, rater)
         store_period(connection, period, result.rated, result.errors, now)
         if progress is not None:  # before the commit: an interruption there still rolls back
             progress(len(inputs.calls))
@@ -105,7 +115,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     return RatingSummary(
         str(period), len(calls), len(rated), len(result.errors), inputs.billed,
         int(rated["price_units"].sum()), by_zone,
-        {str(k): int(v) for k, v in result.errors["reason"].value_counts().items()},
+        {str(k): int(v) for k, v in result.errors["reason"].value_counts().items()}, where,
     )
 
 

@@ -281,17 +281,21 @@ def end_with_parent(parent: int | None = None, interval: float = WATCH_INTERVAL)
     threading.Thread(target=_watch_parent, args=(parent, interval), name="parent-watch", daemon=True).start()
 
 
+def batches(models: list[dict], workers: int, batch: int = BATCH) -> list[list[dict]]:
+    """``models`` cut into batches of at most ``batch`` invoices, in order; fewer than
+    ``workers * batch`` invoices are split evenly between the ``workers``."""
+    size = max(1, min(batch, -(-len(models) // max(workers, 1))))
+    return [models[i:i + size] for i in range(0, len(models), size)]
+
+
 def render_invoices(models: list[dict], operator: dict, draft: bool, workers: int | None = None,
                     batch: int = BATCH, templates: str | Path | None = None) -> dict[str, bytes]:
     """PDFs of many invoices, by number: batches laid out in a process pool."""
     workers = workers or os.cpu_count() or 1
-    # batches of at most ``batch`` invoices; fewer than ``workers * batch`` are split evenly
-    # between the workers
-    size = max(1, min(batch, -(-len(models) // workers)))
-    batches = [models[i:i + size] for i in range(0, len(models), size)]
-    if workers == 1 or len(batches) <= 1:
+    chunks = batches(models, workers, batch)
+    if workers == 1 or len(chunks) <= 1:
         out = {}
-        for chunk in batches:
+        for chunk in chunks:
             out.update(render_batch(chunk, operator, draft, templates))
         return out
     out = {}
@@ -299,9 +303,9 @@ def render_invoices(models: list[dict], operator: dict, draft: bool, workers: in
 
     # fork and spawn make the workers children of this process; forkserver of its server
     parent = os.getpid() if multiprocessing.get_start_method() in ("fork", "spawn") else None
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=end_with_parent,
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), initializer=end_with_parent,
                              initargs=(parent,)) as pool:
-        for result in pool.map(render_batch, batches, [operator] * len(batches), [draft] * len(batches),
-                               [templates] * len(batches)):
+        for result in pool.map(render_batch, chunks, [operator] * len(chunks), [draft] * len(chunks),
+                               [templates] * len(chunks)):
             out.update(result)
     return out

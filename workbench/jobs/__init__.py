@@ -27,7 +27,8 @@ the production job (papermill)  :func:`production` (:class:`ProductionResult`, i
 Every job takes the engine of :func:`open_database` and the settings first (the papermill runner
 :func:`run_production_notebook`, which starts a kernel of its own, takes the settings). The command line,
 the notebook widgets, the dashboards and the production notebook call these and only format
-their results; errors are the :mod:`workbench.errors` family.
+their results; errors are the :mod:`workbench.errors` family. Rating, what-if and the PDFs run on
+this machine or on the Dask cluster the ``dask_scheduler`` setting names (:mod:`workbench.jobs.cluster`).
 """
 
 from workbench.jobs.approvals import approve_run, approved_run, run_approvals, run_state

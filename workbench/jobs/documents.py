@@ -20,6 +20,7 @@ from workbench.db.frames import read_frame
 from workbench.documents import invoice_models, operator_identity, render_invoices
 from workbench.documents.facturx import facturx_documents
 from workbench.errors import InputError, UnavailableError, WorkbenchError
+from workbench.jobs.cluster import HERE, cluster, render_on_cluster
 from workbench.reads.runs import run_row
 from workbench.storage import Storage, invoice_path
 
@@ -30,13 +31,17 @@ class PublishReport:
     stored: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    #: where the PDFs were rendered: "on this machine", or "on a Dask cluster of N workers at ADDRESS"
+    where: str = HERE
 
 
 def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int] | None = None,
                       run_id: int | None = None, workers: int | None = None,
                       annex: bool | None = None) -> PublishReport:
     """Render and store the PDFs of a run's invoices (or of ``invoice_ids``) that are not stored
-    yet, and link them from their invoices."""
+    yet, and link them from their invoices. Rendered in a pool of ``workers`` processes (default:
+    one per core), or on the Dask cluster the ``dask_scheduler`` setting names
+    (:func:`workbench.jobs.cluster.render_on_cluster`; the report's ``where`` says which)."""
     storage = Storage(settings.storage_url)
     with engine.connect() as connection:
         stmt = select(s.Invoice.id, s.Invoice.number, s.Invoice.kind, s.Invoice.status, s.Invoice.invoice_date,
@@ -60,13 +65,19 @@ def publish_documents(engine: Engine, settings: Settings, invoice_ids: list[int]
         operator = operator_identity(settings)
         if annex is None:
             annex = settings.call_detail_annex.lower() in ("yes", "true", "1")
-        for group, draft in ((drafts, True), (finals, False)):
-            if group:
-                models = invoice_models(connection, [t[0] for t in group], annex, settings.timezone)
+        groups = [(invoice_models(connection, [t[0] for t in group], annex, settings.timezone), draft,
+                   [t[0] for t in group]) for group, draft in ((drafts, True), (finals, False)) if group]
+    with cluster(settings.dask_scheduler) as on:
+        for models, draft, ids in groups:
+            if on is None:
                 rendered = render_invoices(models, operator, draft, workers=workers, templates=settings.templates_dir)
-                if not draft:  # issued documents are Factur-X: the CII XML embedded, PDF/A-3
-                    rendered.update(facturx_documents(connection, [t[0] for t in group], rendered, settings))
-                pdfs.update(rendered)
+            else:
+                rendered = render_on_cluster(on, models, operator, draft, templates=settings.templates_dir)
+                report.where = on.where
+            if not draft:  # issued documents are Factur-X: the CII XML embedded, PDF/A-3
+                with engine.connect() as connection:
+                    rendered.update(facturx_documents(connection, ids, rendered, settings))
+            pdfs.update(rendered)
     report.rendered = len(pdfs)
     links = []
     for invoice_id, number, _status, path in todo:

@@ -18,8 +18,9 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from workbench.config import Settings
+from workbench.jobs.cluster import HERE, cluster, partitioned_rater
 from workbench.jobs.preprod import check_period
-from workbench.rating import allowance_buckets
+from workbench.rating import allowance_buckets, rate
 from workbench.rating.whatif import WhatIf
 from workbench.rating.whatif import what_if as rate_what_if
 from workbench.reads import calls as stored_calls
@@ -58,6 +59,8 @@ class WhatIfReport:
     plan: str
     result: WhatIf
     inputs: WhatIfInputs
+    #: where the calls were rated: "on this machine", or "on a Dask cluster of N workers at ADDRESS"
+    where: str = HERE
 
 
 def what_if_inputs(engine: Engine, settings: Settings, period: str) -> WhatIfInputs:
@@ -94,11 +97,13 @@ def what_if(engine: Engine, settings: Settings, period: str, plan: str | Path,
     if inputs is None or inputs.period != str(check_period(period, timezone=settings.timezone)):
         inputs = what_if_inputs(engine, settings, period)
     plans = candidate_plans(engine, plan, settings.home_country_code)
-    result = rate_what_if(inputs.calls, inputs.billed, inputs.lines, plans, inputs.period, inputs.buckets,
-                          settings.timezone)
+    with cluster(settings.dask_scheduler) as on:  # the dask_scheduler setting: here, or on a Dask cluster
+        result = rate_what_if(inputs.calls, inputs.billed, inputs.lines, plans, inputs.period, inputs.buckets,
+                              settings.timezone, rater=rate if on is None else partitioned_rater(on))
+        where = HERE if on is None else on.where
     result = dataclasses.replace(result, customers=_named(result.customers, inputs.customers),
                                  lines=_named(result.lines, inputs.customers))
-    return WhatIfReport(str(plan), result, inputs)
+    return WhatIfReport(str(plan), result, inputs, where)
 
 
 def current_rates(inputs: WhatIfInputs) -> pd.DataFrame:

@@ -35,7 +35,7 @@ of customers' calls, concatenated, gives to :func:`summarise` the same result as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +44,7 @@ import pandas as pd
 from workbench.money import round_half_up
 from workbench.period import Period
 from workbench.rating import ERROR_COLUMNS as _RATING_ERROR_COLUMNS
-from workbench.rating import CompiledPlan, RatePlan, rate
+from workbench.rating import CompiledPlan, RatePlan, RatingResult, rate
 
 #: a call's stored rating, as :func:`detail` reads it
 BILLED_COLUMNS = ["cdr_id", "customer_id", "zone_code", "band", "price_units"]
@@ -108,6 +108,7 @@ def detail(
     period: Period | str,
     buckets: pd.DataFrame | None = None,
     timezone: str = "Europe/Paris",
+    rater: Callable[..., RatingResult] = rate,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rate ``calls`` under ``plans`` and set them against ``billed``: the frame
     :attr:`WhatIf.detail` and the errors of the billed calls the candidate cannot rate.
@@ -115,10 +116,12 @@ def detail(
     ``calls``, ``lines``, ``plans``, ``buckets``, ``timezone``: as :func:`workbench.rating.rate`
     takes them (every call of the period, billed or not; the candidate plans by the ids the
     lines name); ``billed``: the stored ratings of the period's calls (:data:`BILLED_COLUMNS`,
-    ``price_units`` in 1/10,000 EUR).
+    ``price_units`` in 1/10,000 EUR). ``rater``: what rates them, :func:`workbench.rating.rate` or
+    anything with its signature and result (the same function on the workers of a cluster,
+    :func:`workbench.jobs.cluster.partitioned_rater`).
     """
     period = Period.parse(period)
-    result = rate(calls, lines, plans, period, buckets=buckets, consumed=None, timezone=timezone)
+    result = rater(calls, lines, plans, period, buckets=buckets, consumed=None, timezone=timezone)
     billed_side = _side(billed, "billed")
     candidate_side = _side(result.rated, "candidate")
     merged = billed_side.join(candidate_side, how="outer")
@@ -169,9 +172,10 @@ def what_if(
     period: Period | str,
     buckets: pd.DataFrame | None = None,
     timezone: str = "Europe/Paris",
+    rater: Callable[..., RatingResult] = rate,
 ) -> WhatIf:
     """The calls of ``period`` rated under the candidate ``plans``, against ``billed`` (see
     :func:`detail` for the frames, the module docstring for what "billed" means and the rounding
     points). Raises :class:`~workbench.errors.InputError` for a plan that cannot be compiled."""
-    frame, errors = detail(calls, billed, lines, plans, period, buckets, timezone)
+    frame, errors = detail(calls, billed, lines, plans, period, buckets, timezone, rater)
     return summarise(frame, period, errors)

@@ -139,7 +139,8 @@ def rating_panel(settings: Settings, engine, period: str):
         except WorkbenchError as exc:
             _message(out, str(exc), error=True)
             return
-        _message(out, f"{summary.rated} calls rated, {summary.errors} not rated, {summary.kept_billed} already billed")
+        _message(out, f"{summary.rated} calls rated, {summary.errors} not rated, {summary.kept_billed} already billed, "
+                      f"rated {summary.where}")
         traffic = traffic_frame(engine, str(checked))
         with out:
             display(table(unrated_frame(engine, str(checked))))
