@@ -244,19 +244,8 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
     # in money: the calls billed in this run = the lines that bill them + the rounding of those lines
     money = "4. Calls billed in this run, in money"
     billed_calls = part(this_run)
-    invoiced = (_int(billed_lines["calls"].sum()), _int(billed_lines["seconds"].sum()),
-                _int(billed_lines["cents"].sum()))
-    count_lines = _int(billed_lines["lines"].sum())
-    lines.add(money, "rated calls billed in this run", *billed_calls)
-    lines.add(money, f"consumption lines of {period} on the run's invoices ({count_lines} lines)",
-              invoiced[0], invoiced[1], cents=invoiced[2])
-    rounding = billed_calls[2] - invoiced[2] * 100
-    lines.add(money, "rounding of those lines to the cent", 0, 0, rounding)
-    calls_left, seconds_left = billed_calls[0] - invoiced[0], billed_calls[1] - invoiced[1]
-    lines.add(money, DIFFERENCE, calls_left, seconds_left, 0)
-    # each line is rounded once, half up: at most half a cent (50 units) per line either way
-    if calls_left or seconds_left or abs(rounding) > 50 * count_lines:
-        lines.open.append(money)
+    _in_money(lines, money, ("rated calls billed in this run", billed_calls),
+              (f"consumption lines of {period} on the run's invoices", billed_lines))
     _late(connection, period, billed_run, bool(production_id), invoiced_elsewhere, lines)
 
 
@@ -281,14 +270,24 @@ def _late(connection: Connection, period: Period, billed_run: int, promoted: boo
         calls = calls.where(s.RatedCall.invoice_id.is_(None),
                             s.RatedCall.customer_id.in_([int(c) for c in late_lines["customer_id"]]))
     rated = tuple(int(v) for v in connection.execute(calls).one())
-    invoiced = (_int(late_lines["calls"].sum()), _int(late_lines["seconds"].sum()), _int(late_lines["cents"].sum()))
-    count_lines = _int(late_lines["lines"].sum())
-    lines.add(section, "rated calls of earlier periods billed in this run", *rated)
-    lines.add(section, f"late-call lines on the run's invoices ({count_lines} lines)", invoiced[0], invoiced[1],
-              cents=invoiced[2])
-    rounding = rated[2] - invoiced[2] * 100
+    _in_money(lines, section, ("rated calls of earlier periods billed in this run", rated),
+              ("late-call lines on the run's invoices", late_lines))
+
+
+def _in_money(lines: _Lines, section: str, rated: tuple[str, tuple[int, int, int]],
+              billed: tuple[str, pd.DataFrame]) -> None:
+    """A money section: the rated calls (label, (calls, seconds, units)) = the invoice lines that
+    bill them (label, frame of lines, calls, seconds, cents by customer) + the rounding of those
+    lines to the cent; open when calls or seconds differ, or the rounding is over half a cent (50
+    units) per line (each line is rounded once, half up)."""
+    (rated_label, calls), (lines_label, frame) = rated, billed
+    invoiced = (_int(frame["calls"].sum()), _int(frame["seconds"].sum()), _int(frame["cents"].sum()))
+    count_lines = _int(frame["lines"].sum())
+    lines.add(section, rated_label, *calls)
+    lines.add(section, f"{lines_label} ({count_lines} lines)", invoiced[0], invoiced[1], cents=invoiced[2])
+    rounding = calls[2] - invoiced[2] * 100
     lines.add(section, "rounding of those lines to the cent", 0, 0, rounding)
-    calls_left, seconds_left = rated[0] - invoiced[0], rated[1] - invoiced[1]
+    calls_left, seconds_left = calls[0] - invoiced[0], calls[1] - invoiced[1]
     lines.add(section, DIFFERENCE, calls_left, seconds_left, 0)
     if calls_left or seconds_left or abs(rounding) > 50 * count_lines:
         lines.open.append(section)
