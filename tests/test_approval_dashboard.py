@@ -111,17 +111,17 @@ def test_the_author_cannot_approve_another_reviewer_does_under_their_login(revie
     url, run_id, engine = reviewed["url"], reviewed["run"], reviewed["engine"]
     # Alice launched the run: the dashboard shows it to her, and does not let her approve it
     page = _log_in(browser, url, "alice", PASSWORDS["alice"])
-    page.wait_for_selector(f"text=PRE-{run_id}-0001", timeout=90_000)
-    page.wait_for_selector("text=You (alice) launched this run", timeout=60_000)
     button = page.get_by_role("button", name=f"Approve run {run_id} as alice")
+    button.wait_for(timeout=90_000)  # the run's review, with its approval panel
+    page.wait_for_selector("text=You (alice) launched this run", timeout=60_000)
     assert button.is_disabled()
     assert page.get_by_text("Not approved yet").count() == 1
     assert jobs.run_approvals(engine, run_id).empty
     page.close()
     # Bob approves it, with a comment; the approval is recorded under his login, not a typed name
     page = _log_in(browser, url, "bob", PASSWORDS["bob"])
-    page.wait_for_selector(f"text=PRE-{run_id}-0001", timeout=90_000)
     button = page.get_by_role("button", name=f"Approve run {run_id} as bob")
+    button.wait_for(timeout=90_000)
     assert button.is_enabled()
     page.locator("textarea").first.fill("totals checked against September")
     button.click()
