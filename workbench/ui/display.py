@@ -140,12 +140,16 @@ def styled_invoices(sheets: dict[str, pd.DataFrame]):
 def flagged_invoices(sheets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The control report's invoice sheet with an ``Anomalies`` column first: the kinds of
     anomaly of each invoice's account (``Problem`` of the ``Anomalies`` sheet, joined by ``, ``;
-    ``""`` for none), invoices with anomalies first, then by invoice number."""
-    anomalies = sheets["Anomalies"]
-    kinds = (anomalies[anomalies["Line or key"].fillna("") != ""].groupby("Line or key")["Problem"]
-             .agg(lambda p: ", ".join(sorted(set(p)))))
+    ``""`` for none), invoices with anomalies first, then by invoice number. A sheet that has its
+    ``Anomalies`` column already (the control report's, by invoice) keeps it, moved first."""
     invoices = sheets["Invoices"].copy()
-    invoices.insert(0, "Anomalies", invoices["Account number"].map(kinds).fillna(""))
+    if "Anomalies" in invoices:
+        invoices.insert(0, "Anomalies", invoices.pop("Anomalies").fillna("").astype(str))
+    else:
+        anomalies = sheets["Anomalies"]
+        kinds = (anomalies[anomalies["Line or key"].fillna("") != ""].groupby("Line or key")["Problem"]
+                 .agg(lambda p: ", ".join(sorted(set(p)))))
+        invoices.insert(0, "Anomalies", invoices["Account number"].map(kinds).fillna(""))
     invoices["_none"] = invoices["Anomalies"] == ""
     return (invoices.sort_values(["_none", "Invoice number"], kind="stable").drop(columns="_none")
             .reset_index(drop=True))
