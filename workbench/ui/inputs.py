@@ -40,11 +40,29 @@ def project_path(path: str | Path) -> Path:
 class RunsLaunched(traitlets.HasTraits):
     """Where a notebook's panels hear of a run launched in another one: ``launched`` is the id of
     the newest run launched in this kernel (by :func:`~workbench.ui.panels.preprod_panel` or
-    :func:`preprod_now`); the report, invoice and comparison panels observe it."""
+    :func:`preprod_now`), ``launches`` how many were; the report, invoice and comparison panels
+    observe ``launches`` (a run of another database may have the same id: each launch is heard)."""
 
     launched = traitlets.Int(allow_none=True, default_value=None)
+    launches = traitlets.Int(default_value=0)
     #: how many CDR loads the notebook's panels made (the rejects panel reads them again)
     loads = traitlets.Int(default_value=0)
+
+    def listen(self, callback, name: str) -> None:
+        """Call ``callback`` when ``name`` changes; a panel that fails then (one of a cell run
+        before, on a database gone since) is left out, and does not keep the others from hearing."""
+        def heard(change):
+            try:
+                callback(change)
+            except Exception:  # noqa: BLE001 - a stale panel must not silence the live ones
+                self.unobserve(heard, names=name)
+
+        self.observe(heard, names=name)
+
+    def announce(self, run_id: int) -> None:
+        """Tell the panels that run ``run_id`` was launched."""
+        self.launched = run_id
+        self.launches += 1
 
 
 #: the kernel's one :class:`RunsLaunched`
@@ -137,7 +155,7 @@ def preprod_now(settings: Settings, engine: Engine, period: str, customers: str 
     and stored; its run id."""
     options = jobs.run_options(settings, period, customers=customers)
     run_id = jobs.preprod(engine, settings, options, created_by=launcher()).run.run_id
-    RUNS.launched = run_id
+    RUNS.announce(run_id)
     return run_id
 
 

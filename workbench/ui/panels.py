@@ -115,7 +115,7 @@ def rejects_panel(engine) -> LivePanel:
     panel = LivePanel(w.HBox([reason, file]), render)
     reason.observe(panel.refresh, names="value")
     file.observe(panel.refresh, names="value")
-    RUNS.observe(panel.refresh, names="loads")
+    RUNS.listen(panel.refresh, "loads")
     return panel
 
 
@@ -214,7 +214,7 @@ def preprod_panel(settings: Settings, engine, period: str):
             display(HTML(download_link(path.read_bytes(), path.name, XLSX, f"Download {path.name}")))
             display(HTML("<h4>Anomalies</h4>"), table(sheets["Anomalies"]))
             display(HTML("<h4>Summary by item type</h4>"), table(sheets["Summary"]))
-        RUNS.launched = summary.run_id
+        RUNS.announce(summary.run_id)
 
     period_box.observe(follow_period, names="value")
     launch.on_click(on_launch)
@@ -266,7 +266,7 @@ def report_panel(settings: Settings, engine, period: str) -> LivePanel:
     options = runs_of_period()
     set_choices(picker, options, options[0][1] if options else None)
     picker.observe(panel.refresh, names="value")
-    RUNS.observe(on_launch, names="launched")
+    RUNS.listen(on_launch, "launches")
     return panel
 
 
@@ -299,12 +299,12 @@ def invoice_viewer(settings: Settings, engine, run_id: int | None = None):
         box.children = [pdf_document(pdf, f"{picker.value}.pdf")]
 
     def refresh(change=None):
-        numbers = numbers_of(change["new"] if change else run_id)
+        numbers = numbers_of(RUNS.launched if change else run_id)
         set_choices(picker, numbers, numbers[0] if numbers else None, show)
         show()
 
     picker.observe(show, names="value")
-    RUNS.observe(refresh, names="launched")
+    RUNS.listen(refresh, "launches")
     refresh()
     return w.VBox([picker, box])
 
@@ -338,7 +338,7 @@ def compare_panel(engine):
             display(table(changed if len(changed) else diff, order=[("Change", "desc")]))
 
     button.on_click(on_compare)
-    RUNS.observe(refresh, names="launched")
+    RUNS.listen(refresh, "launches")
     refresh()
     panel = w.VBox([w.HBox([a, b, button]), out])
     panel.controls = {"a": a, "b": b}
