@@ -18,7 +18,7 @@ from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
 from workbench.period import Period
-from workbench.rating import RatingResult, allowance_buckets, rate
+from workbench.rating import Rater, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
 
 
@@ -63,11 +63,6 @@ def read_period(connection, period: Period, timezone: str) -> PeriodInputs:
     subs, allowances = stored_calls.subscriptions_with_allowances(connection)
     return PeriodInputs(calls, consumed, len(billed), stored_calls.lines(connection),
                         stored_calls.rate_plans(connection), allowance_buckets(subs, allowances, period, timezone))
-
-
-#: what rates the calls: :func:`workbench.rating.rate` or anything with its signature and result
-#: (the same function run elsewhere, e.g. on the workers of a cluster, :mod:`workbench.jobs.cluster`)
-Rater = Callable[..., RatingResult]
 
 
 def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str, rater: Rater = rate):

@@ -7,7 +7,7 @@ loop. Calls that cannot be rated come back as rows of ``errors`` with a reason a
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ from workbench.rating.plan import CompiledPlan, RatePlan, compile_plan, match_de
 from workbench.rating.pricing import price_calls, price_table
 
 __all__ = [
+    "Rater",
     "RULES",
     "CompiledPlan",
     "RatePlan",
@@ -47,6 +48,11 @@ REASONS = ["outside_period", "no_line", "no_destination", "no_rate"]
 class RatingResult:
     rated: pd.DataFrame
     errors: pd.DataFrame
+
+
+#: what rates calls: :func:`rate` or anything with its signature and result (the same function
+#: run elsewhere, e.g. on the workers of a cluster, :mod:`workbench.jobs.cluster`)
+Rater = Callable[..., RatingResult]
 
 
 _CHUNK = 1 << 18  # calls per slice: small enough for the intermediate arrays to stay in the caches

@@ -35,7 +35,7 @@ of customers' calls, concatenated, gives to :func:`summarise` the same result as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +44,7 @@ import pandas as pd
 from workbench.money import round_half_up
 from workbench.period import Period
 from workbench.rating import ERROR_COLUMNS as _RATING_ERROR_COLUMNS
-from workbench.rating import CompiledPlan, RatePlan, RatingResult, rate
+from workbench.rating import CompiledPlan, RatePlan, Rater, rate
 
 #: a call's stored rating, as :func:`detail` reads it
 BILLED_COLUMNS = ["cdr_id", "customer_id", "zone_code", "band", "price_units"]
@@ -108,7 +108,7 @@ def detail(
     period: Period | str,
     buckets: pd.DataFrame | None = None,
     timezone: str = "Europe/Paris",
-    rater: Callable[..., RatingResult] = rate,
+    rater: Rater = rate,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rate ``calls`` under ``plans`` and set them against ``billed``: the frame
     :attr:`WhatIf.detail` and the errors of the billed calls the candidate cannot rate.
@@ -172,7 +172,7 @@ def what_if(
     period: Period | str,
     buckets: pd.DataFrame | None = None,
     timezone: str = "Europe/Paris",
-    rater: Callable[..., RatingResult] = rate,
+    rater: Rater = rate,
 ) -> WhatIf:
     """The calls of ``period`` rated under the candidate ``plans``, against ``billed`` (see
     :func:`detail` for the frames, the module docstring for what "billed" means and the rounding
