@@ -128,7 +128,7 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
                                 "WHERE cdr_id = (SELECT min(cdr_id) FROM rated_calls)"))
     queries = {
         # the period's calls to rate, and those already billed, by start time
-        "ix_cdrs_start_utc": "SELECT id FROM cdrs WHERE start_utc >= '2026-09-30 22:00' "
+        "uq_cdrs_call": "SELECT id FROM cdrs WHERE start_utc >= '2026-09-30 22:00' "
                              "AND start_utc < '2026-10-31 23:00'",
         # the unbilled ratings of a period, replaced by a rating, billed by a run
         "ix_rated_calls_unbilled": "SELECT cdr_id FROM rated_calls WHERE period = '2026-10' AND invoice_id IS NULL",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from workbench.cdr.formats import CHUNK_RECORDS, check, file_error, parse, read_chunks
@@ -67,21 +68,76 @@ def _unknown_lines(cand: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> np
     return row < 0
 
 
+#: the key of a call: the same calling and called numbers, start second and duration
+CALL_KEY = ["calling", "called", "start_utc", "duration_s"]
+
+
+def _match(cand: pd.DataFrame, known: pd.DataFrame, value: str) -> pd.Series:
+    """For each candidate, the ``value`` (an integer column) of the row of ``known`` with the
+    same :data:`CALL_KEY` (each key at most once in ``known``), or <NA>: a hash join (Arrow's,
+    on all cores) of the candidates on the known calls."""
+    if known.empty or cand.empty:
+        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+    def key(frame: pd.DataFrame) -> dict[str, np.ndarray]:  # int64 columns; the start in seconds
+        return {c: (frame[c].to_numpy().astype("datetime64[s]") if c == "start_utc" else frame[c].to_numpy())
+                .astype(np.int64) for c in CALL_KEY}
+
+    left = pa.table({**key(cand), "_row": np.arange(len(cand))})
+    right = pa.table({**key(known), value: known[value].to_numpy(dtype=np.int64)})
+    joined = left.join(right, keys=CALL_KEY, join_type="inner", use_threads=True)
+    found = np.full(len(cand), -1, dtype=np.int64)
+    found[joined.column("_row").to_numpy()] = joined.column(value).to_numpy()
+    out = pd.Series(found, index=cand.index).astype("Int64")
+    return out.mask(found < 0)
+
+
+@dataclass
+class StoredCalls:
+    """The keys of the calls stored before a file (``id`` and :data:`CALL_KEY`), read from the
+    database once per stretch of time as the file's chunks need them, and kept for the file's
+    transaction (which holds off the other writers of ``cdrs``, so they do not change): a file
+    of a month in several chunks reads the month's stored calls once, not once per chunk.
+    The calls of the file itself (``file_id``) are left out: they are found as earlier lines of
+    the file. Memory: about 40 bytes per stored call of the stretch read."""
+
+    file_id: int | None = None
+    keys: pd.DataFrame | None = None
+    low: pd.Timestamp | None = None
+    high: pd.Timestamp | None = None
+
+    def _read(self, connection, low, high, low_open: bool, high_open: bool) -> pd.DataFrame:
+        start = s.Cdr.start_utc
+        stmt = select(s.Cdr.id, s.Cdr.calling, s.Cdr.called, s.Cdr.start_utc, s.Cdr.duration_s).where(
+            start > low.to_pydatetime() if low_open else start >= low.to_pydatetime(),
+            start < high.to_pydatetime() if high_open else start <= high.to_pydatetime())
+        if self.file_id is not None:
+            stmt = stmt.where(s.Cdr.file_id != self.file_id)
+        return read_columns(connection, stmt, integers=("id", "calling", "called", "duration_s"),
+                            datetimes=("start_utc",))
+
+    def duplicates(self, connection, cand: pd.DataFrame) -> pd.Series:
+        """For each candidate, the id of the identical stored call, or <NA>."""
+        if cand.empty:
+            return pd.Series(dtype="Int64")
+        low, high = cand["start_utc"].min(), cand["start_utc"].max()
+        if self.keys is None:
+            self.keys, self.low, self.high = self._read(connection, low, high, False, False), low, high
+        else:
+            parts = [self.keys]
+            if low < self.low:
+                parts.append(self._read(connection, low, self.low, False, True))
+                self.low = low
+            if high > self.high:
+                parts.append(self._read(connection, self.high, high, True, False))
+                self.high = high
+            if len(parts) > 1:
+                self.keys = pd.concat(parts, ignore_index=True)
+        return _match(cand, self.keys, "id")
+
+
 def _stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
     """For each candidate, the id of the identical stored call, or <NA>."""
-    if cand.empty:
-        return pd.Series(dtype="Int64")
-    key = ["calling", "called", "start_utc", "duration_s"]
-    stmt = select(s.Cdr.id, s.Cdr.calling, s.Cdr.called, s.Cdr.start_utc, s.Cdr.duration_s).where(
-        s.Cdr.start_utc >= cand["start_utc"].min().to_pydatetime(),
-        s.Cdr.start_utc <= cand["start_utc"].max().to_pydatetime(),
-    )
-    stored = read_columns(connection, stmt, integers=("id", "calling", "called", "duration_s"),
-                          datetimes=("start_utc",))
-    if stored.empty:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    merged = cand[key].merge(stored, on=key, how="left")
-    return pd.Series(merged["id"].to_numpy(), index=cand.index, dtype="Int64")
+    return StoredCalls().duplicates(connection, cand)
 
 
 def read_mapping(path: str | Path) -> CsvMapping:
@@ -179,27 +235,19 @@ class RejectThreshold:
                          "again, and load it again", source=self.file, code="too_many_rejects", problems=self.examples)
 
 
-def _earlier_in_file(connection, file_id: int, cand: pd.DataFrame) -> pd.Series:
-    """For each candidate, the line of the same call among the records of file ``file_id``
-    stored so far (a call, or a record pending for its line), or <NA>: the duplicates within a
-    file read in several chunks."""
+def _earlier_in_file(earlier: list[pd.DataFrame], cand: pd.DataFrame) -> pd.Series:
+    """For each candidate, the line of the same call among the records of the file stored so
+    far (``earlier``: the ``line_no`` and :data:`CALL_KEY` of each chunk's calls and pending
+    records, kept in memory for the file's transaction, about 40 bytes a record), or <NA>:
+    the duplicates within a file read in several chunks."""
     if cand.empty:
         return pd.Series(dtype="Int64")
-    key = ["calling", "called", "start_utc", "duration_s"]
-    low, high = cand["start_utc"].min().to_pydatetime(), cand["start_utc"].max().to_pydatetime()
-    typed = {"integers": ("line_no", "calling", "called", "duration_s"), "datetimes": ("start_utc",)}
-    earlier = pd.concat([
-        read_columns(connection, select(s.Cdr.line_no, *(getattr(s.Cdr, c) for c in key)).where(
-            s.Cdr.file_id == file_id, s.Cdr.start_utc >= low, s.Cdr.start_utc <= high), **typed),
-        read_columns(connection, select(s.CdrReject.line_no, *(getattr(s.CdrReject, c) for c in key)).where(
-            s.CdrReject.file_id == file_id, s.CdrReject.status == "pending", s.CdrReject.start_utc >= low,
-            s.CdrReject.start_utc <= high), **typed),
-    ], ignore_index=True)
-    if earlier.empty:
+    if not earlier:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    first = earlier.groupby(key, as_index=False)["line_no"].min()
-    merged = cand[key].merge(first, on=key, how="left")
-    return pd.Series(merged["line_no"].to_numpy(), index=cand.index, dtype="Int64")
+    if len(earlier) > 1:
+        earlier[:] = [pd.concat(earlier, ignore_index=True)]
+    # each key is there once: a chunk's own duplicates and those of earlier chunks are rejects
+    return _match(cand, earlier[0], "line_no")
 
 
 def file_sha256(path: Path) -> str:
@@ -261,6 +309,7 @@ def load_cdr_file(
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
         lines = stored_calls.lines(connection)
+        stored_before, earlier = StoredCalls(), []
         for parsed in read_chunks(path.name, stream, fmt, mapping, chunk_records):
             cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times)
             cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
@@ -271,8 +320,9 @@ def load_cdr_file(
                     insert(s.CdrFile).values(name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
                                              records=0, accepted=0, rejected=0).returning(s.CdrFile.id)
                 ).scalar_one()
+                stored_before.file_id = file_id
             else:  # the same call on a line of an earlier chunk
-                line = _earlier_in_file(connection, file_id, cand)
+                line = _earlier_in_file(earlier, cand)
                 dup = line.notna().to_numpy()
                 if dup.any():
                     bad = cand[dup]
@@ -297,7 +347,7 @@ def load_cdr_file(
                     **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
                 })])
                 cand = cand[~unknown]
-            stored = _stored_duplicates(connection, cand)
+            stored = stored_before.duplicates(connection, cand)
             dup = stored.notna().to_numpy()
             if dup.any():
                 bad = cand[dup]
@@ -311,9 +361,12 @@ def load_cdr_file(
                 cand = cand[~dup]
             calls = cand.assign(file_id=file_id)[
                 ["file_id", "line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
-            ]
+            ].sort_values("start_utc", kind="stable")  # the call key, led by the start, written in order
             insert_frame(connection, "cdrs", calls)
             rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
+            pending = rejects[rejects["status"] == "pending"]
+            integers = {c: np.int64 for c in ("calling", "called", "duration_s")}
+            earlier += [calls[["line_no", *CALL_KEY]], pending[["line_no", *CALL_KEY]].astype(integers)]
             insert_frame(connection, "cdr_rejects", rejects[["file_id", *REJECT_ROW_COLUMNS]])
             records, accepted, rejected = records + len(parsed.records), accepted + len(cand), rejected + len(rejects)
             for reason, count in rejects["reason"].value_counts().items():
@@ -434,9 +487,8 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
         if cured.empty:
             return Reprocessing(len(pending), 0, 0, len(pending))
         already = _stored_duplicates(connection, cured).notna().to_numpy()
-        key = ["calling", "called", "start_utc", "duration_s"]
         new = cured[~already]
-        first = ~new.duplicated(key, keep="first").to_numpy()
+        first = ~new.duplicated(CALL_KEY, keep="first").to_numpy()
         insert_frame(connection, "cdrs", new[first][["file_id", "line_no", *CALL_COLUMNS]])
         calls = _stored_duplicates(connection, cured)  # now every cured record's call
         accepted = pd.Series(False, index=cured.index)

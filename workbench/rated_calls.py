@@ -116,7 +116,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
 
 def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
     """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`)."""
-    frame = rated.copy()
+    frame = rated.sort_values("cdr_id", kind="stable")  # the key, written in order
     frame["rated_at"] = pd.Timestamp(now)
     frame["rate_id"] = frame["rate_id"].astype("Int64")
     return insert_frame(connection, "rated_calls", frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Integer, text
 
@@ -87,14 +88,25 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
         else:
             frame = pd.DataFrame({n: pd.Series(dtype=object) for n in names})
     else:
+        # SQLite gives the times as epoch seconds (its ``strftime('%s')``, in C), not as text
+        # for pandas to parse: one Python int per value, turned into arrays by NumPy
+        outer = ", ".join(f"CAST(strftime('%s', \"{n}\") AS INTEGER) AS \"{n}\"" if n in datetimes else f'"{n}"'
+                          for n in names)
         cursor = driver.cursor()
         try:
-            rows = cursor.execute(sql).fetchall()
+            rows = cursor.execute(f"SELECT {outer} FROM ({sql})").fetchall()
         finally:
             cursor.close()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        frame = pd.DataFrame({n: pd.Series(list(values), dtype=object)
-                              for n, values in zip(names, columns, strict=True)})
+        data = {}
+        for name, values in zip(names, columns, strict=True):
+            if name in integers:
+                data[name] = np.array(values, dtype=np.int64)
+            elif name in datetimes:
+                data[name] = pd.Series(np.array(values, dtype=np.int64).astype("datetime64[s]"))
+            else:
+                data[name] = pd.Series(list(values), dtype=object)
+        return pd.DataFrame(data, columns=names)
     for name in integers:
         frame[name] = frame[name].astype("int64")
     for name in datetimes:

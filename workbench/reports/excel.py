@@ -89,24 +89,43 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
                 sheet.write_string(0, col, str(column), header)
                 width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200).tolist()])
                 sheet.set_column(col, col, min(max(width + 2, 10), 60))
-            for row, values in enumerate(frame.itertuples(index=False), start=1):
-                for col, (value, kind) in enumerate(zip(values, kinds, strict=True)):
-                    if _is_missing(value):
-                        continue
-                    if kind in ("money", "price"):
-                        sheet.write_number(row, col, float(value), money if kind == "money" else price)
-                    elif kind == "number":
-                        if frame.columns[col] in totalled:
-                            style = totalled[frame.columns[col]][0]
-                        else:
-                            style = whole if Decimal(value) == Decimal(value).to_integral_value() else fraction
-                        sheet.write_number(row, col, float(value), style)
-                    elif kind == "integer":
-                        sheet.write_number(row, col, int(value), integer)
-                    elif kind == "date":
-                        sheet.write_datetime(row, col, pd.Timestamp(value).to_pydatetime(), day)
+            # per column: its values as written (None: a blank cell), the writer and the styles
+            # (computed once per column, not per cell)
+            columns = []
+            for col, (column, kind) in enumerate(zip(frame.columns, kinds, strict=True)):
+                values = frame[column].tolist()
+                missing = [_is_missing(v) for v in values]
+                if kind in ("money", "price"):
+                    cells = [None if m else float(v) for v, m in zip(values, missing, strict=True)]
+                    styles, write = (money if kind == "money" else price), sheet.write_number
+                elif kind == "number":
+                    cells = [None if m else float(v) for v, m in zip(values, missing, strict=True)]
+                    write = sheet.write_number
+                    if column in totalled:
+                        styles = totalled[column][0]
                     else:
-                        sheet.write_string(row, col, str(value))
+                        styles = [None if m else (whole if Decimal(v) == Decimal(v).to_integral_value() else fraction)
+                                  for v, m in zip(values, missing, strict=True)]
+                elif kind == "integer":
+                    cells = [None if m else int(v) for v, m in zip(values, missing, strict=True)]
+                    styles, write = integer, sheet.write_number
+                elif kind == "date":
+                    cells = [None if m else pd.Timestamp(v).to_pydatetime()
+                             for v, m in zip(values, missing, strict=True)]
+                    styles, write = day, sheet.write_datetime
+                else:
+                    cells = [None if m else str(v) for v, m in zip(values, missing, strict=True)]
+                    styles, write = None, sheet.write_string
+                columns.append((col, cells, styles, write))
+            for col, cells, styles, write in columns:
+                per_cell = isinstance(styles, list)
+                for row, value in enumerate(cells):
+                    if value is not None:
+                        style = styles[row] if per_cell else styles
+                        if style is None:
+                            write(row + 1, col, value)
+                        else:
+                            write(row + 1, col, value, style)
             last = len(frame)
             _print_setup(sheet, title or name)
             sheet.freeze_panes(1, 0)

@@ -79,7 +79,11 @@ class Invoice(Base):
     account credit."""
 
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_customer_period", "customer_id", "period"),)
+    __table_args__ = (
+        Index("ix_invoices_customer_period", "customer_id", "period"),
+        # the credit notes of an invoice (whether one reopens its period: asked of every invoice of a run)
+        Index("ix_invoices_corrects_invoice_id", "corrects_invoice_id"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
     number: Mapped[str] = mapped_column(String(30), unique=True)

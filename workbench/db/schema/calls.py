@@ -38,8 +38,9 @@ class Cdr(Base):
 
     __tablename__ = "cdrs"
     __table_args__ = (
-        UniqueConstraint("calling", "called", "start_utc", "duration_s", name="uq_cdrs_call"),
-        Index("ix_cdrs_start_utc", "start_utc"),
+        # led by the start time: it finds a period's calls, and calls stored in start order
+        # write it in order (migration 0018_call_key_by_time)
+        UniqueConstraint("start_utc", "calling", "called", "duration_s", name="uq_cdrs_call"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("cdr_files.id"))
