@@ -46,7 +46,7 @@ def operator(args) -> Path:
     return data
 
 
-def ours(data: Path, url: str, folder: str) -> dict:
+def ours(data: Path, url: str, folder: str, preprod: bool = True) -> dict:
     """``load-cdrs``, ``rate`` and ``preprod`` (with its report) of the jobs layer, timed."""
     from workbench import jobs
     from workbench.config import Settings
@@ -69,7 +69,12 @@ def ours(data: Path, url: str, folder: str) -> dict:
     load = step("load-cdrs", jobs.load_cdrs, engine, settings, jobs.cdr_files(data / "cdrs"), clock=lambda: NOW)
     summary = step("rate", jobs.rate, engine, settings, PERIOD, NOW)
     options = jobs.run_options(settings, PERIOD, today=NOW.date())
-    result = step("preprod + report", jobs.preprod, engine, settings, options, NOW, "bench")
+    invoices = None
+    if not preprod:
+        result = None
+    else:
+        result = step("preprod + report", jobs.preprod, engine, settings, options, NOW, "bench")
+        invoices = result.run.invoices
     # storage alone: the period's rated calls stored again, in a transaction rolled back
     rated = rated_calls(engine, PERIOD).drop(columns=["id"], errors="ignore")
     with engine.connect() as connection:
@@ -81,7 +86,7 @@ def ours(data: Path, url: str, folder: str) -> dict:
         transaction.rollback()
     engine.dispose()
     return {"steps": steps, "cpu": cpu, "calls": load.accepted, "rejected": load.rejected, "rated": summary.rated,
-            "amount_units": summary.amount_units, "invoices": result.run.invoices,
+            "amount_units": summary.amount_units, "invoices": invoices,
             "store_rows_per_s": len(rated) / store_s if store_s else 0.0, "peak_gib": peak_rss_gib()}
 
 
@@ -113,15 +118,16 @@ def one(args) -> None:
         if args.one == "duckdb":
             result = peer(data, folder)
         elif args.one == "sqlite":
-            result = ours(data, f"sqlite:///{folder}/bench.sqlite", folder)
+            result = ours(data, f"sqlite:///{folder}/bench.sqlite", folder, not args.no_preprod)
         else:
-            result = ours(data, args.one, folder)
+            result = ours(data, args.one, folder, not args.no_preprod)
     print("RESULT " + json.dumps(result), flush=True)
 
 
 def run_child(args, backend: str) -> dict:
     command = [sys.executable, __file__, "--customers", str(args.customers), "--calls", str(args.calls),
-               "--seed", str(args.seed), "--out", str(args.out), "--one", backend]
+               "--seed", str(args.seed), "--out", str(args.out), "--one", backend,
+               *(["--no-preprod"] if args.no_preprod else [])]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backends", default="duckdb,sqlite,postgresql")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-preprod", action="store_true",
+                        help="leave out the pre-production run and its report (load-cdrs and rate only)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:

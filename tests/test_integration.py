@@ -695,6 +695,33 @@ def test_a_file_read_in_chunks_stores_what_it_stores_read_at_once(loaded_referen
     assert rejects.loc[6, "status"] == "pending" and rejects.loc[16, "status"] == "final"
 
 
+def test_a_file_read_in_chunks_finds_stored_calls_before_and_after_the_times_read_so_far(
+        loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    calls = "call_id,start_time,calling,called,duration_s\n"
+
+    def call(name: str, day: int, hour: int) -> str:  # C1's line to a fixed number, 60 s
+        return f"{name},2026-10-{day:02d}T{hour:02d}:00:00Z,+33145000001,+33155000000,60\n"
+
+    first = tmp_path / "first.csv"  # calls 1, 2, 3 (stored in start order): 1, 10 and 20 October
+    first.write_text(calls + call("A1", 1, 10) + call("A2", 10, 10) + call("A3", 20, 10))
+    assert load_cdr_file(engine, first, settings, NOW).accepted == 3
+    second = tmp_path / "second.csv"
+    # two records a chunk: 12 and 14 October (new); 1 October (before the times read so far: A1)
+    # and 25 October (new, after them); 20 October (A3, within them) and line 2 again
+    second.write_text(calls + call("B1", 12, 9) + call("B2", 14, 9) + call("B3", 1, 10) + call("B4", 25, 9)
+                      + call("B5", 20, 10) + call("B6", 12, 9))
+    report = load_cdr_file(engine, second, settings, NOW, chunk_records=2)
+    assert (report.records, report.accepted, report.rejected) == (6, 3, 3)
+    rejects = stored_rejects(engine).set_index("line_no")
+    assert rejects["message"].to_dict() == {
+        4: "the same call is already loaded (call 1)",
+        6: "the same call is already loaded (call 3)",
+        7: "the same call is on line 2",
+    }
+    assert sorted(stored_calls(engine)["line_no"].tolist()) == [2, 2, 3, 3, 4, 5]
+
+
 def bad_lines_file(path, copies: int, good_first: int = 0):
     """A gzip native file: ``good_first`` good calls (one a minute from 1 Oct 10:00 UTC on the
     first line, C1's), then ``copies`` times one record whose start is no date."""

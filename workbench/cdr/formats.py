@@ -705,8 +705,8 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     dup = pd.Series(False, index=rec.index)
     dup[good] = cand[good].duplicated(key, keep="first")  # among acceptable records only
     if dup.any():
-        first_line = cand[good].drop_duplicates(key).set_index(key)["line_no"]
-        firsts = cand.loc[dup, key].merge(first_line.reset_index(), on=key, how="left")["line_no"]
+        first_line = cand[good].drop_duplicates(key)[[*key, "line_no"]]
+        firsts = cand.loc[dup, key].merge(first_line, on=key, how="left")["line_no"]
         message = pd.Series(pd.NA, index=rec.index, dtype="string")
         message[dup] = "the same call is on line " + firsts.astype(str).to_numpy()
         flag(dup, "duplicate", message)
