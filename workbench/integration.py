@@ -72,12 +72,31 @@ def _unknown_lines(cand: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> np
 CALL_KEY = ["calling", "called", "start_utc", "duration_s"]
 
 
+def _seconds(frame: pd.DataFrame) -> np.ndarray:
+    """The start of each call of ``frame``, in seconds since the epoch (int64)."""
+    return frame["start_utc"].to_numpy().astype("datetime64[s]").view(np.int64)
+
+
+def _within(known: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``known`` that start within the first and last start of ``cand`` (a file read
+    in time order meets only the calls of its chunk's stretch: each chunk joins on those, not on
+    all the calls known so far)."""
+    start = _seconds(known)
+    low, high = _seconds(cand).min(), _seconds(cand).max()
+    inside = (start >= low) & (start <= high)
+    return known if inside.all() else known[inside]
+
+
 def _match(cand: pd.DataFrame, known: pd.DataFrame, value: str) -> pd.Series:
     """For each candidate, the ``value`` (an integer column) of the row of ``known`` with the
     same :data:`CALL_KEY` (each key at most once in ``known``), or <NA>: a hash join (Arrow's,
     on all cores) of the candidates on the known calls."""
     if known.empty or cand.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+    known = _within(known, cand)  # only the known calls of the candidates' times can match
+    if known.empty:
+        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+
     def key(frame: pd.DataFrame) -> dict[str, np.ndarray]:  # int64 columns; the start in seconds
         return {c: (frame[c].to_numpy().astype("datetime64[s]") if c == "start_utc" else frame[c].to_numpy())
                 .astype(np.int64) for c in CALL_KEY}
@@ -244,10 +263,16 @@ def _earlier_in_file(earlier: list[pd.DataFrame], cand: pd.DataFrame) -> pd.Seri
         return pd.Series(dtype="Int64")
     if not earlier:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    if len(earlier) > 1:
-        earlier[:] = [pd.concat(earlier, ignore_index=True)]
-    # each key is there once: a chunk's own duplicates and those of earlier chunks are rejects
-    return _match(cand, earlier[0], "line_no")
+    # the chunks whose times meet the candidates' (a file in time order: the last one or two),
+    # not every chunk so far (each chunk joined on all the earlier ones would grow as the square
+    # of the file); each key is there once: a chunk's own duplicates and those of earlier
+    # chunks are rejects
+    low, high = cand["start_utc"].min(), cand["start_utc"].max()
+    meeting = [part for part in earlier
+               if len(part) and part["start_utc"].min() <= high and part["start_utc"].max() >= low]
+    if not meeting:
+        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+    return _match(cand, pd.concat(meeting, ignore_index=True) if len(meeting) > 1 else meeting[0], "line_no")
 
 
 def file_sha256(path: Path) -> str:
