@@ -8,7 +8,8 @@ and on PostgreSQL, against a hand-written DuckDB pipeline doing the same (``duck
 The operator is generated once (the sample generator, ``workbench.sample.generate_operator``)
 into ``benchmarks/out/``. Each round runs every back-end in turn (alternating, so that a noisy
 neighbour weighs on all of them), each in a process of its own on a new database, and prints
-for each step the seconds and calls/s, and the process's peak memory. PostgreSQL runs on a
+for each step the seconds and calls/s, and the process's peak memory (at the end, and after
+``load-cdrs`` + ``rate``: the storage measure reads all rated calls again). PostgreSQL runs on a
 throwaway server (``initdb``/``pg_ctl``, fsync off) started for the benchmark. Then it prints,
 per back-end, the best load + rate of the rounds against the peer's best (targets: <= 1.0 on
 SQLite, <= 1.5 on PostgreSQL) and the storage speed of the rated calls (target >= 300,000 rows/s).
@@ -68,6 +69,7 @@ def ours(data: Path, url: str, folder: str, preprod: bool = True) -> dict:
     step("reference", jobs.load_reference, engine, settings, data / "reference", clock=lambda: NOW)
     load = step("load-cdrs", jobs.load_cdrs, engine, settings, jobs.cdr_files(data / "cdrs"), clock=lambda: NOW)
     summary = step("rate", jobs.rate, engine, settings, PERIOD, NOW)
+    peak_job = peak_rss_gib()  # load-cdrs + rate, before the steps below read more
     options = jobs.run_options(settings, PERIOD, today=NOW.date())
     invoices = None
     if not preprod:
@@ -87,7 +89,8 @@ def ours(data: Path, url: str, folder: str, preprod: bool = True) -> dict:
     engine.dispose()
     return {"steps": steps, "cpu": cpu, "calls": load.accepted, "rejected": load.rejected, "rated": summary.rated,
             "amount_units": summary.amount_units, "invoices": invoices,
-            "store_rows_per_s": len(rated) / store_s if store_s else 0.0, "peak_gib": peak_rss_gib()}
+            "store_rows_per_s": len(rated) / store_s if store_s else 0.0, "peak_job_gib": peak_job,
+            "peak_gib": peak_rss_gib()}
 
 
 def peer(data: Path, folder: str) -> dict:
@@ -175,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_} {backend:<10} {shown}; load + rate {through:.2f} s, "
                       f"{result['calls'] / through:,.0f} calls/s; {result['calls']:,} calls, "
                       f"{result['rejected']:,} rejects, {result['rated']:,} rated "
-                      f"({result['amount_units']:,} units){extra}; peak {result['peak_gib']:.2f} GiB", flush=True)
+                      f"({result['amount_units']:,} units){extra}; peak {result['peak_gib']:.2f} GiB"
+                      + (f" (after load + rate {result['peak_job_gib']:.2f} GiB)" if "peak_job_gib" in result else ""),
+                      flush=True)
     finally:
         if server:
             server.__exit__(None, None, None)
