@@ -29,3 +29,35 @@ def test_a_nullable_bigint_column_with_nulls_is_int64(engine):
     assert text["amount_cents"].dtype == "Int64" and text["amount_cents"].tolist() == [9_007_199_254_740_993, pd.NA]
     assert text["vat_number"].tolist() == ["FR40303265045", None]
     assert empty.empty and empty["amount_cents"].dtype == "Int64"
+
+
+def test_bulk_reads_cut_the_fraction_of_a_second_keep_nulls_and_take_columns_by_position(engine):
+    """``read_columns``: a time of 23:59:59.9996 stays in its second (and its day), a NULL time is
+    NaT, and two columns of the same name, or an unlabelled function, are read as selected."""
+    from datetime import datetime
+
+    from sqlalchemy import DateTime, func
+
+    from workbench.db.frames import read_columns
+
+    table = Table("times_check", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("at", DateTime, nullable=True), Column("other_id", Integer))
+    table.create(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(table), [
+                {"id": 1, "at": datetime(2026, 10, 31, 23, 59, 59, 999_600), "other_id": 7},
+                {"id": 2, "at": None, "other_id": 8}])
+            times = read_columns(connection, select(table.c.id, table.c.at).order_by(table.c.id),
+                                 integers=("id",), datetimes=("at",))
+            other = table.alias("other")
+            pairs = read_columns(connection, select(table.c.id, other.c.id.label("twin"), other.c.other_id)
+                                 .join(other, other.c.id == table.c.id).order_by(table.c.id),
+                                 integers=("id", "twin", "other_id"))
+            latest = read_columns(connection, select(func.max(table.c.at)), datetimes=("max",))
+    finally:
+        table.drop(engine)
+    assert times["at"].tolist()[0] == pd.Timestamp("2026-10-31 23:59:59") and pd.isna(times["at"].tolist()[1])
+    assert str(times["at"].dtype) == "datetime64[s]"
+    assert pairs.values.tolist() == [[1, 1, 7], [2, 2, 8]]
+    assert latest["max"].tolist() == [pd.Timestamp("2026-10-31 23:59:59")]

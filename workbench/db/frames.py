@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Integer, text
+from sqlalchemy import Connection, Integer, cast, func, select, text
 
 
 def _integer_columns(statement, names: list[str]) -> set[str]:
@@ -80,7 +80,8 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
 
         with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
             data = b"".join(bytes(block) for block in copy)
-        types = {**{n: pa.int64() for n in integers}, **{n: pa.timestamp("s") for n in datetimes}}
+        # times read to the microsecond, then cut to the second (below), as on SQLite
+        types = {**{n: pa.int64() for n in integers}, **{n: pa.timestamp("us") for n in datetimes}}
         if data:
             table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=names),
                                    convert_options=pacsv.ConvertOptions(column_types=types))
@@ -89,12 +90,18 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
             frame = pd.DataFrame({n: pd.Series(dtype=object) for n in names})
     else:
         # SQLite gives the times as epoch seconds (its ``strftime('%s')``, in C), not as text
-        # for pandas to parse: one Python int per value, turned into arrays by NumPy
-        outer = ", ".join(f"CAST(strftime('%s', \"{n}\") AS INTEGER) AS \"{n}\"" if n in datetimes else f'"{n}"'
-                          for n in names)
+        # for pandas to parse: one Python int per value, turned into arrays by NumPy. The
+        # fraction of a second is cut off first (``strftime`` would round it to the millisecond,
+        # and a time of 23:59:59.9996 would become the next day), as ``datetime64[s]`` does; the
+        # columns of the statement are taken by position (their names may repeat or be labels).
+        inner = statement.subquery()
+        outer = select(*(
+            cast(func.strftime("%s", func.substr(column, 1, 19)), Integer) if name in datetimes else column
+            for name, column in zip(names, inner.c, strict=True)))
+        sql = str(outer.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
         cursor = driver.cursor()
         try:
-            rows = cursor.execute(f"SELECT {outer} FROM ({sql})").fetchall()
+            rows = cursor.execute(sql).fetchall()
         finally:
             cursor.close()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
@@ -102,8 +109,11 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
         for name, values in zip(names, columns, strict=True):
             if name in integers:
                 data[name] = np.array(values, dtype=np.int64)
-            elif name in datetimes:
-                data[name] = pd.Series(np.array(values, dtype=np.int64).astype("datetime64[s]"))
+            elif name in datetimes:  # a NULL (None) is NaT
+                seconds = pd.array(values, dtype="Int64")
+                data[name] = pd.Series(pd.to_datetime(seconds, unit="s") if seconds.isna().any()
+                                       else seconds.to_numpy(dtype=np.int64).astype("datetime64[s]")
+                                       ).astype("datetime64[s]")
             else:
                 data[name] = pd.Series(list(values), dtype=object)
         return pd.DataFrame(data, columns=names)

@@ -39,7 +39,7 @@ class Cdr(Base):
     __tablename__ = "cdrs"
     __table_args__ = (
         # led by the start time: it finds a period's calls, and calls stored in start order
-        # write it in order (migration 0018_call_key_by_time)
+        # write it in order (migration 0018_volume_keys)
         UniqueConstraint("start_utc", "calling", "called", "duration_s", name="uq_cdrs_call"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
