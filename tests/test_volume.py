@@ -26,8 +26,12 @@ ROWS = [[f"V{i}", f"2026-10-07T{10 + i // 60:02d}:{i % 60:02d}:00+02:00", "+3314
 # Loads or rates in a process of its own; the progress callback says how many records (calls)
 # are stored, then waits in the transaction for the test's Ctrl-C (SIGINT).
 SCRIPT = """
-import sys, time
+import signal, sys, time
 from datetime import datetime
+
+# Ctrl-C raises KeyboardInterrupt even when the suite was started with SIGINT ignored (a
+# command run in the background by a non-interactive shell inherits that)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from workbench import jobs
 from workbench.config import Settings
 
