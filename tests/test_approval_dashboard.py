@@ -55,11 +55,18 @@ def reviewed(workspace, monkeypatch):  # noqa: F811
          "--VoilaConfiguration.multi_kernel_manager_class=workbench.ui.login.ReviewerKernelManager"],
         cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
+    while time.time() < deadline and process.poll() is None:
+        # ready when it answers HTTP (any status): a port that only accepts connections may be
+        # another process's (a kernel's ZMQ socket took the free port first)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            connection.request("GET", "/api/kernelspecs")
+            connection.getresponse().read()
+            break
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
     else:
         raise RuntimeError("voila did not start")
     yield {"url": f"http://127.0.0.1:{port}/", "run": run.run_id, "engine": engine, "settings": settings}

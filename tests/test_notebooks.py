@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -333,11 +335,18 @@ def voila(workspace):
             cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
         servers.append(process)
         deadline = time.time() + 60
-        while time.time() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return f"http://127.0.0.1:{port}/"
-            time.sleep(0.2)
+        while time.time() < deadline and process.poll() is None:
+            # ready when it answers HTTP: a port that only accepts connections may be another
+            # process's (a kernel's ZMQ socket took the free port first), where a page never loads
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs", timeout=2).close()
+                return f"http://127.0.0.1:{port}/"
+            except urllib.error.HTTPError:  # an HTTP answer all the same
+                return f"http://127.0.0.1:{port}/"
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.2)
+        if process.poll() is not None:  # the port was taken before it bound it: another one
+            return serve(notebook)
         raise RuntimeError("voila did not start")
 
     yield serve
