@@ -98,8 +98,7 @@ def _match(cand: pd.DataFrame, known: pd.DataFrame, value: str) -> pd.Series:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
 
     def key(frame: pd.DataFrame) -> dict[str, np.ndarray]:  # int64 columns; the start in seconds
-        return {c: (frame[c].to_numpy().astype("datetime64[s]") if c == "start_utc" else frame[c].to_numpy())
-                .astype(np.int64) for c in CALL_KEY}
+        return {c: _seconds(frame) if c == "start_utc" else frame[c].to_numpy().astype(np.int64) for c in CALL_KEY}
 
     left = pa.table({**key(cand), "_row": np.arange(len(cand))})
     right = pa.table({**key(known), value: known[value].to_numpy(dtype=np.int64)})
