@@ -32,6 +32,11 @@ MONEY_FORMAT = '#,##0.00 "€";[Red]-#,##0.00 "€"'
 PRICE_FORMAT = '#,##0.0000 "€";[Red]-#,##0.0000 "€"'
 
 
+def _cells(values: list, convert) -> list:
+    """``values`` as written to their cells by ``convert``; ``None`` (a blank cell) where missing."""
+    return [None if _is_missing(v) else convert(v) for v in values]
+
+
 def _is_missing(value) -> bool:
     return value is None or (not isinstance(value, (str, bytes, Decimal)) and pd.isna(value))
 
@@ -94,28 +99,20 @@ def write_control_report(sheets: dict[str, pd.DataFrame], path: str | Path, titl
             columns = []
             for col, (column, kind) in enumerate(zip(frame.columns, kinds, strict=True)):
                 values = frame[column].tolist()
-                missing = [_is_missing(v) for v in values]
                 if kind in ("money", "price"):
-                    cells = [None if m else float(v) for v, m in zip(values, missing, strict=True)]
+                    cells = _cells(values, float)
                     styles, write = (money if kind == "money" else price), sheet.write_number
                 elif kind == "number":
-                    cells = [None if m else float(v) for v, m in zip(values, missing, strict=True)]
-                    write = sheet.write_number
-                    if column in totalled:
-                        styles = totalled[column][0]
-                    else:
-                        styles = [None if m else (whole if Decimal(v) == Decimal(v).to_integral_value() else fraction)
-                                  for v, m in zip(values, missing, strict=True)]
+                    cells, write = _cells(values, float), sheet.write_number
+                    styles = totalled[column][0] if column in totalled else _cells(
+                        values, lambda v: whole if Decimal(v) == Decimal(v).to_integral_value() else fraction)
                 elif kind == "integer":
-                    cells = [None if m else int(v) for v, m in zip(values, missing, strict=True)]
-                    styles, write = integer, sheet.write_number
+                    cells, styles, write = _cells(values, int), integer, sheet.write_number
                 elif kind == "date":
-                    cells = [None if m else pd.Timestamp(v).to_pydatetime()
-                             for v, m in zip(values, missing, strict=True)]
+                    cells = _cells(values, lambda v: pd.Timestamp(v).to_pydatetime())
                     styles, write = day, sheet.write_datetime
                 else:
-                    cells = [None if m else str(v) for v, m in zip(values, missing, strict=True)]
-                    styles, write = None, sheet.write_string
+                    cells, styles, write = _cells(values, str), None, sheet.write_string
                 columns.append((col, cells, styles, write))
             for col, cells, styles, write in columns:
                 per_cell = isinstance(styles, list)
