@@ -253,25 +253,31 @@ class RejectThreshold:
                          "again, and load it again", source=self.file, code="too_many_rejects", problems=self.examples)
 
 
-def _earlier_in_file(earlier: list[pd.DataFrame], cand: pd.DataFrame) -> pd.Series:
-    """For each candidate, the line of the same call among the records of the file stored so
-    far (``earlier``: the ``line_no`` and :data:`CALL_KEY` of each chunk's calls and pending
-    records, kept in memory for the file's transaction, about 40 bytes a record), or <NA>:
-    the duplicates within a file read in several chunks."""
-    if cand.empty:
-        return pd.Series(dtype="Int64")
-    if not earlier:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    # the chunks whose times meet the candidates' (a file in time order: the last one or two),
-    # not every chunk so far (each chunk joined on all the earlier ones would grow as the square
-    # of the file); each key is there once: a chunk's own duplicates and those of earlier
-    # chunks are rejects
-    low, high = cand["start_utc"].min(), cand["start_utc"].max()
-    meeting = [part for part in earlier
-               if len(part) and part["start_utc"].min() <= high and part["start_utc"].max() >= low]
-    if not meeting:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    return _match(cand, pd.concat(meeting, ignore_index=True) if len(meeting) > 1 else meeting[0], "line_no")
+@dataclass
+class FileCalls:
+    """The records of a file stored so far (the ``line_no`` and :data:`CALL_KEY` of each chunk's
+    calls and pending records), kept in memory for the file's transaction, about 40 bytes a
+    record, with each chunk's first and last start: the duplicates within a file read in
+    several chunks."""
+
+    parts: list[tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame]] = field(default_factory=list)
+
+    def add(self, part: pd.DataFrame) -> None:
+        if len(part):
+            self.parts.append((part["start_utc"].min(), part["start_utc"].max(), part))
+
+    def lines(self, cand: pd.DataFrame) -> pd.Series:
+        """For each candidate, the line of the same call among the records stored so far, or <NA>.
+        Joined on the chunks whose times meet the candidates' only (a file in time order: the
+        last one or two), not on every chunk so far, which would grow as the square of the file;
+        each key is there once: a chunk's own duplicates and those of earlier chunks are rejects."""
+        if cand.empty:
+            return pd.Series(dtype="Int64")
+        low, high = cand["start_utc"].min(), cand["start_utc"].max()
+        meeting = [part for first, last, part in self.parts if first <= high and last >= low]
+        if not meeting:
+            return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+        return _match(cand, pd.concat(meeting, ignore_index=True) if len(meeting) > 1 else meeting[0], "line_no")
 
 
 def file_sha256(path: Path) -> str:
@@ -333,7 +339,7 @@ def load_cdr_file(
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
         lines = stored_calls.lines(connection)
-        stored_before, earlier = StoredCalls(), []
+        stored_before, earlier = StoredCalls(), FileCalls()
         for parsed in read_chunks(path.name, stream, fmt, mapping, chunk_records):
             cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times)
             cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
@@ -346,7 +352,7 @@ def load_cdr_file(
                 ).scalar_one()
                 stored_before.file_id = file_id
             else:  # the same call on a line of an earlier chunk
-                line = _earlier_in_file(earlier, cand)
+                line = earlier.lines(cand)
                 dup = line.notna().to_numpy()
                 if dup.any():
                     bad = cand[dup]
@@ -390,7 +396,8 @@ def load_cdr_file(
             rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
             pending = rejects[rejects["status"] == "pending"]
             integers = {c: np.int64 for c in ("calling", "called", "duration_s")}
-            earlier += [calls[["line_no", *CALL_KEY]], pending[["line_no", *CALL_KEY]].astype(integers)]
+            earlier.add(calls[["line_no", *CALL_KEY]])
+            earlier.add(pending[["line_no", *CALL_KEY]].astype(integers))
             insert_frame(connection, "cdr_rejects", rejects[["file_id", *REJECT_ROW_COLUMNS]])
             records, accepted, rejected = records + len(parsed.records), accepted + len(cand), rejected + len(rejects)
             for reason, count in rejects["reason"].value_counts().items():
