@@ -111,9 +111,9 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
                 data[name] = np.array(values, dtype=np.int64)
             elif name in datetimes:  # a NULL (None) is NaT
                 seconds = pd.array(values, dtype="Int64")
-                data[name] = pd.Series(pd.to_datetime(seconds, unit="s") if seconds.isna().any()
-                                       else seconds.to_numpy(dtype=np.int64).astype("datetime64[s]")
-                                       ).astype("datetime64[s]")
+                data[name] = (pd.Series(pd.to_datetime(seconds, unit="s")).astype("datetime64[s]")
+                              if seconds.isna().any() else
+                              pd.Series(seconds.to_numpy(dtype=np.int64).astype("datetime64[s]")))
             else:
                 data[name] = pd.Series(list(values), dtype=object)
         return pd.DataFrame(data, columns=names)
