@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 from datetime import datetime
 
 import pytest
+from servers import show, start_voila
 from test_notebooks import CHROMIUM, NOTEBOOKS, ROOT, browser, workspace  # noqa: F401 - fixtures
 
 from workbench import jobs
@@ -22,14 +19,8 @@ NOW = datetime(2026, 11, 1, 6, 0)
 PASSWORDS = {"alice": "alice-password-2026", "bob": "bob-password-2026"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def reviewed(workspace, monkeypatch):  # noqa: F811
+def reviewed(workspace, monkeypatch, tmp_path):  # noqa: F811
     """Alice and Bob in the users file; a pre-production run of October launched by Alice; the
     review dashboard served by Voila with the reviewers' login on 127.0.0.1."""
     if CHROMIUM is None:
@@ -46,32 +37,12 @@ def reviewed(workspace, monkeypatch):  # noqa: F811
     jobs.load_cdrs(engine, settings, jobs.cdr_files(workspace["base"] / "data" / "cdrs"), clock=lambda: NOW)
     jobs.rate(engine, settings, "2026-10", NOW)
     run = jobs.preprod(engine, settings, jobs.run_options(settings, "2026-10"), NOW, created_by="alice").run
-    port = _free_port()
     env = {**os.environ, "WORKBENCH_REVIEWER": "mallory"}  # never taken from the server's environment
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(NOTEBOOKS / "dashboards" / "review.ipynb"), "--no-browser",
-         f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.tornado_settings={'debug': False}",
-         "--Voila.identity_provider_class=workbench.ui.login.ReviewerIdentityProvider",
-         "--VoilaConfiguration.multi_kernel_manager_class=workbench.ui.login.ReviewerKernelManager"],
-        cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        # ready when it answers HTTP (any status): a port that only accepts connections may be
-        # another process's (a kernel's ZMQ socket took the free port first)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/api/kernelspecs")
-            connection.getresponse().read()
-            break
-        except OSError:
-            time.sleep(0.2)
-        finally:
-            connection.close()
-    else:
-        raise RuntimeError("voila did not start")
-    yield {"url": f"http://127.0.0.1:{port}/", "run": run.run_id, "engine": engine, "settings": settings}
-    process.terminate()
-    process.wait(timeout=20)
+    server = start_voila(NOTEBOOKS / "dashboards" / "review.ipynb", tmp_path, env=env, args=(
+        "--Voila.identity_provider_class=workbench.ui.login.ReviewerIdentityProvider",
+        "--VoilaConfiguration.multi_kernel_manager_class=workbench.ui.login.ReviewerKernelManager"))
+    yield {"url": server.url, "server": server, "run": run.run_id, "engine": engine, "settings": settings}
+    server.stop()
 
 
 def _request(url: str, method: str, path: str) -> tuple[int, str, bytes]:
@@ -118,8 +89,8 @@ def test_the_author_cannot_approve_another_reviewer_does_under_their_login(revie
     url, run_id, engine = reviewed["url"], reviewed["run"], reviewed["engine"]
     # Alice launched the run: the dashboard shows it to her, and does not let her approve it
     page = _log_in(browser, url, "alice", PASSWORDS["alice"])
+    show(page, reviewed["server"], f"button:has-text('Approve run {run_id} as alice')")  # its approval panel
     button = page.get_by_role("button", name=f"Approve run {run_id} as alice")
-    button.wait_for(timeout=90_000)  # the run's review, with its approval panel
     page.wait_for_selector("text=You (alice) launched this run", timeout=60_000)
     assert button.is_disabled()
     assert page.get_by_text("Not approved yet").count() == 1
@@ -127,8 +98,8 @@ def test_the_author_cannot_approve_another_reviewer_does_under_their_login(revie
     page.close()
     # Bob approves it, with a comment; the approval is recorded under his login, not a typed name
     page = _log_in(browser, url, "bob", PASSWORDS["bob"])
+    show(page, reviewed["server"], f"button:has-text('Approve run {run_id} as bob')")
     button = page.get_by_role("button", name=f"Approve run {run_id} as bob")
-    button.wait_for(timeout=90_000)
     assert button.is_enabled()
     page.locator("textarea").first.fill("totals checked against September")
     button.click()

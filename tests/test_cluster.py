@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 from factories import native_cdrs, reference_folder
 from pypdf import PdfReader
+from servers import free_port
 from sqlalchemy import select
 
 from workbench import cli, jobs
@@ -75,9 +75,7 @@ def test_the_dask_scheduler_setting_is_checked(monkeypatch):
 
 
 def test_an_unreachable_scheduler_is_said_so():
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    address = f"tcp://127.0.0.1:{free_port()}"  # a port nobody listens on
     with pytest.raises(UnavailableError, match=f"the Dask scheduler at {address} cannot be reached"):
         with cluster(address, timeout=1):
             pass

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from servers import free_port
 from sqlalchemy import insert, select, update
 
 from workbench import mail
@@ -146,12 +147,6 @@ class World:
 
 
 # ---------------------------------------------------------------------------- the SMTP server
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class Recorder:
     """An aiosmtpd handler that keeps every accepted message; it refuses the recipients in

@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +12,7 @@ import nbformat
 import papermill
 import pytest
 from factories import approved
+from servers import Voila, open_dashboard, start_voila
 from sqlalchemy import func, select
 
 from workbench.cli import main
@@ -313,46 +308,23 @@ def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatc
     assert issued() == (1, 20)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def voila(workspace):
+def voila(workspace, tmp_path):
+    """Starts Voila servers of the dashboards (:func:`voila.start_voila`, logs in the test's
+    folder) and stops them after the test."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("Debian chromium is missing")
         pytest.skip("Debian chromium is missing")
     servers = []
 
-    def serve(notebook: str) -> str:
-        port = _free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(NOTEBOOKS / "dashboards" / notebook), "--no-browser",
-             f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.tornado_settings={'debug': False}"],
-            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-        servers.append(process)
-        deadline = time.time() + 60
-        while time.time() < deadline and process.poll() is None:
-            # ready when it answers HTTP: a port that only accepts connections may be another
-            # process's (a kernel's ZMQ socket took the free port first), where a page never loads
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs", timeout=2).close()
-                return f"http://127.0.0.1:{port}/"
-            except urllib.error.HTTPError:  # an HTTP answer all the same
-                return f"http://127.0.0.1:{port}/"
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.2)
-        if process.poll() is not None:  # the port was taken before it bound it: another one
-            return serve(notebook)
-        raise RuntimeError("voila did not start")
+    def serve(notebook: str) -> Voila:
+        servers.append(start_voila(NOTEBOOKS / "dashboards" / notebook, tmp_path, env=dict(os.environ)))
+        return servers[-1]
 
     yield serve
-    for process in servers:
-        process.terminate()
-        process.wait(timeout=20)
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
@@ -384,8 +356,7 @@ def test_review_dashboard(workspace, hostile, voila, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    page.goto(voila("review.ipynb"), timeout=90_000)
-    page.wait_for_selector(f"text=PRE-{latest.run_id}-0001", timeout=90_000)
+    open_dashboard(page, voila, "review.ipynb", f"text=PRE-{latest.run_id}-0001")
     # nothing of the hostile names runs, and they are in the invoice table as text
     _assert_page_is_clean(page, requests, hostile)
     assert page.get_by_text("<script>window.__pwned=2</script>Beta", exact=False).count() >= 1
@@ -421,8 +392,7 @@ def test_review_tables_sort_filter_and_the_report_downloads(workspace, preprod_r
                                          .where(s.Invoice.run_id == preprod_run.run_id)).all())
     smallest, largest = min(totals, key=totals.get), max(totals, key=totals.get)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(voila("review.ipynb"), timeout=180_000)
-    page.wait_for_selector(f"text=PRE-{preprod_run.run_id}-0001", timeout=180_000)
+    open_dashboard(page, voila, "review.ipynb", f"text=PRE-{preprod_run.run_id}-0001")
     # the control report's invoice table (DataTables names its container after the table)
     table_id = (page.locator(".dt-container").filter(has_text=f"PRE-{preprod_run.run_id}-0001").last
                 .locator("table.dataTable[id]").first.get_attribute("id"))
@@ -462,8 +432,7 @@ def test_client_profile_dashboard(workspace, hostile, voila, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    page.goto(voila("client_profile.ipynb"), timeout=90_000)
-    page.wait_for_selector("text=C100001", timeout=90_000)
+    open_dashboard(page, voila, "client_profile.ipynb", "text=C100001")
     page.wait_for_selector("h4:has-text('Subscriptions')", timeout=60_000)
     # C100001's name and address are the profile's title and first line, as text
     assert page.locator("h3").filter(has_text=hostile["names"]["C100001"]).count() == 1
@@ -492,8 +461,7 @@ def test_a_customer_is_opened_by_a_partial_name(workspace, preprod_run, voila, b
     part = name.split()[0][1:5]  # four letters from inside the first word
     expected = sorted(f"{a} · {n}" for a, n in names if part.lower() in f"{a} · {n}".lower())
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(voila("client_profile.ipynb"), timeout=180_000)
-    page.wait_for_selector("h3:has-text('(C100001)')", timeout=180_000)
+    open_dashboard(page, voila, "client_profile.ipynb", "h3:has-text('(C100001)')")
     box = page.locator("input[list]").first
     box.fill(part)
     box.press("Enter")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from datetime import date
 
@@ -12,6 +11,7 @@ import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
+from servers import free_port
 
 from workbench.errors import ConfigError, InputError, UnavailableError
 from workbench.storage import Storage, invoice_path
@@ -135,13 +135,6 @@ def test_secrets_stay_out_of_repr_and_location(monkeypatch):
     space = Storage("sftp://billing@sftp.example/space")
     assert repr(space) == "Storage('sftp://billing@sftp.example/space')"
     assert space.location("sepa/2026/11/M1.xml") == "sftp://sftp.example:22/space/sepa/2026/11/M1.xml"
-
-
-def _closed_port() -> int:
-    """A port of 127.0.0.1 where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -350,7 +343,7 @@ def test_remote_space_connects_on_first_use(scheme, request):
     assert space.exists("reports/x.txt") is False
     assert len(server["connections"]) == 1
     # nothing listening: made without error, refused on first use
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     space = Storage(f"{scheme}://billing:s3cret@127.0.0.1:{port}/space")
     assert space.location("reports/x.txt") == f"{scheme}://127.0.0.1:{port}/space/reports/x.txt"
     with pytest.raises(UnavailableError) as raised:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 
+from servers import open_dashboard
+
 from tests.test_notebooks import browser, execute, outputs, preprod_run, voila, workspace  # noqa: F401
 from workbench import jobs
 from workbench.ui.whatif import signed_money
@@ -62,9 +64,8 @@ def test_editing_a_rate_in_the_browser_changes_the_what_if(workspace, preprod_ru
     expected = jobs.what_if_rates(engine, settings, "2026-10", rates, inputs).result.difference_cents
     assert expected > 0
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(voila("../05_what_if.ipynb"), timeout=90_000)
     # opened on the rates the period was rated with: no difference
-    page.wait_for_selector("text=Difference: €0.00", timeout=90_000)
+    open_dashboard(page, voila, "../05_what_if.ipynb", "text=Difference: €0.00")
     row = page.locator(".what-if-rate", has_text="NAT_MOBILE · peak")
     assert row.count() == 1
     intervals = row.locator("input").nth(1)
