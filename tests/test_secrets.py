@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import _free_port, _pg_bin, new_postgres_database
+from conftest import _pg_bin, new_postgres_database
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 from pypdf import PdfReader
+from servers import free_port
 
 from workbench import cli
 from workbench.sample import generate_operator
@@ -60,7 +61,7 @@ def servers(tmp_path):
         return AuthResult(success=(auth_data.login, auth_data.password) == (b"billing", PASSWORD.encode()),
                           handled=False)
 
-    inbox, port, stopped = _Inbox(), _free_port(), []
+    inbox, port, stopped = _Inbox(), free_port(), []
     smtp = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5, authenticator=authenticator,
                       auth_required=True, auth_require_tls=False)  # plain text on the loopback only
     smtp.start()
