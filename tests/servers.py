@@ -79,29 +79,41 @@ def start_voila(notebook: Path, log_dir: Path, args: tuple[str, ...] = (), env: 
     raise RuntimeError(f"voila exited before answering, three times:\n{server.log_tail()}")
 
 
+def _stalled(page) -> str | None:
+    """Voila's "Executing N of M" if the page still shows it (its notebook not finished), else None."""
+    loading = page.locator("#loading_text")
+    if loading.count() and loading.first.is_visible():
+        text = loading.first.inner_text().strip()
+        return text if text.startswith("Executing") else None
+    return None
+
+
 def show(page, server: Voila, ready: str, timeout: float = 90_000) -> None:
     """Waits until ``ready`` (a selector) shows in ``page``, a page of ``server``'s.
 
-    A page that shows nothing within ``timeout`` ms is loaded once more (a new kernel), with a
-    warning quoting the server's log. Voila (0.5, with nbclient 0.10-0.11) now and then stays on
-    "Executing 3 of 3" after the kernel has run the last cell and gone idle, for about one page
-    load in 30 of a dashboard of widgets (voila-dashboards/voila#1395, jupyter/nbclient#312);
-    loaded again, the same page shows in seconds. A second failure is an ``AssertionError``
-    quoting the log."""
+    Voila (0.5, with nbclient 0.10-0.11) now and then stays on "Executing N of N" after the
+    kernel has run the notebook's last cell and gone idle: about one page load in 30 of a
+    dashboard of widgets (voila-dashboards/voila#1395, jupyter/nbclient#312); loaded again, the
+    same page shows in seconds. So a page still on "Executing ..." after ``timeout`` ms is loaded
+    once more (a new kernel), with a warning quoting the server's log. Anything else (a page
+    that finished without ``ready``: an error, a wrong page) fails at once, and so does a second
+    load: an ``AssertionError`` quoting the log."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    try:
-        page.wait_for_selector(ready, timeout=timeout)
-        return
-    except PlaywrightTimeout as exc:
-        warnings.warn(f"{page.url} showed no {ready!r} within {timeout / 1000:g} s ({exc}); loaded again. "
-                      f"Voila's log ({server.log.name}):\n{server.log_tail()}", stacklevel=2)
-    page.reload(timeout=timeout, wait_until="commit")
-    try:
-        page.wait_for_selector(ready, timeout=timeout)
-    except PlaywrightTimeout as exc:
-        raise AssertionError(f"{page.url} showed no {ready!r}, loaded twice ({exc}). "
-                             f"Voila's log ({server.log.name}):\n{server.log_tail()}") from None
+    for attempt in (1, 2):
+        try:
+            page.wait_for_selector(ready, timeout=timeout)
+            return
+        except PlaywrightTimeout as exc:
+            stalled = _stalled(page)
+            if attempt == 2 or stalled is None:
+                raise AssertionError(
+                    f"{page.url} showed no {ready!r} (load {attempt}; Voila's page "
+                    f"{'still on ' + repr(stalled) if stalled else 'finished'}; {exc}). "
+                    f"Voila's log ({server.log.name}):\n{server.log_tail()}") from None
+            warnings.warn(f"{page.url} still on {stalled!r} after {timeout / 1000:g} s, without {ready!r}: "
+                          f"loaded again. Voila's log ({server.log.name}):\n{server.log_tail()}", stacklevel=2)
+        page.reload(timeout=timeout, wait_until="commit")
 
 
 def open_dashboard(page, serve: Callable[[str], Voila], notebook: str, ready: str,

@@ -310,7 +310,7 @@ def test_production_notebook_headless(workspace, preprod_run, capsys, monkeypatc
 
 @pytest.fixture
 def voila(workspace, tmp_path):
-    """Starts Voila servers of the dashboards (:func:`voila.start_voila`, logs in the test's
+    """Starts Voila servers of the dashboards (:func:`servers.start_voila`, logs in the test's
     folder) and stops them after the test."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
@@ -392,7 +392,7 @@ def test_review_tables_sort_filter_and_the_report_downloads(workspace, preprod_r
                                          .where(s.Invoice.run_id == preprod_run.run_id)).all())
     smallest, largest = min(totals, key=totals.get), max(totals, key=totals.get)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    open_dashboard(page, voila, "review.ipynb", f"text=PRE-{preprod_run.run_id}-0001")
+    open_dashboard(page, voila, "review.ipynb", f"text=PRE-{preprod_run.run_id}-0001", timeout=180_000)
     # the control report's invoice table (DataTables names its container after the table)
     table_id = (page.locator(".dt-container").filter(has_text=f"PRE-{preprod_run.run_id}-0001").last
                 .locator("table.dataTable[id]").first.get_attribute("id"))
@@ -461,7 +461,7 @@ def test_a_customer_is_opened_by_a_partial_name(workspace, preprod_run, voila, b
     part = name.split()[0][1:5]  # four letters from inside the first word
     expected = sorted(f"{a} · {n}" for a, n in names if part.lower() in f"{a} · {n}".lower())
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    open_dashboard(page, voila, "client_profile.ipynb", "h3:has-text('(C100001)')")
+    open_dashboard(page, voila, "client_profile.ipynb", "h3:has-text('(C100001)')", timeout=180_000)
     box = page.locator("input[list]").first
     box.fill(part)
     box.press("Enter")
