@@ -81,8 +81,8 @@ def _within(known: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``known`` that start within the first and last start of ``cand`` (a file read
     in time order meets only the calls of its chunk's stretch: each chunk joins on those, not on
     all the calls known so far)."""
-    start = _seconds(known)
-    low, high = _seconds(cand).min(), _seconds(cand).max()
+    start, times = _seconds(known), _seconds(cand)
+    low, high = times.min(), times.max()
     inside = (start >= low) & (start <= high)
     return known if inside.all() else known[inside]
 
