@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from workbench.cli import main
+from workbench.db.partitions import in_schema
 from workbench.db.schema import Base
 from workbench.sample import generate_operator
 from workbench.sepa import validate_pain008
@@ -28,7 +29,8 @@ def read(path: Path) -> list[dict]:
 
 def test_migrations_create_exactly_the_models(engine):
     with engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        context = MigrationContext.configure(connection, opts={"include_name": in_schema})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_documents_issued_before_the_identity_columns_get_the_customers_identity(database_url):

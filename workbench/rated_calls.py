@@ -17,6 +17,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
+from workbench.db.partitions import replace_partition
 from workbench.period import Period
 from workbench.rating import Rater, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
@@ -75,11 +76,15 @@ def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str, rater: Rate
 def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.DataFrame, now: datetime) -> None:
     """Replace the unbilled ratings and the rating errors of ``period`` by ``rated`` and
     ``errors`` (in the caller's transaction)."""
-    connection.execute(
-        delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
-    )
     connection.execute(delete(s.RatingError).where(s.RatingError.period == str(period)))
-    store_ratings(connection, rated, now)
+    if connection.dialect.name == "postgresql":  # a new partition of the period, indexed once
+        replace_partition(connection, "rated_calls", str(period), _ratings_frame(rated, now),
+                          keep="invoice_id IS NOT NULL")
+    else:
+        connection.execute(
+            delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
+        )
+        store_ratings(connection, rated, now)
     insert_frame(connection, "rating_errors", errors)
 
 
@@ -114,12 +119,17 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     )
 
 
-def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
-    """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`)."""
+def _ratings_frame(rated: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """The rows of ``rated_calls`` for the frame of :func:`workbench.rating.rate`, in key order."""
     frame = rated.sort_values("cdr_id", kind="stable")  # the key, written in order
     frame["rated_at"] = pd.Timestamp(now)
     frame["rate_id"] = frame["rate_id"].astype("Int64")
-    return insert_frame(connection, "rated_calls", frame)
+    return frame
+
+
+def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
+    """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`)."""
+    return insert_frame(connection, "rated_calls", _ratings_frame(rated, now))
 
 
 def rated_calls(engine: Engine, period: Period | str) -> pd.DataFrame:

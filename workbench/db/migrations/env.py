@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from workbench.db.partitions import in_schema
 from workbench.db.schema import Base
 
 config = context.config
@@ -13,5 +14,7 @@ with engine.begin() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # the schema names a partitioned table, not its partitions (PostgreSQL)
+        include_name=in_schema,
     )
     context.run_migrations()

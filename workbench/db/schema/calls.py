@@ -85,13 +85,16 @@ class CdrReject(Base):
 
 class RatedCall(Base):
     """The rating of one call. ``invoice_id`` is set when a production invoice bills it; such a
-    rating is never replaced by a re-rating."""
+    rating is never replaced by a re-rating.
+
+    On PostgreSQL the table is partitioned by ``period`` (:mod:`workbench.db.partitions`) and its
+    primary key is (cdr_id, period), the partition key being part of every unique key there."""
 
     __tablename__ = "rated_calls"
     __table_args__ = (
         Index("ix_rated_calls_period", "period"),
-        # what a run bills: the unbilled ratings up to its period (late calls included)
-        Index("ix_rated_calls_unbilled", "period", "customer_id", sqlite_where=text("invoice_id IS NULL"),
+        # what a run bills: a customer's unbilled ratings up to its period (late calls included)
+        Index("ix_rated_calls_unbilled", "customer_id", "period", sqlite_where=text("invoice_id IS NULL"),
               postgresql_where=text("invoice_id IS NULL")),
         # an invoice's calls (its details, its PDF), and the calls billed that a rating keeps
         Index("ix_rated_calls_invoice_id", "invoice_id", sqlite_where=text("invoice_id IS NOT NULL"),
