@@ -51,8 +51,8 @@ def ours(data: Path, url: str, folder: str, preprod: bool = True) -> dict:
     """``load-cdrs``, ``rate`` and ``preprod`` (with its report) of the jobs layer, timed."""
     from workbench import jobs
     from workbench.config import Settings
-    from workbench.db.bulk import insert_frame
-    from workbench.rated_calls import rated_calls
+    from workbench.period import Period
+    from workbench.rated_calls import rated_calls, store_period
 
     settings = Settings(database_url=url, output_dir=f"{folder}/out", storage_url=f"{folder}/ftp")
     engine = jobs.open_database(settings)
@@ -77,13 +77,14 @@ def ours(data: Path, url: str, folder: str, preprod: bool = True) -> dict:
     else:
         result = step("preprod + report", jobs.preprod, engine, settings, options, NOW, "bench")
         invoices = result.run.invoices
-    # storage alone: the period's rated calls stored again, in a transaction rolled back
-    rated = rated_calls(engine, PERIOD).drop(columns=["id"], errors="ignore")
+    # storage alone: the period's rated calls stored again as rating stores them (on PostgreSQL a
+    # new partition, indexed, swapped in), after the old ones are deleted, in a transaction rolled back
+    rated = rated_calls(engine, PERIOD).drop(columns=["id", "rated_at", "invoice_id"], errors="ignore")
     with engine.connect() as connection:
         transaction = connection.begin()
         connection.exec_driver_sql("DELETE FROM rated_calls")
         t0 = time.perf_counter()
-        insert_frame(connection, "rated_calls", rated)
+        store_period(connection, Period.parse(PERIOD), rated, rated.iloc[:0, :0], NOW)
         store_s = time.perf_counter() - t0
         transaction.rollback()
     engine.dispose()

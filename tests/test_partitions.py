@@ -84,10 +84,19 @@ def test_a_month_rated_again_gets_a_new_partition_keeping_its_billed_ratings(pg_
         9: ("rated_calls_default", "2026-09", 900, None),  # another month: untouched
     }
 
-    with engine.begin() as connection:  # again, now that the month has its partition
-        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(5, 500)]),
-                          keep="invoice_id IS NOT NULL")
+    later = datetime(2026, 11, 3, 9, 30, 15)
+    with engine.begin() as connection:  # again, now that the month has its partition; rated_at given once
+        replace_partition(connection, "rated_calls", "2026-10",
+                          ratings("2026-10", [(5, 500)]).drop(columns=["period", "rated_at"]),
+                          keep="invoice_id IS NOT NULL", constants={"rated_at": later})
     assert {k: v[2] for k, v in stored(engine).items()} == {1: 100, 5: 500, 9: 900}
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT cdr_id, period, rated_at FROM rated_calls WHERE cdr_id IN (1, 5) "
+                                       "ORDER BY cdr_id")).all() == [(1, "2026-10", RATED_AT), (5, "2026-10", later)]
+        defaults = connection.execute(text(  # the defaults that wrote them are gone
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'rated_calls_p2026_10' "
+            "AND column_default IS NOT NULL")).scalar_one()
+    assert defaults == 0
     assert tables(engine) == ["rated_calls", "rated_calls_default", "rated_calls_p2026_10"]
     with engine.connect() as connection:  # the partition's key and indexes are the table's
         roots = connection.execute(text(
@@ -115,6 +124,13 @@ def test_a_failed_or_interrupted_replacement_leaves_the_month_as_it_was(pg_engin
     # the new ratings rate the billed call 1 again: the key refuses it, nothing changes
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(1, 111), (3, 300)]),
+                          keep="invoice_id IS NOT NULL")
+    assert stored(engine) == before
+
+    # a rating of another month among the rows: refused before anything is written
+    with pytest.raises(ValueError, match="another period"), engine.begin() as connection:
+        replace_partition(connection, "rated_calls", "2026-10",
+                          pd.concat([ratings("2026-10", [(3, 300)]), ratings("2026-11", [(4, 400)])]),
                           keep="invoice_id IS NOT NULL")
     assert stored(engine) == before
 

@@ -78,8 +78,8 @@ def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.Dat
     ``errors`` (in the caller's transaction)."""
     connection.execute(delete(s.RatingError).where(s.RatingError.period == str(period)))
     if connection.dialect.name == "postgresql":  # a new partition of the period, indexed once
-        replace_partition(connection, "rated_calls", str(period), _ratings_frame(rated, now),
-                          keep="invoice_id IS NOT NULL")
+        replace_partition(connection, "rated_calls", str(period), _ratings_frame(rated),
+                          keep="invoice_id IS NOT NULL", constants={"rated_at": now})
     else:
         connection.execute(
             delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
@@ -119,17 +119,17 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     )
 
 
-def _ratings_frame(rated: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """The rows of ``rated_calls`` for the frame of :func:`workbench.rating.rate`, in key order."""
+def _ratings_frame(rated: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``rated_calls`` for the frame of :func:`workbench.rating.rate` (without
+    ``rated_at``), in key order."""
     frame = rated.sort_values("cdr_id", kind="stable")  # the key, written in order
-    frame["rated_at"] = pd.Timestamp(now)
     frame["rate_id"] = frame["rate_id"].astype("Int64")
     return frame
 
 
 def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
-    """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`)."""
-    return insert_frame(connection, "rated_calls", _ratings_frame(rated, now))
+    """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`), rated at ``now``."""
+    return insert_frame(connection, "rated_calls", _ratings_frame(rated).assign(rated_at=pd.Timestamp(now)))
 
 
 def rated_calls(engine: Engine, period: Period | str) -> pd.DataFrame:
