@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
+from workbench.db import partitions
 from workbench.db.partitions import is_partition, partition_name, replace_partition
+from workbench.errors import RefusedError, UnavailableError
 
 RATED_AT = datetime(2026, 11, 2, 8, 0)
 
@@ -41,7 +43,7 @@ def tables(engine) -> list[str]:
 
 def test_partition_names_take_a_month_only():
     assert partition_name("rated_calls", "2026-10") == "rated_calls_p2026_10"
-    for period in ("2026-13", "2026-1", "2026-10'; DROP TABLE cdrs; --", ""):
+    for period in ("2026-13", "2026-00", "2026-1", "２０２６-10", "2026-10'; DROP TABLE cdrs; --", ""):
         with pytest.raises(ValueError):
             partition_name("rated_calls", period)
     with pytest.raises(ValueError):
@@ -134,6 +136,12 @@ def test_a_failed_or_interrupted_replacement_leaves_the_month_as_it_was(pg_engin
                           keep="invoice_id IS NOT NULL")
     assert stored(engine) == before
 
+    # a column the table does not have, as a constant: refused
+    with pytest.raises(ValueError, match="no column"), engine.begin() as connection:
+        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(3, 300)]),
+                          keep="invoice_id IS NOT NULL", constants={"rated_at; DROP TABLE cdrs": RATED_AT})
+    assert stored(engine) == before
+
     # interrupted after the swap, before the commit (Ctrl-C): rolled back
     with pytest.raises(KeyboardInterrupt), engine.begin() as connection:
         replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(3, 300)]),
@@ -156,19 +164,134 @@ def test_the_migration_moves_the_ratings_into_partitions_and_back(pg_engine):
     with engine.begin() as connection:
         insert_frame(connection, "rated_calls", ratings("2026-09", [(1, 100)], invoice_id=7))
         insert_frame(connection, "rated_calls", ratings("2026-10", [(2, 200), (3, 300)]))
+        insert_frame(connection, "rated_calls", ratings("2026-13", [(4, 400)]))  # no month: the default partition
     upgrade(engine)
     assert tables(engine) == ["rated_calls", "rated_calls_default", "rated_calls_p2026_09", "rated_calls_p2026_10"]
     assert stored(engine) == {1: ("rated_calls_p2026_09", "2026-09", 100, 7),
                               2: ("rated_calls_p2026_10", "2026-10", 200, None),
-                              3: ("rated_calls_p2026_10", "2026-10", 300, None)}
+                              3: ("rated_calls_p2026_10", "2026-10", 300, None),
+                              4: ("rated_calls_default", "2026-13", 400, None)}
     unbilled = [i for i in sa.inspect(engine).get_indexes("rated_calls") if i["name"] == "ix_rated_calls_unbilled"]
     assert [i["column_names"] for i in unbilled] == [["customer_id", "period"]]
 
     command.downgrade(alembic_config(engine), "0018_volume_keys")
     assert tables(engine) == ["rated_calls"]
     assert {k: v[1:] for k, v in stored(engine).items()} == {1: ("2026-09", 100, 7), 2: ("2026-10", 200, None),
-                                                            3: ("2026-10", 300, None)}
+                                                            3: ("2026-10", 300, None), 4: ("2026-13", 400, None)}
     inspector = sa.inspect(engine)
     assert inspector.get_pk_constraint("rated_calls")["constrained_columns"] == ["cdr_id"]
     assert sorted(i["name"] for i in inspector.get_indexes("rated_calls")) == [
         "ix_rated_calls_invoice_id", "ix_rated_calls_period", "ix_rated_calls_unbilled"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", [True, False], ids=["first rating", "rated again"])
+def test_ctrl_c_while_a_month_is_copied_leaves_it_as_it_was(pg_engine, monkeypatch, first):
+    from workbench.db.bulk import insert_frame
+
+    engine = pg_engine
+    with engine.begin() as connection:
+        if first:  # the month's ratings in the default partition
+            insert_frame(connection, "rated_calls", ratings("2026-10", [(1, 100), (2, 200)]))
+        else:
+            replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(1, 100), (2, 200)]),
+                              keep="invoice_id IS NOT NULL")
+    before, tables_before = stored(engine), tables(engine)
+
+    def interrupted(connection, table, frame):  # the rows copied, then Ctrl-C
+        insert_frame(connection, table, frame)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(partitions, "insert_frame", interrupted)
+    with pytest.raises(KeyboardInterrupt), engine.begin() as connection:
+        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(3, 300)]),
+                          keep="invoice_id IS NOT NULL")
+    assert stored(engine) == before
+    assert tables(engine) == tables_before
+
+
+@pytest.mark.postgres
+def test_a_call_rated_in_another_month_is_refused(pg_engine):
+    """The primary key (cdr_id, period) of a partitioned table would let a call have ratings in
+    two months (rated under one time zone setting, then another): refused before the swap."""
+    engine = pg_engine
+    with engine.begin() as connection:
+        replace_partition(connection, "rated_calls", "2026-09", ratings("2026-09", [(10, 100), (20, 200)]),
+                          keep="invoice_id IS NOT NULL")
+        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(30, 300)]),
+                          keep="invoice_id IS NOT NULL")
+    before = stored(engine)
+    with pytest.raises(RefusedError, match="cdr_id 20 already has a row of 2026-09") as raised, \
+            engine.begin() as connection:
+        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(15, 150), (20, 201)]),
+                          keep="invoice_id IS NOT NULL")
+    assert raised.value.code == "rated_in_another_period"
+    assert stored(engine) == before
+
+
+@pytest.mark.postgres
+def test_a_swap_waits_in_short_attempts_for_a_long_reader_then_gives_up(pg_engine, monkeypatch):
+    engine = pg_engine
+    with engine.begin() as connection:
+        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(1, 100)]),
+                          keep="invoice_id IS NOT NULL")
+    before = stored(engine)
+    monkeypatch.setattr(partitions, "LOCK_ATTEMPT_MS", 200)
+    monkeypatch.setattr(partitions, "LOCK_WAIT_S", 1.0)
+    with engine.connect() as reader:
+        reader.begin()
+        assert reader.execute(text("SELECT count(*) FROM rated_calls")).scalar_one() == 1  # holds its read lock
+        with pytest.raises(UnavailableError, match="rated_calls is in use") as raised, engine.begin() as connection:
+            replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(2, 200)]),
+                              keep="invoice_id IS NOT NULL")
+        assert raised.value.code == "table_in_use"
+        # between attempts, readers are not queued behind the swap
+        assert reader.execute(text("SELECT count(*) FROM rated_calls_p2026_10")).scalar_one() == 1
+        reader.rollback()
+    assert stored(engine) == before
+    with engine.begin() as connection:  # the reader gone: it goes through
+        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(2, 200)]),
+                          keep="invoice_id IS NOT NULL")
+    assert set(stored(engine)) == {2}
+
+
+@pytest.mark.postgres
+def test_two_months_rated_at_once_both_land(pg_engine, tmp_path):
+    """Each rating reads the table, then swaps its month in: without waiting for each other from
+    the start, each would wait for the other's read to end (a deadlock)."""
+    import threading
+
+    from factories import native_cdrs, reference_folder
+
+    from workbench import jobs
+    from workbench.config import Settings
+    from workbench.rated_calls import rate_period
+    from workbench.reference import load_reference
+
+    engine = pg_engine
+    settings = Settings(database_url=str(engine.url.render_as_string(hide_password=False)))
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    rows = [[f"M{month}-{i}", f"2026-{month}-07T{10 + i // 60:02d}:{i % 60:02d}:00+02:00" if month == 10 else
+             f"2026-{month}-07T{10 + i // 60:02d}:{i % 60:02d}:00+01:00", "+33145000001", "+33155000000", "60"]
+            for month in (10, 11) for i in range(40)]
+    path = tmp_path / "calls.csv"
+    path.write_bytes(native_cdrs(rows))
+    jobs.load_cdrs(engine, settings, [path], clock=lambda: datetime(2026, 12, 2))
+    barrier, failures, summaries = threading.Barrier(2), [], {}
+
+    def rate(period):
+        try:
+            barrier.wait(timeout=30)
+            summaries[period] = rate_period(engine, period, settings, datetime(2026, 12, 2))
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            failures.append(error)
+
+    threads = [threading.Thread(target=rate, args=(p,)) for p in ("2026-10", "2026-11")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert {p: s.rated for p, s in summaries.items()} == {"2026-10": 40, "2026-11": 40}
+    partitions_of = {v[0] for v in stored(engine).values()}
+    assert partitions_of == {"rated_calls_p2026_10", "rated_calls_p2026_11"}

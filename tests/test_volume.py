@@ -138,6 +138,9 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
         # a customer's unbilled ratings up to a run's period (its selection, the production's marking)
         "ix_rated_calls_unbilled": "SELECT cdr_id FROM rated_calls WHERE customer_id = 1 "
                                    "AND period <= '2026-10' AND invoice_id IS NULL",
+        # the same for a run of some customers (billing.inputs: a subquery of the selection)
+        "ix_rated_calls_unbilled ": "SELECT cdr_id FROM rated_calls WHERE customer_id IN (SELECT id FROM customers "
+                                    "WHERE account_number IN ('C1')) AND period <= '2026-10' AND invoice_id IS NULL",
         # an invoice's calls (its details and PDF)
         "ix_rated_calls_invoice_id": "SELECT cdr_id FROM rated_calls WHERE invoice_id = 7",
         # the calls billed that a rating keeps

@@ -17,7 +17,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
-from workbench.db.partitions import replace_partition
+from workbench.db.partitions import replace_partition, wait_for_other_swaps
 from workbench.period import Period
 from workbench.rating import Rater, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
@@ -94,12 +94,16 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     """Rate (or re-rate) every unbilled call of ``period`` in one transaction: read
     (:func:`read_period`), rate (:func:`rate_inputs`, pure), store (:func:`store_period`). An
     interruption (Ctrl-C) or any other exception rolls it back: the period's ratings stay as they
-    were. ``progress`` is called with the number of calls once they are rated and stored, before the commit.
+    were. On PostgreSQL, ratings of two months at once run one after the other (the second
+    waits). ``progress`` is called with the number of calls once they are rated and stored,
+    before the commit.
     ``rater`` rates the calls (default :func:`workbench.rating.rate`, here; ``where`` says where it
     rates, for the summary): whatever it raises, nothing is stored."""
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # one rating at a time swaps a month in
+            wait_for_other_swaps(connection, "rated_calls")
         inputs = read_period(connection, period, tz)
         result = rate_inputs(inputs, period, tz, rater)
         store_period(connection, period, result.rated, result.errors, now)

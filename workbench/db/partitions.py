@@ -5,29 +5,52 @@ On PostgreSQL, ``rated_calls`` is partitioned by ``period`` (``PARTITION BY LIST
 default partition ``rated_calls_default`` that takes any row of a month without its own.
 
 Why: storing a month of ratings row by row updates every index of the table at each row (in
-PostgreSQL, one index entry and one WAL record per index per row); a month of 10 million rated
-calls takes longer to index than to copy. :func:`replace_partition` instead copies the rows into
-a new table without indexes, builds its indexes once by sorting, and swaps it in for the month's
-old partition, all in the caller's transaction: a rollback, an interruption or a killed process
+PostgreSQL, one index entry and one WAL record per index per row); a month of ratings takes
+longer to index than to copy. :func:`replace_partition` instead copies the rows into a new table
+without indexes, builds its indexes once by sorting, and swaps it in for the month's old
+partition, all in the caller's transaction: a rollback, an interruption or a killed process
 leaves the old partition as it was. SQLite has no partitions; its tables are written in place.
+
+What a partitioned table gives up, and how it is kept:
+
+* its unique keys must hold the partition key: the primary key of ``rated_calls`` is
+  (cdr_id, period), which alone would let one call have ratings in two months (rated once under
+  one time zone setting, then under another). :func:`replace_partition` refuses that before the
+  swap (:class:`~workbench.errors.RefusedError`, code ``rated_in_another_period``), as the
+  primary key on ``cdr_id`` did on SQLite;
+* replacing a partition needs an exclusive lock of the table for the swap: readers wait for it.
+  It is taken in attempts of :data:`LOCK_ATTEMPT_MS`, so that readers are not queued behind a
+  swap that itself waits for a long reader, for at most :data:`LOCK_WAIT_S`;
+* rating writes tables (``CREATE``, ``ATTACH``, ``DROP``): the database user of the workbench owns
+  ``rated_calls`` and may create tables in its schema (as the migrations already require).
 """
 
 from __future__ import annotations
 
 import re
+import time
+import zlib
 from collections.abc import Mapping
 
 import pandas as pd
 from sqlalchemy import Connection, literal, text
+from sqlalchemy.exc import OperationalError
 
 from workbench.db.bulk import insert_frame
+from workbench.errors import RefusedError, UnavailableError
 
-#: the tables partitioned by period on PostgreSQL
-PARTITIONED = ("rated_calls",)
-_PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-_PARTITION_NAME = re.compile(r"(?P<table>[a-z_]+)_(p\d{4}_\d{2}|default|p\d{4}_\d{2}_next)")
-#: memory PostgreSQL may use to sort an index of a partition, in the swap's transaction only
-SORT_MEMORY = "256MB"
+#: the tables partitioned by period on PostgreSQL, with the column that identifies a row across
+#: the periods (a call has one rating)
+PARTITIONED = {"rated_calls": "cdr_id"}
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_PARTITION_NAME = re.compile(r"(?P<table>[a-z_]+)_(p[0-9]{4}_[0-9]{2}|default|p[0-9]{4}_[0-9]{2}_next)")
+#: memory PostgreSQL may at least use to sort an index of a new partition (``SET LOCAL``: to the
+#: end of the caller's transaction; a larger server setting is kept)
+SORT_MEMORY_KB = 256 * 1024
+#: one attempt at the swap's exclusive lock (milliseconds), and how long attempts go on (seconds)
+LOCK_ATTEMPT_MS = 2000
+LOCK_WAIT_S = 600.0
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def is_partition(name: str) -> bool:
@@ -44,12 +67,21 @@ def in_schema(name: str | None, kind: str, parent_names: dict) -> bool:
 
 
 def partition_name(table: str, period: str) -> str:
-    """The partition of ``table`` for ``period`` (``YYYY-MM``): ``rated_calls_p2026_10``.
+    """The partition of ``table`` for ``period`` (``YYYY-MM``, ASCII digits): ``rated_calls_p2026_10``.
     :class:`ValueError` for anything else than a month (the name and the value are written into
     SQL)."""
-    if table not in PARTITIONED or not _PERIOD.fullmatch(period):
+    if table not in PARTITIONED or not isinstance(period, str) or not _PERIOD.fullmatch(period):
         raise ValueError(f"no partition of {table!r} for {period!r}")
     return f"{table}_p{period.replace('-', '_')}"
+
+
+def wait_for_other_swaps(connection: Connection, table: str) -> None:
+    """Wait until no other transaction is replacing a partition of ``table``, and keep them out
+    to the end of this one (a PostgreSQL advisory lock). To be called before this transaction
+    reads ``table`` when it will replace one of its partitions: two such transactions (ratings of
+    two months at once) would otherwise each wait for the other's read to end."""
+    key = zlib.crc32(f"workbench partitions of {table}".encode())
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def replace_partition(connection: Connection, table: str, period: str, frame: pd.DataFrame,
@@ -63,40 +95,58 @@ def replace_partition(connection: Connection, table: str, period: str, frame: pd
     table's defaults while it is filled), not copied, which saves the server parsing them for
     every row (a third of the copy of a month of ratings).
 
-    The new rows are copied (``COPY``) into a new table, the kept rows added, the primary key and
-    the indexes of ``table`` built once on it, and it replaces the period's partition (or is
-    attached as the first one; rows of the period in the default partition are moved out of
-    it). Readers of ``table`` wait for the end of the transaction once the swap begins; until
-    the commit they read the old partition. Raises :class:`ValueError` for a period that is not
-    ``YYYY-MM`` or a row of ``frame`` with another period (or value of ``constants``) than
-    given, and whatever the database raises (a duplicate key among the rows, say), the
-    transaction then to be rolled back."""
+    Steps: the new rows are copied (``COPY``) into a new table; its primary key and the indexes
+    of ``table`` are built on it once, and it is analysed; then, under an exclusive lock of
+    ``table`` (readers wait from here to the commit), the kept rows are added, a row whose
+    identity (``cdr_id``) has a row of another period is refused, and the table replaces the
+    period's partition (or becomes its first partition: the period's rows in the default
+    partition, kept ones copied, are deleted from it).
+
+    Raises :class:`ValueError` for a period that is not ``YYYY-MM``, a column of ``constants``
+    that ``table`` does not have, or a row of ``frame`` with another period (or value of
+    ``constants``) than given; :class:`~workbench.errors.RefusedError` (``rated_in_another_period``)
+    for a row whose identity has a row of another period;
+    :class:`~workbench.errors.UnavailableError` (``table_in_use``) when the exclusive lock cannot
+    be had within :data:`LOCK_WAIT_S`; and whatever the database raises (a new row with the key
+    of a kept one, say). The caller's transaction is then to be rolled back: nothing is changed.
+    """
     final = partition_name(table, period)
     constants = {"period": period, **(constants or {})}
+    defaults = _column_defaults(connection, table)
     for column, value in constants.items():
+        if column not in defaults:
+            raise ValueError(f"{table} has no column {column!r}")
         if column in frame.columns and not (frame[column] == value).all():
             raise ValueError(f"rows of {table} for {period} with another {column} than {value}")
+    run = connection.exec_driver_sql
     old = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": final}).scalar_one()
     new = f"{final}_next" if old else final
-    connection.execute(text(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS)"))
-    _defaults(connection, new, {name: _literal(connection, value) for name, value in constants.items()})
+    run(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS)")
+    _set_defaults(connection, new, {column: _literal(connection, value) for column, value in constants.items()})
     insert_frame(connection, new, frame.drop(columns=list(constants), errors="ignore"))
-    _defaults(connection, new, _column_defaults(connection, table, list(constants)))
-    literal = _literal(connection, period)
-    connection.execute(text(f"INSERT INTO {new} SELECT * FROM {table} WHERE period = {literal} AND ({keep})"))
-    connection.execute(text(f"SET LOCAL maintenance_work_mem = '{SORT_MEMORY}'"))
+    _set_defaults(connection, new, {column: defaults[column] for column in constants})
+    sort_memory = connection.execute(text(
+        "SELECT CAST(setting AS bigint) FROM pg_settings WHERE name = 'maintenance_work_mem'")).scalar_one()
+    if sort_memory < SORT_MEMORY_KB:
+        run(f"SET LOCAL maintenance_work_mem = '{SORT_MEMORY_KB}kB'")
     for statement in _index_statements(connection, table, new):
-        connection.execute(text(statement))
+        run(statement)
+    run(f"ANALYZE {new}")  # the next run reads it at once: its plans need the statistics
+
+    _lock_exclusive(connection, table)
+    literal_period = _literal(connection, period)
+    run(f"INSERT INTO {new} SELECT * FROM {table} WHERE period = {literal_period} AND ({keep})")
+    _refuse_other_periods(connection, table, new, period)
     # the partition's bound, proved by a constraint: attaching then reads no row to check it
-    connection.execute(text(f"ALTER TABLE {new} ADD CONSTRAINT {new}_bound CHECK (period = {literal})"))
+    run(f"ALTER TABLE {new} ADD CONSTRAINT {new}_bound CHECK (period = {literal_period})")
     if old:
-        connection.execute(text(f"ALTER TABLE {table} DETACH PARTITION {final}"))
-        connection.execute(text(f"DROP TABLE {final}"))
-        connection.execute(text(f"ALTER TABLE {new} RENAME TO {final}"))
+        run(f"ALTER TABLE {table} DETACH PARTITION {final}")
+        run(f"DROP TABLE {final}")
+        run(f"ALTER TABLE {new} RENAME TO {final}")
     else:
-        connection.execute(text(f"DELETE FROM {table}_default WHERE period = {literal}"))
-    connection.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {final} FOR VALUES IN ({literal})"))
-    connection.execute(text(f"ALTER TABLE {final} DROP CONSTRAINT {new}_bound"))
+        run(f"DELETE FROM {table}_default WHERE period = {literal_period}")
+    run(f"ALTER TABLE {table} ATTACH PARTITION {final} FOR VALUES IN ({literal_period})")
+    run(f"ALTER TABLE {final} DROP CONSTRAINT {new}_bound")
 
 
 def _literal(connection: Connection, value: object) -> str:
@@ -106,20 +156,19 @@ def _literal(connection: Connection, value: object) -> str:
     return str(literal(value).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
 
 
-def _column_defaults(connection: Connection, table: str, columns: list[str]) -> dict[str, str | None]:
-    """The default expression of each of ``columns`` of ``table`` (None: no default)."""
+def _column_defaults(connection: Connection, table: str) -> dict[str, str | None]:
+    """The columns of ``table`` with their default expression (None: no default)."""
     rows = connection.execute(text(
         "SELECT column_name, column_default FROM information_schema.columns WHERE table_name = :t "
         "AND table_schema = current_schema()"), {"t": table})
-    defaults = dict(rows.all())
-    return {column: defaults[column] for column in columns}
+    return dict(rows.all())
 
 
-def _defaults(connection: Connection, table: str, defaults: dict[str, str | None]) -> None:
+def _set_defaults(connection: Connection, table: str, defaults: dict[str, str | None]) -> None:
     """Set (an SQL expression) or drop (None) the defaults of columns of ``table``."""
     clauses = [f"ALTER COLUMN {column} " + ("DROP DEFAULT" if expression is None else f"SET DEFAULT {expression}")
                for column, expression in defaults.items()]
-    connection.execute(text(f"ALTER TABLE {table} {', '.join(clauses)}"))
+    connection.exec_driver_sql(f"ALTER TABLE {table} {', '.join(clauses)}")
 
 
 def _index_statements(connection: Connection, table: str, new: str) -> list[str]:
@@ -138,3 +187,47 @@ def _index_statements(connection: Connection, table: str, new: str) -> list[str]
             raise RuntimeError(f"unexpected index of {table}: {definition}")
         statements.append(f"CREATE {match[1] or ''}INDEX ON {new} {match[2]}")
     return statements
+
+
+def _lock_exclusive(connection: Connection, table: str) -> None:
+    """Lock ``table`` (and its partitions) exclusively to the end of the transaction, in attempts
+    of :data:`LOCK_ATTEMPT_MS` (each in a savepoint) for at most :data:`LOCK_WAIT_S`: a swap that
+    waits for a long reader does not hold up the readers that come after it for longer than one
+    attempt. :class:`~workbench.errors.UnavailableError` (``table_in_use``) when time is up."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            with connection.begin_nested():
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_ATTEMPT_MS}")
+                connection.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+            return
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            if time.monotonic() >= deadline:
+                raise UnavailableError(
+                    f"{table} is in use by other sessions (open reads or writes) for more than "
+                    f"{LOCK_WAIT_S:.0f} s: nothing was stored; run this again when they are done",
+                    source=table, code="table_in_use") from error
+            time.sleep(min(1.0, LOCK_ATTEMPT_MS / 1000))
+
+
+def _refuse_other_periods(connection: Connection, table: str, new: str, period: str) -> None:
+    """:class:`~workbench.errors.RefusedError` when a row of ``new`` has the identity of a row of
+    ``table`` in another period. Only the other rows within the range of ``new``'s identities are
+    read (by each partition's primary key, led by the identity)."""
+    column = PARTITIONED[table]
+    low, high = connection.exec_driver_sql(f"SELECT min({column}), max({column}) FROM {new}").one()
+    if low is None:
+        return
+    clash = connection.execute(text(
+        f"SELECT r.{column}, r.period FROM {table} r WHERE r.{column} BETWEEN :low AND :high "
+        f"AND r.period <> :period AND EXISTS (SELECT 1 FROM {new} n WHERE n.{column} = r.{column}) "
+        f"ORDER BY r.{column} LIMIT 1"), {"low": low, "high": high, "period": period}).first()
+    if clash is not None:
+        raise RefusedError(
+            f"{column} {clash[0]} already has a row of {clash[1]} in {table}; one of {period} cannot "
+            f"be added (a call has one rating: was it rated under another time zone setting? "
+            f"Rate {clash[1]} again first, if its rating is not billed)",
+            source=table, code="rated_in_another_period")
