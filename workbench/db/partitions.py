@@ -121,7 +121,11 @@ def replace_partition(connection: Connection, table: str, period: str, frame: pd
     run = connection.exec_driver_sql
     old = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": final}).scalar_one()
     new = f"{final}_next" if old else final
+    literal_period = _literal(connection, period)
     run(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS)")
+    # the partition's bound, proved by a constraint (added while the table is empty, checked on
+    # each row copied): attaching then reads no row to check it
+    run(f"ALTER TABLE {new} ADD CONSTRAINT {new}_bound CHECK (period = {literal_period})")
     _set_defaults(connection, new, {column: _literal(connection, value) for column, value in constants.items()})
     insert_frame(connection, new, frame.drop(columns=list(constants), errors="ignore"))
     _set_defaults(connection, new, {column: defaults[column] for column in constants})
@@ -134,11 +138,8 @@ def replace_partition(connection: Connection, table: str, period: str, frame: pd
     run(f"ANALYZE {new}")  # the next run reads it at once: its plans need the statistics
 
     _lock_exclusive(connection, table)
-    literal_period = _literal(connection, period)
     run(f"INSERT INTO {new} SELECT * FROM {table} WHERE period = {literal_period} AND ({keep})")
     _refuse_other_periods(connection, table, new, period)
-    # the partition's bound, proved by a constraint: attaching then reads no row to check it
-    run(f"ALTER TABLE {new} ADD CONSTRAINT {new}_bound CHECK (period = {literal_period})")
     if old:
         run(f"ALTER TABLE {table} DETACH PARTITION {final}")
         run(f"DROP TABLE {final}")

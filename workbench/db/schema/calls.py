@@ -88,7 +88,9 @@ class RatedCall(Base):
     rating is never replaced by a re-rating.
 
     On PostgreSQL the table is partitioned by ``period`` (:mod:`workbench.db.partitions`) and its
-    primary key is (cdr_id, period), the partition key being part of every unique key there."""
+    primary key is (cdr_id, period), the partition key being part of every unique key there; one
+    rating per call is then checked when a month is stored
+    (:func:`workbench.db.partitions.replace_partition`)."""
 
     __tablename__ = "rated_calls"
     __table_args__ = (
