@@ -3,6 +3,7 @@ transaction, and the migration both ways."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pandas as pd
@@ -124,9 +125,11 @@ def test_a_failed_or_interrupted_replacement_leaves_the_month_as_it_was(pg_engin
     before = stored(engine)
 
     # the new ratings rate the billed call 1 again: the key refuses it, nothing changes
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+    with pytest.raises(RefusedError, match=r"repeat a key \(Key \(cdr_id, period\)=\(1, 2026-10\)") as raised, \
+            engine.begin() as connection:
         replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(1, 111), (3, 300)]),
                           keep="invoice_id IS NOT NULL")
+    assert raised.value.code == "repeated_key"
     assert stored(engine) == before
 
     # a rating of another month among the rows: refused before anything is written
@@ -231,28 +234,71 @@ def test_a_call_rated_in_another_month_is_refused(pg_engine):
 
 @pytest.mark.postgres
 def test_a_swap_waits_in_short_attempts_for_a_long_reader_then_gives_up(pg_engine, monkeypatch):
+    """A swap that waits for a long reader lets the readers that come after it through between
+    attempts (with one long wait, they would queue behind it), then gives up, changing nothing."""
+    import threading
+
     engine = pg_engine
     with engine.begin() as connection:
         replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(1, 100)]),
                           keep="invoice_id IS NOT NULL")
     before = stored(engine)
-    monkeypatch.setattr(partitions, "LOCK_ATTEMPT_MS", 200)
-    monkeypatch.setattr(partitions, "LOCK_WAIT_S", 1.0)
-    with engine.connect() as reader:
-        reader.begin()
-        assert reader.execute(text("SELECT count(*) FROM rated_calls")).scalar_one() == 1  # holds its read lock
-        with pytest.raises(UnavailableError, match="rated_calls is in use") as raised, engine.begin() as connection:
-            replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(2, 200)]),
-                              keep="invoice_id IS NOT NULL")
-        assert raised.value.code == "table_in_use"
-        # between attempts, readers are not queued behind the swap
-        assert reader.execute(text("SELECT count(*) FROM rated_calls_p2026_10")).scalar_one() == 1
-        reader.rollback()
+    monkeypatch.setattr(partitions, "LOCK_ATTEMPT_MS", 300)
+    monkeypatch.setattr(partitions, "LOCK_WAIT_S", 4.0)
+    outcome = []
+
+    def swap():
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '7s'")  # the caller's own, kept
+                replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(2, 200)]),
+                                  keep="invoice_id IS NOT NULL")
+                outcome.append(connection.exec_driver_sql("SHOW lock_timeout").scalar_one())
+        except Exception as error:  # noqa: BLE001 - asserted below
+            outcome.append(error)
+
+    with engine.connect() as long_reader:
+        long_reader.begin()
+        assert long_reader.execute(text("SELECT count(*) FROM rated_calls")).scalar_one() == 1
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        time.sleep(1.0)  # the swap is trying
+        with engine.connect() as reader:  # comes after: through within about one attempt
+            reader.exec_driver_sql("SET statement_timeout = '2s'")
+            assert reader.execute(text("SELECT count(*) FROM rated_calls")).scalar_one() == 1
+        swapper.join(timeout=30)
+        long_reader.rollback()
+    assert len(outcome) == 1 and isinstance(outcome[0], UnavailableError), outcome
+    assert outcome[0].code == "table_in_use" and "rated_calls is in use" in str(outcome[0])
     assert stored(engine) == before
-    with engine.begin() as connection:  # the reader gone: it goes through
-        replace_partition(connection, "rated_calls", "2026-10", ratings("2026-10", [(2, 200)]),
-                          keep="invoice_id IS NOT NULL")
+    swap()  # the reader gone: it goes through, and the caller's lock timeout is its own again
+    assert outcome[1] == "7s"
     assert set(stored(engine)) == {2}
+
+
+@pytest.mark.postgres
+def test_production_and_credit_notes_wait_for_a_rating_under_way(pg_engine):
+    """They change which ratings are billed, which a rating keeps as it read them."""
+    import threading
+
+    from workbench.billing.runs import lock_invoices
+    from workbench.db.partitions import lock_partitions
+
+    engine = pg_engine
+    done = threading.Event()
+
+    def issue():
+        with engine.begin() as connection:
+            lock_invoices(connection)
+            done.set()
+
+    with engine.begin() as rating:
+        lock_partitions(rating, "rated_calls")
+        issuer = threading.Thread(target=issue)
+        issuer.start()
+        assert not done.wait(1.0)  # waits while the rating is under way
+    assert done.wait(10.0)  # the rating committed: it goes on
+    issuer.join(timeout=10)
 
 
 @pytest.mark.postgres

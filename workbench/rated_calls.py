@@ -17,7 +17,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
-from workbench.db.partitions import replace_partition, wait_for_other_swaps
+from workbench.db.partitions import lock_partitions, replace_partition
 from workbench.period import Period
 from workbench.rating import Rater, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
@@ -103,7 +103,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     tz = settings.timezone
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":  # one rating at a time swaps a month in
-            wait_for_other_swaps(connection, "rated_calls")
+            lock_partitions(connection, "rated_calls")
         inputs = read_period(connection, period, tz)
         result = rate_inputs(inputs, period, tz, rater)
         store_period(connection, period, result.rated, result.errors, now)

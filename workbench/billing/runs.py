@@ -38,6 +38,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.locks import lock_table
+from workbench.db.partitions import lock_partitions
 from workbench.errors import InputError, RefusedError
 from workbench.invoicing import Invoices
 from workbench.period import Period
@@ -214,8 +215,13 @@ def payment_means_now(customer_id) -> ColumnElement[str]:
 
 def lock_invoices(connection: Connection) -> None:
     """Serialise what issues documents: a production run and a credit note wait for each other,
-    so a credit note that reopens a period is never half seen by a production of that period."""
+    so a credit note that reopens a period is never half seen by a production of that period.
+    On PostgreSQL both also wait for a rating under way, and keep new ones waiting: they change
+    which ratings are billed, which a rating keeps as it read them
+    (:func:`workbench.db.partitions.lock_partitions`)."""
     lock_table(connection, s.Invoice.__table__)
+    if connection.dialect.name == "postgresql":
+        lock_partitions(connection, "rated_calls")
 
 
 def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict[int, int], day: date) -> None:

@@ -18,6 +18,8 @@ What a partitioned table gives up, and how it is kept:
   one time zone setting, then under another). :func:`replace_partition` refuses that before the
   swap (:class:`~workbench.errors.RefusedError`, code ``rated_in_another_period``), as the
   primary key on ``cdr_id`` did on SQLite;
+* two transactions that replace partitions, or change what a replacement keeps, wait for each
+  other (:func:`lock_partitions`);
 * replacing a partition needs an exclusive lock of the table for the swap: readers wait for it.
   It is taken in attempts of :data:`LOCK_ATTEMPT_MS`, so that readers are not queued behind a
   swap that itself waits for a long reader, for at most :data:`LOCK_WAIT_S`;
@@ -34,7 +36,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 from sqlalchemy import Connection, literal, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from workbench.db.bulk import insert_frame
 from workbench.errors import RefusedError, UnavailableError
@@ -75,11 +77,16 @@ def partition_name(table: str, period: str) -> str:
     return f"{table}_p{period.replace('-', '_')}"
 
 
-def wait_for_other_swaps(connection: Connection, table: str) -> None:
-    """Wait until no other transaction is replacing a partition of ``table``, and keep them out
-    to the end of this one (a PostgreSQL advisory lock). To be called before this transaction
-    reads ``table`` when it will replace one of its partitions: two such transactions (ratings of
-    two months at once) would otherwise each wait for the other's read to end."""
+def lock_partitions(connection: Connection, table: str) -> None:
+    """Keep other transactions from replacing a partition of ``table`` (or from changing what a
+    replacement keeps) to the end of this one, waiting for one under way (a PostgreSQL advisory
+    lock; taken again by the same transaction, it is already held).
+
+    Taken first by a transaction that will replace a partition, before it reads ``table``: two
+    ratings of two months would otherwise each wait for the other's read to end. And by a
+    transaction that changes which rows a replacement keeps (a production marking ratings
+    billed, a credit note unbilling them): a rating keeps the billed ratings of its month as
+    they were when it read the month."""
     key = zlib.crc32(f"workbench partitions of {table}".encode())
     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
@@ -95,20 +102,22 @@ def replace_partition(connection: Connection, table: str, period: str, frame: pd
     table's defaults while it is filled), not copied, which saves the server parsing them for
     every row (a third of the copy of a month of ratings).
 
-    Steps: the new rows are copied (``COPY``) into a new table; its primary key and the indexes
-    of ``table`` are built on it once, and it is analysed; then, under an exclusive lock of
-    ``table`` (readers wait from here to the commit), the kept rows are added, a row whose
-    identity (``cdr_id``) has a row of another period is refused, and the table replaces the
-    period's partition (or becomes its first partition: the period's rows in the default
-    partition, kept ones copied, are deleted from it).
+    Steps, after :func:`lock_partitions`: the new rows are copied (``COPY``) into a new table,
+    the kept rows added, its primary key and the indexes of ``table`` built on it once, and it is
+    analysed; a row whose identity (``cdr_id``) has a row of another period is refused; then,
+    under an exclusive lock of ``table`` (readers wait from there to the commit), the table
+    replaces the period's partition (or becomes its first partition: the period's rows in the
+    default partition, the kept ones copied, are deleted from it). ``keep`` is SQL written by the
+    caller, never data.
 
     Raises :class:`ValueError` for a period that is not ``YYYY-MM``, a column of ``constants``
     that ``table`` does not have, or a row of ``frame`` with another period (or value of
-    ``constants``) than given; :class:`~workbench.errors.RefusedError` (``rated_in_another_period``)
-    for a row whose identity has a row of another period;
-    :class:`~workbench.errors.UnavailableError` (``table_in_use``) when the exclusive lock cannot
-    be had within :data:`LOCK_WAIT_S`; and whatever the database raises (a new row with the key
-    of a kept one, say). The caller's transaction is then to be rolled back: nothing is changed.
+    ``constants``) than given; :class:`~workbench.errors.RefusedError` for two rows with one key
+    (``repeated_key``: a new row for a kept one, say) or a row whose identity has a row of another
+    period (``rated_in_another_period``); :class:`~workbench.errors.UnavailableError`
+    (``table_in_use``) when the exclusive lock cannot be had within :data:`LOCK_WAIT_S`; and
+    whatever else the database raises. The caller's transaction is then to be rolled back:
+    nothing is changed.
     """
     final = partition_name(table, period)
     constants = {"period": period, **(constants or {})}
@@ -118,6 +127,7 @@ def replace_partition(connection: Connection, table: str, period: str, frame: pd
             raise ValueError(f"{table} has no column {column!r}")
         if column in frame.columns and not (frame[column] == value).all():
             raise ValueError(f"rows of {table} for {period} with another {column} than {value}")
+    lock_partitions(connection, table)
     run = connection.exec_driver_sql
     old = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": final}).scalar_one()
     new = f"{final}_next" if old else final
@@ -129,17 +139,27 @@ def replace_partition(connection: Connection, table: str, period: str, frame: pd
     _set_defaults(connection, new, {column: _literal(connection, value) for column, value in constants.items()})
     insert_frame(connection, new, frame.drop(columns=list(constants), errors="ignore"))
     _set_defaults(connection, new, {column: defaults[column] for column in constants})
+    # what is kept cannot change meanwhile: its writers take lock_partitions too
+    run(f"INSERT INTO {new} SELECT * FROM {table} WHERE period = {literal_period} AND ({keep})")
     sort_memory = connection.execute(text(
         "SELECT CAST(setting AS bigint) FROM pg_settings WHERE name = 'maintenance_work_mem'")).scalar_one()
     if sort_memory < SORT_MEMORY_KB:
         run(f"SET LOCAL maintenance_work_mem = '{SORT_MEMORY_KB}kB'")
-    for statement in _index_statements(connection, table, new):
+    statements = _index_statements(connection, table, new)
+    try:
+        with connection.begin_nested():
+            run(statements[0])  # the primary key
+    except IntegrityError as error:
+        detail = getattr(getattr(error.orig, "diag", None), "message_detail", None) or ""
+        raise RefusedError(
+            f"the ratings of {period} repeat a key ({detail.strip() or 'a call twice'}): a new row for a "
+            f"row kept, or one call twice; nothing was stored", source=table, code="repeated_key") from error
+    for statement in statements[1:]:
         run(statement)
     run(f"ANALYZE {new}")  # the next run reads it at once: its plans need the statistics
+    _refuse_other_periods(connection, table, new, period)
 
     _lock_exclusive(connection, table)
-    run(f"INSERT INTO {new} SELECT * FROM {table} WHERE period = {literal_period} AND ({keep})")
-    _refuse_other_periods(connection, table, new, period)
     if old:
         run(f"ALTER TABLE {table} DETACH PARTITION {final}")
         run(f"DROP TABLE {final}")
@@ -196,12 +216,13 @@ def _lock_exclusive(connection: Connection, table: str) -> None:
     waits for a long reader does not hold up the readers that come after it for longer than one
     attempt. :class:`~workbench.errors.UnavailableError` (``table_in_use``) when time is up."""
     deadline = time.monotonic() + LOCK_WAIT_S
+    before = _literal(connection, connection.execute(text("SELECT current_setting('lock_timeout')")).scalar_one())
     while True:
         try:
             with connection.begin_nested():
                 connection.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_ATTEMPT_MS}")
                 connection.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-                connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {before}")  # the caller's again
             return
         except OperationalError as error:
             if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
@@ -217,7 +238,8 @@ def _lock_exclusive(connection: Connection, table: str) -> None:
 def _refuse_other_periods(connection: Connection, table: str, new: str, period: str) -> None:
     """:class:`~workbench.errors.RefusedError` when a row of ``new`` has the identity of a row of
     ``table`` in another period. Only the other rows within the range of ``new``'s identities are
-    read (by each partition's primary key, led by the identity)."""
+    read (by each partition's primary key, led by the identity). Other months do not change
+    meanwhile: their replacements wait for :func:`lock_partitions`."""
     column = PARTITIONED[table]
     low, high = connection.exec_driver_sql(f"SELECT min({column}), max({column}) FROM {new}").one()
     if low is None:
