@@ -102,8 +102,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":  # one rating at a time swaps a month in
-            lock_partitions(connection, "rated_calls")
+        lock_partitions(connection, "rated_calls")  # one rating at a time swaps a month in
         inputs = read_period(connection, period, tz)
         result = rate_inputs(inputs, period, tz, rater)
         store_period(connection, period, result.rated, result.errors, now)

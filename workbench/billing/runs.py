@@ -220,8 +220,7 @@ def lock_invoices(connection: Connection) -> None:
     which ratings are billed, which a rating keeps as it read them
     (:func:`workbench.db.partitions.lock_partitions`)."""
     lock_table(connection, s.Invoice.__table__)
-    if connection.dialect.name == "postgresql":
-        lock_partitions(connection, "rated_calls")
+    lock_partitions(connection, "rated_calls")
 
 
 def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict[int, int], day: date) -> None:
