@@ -6,7 +6,7 @@ The folder is the minimal operator of :mod:`factories`; line numbers count the h
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -402,7 +402,11 @@ def test_every_bad_value_of_a_load_is_reported_at_once_and_nothing_is_stored(eng
 def test_the_command_line_names_every_problem(tmp_path, capsys):
     from workbench.cli import main
 
-    folder = reference_folder(tmp_path / "bad", **ALL_BAD)
+    # the command reads the clock: its future mandate is signed two days after today, wherever the
+    # operator's day (Europe/Paris) stands against the machine's
+    future = (date.today() + timedelta(days=2)).isoformat()
+    mandates = [row[:2] + [future] + row[3:] if row[1] == "MANDATE-C1-04" else row for row in ALL_BAD["mandates"]]
+    folder = reference_folder(tmp_path / "bad", **{**ALL_BAD, "mandates": mandates})
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
     assert main(["--database-url", url, "load-reference", str(folder)]) == 2
     err = capsys.readouterr().err
