@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from workbench.cli import main
-from workbench.db.partitions import in_schema
+from workbench.db.comparison import comparison_options
 from workbench.db.schema import Base
 from workbench.sample import generate_operator
 from workbench.sepa import validate_pain008
@@ -29,7 +29,7 @@ def read(path: Path) -> list[dict]:
 
 def test_migrations_create_exactly_the_models(engine):
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"include_name": in_schema})
+        context = MigrationContext.configure(connection, opts=comparison_options(connection.dialect.name))
         assert compare_metadata(context, Base.metadata) == []
 
 

@@ -62,12 +62,6 @@ def is_partition(name: str) -> bool:
     return bool(match) and match["table"] in PARTITIONED
 
 
-def in_schema(name: str | None, kind: str, parent_names: dict) -> bool:
-    """Alembic's ``include_name`` hook: everything but the partitions, which the schema does not
-    name (``kind`` ``"table"`` and :func:`is_partition`)."""
-    return not (kind == "table" and name is not None and is_partition(name))
-
-
 def partition_name(table: str, period: str) -> str:
     """The partition of ``table`` for ``period`` (``YYYY-MM``, ASCII digits): ``rated_calls_p2026_10``.
     :class:`ValueError` for anything else than a month (the name and the value are written into

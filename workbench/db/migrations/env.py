@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from workbench.db.partitions import in_schema
+from workbench.db.comparison import comparison_options
 from workbench.db.schema import Base
 
 config = context.config
@@ -14,7 +14,7 @@ with engine.begin() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        # the schema names a partitioned table, not its partitions (PostgreSQL)
-        include_name=in_schema,
+        # partitions, and foreign keys checked by triggers (PostgreSQL): not as the schema says
+        **comparison_options(connection.dialect.name),
     )
     context.run_migrations()

@@ -1,0 +1,32 @@
+"""What a comparison of the database with the schema (Alembic's ``compare_metadata``, the
+migrations' environment) leaves out: what each back-end keeps in another form than the schema
+declares it.
+
+* the partitions of a table partitioned by period (PostgreSQL, :mod:`workbench.db.partitions`):
+  the schema names the partitioned table only;
+* the foreign keys PostgreSQL checks with triggers, once per statement instead of once per row
+  (:data:`CHECKED_PER_STATEMENT`, migration ``0020_calls_file_per_statement``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.db.partitions import is_partition
+
+#: foreign keys of the schema that PostgreSQL checks per statement, by triggers, instead
+CHECKED_PER_STATEMENT = frozenset({"fk_cdrs_file_id_cdr_files"})
+
+
+def comparison_options(dialect: str) -> dict[str, Any]:
+    """Alembic's ``include_name`` and ``include_object`` hooks for a database of ``dialect``
+    (``"sqlite"``, ``"postgresql"``), as keyword arguments of ``context.configure`` or the
+    ``opts`` of ``MigrationContext.configure``."""
+
+    def include_name(name: str | None, kind: str, parent_names: dict) -> bool:
+        return not (kind == "table" and name is not None and is_partition(name))
+
+    def include_object(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+        return not (dialect == "postgresql" and kind == "foreign_key_constraint" and name in CHECKED_PER_STATEMENT)
+
+    return {"include_name": include_name, "include_object": include_object}
