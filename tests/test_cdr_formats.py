@@ -262,6 +262,22 @@ def test_each_reject_reason_with_its_line_and_message():
     assert len(parsed.records) == len(rows) == len(calls) + len(rejects)
 
 
+def test_durations_of_other_digits_than_ascii_are_bad_not_zero():
+    """Only ASCII digits are seconds: '٣٠' (thirty in Arabic-Indic digits) or fullwidth '６０'
+    is a bad duration, named in its message, never a call of 0 seconds."""
+    rows = [
+        ["G1", "2026-10-01T10:00:00+02:00", A, B, "60"],  # 2 good
+        ["U1", "2026-10-01T10:01:00+02:00", A, B, "\u0663\u0660"],  # 3 Arabic-Indic 30
+        ["U2", "2026-10-01T10:02:00+02:00", A, B, "\uff16\uff10"],  # 4 fullwidth 60
+        ["U3", "2026-10-01T10:03:00+02:00", A, B, "-\u0665"],  # 5 minus, then Arabic-Indic 5
+    ]
+    _, calls, rejects = checked(native_cdrs(rows))
+    assert calls[["line_no", "duration_s"]].values.tolist() == [[2, 60]]
+    assert dict(zip(rejects["line_no"], rejects["reason"], strict=True)) == {
+        3: "bad_duration", 4: "bad_duration", 5: "bad_duration"}
+    assert "'\u0663\u0660' is not a whole number of seconds" in rejects["message"].iloc[0]
+
+
 def test_duplicates_name_the_first_line_of_the_call():
     rows = [
         ["A", "2026-10-01T10:00:00Z", A, B, "60"],  # 2

@@ -125,6 +125,10 @@ def test_positions_without_header_or_names():
     assert rejects.empty
     assert calls[["start_utc", "duration_s", "switch_id"]].values.tolist() == [
         [pd.Timestamp("2026-10-25 00:00:00"), 42, ""]]
+    # Unix seconds in other digits than ASCII ones are no time (Arabic-Indic 1792886400)
+    other = "".join(chr(0x0660 + int(d)) for d in "1792886400").encode()
+    calls, rejects = check(parse("plain.csv", b"0145000001,0155000000," + other + b",42\n", mapping=mapping), TZ, CC)
+    assert calls.empty and rejects["reason"].tolist() == ["bad_date"]
     with pytest.raises(InputError, match="3 fields, but the mapping 'plain' takes duration from column 4"):
         parse("short.csv", b"0145000001,0155000000,1792886400\n", mapping=mapping)
 

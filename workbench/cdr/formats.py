@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 
 from workbench.cdr.mapping import EPOCH, ISO, LOCAL, CsvMapping
 from workbench.errors import InputError
-from workbench.phone_numbers import normalise
+from workbench.phone_numbers import normalise, to_digits
 
 NATIVE = "native"
 ASTERISK = "asterisk"
@@ -518,7 +518,7 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
     repeated = pd.Series(False, index=values.index)
     summer = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
     if time_format == EPOCH:
-        ok = values.str.fullmatch(r"\d{1,11}").fillna(False).astype(bool)
+        ok = values.str.fullmatch(r"[0-9]{1,11}").fillna(False).astype(bool)
         result[ok] = pd.to_datetime(values[ok].astype(np.int64), unit="s").astype("datetime64[s]")
         return _Starts(result, repeated, summer)
     if time_format == ISO:
@@ -643,9 +643,11 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
 
     if seconds_f is not None:
         seconds_text = rec[seconds_f].fillna("").str.strip()
-        seconds_ok = seconds_text.str.fullmatch(r"\d{1,7}").fillna(False).astype(bool)
-        seconds = pd.to_numeric(seconds_text.where(seconds_ok), errors="coerce")
-        negative = seconds_text.str.fullmatch(r"-\d+").fillna(False).astype(bool)
+        seconds_ok = seconds_text.str.fullmatch(r"[0-9]{1,7}").fillna(False).astype(bool)
+        # 1 to 7 ASCII digits: Arrow's cast reads them exactly (0 for the others, left out below)
+        seconds = pd.Series(pc.cast(pa.array(seconds_text.where(seconds_ok, "0"), type=pa.string(), from_pandas=True),
+                                    pa.int64()).to_numpy(), index=rec.index)
+        negative = seconds_text.str.fullmatch(r"-[0-9]+").fillna(False).astype(bool)
         def bad_seconds(m):
             return f"{seconds_f} " + seconds_text[m].map(repr) + " is not a whole number of seconds"
 
@@ -702,11 +704,13 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
          lambda m: f"{switch_f} " + switch_id[m].map(repr) + " holds a control character")
     good = reasons.isna()
     key = ["calling", "called", "start_utc", "duration_s"]
+    # the call key with the numbers as their digits: integers hash and compare faster than text
+    keys = cand[["line_no", *key]].assign(calling=to_digits(calling), called=to_digits(called))
     dup = pd.Series(False, index=rec.index)
-    dup[good] = cand[good].duplicated(key, keep="first")  # among acceptable records only
+    dup[good] = keys[good].duplicated(key, keep="first")  # among acceptable records only
     if dup.any():
-        first_line = cand[good].drop_duplicates(key)[[*key, "line_no"]]
-        firsts = cand.loc[dup, key].merge(first_line, on=key, how="left")["line_no"]
+        first_line = keys[good].drop_duplicates(key)
+        firsts = keys.loc[dup, key].merge(first_line, on=key, how="left")["line_no"]
         message = pd.Series(pd.NA, index=rec.index, dtype="string")
         message[dup] = "the same call is on line " + firsts.astype(str).to_numpy()
         flag(dup, "duplicate", message)
