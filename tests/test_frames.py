@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select
+import pytest
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, insert, select
 
 from workbench.db.frames import read_frame
 
@@ -57,7 +58,43 @@ def test_bulk_reads_cut_the_fraction_of_a_second_keep_nulls_and_take_columns_by_
             latest = read_columns(connection, select(func.max(table.c.at)), datetimes=("max",))
     finally:
         table.drop(engine)
+    assert times["id"].tolist() == [1, 2] and str(times["id"].dtype) == "int64"
     assert times["at"].tolist()[0] == pd.Timestamp("2026-10-31 23:59:59") and pd.isna(times["at"].tolist()[1])
     assert str(times["at"].dtype) == "datetime64[s]"
     assert pairs.values.tolist() == [[1, 1, 7], [2, 2, 8]]
     assert latest["max"].tolist() == [pd.Timestamp("2026-10-31 23:59:59")]
+
+
+def test_read_columns_in_batches_keeps_the_order_and_the_types(engine, monkeypatch):
+    """Read in several batches (3 rows each here) the rows come in the statement's order; an
+    empty result has the columns and types; a NULL number is refused, not read as 0."""
+    from datetime import datetime, timedelta
+
+    from workbench.db import frames
+    from workbench.db.frames import read_columns
+
+    monkeypatch.setattr(frames, "_FETCH_ROWS", 3)
+    table = Table("batches_check", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("at", DateTime, nullable=True), Column("n", BigInteger, nullable=True))
+    table.create(engine)
+    start = datetime(2026, 10, 1, 8, 0)
+    try:
+        with engine.begin() as connection:
+            # ids written backwards, numbers of 15 digits (E.164 at its longest)
+            connection.execute(insert(table), [
+                {"id": 10 - i, "at": start + timedelta(seconds=i), "n": 999_999_999_999_990 + i} for i in range(10)])
+            rows = read_columns(connection, select(table.c.id, table.c.n, table.c.at).order_by(table.c.at),
+                                integers=("id", "n"), datetimes=("at",))
+            empty = read_columns(connection, select(table.c.id, table.c.at).where(table.c.id > 99),
+                                 integers=("id",), datetimes=("at",))
+            connection.execute(insert(table), [{"id": 11, "at": start, "n": None}])
+            with pytest.raises(ValueError, match="column n holds NULL"):
+                read_columns(connection, select(table.c.id, table.c.n), integers=("id", "n"))
+    finally:
+        table.drop(engine)
+    assert rows["id"].tolist() == list(range(10, 0, -1))
+    assert rows["n"].tolist() == [999_999_999_999_990 + i for i in range(10)]
+    assert rows["at"].tolist() == [pd.Timestamp(start) + pd.Timedelta(seconds=i) for i in range(10)]
+    assert empty.empty and list(empty.columns) == ["id", "at"]
+    assert str(empty["id"].dtype) == "int64" and str(empty["at"].dtype) == "datetime64[s]"
+
