@@ -131,38 +131,59 @@ def _regex(values: pa.Array, pattern: str) -> np.ndarray | None:
         return None
 
 
-def _canonical_digits(digits: pa.Array) -> np.ndarray:
+def _scatter(n: int, pieces: list[pa.Array], places: list[np.ndarray], base: pa.Array | None = None,
+             on_base: np.ndarray | None = None) -> pa.Array:
+    """An Arrow string array of ``n`` values: ``pieces[i]`` at the positions ``places[i]``,
+    ``base``'s own value at the positions ``on_base`` (``base`` of length ``n``), null elsewhere.
+    One ``take`` (no Python value per row)."""
+    values = pa.concat_arrays([*([base] if base is not None else []), *pieces, pa.nulls(1, pa.string())])
+    index = np.full(n, len(values) - 1, dtype=np.int64)
+    offset = 0
+    if base is not None:
+        index[on_base] = on_base
+        offset = len(base)
+    for piece, rows in zip(pieces, places, strict=True):
+        index[rows] = np.arange(offset, offset + len(piece))
+        offset += len(piece)
+    return values.take(pa.array(index))
+
+
+def _canonical_digits(digits: pa.Array) -> pa.Array:
     """What :func:`_canonical` gives for ``"+" + digits`` (``digits``: ASCII, ``[1-9][0-9]{5,14}``),
     computed for all at once from phonenumbers' metadata (:func:`_country_rules`): the country
     calling code is the first 1 to 3 digits that are a known code; the rest is the national
     number, a plain national prefix stripped as phonenumbers strips it; the number is possible
     when its national number has a possible length. The values this does not decide (a national
     prefix other than plain digits at the start of the rest) go to :func:`_canonical`.
-    An object array of E.164 text or None."""
+    An Arrow string array of E.164 text, null where the number is not possible."""
     rules = _country_rules()
     n = len(digits)
-    out = np.full(n, None, dtype=object)
     if n == 0:
-        return out
+        return pa.array([], type=pa.string())
     code_length = np.zeros(n, dtype=np.int8)
     for width in (3, 2, 1):  # the shortest known code wins, as in phonenumbers
         head = pc.utf8_slice_codeunits(digits, 0, width)
         known = pa.array([c for c in rules if len(c) == width], type=pa.string())
         code_length[pc.is_in(head, value_set=known).to_numpy(zero_copy_only=False)] = width
-    text = digits.to_numpy(zero_copy_only=False)
+    kept: list[np.ndarray] = []  # rows whose E.164 is "+" and their digits, unchanged
+    pieces: list[pa.Array] = []  # the E.164 of the others (a prefix stripped, or phonenumbers')
+    places: list[np.ndarray] = []
     for width in (1, 2, 3):
         at_width = np.flatnonzero(code_length == width)
         if not len(at_width):
             continue
-        heads = pc.utf8_slice_codeunits(pa.array(text[at_width], type=pa.string()), 0, width)
-        head_codes, head_values = pd.factorize(heads.to_numpy(zero_copy_only=False))
-        for which, code in enumerate(head_values):
+        group = digits.take(pa.array(at_width))
+        heads = pc.dictionary_encode(pc.utf8_slice_codeunits(group, 0, width))
+        head_of = heads.indices.to_numpy(zero_copy_only=False)
+        for which, code in enumerate(heads.dictionary.to_pylist()):
             rule = rules[code]
-            rows = at_width[head_codes == which]
-            whole = pa.array(text[rows], type=pa.string())
+            local = np.flatnonzero(head_of == which)
+            rows = at_width[local]
+            whole = group.take(pa.array(local))
             rest = pc.utf8_slice_codeunits(whole, width)
-            nsn = rest
+            strip = np.zeros(len(rows), dtype=bool)
             decided = np.ones(len(rows), dtype=bool)
+            nsn = rest
             if rule.prefix is not None:
                 matched = _regex(rest, f"^(?:{rule.prefix})")
                 if matched is None:
@@ -183,12 +204,17 @@ def _canonical_digits(digits: pa.Array) -> np.ndarray:
                             nsn = pc.if_else(pa.array(strip), stripped, rest)
             length = pc.utf8_length(nsn).to_numpy(zero_copy_only=False)
             possible = rule.possible[np.minimum(length, _NSN_LENGTHS - 1)] & (length < _NSN_LENGTHS)
-            e164 = pc.binary_join_element_wise("+" + code, nsn, "").to_numpy(zero_copy_only=False)
             keep = decided & possible
-            out[rows[keep]] = e164[keep]
-            for row in rows[~decided]:  # a national prefix only phonenumbers can strip
-                out[row] = _canonical("+" + text[row])
-    return out
+            kept.append(rows[keep & ~strip])
+            if (keep & strip).any():
+                pieces.append(pc.binary_join_element_wise("+" + code, nsn.filter(pa.array(keep & strip)), ""))
+                places.append(rows[keep & strip])
+            if not decided.all():  # a national prefix only phonenumbers can strip
+                undecided = whole.filter(pa.array(~decided)).to_pylist()
+                pieces.append(pa.array([_canonical("+" + d) for d in undecided], type=pa.string()))
+                places.append(rows[~decided])
+    plus = pc.binary_join_element_wise("+", digits, "")
+    return _scatter(n, pieces, places, plus, np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64))
 
 
 def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) -> pd.Series:
@@ -198,18 +224,20 @@ def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) ->
     dropped, the ``+``/``00``/trunk-``0`` forms read, then the country code, national prefix and
     possible lengths of phonenumbers' metadata applied to all numbers at once
     (:func:`_canonical_digits`); the result is the same as phonenumbers' for every number, which
-    is called only for the values these rules leave undecided."""
+    is called only for the values these rules leave undecided. The values stay in Arrow arrays
+    throughout: a ``string`` Series backed by Arrow."""
     text = pa.array(numbers.astype("string"), type=pa.string(), from_pandas=True)
     encoded = pc.dictionary_encode(text)
     uniques = encoded.dictionary
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    result = np.full(len(uniques), None, dtype=object)
+    pieces: list[pa.Array] = []
+    places: list[np.ndarray] = []
     ascii_ = pc.string_is_ascii(uniques).to_numpy(zero_copy_only=False)
     if (~ascii_).any():  # other digits or spaces than ASCII ones: as phonenumbers reads them
         others = np.flatnonzero(~ascii_)
         slow = _normalise_slowly(pd.Series(uniques.take(pa.array(others)).to_pandas(), dtype="string"),
                                  home_country_code)
-        result[others] = slow.astype(object).where(slow.notna(), None).to_numpy()
+        pieces.append(pa.array(slow, type=pa.string(), from_pandas=True))
+        places.append(others)
     plain = np.flatnonzero(ascii_)
     if len(plain):
         raw = uniques.take(pa.array(plain))
@@ -222,11 +250,10 @@ def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) ->
                        pc.if_else(pc.starts_with(raw, "0"),
                                   pc.binary_join_element_wise(home_country_code, after_plus, ""), raw)))
         well_formed = np.flatnonzero(_regex(digits, r"^[1-9][0-9]{5,14}$"))
-        result[plain[well_formed]] = _canonical_digits(digits.take(pa.array(well_formed)))
-    out = np.full(len(codes), None, dtype=object)
-    present = codes >= 0
-    out[present] = result[codes[present]]
-    return pd.Series(out, index=numbers.index, dtype="string")
+        pieces.append(_canonical_digits(digits.take(pa.array(well_formed))))
+        places.append(plain[well_formed])
+    out = _scatter(len(uniques), pieces, places).take(encoded.indices)
+    return pd.Series(pd.array(out, dtype="string"), index=numbers.index)
 
 
 def normalise_one(number: str, home_country_code: str = HOME_COUNTRY_CODE) -> str | None:
