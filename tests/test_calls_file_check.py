@@ -183,3 +183,38 @@ def test_the_migration_replaces_the_foreign_key_by_the_checks_and_back(postgres_
         assert counts(engine) == (1, 2)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_check_reads_its_own_tables_and_deletes_a_file_at_read_committed_only(postgres_server):
+    """A temporary ``cdr_files`` (first in any search path) does not vouch for a file; a file is
+    deleted at READ COMMITTED only: a transaction at REPEATABLE READ whose snapshot predates
+    calls committed since would not see them (the foreign key would)."""
+    from conftest import new_postgres_database
+
+    from workbench.db.engine import make_engine, upgrade
+
+    engine = make_engine(new_postgres_database(postgres_server))
+    upgrade(engine)
+    try:
+        with engine.begin() as connection:
+            add_file(connection, 1)
+            add_file(connection, 2)
+        with pytest.raises(REFUSED, match=r"Key \(file_id\)=\(9\) is not present"), engine.begin() as connection:
+            connection.execute(text("CREATE TEMPORARY TABLE cdr_files (id integer) ON COMMIT DROP"))
+            connection.execute(text("INSERT INTO cdr_files VALUES (9)"))
+            insert_frame(connection, "cdrs", calls([9]))
+        for level in ("REPEATABLE READ", "SERIALIZABLE"):
+            late = engine.connect().execution_options(isolation_level=level.replace(" ", "_"))
+            try:
+                late.execute(text("SELECT count(*) FROM cdrs")).scalar_one()  # its snapshot: no calls
+                with engine.begin() as connection:  # calls of file 2 committed meanwhile
+                    insert_frame(connection, "cdrs", calls([2], first_line=20 if level == "SERIALIZABLE" else 10))
+                with pytest.raises(sa.exc.DBAPIError, match="only READ COMMITTED may"):
+                    late.execute(text("DELETE FROM cdr_files WHERE id = 2"))
+                late.rollback()
+            finally:
+                late.close()
+        assert counts(engine) == (2, 2)
+    finally:
+        engine.dispose()
