@@ -98,3 +98,32 @@ def test_read_columns_in_batches_keeps_the_order_and_the_types(engine, monkeypat
     assert empty.empty and list(empty.columns) == ["id", "at"]
     assert str(empty["id"].dtype) == "int64" and str(empty["at"].dtype) == "datetime64[s]"
 
+
+
+def test_read_columns_refuses_what_is_not_an_integer_or_a_time(engine):
+    """Columns twice under one name are read by position; a text column is refused (its value
+    would be guessed); on SQLite, which keeps any value in any column, a text or a real in an
+    integer column is refused naming the column, never split into rows or read as NULL."""
+    from sqlalchemy import Float, text
+
+    from workbench.db.frames import read_columns
+
+    table = Table("kinds_check", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("n", BigInteger), Column("code", String(10)), Column("ratio", Float))
+    table.create(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(table), [{"id": 1, "n": 42, "code": "0042", "ratio": 0.5}])
+            other = table.alias("other")
+            twice = read_columns(connection, select(table.c.id, other.c.id).join(other, other.c.id == table.c.id),
+                                 integers=("id",))
+            with pytest.raises(ValueError, match=r"not \['code'\]"):
+                read_columns(connection, select(table.c.id, table.c.code), integers=("id", "n"))
+            if engine.dialect.name == "sqlite":
+                for value in ("'5' || char(10) || '0,99,7'", "'NaN'", "60.5", "''"):
+                    connection.execute(text(f"UPDATE kinds_check SET n = {value} WHERE id = 1"))
+                    with pytest.raises(ValueError, match="column n holds a value that is not an integer"):
+                        read_columns(connection, select(table.c.id, table.c.n), integers=("id", "n"))
+    finally:
+        table.drop(engine)
+    assert twice.values.tolist() == [[1, 1]] and list(twice.columns) == ["id", "id"]

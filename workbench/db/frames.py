@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Integer, cast, func, literal_column, select, text
+from sqlalchemy import Connection, Integer, case, cast, func, literal_column, select, text
 
 
 def _integer_columns(statement, names: list[str]) -> set[str]:
@@ -69,22 +70,31 @@ def _column(values: list, integer: bool):
 _FETCH_ROWS = 100_000
 
 
-def _sqlite_columns(connection: Connection, statement, names: list[str], integers: tuple[str, ...],
-                    datetimes: tuple[str, ...]) -> pd.DataFrame:
-    """:func:`read_columns` on SQLite. Each row is written by SQLite as one CSV line of integers:
-    the times as epoch seconds (``strftime('%s')``, in C), the fraction of a second cut off
-    first (``strftime`` would round it to the millisecond, and a time of 23:59:59.9996 would
-    become the next day), as ``datetime64[s]`` does; a ``NULL`` as an empty field; every line
-    led by a constant field, so that none is empty. The columns of the statement are taken by
-    position (their names may repeat or be labels)."""
-    others = [n for n in names if n not in integers and n not in datetimes]
-    if others:
-        raise ValueError(f"read_columns reads integers and times on SQLite, not {others}")
-    inner = statement.subquery()
+def _postgresql_csv(connection: Connection, statement) -> bytes:
+    """The rows of ``statement`` as CSV text written by PostgreSQL (``COPY ... TO STDOUT``)."""
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    with connection.connection.driver_connection.cursor() as cursor, \
+            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+        return b"".join(bytes(block) for block in copy)
+
+
+def _sqlite_csv(connection: Connection, statement, times: list[bool]) -> bytes:
+    """The rows of ``statement`` as CSV text written by SQLite, one line per row, of integers
+    only: a time (``times`` by position) as epoch seconds (``strftime('%s')``, in C), the
+    fraction of a second cut off first (``strftime`` would round it to the millisecond, and a
+    time of 23:59:59.9996 would become the next day); a ``NULL`` as an empty field; a value of
+    an integer column that SQLite does not hold as an integer (text, a real) as ``x``, which the
+    parse refuses; every line led by a constant field, so that none is empty. The columns are
+    taken by position (their names may repeat or be labels)."""
+    empty, refused = literal_column("''"), literal_column("'x'")
     line = literal_column("'0'")
-    for name, column in zip(names, inner.c, strict=True):
-        value = cast(func.strftime("%s", func.substr(column, 1, 19)), Integer) if name in datetimes else column
-        line = line.op("||")(literal_column("','")).op("||")(func.coalesce(value, literal_column("''")))
+    for time, column in zip(times, statement.subquery().c, strict=True):
+        if time:
+            value = func.coalesce(cast(func.strftime("%s", func.substr(column, 1, 19)), Integer), empty)
+        else:
+            kind = func.typeof(column)
+            value = case((kind == "integer", column), (kind == "null", empty), else_=refused)
+        line = line.op("||")(literal_column("','")).op("||")(value)
     sql = str(select(line).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     cursor = connection.connection.driver_connection.cursor()
     parts = []
@@ -94,58 +104,52 @@ def _sqlite_columns(connection: Connection, statement, names: list[str], integer
             parts.append("\n".join([row[0] for row in rows]))
     finally:
         cursor.close()
-    positions = [f"c{i}" for i in range(len(names) + 1)]
-    if parts:
-        table = pacsv.read_csv(io.BytesIO("\n".join(parts).encode("ascii")),
-                               read_options=pacsv.ReadOptions(column_names=positions),
-                               convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(positions, pa.int64())))
-        columns = [table.column(i + 1) for i in range(len(names))]
-    else:
-        columns = [pa.chunked_array([], pa.int64()) for _ in names]
-    data = {}
-    for position, (name, values) in enumerate(zip(names, columns, strict=True)):
-        if name in integers:
-            if values.null_count:
-                raise ValueError(f"column {name} holds NULL: read_columns reads integers without NULL")
-            data[position] = values.to_numpy()
-        elif values.null_count:  # a time; NULL is NaT
-            data[position] = pd.to_datetime(values.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get),
-                                            unit="s").astype("datetime64[s]").to_numpy()
-        else:
-            data[position] = values.to_numpy().astype("datetime64[s]")
-    frame = pd.DataFrame(data)
-    frame.columns = names
-    return frame
+    return "\n".join(parts).encode("ascii")
 
 
 def read_columns(connection: Connection, statement, integers: tuple[str, ...] = (),
                  datetimes: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The rows of a SQLAlchemy select of numbers and times, read in bulk and parsed by Arrow's
-    CSV reader: on PostgreSQL written by ``COPY (...) TO STDOUT``, on SQLite one line of text per
-    row written by SQLite itself (``||``), so that no Python object is made per value.
-    ``integers`` become int64 (``NULL`` is not allowed in them), ``datetimes`` datetime64[s]
-    (naive, as stored; ``NULL`` is NaT). On SQLite every column is one of the two
-    (:class:`ValueError` otherwise); on PostgreSQL other columns are read as text. For the big
-    reads of calls (a month's calls); :func:`read_frame` for the rest."""
+    """The rows of a SQLAlchemy select of integer and time columns, read in bulk as CSV text
+    parsed by Arrow's CSV reader, so that no Python object is made per value: written by
+    ``COPY (...) TO STDOUT`` on PostgreSQL, one line per row written by SQLite itself (``||``)
+    on SQLite. ``integers`` become int64, ``datetimes`` datetime64[s] (naive, as stored, cut to
+    the second; ``NULL`` is NaT). The columns are taken by position (their names may repeat).
+    For the big reads of calls (a month's calls); :func:`read_frame` for the rest.
+
+    Raises :class:`ValueError` for a column that is neither, a ``NULL`` in an integer column, or
+    a value of an integer column that is not an integer (SQLite keeps any type in any column)."""
     names = [column.name for column in statement.selected_columns]
-    if connection.dialect.name != "postgresql":
-        return _sqlite_columns(connection, statement, names, integers, datetimes)
-    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    driver = connection.connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-        data = b"".join(bytes(block) for block in copy)
-    # times read to the microsecond, then cut to the second (below), as on SQLite
-    types = {**{n: pa.int64() for n in integers}, **{n: pa.timestamp("us") for n in datetimes}}
+    others = [n for n in names if n not in integers and n not in datetimes]
+    if others:
+        raise ValueError(f"read_columns reads integer and time columns, not {others}")
+    times = [n in datetimes for n in names]
+    if connection.dialect.name == "postgresql":  # times as text, read to the microsecond
+        data, lead, time_type = _postgresql_csv(connection, statement), 0, pa.timestamp("us")
+    else:  # a constant first field, then times as epoch seconds
+        data, lead, time_type = _sqlite_csv(connection, statement, times), 1, pa.int64()
+    types = [pa.int64()] * lead + [time_type if time else pa.int64() for time in times]
     if data:
-        table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=names),
-                               convert_options=pacsv.ConvertOptions(column_types=types))
-        frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+        positions = [f"c{i}" for i in range(len(types))]
+        options = pacsv.ConvertOptions(column_types=dict(zip(positions, types, strict=True)), null_values=[""])
+        try:
+            table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=positions),
+                                   convert_options=options)
+        except pa.ArrowInvalid as exc:
+            found = re.search(r"column #(\d+)", str(exc))
+            name = names[int(found[1]) - lead] if found and 0 <= int(found[1]) - lead < len(names) else "?"
+            kind = "a time" if name in datetimes else "an integer"
+            raise ValueError(f"column {name} holds a value that is not {kind} ({exc})") from exc
+        columns = [table.column(i) for i in range(lead, len(types))]
     else:
-        frame = pd.DataFrame({n: pd.Series(dtype=object) for n in names})
-    for name in integers:
-        if frame[name].isna().any():
+        columns = [pa.chunked_array([], kind) for kind in types[lead:]]
+    data_by_position = {}
+    for position, (name, time, values) in enumerate(zip(names, times, columns, strict=True)):
+        if time:  # cut to the second; NULL is NaT
+            data_by_position[position] = values.cast(pa.timestamp("s"), safe=False).to_numpy()
+        elif values.null_count:
             raise ValueError(f"column {name} holds NULL: read_columns reads integers without NULL")
-        frame[name] = frame[name].astype("int64")
-    for name in datetimes:
-        frame[name] = pd.to_datetime(frame[name], format="ISO8601").astype("datetime64[s]")
+        else:
+            data_by_position[position] = values.to_numpy()
+    frame = pd.DataFrame(data_by_position)
+    frame.columns = names
     return frame
