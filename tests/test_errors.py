@@ -51,3 +51,25 @@ def test_problems_as_a_frame_and_a_table():
         "rating 2026-10: 3 calls",
     ]
     assert problems_of(frame)[1] == Problem("sepa", "F2026-000007", "not_debited", "nothing to debit")
+
+
+def test_digits_other_than_ascii_ones_are_not_read_as_digits():
+    """What is written into a file (a period, a SEPA creditor identifier, a SIREN in a Factur-X
+    document, a postcode) takes ASCII digits only: Arabic-Indic or fullwidth digits, which a
+    regular expression's ``\\d`` matches and ``int()`` reads, are refused or left out, never
+    copied into XML."""
+    from workbench.documents.facturx import buyer_siren, siren_of
+    from workbench.sepa.identifiers import validate_creditor_id
+
+    arabic = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))
+    fullwidth = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+    for table in (arabic, fullwidth):
+        with pytest.raises(InputError, match="is not a billing period"):
+            Period.parse("2026-10".translate(table))
+        with pytest.raises(InputError, match="invalid creditor identifier"):
+            validate_creditor_id("FR" + "72".translate(table) + "ZZZ123456")  # FR72ZZZ123456 is valid
+        assert siren_of("404833048".translate(table)) is None
+        assert buyer_siren({"customer": {"vat_number": "FR83" + "404833048".translate(table)}}) is None
+    assert siren_of("404 833 048") == "404833048"
+    assert buyer_siren({"customer": {"vat_number": "FR83404833048"}}) == "404833048"
+    assert Period.parse("2026-10") == Period.parse(" 2026-10 ")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from workbench.errors import InputError
 
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+_PERIOD = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only
 
 
 def local_time(moment: datetime, timezone: str) -> datetime:

@@ -67,9 +67,9 @@ CHUNK_RECORDS = 200_000
 _BLOCK = 1 << 20  # bytes read at a time
 SWITCH_ID_LENGTH = 64  # switch identifiers are kept whole, for reference: a longer one is a bad_call_id
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+_OFFSET = re.compile(r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$")
 #: Asterisk's uniqueid: ``[system name-]<epoch seconds when the channel was created>.<counter>``
-_UNIQUEID_EPOCH = re.compile(r"^(?:.*-)?(\d{9,11})\.\d+$")
+_UNIQUEID_EPOCH = re.compile(r"^(?:.*-)?([0-9]{9,11})\.[0-9]+$")
 #: how long before the start of its call a channel may have been created, for its uniqueid to
 #: tell which of the two repeated hours the call started in
 _UNIQUEID_LEAD = pd.Timedelta(hours=6)

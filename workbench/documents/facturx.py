@@ -72,7 +72,7 @@ ICC_PROFILE = None  # the sRGB profile of the output intent, read once
 def siren_of(value) -> str | None:
     """A SIREN as 9 digits (spaces removed), or None when ``value`` is not one."""
     digits = re.sub(r"\s", "", str(value or ""))
-    return digits if re.fullmatch(r"\d{9}", digits) else None
+    return digits if re.fullmatch(r"[0-9]{9}", digits) else None
 
 
 def buyer_siren(model: dict) -> str | None:
@@ -84,7 +84,7 @@ def buyer_siren(model: dict) -> str | None:
     if explicit:
         return explicit
     vat = re.sub(r"\s", "", str(customer.get("vat_number") or "")).upper()
-    match = re.fullmatch(r"FR[0-9A-Z]{2}(\d{9})", vat)
+    match = re.fullmatch(r"FR[0-9A-Z]{2}([0-9]{9})", vat)
     return match.group(1) if match else None
 
 
@@ -173,7 +173,7 @@ def operator_party(settings: Settings) -> Party:
         country = COUNTRIES.get(last.lower(), last)
     postcode = city = ""
     if parts:
-        match = re.fullmatch(r"(\d{4,5})\s+(.+)", parts[-1])
+        match = re.fullmatch(r"([0-9]{4,5})\s+(.+)", parts[-1])
         if match:
             parts.pop()
             postcode, city = match.groups()

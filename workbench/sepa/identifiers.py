@@ -143,7 +143,7 @@ def validate_bic(value) -> str:
     return str(bic.compact)
 
 
-_CREDITOR_ID = re.compile(r"([A-Z]{2})(\d{2})([A-Z0-9]{3})([A-Z0-9]{1,28})")
+_CREDITOR_ID = re.compile(r"([A-Z]{2})([0-9]{2})([A-Z0-9]{3})([A-Z0-9]{1,28})")
 
 
 def validate_creditor_id(value) -> str:
