@@ -775,6 +775,47 @@ def test_a_file_with_too_many_malformed_records_is_refused_at_its_end(loaded_ref
     assert (report.records, report.accepted, report.by_reason) == (210, 0, {"duplicate": 190, "unknown_line": 20})
 
 
+def checking_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("cdr-check")]
+
+
+def test_a_load_stopped_early_leaves_no_chunk_being_checked(loaded_reference, settings, tmp_path):
+    # the next chunk is read and checked in a worker thread while one is stored: a load refused
+    # at its first chunk, a file that breaks after some chunks and a load interrupted by the
+    # progress callback store nothing and leave no worker behind
+    engine = loaded_reference
+    before = table_counts(engine)
+    refused = bad_lines_file(tmp_path / "garbage.csv.gz", 60_000)
+    with pytest.raises(InputError, match="refused as a whole") as refusal:  # (its frames kept alive)
+        load_cdr_file(engine, refused, settings, NOW, chunk_records=10_000)
+    assert refusal.value.code == "too_many_rejects" and checking_threads() == []
+    good = gzip.decompress(bad_lines_file(tmp_path / "good.csv.gz", 0, good_first=200).read_bytes())
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(good)[:-30])  # the last records and the gzip trailer cut off
+    with pytest.raises(InputError, match="not a valid gzip file: damaged or truncated") as caught:
+        load_cdr_file(engine, broken, settings, NOW, chunk_records=30)
+    assert caught.value.code == "bad_cdr_file"
+    assert checking_threads() == []
+    whole = tmp_path / "whole.csv"
+    whole.write_bytes(good)
+    seen = []
+
+    def stop_at_the_third(records):
+        seen.append(records)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as interruption:
+        load_cdr_file(engine, whole, settings, NOW, chunk_records=30, on_records=stop_at_the_third)
+    assert interruption.type is KeyboardInterrupt
+    assert seen == [30, 30, 30] and checking_threads() == []
+    assert table_counts(engine) == before
+    # the same file loaded whole: 200 records a chunk of 30 at a time, in line order
+    report = load_cdr_file(engine, whole, settings, NOW, chunk_records=30)
+    assert (report.records, report.accepted, report.rejected) == (200, 200, 0)
+    assert stored_calls(engine)["line_no"].tolist() == list(range(2, 202))
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from Linux's /proc")
 def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
     # a process loads one good line then 300,000 bad ones (refused at the end: 300,000 bad of

@@ -18,7 +18,9 @@ call), so that loading the file again, which is skipped, is never needed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
-from workbench.cdr.formats import CHUNK_RECORDS, check, file_error, parse, read_chunks
+from workbench.cdr.formats import CHUNK_RECORDS, ParsedFile, check, file_error, parse, read_chunks
 from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
@@ -293,6 +295,32 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chunk_records: int,
+                    settings: Settings, times: str) -> Iterator[tuple[ParsedFile, pd.DataFrame, pd.DataFrame]]:
+    """The chunks of a file read (:func:`~workbench.cdr.formats.read_chunks`) and checked
+    (:func:`~workbench.cdr.formats.check`, the numbers as digits): ``(parsed, candidates,
+    rejects)``. The next chunk is read and checked in a worker thread while the caller stores
+    this one (the database works meanwhile): at most two chunks are held. What reading or
+    checking raises is raised here, for the chunk it concerns."""
+    chunks = read_chunks(name, stream, fmt, mapping, chunk_records)
+
+    def next_chunk():
+        parsed = next(chunks, None)
+        if parsed is None:
+            return None
+        cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times)
+        return parsed, cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"])), rejects
+
+    worker = ThreadPoolExecutor(1, thread_name_prefix="cdr-check")
+    try:
+        ahead = worker.submit(next_chunk)
+        while (chunk := ahead.result()) is not None:
+            ahead = worker.submit(next_chunk)
+            yield chunk
+    finally:  # closed early (an error, Ctrl-C): the chunk being checked is finished, then dropped
+        worker.shutdown(wait=True, cancel_futures=True)
+
+
 def load_cdr_file(
     engine: Engine,
     path: str | Path,
@@ -334,15 +362,14 @@ def load_cdr_file(
     times = asterisk_times or settings.asterisk_times
     file_id, file_format, records, accepted, rejected = None, "", 0, 0, 0
     by_reason: dict[str, int] = {}
-    with engine.begin() as connection, path.open("rb") as stream:
+    with (engine.begin() as connection, path.open("rb") as stream,
+          closing(_checked_chunks(path.name, stream, fmt, mapping, chunk_records, settings, times)) as chunks):
         lock_table(connection, s.Cdr.__table__)
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
         lines = stored_calls.lines(connection)
         stored_before, earlier = StoredCalls(), FileCalls()
-        for parsed in read_chunks(path.name, stream, fmt, mapping, chunk_records):
-            cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times)
-            cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
+        for parsed, cand, rejects in chunks:
             raw = parsed.records.set_index("line_no")["raw"]
             if file_id is None:
                 file_format = parsed.format
