@@ -72,6 +72,42 @@ def test_native_start_times_with_and_without_offsets():
     assert calls["line_no"].tolist() == list(range(2, 2 + len(NATIVE_STARTS)))
 
 
+OFFSET_STARTS = [
+    # (call_id, start_time as written, expected UTC start, or None: bad_date)
+    ("O1", "2026-10-07T01:30:00-03:30", "2026-10-07 05:00:00"),
+    ("O2", "2026-10-07T23:59:59+14:00", "2026-10-07 09:59:59"),
+    ("O3", "2026-10-07T00:00:00+14:59", "2026-10-06 09:01:00"),
+    ("O4", "2026-10-07T00:00:00-00:00", "2026-10-07 00:00:00"),
+    ("O5", "2024-02-29T10:00:00+01:00", "2024-02-29 09:00:00"),  # a leap day
+    ("O6", "2000-02-29T10:00:00Z", "2000-02-29 10:00:00"),  # 2000 is a leap year
+    ("O7", "2026-02-29T10:00:00+01:00", None),  # 2026 is not
+    ("O8", "1900-02-29T10:00:00Z", None),  # nor is 1900
+    ("O9", "2026-02-30T10:00:00+01:00", None),
+    ("O10", "2026-04-31T10:00:00Z", None),
+    ("O11", "2026-10-07T23:59:60+02:00", None),  # no leap second
+    ("O12", "2026-10-07T24:00:00+02:00", None),
+    ("O13", "2026-10-07T23:60:00+02:00", None),
+    ("O14", "2026-13-07T10:00:00+02:00", None),
+    ("O15", "2026-10-00T10:00:00+02:00", None),
+    # other ISO 8601 forms: a fraction of a second (cut), an offset without a colon
+    ("O16", "2026-10-07T14:36:28.75+02:00", "2026-10-07 12:36:28"),
+    ("O17", "2026-10-07T14:36:28+0530", "2026-10-07 09:06:28"),
+    ("O18", "2026-10-07T14:36:28+15:00", "2026-10-06 23:36:28"),  # beyond the zones in use, read as written
+]
+
+
+def test_times_with_an_offset_are_read_to_their_instant_and_days_that_do_not_exist_are_bad():
+    # the usual form (to the second, Z or +hh:mm) is read by a fixed format and the offset's
+    # arithmetic, the others by pandas' ISO 8601 parser; a day or time that does not exist is
+    # bad_date, never carried over into the next day or minute
+    rows = [[cid, start, A, f"+3315500{i:04d}", "60"] for i, (cid, start, _) in enumerate(OFFSET_STARTS)]
+    _, calls, rejects = checked(native_cdrs(rows))
+    assert starts_by_switch_id(calls) == {cid: utc(expected) for cid, _, expected in OFFSET_STARTS if expected}
+    bad = {f"O{line - 1}" for line in rejects.loc[rejects["reason"] == "bad_date", "line_no"]}
+    assert bad == {cid for cid, _, expected in OFFSET_STARTS if expected is None}
+    assert len(rejects) == len(bad)
+
+
 def test_native_record_fields():
     data = native_cdrs([["SW-1", "2026-10-01T08:12:33+02:00", "0145000001", "0612345678", "65"]])
     parsed, calls, rejects = checked(data)

@@ -68,6 +68,11 @@ _BLOCK = 1 << 20  # bytes read at a time
 SWITCH_ID_LENGTH = 64  # switch identifiers are kept whole, for reference: a longer one is a bad_call_id
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OFFSET = re.compile(r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$")
+#: the usual ISO 8601 time of a switch: to the second, with ``Z`` or an offset of at most 14
+#: hours (every zone in use): read by a fixed format and the offset's arithmetic, the others by
+#: pandas' ISO 8601 parser (the same instant either way)
+_ISO_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                          r"(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])")
 #: Asterisk's uniqueid: ``[system name-]<epoch seconds when the channel was created>.<counter>``
 _UNIQUEID_EPOCH = re.compile(r"^(?:.*-)?([0-9]{9,11})\.[0-9]+$")
 #: how long before the start of its call a channel may have been created, for its uniqueid to
@@ -508,6 +513,36 @@ class _Starts:
     summer: pd.Series
 
 
+def _iso_seconds_utc(values: pd.Series) -> pd.Series:
+    """Times matching :data:`_ISO_SECONDS` (``2026-10-07T14:36:28+02:00``, ``...Z``) as naive
+    UTC datetime64[s] (``NaT`` for a day or hour that does not exist, as pandas' ISO 8601
+    parser gives), read by Arrow: the local part by a fixed format, the offset subtracted.
+    Several times as fast as pandas' ISO 8601 parser, which slows down on a chunk holding a
+    time it cannot read."""
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    written = pc.utf8_slice_codeunits(text, 0, 19)
+    local = pc.strptime(written, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+    # Arrow's strptime carries over (30 February is 2 March, second 60 the next minute): a time
+    # is kept only if its fields are those written
+    same = None
+    for start, field in ((0, pc.year), (5, pc.month), (8, pc.day), (11, pc.hour), (14, pc.minute), (17, pc.second)):
+        width = 4 if start == 0 else 2
+        equal = pc.equal(field(local), pc.cast(pc.utf8_slice_codeunits(written, start, start + width), pa.int64()))
+        same = equal if same is None else pc.and_(same, equal)
+    local = pc.if_else(same, local, None)
+    zulu = pc.equal(pc.utf8_length(text), 20)
+
+    def part(start: int) -> np.ndarray:  # the offset's hours or minutes, 0 for Z
+        digits = pc.if_else(zulu, "0", pc.utf8_slice_codeunits(text, start, start + 2))
+        return pc.cast(digits, pa.int64()).to_numpy()
+
+    sign = np.where(pc.equal(pc.utf8_slice_codeunits(text, 19, 20), "-").to_numpy(zero_copy_only=False), -1, 1)
+    seconds = pc.cast(local, pa.int64()).fill_null(0).to_numpy()
+    utc = pa.array(seconds - sign * (part(20) * 3600 + part(23) * 60), mask=pc.is_null(local).to_numpy(
+        zero_copy_only=False), type=pa.int64()).cast(pa.timestamp("s"))
+    return pd.Series(utc.to_numpy(zero_copy_only=False), index=values.index, dtype="datetime64[s]")
+
+
 def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
     """Read times written as ``time_format`` (``iso``: ISO 8601, an offset honoured; ``epoch``:
     Unix seconds; else a strftime format, ``%z`` honoured) into naive UTC datetimes. Local
@@ -525,10 +560,16 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
         has_offset = values.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
     else:
         has_offset = pd.Series("%z" in time_format, index=values.index)
-    if has_offset.any():
+    others = has_offset  # the times with an offset read by pandas' parser
+    if time_format == ISO and has_offset.any():
+        plain = values.str.fullmatch(_ISO_SECONDS.pattern).fillna(False).astype(bool)
+        if plain.any():
+            result[plain] = _iso_seconds_utc(values[plain])
+            others = has_offset & ~plain
+    if others.any():
         fmt = "ISO8601" if time_format == ISO else time_format
-        aware = pd.to_datetime(values[has_offset], format=fmt, utc=True, errors="coerce")
-        result[has_offset] = aware.dt.tz_localize(None).astype("datetime64[s]")
+        aware = pd.to_datetime(values[others], format=fmt, utc=True, errors="coerce")
+        result[others] = aware.dt.tz_localize(None).astype("datetime64[s]")
     local_rows = ~has_offset
     if local_rows.any():
         text = values[local_rows]
