@@ -743,17 +743,20 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
          + f" characters long, more than {SWITCH_ID_LENGTH}")
     flag(switch_id.str.contains(_CONTROL.pattern, regex=True).astype(bool), "bad_call_id",
          lambda m: f"{switch_f} " + switch_id[m].map(repr) + " holds a control character")
-    good = reasons.isna()
+    good = np.flatnonzero(reasons.isna().to_numpy())  # duplicates among acceptable records only
     key = ["calling", "called", "start_utc", "duration_s"]
-    # the call key with the numbers as their digits: integers hash and compare faster than text
-    keys = cand[["line_no", *key]].assign(calling=to_digits(calling), called=to_digits(called))
-    dup = pd.Series(False, index=rec.index)
-    dup[good] = keys[good].duplicated(key, keep="first")  # among acceptable records only
-    if dup.any():
-        first_line = keys[good].drop_duplicates(key)
-        firsts = keys.loc[dup, key].merge(first_line, on=key, how="left")["line_no"]
+    # the call key with the numbers as their digits (integers hash faster than text), grouped
+    # once: each record's group, and the first record of each group (in line order)
+    keys = cand[key].iloc[good].assign(calling=to_digits(calling.iloc[good]), called=to_digits(called.iloc[good]))
+    group = keys.groupby(key, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(group, return_index=True)[1][group]
+    repeated = first != np.arange(len(group))
+    if repeated.any():
+        dup = pd.Series(False, index=rec.index)
+        dup.iloc[good[repeated]] = True
         message = pd.Series(pd.NA, index=rec.index, dtype="string")
-        message[dup] = "the same call is on line " + firsts.astype(str).to_numpy()
+        message.iloc[good[repeated]] = ("the same call is on line "
+                                        + rec["line_no"].iloc[good[first[repeated]]].astype(str).to_numpy())
         flag(dup, "duplicate", message)
     bad = reasons.notna()
     rejects = pd.DataFrame(
