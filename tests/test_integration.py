@@ -819,9 +819,11 @@ def test_a_load_stopped_early_leaves_no_chunk_being_checked(loaded_reference, se
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from Linux's /proc")
 def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
     # a process loads one good line then 300,000 bad ones (refused at the end: 300,000 bad of
-    # 300,001). Its peak resident memory grows by about 75 MB over what it was before the load
-    # with chunks of 20,000 records, by about 450 MB with the whole file in one chunk (a file ten
-    # times as long: ten times as much, unless read in chunks)
+    # 300,001). Its peak resident memory grows by about 150 MB over what it was before the load
+    # with chunks of 20,000 records (at most three chunks: one stored, the next checked ahead and
+    # the one after read; the checking thread's heap; SQLite's page cache of the rejects stored),
+    # by about 400 MB with the whole file in one chunk (a file ten times as long: ten times as
+    # much, unless read in chunks)
     script = tmp_path / "load.py"
     # (the process's own high-water mark, VmHWM: ru_maxrss would keep the parent's across exec)
     script.write_text(
@@ -851,7 +853,7 @@ def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
         assert code == "too_many_rejects"
         growth[chunk] = int(grown)
     assert growth[20_000] < 200 * 2**20
-    assert growth[20_000] * 3 < growth[400_000]
+    assert growth[20_000] * 2 < growth[400_000]
 
 
 # --- loads at the same time, a database busy ---------------------------------------------
@@ -864,6 +866,48 @@ def month_of_calls(path, tag: str, first_minute: int = 0, calls: int = 3_000):
     path.write_bytes(native_cdrs([[f"{tag}{i}", f"{start + timedelta(minutes=first_minute + i):%Y-%m-%dT%H:%M:%S}Z",
                                    "+33145000001", "+33155000000", "60"] for i in range(calls)]))
     return path
+
+
+def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, settings, tmp_path):
+    # on PostgreSQL a load reads the calls stored before with a connection of its own while its
+    # COPY runs; once started, that reader asks for no lock: a session asking for cdrs
+    # exclusively in the middle of a load waits for the load, which goes on and commits
+    engine = loaded_reference
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a load reads and writes on one connection")
+    assert load_cdr_file(engine, month_of_calls(tmp_path / "before.csv", "A", calls=60), settings, NOW).accepted == 60
+    outcome, waiting = {}, threading.Event()
+
+    def exclusive():  # e.g. an ALTER TABLE: queued behind the load's lock
+        with engine.connect() as other:
+            other.exec_driver_sql("SET lock_timeout = '20s'")
+            try:
+                other.exec_driver_sql("LOCK TABLE cdrs IN ACCESS EXCLUSIVE MODE")
+                outcome["calls"] = other.exec_driver_sql("SELECT count(*) FROM cdrs").scalar_one()
+            except Exception as error:  # noqa: BLE001 - reported below
+                outcome["error"] = error
+            other.rollback()
+
+    def after_a_chunk(records):
+        if not waiting.is_set():
+            waiting.set()
+            locker.start()
+            with engine.connect() as watcher:  # until the request is queued
+                for _ in range(100):
+                    if watcher.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = "
+                                               "'AccessExclusiveLock' AND relation = 'cdrs'::regclass").scalar_one():
+                        break
+                    threading.Event().wait(0.05)
+                else:
+                    raise AssertionError("the exclusive request was not queued")
+
+    locker = threading.Thread(target=exclusive)
+    # 90 calls read 30 at a time: the first 60 stored before (duplicates), 30 new
+    report = load_cdr_file(engine, month_of_calls(tmp_path / "more.csv", "B", calls=90), settings, NOW,
+                           chunk_records=30, on_records=after_a_chunk)
+    locker.join(30)
+    assert (report.accepted, report.by_reason) == (30, {"duplicate": 60})
+    assert outcome == {"calls": 90}  # granted once the load had committed
 
 
 def in_threads(*calls):

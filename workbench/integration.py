@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 
 from workbench.cdr.formats import CHUNK_RECORDS, ParsedFile, check, file_error, parse, read_chunks
 from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
-from workbench.db.bulk import insert_frame
+from workbench.db.bulk import FrameWriter, insert_frame
 from workbench.db.frames import read_columns, read_frame
 from workbench.db.locks import lock_table
 from workbench.errors import InputError, Problem
@@ -47,6 +47,8 @@ from workbench.reads import calls as stored_calls
 CURABLE = ("unknown_line",)
 #: the columns of a stored call, as in ``cdrs`` (and in a pending reject)
 CALL_COLUMNS = ["start_utc", "calling", "called", "duration_s", "switch_id"]
+#: the columns of ``cdrs`` a load writes (the id is the database's)
+CDR_ROW_COLUMNS = ["file_id", "line_no", *CALL_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,28 @@ def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chu
         worker.shutdown(wait=True, cancel_futures=True)
 
 
+@contextmanager
+def _stored_calls_reader(engine: Engine) -> Iterator[Connection | None]:
+    """On PostgreSQL, a connection of its own that reads the calls stored before a file while
+    the load's connection is busy with its ``COPY`` (:class:`~workbench.db.bulk.FrameWriter`);
+    None on SQLite (the load's connection reads).
+
+    It takes its locks on ``cdrs`` (``ACCESS SHARE``, and its indexes' by planning a query on
+    the key) before the load takes its own, and keeps them to its end: it never waits for a
+    lock afterwards. Otherwise it could wait behind another session's request queued behind
+    the load (an ``ALTER TABLE``, say), which waits for the load, which waits for its reader: a
+    deadlock PostgreSQL cannot see, the two connections being one process. It reads committed
+    calls: as the load holds off the other writers of ``cdrs`` from its start, the same calls
+    as the load's own connection would."""
+    if engine.dialect.name != "postgresql":
+        yield None
+        return
+    with engine.connect() as reader:
+        reader.execute(text(f"LOCK TABLE {s.Cdr.__tablename__} IN ACCESS SHARE MODE"))
+        reader.execute(select(s.Cdr.id).where(s.Cdr.start_utc == datetime(1970, 1, 1)).limit(1)).all()
+        yield reader
+
+
 def load_cdr_file(
     engine: Engine,
     path: str | Path,
@@ -350,8 +374,14 @@ def load_cdr_file(
     the others ``final``. An interruption (Ctrl-C) or any other exception rolls the file's
     transaction back: nothing of it is stored.
 
-    ``on_records`` is called with the number of records of each chunk once it is stored (in the
-    file's transaction: they are committed with the file)."""
+    On PostgreSQL the file's calls go into ``cdrs`` by one ``COPY`` that the server works
+    through while the next chunks are checked (:class:`~workbench.db.bulk.FrameWriter`; the
+    rejects are written when it pauses: at the end, or when a chunk's worth of them is held),
+    and the calls stored before are read meanwhile by a second connection
+    (:func:`_stored_calls_reader`): a load holds two connections.
+
+    ``on_records`` is called with the number of records of each chunk once it is handed to the
+    database (in the file's transaction: they are committed with the file)."""
     path = Path(path)
     digest = file_sha256(path)
     with engine.connect() as connection:
@@ -362,76 +392,89 @@ def load_cdr_file(
     times = asterisk_times or settings.asterisk_times
     file_id, file_format, records, accepted, rejected = None, "", 0, 0, 0
     by_reason: dict[str, int] = {}
-    with (engine.begin() as connection, path.open("rb") as stream,
+    with (_stored_calls_reader(engine) as reader, engine.begin() as connection, path.open("rb") as stream,
           closing(_checked_chunks(path.name, stream, fmt, mapping, chunk_records, settings, times)) as chunks):
         lock_table(connection, s.Cdr.__table__)
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
         lines = stored_calls.lines(connection)
         stored_before, earlier = StoredCalls(), FileCalls()
-        for parsed, cand, rejects in chunks:
-            raw = parsed.records.set_index("line_no")["raw"]
-            if file_id is None:
-                file_format = parsed.format
-                file_id = connection.execute(
-                    insert(s.CdrFile).values(name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
-                                             records=0, accepted=0, rejected=0).returning(s.CdrFile.id)
-                ).scalar_one()
-                stored_before.file_id = file_id
-            else:  # the same call on a line of an earlier chunk
-                line = earlier.lines(cand)
-                dup = line.notna().to_numpy()
+        # calls go in one COPY on PostgreSQL (stored while the next chunk is made), the calls
+        # stored before read by the reader's connection meanwhile; rejects are written when the
+        # COPY pauses (when they are many, and at the end)
+        calls_before = reader or connection
+        with FrameWriter(connection, "cdrs", CDR_ROW_COLUMNS) as calls_out:
+            held: list[pd.DataFrame] = []
+            for parsed, cand, rejects in chunks:
+                raw = parsed.records.set_index("line_no")["raw"]
+                if file_id is None:
+                    file_format = parsed.format
+                    file_id = connection.execute(
+                        insert(s.CdrFile).values(name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
+                                                 records=0, accepted=0, rejected=0).returning(s.CdrFile.id)
+                    ).scalar_one()
+                    stored_before.file_id = file_id
+                else:  # the same call on a line of an earlier chunk
+                    line = earlier.lines(cand)
+                    dup = line.notna().to_numpy()
+                    if dup.any():
+                        bad = cand[dup]
+                        rejects = pd.concat([rejects, pd.DataFrame({
+                            "line_no": bad["line_no"], "reason": "duplicate",
+                            "message": "the same call is on line " + line[dup].astype(str),
+                            "raw": raw.loc[bad["line_no"]].to_numpy(),
+                        })], ignore_index=True)
+                        cand = cand[~dup]
+                threshold.add(parsed.records["line_no"], rejects[rejects["reason"].isin(MALFORMED)])
+                unknown = _unknown_lines(cand, lines, settings.timezone)
+                if unknown.any():
+                    bad = cand[unknown]
+                    rejects = pd.concat([rejects, pd.DataFrame({
+                        "line_no": bad["line_no"],
+                        "reason": "unknown_line",
+                        "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
+                        + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
+                        + " UTC",
+                        "raw": raw.loc[bad["line_no"]].to_numpy(),
+                        "status": "pending",
+                        **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
+                    })])
+                    cand = cand[~unknown]
+                stored = stored_before.duplicates(calls_before, cand)
+                dup = stored.notna().to_numpy()
                 if dup.any():
                     bad = cand[dup]
                     rejects = pd.concat([rejects, pd.DataFrame({
-                        "line_no": bad["line_no"], "reason": "duplicate",
-                        "message": "the same call is on line " + line[dup].astype(str),
+                        "line_no": bad["line_no"],
+                        "reason": "duplicate",
+                        "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
                         "raw": raw.loc[bad["line_no"]].to_numpy(),
-                    })], ignore_index=True)
+                        "start_utc": bad["start_utc"].to_numpy(),
+                    })])
                     cand = cand[~dup]
-            threshold.add(parsed.records["line_no"], rejects[rejects["reason"].isin(MALFORMED)])
-            unknown = _unknown_lines(cand, lines, settings.timezone)
-            if unknown.any():
-                bad = cand[unknown]
-                rejects = pd.concat([rejects, pd.DataFrame({
-                    "line_no": bad["line_no"],
-                    "reason": "unknown_line",
-                    "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
-                    + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
-                    + " UTC",
-                    "raw": raw.loc[bad["line_no"]].to_numpy(),
-                    "status": "pending",
-                    **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
-                })])
-                cand = cand[~unknown]
-            stored = stored_before.duplicates(connection, cand)
-            dup = stored.notna().to_numpy()
-            if dup.any():
-                bad = cand[dup]
-                rejects = pd.concat([rejects, pd.DataFrame({
-                    "line_no": bad["line_no"],
-                    "reason": "duplicate",
-                    "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
-                    "raw": raw.loc[bad["line_no"]].to_numpy(),
-                    "start_utc": bad["start_utc"].to_numpy(),
-                })])
-                cand = cand[~dup]
-            calls = cand.assign(file_id=file_id)[
-                ["file_id", "line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
-            ].sort_values("start_utc", kind="stable")  # the call key, led by the start, written in order
-            insert_frame(connection, "cdrs", calls)
-            rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
-            pending = rejects[rejects["status"] == "pending"]
-            integers = {c: np.int64 for c in ("calling", "called", "duration_s")}
-            earlier.add(calls[["line_no", *CALL_KEY]])
-            earlier.add(pending[["line_no", *CALL_KEY]].astype(integers))
-            insert_frame(connection, "cdr_rejects", rejects[["file_id", *REJECT_ROW_COLUMNS]])
-            records, accepted, rejected = records + len(parsed.records), accepted + len(cand), rejected + len(rejects)
-            for reason, count in rejects["reason"].value_counts().items():
-                by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
-            if on_records is not None:
-                on_records(len(parsed.records))
-        threshold.finish()
+                calls = cand.assign(file_id=file_id)[CDR_ROW_COLUMNS].sort_values(
+                    "start_utc", kind="stable")  # the call key, led by the start, written in order
+                calls_out.write(calls)
+                rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
+                pending = rejects[rejects["status"] == "pending"]
+                integers = {c: np.int64 for c in ("calling", "called", "duration_s")}
+                earlier.add(calls[["line_no", *CALL_KEY]])
+                earlier.add(pending[["line_no", *CALL_KEY]].astype(integers))
+                held.append(rejects[["file_id", *REJECT_ROW_COLUMNS]])
+                if sum(map(len, held)) >= chunk_records:  # memory: a chunk of rejects at most
+                    calls_out.pause()
+                    insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
+                    held.clear()
+                records, accepted = records + len(parsed.records), accepted + len(cand)
+                rejected += len(rejects)
+                for reason, count in rejects["reason"].value_counts().items():
+                    by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
+                if on_records is not None:
+                    on_records(len(parsed.records))
+            threshold.finish()
+            calls_out.pause()
+            if held:
+                insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
         connection.execute(update(s.CdrFile).where(s.CdrFile.id == file_id).values(
             records=records, accepted=accepted, rejected=rejected))
     return LoadReport(str(path), "loaded", file_format, records, accepted, rejected, dict(sorted(by_reason.items())),
