@@ -33,6 +33,18 @@ def test_migrations_create_exactly_the_models(engine):
         assert compare_metadata(context, Base.metadata) == []
 
 
+def test_every_revision_fits_alembics_version_column():
+    # alembic_version.version_num is VARCHAR(32): PostgreSQL refuses a longer revision id when
+    # the migration is applied (SQLite would store it)
+    from alembic.script import ScriptDirectory
+
+    from workbench.db.engine import MIGRATIONS
+
+    revisions = [script.revision for script in ScriptDirectory(str(MIGRATIONS)).walk_revisions()]
+    assert len(revisions) >= 21
+    assert [r for r in revisions if len(r) > 32] == []
+
+
 def test_documents_issued_before_the_identity_columns_get_the_customers_identity(database_url):
     """Upgrading an existing database: its issued documents keep the customer's identity of the
     upgrade (the best record there is), drafts none; earlier credit notes set nothing against a

@@ -5,7 +5,9 @@ declares it.
 * the partitions of a table partitioned by period (PostgreSQL, :mod:`workbench.db.partitions`):
   the schema names the partitioned table only;
 * the foreign keys PostgreSQL checks with triggers, once per statement instead of once per row
-  (:data:`CHECKED_PER_STATEMENT`, migration ``0020_calls_file_per_statement``).
+  (:data:`CHECKED_PER_STATEMENT`, migration ``0020_calls_file_per_statement``);
+* the indexes of no use within a partition, which PostgreSQL does without
+  (:data:`NOT_IN_PARTITIONS`, migration ``0021_no_period_index``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from workbench.db.partitions import is_partition
 
 #: foreign keys of the schema that PostgreSQL checks per statement, by triggers, instead
 CHECKED_PER_STATEMENT = frozenset({"fk_cdrs_file_id_cdr_files"})
+#: indexes of the schema by the partition key alone (every row of a partition has the same
+#: value), which PostgreSQL does without
+NOT_IN_PARTITIONS = frozenset({"ix_rated_calls_period"})
 
 
 def comparison_options(dialect: str) -> dict[str, Any]:
@@ -27,6 +32,9 @@ def comparison_options(dialect: str) -> dict[str, Any]:
         return not (kind == "table" and name is not None and is_partition(name))
 
     def include_object(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
-        return not (dialect == "postgresql" and kind == "foreign_key_constraint" and name in CHECKED_PER_STATEMENT)
+        if dialect != "postgresql":
+            return True
+        return not ((kind == "foreign_key_constraint" and name in CHECKED_PER_STATEMENT)
+                    or (kind == "index" and name in NOT_IN_PARTITIONS))
 
     return {"include_name": include_name, "include_object": include_object}
