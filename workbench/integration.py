@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 
-from workbench.cdr.formats import CHUNK_RECORDS, ParsedFile, check, file_error, parse, read_chunks
+from workbench.cdr.formats import CALL_KEY, CHUNK_RECORDS, ParsedFile, check, file_error, parse, read_chunks
 from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
@@ -71,9 +71,6 @@ def _unknown_lines(cand: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> np
     row = resolve_lines(cand["calling"], epoch_seconds(cand["start_utc"]), lines, timezone)
     return row < 0
 
-
-#: the key of a call: the same calling and called numbers, start second and duration
-CALL_KEY = ["calling", "called", "start_utc", "duration_s"]
 
 
 def _seconds(frame: pd.DataFrame) -> np.ndarray:

@@ -61,6 +61,9 @@ _FIELDS = {
 _TIME_FORMATS = {NATIVE: "iso", ASTERISK: "%Y-%m-%d %H:%M:%S"}
 REJECT_COLUMNS = ["line_no", "reason", "message", "raw"]
 CANDIDATE_COLUMNS = ["line_no", "start_utc", "calling", "called", "duration_s", "switch_id"]
+#: the key of a call: the same calling and called numbers, start second and duration (a file's
+#: repeated calls here, the calls stored before it in the integration)
+CALL_KEY = ["calling", "called", "start_utc", "duration_s"]
 _LINE_END = re.compile(r"(\r\n|\r|\n)")  # the line ends the csv module counts, no others
 #: records per chunk when a file is read (:func:`read_chunks`): memory is bounded by a chunk
 CHUNK_RECORDS = 200_000
@@ -744,11 +747,10 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     flag(switch_id.str.contains(_CONTROL.pattern, regex=True).astype(bool), "bad_call_id",
          lambda m: f"{switch_f} " + switch_id[m].map(repr) + " holds a control character")
     good = np.flatnonzero(reasons.isna().to_numpy())  # duplicates among acceptable records only
-    key = ["calling", "called", "start_utc", "duration_s"]
     # the call key with the numbers as their digits (integers hash faster than text), grouped
     # once: each record's group, and the first record of each group (in line order)
-    keys = cand[key].iloc[good].assign(calling=to_digits(calling.iloc[good]), called=to_digits(called.iloc[good]))
-    group = keys.groupby(key, sort=False, dropna=False).ngroup().to_numpy()
+    keys = cand[CALL_KEY].iloc[good].assign(calling=to_digits(calling.iloc[good]), called=to_digits(called.iloc[good]))
+    group = keys.groupby(CALL_KEY, sort=False, dropna=False).ngroup().to_numpy()
     first = np.unique(group, return_index=True)[1][group]
     repeated = first != np.arange(len(group))
     if repeated.any():
