@@ -910,6 +910,84 @@ def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, sett
     assert outcome == {"calls": 90}  # granted once the load had committed
 
 
+def test_a_load_whose_reader_cannot_lock_reads_on_its_own_connection(loaded_reference, settings, tmp_path,
+                                                                      monkeypatch):
+    # a session queued for cdrs exclusively just after the load took its lock: the load's
+    # reader cannot have its lock without waiting behind that session, which waits for the
+    # load. It gives up at once and the load reads on its own connection (ending its COPY
+    # before each read): the load completes, then the session has its lock
+    import workbench.integration as integration
+
+    engine = loaded_reference
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a load reads and writes on one connection")
+    assert load_cdr_file(engine, month_of_calls(tmp_path / "before.csv", "A", calls=60), settings, NOW).accepted == 60
+    outcome = {}
+
+    def exclusive():
+        with engine.connect() as other:
+            other.exec_driver_sql("SET lock_timeout = '20s'")
+            try:
+                other.exec_driver_sql("LOCK TABLE cdrs IN ACCESS EXCLUSIVE MODE")
+                outcome["calls"] = other.exec_driver_sql("SELECT count(*) FROM cdrs").scalar_one()
+            except Exception as error:  # noqa: BLE001 - reported below
+                outcome["error"] = error
+            other.rollback()
+
+    locker = threading.Thread(target=exclusive)
+    taken = integration.lock_table
+
+    def lock_then_let_another_queue(connection, table):
+        taken(connection, table)
+        locker.start()
+        with engine.connect() as watcher:
+            for _ in range(100):
+                if watcher.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = "
+                                           "'AccessExclusiveLock' AND relation = 'cdrs'::regclass").scalar_one():
+                    return
+                threading.Event().wait(0.05)
+        raise AssertionError("the exclusive request was not queued")
+
+    monkeypatch.setattr(integration, "lock_table", lock_then_let_another_queue)
+    report = load_cdr_file(engine, month_of_calls(tmp_path / "more.csv", "B", calls=90), settings, NOW,
+                           chunk_records=30)
+    locker.join(30)
+    assert (report.accepted, report.by_reason) == (30, {"duplicate": 60})
+    assert outcome == {"calls": 90}
+
+
+@pytest.mark.postgres
+def test_a_loads_reader_reads_committed_calls_whatever_the_default_isolation(postgres_server, tmp_path):
+    # with the database's default at REPEATABLE READ, two overlapping files loaded at once
+    # still store each call once: the reader of the calls stored before reads at READ
+    # COMMITTED (it sees the calls of the load its own load waited for)
+    from conftest import new_postgres_database
+
+    from workbench.db.engine import make_engine, upgrade
+
+    url = new_postgres_database(postgres_server)
+    admin = make_engine(url)
+    with admin.connect() as connection:
+        name = connection.exec_driver_sql("SELECT current_database()").scalar_one()
+        connection.exec_driver_sql(f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'")
+        connection.commit()
+    admin.dispose()
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW transaction_isolation").scalar_one() == "repeatable read"
+        load_reference(engine, reference_folder(tmp_path / "reference"))
+        settings = Settings(database_url=url)
+        a, b = month_of_calls(tmp_path / "a.csv", "A"), month_of_calls(tmp_path / "b.csv", "B")
+        outcomes = in_threads(lambda: load_cdr_file(engine, a, settings, NOW, chunk_records=1_000),
+                              lambda: load_cdr_file(engine, b, settings, NOW, chunk_records=1_000))
+        assert sorted((r.accepted, r.by_reason.get("duplicate", 0)) for r in outcomes) == [(0, 3_000), (3_000, 0)]
+        assert len(stored_calls(engine)) == 3_000
+    finally:
+        engine.dispose()
+
+
 def in_threads(*calls):
     """Run each call in its own thread, started together; what each returned or raised."""
     barrier = threading.Barrier(len(calls))

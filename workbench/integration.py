@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from workbench.cdr.formats import CALL_KEY, CHUNK_RECORDS, ParsedFile, check, file_error, parse, read_chunks
 from workbench.cdr.mapping import CsvMapping, parse_mapping
@@ -37,7 +38,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import FrameWriter, insert_frame
 from workbench.db.frames import read_columns, read_frame
-from workbench.db.locks import lock_table
+from workbench.db.locks import LOCK_NOT_AVAILABLE, lock_table
 from workbench.errors import InputError, Problem
 from workbench.phone_numbers import from_digits, to_digits
 from workbench.rating.classify import epoch_seconds, resolve_lines
@@ -70,7 +71,6 @@ def _unknown_lines(cand: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> np
         return np.zeros(0, dtype=bool)
     row = resolve_lines(cand["calling"], epoch_seconds(cand["start_utc"]), lines, timezone)
     return row < 0
-
 
 
 def _seconds(frame: pd.DataFrame) -> np.ndarray:
@@ -299,8 +299,9 @@ def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chu
     """The chunks of a file read (:func:`~workbench.cdr.formats.read_chunks`) and checked
     (:func:`~workbench.cdr.formats.check`, the numbers as digits): ``(parsed, candidates,
     rejects)``. The next chunk is read and checked in a worker thread while the caller stores
-    this one (the database works meanwhile): at most two chunks are held. What reading or
-    checking raises is raised here, for the chunk it concerns."""
+    this one (the database works meanwhile): at most three chunks are held (the caller's, the
+    next one and the one being made). What reading or checking raises is raised here, for the
+    chunk it concerns."""
     chunks = read_chunks(name, stream, fmt, mapping, chunk_records)
 
     def next_chunk():
@@ -321,25 +322,33 @@ def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chu
 
 
 @contextmanager
-def _stored_calls_reader(engine: Engine) -> Iterator[Connection | None]:
-    """On PostgreSQL, a connection of its own that reads the calls stored before a file while
-    the load's connection is busy with its ``COPY`` (:class:`~workbench.db.bulk.FrameWriter`);
-    None on SQLite (the load's connection reads).
-
-    It takes its locks on ``cdrs`` (``ACCESS SHARE``, and its indexes' by planning a query on
-    the key) before the load takes its own, and keeps them to its end: it never waits for a
-    lock afterwards. Otherwise it could wait behind another session's request queued behind
-    the load (an ``ALTER TABLE``, say), which waits for the load, which waits for its reader: a
-    deadlock PostgreSQL cannot see, the two connections being one process. It reads committed
-    calls: as the load holds off the other writers of ``cdrs`` from its start, the same calls
-    as the load's own connection would."""
+def _stored_calls_reader(engine: Engine, connection: Connection) -> Iterator[Connection]:
+    """The connection that reads the calls stored before a file while ``connection`` (the
+    load's, which holds its lock on ``cdrs``) is busy with its ``COPY``: on PostgreSQL a second
+    connection, at ``READ COMMITTED`` whatever the database's default (it reads the calls
+    committed by the loads the lock waited for), which takes its locks on ``cdrs`` and its
+    indexes at once and keeps them to its end, so that it never waits for a lock afterwards.
+    If it cannot have them at once (another session is queued for ``cdrs`` behind the load,
+    an ``ALTER TABLE`` say: waiting would wait for the load, which waits for its reader, a
+    deadlock PostgreSQL cannot see, the two connections being one process), ``connection``
+    itself (the load then ends its ``COPY`` before each read). On SQLite ``connection``."""
     if engine.dialect.name != "postgresql":
-        yield None
+        yield connection
         return
-    with engine.connect() as reader:
-        reader.execute(text(f"LOCK TABLE {s.Cdr.__tablename__} IN ACCESS SHARE MODE"))
-        reader.execute(select(s.Cdr.id).where(s.Cdr.start_utc == datetime(1970, 1, 1)).limit(1)).all()
-        yield reader
+    with engine.connect().execution_options(isolation_level="READ COMMITTED") as reader:
+        try:
+            with reader.begin_nested():
+                reader.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                reader.execute(text(f"LOCK TABLE {s.Cdr.__tablename__} IN ACCESS SHARE MODE"))
+                # planned on the key: the table's indexes locked too
+                reader.execute(select(s.Cdr.id).where(s.Cdr.start_utc == datetime(1970, 1, 1)).limit(1)).all()
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            reader.rollback()
+            yield connection
+            return
+        yield reader  # (its lock_timeout kept: a wait for a lock would be a fault, raised at once)
 
 
 def load_cdr_file(
@@ -356,10 +365,11 @@ def load_cdr_file(
     """Load one CDR file (native, Asterisk, or read with a CSV ``mapping``; plain or gzip).
 
     ``asterisk_times``: ``local`` or ``utc``, how Master.csv times are read (default: the
-    setting ``asterisk_times``). The file is read ``chunk_records`` records at a time, each chunk
-    checked and stored before the next is read, all in the file's one transaction: memory is
-    bounded by a chunk whatever the size of the file, and the result is that of the whole file
-    at once (a record repeating a call of an earlier chunk is a ``duplicate`` of its line).
+    setting ``asterisk_times``). The file is read ``chunk_records`` records at a time, the next
+    chunk read and checked in a worker thread while one is stored (:func:`_checked_chunks`), all
+    in the file's one transaction: memory is bounded by three chunks whatever the size of the
+    file, and the result is that of the whole file at once (a record repeating a call of an
+    earlier chunk is a ``duplicate`` of its line).
 
     Loads of calls wait for each other (the transaction holds off the other writers of ``cdrs``
     from its start), so that overlapping files loaded at the same time store each call once.
@@ -373,9 +383,10 @@ def load_cdr_file(
 
     On PostgreSQL the file's calls go into ``cdrs`` by one ``COPY`` that the server works
     through while the next chunks are checked (:class:`~workbench.db.bulk.FrameWriter`; the
-    rejects are written when it pauses: at the end, or when a chunk's worth of them is held),
-    and the calls stored before are read meanwhile by a second connection
-    (:func:`_stored_calls_reader`): a load holds two connections.
+    rejects are written when it pauses: at the end, or when a chunk's worth of them is held; an
+    error of the server, such as a constraint, is raised then), and the calls stored before are
+    read meanwhile by a second connection (:func:`_stored_calls_reader`): a load holds two
+    connections.
 
     ``on_records`` is called with the number of records of each chunk once it is handed to the
     database (in the file's transaction: they are committed with the file)."""
@@ -389,7 +400,7 @@ def load_cdr_file(
     times = asterisk_times or settings.asterisk_times
     file_id, file_format, records, accepted, rejected = None, "", 0, 0, 0
     by_reason: dict[str, int] = {}
-    with (_stored_calls_reader(engine) as reader, engine.begin() as connection, path.open("rb") as stream,
+    with (engine.begin() as connection, path.open("rb") as stream,
           closing(_checked_chunks(path.name, stream, fmt, mapping, chunk_records, settings, times)) as chunks):
         lock_table(connection, s.Cdr.__table__)
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
@@ -399,8 +410,8 @@ def load_cdr_file(
         # calls go in one COPY on PostgreSQL (stored while the next chunk is made), the calls
         # stored before read by the reader's connection meanwhile; rejects are written when the
         # COPY pauses (when they are many, and at the end)
-        calls_before = reader or connection
-        with FrameWriter(connection, "cdrs", CDR_ROW_COLUMNS) as calls_out:
+        with (_stored_calls_reader(engine, connection) as calls_before,
+              FrameWriter(connection, "cdrs", CDR_ROW_COLUMNS) as calls_out):
             held: list[pd.DataFrame] = []
             for parsed, cand, rejects in chunks:
                 raw = parsed.records.set_index("line_no")["raw"]
@@ -437,6 +448,8 @@ def load_cdr_file(
                         **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
                     })])
                     cand = cand[~unknown]
+                if calls_before is connection:  # no reader of its own: the COPY ends first
+                    calls_out.pause()
                 stored = stored_before.duplicates(calls_before, cand)
                 dup = stored.notna().to_numpy()
                 if dup.any():

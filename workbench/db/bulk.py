@@ -1,8 +1,8 @@
 """Fast bulk inserts of frames: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
 
-Both run inside the caller's transaction, on its connection. :func:`frame_writer` writes many
-frames as one bulk insert (on PostgreSQL one ``COPY`` that the server works through while the
-caller makes the next frame).
+Both run inside the caller's transaction, on its connection. :class:`FrameWriter` writes many
+frames as one bulk insert (on PostgreSQL one ``COPY`` kept open, which the server works through
+while the caller makes the next frame).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
 
 _CHUNK = 200_000
@@ -125,13 +124,15 @@ class FrameWriter:
     writer: writer.write(frame)``).
 
     On PostgreSQL a ``COPY`` is opened at the first frame and kept open until :meth:`pause` or
-    the end of the block: each frame is written as CSV by Arrow (integers, text, times,
-    decimals; :class:`TypeError` for another column) and sent by a worker thread (psycopg's
-    ``QueuedLibpqWriter``) while the caller makes the next frame, the server storing the rows
-    meanwhile. While a ``COPY`` is open the connection runs no other statement (read with
-    another connection; what is written is seen once the ``COPY`` has ended). An error of the
-    server (a constraint) is raised by a later write, :meth:`pause` or the end of the block. An
-    exception leaving the block aborts the ``COPY``, and with it the transaction.
+    the end of the block: each frame is written as CSV by Arrow (the columns
+    :func:`_arrow_csv` converts: integers, text, times, dates, decimals, booleans, all-null;
+    :class:`TypeError` for another) and sent, the server storing the rows as they come: it works
+    through the last of a frame while the caller makes the next, with no round trip between
+    frames. While a ``COPY`` is open the connection runs no other statement (read with another
+    connection; what is written is seen once the ``COPY`` has ended). An error of the server (a
+    constraint) is raised by :meth:`pause` or the end of the block, after the frames written
+    meanwhile. An exception leaving the block (Ctrl-C included) aborts the ``COPY``, and with it
+    the transaction.
 
     On SQLite each frame is inserted when it is written (:func:`insert_frame`)."""
 
@@ -154,7 +155,7 @@ class FrameWriter:
             stack = ExitStack()
             cursor = stack.enter_context(self.connection.connection.driver_connection.cursor())
             sql = f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN WITH (FORMAT csv)"
-            self._copy = stack.enter_context(cursor.copy(sql, writer=QueuedLibpqWriter(cursor)))
+            self._copy = stack.enter_context(cursor.copy(sql))
             self._open = stack
         self._copy.write(text)
         return len(frame)

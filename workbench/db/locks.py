@@ -37,6 +37,8 @@ from workbench.errors import UnavailableError
 
 #: a holder silent for this long is taken for dead
 STALE_AFTER = timedelta(minutes=10)
+#: PostgreSQL's SQLSTATE for a lock not had within ``lock_timeout`` (or with ``NOWAIT``)
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 #: the codes of the :class:`~workbench.errors.UnavailableError` raised here

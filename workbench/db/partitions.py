@@ -39,6 +39,7 @@ from sqlalchemy import Connection, literal, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from workbench.db.bulk import insert_frame
+from workbench.db.locks import LOCK_NOT_AVAILABLE
 from workbench.errors import RefusedError, UnavailableError
 
 #: the tables partitioned by period on PostgreSQL, with the column that identifies a row across
@@ -52,7 +53,6 @@ SORT_MEMORY_KB = 256 * 1024
 #: one attempt at the swap's exclusive lock (milliseconds), and how long attempts go on (seconds)
 LOCK_ATTEMPT_MS = 2000
 LOCK_WAIT_S = 600.0
-_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def is_partition(name: str) -> bool:
@@ -222,7 +222,7 @@ def _lock_exclusive(connection: Connection, table: str) -> None:
                 connection.exec_driver_sql(f"SET LOCAL lock_timeout = {before}")  # the caller's again
             return
         except OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
             if time.monotonic() >= deadline:
                 raise UnavailableError(
