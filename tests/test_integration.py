@@ -868,6 +868,40 @@ def month_of_calls(path, tag: str, first_minute: int = 0, calls: int = 3_000):
     return path
 
 
+class ExclusiveRequest:
+    """Another session asking for ``cdrs`` exclusively (an ``ALTER TABLE``, say), in a thread:
+    :meth:`start` returns once its request is queued; ``outcome`` is then ``{"calls": n}`` (the
+    calls it saw once granted) or ``{"error": ...}`` (not granted within 20 s)."""
+
+    def __init__(self, engine):
+        self.engine, self.outcome = engine, {}
+        self.thread = threading.Thread(target=self._ask)
+
+    def _ask(self):
+        with self.engine.connect() as other:
+            other.exec_driver_sql("SET lock_timeout = '20s'")
+            try:
+                other.exec_driver_sql("LOCK TABLE cdrs IN ACCESS EXCLUSIVE MODE")
+                self.outcome["calls"] = other.exec_driver_sql("SELECT count(*) FROM cdrs").scalar_one()
+            except Exception as error:  # noqa: BLE001 - reported by the test
+                self.outcome["error"] = error
+            other.rollback()
+
+    def start(self):
+        self.thread.start()
+        with self.engine.connect() as watcher:
+            for _ in range(100):
+                if watcher.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = "
+                                           "'AccessExclusiveLock' AND relation = 'cdrs'::regclass").scalar_one():
+                    return
+                threading.Event().wait(0.05)
+        raise AssertionError("the exclusive request was not queued")
+
+    def granted_after(self) -> dict:
+        self.thread.join(30)
+        return self.outcome
+
+
 def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, settings, tmp_path):
     # on PostgreSQL a load reads the calls stored before with a connection of its own while its
     # COPY runs; once started, that reader asks for no lock: a session asking for cdrs
@@ -876,38 +910,17 @@ def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, sett
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite: a load reads and writes on one connection")
     assert load_cdr_file(engine, month_of_calls(tmp_path / "before.csv", "A", calls=60), settings, NOW).accepted == 60
-    outcome, waiting = {}, threading.Event()
-
-    def exclusive():  # e.g. an ALTER TABLE: queued behind the load's lock
-        with engine.connect() as other:
-            other.exec_driver_sql("SET lock_timeout = '20s'")
-            try:
-                other.exec_driver_sql("LOCK TABLE cdrs IN ACCESS EXCLUSIVE MODE")
-                outcome["calls"] = other.exec_driver_sql("SELECT count(*) FROM cdrs").scalar_one()
-            except Exception as error:  # noqa: BLE001 - reported below
-                outcome["error"] = error
-            other.rollback()
+    other = ExclusiveRequest(engine)
 
     def after_a_chunk(records):
-        if not waiting.is_set():
-            waiting.set()
-            locker.start()
-            with engine.connect() as watcher:  # until the request is queued
-                for _ in range(100):
-                    if watcher.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = "
-                                               "'AccessExclusiveLock' AND relation = 'cdrs'::regclass").scalar_one():
-                        break
-                    threading.Event().wait(0.05)
-                else:
-                    raise AssertionError("the exclusive request was not queued")
+        if not other.thread.is_alive() and not other.outcome:
+            other.start()
 
-    locker = threading.Thread(target=exclusive)
     # 90 calls read 30 at a time: the first 60 stored before (duplicates), 30 new
     report = load_cdr_file(engine, month_of_calls(tmp_path / "more.csv", "B", calls=90), settings, NOW,
                            chunk_records=30, on_records=after_a_chunk)
-    locker.join(30)
     assert (report.accepted, report.by_reason) == (30, {"duplicate": 60})
-    assert outcome == {"calls": 90}  # granted once the load had committed
+    assert other.granted_after() == {"calls": 90}  # granted once the load had committed
 
 
 def test_a_load_whose_reader_cannot_lock_reads_on_its_own_connection(loaded_reference, settings, tmp_path,
@@ -922,38 +935,18 @@ def test_a_load_whose_reader_cannot_lock_reads_on_its_own_connection(loaded_refe
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite: a load reads and writes on one connection")
     assert load_cdr_file(engine, month_of_calls(tmp_path / "before.csv", "A", calls=60), settings, NOW).accepted == 60
-    outcome = {}
-
-    def exclusive():
-        with engine.connect() as other:
-            other.exec_driver_sql("SET lock_timeout = '20s'")
-            try:
-                other.exec_driver_sql("LOCK TABLE cdrs IN ACCESS EXCLUSIVE MODE")
-                outcome["calls"] = other.exec_driver_sql("SELECT count(*) FROM cdrs").scalar_one()
-            except Exception as error:  # noqa: BLE001 - reported below
-                outcome["error"] = error
-            other.rollback()
-
-    locker = threading.Thread(target=exclusive)
+    other = ExclusiveRequest(engine)
     taken = integration.lock_table
 
     def lock_then_let_another_queue(connection, table):
         taken(connection, table)
-        locker.start()
-        with engine.connect() as watcher:
-            for _ in range(100):
-                if watcher.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = "
-                                           "'AccessExclusiveLock' AND relation = 'cdrs'::regclass").scalar_one():
-                    return
-                threading.Event().wait(0.05)
-        raise AssertionError("the exclusive request was not queued")
+        other.start()
 
     monkeypatch.setattr(integration, "lock_table", lock_then_let_another_queue)
     report = load_cdr_file(engine, month_of_calls(tmp_path / "more.csv", "B", calls=90), settings, NOW,
                            chunk_records=30)
-    locker.join(30)
     assert (report.accepted, report.by_reason) == (30, {"duplicate": 60})
-    assert outcome == {"calls": 90}
+    assert other.granted_after() == {"calls": 90}
 
 
 @pytest.mark.postgres
