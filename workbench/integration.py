@@ -335,20 +335,25 @@ def _stored_calls_reader(engine: Engine, connection: Connection) -> Iterator[Con
     if engine.dialect.name != "postgresql":
         yield connection
         return
+    # a query planned on the key locks the table's indexes: the load's connection first, so that
+    # a session queued for an index behind the reader is queued behind the load too (a wait
+    # PostgreSQL sees), and the load's own later requests for them go ahead of it
+    on_the_key = select(s.Cdr.id).where(s.Cdr.start_utc == datetime(1970, 1, 1)).limit(1)
+    connection.execute(on_the_key).all()
     with engine.connect().execution_options(isolation_level="READ COMMITTED") as reader:
+        locked = True
         try:
             with reader.begin_nested():
                 reader.execute(text("SET LOCAL lock_timeout = '100ms'"))
                 reader.execute(text(f"LOCK TABLE {s.Cdr.__tablename__} IN ACCESS SHARE MODE"))
-                # planned on the key: the table's indexes locked too
-                reader.execute(select(s.Cdr.id).where(s.Cdr.start_utc == datetime(1970, 1, 1)).limit(1)).all()
+                reader.execute(on_the_key).all()
         except OperationalError as error:
             if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
             reader.rollback()
-            yield connection
-            return
-        yield reader  # (its lock_timeout kept: a wait for a lock would be a fault, raised at once)
+            locked = False
+        # (its lock_timeout kept: a wait for a lock would be a fault, raised at once)
+        yield reader if locked else connection
 
 
 def load_cdr_file(

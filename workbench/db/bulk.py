@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from psycopg.copy import LibpqWriter
 from sqlalchemy import Connection
 
 _CHUNK = 200_000
@@ -131,8 +132,8 @@ class FrameWriter:
     frames. While a ``COPY`` is open the connection runs no other statement (read with another
     connection; what is written is seen once the ``COPY`` has ended). An error of the server (a
     constraint) is raised by :meth:`pause` or the end of the block, after the frames written
-    meanwhile. An exception leaving the block (Ctrl-C included) aborts the ``COPY``, and with it
-    the transaction.
+    meanwhile (or by a later write, as a failure to send). An exception leaving the block
+    (Ctrl-C included) aborts the ``COPY``, and with it the transaction.
 
     On SQLite each frame is inserted when it is written (:func:`insert_frame`)."""
 
@@ -155,7 +156,9 @@ class FrameWriter:
             stack = ExitStack()
             cursor = stack.enter_context(self.connection.connection.driver_connection.cursor())
             sql = f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN WITH (FORMAT csv)"
-            self._copy = stack.enter_context(cursor.copy(sql))
+            # each frame sent whole (not its last MiB kept back until the next): the server
+            # works through it while the caller makes the next
+            self._copy = stack.enter_context(cursor.copy(sql, writer=LibpqWriter(cursor, flush_threshold=0)))
             self._open = stack
         self._copy.write(text)
         return len(frame)
