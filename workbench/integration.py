@@ -418,6 +418,13 @@ def load_cdr_file(
         with (_stored_calls_reader(engine, connection) as calls_before,
               FrameWriter(connection, "cdrs", CDR_ROW_COLUMNS) as calls_out):
             held: list[pd.DataFrame] = []
+
+            def write_held_rejects() -> None:  # the COPY of the calls ended first
+                calls_out.pause()
+                if held:
+                    insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
+                    held.clear()
+
             for parsed, cand, rejects in chunks:
                 raw = parsed.records.set_index("line_no")["raw"]
                 if file_id is None:
@@ -477,9 +484,7 @@ def load_cdr_file(
                 earlier.add(pending[["line_no", *CALL_KEY]].astype(integers))
                 held.append(rejects[["file_id", *REJECT_ROW_COLUMNS]])
                 if sum(map(len, held)) >= chunk_records:  # memory: a chunk of rejects at most
-                    calls_out.pause()
-                    insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
-                    held.clear()
+                    write_held_rejects()
                 records, accepted = records + len(parsed.records), accepted + len(cand)
                 rejected += len(rejects)
                 for reason, count in rejects["reason"].value_counts().items():
@@ -487,9 +492,7 @@ def load_cdr_file(
                 if on_records is not None:
                     on_records(len(parsed.records))
             threshold.finish()
-            calls_out.pause()
-            if held:
-                insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
+            write_held_rejects()
         connection.execute(update(s.CdrFile).where(s.CdrFile.id == file_id).values(
             records=records, accepted=accepted, rejected=rejected))
     return LoadReport(str(path), "loaded", file_format, records, accepted, rejected, dict(sorted(by_reason.items())),

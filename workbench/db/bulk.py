@@ -87,13 +87,20 @@ def _arrow_csv(frame: pd.DataFrame) -> bytes | None:
     return sink.getvalue().to_pybytes()
 
 
+def _arrow_csv_copy(cursor, table: str, columns: list[str]):
+    """psycopg's ``COPY table (columns) FROM STDIN`` for the CSV text of :func:`_arrow_csv` (an
+    empty unquoted field is NULL, ``""`` an empty text), each write sent whole at once (not its
+    last MiB kept back until the next), so that the server works through it meanwhile."""
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    return cursor.copy(sql, writer=LibpqWriter(cursor, flush_threshold=0))
+
+
 def _copy(connection: Connection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
     driver = connection.connection.driver_connection
     with driver.cursor() as cursor:
         first = _arrow_csv(frame.iloc[:_CHUNK])
-        if first is not None:  # Arrow's writer: an empty unquoted field is NULL, "" an empty text
-            sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
-            with cursor.copy(sql) as copy:
+        if first is not None:
+            with _arrow_csv_copy(cursor, table, columns) as copy:
                 copy.write(first)
                 for start in range(_CHUNK, len(frame), _CHUNK):
                     text = _arrow_csv(frame.iloc[start : start + _CHUNK])
@@ -155,10 +162,7 @@ class FrameWriter:
         if self._copy is None:
             stack = ExitStack()
             cursor = stack.enter_context(self.connection.connection.driver_connection.cursor())
-            sql = f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN WITH (FORMAT csv)"
-            # each frame sent whole (not its last MiB kept back until the next): the server
-            # works through it while the caller makes the next
-            self._copy = stack.enter_context(cursor.copy(sql, writer=LibpqWriter(cursor, flush_threshold=0)))
+            self._copy = stack.enter_context(_arrow_csv_copy(cursor, self.table, self.columns))
             self._open = stack
         self._copy.write(text)
         return len(frame)
