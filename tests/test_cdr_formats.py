@@ -330,6 +330,28 @@ def test_duplicates_name_the_first_line_of_the_call():
                         6: "the same call is on line 2"}
 
 
+def test_candidates_with_digits_are_the_accepted_calls_numbers_as_integers():
+    # the numbers of each accepted call as integers, in line order, whatever was rejected
+    # before or between them (a bad date, a duplicate of an earlier line)
+    rows = [
+        ["A", "2026-10-01T10:00:00Z", "0145000001", "0155000000", "60"],  # 2 accepted
+        ["B", "not a time", "0145000002", "0155000000", "60"],  # 3 bad_date
+        ["C", "2026-10-01T10:00:00Z", "+33145000001", "0155000000", "60"],  # 4 = 2
+        ["D", "2026-10-01T10:05:00Z", "0033 1 45 00 00 03", "+1 212 555 0100", "7"],  # 5 accepted
+        ["E", "2026-10-01T10:06:00Z", "01 45 00 00 04", "00442079460000", "0"],  # 6 accepted
+    ]
+    parsed = parse("cdrs.csv", native_cdrs(rows))
+    text, _ = check(parsed, TZ, CC)
+    calls, rejects = check(parsed, TZ, CC, digits=True)
+    assert rejects[["line_no", "reason"]].values.tolist() == [[3, "bad_date"], [4, "duplicate"]]
+    assert calls["line_no"].tolist() == [2, 5, 6]
+    assert calls["calling"].tolist() == [33145000001, 33145000003, 33145000004]
+    assert calls["called"].tolist() == [33155000000, 12125550100, 442079460000]
+    assert str(calls["calling"].dtype) == str(calls["called"].dtype) == "int64"
+    assert text["calling"].tolist() == ["+33145000001", "+33145000003", "+33145000004"]
+    assert calls.drop(columns=["calling", "called"]).equals(text.drop(columns=["calling", "called"]))
+
+
 def test_a_rejected_line_does_not_make_a_later_call_a_duplicate():
     rows = [
         ["A", "2026-10-01T10:00:00Z", A, B, "-5"],  # 2 negative_duration

@@ -40,7 +40,7 @@ from workbench.db.bulk import FrameWriter, insert_frame
 from workbench.db.frames import read_columns, read_frame
 from workbench.db.locks import LOCK_NOT_AVAILABLE, lock_table
 from workbench.errors import InputError, Problem
-from workbench.phone_numbers import from_digits, to_digits
+from workbench.phone_numbers import from_digits
 from workbench.rating.classify import epoch_seconds, resolve_lines
 from workbench.reads import calls as stored_calls
 
@@ -308,8 +308,8 @@ def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chu
         parsed = next(chunks, None)
         if parsed is None:
             return None
-        cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times)
-        return parsed, cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"])), rejects
+        cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times, digits=True)
+        return parsed, cand, rejects
 
     worker = ThreadPoolExecutor(1, thread_name_prefix="cdr-check")
     try:
@@ -552,8 +552,7 @@ def restore_pending(engine: Engine, path: str | Path, settings: Settings, mappin
                              source=str(path), code="bad_mapping")
         parsed = parse(path.name, data, known.format if mapping is None else "auto", mapping)
         cand, _ = check(parsed, settings.timezone, settings.home_country_code,
-                        asterisk_times or settings.asterisk_times)
-        cand = cand.assign(calling=to_digits(cand["calling"]), called=to_digits(cand["called"]))
+                        asterisk_times or settings.asterisk_times, digits=True)
         found = old.merge(cand, on="line_no", how="inner")
         if found.empty:
             return 0

@@ -559,16 +559,18 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
         ok = values.str.fullmatch(r"[0-9]{1,11}").fillna(False).astype(bool)
         result[ok] = pd.to_datetime(values[ok].astype(np.int64), unit="s").astype("datetime64[s]")
         return _Starts(result, repeated, summer)
-    if time_format == ISO:
-        has_offset = values.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
-    else:
-        has_offset = pd.Series("%z" in time_format, index=values.index)
-    others = has_offset  # the times with an offset read by pandas' parser
-    if time_format == ISO and has_offset.any():
+    if time_format == ISO:  # the usual form first (it has an offset), then the others' offsets
         plain = values.str.fullmatch(_ISO_SECONDS.pattern).fillna(False).astype(bool)
         if plain.any():
             result[plain] = _iso_seconds_utc(values[plain])
-            others = has_offset & ~plain
+        has_offset = plain.copy()
+        if not plain.all():
+            rest = values[~plain]
+            has_offset[~plain] = rest.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
+        others = has_offset & ~plain  # the times with an offset read by pandas' parser
+    else:
+        has_offset = pd.Series("%z" in time_format, index=values.index)
+        others = has_offset
     if others.any():
         fmt = "ISO8601" if time_format == ISO else time_format
         aware = pd.to_datetime(values[others], format=fmt, utc=True, errors="coerce")
@@ -645,9 +647,13 @@ def _repeated_hour(starts: _Starts, cand: pd.DataFrame, rec: pd.DataFrame, start
     return utc, reject, message
 
 
-def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_times: str = "local"
-          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_times: str = "local",
+          digits: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed call candidates and rejected records (``CANDIDATE_COLUMNS``, ``REJECT_COLUMNS``).
+
+    The candidates' ``calling`` and ``called`` are E.164 text (``string``), or with ``digits``
+    their digits as int64 (:func:`~workbench.phone_numbers.to_digits`, as the database stores
+    them); ``start_utc`` is naive UTC datetime64[s], ``duration_s`` int64.
 
     ``timezone``: the zone of local times (native times without offset, Asterisk's unless
     ``asterisk_times`` is ``utc``, a mapping's with ``timezone = "local"``). Reasons checked
@@ -673,17 +679,22 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     starts = _parse_times(rec[start_f].fillna(""), time_format, zone)
     calling = normalise(rec[calling_f].fillna(""), home_country_code)
     called = normalise(rec[called_f].fillna(""), home_country_code)
-    reasons = pd.Series(pd.NA, index=rec.index, dtype="string")
-    messages = pd.Series(pd.NA, index=rec.index, dtype="string")
+    # each record's reason and message, written once, by the first check it fails (NumPy arrays
+    # of objects: a check writes its rejected records only)
+    reasons = np.full(len(rec), None, dtype=object)
+    messages = np.full(len(rec), None, dtype=object)
+    accepted = np.ones(len(rec), dtype=bool)
 
     def flag(mask: pd.Series, reason: str, message) -> None:
         """Reject the records of ``mask`` not yet rejected; ``message``: their messages, or a
-        function of the mask giving them (written for the rejected records only)."""
-        mask = mask & reasons.isna()
-        if not mask.any():
+        function of the mask (a boolean Series) giving them (written for the rejected records only)."""
+        rows = np.asarray(mask, dtype=bool) & accepted
+        if not rows.any():
             return
-        reasons[mask] = reason
-        messages[mask] = message(mask) if callable(message) else message[mask]
+        mask = pd.Series(rows, index=rec.index)
+        accepted[rows] = False
+        reasons[rows] = reason
+        messages[rows] = np.asarray((message(mask) if callable(message) else message[mask]), dtype=object)
 
     if seconds_f is not None:
         seconds_text = rec[seconds_f].fillna("").str.strip()
@@ -746,10 +757,11 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
          + f" characters long, more than {SWITCH_ID_LENGTH}")
     flag(switch_id.str.contains(_CONTROL.pattern, regex=True).astype(bool), "bad_call_id",
          lambda m: f"{switch_f} " + switch_id[m].map(repr) + " holds a control character")
-    good = np.flatnonzero(reasons.isna().to_numpy())  # duplicates among acceptable records only
+    good = np.flatnonzero(accepted)  # duplicates among acceptable records only
     # the call key with the numbers as their digits (integers hash faster than text), grouped
     # once: each record's group, and the first record of each group (in line order)
-    keys = cand[CALL_KEY].iloc[good].assign(calling=to_digits(calling.iloc[good]), called=to_digits(called.iloc[good]))
+    calling_digits, called_digits = to_digits(calling.iloc[good]), to_digits(called.iloc[good])
+    keys = cand[CALL_KEY].iloc[good].assign(calling=calling_digits, called=called_digits)
     group = keys.groupby(CALL_KEY, sort=False, dropna=False).ngroup().to_numpy()
     first = np.unique(group, return_index=True)[1][group]
     repeated = first != np.arange(len(group))
@@ -760,8 +772,13 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
         message.iloc[good[repeated]] = ("the same call is on line "
                                         + rec["line_no"].iloc[good[first[repeated]]].astype(str).to_numpy())
         flag(dup, "duplicate", message)
-    bad = reasons.notna()
-    rejects = pd.DataFrame(
-        {"line_no": rec["line_no"][bad], "reason": reasons[bad], "message": messages[bad], "raw": rec["raw"][bad]}
-    )
-    return cand[~bad].reset_index(drop=True), rejects.reset_index(drop=True)
+    bad = ~accepted
+    rejects = pd.DataFrame({"line_no": rec["line_no"][bad].reset_index(drop=True),
+                            "reason": pd.array(reasons[bad], dtype="string"),
+                            "message": pd.array(messages[bad], dtype="string"),
+                            "raw": rec["raw"][bad].reset_index(drop=True)})
+    cand = cand[accepted].reset_index(drop=True)
+    if digits:  # those of the records accepted, computed above (the duplicates rejected since)
+        kept = accepted[good]
+        cand["calling"], cand["called"] = calling_digits[kept], called_digits[kept]
+    return cand, rejects
