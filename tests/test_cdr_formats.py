@@ -637,11 +637,11 @@ def test_vectorised_normalisation_agrees_with_phonenumbers_for_every_country_cod
 # --- the columnar reader gives what the csv module gives ------------------------------------
 
 
-def _chunks_both_ways(data: bytes, chunk_records: int):
+def _chunks_both_ways(data: bytes, chunk_records: int, first_records: int | None = None):
     from workbench.cdr.formats import _read_chunks_by_line
 
-    fast = list(read_chunks("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records))
-    slow = list(_read_chunks_by_line("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records))
+    fast = list(read_chunks("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records, first_records))
+    slow = list(_read_chunks_by_line("cdrs.csv", io.BytesIO(data), "auto", None, chunk_records, first_records))
     assert [c.format for c in fast] == [c.format for c in slow]
     assert len(fast) == len(slow)
     for a, b in zip(fast, slow, strict=True):
@@ -662,3 +662,10 @@ def test_the_columnar_reader_gives_the_chunks_of_the_csv_module():
                               asterisk_row("0145000001", "0155000000", "2026-10-01 10:05:00", "20")])
     assert [c.records["billsec"].tolist() for c in _chunks_both_ways(gzip.compress(asterisk), 1)] == [["10"], ["20"]]
     assert _chunks_both_ways(data.replace(b"\n", b"\r\n"), 4)[1].records["line_no"].tolist() == [6, 7, 8]
+    # a smaller first chunk: line 2, then 3-5 (the quote, read by the csv module from there), 6-8
+    chunks = _chunks_both_ways(data, 3, first_records=1)
+    assert [c.records["line_no"].tolist() for c in chunks] == [[2], [3, 4, 5], [6, 7, 8]]
+    plain = _chunks_both_ways(native_cdrs(rows[:3] + rows[4:]), 4, first_records=2)
+    assert [c.records["call_id"].tolist() for c in plain] == [["C0", "C1"], ["C2", "C4", "C5", "C6"]]
+    several = _chunks_both_ways(gzip.compress(asterisk * 3), 4, first_records=1)
+    assert [len(c.records) for c in several] == [1, 4, 1]

@@ -41,7 +41,7 @@ from workbench.db.frames import read_columns, read_frame
 from workbench.db.locks import LOCK_NOT_AVAILABLE, lock_table
 from workbench.errors import InputError, Problem
 from workbench.phone_numbers import from_digits
-from workbench.rating.classify import epoch_seconds, resolve_lines
+from workbench.rating.classify import LineIndex, epoch_seconds
 from workbench.reads import calls as stored_calls
 
 #: the reject reasons a reference fix can cure: such rejects are kept pending and re-processed
@@ -66,11 +66,11 @@ class LoadReport:
     file_id: int | None = None
 
 
-def _unknown_lines(cand: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> np.ndarray:
+def _unknown_lines(cand: pd.DataFrame, lines: LineIndex) -> np.ndarray:
+    """For each candidate, whether its calling number is no customer's line at its start."""
     if cand.empty:
         return np.zeros(0, dtype=bool)
-    row = resolve_lines(cand["calling"], epoch_seconds(cand["start_utc"]), lines, timezone)
-    return row < 0
+    return lines.lookup(cand["calling"], epoch_seconds(cand["start_utc"])) < 0
 
 
 def _seconds(frame: pd.DataFrame) -> np.ndarray:
@@ -294,6 +294,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: the records of a file's first chunk, at most (the database waits for it to be checked)
+FIRST_CHUNK_RECORDS = 20_000
+
+
 def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chunk_records: int,
                     settings: Settings, times: str) -> Iterator[tuple[ParsedFile, pd.DataFrame, pd.DataFrame]]:
     """The chunks of a file read (:func:`~workbench.cdr.formats.read_chunks`) and checked
@@ -302,7 +306,8 @@ def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chu
     this one (the database works meanwhile): at most three chunks are held (the caller's, the
     next one and the one being made). What reading or checking raises is raised here, for the
     chunk it concerns."""
-    chunks = read_chunks(name, stream, fmt, mapping, chunk_records)
+    # a small first chunk: the database starts on it while the next ones are checked
+    chunks = read_chunks(name, stream, fmt, mapping, chunk_records, min(chunk_records, FIRST_CHUNK_RECORDS))
 
     def next_chunk():
         parsed = next(chunks, None)
@@ -410,7 +415,7 @@ def load_cdr_file(
         lock_table(connection, s.Cdr.__table__)
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
-        lines = stored_calls.lines(connection)
+        lines = LineIndex(stored_calls.lines(connection), settings.timezone)  # built once for the file
         stored_before, earlier = StoredCalls(), FileCalls()
         # calls go in one COPY on PostgreSQL (stored while the next chunk is made), the calls
         # stored before read by the reader's connection meanwhile; rejects are written when the
@@ -446,7 +451,7 @@ def load_cdr_file(
                         })], ignore_index=True)
                         cand = cand[~dup]
                 threshold.add(parsed.records["line_no"], rejects[rejects["reason"].isin(MALFORMED)])
-                unknown = _unknown_lines(cand, lines, settings.timezone)
+                unknown = _unknown_lines(cand, lines)
                 if unknown.any():
                     bad = cand[unknown]
                     rejects = pd.concat([rejects, pd.DataFrame({
@@ -600,7 +605,7 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
         for column in ("calling", "called", "duration_s"):
             pending[column] = pending[column].astype(np.int64)
         pending["switch_id"] = pending["switch_id"].fillna("").astype(str)
-        unknown = _unknown_lines(pending, stored_calls.lines(connection), settings.timezone)
+        unknown = _unknown_lines(pending, LineIndex(stored_calls.lines(connection), settings.timezone))
         cured = pending[~unknown]
         if cured.empty:
             return Reprocessing(len(pending), 0, 0, len(pending))

@@ -283,8 +283,8 @@ def _slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
                                                                              pa.py_buffer(text.tobytes())])
 
 
-def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int | None
-                       ) -> Iterator[ParsedFile]:
+def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int | None,
+                       first_records: int | None = None) -> Iterator[ParsedFile]:
     """:func:`_read_chunks_by_line` for the usual files, by Arrow's CSV reader: a native or
     Asterisk file, plain or gzip, UTF-8, each record on one line of plain CSV ending in ``\n``.
     The same chunks, the same frames; raises :class:`_NotPlain` as soon as a chunk is not
@@ -318,7 +318,7 @@ def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int
         columns, line_no, pending = ASTERISK_COLUMNS[:width], 1, first
     else:
         raise _NotPlain
-    limit = chunk_records or 0
+    limit = (first_records or chunk_records) if chunk_records else 0
     given = 0
     parts: list[bytes] = [pending] if pending else []
     lines = pending.count(b"\n")
@@ -347,6 +347,7 @@ def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int
             if fmt == ASTERISK and "uniqueid" not in records:
                 records["uniqueid"] = ""
             given += 1
+            limit = chunk_records or 0
             yield ParsedFile(name, fmt, records)
             if final and not parts:
                 break
@@ -360,11 +361,13 @@ def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int
 
 
 def read_chunks(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapping | None = None,
-                chunk_records: int | None = CHUNK_RECORDS) -> Iterator[ParsedFile]:
+                chunk_records: int | None = CHUNK_RECORDS, first_records: int | None = None
+                ) -> Iterator[ParsedFile]:
     """Read a CDR file (plain or gzip, from a seekable binary stream) into frames of text fields
-    of at most ``chunk_records`` records each (``None``: one frame), so that memory is bounded by
-    a chunk, not by the file. Each chunk's ``records`` has ``line_no``, ``raw`` and the format's
-    columns; a file without records gives one empty chunk.
+    of at most ``chunk_records`` records each (``None``: one frame), the first of at most
+    ``first_records`` if given (a reader that works on chunks as they come starts sooner), so
+    that memory is bounded by a chunk, not by the file. Each chunk's ``records`` has ``line_no``,
+    ``raw`` and the format's columns; a file without records gives one empty chunk.
 
     ``fmt``: ``auto`` (our header, else Asterisk), ``native`` or ``asterisk``; with ``mapping``
     the file is read as the mapping says (``fmt`` is then ignored). Raises
@@ -377,19 +380,20 @@ def read_chunks(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapp
     given = 0
     if mapping is None and fmt in ("auto", *FORMATS):
         try:
-            for chunk in _read_plain_chunks(name, source, fmt, chunk_records):
+            for chunk in _read_plain_chunks(name, source, fmt, chunk_records, first_records):
                 given += 1
                 yield chunk
             return
         except _NotPlain:
             source.seek(0)
-    for number, chunk in enumerate(_read_chunks_by_line(name, source, fmt, mapping, chunk_records)):
+    for number, chunk in enumerate(_read_chunks_by_line(name, source, fmt, mapping, chunk_records, first_records)):
         if number >= given:
             yield chunk
 
 
 def _read_chunks_by_line(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapping | None = None,
-                chunk_records: int | None = CHUNK_RECORDS) -> Iterator[ParsedFile]:
+                         chunk_records: int | None = CHUNK_RECORDS, first_records: int | None = None
+                         ) -> Iterator[ParsedFile]:
     """Read a CDR file (plain or gzip, from a binary stream) into frames of text fields of at most
     ``chunk_records`` records each (``None``: one frame), so that memory is bounded by a chunk,
     not by the file. Each chunk's ``records`` has ``line_no``, ``raw`` and the format's columns;
@@ -424,6 +428,7 @@ def _read_chunks_by_line(name: str, source: BinaryIO, fmt: str = "auto", mapping
     line_nos: list[int] = []
     raws: list[str] = []
     given = 0
+    limit = (first_records or chunk_records) if chunk_records is not None else None
 
     def chunk() -> ParsedFile:
         if columns is None:  # a mapped file without header, names or records
@@ -496,8 +501,9 @@ def _read_chunks_by_line(name: str, source: BinaryIO, fmt: str = "auto", mapping
             line_nos.append(previous + 1)
             raws.append(physical.take())
             previous = reader.line_num
-            if chunk_records is not None and len(rows) >= chunk_records:
+            if limit is not None and len(rows) >= limit:
                 given += 1
+                limit = chunk_records
                 yield chunk()
     except csv.Error as exc:
         raise file_error(name, reader.line_num, f"malformed CSV ({exc})") from None
