@@ -92,11 +92,63 @@ def test_ctrl_c_during_a_rating_leaves_the_ratings_as_before(engine, settings, t
     jobs.rate(engine, settings, "2026-10", NOW)
     with engine.connect() as connection:
         before = connection.execute(text("SELECT cdr_id, price_units, rated_at FROM rated_calls ORDER BY cdr_id")).all()
-    assert len(before) == 250
+    indexes = _rated_calls_indexes(engine)
+    assert len(before) == 250 and "ix_rated_calls_unbilled" in indexes
+    # (on SQLite the rating builds the index of the unbilled ratings again: its month is all of them)
     assert _interrupted(tmp_path, settings.database_url, "rate") == "stored 250"
     with engine.connect() as connection:  # still those of the first rating, at NOW
         after = connection.execute(text("SELECT cdr_id, price_units, rated_at FROM rated_calls ORDER BY cdr_id")).all()
     assert after == before
+    assert _rated_calls_indexes(engine) == indexes  # the index as it was
+
+
+def test_a_rating_that_fails_while_its_index_is_dropped_leaves_the_index_and_the_ratings(engine, settings, tmp_path,
+                                                                                          monkeypatch):
+    # SQLite: the index of the unbilled ratings is dropped while the month's ratings are written,
+    # in the rating's transaction: a failure there rolls the drop back with the rest (PostgreSQL:
+    # the month's new partition is dropped with it)
+    from sqlalchemy import select
+
+    from workbench import rated_calls
+    from workbench.db import partitions
+    from workbench.db import schema as s
+
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = tmp_path / "calls.csv"
+    path.write_bytes(native_cdrs(ROWS))
+    jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    jobs.rate(engine, settings, "2026-10", NOW)
+    indexes, before = _rated_calls_indexes(engine), table_counts(engine)
+    dropped = []
+
+    def fail(connection, *args):
+        dropped.append("ix_rated_calls_unbilled" not in _rated_calls_indexes_on(connection))
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(rated_calls, "store_ratings", fail)  # SQLite
+    monkeypatch.setattr(partitions, "insert_frame", fail)  # PostgreSQL
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        jobs.rate(engine, settings, "2026-10", datetime(2026, 11, 3))
+    assert dropped == [engine.dialect.name == "sqlite"]
+    assert _rated_calls_indexes(engine) == indexes and table_counts(engine) == before
+    with engine.connect() as connection:
+        assert connection.execute(select(s.RatedCall.rated_at).distinct()).scalars().all() == [NOW]
+
+
+def _rated_calls_indexes_on(connection) -> dict[str, str]:
+    if connection.dialect.name == "sqlite":
+        rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                       "AND tbl_name = 'rated_calls'"))
+    else:
+        rows = connection.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE "
+                                       "'rated_calls%'"))
+    return dict(rows.all())
+
+
+def _rated_calls_indexes(engine) -> dict[str, str]:
+    """The indexes of ``rated_calls`` (its partitions' on PostgreSQL) with their definitions."""
+    with engine.connect() as connection:
+        return _rated_calls_indexes_on(connection)
 
 
 def test_progress_counts_the_records_loaded_and_the_calls_rated(engine, settings, tmp_path):
@@ -110,6 +162,44 @@ def test_progress_counts_the_records_loaded_and_the_calls_rated(engine, settings
     rated: list[int] = []
     jobs.rate(engine, settings, "2026-10", NOW, progress=rated.append)
     assert rated == [250]
+
+
+def test_a_rating_reads_the_unbilled_calls_and_the_billed_ratings_of_its_period(engine, settings, tmp_path):
+    """The period's calls not billed, and the ratings of those billed (whose allowance seconds
+    count as consumed), read without a look-up per call: billed ratings of other months with ids
+    among the period's are left out of both."""
+    from workbench.period import Period
+    from workbench.reads.calls import unbilled_and_billed
+
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = tmp_path / "calls.csv"
+    # lines 2-251: calls of 7 October; line 252 a call of 30 September, line 253 one of 8 October
+    path.write_bytes(native_cdrs([*ROWS, ["S1", "2026-09-30T10:00:00+02:00", "+33145000001", "+33155000000", "5"],
+                                  ["V250", "2026-10-08T10:00:00+02:00", "+33145000001", "+33155000000", "6"]]))
+    jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    jobs.rate(engine, settings, "2026-10", NOW)
+    jobs.rate(engine, settings, "2026-09", NOW)
+    with engine.begin() as connection:
+        ids = dict(connection.execute(text("SELECT line_no, id FROM cdrs")).all())
+        billed_ids = [ids[2], ids[100], ids[252]]  # two October calls and the September one
+        connection.execute(text(f"UPDATE rated_calls SET invoice_id = 7, allowance_s = cdr_id WHERE cdr_id IN "
+                                f"({', '.join(map(str, billed_ids))})"))
+        unbilled, billed = unbilled_and_billed(connection, Period.parse("2026-10"), settings.timezone)
+    october = sorted(ids[line] for line in range(2, 254) if line != 252)
+    assert sorted(unbilled["cdr_id"].tolist()) == [i for i in october if i not in billed_ids[:2]]
+    assert len(unbilled) == 249 and unbilled.loc[unbilled["cdr_id"] == ids[253], "duration_s"].tolist() == [6]
+    assert sorted(billed["allowance_s"].tolist()) == billed_ids[:2]
+    assert set(billed.columns) == {"customer_id", "zone_code", "allowance_s"}
+    if engine.dialect.name == "sqlite":  # the billed ratings by the key's range, not a join per call
+        from sqlalchemy import select
+
+        from workbench.db import schema as s
+        query = select(s.RatedCall.cdr_id).where(s.RatedCall.cdr_id.between(1, 300),
+                                                 s.RatedCall.invoice_id.is_not(None))
+        sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as connection:
+            plan = " / ".join(row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        assert "INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plan
 
 
 @pytest.mark.postgres

@@ -7,15 +7,16 @@ count as already consumed when the others are rated again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 
 from workbench.config import Settings
 from workbench.db import schema as s
-from workbench.db.bulk import insert_frame
+from workbench.db.bulk import index_dropped, insert_frame
 from workbench.db.frames import read_frame
 from workbench.db.partitions import lock_partitions, replace_partition
 from workbench.period import Period
@@ -55,8 +56,7 @@ class PeriodInputs:
 
 def read_period(connection, period: Period, timezone: str) -> PeriodInputs:
     """Read what rating ``period`` needs, on ``connection`` (in the caller's transaction)."""
-    calls = stored_calls.period_calls(connection, period, timezone, billed=False)
-    billed = stored_calls.period_calls(connection, period, timezone, billed=True)
+    calls, billed = stored_calls.unbilled_and_billed(connection, period, timezone)
     consumed = (
         billed.groupby(["customer_id", "zone_code"], as_index=False)["allowance_s"].sum()
         .rename(columns={"allowance_s": "seconds"})
@@ -73,6 +73,10 @@ def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str, rater: Rate
                 consumed=inputs.consumed, timezone=timezone)
 
 
+#: the index of the unbilled ratings (:class:`~workbench.db.schema.RatedCall`), partial
+UNBILLED_INDEX = "ix_rated_calls_unbilled"
+
+
 def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.DataFrame, now: datetime) -> None:
     """Replace the unbilled ratings and the rating errors of ``period`` by ``rated`` and
     ``errors`` (in the caller's transaction)."""
@@ -81,10 +85,17 @@ def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.Dat
         replace_partition(connection, "rated_calls", str(period), _ratings_frame(rated),
                           keep="invoice_id IS NOT NULL", constants={"rated_at": now})
     else:
-        connection.execute(
-            delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
-        )
-        store_ratings(connection, rated, now)
+        # the index of the unbilled ratings is built again once when the month's ratings are at
+        # least as many as the other unbilled ones it holds (it holds no billed rating: in the
+        # monthly cycle, the months not yet billed), instead of kept up row by row
+        others = connection.execute(select(func.count()).select_from(s.RatedCall).where(
+            s.RatedCall.invoice_id.is_(None), s.RatedCall.period != str(period))).scalar_one()
+        unbilled = next(i for i in s.RatedCall.__table__.indexes if i.name == UNBILLED_INDEX)
+        with index_dropped(connection, unbilled) if len(rated) >= others else nullcontext():
+            connection.execute(
+                delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
+            )
+            store_ratings(connection, rated, now)
     insert_frame(connection, "rating_errors", errors)
 
 

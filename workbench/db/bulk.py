@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg.copy import LibpqWriter
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Index
 
 _CHUNK = 200_000
 
@@ -38,6 +39,19 @@ def _python_column(series: pd.Series) -> list:
             values = [str(v) if isinstance(v, Decimal) else v for v in values]
         return values
     return series.tolist()
+
+
+@contextmanager
+def index_dropped(connection: Connection, index: Index) -> Iterator[None]:
+    """Drop ``index`` for the statements of the block and build it again after it, in the
+    caller's transaction: an index built once by sorting its rows takes less time than one kept
+    up row by row by a bulk write (on SQLite, a month of ratings: about a second against two or
+    three per million rows). The DDL is transactional (SQLite, PostgreSQL): an exception in the
+    block leaves the index dropped in the transaction, which the caller then rolls back; a
+    rollback, an interruption or a killed process leaves the index as it was."""
+    index.drop(connection)
+    yield
+    index.create(connection)
 
 
 def insert_frame(connection: Connection, table: str, frame: pd.DataFrame) -> int:

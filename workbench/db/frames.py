@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import re
+import sqlite3
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Integer, case, cast, func, literal_column, select, text
+from sqlalchemy import Connection, Integer, cast, func, select, text
 
 
 def _integer_columns(statement, names: list[str]) -> set[str]:
@@ -78,42 +80,70 @@ def _postgresql_csv(connection: Connection, statement) -> bytes:
         return b"".join(bytes(block) for block in copy)
 
 
-def _sqlite_csv(connection: Connection, statement, times: list[bool]) -> bytes:
-    """The rows of ``statement`` as CSV text written by SQLite, one line per row, of integers
-    only: a time (``times`` by position) as epoch seconds (``strftime('%s')``, in C), the
-    fraction of a second cut off first (``strftime`` would round it to the millisecond, and a
-    time of 23:59:59.9996 would become the next day); a ``NULL`` as an empty field; a value of
-    an integer column that SQLite does not hold as an integer (text, a real) as ``x``, which the
-    parse refuses; every line led by a constant field, so that none is empty. The columns are
-    taken by position (their names may repeat or be labels)."""
-    empty, refused = literal_column("''"), literal_column("'x'")
-    line = literal_column("'0'")
+#: numpy's NaT as an int64 (a NULL time read from SQLite)
+_NAT = np.iinfo(np.int64).min
+
+
+def _sqlite_epoch(connection: Connection, value):
+    """SQLite's epoch seconds of a time text, in C: ``unixepoch`` (SQLite 3.38 and later), else
+    ``strftime('%s')`` as an integer; NULL for a text that is no time."""
+    if sqlite3.sqlite_version_info >= (3, 38, 0):
+        return func.unixepoch(value)
+    return cast(func.strftime("%s", value), Integer)  # pragma: no cover - SQLite before 3.38
+
+
+def _sqlite_columns(connection: Connection, statement, names: list[str], times: list[bool]) -> list[np.ndarray]:
+    """The columns of ``statement`` as int64 arrays, read from SQLite in batches of
+    :data:`_FETCH_ROWS` rows, each batch made one NumPy array of integers at once (no pandas
+    object per value): a time (``times`` by position) as epoch seconds, the fraction of a second
+    cut off first (``strftime`` would round it to the millisecond, and a time of 23:59:59.9996
+    would become the next day), a ``NULL`` or a text that is no time as NaT's integer. The
+    columns are taken by position (their names may repeat or be labels).
+
+    Raises :class:`ValueError` naming the column for a ``NULL``, or a value that SQLite does not
+    hold as an integer (a text, a real; SQLite keeps any value in any column), in an integer
+    column."""
+    columns = []
     for time, column in zip(times, statement.subquery().c, strict=True):
-        if time:
-            value = func.coalesce(cast(func.strftime("%s", func.substr(column, 1, 19)), Integer), empty)
-        else:
-            kind = func.typeof(column)
-            value = case((kind == "integer", column), (kind == "null", empty), else_=refused)
-        line = line.op("||")(literal_column("','")).op("||")(value)
-    sql = str(select(line).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+        columns.append(func.coalesce(_sqlite_epoch(connection, func.substr(column, 1, 19)), _NAT) if time else column)
+    sql = str(select(*columns).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     cursor = connection.connection.driver_connection.cursor()
-    parts = []
+    batches = []
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(_FETCH_ROWS):
-            parts.append("\n".join([row[0] for row in rows]))
+            batch = np.array(rows)  # int64 when every value is an integer of 64 bits
+            if batch.dtype != np.int64:
+                _refuse_non_integers(rows, names, times)
+            batches.append(batch)
     finally:
         cursor.close()
-    return "\n".join(parts).encode("ascii")
+    values = np.concatenate(batches) if batches else np.zeros((0, len(names)), dtype=np.int64)
+    return list(np.ascontiguousarray(values.T))  # a column's values side by side
+
+
+def _refuse_non_integers(rows: list[tuple], names: list[str], times: list[bool]) -> None:
+    """:class:`ValueError` naming the first column of ``rows`` (SQLite's) with a value that is
+    not an integer."""
+    for position, (name, time) in enumerate(zip(names, times, strict=True)):
+        kinds = {type(row[position]) for row in rows}
+        if type(None) in kinds and not time:
+            raise ValueError(f"column {name} holds NULL: read_columns reads integers without NULL")
+        if kinds - {int}:
+            wrong = next(row[position] for row in rows if type(row[position]) is not int)
+            raise ValueError(f"column {name} holds a value that is not an integer ({wrong!r})")
+    raise ValueError(f"columns {names} hold a value that is not an integer of 64 bits")
 
 
 def read_columns(connection: Connection, statement, integers: tuple[str, ...] = (),
                  datetimes: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The rows of a SQLAlchemy select of integer and time columns, read in bulk as CSV text
-    parsed by Arrow's CSV reader, so that no Python object is made per value: written by
-    ``COPY (...) TO STDOUT`` on PostgreSQL, one line per row written by SQLite itself (``||``)
-    on SQLite. ``integers`` become int64, ``datetimes`` datetime64[s] (naive, as stored, cut to
-    the second; ``NULL`` is NaT). The columns are taken by position (their names may repeat).
+    """The rows of a SQLAlchemy select of integer and time columns, read in bulk, so that no
+    pandas object is made per value: on PostgreSQL as CSV text written by ``COPY (...) TO
+    STDOUT`` and parsed by Arrow's CSV reader; on SQLite as integers only (times as epoch
+    seconds computed by SQLite), a batch of rows made one NumPy array at once
+    (:func:`_sqlite_columns`; faster than SQLite writing the text of each row). ``integers``
+    become int64, ``datetimes`` datetime64[s] (naive, as stored, cut to the second; ``NULL`` is
+    NaT). The columns are taken by position (their names may repeat).
     For the big reads of calls (a month's calls); :func:`read_frame` for the rest.
 
     Raises :class:`ValueError` for a column that is neither, a ``NULL`` in an integer column, or
@@ -123,11 +153,15 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
     if others:
         raise ValueError(f"read_columns reads integer and time columns, not {others}")
     times = [n in datetimes for n in names]
-    if connection.dialect.name == "postgresql":  # times as text, read to the microsecond
-        data, lead, time_type = _postgresql_csv(connection, statement), 0, pa.timestamp("us")
-    else:  # a constant first field, then times as epoch seconds
-        data, lead, time_type = _sqlite_csv(connection, statement, times), 1, pa.int64()
-    types = [pa.int64()] * lead + [time_type if time else pa.int64() for time in times]
+    if connection.dialect.name != "postgresql":
+        arrays = _sqlite_columns(connection, statement, names, times)
+        frame = pd.DataFrame({position: values.view("datetime64[s]") if time else values
+                              for position, (time, values) in enumerate(zip(times, arrays, strict=True))})
+        frame.columns = names
+        return frame
+    # on PostgreSQL as CSV text, times read to the microsecond
+    data = _postgresql_csv(connection, statement)
+    types = [pa.timestamp("us") if time else pa.int64() for time in times]
     if data:
         positions = [f"c{i}" for i in range(len(types))]
         options = pacsv.ConvertOptions(column_types=dict(zip(positions, types, strict=True)), null_values=[""])
@@ -136,12 +170,12 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
                                    convert_options=options)
         except pa.ArrowInvalid as exc:
             found = re.search(r"column #(\d+)", str(exc))
-            name = names[int(found[1]) - lead] if found and 0 <= int(found[1]) - lead < len(names) else "?"
+            name = names[int(found[1])] if found and 0 <= int(found[1]) < len(names) else "?"
             kind = "a time" if name in datetimes else "an integer"
             raise ValueError(f"column {name} holds a value that is not {kind} ({exc})") from exc
-        columns = [table.column(i) for i in range(lead, len(types))]
+        columns = [table.column(i) for i in range(len(types))]
     else:
-        columns = [pa.chunked_array([], kind) for kind in types[lead:]]
+        columns = [pa.chunked_array([], kind) for kind in types]
     data_by_position = {}
     for position, (name, time, values) in enumerate(zip(names, times, columns, strict=True)):
         if time:  # cut to the second; NULL is NaT

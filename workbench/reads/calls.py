@@ -7,6 +7,7 @@ Amounts are exact: integer 1/10,000 EUR (``units``) or ``Decimal`` euros (``_eur
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
@@ -96,6 +97,26 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
         stmt = stmt.where(s.Cdr.id.not_in(billed_ids))
     return read_columns(connection, stmt, integers=("cdr_id", "calling", "called", "duration_s"),
                         datetimes=("start_utc",))
+
+
+def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What :func:`period_calls` gives with ``billed=False`` and with ``billed=True``, read in
+    two passes that do not grow with the period's calls on SQLite: the period's calls once (by
+    the index on the start), then the billed ratings among the ratings of their ids' range (by
+    the key of ``rated_calls``), told apart in memory. (A ``NOT IN`` of the billed calls, and a
+    join of the period's calls with their ratings, each looked up a rating for every call: a
+    second per million calls, none billed.)"""
+    every = period_calls(connection, period, timezone, billed=None)
+    ids = every["cdr_id"].to_numpy()
+    columns = [s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s]
+    if not len(ids):
+        billed = read_frame(connection, select(*columns).where(s.RatedCall.cdr_id.is_(None)))
+    else:
+        billed = read_frame(connection, select(*columns).where(
+            s.RatedCall.cdr_id.between(int(ids.min()), int(ids.max())), s.RatedCall.invoice_id.is_not(None)))
+        billed = billed[billed["cdr_id"].isin(ids)]
+    unbilled = every[~np.isin(ids, billed["cdr_id"].to_numpy(dtype=np.int64))].reset_index(drop=True)
+    return unbilled, billed.drop(columns="cdr_id").reset_index(drop=True)
 
 
 def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:
