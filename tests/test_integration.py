@@ -741,10 +741,11 @@ def test_a_file_whose_first_records_are_all_malformed_is_refused_whole(loaded_re
         load_cdr_file(engine, path, settings, NOW, chunk_records=50_000)
     error = caught.value
     assert (error.source, error.code) == (str(path), "too_many_rejects")
-    # stopped after the first chunk: its 50,000 records, all bad_date; the first 3 quoted
+    # stopped after the first chunk: its 20,000 records (a file's first chunk is at most
+    # FIRST_CHUNK_RECORDS), all bad_date; the first 3 quoted
     assert str(error).startswith(
         f"{path}: refused as a whole: its first 10,000 records are all malformed (setting reject_threshold_records). "
-        "Malformed records among the 50,000 read: bad_date 50,000. For example line 2: bad_date: start_time "
+        "Malformed records among the 20,000 read: bad_date 20,000. For example line 2: bad_date: start_time "
         "'2026-13-01T10:00:00Z' is not a date and time; line 3: bad_date: ")
     assert [(p.key, p.code) for p in error.problems] == [(2, "bad_date"), (3, "bad_date"), (4, "bad_date")]
     assert table_counts(engine) == before  # nothing stored, not even the file
@@ -833,7 +834,9 @@ def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
         "from workbench import jobs\n"
         "from workbench.config import Settings\n"
         "from workbench.errors import InputError\n"
+        "from workbench import integration\n"
         "from workbench.integration import load_cdr_file\n"
+        "integration.FIRST_CHUNK_RECORDS = int(sys.argv[3])  # every chunk of the size given\n"
         "def peak():\n"
         "    return int(re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text())[1]) * 1024\n"
         "settings = Settings(database_url=sys.argv[1])\n"

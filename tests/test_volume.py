@@ -135,6 +135,27 @@ def test_a_rating_that_fails_while_its_index_is_dropped_leaves_the_index_and_the
         assert connection.execute(select(s.RatedCall.rated_at).distinct()).scalars().all() == [NOW]
 
 
+def test_an_index_is_dropped_for_a_bulk_write_only_inside_a_transaction(engine):
+    # SQLite's Python driver begins a transaction at the first write, not at a DDL statement:
+    # dropping the index before any write would be committed at once, and is refused
+    from workbench.db import schema as s
+    from workbench.db.bulk import index_dropped
+
+    unbilled = next(i for i in s.RatedCall.__table__.indexes if i.name == "ix_rated_calls_unbilled")
+    indexes = _rated_calls_indexes(engine)
+    with engine.connect() as connection:
+        connection.begin()
+        if engine.dialect.name == "sqlite":
+            with pytest.raises(RuntimeError, match="needs a transaction under way"):
+                with index_dropped(connection, unbilled):
+                    pass
+        connection.execute(text("DELETE FROM rating_errors"))  # a write: the transaction begins
+        with index_dropped(connection, unbilled):
+            assert "ix_rated_calls_unbilled" not in _rated_calls_indexes_on(connection)
+        connection.rollback()
+    assert _rated_calls_indexes(engine) == indexes
+
+
 def _rated_calls_indexes_on(connection) -> dict[str, str]:
     if connection.dialect.name == "sqlite":
         rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "

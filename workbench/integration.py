@@ -97,11 +97,16 @@ def _match(cand: pd.DataFrame, known: pd.DataFrame, value: str) -> pd.Series:
     known = _within(known, cand)  # only the known calls of the candidates' times can match
     if known.empty:
         return pd.Series(pd.NA, index=cand.index, dtype="Int64")
+    # and only the candidates of the known calls' times (a file in time order: the chunk's first
+    # seconds, which the chunk before may end with)
+    start, low, high = _seconds(cand), _seconds(known).min(), _seconds(known).max()
+    rows = np.flatnonzero((start >= low) & (start <= high))
+    probe = cand.iloc[rows]
 
     def key(frame: pd.DataFrame) -> dict[str, np.ndarray]:  # int64 columns; the start in seconds
         return {c: _seconds(frame) if c == "start_utc" else frame[c].to_numpy().astype(np.int64) for c in CALL_KEY}
 
-    left = pa.table({**key(cand), "_row": np.arange(len(cand))})
+    left = pa.table({**key(probe), "_row": rows})
     right = pa.table({**key(known), value: known[value].to_numpy(dtype=np.int64)})
     joined = left.join(right, keys=CALL_KEY, join_type="inner", use_threads=True)
     found = np.full(len(cand), -1, dtype=np.int64)

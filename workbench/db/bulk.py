@@ -48,7 +48,13 @@ def index_dropped(connection: Connection, index: Index) -> Iterator[None]:
     up row by row by a bulk write (on SQLite, a month of ratings: about a second against two or
     three per million rows). The DDL is transactional (SQLite, PostgreSQL): an exception in the
     block leaves the index dropped in the transaction, which the caller then rolls back; a
-    rollback, an interruption or a killed process leaves the index as it was."""
+    rollback, an interruption or a killed process leaves the index as it was.
+
+    Raises :class:`RuntimeError` on SQLite when no transaction is under way on ``connection``
+    (Python's driver begins one at the first write, never at a DDL statement, which would then
+    be committed at once)."""
+    if not getattr(connection.connection.driver_connection, "in_transaction", True):
+        raise RuntimeError(f"dropping {index.name} for a bulk write needs a transaction under way (a write first)")
     index.drop(connection)
     yield
     index.create(connection)
