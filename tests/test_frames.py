@@ -127,3 +127,70 @@ def test_read_columns_refuses_what_is_not_an_integer_or_a_time(engine):
     finally:
         table.drop(engine)
     assert twice.values.tolist() == [[1, 1]] and list(twice.columns) == ["id", "id"]
+
+
+# --- bulk writes: what is written is what is read back -------------------------------------
+
+
+def _kinds_table(name: str) -> Table:
+    from sqlalchemy import SmallInteger, Text
+
+    return Table(name, MetaData(), Column("id", Integer, primary_key=True), Column("small", SmallInteger),
+                 Column("n", Integer), Column("big", BigInteger), Column("at", DateTime), Column("code", String(8)),
+                 Column("note", Text))
+
+
+# each value written, and read back as it is stored: integers at each width's bounds, times
+# (before and after PostgreSQL's epoch of 2000-01-01 and Unix's; cut to the second on PostgreSQL,
+# kept to the microsecond on SQLite), text with what CSV quotes (commas, quotes, line ends),
+# non-ASCII text, an empty text (not NULL) and NULLs
+BULK_ROWS = [
+    (1, -32768, -2147483648, -9223372036854775808, "1970-01-01 00:00:00", "a,b", 'say "hi"'),
+    (2, 32767, 2147483647, 9223372036854775807, "1999-12-31 23:59:59.999999", "", "line\nbreak\r\nand \\N"),
+    (3, 0, 0, 0, "2000-01-01 00:00:00", "été", "\u2028\u00e9\U0001F600"),
+    (4, None, None, None, None, None, None),
+    (5, 7, -1, 33612345678, "2026-10-25 02:30:00.5", "NULL", "\\N"),
+]
+
+
+def _bulk_frame(rows) -> pd.DataFrame:
+    ids, small, n, big, at, code, note = (list(values) for values in zip(*rows, strict=True))
+    return pd.DataFrame({
+        "id": pd.array(ids, dtype="int64"), "small": pd.array(small, dtype="Int64"), "n": pd.array(n, dtype="Int64"),
+        "big": pd.array(big, dtype="Int64"), "at": pd.to_datetime(pd.Series(at), format="ISO8601"),
+        "code": pd.Series(code, dtype="category"),  # as rating makes its zone codes and bands
+        "note": pd.Series(note, dtype="string")})
+
+
+def test_bulk_writes_store_every_kind_of_value_exactly(engine):
+    from datetime import datetime
+
+    from workbench.db.bulk import FrameWriter, insert_frame
+
+    def fraction(microseconds: int) -> int:
+        return microseconds if engine.dialect.name == "sqlite" else 0
+
+    table = _kinds_table("bulk_check")
+    table.create(engine)
+    frame = _bulk_frame(BULK_ROWS)
+    try:
+        with engine.begin() as connection:
+            insert_frame(connection, "bulk_check", frame)
+            # in two frames and a pause, the text in Arrow's strings (as the files' fields are read)
+            again = frame.assign(id=frame["id"] + 10, note=frame["note"].astype("string[pyarrow]"))
+            with FrameWriter(connection, "bulk_check", list(frame.columns)) as writer:
+                writer.write(again.iloc[:2])
+                writer.pause()
+                writer.write(again.iloc[2:])
+            stored = connection.execute(select(table).order_by(table.c.id)).all()
+    finally:
+        table.drop(engine)
+    expected = [
+        (1, -32768, -2147483648, -9223372036854775808, datetime(1970, 1, 1), "a,b", 'say "hi"'),
+        (2, 32767, 2147483647, 9223372036854775807, datetime(1999, 12, 31, 23, 59, 59, fraction(999_999)), "",
+         "line\nbreak\r\nand \\N"),
+        (3, 0, 0, 0, datetime(2000, 1, 1), "été", "\u2028\u00e9\U0001F600"),
+        (4, None, None, None, None, None, None),
+        (5, 7, -1, 33612345678, datetime(2026, 10, 25, 2, 30, 0, fraction(500_000)), "NULL", "\\N"),
+    ]
+    assert [tuple(row) for row in stored] == expected + [(10 + row[0], *row[1:]) for row in expected]
