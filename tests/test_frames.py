@@ -194,3 +194,48 @@ def test_bulk_writes_store_every_kind_of_value_exactly(engine):
         (5, 7, -1, 33612345678, datetime(2026, 10, 25, 2, 30, 0, fraction(500_000)), "NULL", "\\N"),
     ]
     assert [tuple(row) for row in stored] == expected + [(10 + row[0], *row[1:]) for row in expected]
+
+
+def test_bulk_reads_of_integers_and_times_of_every_width_and_epoch(engine):
+    """``read_columns`` of small, regular and big integers and of times either side of 1970 and
+    2000 (PostgreSQL's epoch), cut to the second within their second; on PostgreSQL by a binary
+    ``COPY`` (rows of fixed width), falling back to text for a row with a ``NULL``."""
+    from datetime import datetime
+
+    from sqlalchemy import SmallInteger, func, text
+
+    from workbench.db.frames import _postgresql_binary, read_columns
+
+    table = Table("widths_check", MetaData(), Column("id", Integer, primary_key=True), Column("small", SmallInteger),
+                  Column("big", BigInteger), Column("at", DateTime))
+    table.create(engine)
+    rows = [(1, -32768, -9223372036854775808, datetime(1999, 12, 31, 23, 59, 59, 500_000)),
+            (2, 32767, 9223372036854775807, datetime(2000, 1, 1, 0, 0, 0, 1)),
+            (3, 0, 33612345678, datetime(1969, 12, 31, 23, 59, 59)),
+            (4, 1, 1, datetime(2026, 10, 31, 23, 59, 59, 999_999))]
+    statement = select(table.c.id, table.c.small, table.c.big, table.c.at).order_by(table.c.id)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(table), [dict(zip(("id", "small", "big", "at"), row, strict=True))
+                                               for row in rows])
+            read = read_columns(connection, statement, integers=("id", "small", "big"), datetimes=("at",))
+            if engine.dialect.name == "postgresql":
+                assert _postgresql_binary(connection, statement, [False, False, False, True]) is not None
+                connection.execute(insert(table), [{"id": 5, "small": None, "big": 5, "at": None}])
+                nulls = select(table.c.id, table.c.at).order_by(table.c.id)
+                assert _postgresql_binary(connection, nulls, [False, True]) is None  # a NULL: read as text
+                with_null = read_columns(connection, nulls, integers=("id",), datetimes=("at",))
+                assert with_null["id"].tolist() == [1, 2, 3, 4, 5] and pd.isna(with_null["at"].iloc[4])
+                connection.execute(text("UPDATE widths_check SET at = 'infinity' WHERE id = 5"))
+                with pytest.raises(ValueError, match="column at holds a value that is not a time"):
+                    read_columns(connection, nulls, integers=("id",), datetimes=("at",))
+                count = read_columns(connection, select(func.count()).select_from(table), integers=("count",))
+                assert count["count"].tolist() == [5]
+    finally:
+        table.drop(engine)
+    assert read["id"].tolist() == [1, 2, 3, 4]
+    assert read["small"].tolist() == [-32768, 32767, 0, 1]
+    assert read["big"].tolist() == [-9223372036854775808, 9223372036854775807, 33612345678, 1]
+    assert read["at"].tolist() == [pd.Timestamp("1999-12-31 23:59:59"), pd.Timestamp("2000-01-01 00:00:00"),
+                                   pd.Timestamp("1969-12-31 23:59:59"), pd.Timestamp("2026-10-31 23:59:59")]
+    assert [str(read[c].dtype) for c in read.columns] == ["int64", "int64", "int64", "datetime64[s]"]

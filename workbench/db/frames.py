@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Integer, cast, func, select, text
+from sqlalchemy import Connection, DateTime, Integer, cast, func, select, text
 
 
 def _integer_columns(statement, names: list[str]) -> set[str]:
@@ -72,12 +72,70 @@ def _column(values: list, integer: bool):
 _FETCH_ROWS = 100_000
 
 
-def _postgresql_csv(connection: Connection, statement) -> bytes:
+#: PostgreSQL's binary ``COPY``: the header (signature, flags, extension length) and end marker
+_BINARY_HEADER, _BINARY_TRAILER = 19, b"\xff\xff"
+#: 2000-01-01, PostgreSQL's epoch, in Unix seconds
+_POSTGRES_EPOCH_S = 946_684_800
+
+
+def _postgresql_binary(connection: Connection, statement, times: list[bool]) -> list[np.ndarray] | None:
+    """The columns of ``statement`` (integers, and times where ``times`` says so, by position)
+    as int64 arrays (times as epoch seconds, the fraction cut off), read by a binary ``COPY ...
+    TO STDOUT``: the server writes no text, and rows of fixed width (no ``NULL``) are read as
+    one NumPy record array. None when the columns are not all typed ``Integer`` or naive
+    ``DateTime`` by the statement, or a row is not of the first row's widths (a ``NULL``, a
+    time at infinity): then the CSV text is read instead (:func:`_postgresql_csv`)."""
+    kinds = [column.type for column in statement.selected_columns]
+    if not all(isinstance(kind, DateTime) and not kind.timezone if time else isinstance(kind, Integer)
+               for kind, time in zip(kinds, times, strict=True)):
+        return None
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    data = _copied_out(connection, f"COPY ({sql}) TO STDOUT (FORMAT binary)")
+    body = memoryview(data)[_BINARY_HEADER:len(data) - len(_BINARY_TRAILER)]
+    if not len(body):
+        return [np.zeros(0, dtype=np.int64) for _ in times]
+    count, widths, at = int.from_bytes(body[:2], "big"), [], 2
+    for _ in range(count):  # the first row's fields: each a length, then that many bytes
+        width = int.from_bytes(body[at:at + 4], "big", signed=True)
+        if width not in (2, 4, 8):
+            return None
+        widths.append(width)
+        at += 4 + width
+    if count != len(times) or len(body) % at or any(t and w != 8 for t, w in zip(times, widths, strict=True)):
+        return None
+    fields = [("count", ">i2")]
+    for position, width in enumerate(widths):
+        fields += [(f"l{position}", ">i4"), (f"v{position}", f">i{width}")]
+    rows = np.frombuffer(body, dtype=np.dtype(fields))
+    if (rows["count"] != count).any() or any((rows[f"l{p}"] != w).any() for p, w in enumerate(widths)):
+        return None
+    columns = []
+    for position, time in enumerate(times):
+        values = rows[f"v{position}"].astype(np.int64)
+        if time:  # microseconds since 2000-01-01, cut to the second (as the text is read)
+            infinite = (values == np.iinfo(np.int64).max) | (values == np.iinfo(np.int64).min)
+            if infinite.any():
+                return None  # (-)infinity: refused by the text's parse, naming the column
+            values = values // 1_000_000 + _POSTGRES_EPOCH_S
+        columns.append(values)
+    return columns
+
+
+def _copied_out(connection: Connection, sql: str) -> bytearray:
+    """What the ``COPY ... TO STDOUT`` statement ``sql`` writes, gathered in one buffer (a row
+    comes as one message: added to the buffer as it comes, not made a ``bytes`` object first,
+    which took a third of the time of reading a month's calls)."""
+    data = bytearray()
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for block in copy:
+            data += block
+    return data
+
+
+def _postgresql_csv(connection: Connection, statement) -> bytearray:
     """The rows of ``statement`` as CSV text written by PostgreSQL (``COPY ... TO STDOUT``)."""
     sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    with connection.connection.driver_connection.cursor() as cursor, \
-            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-        return b"".join(bytes(block) for block in copy)
+    return _copied_out(connection, f"COPY ({sql}) TO STDOUT (FORMAT csv)")
 
 
 #: numpy's NaT as an int64 (a NULL time read from SQLite)
@@ -138,8 +196,9 @@ def _refuse_non_integers(rows: list[tuple], names: list[str], times: list[bool])
 def read_columns(connection: Connection, statement, integers: tuple[str, ...] = (),
                  datetimes: tuple[str, ...] = ()) -> pd.DataFrame:
     """The rows of a SQLAlchemy select of integer and time columns, read in bulk, so that no
-    pandas object is made per value: on PostgreSQL as CSV text written by ``COPY (...) TO
-    STDOUT`` and parsed by Arrow's CSV reader; on SQLite as integers only (times as epoch
+    pandas object is made per value: on PostgreSQL by a binary ``COPY (...) TO STDOUT`` read as
+    one NumPy record array (:func:`_postgresql_binary`), or for rows with a ``NULL`` as CSV text
+    parsed by Arrow's CSV reader; on SQLite as integers only (times as epoch
     seconds computed by SQLite), a batch of rows made one NumPy array at once
     (:func:`_sqlite_columns`; faster than SQLite writing the text of each row). ``integers``
     become int64, ``datetimes`` datetime64[s] (naive, as stored, cut to the second; ``NULL`` is
@@ -159,7 +218,13 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
                               for position, (time, values) in enumerate(zip(times, arrays, strict=True))})
         frame.columns = names
         return frame
-    # on PostgreSQL as CSV text, times read to the microsecond
+    binary = _postgresql_binary(connection, statement, times)
+    if binary is not None:
+        frame = pd.DataFrame({position: values.view("datetime64[s]") if time else values
+                              for position, (time, values) in enumerate(zip(times, binary, strict=True))})
+        frame.columns = names
+        return frame
+    # else as CSV text, times read to the microsecond
     data = _postgresql_csv(connection, statement)
     types = [pa.timestamp("us") if time else pa.int64() for time in times]
     if data:
