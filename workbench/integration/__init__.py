@@ -18,31 +18,35 @@ call), so that loading the file again, which is skipped, is never needed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
-from workbench.cdr.formats import CALL_KEY, CHUNK_RECORDS, ParsedFile, check, file_error, parse, read_chunks
+from workbench.cdr.formats import CALL_KEY, CHUNK_RECORDS, check, file_error, parse
 from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.bulk import FrameWriter, insert_frame
-from workbench.db.frames import read_columns, read_frame
-from workbench.db.locks import LOCK_NOT_AVAILABLE, lock_table
-from workbench.errors import InputError, Problem
+from workbench.db.frames import read_frame
+from workbench.db.locks import lock_table
+from workbench.errors import InputError
+from workbench.integration.matching import FileCalls, StoredCalls, stored_duplicates
+from workbench.integration.pipeline import checked_chunks, stored_calls_reader
+from workbench.integration.threshold import EXAMPLES, MALFORMED, RejectThreshold
 from workbench.phone_numbers import from_digits
 from workbench.rating.classify import LineIndex, epoch_seconds
 from workbench.reads import calls as stored_calls
+
+__all__ = [
+    "CALL_COLUMNS", "CURABLE", "EXAMPLES", "MALFORMED", "LoadReport", "RejectThreshold", "Reprocessing",
+    "file_sha256", "load_cdr_file", "load_cdr_files", "read_mapping", "reprocess_rejects", "restore_pending",
+]
 
 #: the reject reasons a reference fix can cure: such rejects are kept pending and re-processed
 CURABLE = ("unknown_line",)
@@ -73,97 +77,6 @@ def _unknown_lines(cand: pd.DataFrame, lines: LineIndex) -> np.ndarray:
     return lines.lookup(cand["calling"], epoch_seconds(cand["start_utc"])) < 0
 
 
-def _seconds(frame: pd.DataFrame) -> np.ndarray:
-    """The start of each call of ``frame``, in seconds since the epoch (int64)."""
-    return frame["start_utc"].to_numpy().astype("datetime64[s]").view(np.int64)
-
-
-def _within(known: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``known`` that start within the first and last start of ``cand`` (a file read
-    in time order meets only the calls of its chunk's stretch: each chunk joins on those, not on
-    all the calls known so far)."""
-    start, times = _seconds(known), _seconds(cand)
-    low, high = times.min(), times.max()
-    inside = (start >= low) & (start <= high)
-    return known if inside.all() else known[inside]
-
-
-def _match(cand: pd.DataFrame, known: pd.DataFrame, value: str) -> pd.Series:
-    """For each candidate, the ``value`` (an integer column) of the row of ``known`` with the
-    same :data:`CALL_KEY` (each key at most once in ``known``), or <NA>: a hash join (Arrow's,
-    on all cores) of the candidates on the known calls."""
-    if known.empty or cand.empty:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    known = _within(known, cand)  # only the known calls of the candidates' times can match
-    if known.empty:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    # and only the candidates of the known calls' times (a file in time order: the chunk's first
-    # seconds, which the chunk before may end with)
-    start, low, high = _seconds(cand), _seconds(known).min(), _seconds(known).max()
-    rows = np.flatnonzero((start >= low) & (start <= high))
-    probe = cand.iloc[rows]
-
-    def key(frame: pd.DataFrame) -> dict[str, np.ndarray]:  # int64 columns; the start in seconds
-        return {c: _seconds(frame) if c == "start_utc" else frame[c].to_numpy().astype(np.int64) for c in CALL_KEY}
-
-    left = pa.table({**key(probe), "_row": rows})
-    right = pa.table({**key(known), value: known[value].to_numpy(dtype=np.int64)})
-    joined = left.join(right, keys=CALL_KEY, join_type="inner", use_threads=True)
-    found = np.full(len(cand), -1, dtype=np.int64)
-    found[joined.column("_row").to_numpy()] = joined.column(value).to_numpy()
-    out = pd.Series(found, index=cand.index).astype("Int64")
-    return out.mask(found < 0)
-
-
-@dataclass
-class StoredCalls:
-    """The keys of the calls stored before a file (``id`` and :data:`CALL_KEY`), read from the
-    database once per stretch of time as the file's chunks need them, and kept for the file's
-    transaction (which holds off the other writers of ``cdrs``, so they do not change): a file
-    of a month in several chunks reads the month's stored calls once, not once per chunk.
-    The calls of the file itself (``file_id``) are left out: they are found as earlier lines of
-    the file. Memory: about 40 bytes per stored call of the stretch read."""
-
-    file_id: int | None = None
-    keys: pd.DataFrame | None = None
-    low: pd.Timestamp | None = None
-    high: pd.Timestamp | None = None
-
-    def _read(self, connection, low, high, low_open: bool, high_open: bool) -> pd.DataFrame:
-        start = s.Cdr.start_utc
-        stmt = select(s.Cdr.id, s.Cdr.calling, s.Cdr.called, s.Cdr.start_utc, s.Cdr.duration_s).where(
-            start > low.to_pydatetime() if low_open else start >= low.to_pydatetime(),
-            start < high.to_pydatetime() if high_open else start <= high.to_pydatetime())
-        if self.file_id is not None:
-            stmt = stmt.where(s.Cdr.file_id != self.file_id)
-        return read_columns(connection, stmt, integers=("id", "calling", "called", "duration_s"),
-                            datetimes=("start_utc",))
-
-    def duplicates(self, connection, cand: pd.DataFrame) -> pd.Series:
-        """For each candidate, the id of the identical stored call, or <NA>."""
-        if cand.empty:
-            return pd.Series(dtype="Int64")
-        low, high = cand["start_utc"].min(), cand["start_utc"].max()
-        if self.keys is None:
-            self.keys, self.low, self.high = self._read(connection, low, high, False, False), low, high
-        else:
-            parts = [self.keys]
-            if low < self.low:
-                parts.append(self._read(connection, low, self.low, False, True))
-                self.low = low
-            if high > self.high:
-                parts.append(self._read(connection, self.high, high, True, False))
-                self.high = high
-            if len(parts) > 1:
-                self.keys = pd.concat(parts, ignore_index=True)
-        return _match(cand, self.keys, "id")
-
-
-def _stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
-    """For each candidate, the id of the identical stored call, or <NA>."""
-    return StoredCalls().duplicates(connection, cand)
-
-
 def read_mapping(path: str | Path) -> CsvMapping:
     """The CSV mapping of a TOML file (:mod:`workbench.cdr.mapping`); an
     :class:`~workbench.errors.InputError` (``bad_mapping``) names the file and the key at fault."""
@@ -191,101 +104,6 @@ def _reject_rows(rejects: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-#: the reasons that make a file malformed as a whole when too many of its records have them
-#: (:class:`RejectThreshold`): all those of :func:`~workbench.cdr.formats.check` but ``excluded``
-#: (a mapping's filter, on purpose), and ``duplicate`` within the file. Not counted:
-#: ``unknown_line`` (pending, cured by a reference fix) and ``duplicate`` of a call already stored
-#: from another file (an overlapping or re-delivered file is not a bad one).
-MALFORMED = ("bad_date", "ambiguous_time", "bad_calling_number", "bad_called_number", "bad_duration",
-             "negative_duration", "bad_call_id", "duplicate")
-#: how many rejected records a refusal quotes
-EXAMPLES = 3
-
-
-@dataclass
-class RejectThreshold:
-    """The malformed records of a file as it is read, and the rule that refuses it as a whole.
-
-    A file is refused (:class:`~workbench.errors.InputError`, code ``too_many_rejects``) when its
-    first ``records`` records are all malformed (checked as soon as they are read), or when it
-    has at least ``records`` records and more than ``percent`` % of them are malformed (checked at
-    its end). A file of fewer records is never refused for its rejects. Malformed: a reason of
-    :data:`MALFORMED`, within the file (a ``duplicate`` of an earlier line of the same file)."""
-
-    file: str
-    percent: Decimal
-    records: int
-    read: int = 0
-    malformed: int = 0
-    head_malformed: int = 0  # among the first ``records`` records
-    by_reason: dict[str, int] = field(default_factory=dict)
-    examples: list[Problem] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, file: str, settings: Settings) -> RejectThreshold:
-        return cls(file, Decimal(settings.reject_threshold_percent), int(settings.reject_threshold_records))
-
-    def add(self, line_nos: pd.Series, malformed: pd.DataFrame) -> None:
-        """Count a chunk: the line numbers of its records (in file order) and its malformed
-        rejects (``line_no``, ``reason``, ``message``); refuses the file when its first
-        ``records`` records are all malformed."""
-        head = min(max(self.records - self.read, 0), len(line_nos))
-        if head:
-            last_head_line = int(line_nos.iloc[head - 1])
-            self.head_malformed += int((malformed["line_no"] <= last_head_line).sum())
-        self.read += len(line_nos)
-        self.malformed += len(malformed)
-        for reason, count in malformed["reason"].value_counts().items():
-            self.by_reason[str(reason)] = self.by_reason.get(str(reason), 0) + int(count)
-        if len(self.examples) < EXAMPLES and len(malformed):
-            first = malformed.sort_values("line_no").head(EXAMPLES - len(self.examples))
-            self.examples += [Problem(self.file, int(r.line_no), str(r.reason), str(r.message))
-                              for r in first.itertuples(index=False)]
-        if head and self.read >= self.records and self.head_malformed == self.records:
-            self.refuse(f"its first {self.records:,} records are all malformed (setting reject_threshold_records)")
-
-    def finish(self) -> None:
-        """At the end of the file: refuses it when it has at least ``records`` records and more
-        than ``percent`` % of them are malformed."""
-        if self.read >= self.records and self.malformed * 100 > self.percent * self.read:
-            self.refuse(f"{self.malformed:,} of its {self.read:,} records are malformed, more than "
-                        f"{self.percent} % (setting reject_threshold_percent)")
-
-    def refuse(self, why: str) -> None:
-        counts = ", ".join(f"{reason} {count:,}" for reason, count in sorted(self.by_reason.items()))
-        examples = "; ".join(f"line {p.key}: {p.code}: {p.message}" for p in self.examples)
-        raise InputError(f"refused as a whole: {why}. Malformed records among the {self.read:,} read: {counts}. "
-                         f"For example {examples}. Nothing of the file is stored: correct it, or ask for it "
-                         "again, and load it again", source=self.file, code="too_many_rejects", problems=self.examples)
-
-
-@dataclass
-class FileCalls:
-    """The records of a file stored so far (the ``line_no`` and :data:`CALL_KEY` of each chunk's
-    calls and pending records), kept in memory for the file's transaction, about 40 bytes a
-    record, with each chunk's first and last start: the duplicates within a file read in
-    several chunks."""
-
-    parts: list[tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame]] = field(default_factory=list)
-
-    def add(self, part: pd.DataFrame) -> None:
-        if len(part):
-            self.parts.append((part["start_utc"].min(), part["start_utc"].max(), part))
-
-    def lines(self, cand: pd.DataFrame) -> pd.Series:
-        """For each candidate, the line of the same call among the records stored so far, or <NA>.
-        Joined on the chunks whose times meet the candidates' only (a file in time order: the
-        last one or two), not on every chunk so far, which would grow as the square of the file;
-        each key is there once: a chunk's own duplicates and those of earlier chunks are rejects."""
-        if cand.empty:
-            return pd.Series(dtype="Int64")
-        low, high = cand["start_utc"].min(), cand["start_utc"].max()
-        meeting = [part for first, last, part in self.parts if first <= high and last >= low]
-        if not meeting:
-            return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-        return _match(cand, pd.concat(meeting, ignore_index=True) if len(meeting) > 1 else meeting[0], "line_no")
-
-
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, read a block at a time; an
     :class:`~workbench.errors.InputError` when it cannot be read."""
@@ -297,73 +115,6 @@ def file_sha256(path: Path) -> str:
     except OSError as exc:
         raise file_error(str(path), None, f"cannot be read ({exc.strerror})") from None
     return digest.hexdigest()
-
-
-#: the records of a file's first chunk, at most (the database waits for it to be checked)
-FIRST_CHUNK_RECORDS = 20_000
-
-
-def _checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chunk_records: int,
-                    settings: Settings, times: str) -> Iterator[tuple[ParsedFile, pd.DataFrame, pd.DataFrame]]:
-    """The chunks of a file read (:func:`~workbench.cdr.formats.read_chunks`) and checked
-    (:func:`~workbench.cdr.formats.check`, the numbers as digits): ``(parsed, candidates,
-    rejects)``. The next chunk is read and checked in a worker thread while the caller stores
-    this one (the database works meanwhile): at most three chunks are held (the caller's, the
-    next one and the one being made). What reading or checking raises is raised here, for the
-    chunk it concerns."""
-    # a small first chunk: the database starts on it while the next ones are checked
-    chunks = read_chunks(name, stream, fmt, mapping, chunk_records, min(chunk_records, FIRST_CHUNK_RECORDS))
-
-    def next_chunk():
-        parsed = next(chunks, None)
-        if parsed is None:
-            return None
-        cand, rejects = check(parsed, settings.timezone, settings.home_country_code, times, digits=True)
-        return parsed, cand, rejects
-
-    worker = ThreadPoolExecutor(1, thread_name_prefix="cdr-check")
-    try:
-        ahead = worker.submit(next_chunk)
-        while (chunk := ahead.result()) is not None:
-            ahead = worker.submit(next_chunk)
-            yield chunk
-    finally:  # closed early (an error, Ctrl-C): the chunk being checked is finished, then dropped
-        worker.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def _stored_calls_reader(engine: Engine, connection: Connection) -> Iterator[Connection]:
-    """The connection that reads the calls stored before a file while ``connection`` (the
-    load's, which holds its lock on ``cdrs``) is busy with its ``COPY``: on PostgreSQL a second
-    connection, at ``READ COMMITTED`` whatever the database's default (it reads the calls
-    committed by the loads the lock waited for), which takes its locks on ``cdrs`` and its
-    indexes at once and keeps them to its end, so that it never waits for a lock afterwards.
-    If it cannot have them at once (another session is queued for ``cdrs`` behind the load,
-    an ``ALTER TABLE`` say: waiting would wait for the load, which waits for its reader, a
-    deadlock PostgreSQL cannot see, the two connections being one process), ``connection``
-    itself (the load then ends its ``COPY`` before each read). On SQLite ``connection``."""
-    if engine.dialect.name != "postgresql":
-        yield connection
-        return
-    # a query planned on the key locks the table's indexes: the load's connection first, so that
-    # a session queued for an index behind the reader is queued behind the load too (a wait
-    # PostgreSQL sees), and the load's own later requests for them go ahead of it
-    on_the_key = select(s.Cdr.id).where(s.Cdr.start_utc == datetime(1970, 1, 1)).limit(1)
-    connection.execute(on_the_key).all()
-    with engine.connect().execution_options(isolation_level="READ COMMITTED") as reader:
-        locked = True
-        try:
-            with reader.begin_nested():
-                reader.execute(text("SET LOCAL lock_timeout = '100ms'"))
-                reader.execute(text(f"LOCK TABLE {s.Cdr.__tablename__} IN ACCESS SHARE MODE"))
-                reader.execute(on_the_key).all()
-        except OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-                raise
-            reader.rollback()
-            locked = False
-        # (its lock_timeout kept: a wait for a lock would be a fault, raised at once)
-        yield reader if locked else connection
 
 
 def load_cdr_file(
@@ -380,11 +131,12 @@ def load_cdr_file(
     """Load one CDR file (native, Asterisk, or read with a CSV ``mapping``; plain or gzip).
 
     ``asterisk_times``: ``local`` or ``utc``, how Master.csv times are read (default: the
-    setting ``asterisk_times``). The file is read ``chunk_records`` records at a time, the next
-    chunk read and checked in a worker thread while one is stored (:func:`_checked_chunks`), all
-    in the file's one transaction: memory is bounded by three chunks whatever the size of the
-    file, and the result is that of the whole file at once (a record repeating a call of an
-    earlier chunk is a ``duplicate`` of its line).
+    setting ``asterisk_times``). The file is read ``chunk_records`` records at a time (the first
+    chunk smaller), the next chunk read and checked in a worker thread while one is stored
+    (:func:`~workbench.integration.pipeline.checked_chunks`), all in the file's one transaction:
+    memory is bounded by three chunks whatever the size of the file, and the result is that of
+    the whole file at once (a record repeating a call of an earlier chunk is a ``duplicate`` of
+    its line).
 
     Loads of calls wait for each other (the transaction holds off the other writers of ``cdrs``
     from its start), so that overlapping files loaded at the same time store each call once.
@@ -400,8 +152,8 @@ def load_cdr_file(
     through while the next chunks are checked (:class:`~workbench.db.bulk.FrameWriter`; the
     rejects are written when it pauses: at the end, or when a chunk's worth of them is held; an
     error of the server, such as a constraint, is raised then), and the calls stored before are
-    read meanwhile by a second connection (:func:`_stored_calls_reader`): a load holds two
-    connections.
+    read meanwhile by a second connection
+    (:func:`~workbench.integration.pipeline.stored_calls_reader`): a load holds two connections.
 
     ``on_records`` is called with the number of records of each chunk once it is handed to the
     database (in the file's transaction: they are committed with the file)."""
@@ -416,7 +168,7 @@ def load_cdr_file(
     file_id, file_format, records, accepted, rejected = None, "", 0, 0, 0
     by_reason: dict[str, int] = {}
     with (engine.begin() as connection, path.open("rb") as stream,
-          closing(_checked_chunks(path.name, stream, fmt, mapping, chunk_records, settings, times)) as chunks):
+          closing(checked_chunks(path.name, stream, fmt, mapping, chunk_records, settings, times)) as chunks):
         lock_table(connection, s.Cdr.__table__)
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
@@ -425,7 +177,7 @@ def load_cdr_file(
         # calls go in one COPY on PostgreSQL (stored while the next chunk is made), the calls
         # stored before read by the reader's connection meanwhile; rejects are written when the
         # COPY pauses (when they are many, and at the end)
-        with (_stored_calls_reader(engine, connection) as calls_before,
+        with (stored_calls_reader(engine, connection) as calls_before,
               FrameWriter(connection, "cdrs", CDR_ROW_COLUMNS) as calls_out):
             held: list[pd.DataFrame] = []
 
@@ -614,11 +366,11 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
         cured = pending[~unknown]
         if cured.empty:
             return Reprocessing(len(pending), 0, 0, len(pending))
-        already = _stored_duplicates(connection, cured).notna().to_numpy()
+        already = stored_duplicates(connection, cured).notna().to_numpy()
         new = cured[~already]
         first = ~new.duplicated(CALL_KEY, keep="first").to_numpy()
         insert_frame(connection, "cdrs", new[first][["file_id", "line_no", *CALL_COLUMNS]])
-        calls = _stored_duplicates(connection, cured)  # now every cured record's call
+        calls = stored_duplicates(connection, cured)  # now every cured record's call
         accepted = pd.Series(False, index=cured.index)
         accepted[new.index[first]] = True
         connection.execute(
