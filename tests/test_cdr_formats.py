@@ -669,3 +669,11 @@ def test_the_columnar_reader_gives_the_chunks_of_the_csv_module():
     assert [c.records["call_id"].tolist() for c in plain] == [["C0", "C1"], ["C2", "C4", "C5", "C6"]]
     several = _chunks_both_ways(gzip.compress(asterisk * 3), 4, first_records=1)
     assert [len(c.records) for c in several] == [1, 4, 1]
+
+
+def test_chunks_of_no_record_are_refused():
+    data = native_cdrs([["C1", "2026-10-01T10:00:00Z", A, B, "5"]])
+    for chunk_records, first_records in ((0, None), (2, 0), (-1, 5)):
+        with pytest.raises(ValueError, match="at least 1 each"):
+            list(read_chunks("cdrs.csv", io.BytesIO(data), chunk_records=chunk_records, first_records=first_records))
+    assert [len(c.records) for c in read_chunks("cdrs.csv", io.BytesIO(data), chunk_records=None)] == [1]

@@ -90,8 +90,7 @@ def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.Dat
         # monthly cycle, the months not yet billed), instead of kept up row by row
         others = connection.execute(select(func.count()).select_from(s.RatedCall).where(
             s.RatedCall.invoice_id.is_(None), s.RatedCall.period != str(period))).scalar_one()
-        unbilled = next(i for i in s.RatedCall.__table__.indexes if i.name == UNBILLED_INDEX)
-        with index_dropped(connection, unbilled) if len(rated) >= others else nullcontext():
+        with index_dropped(connection, UNBILLED_INDEX) if len(rated) >= others else nullcontext():
             connection.execute(
                 delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
             )

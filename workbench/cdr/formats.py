@@ -376,7 +376,11 @@ def read_chunks(name: str, source: BinaryIO, fmt: str = "auto", mapping: CsvMapp
 
     Native and Asterisk files of plain CSV lines are read by Arrow's CSV reader (no Python per
     record); any other file, or the rest of a file from its first chunk that is not such, by the
-    csv module line by line (:func:`_read_chunks_by_line`): the chunks are the same either way."""
+    csv module line by line (:func:`_read_chunks_by_line`): the chunks are the same either way.
+    :class:`ValueError` for ``chunk_records`` or ``first_records`` under 1 (``first_records``
+    counts only with ``chunk_records``)."""
+    if (chunk_records is not None and chunk_records < 1) or (first_records is not None and first_records < 1):
+        raise ValueError(f"chunks of {chunk_records} records, the first of {first_records}: at least 1 each")
     given = 0
     if mapping is None and fmt in ("auto", *FORMATS):
         try:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, DateTime, Integer, cast, func, select, text
+from sqlalchemy import Connection, Integer, cast, func, select, text
 
 
 def _integer_columns(statement, names: list[str]) -> set[str]:
@@ -72,26 +72,37 @@ def _column(values: list, integer: bool):
 _FETCH_ROWS = 100_000
 
 
-#: PostgreSQL's binary ``COPY``: the header (signature, flags, extension length) and end marker
-_BINARY_HEADER, _BINARY_TRAILER = 19, b"\xff\xff"
+#: PostgreSQL's binary ``COPY``: its signature (then 4 bytes of flags, and the length of a
+#: header extension, then the extension), and its end marker
+_BINARY_SIGNATURE, _BINARY_TRAILER = b"PGCOPY\n\xff\r\n\x00", b"\xff\xff"
+#: the result types read in binary (PostgreSQL's type oids): int2, int4, int8; timestamp
+_INTEGER_OIDS, _TIMESTAMP_OID = (21, 23, 20), 1114
 #: 2000-01-01, PostgreSQL's epoch, in Unix seconds
 _POSTGRES_EPOCH_S = 946_684_800
 
 
 def _postgresql_binary(connection: Connection, statement, times: list[bool]) -> list[np.ndarray] | None:
     """The columns of ``statement`` (integers, and times where ``times`` says so, by position)
-    as int64 arrays (times as epoch seconds, the fraction cut off), read by a binary ``COPY ...
-    TO STDOUT``: the server writes no text, and rows of fixed width (no ``NULL``) are read as
-    one NumPy record array. None when the columns are not all typed ``Integer`` or naive
-    ``DateTime`` by the statement, or a row is not of the first row's widths (a ``NULL``, a
-    time at infinity): then the CSV text is read instead (:func:`_postgresql_csv`)."""
-    kinds = [column.type for column in statement.selected_columns]
-    if not all(isinstance(kind, DateTime) and not kind.timezone if time else isinstance(kind, Integer)
-               for kind, time in zip(kinds, times, strict=True)):
-        return None
+    as int64 arrays (times as epoch seconds, cut to the second they are in), read by a binary
+    ``COPY ... TO STDOUT``: the server writes no text, and rows of fixed width (no ``NULL``) are
+    read as one NumPy record array. None when the result's columns are not all integers
+    (``int2``, ``int4``, ``int8``) and, where ``times`` says so, ``timestamp`` (without time
+    zone), as the server types them, or when a row is not of the first row's widths (a
+    ``NULL``, a time at infinity): the statement is then run again as CSV text
+    (:func:`_postgresql_csv`), which reads ``NULL`` and refuses what is not an integer or a time."""
     sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    with connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")  # the result's types, as the server has them
+        oids = [column.type_code for column in cursor.description]
+    if len(oids) != len(times) or any(oid != _TIMESTAMP_OID if time else oid not in _INTEGER_OIDS
+                                      for oid, time in zip(oids, times, strict=True)):
+        return None
     data = _copied_out(connection, f"COPY ({sql}) TO STDOUT (FORMAT binary)")
-    body = memoryview(data)[_BINARY_HEADER:len(data) - len(_BINARY_TRAILER)]
+    extension = int.from_bytes(data[len(_BINARY_SIGNATURE) + 4:len(_BINARY_SIGNATURE) + 8], "big")
+    start = len(_BINARY_SIGNATURE) + 8 + extension
+    if not data.startswith(_BINARY_SIGNATURE) or not data.endswith(_BINARY_TRAILER) or len(data) < start + 2:
+        return None  # pragma: no cover - PostgreSQL's own format
+    body = memoryview(data)[start:len(data) - len(_BINARY_TRAILER)]
     if not len(body):
         return [np.zeros(0, dtype=np.int64) for _ in times]
     count, widths, at = int.from_bytes(body[:2], "big"), [], 2
@@ -112,7 +123,7 @@ def _postgresql_binary(connection: Connection, statement, times: list[bool]) -> 
     columns = []
     for position, time in enumerate(times):
         values = rows[f"v{position}"].astype(np.int64)
-        if time:  # microseconds since 2000-01-01, cut to the second (as the text is read)
+        if time:  # microseconds since 2000-01-01, cut to the second they are in
             infinite = (values == np.iinfo(np.int64).max) | (values == np.iinfo(np.int64).min)
             if infinite.any():
                 return None  # (-)infinity: refused by the text's parse, naming the column
@@ -142,7 +153,7 @@ def _postgresql_csv(connection: Connection, statement) -> bytearray:
 _NAT = np.iinfo(np.int64).min
 
 
-def _sqlite_epoch(connection: Connection, value):
+def _sqlite_epoch(value):
     """SQLite's epoch seconds of a time text, in C: ``unixepoch`` (SQLite 3.38 and later), else
     ``strftime('%s')`` as an integer; NULL for a text that is no time."""
     if sqlite3.sqlite_version_info >= (3, 38, 0):
@@ -163,17 +174,17 @@ def _sqlite_columns(connection: Connection, statement, names: list[str], times: 
     column."""
     columns = []
     for time, column in zip(times, statement.subquery().c, strict=True):
-        columns.append(func.coalesce(_sqlite_epoch(connection, func.substr(column, 1, 19)), _NAT) if time else column)
+        columns.append(func.coalesce(_sqlite_epoch(func.substr(column, 1, 19)), _NAT) if time else column)
     sql = str(select(*columns).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     cursor = connection.connection.driver_connection.cursor()
     batches = []
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(_FETCH_ROWS):
-            batch = np.array(rows)  # int64 when every value is an integer of 64 bits
-            if batch.dtype != np.int64:
+            batch = np.array(rows)  # integers when every value is an integer of 64 bits
+            if batch.dtype.kind != "i":
                 _refuse_non_integers(rows, names, times)
-            batches.append(batch)
+            batches.append(batch.astype(np.int64, copy=False))
     finally:
         cursor.close()
     values = np.concatenate(batches) if batches else np.zeros((0, len(names)), dtype=np.int64)
@@ -243,8 +254,10 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
         columns = [pa.chunked_array([], kind) for kind in types]
     data_by_position = {}
     for position, (name, time, values) in enumerate(zip(names, times, columns, strict=True)):
-        if time:  # cut to the second; NULL is NaT
-            data_by_position[position] = values.cast(pa.timestamp("s"), safe=False).to_numpy()
+        if time:  # cut to the second it is in (floored, as the binary read); NULL is NaT
+            seconds = np.floor_divide(values.cast(pa.int64()).fill_null(0).to_numpy(), 1_000_000)
+            seconds[values.is_null().to_numpy()] = _NAT
+            data_by_position[position] = seconds.view("datetime64[s]")
         elif values.null_count:
             raise ValueError(f"column {name} holds NULL: read_columns reads integers without NULL")
         else:

@@ -140,6 +140,8 @@ def load_cdr_file(
 
     Loads of calls wait for each other (the transaction holds off the other writers of ``cdrs``
     from its start), so that overlapping files loaded at the same time store each call once.
+    The customers' lines are read once, when the file's transaction starts: a line added by
+    another session during the load counts for the next load (or for :func:`reprocess_rejects`).
 
     Raises :class:`~workbench.errors.InputError`, storing nothing of the file: for a malformed
     file (``bad_cdr_file``), or one with too many malformed records (``too_many_rejects``, see

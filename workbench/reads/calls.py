@@ -100,23 +100,29 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
 
 
 def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What :func:`period_calls` gives with ``billed=False`` and with ``billed=True``, read in
-    two passes that do not grow with the period's calls on SQLite: the period's calls once (by
-    the index on the start), then the billed ratings among the ratings of their ids' range (by
-    the key of ``rated_calls``), told apart in memory. (A ``NOT IN`` of the billed calls, and a
-    join of the period's calls with their ratings, each looked up a rating for every call: a
-    second per million calls, none billed.)"""
+    """What :func:`period_calls` gives with ``billed=False`` and with ``billed=True``, read so
+    that a month none of whose calls is billed (a month rated before its production run) costs
+    one read of its calls: the period's calls once (by the index on the start), then the ids of
+    the billed ratings within the range of their ids, as integers (by the key of
+    ``rated_calls``; about 8 bytes each, other months' billed calls of the range included), told
+    apart in memory; only when some of the period's calls are billed, their ratings as
+    ``billed=True`` reads them. (A ``NOT IN`` of the billed calls and a join of the period's
+    calls with their ratings each looked up a rating for every call: on SQLite, a second per
+    million calls with none billed.)"""
     every = period_calls(connection, period, timezone, billed=None)
     ids = every["cdr_id"].to_numpy()
-    columns = [s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s]
-    if not len(ids):
-        billed = read_frame(connection, select(*columns).where(s.RatedCall.cdr_id.is_(None)))
-    else:
-        billed = read_frame(connection, select(*columns).where(
-            s.RatedCall.cdr_id.between(int(ids.min()), int(ids.max())), s.RatedCall.invoice_id.is_not(None)))
-        billed = billed[billed["cdr_id"].isin(ids)]
-    unbilled = every[~np.isin(ids, billed["cdr_id"].to_numpy(dtype=np.int64))].reset_index(drop=True)
-    return unbilled, billed.drop(columns="cdr_id").reset_index(drop=True)
+    billed_ids = np.zeros(0, dtype=np.int64)
+    if len(ids):
+        in_range = read_columns(connection, select(s.RatedCall.cdr_id).where(
+            s.RatedCall.cdr_id.between(int(ids.min()), int(ids.max())), s.RatedCall.invoice_id.is_not(None)),
+            integers=("cdr_id",))["cdr_id"].to_numpy()
+        billed_ids = in_range[np.isin(in_range, ids)]
+    if len(billed_ids):
+        billed = period_calls(connection, period, timezone, billed=True)
+    else:  # none: the same columns, empty
+        billed = read_frame(connection, select(s.RatedCall.customer_id, s.RatedCall.zone_code,
+                                               s.RatedCall.allowance_s).where(s.RatedCall.cdr_id.is_(None)))
+    return every[~np.isin(ids, billed_ids)].reset_index(drop=True), billed
 
 
 def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:
