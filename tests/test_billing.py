@@ -1294,8 +1294,8 @@ def _pdf_texts(scenario: Scenario, run_id: int) -> dict[str, str]:
 
 def test_the_same_call_shows_the_same_minutes_everywhere(october, tmp_path):
     """C3's one call (Z1, 125 s) is 125 / 60 = 2.0833... -> 2.08 minutes (2 decimals, half up,
-    ``workbench.money.minutes``): the invoice line's quantity, the PDF, the control report's
-    invoice row and line, the customer's dashboard."""
+    ``workbench.money.minutes``): the invoice line's quantity, the PDF (in French, C3's
+    language: 2,08), the control report's invoice row and line, the customer's dashboard."""
     run = preprod(october.engine, OPTIONS, october.settings, NOW)
     items = frame(october.engine, select(s.InvoiceItem.quantity, s.InvoiceItem.seconds)
                   .join(s.Invoice, s.Invoice.id == s.InvoiceItem.invoice_id)
@@ -1315,7 +1315,7 @@ def test_the_same_call_shows_the_same_minutes_everywhere(october, tmp_path):
     assert row["C3"][header.index("Minutes")] == pytest.approx(2.08, abs=1e-9)
 
     text = _pdf_texts(october, run.run_id)["C3"]
-    assert "2.08 min" in text
+    assert "2,08 min" in text and "2.08" not in text  # the decimal comma of French, as its amounts
     assert "3 min" not in text  # not rounded up to whole minutes any more
     assert monthly_consumption(october.engine, "C3")["minutes"].tolist() == [Decimal("2.08")]  # dashboards
 

@@ -355,3 +355,24 @@ def test_a_table_row_is_never_split_across_pages(tmp_path):
                if text[:1] in "SE" and text[1:].isdigit()}
     assert len(pages) > 1
     assert all(page_of[f"S{i:02d}"] == page_of[f"E{i:02d}"] for i in range(60))
+
+
+def test_rates_and_quantities_are_printed_in_the_documents_language():
+    # a VAT rate of 5.5 % prints 5,5 on a French invoice and 5.5 on an English one (as the amounts
+    # beside it: 1 234,56 € and €1,234.56); the e-invoice keeps the exact value
+    from collections import namedtuple
+    from decimal import Decimal
+
+    from workbench.documents.models import _number, _vat_row
+    from workbench.money import format_number
+
+    vat = namedtuple("vat", "vat_rate vat_category base_cents vat_cents")(5.5, "S", 40000, 2200)
+    french, english = _vat_row(vat, "fr", str), _vat_row(vat, "en", str)
+    assert (french["rate"], english["rate"]) == ("5,5", "5.5")
+    assert french["rate_value"] == english["rate_value"] == Decimal("5.5")
+    assert [_number(v, "fr") for v in (Decimal("2.08"), 20, Decimal("-0.5161"), Decimal("1234.50"), None)] == [
+        "2,08", "20", "-0,5161", "1\u202f234,5", ""]
+    assert [_number(v, "en") for v in (Decimal("2.08"), Decimal("20.00"), Decimal("1234.50"))] == [
+        "2.08", "20", "1,234.5"]
+    with pytest.raises(TypeError):
+        format_number(5.5, "fr")

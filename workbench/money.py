@@ -151,6 +151,25 @@ def format_duration(seconds: int, locale: str = "en") -> str:
     return f"{format_decimal(whole, locale=locale)}\u00a0min {rest:02d}\u00a0s"
 
 
+def format_number(value: Decimal | int, locale: str = "en") -> str:
+    """A quantity, a rate or minutes written for people in ``locale`` with Babel (CLDR data),
+    exactly, with the digits it has (trailing zeros of the fraction dropped, none added): a VAT
+    rate of ``5.5`` is ``5,5`` in French and ``5.5`` in English, ``2.08`` minutes ``2,08`` and
+    ``2.08``, 1234.5 minutes ``1 234,5`` (a narrow no-break space) and ``1,234.5``.
+
+    >>> format_number(Decimal("5.50"), "fr"), format_number(Decimal("20"), "fr"), format_number(Decimal("2.08"))
+    ('5,5', '20', '2.08')
+    """
+    from babel.numbers import format_decimal
+
+    if isinstance(value, float | bool):
+        raise TypeError(f"{value!r}: give a Decimal or an int (a float is not exact)")
+    number = Decimal(value).normalize()
+    if number == number.to_integral_value():
+        number = number.quantize(Decimal(1))  # 2E+1 is 20
+    return format_decimal(number, locale=locale, decimal_quantization=False)
+
+
 def format_money(amount: int | Decimal, currency: str = "EUR", locale: str = "en", scale: int = CENT_SCALE) -> str:
     """An amount written for people in ``locale`` with Babel (CLDR data): ``123456`` cents is
     ``1 234,56 €`` in French (a narrow no-break space between thousands and a no-break space

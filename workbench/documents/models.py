@@ -31,7 +31,7 @@ from workbench.config import Settings
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.invoicing.vat import STANDARD, exemption_reason, mention_categories
-from workbench.money import PRICE_SCALE, blank_if_missing, format_duration, format_money, minutes
+from workbench.money import PRICE_SCALE, blank_if_missing, format_duration, format_money, format_number, minutes
 
 #: the customer's service address columns (``customer_identity`` keys), in print order
 SERVICE_ADDRESS = ("service_address_line1", "service_address_line2", "service_postcode", "service_city",
@@ -67,7 +67,7 @@ def _vat_row(v, lang: str, money) -> dict:
     """A row of the VAT breakdown (by rate and category) as the document shows it."""
     category = v.vat_category if isinstance(v.vat_category, str) else STANDARD
     code, reason = exemption_reason(category, lang)
-    return {"rate": _quantity(v.vat_rate), "base": money(v.base_cents), "amount": money(v.vat_cents),
+    return {"rate": _number(v.vat_rate, lang), "base": money(v.base_cents), "amount": money(v.vat_cents),
             "rate_value": Decimal(str(v.vat_rate)), "base_cents": int(v.base_cents), "vat_cents": int(v.vat_cents),
             "category": category, "exemption_reason_code": code, "exemption_reason": reason}
 
@@ -95,9 +95,17 @@ def _date(value) -> str:
 
 
 def _quantity(value) -> str:
+    """A quantity or rate as data (``5.5``: the machine's form, for the e-invoice)."""
     if value is None or pd.isna(value):
         return ""
     return format(Decimal(str(value)).normalize(), "f")
+
+
+def _number(value, lang: str) -> str:
+    """A quantity, rate or minutes as the document prints it in its language (``5,5`` in French)."""
+    if value is None or pd.isna(value):
+        return ""
+    return format_number(Decimal(str(value)), lang)
 
 
 #: the fixed indemnity for recovery costs of a late payment, in cents (Code de commerce art. D441-5)
@@ -201,16 +209,16 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
                     r.period_from) else "")) if _date(r.period_from) else "",
                 # calls: their duration with its units (12 min 10 s), never a bare number
                 "quantity": format_duration(int(r.seconds), lang) if r.type == "consumption" and not pd.isna(
-                    r.seconds) else _quantity(r.quantity),
+                    r.seconds) else _number(r.quantity, lang),
                 "quantity_value": _quantity(r.quantity),
                 "amount_cents": int(r.amount_cents),
                 "unit_price_cents": None if pd.isna(r.unit_price_cents) else int(r.unit_price_cents),
                 "unit": "min" if r.type == "consumption" else "",
                 "unit_price": money(r.unit_price_cents) if not pd.isna(r.unit_price_cents) else "",
-                "vat_rate": _quantity(r.vat_rate), "amount": money(r.amount_cents),
+                "vat_rate": _number(r.vat_rate, lang), "amount": money(r.amount_cents),
                 "vat_category": r.vat_category if isinstance(r.vat_category, str) else None,
                 "calls": None if pd.isna(r.calls) else int(r.calls),
-                "minutes": None if pd.isna(r.seconds) else _quantity(minutes(int(r.seconds))),
+                "minutes": None if pd.isna(r.seconds) else _number(minutes(int(r.seconds)), lang),
             } for r in rows.itertuples(index=False)]})
         calls = lines[lines["type"] == "consumption"]
         mandate = mandate_of.get(int(inv.customer_id))
@@ -230,7 +238,7 @@ def invoice_models(connection: Connection, invoice_ids: list[int], annex: bool =
             "vat_mentions": [exemption_reason(c, lang)[1] for c in mention_categories(v["category"] for v in vat_rows)],
             "mask_called_numbers": bool(inv.mask_called_numbers),
             "groups": groups,
-            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _quantity(minutes(int(r.seconds))),
+            "zones": [{"name": r.description, "calls": int(r.calls), "minutes": _number(minutes(int(r.seconds)), lang),
                        "amount": money(r.amount_cents)} for r in calls.itertuples(index=False)],
             "vat": vat_rows,
             # the totals in exact cents, beside their printed form (the Factur-X XML takes these)
