@@ -225,17 +225,23 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
     times = [n in datetimes for n in names]
     if connection.dialect.name != "postgresql":
         arrays = _sqlite_columns(connection, statement, names, times)
-        frame = pd.DataFrame({position: values.view("datetime64[s]") if time else values
-                              for position, (time, values) in enumerate(zip(times, arrays, strict=True))})
-        frame.columns = names
-        return frame
-    binary = _postgresql_binary(connection, statement, times)
-    if binary is not None:
-        frame = pd.DataFrame({position: values.view("datetime64[s]") if time else values
-                              for position, (time, values) in enumerate(zip(times, binary, strict=True))})
-        frame.columns = names
-        return frame
-    # else as CSV text, times read to the microsecond
+    else:
+        arrays = _postgresql_binary(connection, statement, times)
+        if arrays is None:
+            arrays = _postgresql_text_columns(connection, statement, names, times)
+    frame = pd.DataFrame({position: values.view("datetime64[s]") if time else values
+                          for position, (time, values) in enumerate(zip(times, arrays, strict=True))})
+    frame.columns = names
+    return frame
+
+
+def _postgresql_text_columns(connection: Connection, statement, names: list[str], times: list[bool]
+                             ) -> list[np.ndarray]:
+    """:func:`_postgresql_binary`'s arrays, read as CSV text (:func:`_postgresql_csv`) parsed by
+    Arrow: times to the microsecond, then cut to the second they are in (floored, as the binary
+    read), ``NULL`` as NaT's integer. :class:`ValueError` naming the column for a ``NULL`` or a
+    value that is not an integer in an integer column, or a value that is not a time in a time
+    column."""
     data = _postgresql_csv(connection, statement)
     types = [pa.timestamp("us") if time else pa.int64() for time in times]
     if data:
@@ -246,22 +252,21 @@ def read_columns(connection: Connection, statement, integers: tuple[str, ...] = 
                                    convert_options=options)
         except pa.ArrowInvalid as exc:
             found = re.search(r"column #(\d+)", str(exc))
-            name = names[int(found[1])] if found and 0 <= int(found[1]) < len(names) else "?"
-            kind = "a time" if name in datetimes else "an integer"
+            position = int(found[1]) if found and int(found[1]) < len(names) else None
+            name = "?" if position is None else names[position]
+            kind = "a time" if position is not None and times[position] else "an integer"
             raise ValueError(f"column {name} holds a value that is not {kind} ({exc})") from exc
         columns = [table.column(i) for i in range(len(types))]
     else:
         columns = [pa.chunked_array([], kind) for kind in types]
-    data_by_position = {}
-    for position, (name, time, values) in enumerate(zip(names, times, columns, strict=True)):
-        if time:  # cut to the second it is in (floored, as the binary read); NULL is NaT
+    arrays = []
+    for name, time, values in zip(names, times, columns, strict=True):
+        if time:
             seconds = np.floor_divide(values.cast(pa.int64()).fill_null(0).to_numpy(), 1_000_000)
             seconds[values.is_null().to_numpy()] = _NAT
-            data_by_position[position] = seconds.view("datetime64[s]")
+            arrays.append(seconds)
         elif values.null_count:
             raise ValueError(f"column {name} holds NULL: read_columns reads integers without NULL")
         else:
-            data_by_position[position] = values.to_numpy()
-    frame = pd.DataFrame(data_by_position)
-    frame.columns = names
-    return frame
+            arrays.append(values.to_numpy())
+    return arrays

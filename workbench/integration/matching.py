@@ -21,36 +21,28 @@ def _seconds(frame: pd.DataFrame) -> np.ndarray:
     return frame["start_utc"].to_numpy().astype("datetime64[s]").view(np.int64)
 
 
-def _within(known: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``known`` that start within the first and last start of ``cand`` (a file read
-    in time order meets only the calls of its chunk's stretch: each chunk joins on those, not on
-    all the calls known so far)."""
-    start, times = _seconds(known), _seconds(cand)
-    low, high = times.min(), times.max()
-    inside = (start >= low) & (start <= high)
-    return known if inside.all() else known[inside]
-
-
 def _match(cand: pd.DataFrame, known: pd.DataFrame, value: str) -> pd.Series:
     """For each candidate, the ``value`` (an integer column) of the row of ``known`` with the
     same :data:`CALL_KEY` (each key at most once in ``known``), or <NA>: a hash join (Arrow's,
-    on all cores) of the candidates on the known calls."""
+    on all cores) of the candidates on the known calls. Only the calls of the seconds both sides
+    span can match (the start is in the key), so each side is cut to those first: a file read in
+    time order meets the calls of its chunk's stretch only, and its previous chunk at one
+    boundary second."""
+    missing = pd.Series(pd.NA, index=cand.index, dtype="Int64")
     if known.empty or cand.empty:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    known = _within(known, cand)  # only the known calls of the candidates' times can match
-    if known.empty:
-        return pd.Series(pd.NA, index=cand.index, dtype="Int64")
-    # and only the candidates of the known calls' times (a file in time order: the chunk's first
-    # seconds, which the chunk before may end with)
-    start, low, high = _seconds(cand), _seconds(known).min(), _seconds(known).max()
-    rows = np.flatnonzero((start >= low) & (start <= high))
-    probe = cand.iloc[rows]
+        return missing
+    cand_s, known_s = _seconds(cand), _seconds(known)
+    low, high = max(cand_s.min(), known_s.min()), min(cand_s.max(), known_s.max())
+    rows = np.flatnonzero((cand_s >= low) & (cand_s <= high))
+    kept = np.flatnonzero((known_s >= low) & (known_s <= high))
+    if not len(rows) or not len(kept):
+        return missing
 
-    def key(frame: pd.DataFrame) -> dict[str, np.ndarray]:  # int64 columns; the start in seconds
-        return {c: _seconds(frame) if c == "start_utc" else frame[c].to_numpy().astype(np.int64) for c in CALL_KEY}
+    def key(frame: pd.DataFrame, at: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:  # int64 columns
+        return {c: seconds[at] if c == "start_utc" else frame[c].to_numpy(dtype=np.int64)[at] for c in CALL_KEY}
 
-    left = pa.table({**key(probe), "_row": rows})
-    right = pa.table({**key(known), value: known[value].to_numpy(dtype=np.int64)})
+    left = pa.table({**key(cand, rows, cand_s), "_row": rows})
+    right = pa.table({**key(known, kept, known_s), value: known[value].to_numpy(dtype=np.int64)[kept]})
     joined = left.join(right, keys=CALL_KEY, join_type="inner", use_threads=True)
     found = np.full(len(cand), -1, dtype=np.int64)
     found[joined.column("_row").to_numpy()] = joined.column(value).to_numpy()

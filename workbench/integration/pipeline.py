@@ -24,7 +24,7 @@ FIRST_CHUNK_RECORDS = 20_000
 
 
 def checked_chunks(name: str, stream, fmt: str, mapping: CsvMapping | None, chunk_records: int,
-                    settings: Settings, times: str) -> Iterator[tuple[ParsedFile, pd.DataFrame, pd.DataFrame]]:
+                   settings: Settings, times: str) -> Iterator[tuple[ParsedFile, pd.DataFrame, pd.DataFrame]]:
     """The chunks of a file read (:func:`~workbench.cdr.formats.read_chunks`) and checked
     (:func:`~workbench.cdr.formats.check`, the numbers as digits): ``(parsed, candidates,
     rejects)``. The next chunk is read and checked in a worker thread while the caller stores

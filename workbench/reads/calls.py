@@ -79,15 +79,18 @@ def subscriptions_with_allowances(connection: Connection) -> tuple[pd.DataFrame,
     return subs, allowances
 
 
+#: what a billed call's rating gives the rating of its period (the allowance it consumed)
+_BILLED_RATING = (s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s)
+
+
 def period_calls(connection: Connection, period: Period, timezone: str, billed: bool | None) -> pd.DataFrame:
     """The stored calls of ``period``: those not yet billed (``billed=False``, to rate), every
     one (``billed=None``, as a what-if rates them), or the ratings of those already billed
     (``billed=True``: customer_id, zone_code, allowance_s)."""
     lo, hi = period.utc_bounds(timezone)
     if billed:
-        stmt = select(s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s).join(
-            s.Cdr, s.Cdr.id == s.RatedCall.cdr_id
-        ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.RatedCall.invoice_id.is_not(None))
+        stmt = select(*_BILLED_RATING).join(s.Cdr, s.Cdr.id == s.RatedCall.cdr_id).where(
+            s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.RatedCall.invoice_id.is_not(None))
         return read_frame(connection, stmt)
     stmt = select(
         s.Cdr.id.label("cdr_id"), s.Cdr.start_utc, s.Cdr.calling, s.Cdr.called, s.Cdr.duration_s
@@ -120,8 +123,7 @@ def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -
     if len(billed_ids):
         billed = period_calls(connection, period, timezone, billed=True)
     else:  # none: the same columns, empty
-        billed = read_frame(connection, select(s.RatedCall.customer_id, s.RatedCall.zone_code,
-                                               s.RatedCall.allowance_s).where(s.RatedCall.cdr_id.is_(None)))
+        billed = read_frame(connection, select(*_BILLED_RATING).where(s.RatedCall.cdr_id.is_(None)))
     return every[~np.isin(ids, billed_ids)].reset_index(drop=True), billed
 
 
