@@ -253,6 +253,27 @@ def test_a_database_url_that_cannot_be_used_is_one_clear_error(url, kind, messag
     assert "S3c/ret" not in str(caught.value)
 
 
+def test_a_mistyped_sqlite_path_is_refused_not_created_by_the_commands_that_use_a_workspace(tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.errors import ConfigError
+
+    url, typo = f"sqlite:///{tmp_path / 'billing.sqlite'}", f"sqlite:///{tmp_path / 'biling.sqlite'}"
+    assert main(["--database-url", url, "db-upgrade"]) == 0
+    for command in (["runs"], ["rate", "--period", "2026-10"], ["sepa", "--period", "2026-10"],
+                    ["load-cdrs", str(tmp_path / "none.csv")], ["production-notebook", "--approved", "--period", "2026-10"]):
+        assert main(["--database-url", typo, *command]) == 2, command
+        err = capsys.readouterr().err
+        assert f"there is no database file {tmp_path / 'biling.sqlite'}: check the setting database_url" in err
+        assert "workbench db-upgrade" in err and "Traceback" not in err
+    with pytest.raises(ConfigError) as caught:
+        jobs.run_production_notebook(1, "2026-10", False, Settings(database_url=typo))
+    assert caught.value.code == "no_database"
+    assert not (tmp_path / "biling.sqlite").exists()
+    assert main(["--database-url", url, "runs"]) == 0  # the database that exists opens
+    # the commands that start a workspace create it where they are told
+    assert main(["--database-url", typo, "db-upgrade"]) == 0 and (tmp_path / "biling.sqlite").exists()
+
+
 def test_a_file_that_is_not_a_database_is_one_clear_error(tmp_path):
     from workbench.errors import UnavailableError
 
@@ -306,6 +327,8 @@ def test_a_period_that_is_a_path_is_refused_before_any_use(arguments, tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///{tmp_path / 'wb.sqlite'}")
+    assert main(["db-upgrade"]) == 0
+    capsys.readouterr()
     before = set(Path("/tmp").glob("evil*"))
     assert main(arguments) == 2
     assert f"{EVIL!r} is not a billing period" in capsys.readouterr().err
@@ -322,6 +345,8 @@ def test_a_document_number_that_is_a_path_is_refused(arguments, tmp_path, monkey
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///{tmp_path / 'wb.sqlite'}")
+    assert main(["db-upgrade"]) == 0
+    capsys.readouterr()
     assert main(arguments) == 2
     assert "../../../tmp/evil" in capsys.readouterr().err
     assert not [p for p in tmp_path.rglob("*") if "evil" in p.name]

@@ -194,6 +194,7 @@ def test_demo_on_a_small_operator(tmp_path, capsys, monkeypatch):
 
 def test_user_errors_exit_with_status_2(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    assert main(["--database-url", url, "db-upgrade"]) == 0
     assert main(["--database-url", url, "rate", "--period", "2026-13"]) == 2
     assert "2026-13" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from datetime import date
 
@@ -10,6 +11,7 @@ import asyncssh
 import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 from servers import free_port
 
@@ -387,3 +389,116 @@ def test_production_and_documents_exit_3_with_the_count_of_pdfs_the_ftp_space_re
     ftp_server["refuse"].clear()
     assert main(["--database-url", url, "documents", "--run", str(production_run)]) == 0
     assert "incomplete" not in capsys.readouterr().err
+
+
+def _certificate(folder, name: str, *, ip: str | None = None, dns: str | None = None) -> tuple[str, str]:
+    """A self-signed certificate (and its key) for the address ``ip`` or the host name ``dns``,
+    written as PEM files into ``folder``; returns their paths."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"billing FTPS {name}")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(ip))] if ip else [x509.DNSName(dns)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+@contextlib.contextmanager
+def _ftps(root, cert: str, key: str):
+    """An FTPS server (explicit TLS required on the control and data connections) on 127.0.0.1
+    serving ``root`` to user ``billing`` with the certificate ``cert``; yields its port and the
+    list of the users that log in."""
+    from pyftpdlib.handlers import TLS_FTPHandler
+
+    logins: list[str] = []
+
+    class Handler(TLS_FTPHandler):
+        certfile, keyfile = cert, key
+        tls_control_required = tls_data_required = True
+
+        def on_login(self, username):
+            logins.append(username)
+
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("billing", "s3cret", str(root), perm="elradfmwMT")
+    Handler.authorizer = authorizer
+    server = FTPServer(("127.0.0.1", 0), Handler, ioloop=IOLoop())  # its own loop: two may run at once
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2, "blocking": True}, daemon=True)
+    thread.start()
+    try:
+        yield server.address[1], logins
+    finally:
+        server.close_all()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def ftps_server(tmp_path):
+    """:func:`_ftps` serving ``tmp_path/ftps`` with a self-signed certificate for 127.0.0.1."""
+    root = tmp_path / "ftps"
+    root.mkdir()
+    cert, key = _certificate(tmp_path, "server", ip="127.0.0.1")
+    with _ftps(root, cert, key) as (port, logins):
+        yield {"url": f"ftps://billing:s3cret@127.0.0.1:{port}/space", "root": root, "cert": cert,
+               "logins": logins, "folder": tmp_path}
+
+
+def test_an_ftps_server_whose_certificate_is_trusted_stores_the_files_encrypted(ftps_server, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_STORAGE_CA_FILE", ftps_server["cert"])
+    space = Storage(ftps_server["url"])
+    space.put("invoices/2026/10/F2026-000001.pdf", b"%PDF-1 invoice")  # data connection: PROT P required
+    assert (ftps_server["root"] / "space/invoices/2026/10/F2026-000001.pdf").read_bytes() == b"%PDF-1 invoice"
+    assert space.get("invoices/2026/10/F2026-000001.pdf") == b"%PDF-1 invoice"
+    assert ftps_server["logins"] == ["billing"]
+
+
+def test_an_ftps_server_whose_certificate_is_not_trusted_is_refused_before_the_login(ftps_server, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_STORAGE_CA_FILE", raising=False)
+    space = Storage(ftps_server["url"], retries=1)
+    with pytest.raises(UnavailableError, match=r"FTPS space ftps://127.0.0.1:\d+: cannot connect \(.*certificate "
+                                               r"verify failed: self.signed certificate") as raised:
+        space.put("x.txt", b"x")
+    assert "s3cret" not in str(raised.value)
+    assert ftps_server["logins"] == []  # the password was never sent
+    assert not list(ftps_server["root"].rglob("x.txt"))
+
+
+def test_an_ftps_certificate_for_another_name_is_refused_even_when_trusted(ftps_server, monkeypatch):
+    # the CA file trusts a certificate for ftp.example.net, not the server's own: refused
+    other, other_key = _certificate(ftps_server["folder"], "other", dns="ftp.example.net")
+    monkeypatch.setenv("WORKBENCH_STORAGE_CA_FILE", other)
+    with pytest.raises(UnavailableError, match="certificate verify failed"):
+        Storage(ftps_server["url"], retries=1).exists("x.txt")
+    assert ftps_server["logins"] == []
+    # a server showing that trusted certificate for ftp.example.net, reached as 127.0.0.1: refused
+    with _ftps(ftps_server["root"], other, other_key) as (port, logins):
+        with pytest.raises(UnavailableError, match="certificate verify failed: IP address mismatch"):
+            Storage(f"ftps://billing:s3cret@127.0.0.1:{port}/space", retries=1).exists("x.txt")
+        assert logins == []
+
+
+def test_an_ftps_ca_file_that_is_not_a_file_is_a_configuration_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_STORAGE_CA_FILE", str(tmp_path / "no-such.pem"))
+    with pytest.raises(ConfigError, match="WORKBENCH_STORAGE_CA_FILE: .*no-such.pem' is not a file of certificates"):
+        Storage("ftps://billing@127.0.0.1:2121/space")

@@ -3,7 +3,8 @@
 Chosen by URL (setting ``storage_url``), through fsspec:
 
 * a local folder (the default, ``var/ftp``) or ``file:///srv/billing``;
-* ``ftp://user@host:21/base`` or ``ftps://...`` (explicit TLS);
+* ``ftp://user@host:21/base`` or ``ftps://...`` (explicit TLS, ``AUTH TLS``, with the control and
+  data connections encrypted);
 * ``sftp://user@host:22/base`` (SSH, through sshfs and asyncssh).
 
 The password comes from the URL or from ``WORKBENCH_STORAGE_PASSWORD``. An SFTP login may also
@@ -13,6 +14,11 @@ server's host key is checked: against ``~/.ssh/known_hosts`` (or the ``UserKnown
 ``~/.ssh/config``), or, if ``WORKBENCH_STORAGE_HOST_KEY`` is set, against that one public key
 only (``ssh-ed25519 AAAA...``, a line of the server's ``/etc/ssh/ssh_host_*_key.pub``; a line of
 ``ssh-keyscan`` output, host first, is accepted too). A server whose key is not trusted is refused.
+An FTPS server's certificate is checked as a browser would (Python's default TLS context: a chain
+to a trusted authority, the host name of the URL in the certificate), against the system's
+authorities, or, if ``WORKBENCH_STORAGE_CA_FILE`` is set, against the certificates of that PEM
+file only (a private authority, or the server's own self-signed certificate). A server whose
+certificate does not verify is refused (``certificate verify failed``).
 
 A remote space is reached on first use (the first ``put``, ``get``, ``exists``, ``size``,
 ``list`` or use of ``fs``), not when the :class:`Storage` is made; ``location`` never connects.
@@ -38,10 +44,12 @@ is missing.
 
 from __future__ import annotations
 
+import ftplib
 import numbers
 import os
 import posixpath
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -51,12 +59,14 @@ from urllib.parse import unquote, urlparse
 
 import fsspec
 from fsspec import AbstractFileSystem
+from fsspec.implementations.ftp import FTPFileSystem
 
 from workbench.config import redacted, secret
 from workbench.errors import ConfigError, InputError, UnavailableError
 
 KEY_FILE_VARIABLE = "WORKBENCH_STORAGE_KEY_FILE"
 HOST_KEY_VARIABLE = "WORKBENCH_STORAGE_HOST_KEY"
+CA_FILE_VARIABLE = "WORKBENCH_STORAGE_CA_FILE"
 CONNECT_TIMEOUT = 30  # seconds, to reach and log in to a remote space
 SETTING = "setting storage_url (WORKBENCH_STORAGE_URL)"
 
@@ -102,6 +112,7 @@ class _Remote:
     password: str | None = field(repr=False)
     host_key: str | None = field(default=None, repr=False)  # sftp: the one trusted host key
     key_file: str | None = None  # sftp: the private key to log in with
+    ca_file: str | None = None  # ftps: the only certificates trusted (PEM), else the system's
 
     @property
     def address(self) -> str:
@@ -110,9 +121,30 @@ class _Remote:
 
 
 def _ftp(remote: _Remote) -> AbstractFileSystem:
-    return fsspec.filesystem(
-        "ftp", host=remote.host, port=remote.port, username=remote.username, password=remote.password,
-        tls=remote.scheme == "ftps", timeout=CONNECT_TIMEOUT, skip_instance_cache=True)
+    if remote.scheme == "ftps":
+        return _VerifiedFTPS(host=remote.host, port=remote.port, username=remote.username,
+                             password=remote.password, timeout=CONNECT_TIMEOUT, ca_file=remote.ca_file)
+    return fsspec.filesystem("ftp", host=remote.host, port=remote.port, username=remote.username,
+                             password=remote.password, timeout=CONNECT_TIMEOUT, skip_instance_cache=True)
+
+
+class _VerifiedFTPS(FTPFileSystem):
+    """fsspec's FTP file system over explicit TLS whose server certificate is verified: fsspec
+    makes its ``FTP_TLS`` without a context, and ftplib's default context then checks neither the
+    certificate nor the host name. Here the context is Python's default one (a trusted chain and
+    the host name, on the control connection and on each data connection), trusting
+    ``ca_file`` (PEM) only when given; the data connections are encrypted (``PROT P``) after each
+    (re)connection."""
+
+    def __init__(self, *args, ca_file: str | None = None, **kwargs):
+        self.context = ssl.create_default_context(cafile=ca_file)
+        super().__init__(*args, tls=True, skip_instance_cache=True, **kwargs)
+
+    def _connect(self) -> None:
+        self.ftp = ftplib.FTP_TLS(context=self.context, timeout=self.timeout, encoding=self.encoding)
+        self.ftp.connect(self.host, self.port)
+        self.ftp.login(*self.cred)  # AUTH TLS first: the certificate is checked before the password
+        self.ftp.prot_p()
 
 
 def _ssh_public_key(text: str):
@@ -167,7 +199,7 @@ class Storage:
 
     ``url`` is the URL without its password (``***`` in its place). Making a :class:`Storage`
     raises :class:`~workbench.errors.ConfigError` for a URL that cannot be used (an unknown scheme,
-    no host, a bad port, an unusable ``WORKBENCH_STORAGE_HOST_KEY``) and
+    no host, a bad port, an unusable ``WORKBENCH_STORAGE_HOST_KEY`` or ``WORKBENCH_STORAGE_CA_FILE``) and
     :class:`~workbench.errors.UnavailableError` for a local folder that cannot be made; it does not
     connect to a remote space."""
 
@@ -198,7 +230,10 @@ class Storage:
             raise ConfigError(f"{self.url!r}: the port is not a number from 1 to 65535", source=SETTING) from None
         if not parsed.hostname:
             raise ConfigError(f"{self.url!r}: no host", source=SETTING)
-        host_key = key_file = None
+        host_key = key_file = ca_file = None
+        if parsed.scheme == "ftps" and (ca_file := os.environ.get(CA_FILE_VARIABLE) or None):
+            if not Path(ca_file).is_file():
+                raise ConfigError(f"{ca_file!r} is not a file of certificates (PEM)", source=CA_FILE_VARIABLE)
         if parsed.scheme == "sftp":
             host_key, key_file = os.environ.get(HOST_KEY_VARIABLE) or None, os.environ.get(KEY_FILE_VARIABLE) or None
             if host_key:
@@ -208,7 +243,7 @@ class Storage:
                     raise ConfigError(str(exc), source=HOST_KEY_VARIABLE) from None
         self._remote = _Remote(
             parsed.scheme, parsed.hostname, port, unquote(parsed.username or "") or None,
-            unquote(parsed.password) if parsed.password else secret("storage_password"), host_key, key_file)
+            unquote(parsed.password) if parsed.password else secret("storage_password"), host_key, key_file, ca_file)
         self.root = parsed.path.rstrip("/") or "/"
 
     def __repr__(self) -> str:

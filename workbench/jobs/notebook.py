@@ -78,12 +78,15 @@ def run_production_notebook(run_id: int | None, period: str, deliver: bool, sett
 
     The parameters are checked before they are used in a path (:class:`~workbench.errors.InputError`);
     :class:`~workbench.errors.RefusedError` when no run of the period is approved, or when the
-    notebook fails (the executed notebook is kept and its error is in the message)."""
+    notebook fails (the executed notebook is kept and its error is in the message);
+    :class:`~workbench.errors.ConfigError` (``no_database``) when the SQLite database file of the
+    settings does not exist."""
     import papermill
 
     period = str(Period.parse(period))
+    engine = open_database(settings, create=False)  # a mistyped database path: refused, not created
     if approved and run_id is None:
-        run_id = approved_run(open_database(settings), period)
+        run_id = approved_run(engine, period)
     run_id = run_number(run_id)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = output or Path(settings.output_dir) / "runs" / f"production-{period}-run{run_id}-{stamp}.ipynb"

@@ -6,7 +6,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from workbench.config import Settings, redacted
@@ -14,13 +14,20 @@ from workbench.db.engine import make_engine, upgrade
 from workbench.errors import ConfigError, RefusedError, UnavailableError
 
 
-def open_database(settings: Settings) -> Engine:
+def open_database(settings: Settings, create: bool = True) -> Engine:
     """The engine of ``settings.database_url``, its schema created or migrated (Alembic);
     :class:`~workbench.errors.UnavailableError` when the database cannot be reached (the message
     shows the URL without its password); :class:`~workbench.errors.ConfigError` for a URL that
-    cannot be used (an unknown driver, a malformed URL)."""
+    cannot be used (an unknown driver, a malformed URL), and, unless ``create``, for a SQLite
+    file that does not exist (``no_database``): a command that reads or bills an existing
+    workspace refuses a mistyped path instead of creating an empty database there (the commands
+    that start a workspace, ``db-upgrade``, ``load-reference`` and ``demo``, create it)."""
     url = settings.database_url
     where = f"database {redacted(url)}"
+    if not create and (missing := _missing_sqlite_file(url)) is not None:
+        raise ConfigError(f"there is no database file {missing}: check the setting database_url "
+                          f"(WORKBENCH_DATABASE_URL), or create the database with `workbench db-upgrade`",
+                          source=where, code="no_database")
 
     def cause(exc: BaseException) -> str:
         text = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
@@ -38,6 +45,20 @@ def open_database(settings: Settings) -> Engine:
         engine.dispose()
         raise UnavailableError(f"cannot be reached ({cause(exc)})", source=where, code="database") from None
     return engine
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (None for any other URL, an in-memory
+    database, or a URL that cannot be parsed: :func:`open_database` reports that)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
 
 
 def utc_now() -> datetime:
