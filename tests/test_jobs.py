@@ -3,6 +3,8 @@ command line, a widget, the production notebook)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 
@@ -260,7 +262,8 @@ def test_a_mistyped_sqlite_path_is_refused_not_created_by_the_commands_that_use_
     url, typo = f"sqlite:///{tmp_path / 'billing.sqlite'}", f"sqlite:///{tmp_path / 'biling.sqlite'}"
     assert main(["--database-url", url, "db-upgrade"]) == 0
     for command in (["runs"], ["rate", "--period", "2026-10"], ["sepa", "--period", "2026-10"],
-                    ["load-cdrs", str(tmp_path / "none.csv")], ["production-notebook", "--approved", "--period", "2026-10"]):
+                    ["load-cdrs", str(tmp_path / "none.csv")],
+                    ["production-notebook", "--approved", "--period", "2026-10"]):
         assert main(["--database-url", typo, *command]) == 2, command
         err = capsys.readouterr().err
         assert f"there is no database file {tmp_path / 'biling.sqlite'}: check the setting database_url" in err
@@ -269,6 +272,12 @@ def test_a_mistyped_sqlite_path_is_refused_not_created_by_the_commands_that_use_
         jobs.run_production_notebook(1, "2026-10", False, Settings(database_url=typo))
     assert caught.value.code == "no_database"
     assert not (tmp_path / "biling.sqlite").exists()
+    # an empty file there (a database without the workbench's schema): refused, left as it was
+    (tmp_path / "empty.sqlite").touch()
+    assert main(["--database-url", f"sqlite:///{tmp_path / 'empty.sqlite'}", "runs"]) == 2
+    assert "holds no workbench database (no schema version)" in capsys.readouterr().err
+    with contextlib.closing(sqlite3.connect(tmp_path / "empty.sqlite")) as empty:
+        assert empty.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)  # no table made
     assert main(["--database-url", url, "runs"]) == 0  # the database that exists opens
     # the commands that start a workspace create it where they are told
     assert main(["--database-url", typo, "db-upgrade"]) == 0 and (tmp_path / "biling.sqlite").exists()

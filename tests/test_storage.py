@@ -498,7 +498,12 @@ def test_an_ftps_certificate_for_another_name_is_refused_even_when_trusted(ftps_
         assert logins == []
 
 
-def test_an_ftps_ca_file_that_is_not_a_file_is_a_configuration_error(monkeypatch, tmp_path):
+def test_an_ftps_ca_file_that_holds_no_certificate_is_a_configuration_error(monkeypatch, tmp_path, capfd):
     monkeypatch.setenv("WORKBENCH_STORAGE_CA_FILE", str(tmp_path / "no-such.pem"))
     with pytest.raises(ConfigError, match="WORKBENCH_STORAGE_CA_FILE: .*no-such.pem' is not a file of certificates"):
         Storage("ftps://billing@127.0.0.1:2121/space")
+    (tmp_path / "notes.pem").write_text("not a certificate\n")
+    monkeypatch.setenv("WORKBENCH_STORAGE_CA_FILE", str(tmp_path / "notes.pem"))
+    with pytest.raises(ConfigError, match="notes.pem' is not a file of certificates \\(PEM\\): "):
+        Storage("ftps://billing@127.0.0.1:2121/space")  # refused when made: nothing connects
+    assert "Traceback" not in capfd.readouterr().err

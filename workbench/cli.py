@@ -42,6 +42,13 @@ def _problems(problems: list[Problem], indent: str = "   ") -> None:
         print(f"{indent}{problem}")
 
 
+def _database(settings: Settings):
+    """The workspace's database for a command that uses one: never created here (a mistyped URL is
+    refused, see :func:`workbench.jobs.open_database`); ``db-upgrade``, ``load-reference`` and
+    ``demo`` create it."""
+    return jobs.open_database(settings, create=False)
+
+
 def cmd_db_upgrade(args, settings: Settings) -> None:
     jobs.open_database(settings)
     print(f"database {redacted(settings.database_url)} is up to date")
@@ -69,7 +76,7 @@ def _print_reprocessing(result, indent: str = "") -> None:
 
 
 def cmd_reprocess_rejects(args, settings: Settings) -> None:
-    _print_reprocessing(jobs.reprocess_rejects(jobs.open_database(settings, create=False), settings, files=args.files,
+    _print_reprocessing(jobs.reprocess_rejects(_database(settings), settings, files=args.files,
                                                mapping=args.mapping, times=args.times))
 
 
@@ -88,7 +95,7 @@ def _print_loads(load: jobs.CdrLoad) -> None:
 
 
 def cmd_load_cdrs(args, settings: Settings) -> None:
-    _print_loads(jobs.load_cdrs(jobs.open_database(settings, create=False), settings, args.files, args.format, progress=True,
+    _print_loads(jobs.load_cdrs(_database(settings), settings, args.files, args.format, progress=True,
                                 mapping=args.mapping, times=args.times))
 
 
@@ -106,7 +113,7 @@ def _print_rating(summary) -> None:
 
 
 def cmd_rate(args, settings: Settings) -> None:
-    _print_rating(jobs.rate(jobs.open_database(settings, create=False), settings, args.period, progress=True))
+    _print_rating(jobs.rate(_database(settings), settings, args.period, progress=True))
 
 
 def _signed(cents: int) -> str:
@@ -115,7 +122,7 @@ def _signed(cents: int) -> str:
 
 
 def cmd_what_if(args, settings: Settings) -> None:
-    report = jobs.what_if(jobs.open_database(settings, create=False), settings, args.period, args.plan)
+    report = jobs.what_if(_database(settings), settings, args.period, args.plan)
     result, inputs = report.result, report.inputs
     print(f"   what-if {result.period} under {report.plan}: {len(inputs.calls)} calls, {len(inputs.billed)} rated "
           f"({inputs.invoiced_calls} on issued invoices), rated {report.where}; nothing stored")
@@ -183,13 +190,13 @@ def _print_preprod(result: jobs.PreprodResult, settings: Settings) -> list[str]:
 def cmd_preprod(args, settings: Settings) -> list[str]:
     options = jobs.run_options(settings, args.period, args.invoice_date, args.due_date, args.customers,
                                args.advance, args.pdfs)
-    return _print_preprod(jobs.preprod(jobs.open_database(settings, create=False), settings, options), settings)
+    return _print_preprod(jobs.preprod(_database(settings), settings, options), settings)
 
 
 def cmd_documents(args, settings: Settings) -> list[str]:
     if (args.run is None) == (not args.invoice):
         raise InputError("give --run N or --invoice NUMBER...", code="nothing_named")
-    engine = jobs.open_database(settings, create=False)
+    engine = _database(settings)
     annex = True if args.annex else None
     if args.invoice:
         return _print_publish(jobs.publish_invoices(engine, settings, args.invoice, annex), "the invoices", settings,
@@ -226,13 +233,13 @@ def _run_to_issue(args, engine) -> int:
 
 
 def cmd_production(args, settings: Settings) -> list[str]:
-    engine = jobs.open_database(settings, create=False)
+    engine = _database(settings)
     return _print_promotion(jobs.promote(engine, settings, _run_to_issue(args, engine), balance_note=args.balance_note,
                                          force_reason=args.force), settings)
 
 
 def cmd_approve(args, settings: Settings) -> None:
-    approval = jobs.approve_run(jobs.open_database(settings, create=False), settings, args.run, getpass.getuser(), args.comment)
+    approval = jobs.approve_run(_database(settings), settings, args.run, getpass.getuser(), args.comment)
     print(f"run {approval.run_id} approved by {approval.approved_by} at {approval.approved_at:%Y-%m-%d %H:%M} UTC")
 
 
@@ -248,12 +255,12 @@ def cmd_add_reviewer(args, settings: Settings) -> None:
 
 
 def cmd_runs(args, settings: Settings) -> None:
-    runs = list_runs(jobs.open_database(settings, create=False), args.period)
+    runs = list_runs(_database(settings), args.period)
     if runs.empty:
         print("no billing runs")
         return
     runs["total"] = runs["total_incl_cents"].map(_money)
-    signed = jobs.run_approvals(jobs.open_database(settings, create=False))
+    signed = jobs.run_approvals(_database(settings))
     signed = signed[~signed["forced"].astype(bool)].drop_duplicates("run_id")  # newest first: each run's latest
     runs["approved_by"] = runs["id"].map(dict(zip(signed["run_id"], signed["approved_by"], strict=True)))
     print(_table(runs[["id", "kind", "period", "status", "invoice_date", "invoices", "total", "source_run_id",
@@ -261,11 +268,11 @@ def cmd_runs(args, settings: Settings) -> None:
 
 
 def cmd_delete_run(args, settings: Settings) -> None:
-    print(f"run {args.run} deleted ({jobs.delete_run(jobs.open_database(settings, create=False), settings, args.run)} drafts)")
+    print(f"run {args.run} deleted ({jobs.delete_run(_database(settings), settings, args.run)} drafts)")
 
 
 def cmd_compare(args, settings: Settings) -> None:
-    diff = compare_runs(jobs.open_database(settings, create=False), args.run_a, args.run_b)
+    diff = compare_runs(_database(settings), args.run_a, args.run_b)
     changed = diff[diff["Status"] != "unchanged"]
     print(f"run {args.run_a} -> run {args.run_b}: {len(changed)} of {len(diff)} accounts differ")
     if len(changed):
@@ -280,7 +287,7 @@ def _print_mailing(mailing) -> None:
 
 
 def cmd_report(args, settings: Settings) -> None:
-    engine = jobs.open_database(settings, create=False)
+    engine = _database(settings)
     report = jobs.write_report(engine, settings, args.run)
     print(f"   control report: {report.path} (and {report.stored_as} in the FTP space)")
     mailing = jobs.mail_report(engine, settings, report)
@@ -290,7 +297,7 @@ def cmd_report(args, settings: Settings) -> None:
 
 
 def cmd_credit_note(args, settings: Settings) -> list[str]:
-    result = jobs.credit_note(jobs.open_database(settings, create=False), settings, args.invoice, args.reason, args.reinvoice,
+    result = jobs.credit_note(_database(settings), settings, args.invoice, args.reason, args.reinvoice,
                               amount=args.amount)
     print(f"credit note {result.number} issued for {result.invoice_number}"
           + ("; its period is reopened: the next pre-production and production runs invoice it again"
@@ -327,7 +334,7 @@ def cmd_mail(args, settings: Settings) -> list[str]:
                                                          or args.resend_uncertain):
         raise InputError("give --run N or --period YYYY-MM (or --retry to send what is pending, --resend NUMBER, "
                          "--given-up or --resend-uncertain)", code="nothing_named")
-    return _print_delivery(jobs.deliver(jobs.open_database(settings, create=False), settings, args.run, args.period, args.retry,
+    return _print_delivery(jobs.deliver(_database(settings), settings, args.run, args.period, args.retry,
                                         resend=args.resend, given_up=args.given_up,
                                         uncertain=args.resend_uncertain))
 
@@ -342,7 +349,7 @@ def _print_debits(result: jobs.DirectDebitRun) -> list[str]:
 
 
 def cmd_sepa(args, settings: Settings) -> list[str]:
-    return _print_debits(jobs.generate_direct_debits(jobs.open_database(settings, create=False), settings, period=args.period,
+    return _print_debits(jobs.generate_direct_debits(_database(settings), settings, period=args.period,
                                                      force=args.force))
 
 
@@ -366,7 +373,7 @@ def _print_platform(result: jobs.PlatformExport, settings: Settings) -> list[str
 
 
 def cmd_einvoicing(args, settings: Settings) -> list[str]:
-    engine = jobs.open_database(settings, create=False)
+    engine = _database(settings)
     return _print_platform(jobs.export_einvoices(engine, settings, str(Period.parse(args.period))), settings)
 
 

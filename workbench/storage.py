@@ -112,7 +112,7 @@ class _Remote:
     password: str | None = field(repr=False)
     host_key: str | None = field(default=None, repr=False)  # sftp: the one trusted host key
     key_file: str | None = None  # sftp: the private key to log in with
-    ca_file: str | None = None  # ftps: the only certificates trusted (PEM), else the system's
+    tls: ssl.SSLContext | None = field(default=None, repr=False)  # ftps: how the server is verified
 
     @property
     def address(self) -> str:
@@ -123,21 +123,35 @@ class _Remote:
 def _ftp(remote: _Remote) -> AbstractFileSystem:
     if remote.scheme == "ftps":
         return _VerifiedFTPS(host=remote.host, port=remote.port, username=remote.username,
-                             password=remote.password, timeout=CONNECT_TIMEOUT, ca_file=remote.ca_file)
+                             password=remote.password, timeout=CONNECT_TIMEOUT, context=remote.tls)
     return fsspec.filesystem("ftp", host=remote.host, port=remote.port, username=remote.username,
                              password=remote.password, timeout=CONNECT_TIMEOUT, skip_instance_cache=True)
+
+
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Python's default client context (certificate chain to a trusted authority, host name in
+    the certificate's subject alternative names), trusting the certificates of the PEM file
+    ``ca_file`` only when given, else the system's. :class:`~workbench.errors.ConfigError` for a
+    ``ca_file`` that is not a file of certificates."""
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise ConfigError(f"{ca_file!r} is not a file of certificates (PEM)", source=CA_FILE_VARIABLE)
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"{ca_file!r} is not a file of certificates (PEM): {exc}", source=CA_FILE_VARIABLE) from None
 
 
 class _VerifiedFTPS(FTPFileSystem):
     """fsspec's FTP file system over explicit TLS whose server certificate is verified: fsspec
     makes its ``FTP_TLS`` without a context, and ftplib's default context then checks neither the
-    certificate nor the host name. Here the context is Python's default one (a trusted chain and
-    the host name, on the control connection and on each data connection), trusting
-    ``ca_file`` (PEM) only when given; the data connections are encrypted (``PROT P``) after each
-    (re)connection."""
+    certificate nor the host name. Here ``context`` is one of :func:`_tls_context` (a trusted
+    chain and the host name, checked on the control connection and on each data connection);
+    the data connections are encrypted (``PROT P``) after each (re)connection. ftplib does not
+    reuse the control connection's TLS session on the data connections: a server that requires
+    it (vsftpd's ``require_ssl_reuse``) refuses the transfers."""
 
-    def __init__(self, *args, ca_file: str | None = None, **kwargs):
-        self.context = ssl.create_default_context(cafile=ca_file)
+    def __init__(self, *args, context: ssl.SSLContext, **kwargs):
+        self.context = context
         super().__init__(*args, tls=True, skip_instance_cache=True, **kwargs)
 
     def _connect(self) -> None:
@@ -230,10 +244,9 @@ class Storage:
             raise ConfigError(f"{self.url!r}: the port is not a number from 1 to 65535", source=SETTING) from None
         if not parsed.hostname:
             raise ConfigError(f"{self.url!r}: no host", source=SETTING)
-        host_key = key_file = ca_file = None
-        if parsed.scheme == "ftps" and (ca_file := os.environ.get(CA_FILE_VARIABLE) or None):
-            if not Path(ca_file).is_file():
-                raise ConfigError(f"{ca_file!r} is not a file of certificates (PEM)", source=CA_FILE_VARIABLE)
+        host_key = key_file = tls = None
+        if parsed.scheme == "ftps":
+            tls = _tls_context(os.environ.get(CA_FILE_VARIABLE) or None)
         if parsed.scheme == "sftp":
             host_key, key_file = os.environ.get(HOST_KEY_VARIABLE) or None, os.environ.get(KEY_FILE_VARIABLE) or None
             if host_key:
@@ -243,7 +256,7 @@ class Storage:
                     raise ConfigError(str(exc), source=HOST_KEY_VARIABLE) from None
         self._remote = _Remote(
             parsed.scheme, parsed.hostname, port, unquote(parsed.username or "") or None,
-            unquote(parsed.password) if parsed.password else secret("storage_password"), host_key, key_file, ca_file)
+            unquote(parsed.password) if parsed.password else secret("storage_password"), host_key, key_file, tls)
         self.root = parsed.path.rstrip("/") or "/"
 
     def __repr__(self) -> str:

@@ -58,9 +58,10 @@ def _merged(older: dict[str, np.ndarray], newer: dict[str, np.ndarray]) -> dict[
 
 def _sort_key(columns: dict[str, np.ndarray], hashes: np.ndarray) -> np.ndarray:
     """What a :class:`CallIndex` sorts its keys by (uint64): the start second (its low 32 bits,
-    the years 1970-2105 in order) above the high 32 bits of :func:`key_hash`. Calls of one start
-    second are in the order of their hashes, and the calls of a file read in time order are
-    added in order: a level merges by appending, and a chunk is looked up near the end."""
+    the years 1970-2105 in order; other times wrap, which only orders them differently) above the
+    high 32 bits of :func:`key_hash`. Calls of one start second are in the order of their hashes,
+    and the chunks of a file read in time order hold keys of stretches apart, which stay levels
+    of their own, each looked up only by the candidates of its stretch."""
     return (columns["start_utc"].view(np.uint64) << np.uint64(32)) | (hashes >> np.uint64(32))
 
 
@@ -70,17 +71,26 @@ class CallIndex:
     ``id``, a record's ``line_no``), to find the known call of a candidate with the same key.
 
     The keys are kept sorted (by start second, then hash: :func:`_sort_key`) in levels (a
-    log-structured merge): what is added becomes a level of its own; two levels are merged (two
-    sorted runs, in linear time, :func:`_merged`) while the older one is no larger than the
-    newer. The levels' sizes then decrease from the oldest, there are at most log2(n) of them,
-    and each key is merged about log2(n / chunk) times: adding a file's chunks costs n log n in
-    all, and looking up a chunk its size times log n per level, in time order or not. (Joining
-    each chunk on all the earlier ones whose times meet it grew as the square of the number of
-    chunks for a file out of time order, whose every chunk spans the month: 37.9 s for the
-    lookups of 10 million calls in 50 chunks, against 6 s now.)
+    log-structured merge): what is added becomes a level of its own, and merges with the newest
+    level while that one is no larger and their keys overlap (two sorted runs, in linear time,
+    :func:`_merged`). When most of the older level's keys come before the new ones (a file in time
+    order, whose chunks meet at a boundary second), only its keys from the first new one on are
+    merged; the rest stays a level (a view of its arrays). So the levels whose keys overlap
+    decrease in size, about log2(n / chunk) of them, each key merged about that many times; the
+    levels of stretches apart (one per chunk of a file in time order) are looked up only by the
+    candidates within their keys (a check of their first and last key, in Python). Adding a
+    file's chunks costs n log n in all, and looking up a chunk its size times log n per level it
+    meets, in time order or not. (Joining each chunk on all the earlier ones whose times meet it
+    grew as the square of the number of chunks for a file out of time order, whose every chunk
+    spans the month: 37.9 s for the lookups of 10 million calls in 50 chunks, against 8 s now.)
+    A match is by the key's hash, as a hash join's, checked on the key's four columns; the known
+    keys are kept sorted rather than in a hash table, which costs a random memory access per key
+    added (a NumPy hash table with open addressing, tried: 6 s to add 10 million keys in time
+    order, against 1 s here).
 
-    Each key must be added once (the caller adds only calls not found). Memory: 56 bytes per
-    key, twice that of the two largest levels while they merge."""
+    Each key must be added once (the caller adds only calls not found). Memory: 48 bytes per
+    key (six int64 arrays); twice that of the two largest levels while they merge; a level kept
+    as a view holds the arrays it was cut from until they merge."""
 
     value: str
     levels: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -120,8 +130,11 @@ class CallIndex:
             keys = _sort_key(columns, key_hash(columns))
             order = np.argsort(keys, kind="stable")
             keys = keys[order]  # searched in order: each search starts near the last one
+            first_key, last_key = int(keys[0]), int(keys[-1])
             for level in self.levels:
                 known = level["key"]
+                if int(known[-1]) < first_key or int(known[0]) > last_key:
+                    continue  # a stretch apart (in time order: every level but the last one or two)
                 # the candidates within the level's keys (in time order: those of its stretch)
                 low = int(np.searchsorted(keys, known[0], side="left"))
                 high = int(np.searchsorted(keys, known[-1], side="right"))
@@ -146,7 +159,7 @@ class StoredCalls:
     :class:`CallIndex` for the file's transaction (which holds off the other writers of
     ``cdrs``, so they do not change): a file of a month in several chunks reads the month's
     stored calls once, not once per chunk. The calls of the file itself (``file_id``) are left
-    out: they are found as earlier lines of the file. Memory: about 56 bytes per stored call of
+    out: they are found as earlier lines of the file. Memory: about 48 bytes per stored call of
     the stretch read."""
 
     file_id: int | None = None
@@ -190,7 +203,7 @@ def stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
 @dataclass
 class FileCalls:
     """The records of a file stored so far (the ``line_no`` and :data:`CALL_KEY` of each chunk's
-    calls and pending records) in a :class:`CallIndex`, for the file's transaction, about 56
+    calls and pending records) in a :class:`CallIndex`, for the file's transaction, about 48
     bytes a record: the duplicates within a file read in several chunks, in time order or not.
     Each key is there once: a chunk's own duplicates and those of earlier chunks are rejects."""
 

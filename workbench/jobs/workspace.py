@@ -6,7 +6,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, inspect, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from workbench.config import Settings, redacted
@@ -19,9 +19,11 @@ def open_database(settings: Settings, create: bool = True) -> Engine:
     :class:`~workbench.errors.UnavailableError` when the database cannot be reached (the message
     shows the URL without its password); :class:`~workbench.errors.ConfigError` for a URL that
     cannot be used (an unknown driver, a malformed URL), and, unless ``create``, for a SQLite
-    file that does not exist (``no_database``): a command that reads or bills an existing
-    workspace refuses a mistyped path instead of creating an empty database there (the commands
-    that start a workspace, ``db-upgrade``, ``load-reference`` and ``demo``, create it)."""
+    file that does not exist or a database without the workbench's schema (an empty file, another
+    PostgreSQL database: no ``alembic_version`` table), code ``no_database``: a command that reads
+    or bills an existing workspace refuses a mistyped URL instead of creating an empty database
+    there (the commands that start a workspace, ``db-upgrade``, ``load-reference`` and ``demo``,
+    create it)."""
     url = settings.database_url
     where = f"database {redacted(url)}"
     if not create and (missing := _missing_sqlite_file(url)) is not None:
@@ -40,6 +42,11 @@ def open_database(settings: Settings, create: bool = True) -> Engine:
     except (OSError, SQLAlchemyError) as exc:
         raise UnavailableError(f"cannot be opened ({cause(exc)})", source=where, code="database") from None
     try:
+        if not create and not inspect(engine).has_table("alembic_version"):
+            engine.dispose()
+            raise ConfigError("it holds no workbench database (no schema version): check the setting database_url "
+                              "(WORKBENCH_DATABASE_URL), or create the database with `workbench db-upgrade`",
+                              source=where, code="no_database")
         upgrade(engine)
     except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, not a database...
         engine.dispose()
