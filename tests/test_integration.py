@@ -722,6 +722,25 @@ def test_a_file_read_in_chunks_finds_stored_calls_before_and_after_the_times_rea
     assert sorted(stored_calls(engine)["line_no"].tolist()) == [2, 2, 3, 3, 4, 5]
 
 
+def test_a_file_out_of_time_order_finds_repeats_in_any_earlier_chunk(loaded_reference, settings, tmp_path):
+    engine = loaded_reference
+    calls = "call_id,start_time,calling,called,duration_s\n"
+
+    def call(name: str, day: int) -> str:  # C1's line to a fixed number at 10:00 UTC, 60 s
+        return f"{name},2026-10-{day:02d}T10:00:00Z,+33145000001,+33155000000,60\n"
+
+    # two records a chunk, the days out of order: 25, 20 | 5, 25 (line 2 again) | 1, 5 (line 4
+    # again) | 20 (line 3 again): each repeat is of a call two or more chunks before
+    path = tmp_path / "unordered.csv"
+    path.write_text(calls + call("B1", 25) + call("B2", 20) + call("B3", 5) + call("B4", 25) + call("B5", 1)
+                    + call("B6", 5) + call("B7", 20))
+    report = load_cdr_file(engine, path, settings, NOW, chunk_records=2)
+    assert (report.records, report.accepted, report.rejected) == (7, 4, 3)
+    assert sorted(stored_calls(engine)["line_no"].tolist()) == [2, 3, 4, 6]
+    assert stored_rejects(engine).set_index("line_no")["message"].to_dict() == {
+        5: "the same call is on line 2", 7: "the same call is on line 4", 8: "the same call is on line 3"}
+
+
 def bad_lines_file(path, copies: int, good_first: int = 0):
     """A gzip native file: ``good_first`` good calls (one a minute from 1 Oct 10:00 UTC on the
     first line, C1's), then ``copies`` times one record whose start is no date."""
