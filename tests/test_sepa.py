@@ -922,6 +922,19 @@ def test_a_credit_note_after_collection_is_account_credit(credit_db):
     assert not again.written and len(rows(engine, s.SepaDebit.__table__)) == 1
 
 
+def test_a_forced_debit_after_a_credit_note_issued_after_collection_counts_each_cent_once(credit_db):
+    # 36.00 debited; a note of 12.00 issued after that collection is account credit. The debit
+    # comes back unpaid and is forced again: 36.00, the 12.00 staying account credit for the
+    # next invoice. The customer pays 36.00 and is owed 12.00: 24.00 in all, each cent once
+    engine, settings, customer = credit_db
+    first = generate_direct_debits(engine, settings, COLLECTED_ON, period="2026-11")
+    assert (first.transactions, first.total_cents) == (1, 3600)
+    issue_credit_note(engine, CREDITED, "one week without service", datetime(2026, 12, 5, 9), amount_cents=1200)
+    forced = generate_direct_debits(engine, settings, datetime(2026, 12, 7, 8), invoices=[CREDITED], force=True)
+    assert (forced.transactions, forced.total_cents) == (1, 3600)
+    assert account_credit(engine, customer) == 1200
+
+
 def test_the_debit_amount_is_the_net_payable_less_what_was_credited():
     # 36.00 - 12.00 = 24.00; 36.00 - 36.00 = nothing to debit
     frame = pd.DataFrame([debit("F1", 3600, date(2026, 12, 15)), debit("F2", 3600, date(2026, 12, 15))])
