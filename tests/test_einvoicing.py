@@ -175,12 +175,12 @@ def issued(engine, settings, tmp_path) -> Scenario:
     # the production job: issue, store the PDFs, debit, and export for the platform
     result = production(engine, settings, approved(engine, run.run_id), PERIOD, deliver_invoices=False, now=NOW)
     assert result.promotion.run.invoices == 4 and not result.promotion.documents.failed
-    summary = result.summary()
-    assert (summary["einvoicing_folder"], summary["einvoiced"], summary["ereported"]) == ("einvoicing/2026-10", 1, 3)
-    assert (summary["einvoicing_left_out"], summary["einvoicing_not_stored"]) == ([], [])
+    summary = result.report()
+    assert (summary.einvoicing_folder, summary.einvoiced, summary.ereported) == ("einvoicing/2026-10", 1, 3)
+    assert summary.einvoicing_left_out == ()  # none left out, none not stored
     # C3 pays by direct debit but has no mandate: its invoice was issued payable by transfer, it is
     # not debited and nothing is left out of the SEPA file
-    assert summary["left_undone"] == []
+    assert summary.left_undone == () and summary.sepa_left_out == ()
     return Scenario(engine, settings, tmp_path, ids)
 
 

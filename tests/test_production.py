@@ -107,11 +107,11 @@ def test_emails_possibly_sent_are_not_sent_again_and_are_listed_in_the_summary(t
         result = production_job(engine, settings, run.run_id, "2026-10", True, NOW)
         assert len(recorder.messages) == planned - 1  # all but the one possibly sent (this server did not keep it)
         assert (number, recipient) not in recorder.received()
-        summary = result.summary()
-        [line] = summary["emails_possibly_sent"]
-        assert line.startswith(f"{number} to {recipient}: ") and "before the server's reply" in line
-        assert "1 emails possibly sent (check, then send them again or not)" in summary["left_undone"]
-        assert summary["sepa_file"] is not None  # the job went on to the direct debits
+        summary = result.report()
+        [(invoice, to, why)] = [f for f in summary.emails_not_sent if f[2].startswith("possibly sent: ")]
+        assert (invoice, to) == (number, recipient) and "before the server's reply" in why
+        assert "1 emails possibly sent (check, then send them again or not)" in summary.left_undone
+        assert summary.sepa_file is not None  # the job went on to the direct debits
     finally:
         server.stop()
 
@@ -134,18 +134,16 @@ def test_a_debtor_name_with_nothing_left_in_latin_letters_is_in_the_job_result(t
     rate_period(engine, "2026-10", settings, NOW)
     run = preprod(engine, RunOptions("2026-10", date(2026, 11, 1), date(2026, 12, 1)), settings, NOW)
     result = production_job(engine, settings, approved(engine, run.run_id), "2026-10", False, NOW)
-    summary = result.summary()
+    summary = result.report()
     with engine.connect() as connection:
-        number = connection.execute(select(s.Invoice.number).where(
-            s.Invoice.customer_id == accounts[0][0], s.Invoice.status == "issued")).scalar_one()
+        number, net = connection.execute(select(s.Invoice.number, s.Invoice.net_payable_cents).where(
+            s.Invoice.customer_id == accounts[0][0], s.Invoice.status == "issued")).one()
     # and in the summary people and the cron log read
-    assert f"left out: {number} (account {accounts[0][1]}, " in result.report().text()
+    assert f"left out: {number} (account {accounts[0][1]}, " in summary.text()
     # the symbols-only name is refused, naming the invoice and the account, in the job's own result
-    assert f"sepa, {number}: account {accounts[0][1]}: debtor name '★★★ ✓' is empty in the SEPA character set" \
-        in summary["sepa_left_out"]
-    assert summary["sepa_left_out"] == [
-        f"sepa, {number}: account {accounts[0][1]}: debtor name '★★★ ✓' is empty in the SEPA character set"]
-    assert "1 invoices left out of the SEPA file" in summary["left_undone"]
+    assert summary.sepa_left_out == (
+        (number, accounts[0][1], net, "debtor name '★★★ ✓' is empty in the SEPA character set"),)
+    assert "1 invoices left out of the SEPA file" in summary.left_undone
     # the Cyrillic name is transliterated and debited
     xml = (tmp_path / "ftp" / result.direct_debits.path).read_text(encoding="utf-8")
     assert "<Nm>Ivanov OOO</Nm>" in xml

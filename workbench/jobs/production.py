@@ -56,39 +56,6 @@ class ProductionResult:
     direct_debits: DirectDebitRun | None = None
     platform: PlatformExport | None = None
 
-    def summary(self) -> dict:
-        """What was done, as plain values (money written for people), for the audit notebook and logs."""
-        run, documents = self.promotion.run, self.promotion.documents
-        out = {"run": self.source_run_id, "period": self.period, "production_run": run.run_id or None,
-               "invoices": run.invoices, "numbers": list(run.numbers) if run.numbers else [],
-               "total": format_money(run.total_incl_cents), "net_payable": format_money(run.net_payable_cents),
-               "skipped": run.skipped, "message": run.message}
-        balance = self.promotion.balance
-        if balance is not None:
-            out["period_balance"] = "closes" if balance.closed else "; ".join(balance_anomalies(balance))
-        if documents is not None:
-            out["pdfs_stored"] = len(documents.stored) + len(documents.already)
-            out["pdfs_not_stored"] = sorted(documents.failed)
-        if self.delivery is not None:
-            sent = self.delivery.sent
-            out.update(emails_sent=len(sent.sent), emails_failed=len(sent.failed), emails_pending=sent.pending,
-                       emails_given_up=[f"{f.invoice_number} to {f.recipient}" for f in sent.gave_up],
-                       emails_possibly_sent=[f"{f.invoice_number} to {f.recipient}: {f.error or 'run interrupted'}"
-                                             for f in sent.uncertain],
-                       email_problems=[str(p) for p in sent.anomalies])
-        if self.direct_debits is not None:
-            debits = self.direct_debits
-            out.update(sepa_file=debits.path, sepa_debits=debits.transactions,
-                       sepa_total=format_money(debits.total_cents), sepa_left_out=[str(p) for p in debits.problems],
-                       sepa_finished=debits.reconciled, sepa_unrecorded=debits.warnings)
-        if self.platform is not None:
-            out.update(einvoicing_folder=self.platform.folder, einvoiced=len(self.platform.einvoiced),
-                       ereported=len(self.platform.ereported),
-                       einvoicing_left_out=[f"{n}: {r}" for n, r in self.platform.left_out.items()],
-                       einvoicing_not_stored=sorted(self.platform.failed))
-        out["left_undone"] = self.left_undone
-        return out
-
     def report(self) -> ProductionSummary:
         """The summary of what the job did (:class:`ProductionSummary`)."""
         run, documents = self.promotion.run, self.promotion.documents
