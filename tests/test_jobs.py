@@ -271,6 +271,9 @@ def test_a_mistyped_sqlite_path_is_refused_not_created_by_the_commands_that_use_
     with pytest.raises(ConfigError) as caught:
         jobs.run_production_notebook(1, "2026-10", False, Settings(database_url=typo))
     assert caught.value.code == "no_database"
+    with pytest.raises(ConfigError) as caught:  # the reviewers' dashboards connect so
+        ui.connect(typo, create=False)
+    assert caught.value.code == "no_database"
     assert not (tmp_path / "biling.sqlite").exists()
     # an empty file there (a database without the workbench's schema): refused, left as it was
     (tmp_path / "empty.sqlite").touch()

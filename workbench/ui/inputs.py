@@ -95,10 +95,13 @@ def one_line_errors() -> None:
     shell.set_custom_exc((WorkbenchError,), handler)
 
 
-def connect(database_url: str | None = None, config_file: str | None = None) -> tuple[Settings, Engine]:
+def connect(database_url: str | None = None, config_file: str | None = None,
+            create: bool = True) -> tuple[Settings, Engine]:
     """Settings (from the environment and ``workbench.toml``, relative paths anchored at
     :func:`working_root`) and the migrated database. From here on, an error of the workbench is
-    one line in a cell's output (:func:`one_line_errors`), this call's own included."""
+    one line in a cell's output (:func:`one_line_errors`), this call's own included. Unless
+    ``create`` (the reviewers' dashboards), a database that does not exist is refused, not
+    created (:func:`workbench.jobs.open_database`)."""
     one_line_errors()
     root = working_root()
     config_file = config_file or os.environ.get("WORKBENCH_CONFIG") or None
@@ -107,7 +110,7 @@ def connect(database_url: str | None = None, config_file: str | None = None) -> 
     elif (root / "workbench.toml").exists():
         config_file = str(root / "workbench.toml")
     settings = load_settings(config_file or None, database_url=database_url or None).anchored(root)
-    return settings, jobs.open_database(settings)
+    return settings, jobs.open_database(settings, create=create)
 
 
 #: the one period check, shared with the command line (:func:`workbench.jobs.check_period`)
