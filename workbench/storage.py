@@ -133,8 +133,6 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     the certificate's subject alternative names), trusting the certificates of the PEM file
     ``ca_file`` only when given, else the system's. :class:`~workbench.errors.ConfigError` for a
     ``ca_file`` that is not a file of certificates."""
-    if ca_file is not None and not Path(ca_file).is_file():
-        raise ConfigError(f"{ca_file!r} is not a file of certificates (PEM)", source=CA_FILE_VARIABLE)
     try:
         return ssl.create_default_context(cafile=ca_file)
     except (ssl.SSLError, OSError, ValueError) as exc:

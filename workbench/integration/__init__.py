@@ -36,7 +36,7 @@ from workbench.db.bulk import FrameWriter, insert_frame
 from workbench.db.frames import read_frame
 from workbench.db.locks import lock_table
 from workbench.errors import InputError
-from workbench.integration.matching import FileCalls, StoredCalls, stored_duplicates
+from workbench.integration.matching import CallIndex, StoredCalls, stored_duplicates
 from workbench.integration.pipeline import checked_chunks, stored_calls_reader
 from workbench.integration.threshold import EXAMPLES, MALFORMED, RejectThreshold
 from workbench.phone_numbers import from_digits
@@ -175,7 +175,9 @@ def load_cdr_file(
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
         lines = LineIndex(stored_calls.lines(connection), settings.timezone)  # built once for the file
-        stored_before, earlier = StoredCalls(), FileCalls()
+        # the calls stored before the file; the line_no of each call and pending record of the file's
+        # chunks so far (each key once: a chunk's own repeats and those of earlier chunks are rejects)
+        stored_before, earlier = StoredCalls(), CallIndex("line_no")
         # calls go in one COPY on PostgreSQL (stored while the next chunk is made), the calls
         # stored before read by the reader's connection meanwhile; rejects are written when the
         # COPY pauses (when they are many, and at the end)
@@ -199,7 +201,7 @@ def load_cdr_file(
                     ).scalar_one()
                     stored_before.file_id = file_id
                 else:  # the same call on a line of an earlier chunk
-                    line = earlier.lines(cand)
+                    line = earlier.find(cand)
                     dup = line.notna().to_numpy()
                     if dup.any():
                         bad = cand[dup]

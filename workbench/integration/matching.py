@@ -1,6 +1,7 @@
-"""Finding a call again: the records of a file that repeat a call stored before it, or a call
-of the file's earlier chunks, by the call key (:data:`~workbench.cdr.formats.CALL_KEY`: calling,
-called, start second, duration), looked up in a :class:`CallIndex`."""
+"""Finding a call again: the records of a file that repeat a call stored before it
+(:class:`StoredCalls`), or a call of the file's earlier chunks (a :class:`CallIndex` of their
+``line_no``), by the call key (:data:`~workbench.cdr.formats.CALL_KEY`: calling, called, start
+second, duration), looked up in a :class:`CallIndex`."""
 
 from __future__ import annotations
 
@@ -128,8 +129,8 @@ class CallIndex:
         if len(cand) and self.levels:
             columns = _key_columns(cand)
             keys = _sort_key(columns, key_hash(columns))
-            order = np.argsort(keys, kind="stable")
-            keys = keys[order]  # searched in order: each search starts near the last one
+            order = np.argsort(keys, kind="stable")  # searched in order: each search starts near the last one
+            keys, columns = keys[order], {c: values[order] for c, values in columns.items()}
             first_key, last_key = int(keys[0]), int(keys[-1])
             for level in self.levels:
                 known = level["key"]
@@ -143,10 +144,11 @@ class CallIndex:
                 rows, step = np.arange(low, high), 0
                 while len(rows):
                     at = first[rows - low] + step
-                    rows, at = rows[at < len(known)], at[at < len(known)]
+                    inside = at < len(known)
+                    rows, at = rows[inside], at[inside]
                     hit = known[at] == keys[rows]
                     rows, at = rows[hit], at[hit]
-                    same = np.logical_and.reduce([level[c][at] == columns[c][order[rows]] for c in CALL_KEY])
+                    same = np.logical_and.reduce([level[c][at] == columns[c][rows] for c in CALL_KEY])
                     found[order[rows[same]]] = level[self.value][at[same]]
                     rows, step = rows[~same], step + 1
         return pd.Series(found, index=cand.index).astype("Int64").mask(found < 0)
@@ -198,20 +200,3 @@ class StoredCalls:
 def stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
     """For each candidate, the id of the identical stored call, or <NA>."""
     return StoredCalls().duplicates(connection, cand)
-
-
-@dataclass
-class FileCalls:
-    """The records of a file stored so far (the ``line_no`` and :data:`CALL_KEY` of each chunk's
-    calls and pending records) in a :class:`CallIndex`, for the file's transaction, about 48
-    bytes a record: the duplicates within a file read in several chunks, in time order or not.
-    Each key is there once: a chunk's own duplicates and those of earlier chunks are rejects."""
-
-    index: CallIndex = field(default_factory=lambda: CallIndex("line_no"))
-
-    def add(self, part: pd.DataFrame) -> None:
-        self.index.add(part)
-
-    def lines(self, cand: pd.DataFrame) -> pd.Series:
-        """For each candidate, the line of the same call among the records stored so far, or <NA>."""
-        return self.index.find(cand)
