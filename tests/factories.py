@@ -26,6 +26,7 @@ import csv
 import io
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from workbench.db import schema as s
@@ -222,12 +223,24 @@ TABLES = [table for table in s.Base.metadata.sorted_tables]
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
-    """Number of rows of every table."""
+    """Number of rows of every table, and under ``calls`` the number of calls stored (in the
+    blocks of ``call_blocks``)."""
     with engine.connect() as connection:
-        return {
+        counts = {
             t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
             for t in TABLES
         }
+        counts["calls"] = int(connection.execute(select(func.coalesce(func.sum(s.CallBlock.calls), 0))).scalar_one())
+    return counts
+
+
+def all_calls(engine: Engine) -> pd.DataFrame:
+    """Every stored call (:mod:`workbench.db.calls`), with its ``file_id``, by file and line."""
+    from workbench.db import calls as call_store
+
+    with engine.connect() as connection:
+        calls = call_store.read(connection, with_file=True)
+    return calls.sort_values(["file_id", "line_no"], ignore_index=True)
 
 
 def approved(engine: Engine, run_id: int, reviewer: str = "reviewer") -> int:

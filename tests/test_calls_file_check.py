@@ -1,6 +1,5 @@
-"""Every stored call names a loaded file: a foreign key on SQLite, triggers checked once per
-statement on PostgreSQL (migration ``0020_calls_file_per_statement``). The guarantee is
-the same on both back-ends; these tests hold it on each."""
+"""Every stored call names a loaded file: a foreign key from each block of calls
+(``call_blocks``, :mod:`workbench.db.calls`) to its file, on both back-ends."""
 
 from __future__ import annotations
 
@@ -15,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from workbench.db.bulk import insert_frame
+from workbench.db import calls as call_store
 
 LOADED_AT = datetime(2026, 11, 2, 6, 0)
-#: a refusal by the database: through SQLAlchemy, or from the driver itself (bulk storage)
+#: a refusal by the database: through SQLAlchemy, or from the driver itself
 REFUSED = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
@@ -29,40 +28,39 @@ def add_file(connection, file_id: int) -> None:
         {"id": file_id, "name": f"file-{file_id}.csv", "sha": f"{file_id:064d}", "at": LOADED_AT})
 
 
-def calls(file_ids: list[int], first_line: int = 2) -> pd.DataFrame:
-    """One call per file id given, a minute apart, the first at 2026-10-01 08:00 UTC plus
-    ``first_line`` minutes."""
-    n = len(file_ids)
+def calls(n: int, first_line: int = 2) -> pd.DataFrame:
+    """``n`` calls, a minute apart, the first at 2026-10-01 08:00 UTC plus ``first_line`` minutes."""
     first = pd.Timestamp("2026-10-01 08:00") + pd.Timedelta(minutes=first_line)
     return pd.DataFrame({
-        "file_id": file_ids, "line_no": range(first_line, first_line + n),
-        "start_utc": pd.date_range(first, periods=n, freq="min"),
+        "line_no": range(first_line, first_line + n), "start_utc": pd.date_range(first, periods=n, freq="min"),
         "calling": 33145000001, "called": 33612345678, "duration_s": 60, "switch_id": "SW1"})
 
 
+def store(connection, file_id: int, n: int, first_line: int = 2) -> None:
+    call_store.lock(connection)
+    call_store.append(connection, file_id, calls(n, first_line))
+
+
 def counts(engine) -> tuple[int, int]:
+    """Files, and calls stored."""
     with engine.connect() as connection:
         return (connection.execute(text("SELECT count(*) FROM cdr_files")).scalar_one(),
-                connection.execute(text("SELECT count(*) FROM cdrs")).scalar_one())
+                connection.execute(text("SELECT coalesce(sum(calls), 0) FROM call_blocks")).scalar_one())
 
 
-def test_calls_of_an_unknown_file_are_refused_and_nothing_of_the_statement_is_stored(engine):
+def test_calls_of_an_unknown_file_are_refused_and_nothing_of_the_transaction_is_stored(engine):
     with engine.begin() as connection:
         add_file(connection, 1)
-        insert_frame(connection, "cdrs", calls([1, 1]))
-    # bulk storage (COPY on PostgreSQL): one call of 3 names file 9, which was never loaded
+        store(connection, 1, 2)
+    # a block of calls of file 9, which was never loaded
     with pytest.raises(REFUSED) as caught, engine.begin() as connection:
-        insert_frame(connection, "cdrs", calls([1, 9, 1], first_line=10))
-    assert "FOREIGN KEY" in str(caught.value) or getattr(caught.value, "sqlstate", "") == "23503"
+        store(connection, 1, 1, first_line=10)
+        store(connection, 9, 3, first_line=20)
+    assert "FOREIGN KEY" in str(caught.value) or getattr(caught.value.orig, "sqlstate", "") == "23503"
     if engine.dialect.name == "postgresql":
         assert 'Key (file_id)=(9) is not present in table "cdr_files"' in str(caught.value)
-    # one row at a time, and a call moved to an unknown file
-    with pytest.raises(REFUSED), engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO cdrs (file_id, line_no, start_utc, calling, called, duration_s, switch_id) "
-            "VALUES (5, 2, '2026-10-02 08:00:00', 33145000001, 33612345678, 30, '')"))
-    with pytest.raises(REFUSED), engine.begin() as connection:
-        connection.execute(text("UPDATE cdrs SET file_id = 7 WHERE line_no = 3"))
+    with pytest.raises(REFUSED), engine.begin() as connection:  # a block moved to an unknown file
+        connection.execute(text("UPDATE call_blocks SET file_id = 7"))
     assert counts(engine) == (1, 2)
 
 
@@ -70,7 +68,7 @@ def test_a_file_with_calls_cannot_be_deleted_or_renumbered_one_without_can(engin
     with engine.begin() as connection:
         add_file(connection, 1)
         add_file(connection, 2)
-        insert_frame(connection, "cdrs", calls([1, 1, 1]))
+        store(connection, 1, 3)
     for statement in ("DELETE FROM cdr_files WHERE id = 1", "UPDATE cdr_files SET id = 3 WHERE id = 1"):
         with pytest.raises(REFUSED), engine.begin() as connection:
             connection.execute(text(statement))
@@ -93,12 +91,12 @@ def test_truncating_the_files_is_refused_while_calls_refer_to_them(postgres_serv
     try:
         with engine.begin() as connection:
             add_file(connection, 1)
-            insert_frame(connection, "cdrs", calls([1]))
-        with pytest.raises(REFUSED), engine.begin() as connection:
+            store(connection, 1, 1)
+        with pytest.raises(sa.exc.NotSupportedError), engine.begin() as connection:
             connection.execute(text("TRUNCATE cdr_files, cdr_rejects"))
         assert counts(engine) == (1, 1)
         with engine.begin() as connection:  # the calls emptied in the same statement: allowed
-            connection.execute(text("TRUNCATE cdr_files, cdr_rejects, cdrs"))
+            connection.execute(text("TRUNCATE cdr_files, cdr_rejects, call_blocks"))
         assert counts(engine) == (0, 0)
     finally:
         engine.dispose()
@@ -106,8 +104,8 @@ def test_truncating_the_files_is_refused_while_calls_refer_to_them(postgres_serv
 
 @pytest.mark.postgres
 def test_a_file_whose_calls_are_being_stored_cannot_be_deleted_meanwhile(postgres_server):
-    """The check locks the file's row as the foreign key's did (``FOR KEY SHARE``): a delete of
-    the file waits for the load's transaction, then sees its calls and is refused."""
+    """The foreign key locks the file's row (``FOR KEY SHARE``): a delete of the file waits for
+    the load's transaction, then sees its calls and is refused."""
     from conftest import new_postgres_database
 
     from workbench.db.engine import make_engine, upgrade
@@ -119,10 +117,10 @@ def test_a_file_whose_calls_are_being_stored_cannot_be_deleted_meanwhile(postgre
             add_file(connection, 1)
         load = engine.connect()
         transaction = load.begin()
-        insert_frame(load, "cdrs", calls([1, 1]))  # stored, not committed
+        store(load, 1, 2)  # stored, not committed
         with engine.connect() as other:  # the file looks unused to another transaction, but is locked
             other.execute(text("SET lock_timeout = '300ms'"))
-            assert other.execute(text("SELECT count(*) FROM cdrs")).scalar_one() == 0
+            assert other.execute(text("SELECT count(*) FROM call_blocks")).scalar_one() == 0
             with pytest.raises(OperationalError, match="lock timeout"):
                 other.execute(text("DELETE FROM cdr_files WHERE id = 1"))
             other.rollback()
@@ -150,7 +148,9 @@ def test_a_file_whose_calls_are_being_stored_cannot_be_deleted_meanwhile(postgre
 
 
 @pytest.mark.postgres
-def test_the_migration_replaces_the_foreign_key_by_the_checks_and_back(postgres_server):
+def test_the_migrations_keep_the_calls_and_their_file_checks_both_ways(postgres_server):
+    """Migration 0020 (the key of ``cdrs`` checked per statement by triggers) and 0022 (the
+    calls moved into blocks with an ordinary key, the triggers gone), down and up again."""
     from alembic import command
     from conftest import new_postgres_database
 
@@ -159,62 +159,32 @@ def test_the_migration_replaces_the_foreign_key_by_the_checks_and_back(postgres_
     engine = make_engine(new_postgres_database(postgres_server))
     upgrade(engine)
 
-    def keys() -> list[str]:
-        return [k["name"] for k in sa.inspect(engine).get_foreign_keys("cdrs")]
+    def keys(table: str) -> list[str]:
+        return [k["name"] for k in sa.inspect(engine).get_foreign_keys(table)]
 
     def triggers() -> list[str]:
         with engine.connect() as connection:
             return sorted(connection.execute(text(
-                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
-                "AND tgrelid IN ('cdrs'::regclass, 'cdr_files'::regclass)")).scalars())
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM pg_class "
+                "WHERE relname IN ('cdrs', 'cdr_files', 'call_blocks'))")).scalars())
 
     try:
-        assert keys() == [] and triggers() == ["cdr_files_keep_calls", "cdr_files_keep_calls_truncate",
-                                               "cdrs_file_known_insert", "cdrs_file_known_update"]
+        assert keys("call_blocks") == ["fk_call_blocks_file_id_cdr_files"] and triggers() == []
         with engine.begin() as connection:
             add_file(connection, 1)
-            insert_frame(connection, "cdrs", calls([1, 1]))
+            store(connection, 1, 2)
+        command.downgrade(alembic_config(engine), "0021_no_period_index")
+        assert keys("cdrs") == [] and triggers() == ["cdr_files_keep_calls", "cdr_files_keep_calls_truncate",
+                                                     "cdrs_file_known_insert", "cdrs_file_known_update"]
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM cdrs WHERE file_id = 1")).scalar_one() == 2
+        with pytest.raises(REFUSED), engine.begin() as connection:  # the checks hold
+            connection.execute(text("DELETE FROM cdr_files"))
         command.downgrade(alembic_config(engine), "0019_rated_calls_by_period")
-        assert keys() == ["fk_cdrs_file_id_cdr_files"] and triggers() == []
-        with pytest.raises(REFUSED), engine.begin() as connection:  # the key holds again
-            insert_frame(connection, "cdrs", calls([2], first_line=9))
+        assert keys("cdrs") == ["fk_cdrs_file_id_cdr_files"] and triggers() == []
         upgrade(engine)
-        assert keys() == [] and len(triggers()) == 4
+        assert keys("call_blocks") == ["fk_call_blocks_file_id_cdr_files"] and triggers() == []
+        assert "cdrs" not in sa.inspect(engine).get_table_names()
         assert counts(engine) == (1, 2)
-    finally:
-        engine.dispose()
-
-
-@pytest.mark.postgres
-def test_the_check_reads_its_own_tables_and_deletes_a_file_at_read_committed_only(postgres_server):
-    """A temporary ``cdr_files`` (first in any search path) does not vouch for a file; a file is
-    deleted at READ COMMITTED only: a transaction at REPEATABLE READ whose snapshot predates
-    calls committed since would not see them (the foreign key would)."""
-    from conftest import new_postgres_database
-
-    from workbench.db.engine import make_engine, upgrade
-
-    engine = make_engine(new_postgres_database(postgres_server))
-    upgrade(engine)
-    try:
-        with engine.begin() as connection:
-            add_file(connection, 1)
-            add_file(connection, 2)
-        with pytest.raises(REFUSED, match=r"Key \(file_id\)=\(9\) is not present"), engine.begin() as connection:
-            connection.execute(text("CREATE TEMPORARY TABLE cdr_files (id integer) ON COMMIT DROP"))
-            connection.execute(text("INSERT INTO cdr_files VALUES (9)"))
-            insert_frame(connection, "cdrs", calls([9]))
-        for level in ("REPEATABLE READ", "SERIALIZABLE"):
-            late = engine.connect().execution_options(isolation_level=level.replace(" ", "_"))
-            try:
-                late.execute(text("SELECT count(*) FROM cdrs")).scalar_one()  # its snapshot: no calls
-                with engine.begin() as connection:  # calls of file 2 committed meanwhile
-                    insert_frame(connection, "cdrs", calls([2], first_line=20 if level == "SERIALIZABLE" else 10))
-                with pytest.raises(sa.exc.DBAPIError, match="only READ COMMITTED may"):
-                    late.execute(text("DELETE FROM cdr_files WHERE id = 2"))
-                late.rollback()
-            finally:
-                late.close()
-        assert counts(engine) == (2, 2)
     finally:
         engine.dispose()

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from factories import (
     RATES,
+    all_calls,
     asterisk_cdrs,
     asterisk_row,
     native_cdrs,
@@ -128,7 +129,7 @@ def frame(engine, statement) -> pd.DataFrame:
 
 
 def stored_calls(engine) -> pd.DataFrame:
-    calls = frame(engine, select(s.Cdr.__table__).order_by(s.Cdr.file_id, s.Cdr.line_no))
+    calls = all_calls(engine)
     calls["start_utc"] = pd.to_datetime(calls["start_utc"])
     for column in ("calling", "called"):  # stored as E.164 digits
         calls[column] = from_digits(calls[column]).astype(object)
@@ -142,9 +143,10 @@ def stored_rejects(engine) -> pd.DataFrame:
 
 def ratings(engine) -> pd.DataFrame:
     """Rated calls with the switch id of their call, by switch id."""
-    stmt = select(s.RatedCall.__table__, s.Cdr.switch_id).join(
-        s.Cdr, s.Cdr.id == s.RatedCall.cdr_id)
-    return frame(engine, stmt).set_index("switch_id").sort_index()
+    rated = frame(engine, select(s.RatedCall.__table__))
+    switch_id = all_calls(engine).set_index("id")["switch_id"]
+    rated["switch_id"] = rated["cdr_id"].astype("int64").map(switch_id)
+    return rated.set_index("switch_id").sort_index()
 
 
 def test_records_are_accepted_or_rejected_with_their_reason(loaded_reference, switch_file,
@@ -216,7 +218,7 @@ def test_the_same_file_twice_is_skipped(loaded_reference, switch_file, settings,
     engine = loaded_reference
     first = load_cdr_file(engine, switch_file, settings, NOW)
     before = table_counts(engine)
-    assert (before["cdr_files"], before["cdrs"], before["cdr_rejects"]) == (1, 8, 6)
+    assert (before["cdr_files"], before["calls"], before["cdr_rejects"]) == (1, 8, 6)
 
     again = load_cdr_file(engine, switch_file, settings, LATER)
     assert again.status == "skipped"
@@ -237,7 +239,7 @@ def test_the_same_file_twice_is_skipped(loaded_reference, switch_file, settings,
     assert report.by_reason == {"bad_date": 1, "bad_duration": 1, "duplicate": 9,
                                 "unknown_line": 3}
     after = table_counts(engine)
-    assert (after["cdr_files"], after["cdrs"], after["cdr_rejects"]) == (2, 8, 6 + 14)
+    assert (after["cdr_files"], after["calls"], after["cdr_rejects"]) == (2, 8, 6 + 14)
 
 
 def test_overlapping_file_in_the_other_format(loaded_reference, switch_file, pbx_file, settings):
@@ -307,7 +309,7 @@ def test_a_malformed_file_stores_nothing(loaded_reference, switch_file, pbx_file
         load_cdr_files(engine, [pbx_file, truncated, later], settings, clock(LATER))
     after = table_counts(engine)
     assert after["cdr_files"] == before["cdr_files"] + 1
-    assert after["cdrs"] == before["cdrs"] + 2
+    assert after["calls"] == before["calls"] + 2
     assert after["cdr_rejects"] == before["cdr_rejects"] + 3
     assert frame(engine, select(s.CdrFile.name).order_by(s.CdrFile.id))["name"].tolist() == [
         "switch-2026-10.csv", "Master.csv"]
@@ -452,7 +454,7 @@ def test_a_trunk_zero_after_the_country_code_is_one_number_for_lines_and_calls(e
     ]))
     report = load_cdr_file(engine, path, settings, NOW)
     assert (report.accepted, report.rejected) == (2, 0)  # each calling number is a customer's line
-    stored = read_frame(engine.connect(), select(s.Cdr.calling, s.Cdr.called).order_by(s.Cdr.line_no))
+    stored = all_calls(engine)[["calling", "called"]]
     assert stored.values.tolist() == [[33145000001, 33612345678], [33145000002, 33612345678]]
 
 
@@ -895,7 +897,7 @@ def month_of_calls(path, tag: str, first_minute: int = 0, calls: int = 3_000):
 
 
 class ExclusiveRequest:
-    """Another session asking for ``cdrs`` exclusively (an ``ALTER TABLE``, say), in a thread:
+    """Another session asking for ``call_blocks`` exclusively (an ``ALTER TABLE``, say), in a thread:
     :meth:`start` returns once its request is queued; ``outcome`` is then ``{"calls": n}`` (the
     calls it saw once granted) or ``{"error": ...}`` (not granted within 20 s)."""
 
@@ -907,8 +909,8 @@ class ExclusiveRequest:
         with self.engine.connect() as other:
             other.exec_driver_sql("SET lock_timeout = '20s'")
             try:
-                other.exec_driver_sql("LOCK TABLE cdrs IN ACCESS EXCLUSIVE MODE")
-                self.outcome["calls"] = other.exec_driver_sql("SELECT count(*) FROM cdrs").scalar_one()
+                other.exec_driver_sql("LOCK TABLE call_blocks IN ACCESS EXCLUSIVE MODE")
+                self.outcome["calls"] = other.exec_driver_sql("SELECT sum(calls) FROM call_blocks").scalar_one()
             except Exception as error:  # noqa: BLE001 - reported by the test
                 self.outcome["error"] = error
             other.rollback()
@@ -918,7 +920,7 @@ class ExclusiveRequest:
         with self.engine.connect() as watcher:
             for _ in range(100):
                 if watcher.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = "
-                                           "'AccessExclusiveLock' AND relation = 'cdrs'::regclass").scalar_one():
+                                           "'AccessExclusiveLock' AND relation = 'call_blocks'::regclass").scalar_one():
                     return
                 threading.Event().wait(0.05)
         raise AssertionError("the exclusive request was not queued")
@@ -929,9 +931,9 @@ class ExclusiveRequest:
 
 
 def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, settings, tmp_path):
-    # on PostgreSQL a load reads the calls stored before with a connection of its own while its
-    # COPY runs; once started, that reader asks for no lock: a session asking for cdrs
-    # exclusively in the middle of a load waits for the load, which goes on and commits
+    # a session asking for the calls exclusively in the middle of a load waits for the load,
+    # which goes on reading and storing calls (its own lock is stronger than what it asks for
+    # afterwards) and commits
     engine = loaded_reference
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite: a load reads and writes on one connection")
@@ -949,37 +951,11 @@ def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, sett
     assert other.granted_after() == {"calls": 90}  # granted once the load had committed
 
 
-def test_a_load_whose_reader_cannot_lock_reads_on_its_own_connection(loaded_reference, settings, tmp_path,
-                                                                      monkeypatch):
-    # a session queued for cdrs exclusively just after the load took its lock: the load's
-    # reader cannot have its lock without waiting behind that session, which waits for the
-    # load. It gives up at once and the load reads on its own connection (ending its COPY
-    # before each read): the load completes, then the session has its lock
-    import workbench.integration as integration
-
-    engine = loaded_reference
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite: a load reads and writes on one connection")
-    assert load_cdr_file(engine, month_of_calls(tmp_path / "before.csv", "A", calls=60), settings, NOW).accepted == 60
-    other = ExclusiveRequest(engine)
-    taken = integration.lock_table
-
-    def lock_then_let_another_queue(connection, table):
-        taken(connection, table)
-        other.start()
-
-    monkeypatch.setattr(integration, "lock_table", lock_then_let_another_queue)
-    report = load_cdr_file(engine, month_of_calls(tmp_path / "more.csv", "B", calls=90), settings, NOW,
-                           chunk_records=30)
-    assert (report.accepted, report.by_reason) == (30, {"duplicate": 60})
-    assert other.granted_after() == {"calls": 90}
-
-
 @pytest.mark.postgres
-def test_a_loads_reader_reads_committed_calls_whatever_the_default_isolation(postgres_server, tmp_path):
+def test_a_load_sees_the_calls_committed_while_it_waited_whatever_the_default_isolation(postgres_server, tmp_path):
     # with the database's default at REPEATABLE READ, two overlapping files loaded at once
-    # still store each call once: the reader of the calls stored before reads at READ
-    # COMMITTED (it sees the calls of the load its own load waited for)
+    # still store each call once: a load takes its lock on the calls before its first read,
+    # so its snapshot holds the calls of the load it waited for
     from conftest import new_postgres_database
 
     from workbench.db.engine import make_engine, upgrade
@@ -1077,7 +1053,7 @@ def test_sqlite_writes_blocked_too_long_name_the_job_in_progress(tmp_path, monke
     assert f"error: {expected}\n" in err and "Traceback" not in err
     holder.execute("ROLLBACK")
     holder.close()
-    assert table_counts(engine)["cdrs"] == 0
+    assert table_counts(engine)["calls"] == 0
     load = jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
     assert (load.accepted, load.rejected) == (10, 0)
     assert frame(engine, select(s.JobLock.name))["name"].tolist() == ["rate"]  # the load's lock released

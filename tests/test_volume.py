@@ -10,8 +10,9 @@ import subprocess
 import sys
 from datetime import datetime
 
+import pandas as pd
 import pytest
-from factories import native_cdrs, reference_folder, table_counts
+from factories import all_calls, native_cdrs, reference_folder, table_counts
 from sqlalchemy import text
 
 from workbench import jobs
@@ -76,7 +77,7 @@ def test_ctrl_c_during_a_load_leaves_the_database_as_before(engine, settings, tm
     first.write_bytes(native_cdrs(ROWS[:10]))
     jobs.load_cdrs(engine, settings, [first], clock=lambda: NOW)
     before = table_counts(engine)
-    assert (before["cdr_files"], before["cdrs"]) == (1, 10)
+    assert (before["cdr_files"], before["calls"]) == (1, 10)
     second = tmp_path / "second.csv"
     second.write_bytes(native_cdrs(ROWS[10:]))  # 240 calls, in the first chunk
     assert _interrupted(tmp_path, settings.database_url, "load", str(second)) == "stored 240"
@@ -206,7 +207,7 @@ def test_a_rating_reads_the_unbilled_calls_and_the_billed_ratings_of_its_period(
     october, tz = Period.parse("2026-10"), settings.timezone
     statements: list[str] = []
     with engine.begin() as connection:
-        ids = dict(connection.execute(text("SELECT line_no, id FROM cdrs")).all())
+        ids = dict(zip(all_calls(engine)["line_no"], all_calls(engine)["id"], strict=True))
         driver = connection.connection.driver_connection
         if engine.dialect.name == "sqlite":
             driver.set_trace_callback(statements.append)
@@ -262,9 +263,11 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
         connection.execute(text("UPDATE rated_calls SET invoice_id = 7 "
                                 "WHERE cdr_id = (SELECT min(cdr_id) FROM rated_calls)"))
     queries = {
-        # the period's calls to rate, and those already billed, by start time
-        "uq_cdrs_call": "SELECT id FROM cdrs WHERE start_utc >= '2026-09-30 22:00' "
-                             "AND start_utc < '2026-10-31 23:00'",
+        # the blocks of the period's calls (to rate, to balance), by start time
+        "ix_call_blocks_start": "SELECT id FROM call_blocks WHERE start_min < '2026-10-31 23:00' "
+                                "AND start_max >= '2026-09-30 22:00'",
+        # the blocks of some calls (an invoice's details), by id
+        "ix_call_blocks_ids": "SELECT id FROM call_blocks WHERE first_id <= 120 AND last_id >= 100",
         # a customer's unbilled ratings up to a run's period (its selection, the production's marking)
         "ix_rated_calls_unbilled": "SELECT cdr_id FROM rated_calls WHERE customer_id = 1 "
                                    "AND period <= '2026-10' AND invoice_id IS NULL",
@@ -295,9 +298,11 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
 
 
 
-def test_the_call_key_led_by_the_start_keeps_the_calls_and_their_uniqueness(engine, tmp_path):
+def test_the_calls_survive_the_migrations_of_their_storage_both_ways(engine, tmp_path):
     """Migration 0018_volume_keys: the calls stored survive it both ways, the same call is still
-    refused by the database itself, and the index on the start alone is gone."""
+    refused by the database itself, and the index on the start alone is gone. Migration
+    0022_call_blocks: the calls move into blocks with their ids, file and line, and back; the
+    same call is then refused by the load."""
     import sqlalchemy as sa
     from alembic import command
 
@@ -309,6 +314,8 @@ def test_the_call_key_led_by_the_start_keeps_the_calls_and_their_uniqueness(engi
     first = tmp_path / "calls.csv"
     first.write_bytes(native_cdrs(ROWS))
     jobs.load_cdrs(engine, settings, [first], clock=lambda: NOW)
+    stored = all_calls(engine)
+    assert len(stored) == 250
 
     def shape() -> tuple[int, list[str], list[list[str]]]:
         inspector = sa.inspect(engine)
@@ -320,12 +327,20 @@ def test_the_call_key_led_by_the_start_keeps_the_calls_and_their_uniqueness(engi
 
     command.downgrade(alembic_config(engine), "0016_volume")
     assert shape() == (250, ["ix_cdrs_start_utc"], [["calling", "called", "start_utc", "duration_s"]])
-    upgrade(engine)
+    command.upgrade(alembic_config(engine), "0021_no_period_index")
     assert shape() == (250, [], [["start_utc", "calling", "called", "duration_s"]])
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(text("INSERT INTO cdrs (file_id, line_no, start_utc, calling, called, duration_s, "
                                 "switch_id) SELECT file_id, 999, start_utc, calling, called, duration_s, 'X' "
                                 "FROM cdrs WHERE line_no = 2"))
+    with engine.connect() as connection:
+        rows = pd.DataFrame(connection.execute(text(
+            "SELECT id, file_id, line_no, calling, called, duration_s, switch_id FROM cdrs ORDER BY line_no")).all())
+    columns = ["id", "file_id", "line_no", "calling", "called", "duration_s", "switch_id"]
+    assert rows.values.tolist() == stored[columns].values.tolist()
+    upgrade(engine)
+    assert "cdrs" not in sa.inspect(engine).get_table_names()
+    assert all_calls(engine).equals(stored)
     again = tmp_path / "again.csv"  # the same calls under other ids: other bytes, every call a duplicate
     again.write_bytes(native_cdrs([[f"X{i}", *row[1:]] for i, row in enumerate(ROWS)]))
     load = jobs.load_cdrs(engine, settings, [again], clock=lambda: NOW)

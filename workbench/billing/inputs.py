@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from workbench.config import Settings
+from workbench.db import calls as call_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.invoicing import BillingInputs, BillingOptions, build_invoices
@@ -88,8 +89,7 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
             of_selection(s.RatedCall.customer_id, selection)).order_by(s.RatedCall.cdr_id))
     frames["rated_calls"] = rated
     lo, hi = period.utc_bounds(settings.timezone)
-    frames["calls"] = read(connection, select(s.Cdr.id, s.Cdr.duration_s)
-                           .where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).order_by(s.Cdr.id))
+    frames["calls"] = call_store.read(connection, lo, hi, ["id", "duration_s"]).sort_values("id", ignore_index=True)
     calls = rated.groupby(["customer_id", "zone_code", "period"], as_index=False, sort=True).agg(
         calls=("cdr_id", "size"), seconds=("duration_s", "sum"), amount_units=("price_units", "sum"))
     zones = read(connection, select(s.Zone.plan_id, s.Zone.code.label("zone_code"), s.Zone.name.label("zone_name")))

@@ -1,8 +1,6 @@
 """Fast bulk inserts of frames: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
 
-Both run inside the caller's transaction, on its connection. :class:`FrameWriter` writes many
-frames as one bulk insert (on PostgreSQL one ``COPY`` kept open, which the server works through
-while the caller makes the next frame).
+Both run inside the caller's transaction, on its connection.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from decimal import Decimal
 
 import numpy as np
@@ -155,61 +153,3 @@ def _copy(connection: Connection, table: str, frame: pd.DataFrame, columns: list
                 buffer = io.StringIO()
                 chunk.to_csv(buffer, header=False, index=False, quoting=csv.QUOTE_MINIMAL, na_rep="\\N")
                 copy.write(buffer.getvalue())
-
-
-class FrameWriter:
-    """Frames (``columns``, in that order) written into ``table`` as one bulk insert in the
-    caller's transaction; a context manager (``with FrameWriter(connection, table, columns) as
-    writer: writer.write(frame)``).
-
-    On PostgreSQL a ``COPY`` is opened at the first frame and kept open until :meth:`pause` or
-    the end of the block: each frame is written as CSV by Arrow (the columns
-    :func:`_arrow_csv` converts: integers, text, times, dates, decimals, booleans, all-null;
-    :class:`TypeError` for another) and sent, the server storing the rows as they come: it works
-    through the last of a frame while the caller makes the next, with no round trip between
-    frames. While a ``COPY`` is open the connection runs no other statement (read with another
-    connection; what is written is seen once the ``COPY`` has ended). An error of the server (a
-    constraint) is raised by :meth:`pause` or the end of the block, after the frames written
-    meanwhile (or by a later write, as a failure to send). An exception leaving the block
-    (Ctrl-C included) aborts the ``COPY``, and with it the transaction.
-
-    On SQLite each frame is inserted when it is written (:func:`insert_frame`)."""
-
-    def __init__(self, connection: Connection, table: str, columns: list[str]):
-        self.connection, self.table, self.columns = connection, table, list(columns)
-        self.streamed = connection.dialect.name == "postgresql"
-        self._open: ExitStack | None = None
-        self._copy = None
-
-    def write(self, frame: pd.DataFrame) -> int:
-        """Write the rows of ``frame``; the number of rows."""
-        if frame.empty:
-            return 0
-        if not self.streamed:
-            return insert_frame(self.connection, self.table, frame[self.columns])
-        text = _arrow_csv(frame[self.columns])
-        if text is None:
-            raise TypeError(f"a column of {self.table} does not convert to Arrow: {dict(frame[self.columns].dtypes)}")
-        if self._copy is None:
-            stack = ExitStack()
-            cursor = stack.enter_context(self.connection.connection.driver_connection.cursor())
-            self._copy = stack.enter_context(_arrow_csv_copy(cursor, self.table, self.columns))
-            self._open = stack
-        self._copy.write(text)
-        return len(frame)
-
-    def pause(self) -> None:
-        """End the ``COPY`` open, if any (the rows are then stored, and the connection free for
-        other statements); the next frame opens another."""
-        self._end(None)
-
-    def _end(self, error: BaseException | None) -> None:
-        stack, self._open, self._copy = self._open, None, None
-        if stack is not None:  # the COPY ended (aborted with an error), then its cursor
-            stack.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
-
-    def __enter__(self) -> FrameWriter:
-        return self
-
-    def __exit__(self, kind, error, trace) -> None:
-        self._end(error)

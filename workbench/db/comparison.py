@@ -4,8 +4,6 @@ declares it.
 
 * the partitions of a table partitioned by period (PostgreSQL, :mod:`workbench.db.partitions`):
   the schema names the partitioned table only;
-* the foreign keys PostgreSQL checks with triggers, once per statement instead of once per row
-  (:data:`CHECKED_PER_STATEMENT`, migration ``0020_calls_file_per_statement``);
 * the indexes of no use within a partition, which PostgreSQL does without
   (:data:`NOT_IN_PARTITIONS`, migration ``0021_no_period_index``).
 """
@@ -16,8 +14,6 @@ from typing import Any
 
 from workbench.db.partitions import is_partition
 
-#: foreign keys of the schema that PostgreSQL checks per statement, by triggers, instead
-CHECKED_PER_STATEMENT = frozenset({"fk_cdrs_file_id_cdr_files"})
 #: indexes of the schema by the partition key alone (every row of a partition has the same
 #: value), which PostgreSQL does without
 NOT_IN_PARTITIONS = frozenset({"ix_rated_calls_period"})
@@ -34,7 +30,6 @@ def comparison_options(dialect: str) -> dict[str, Any]:
     def include_object(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
         if dialect != "postgresql":
             return True
-        return not ((kind == "foreign_key_constraint" and name in CHECKED_PER_STATEMENT)
-                    or (kind == "index" and name in NOT_IN_PARTITIONS))
+        return not (kind == "index" and name in NOT_IN_PARTITIONS)
 
     return {"include_name": include_name, "include_object": include_object}

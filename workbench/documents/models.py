@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, select
 
 from workbench.config import Settings
+from workbench.db import calls as call_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.invoicing.vat import STANDARD, exemption_reason, mention_categories
@@ -131,17 +133,26 @@ def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str)
     calls of the period), for the call detail annex; called numbers masked per the customer's
     ``mask_called_numbers`` (:func:`called_number`)."""
     out: dict[int, list[dict]] = {}
-    columns = (s.Cdr.start_utc, s.Cdr.called, s.RatedCall.duration_s, s.RatedCall.zone_code, s.RatedCall.price_units)
+    columns = (s.RatedCall.cdr_id, s.RatedCall.duration_s, s.RatedCall.zone_code, s.RatedCall.price_units)
+    ratings = {}
     for inv in invoices.itertuples(index=False):
-        stmt = select(*columns).join(s.Cdr, s.Cdr.id == s.RatedCall.cdr_id).order_by(s.Cdr.start_utc)
+        stmt = select(*columns)
         if inv.status == "issued":
             stmt = stmt.where(s.RatedCall.invoice_id == int(inv.id))
         else:
             stmt = stmt.where(s.RatedCall.customer_id == int(inv.customer_id), s.RatedCall.period == inv.period,
                               s.RatedCall.invoice_id.is_(None))
-        calls = read_frame(connection, stmt)
+        ratings[int(inv.id)] = read_frame(connection, stmt)
+    # the calls of every invoice of the batch at once (their blocks read once)
+    ids = np.concatenate([r["cdr_id"].to_numpy(dtype=np.int64) for r in ratings.values()] or [np.zeros(0, np.int64)])
+    stored = call_store.by_id(connection, ids, ["start_utc", "called"]).set_index("id")
+    for inv in invoices.itertuples(index=False):
+        calls = ratings[int(inv.id)]
         if calls.empty:
             continue
+        ids = calls["cdr_id"].to_numpy(dtype=np.int64)
+        calls = calls.assign(start_utc=stored["start_utc"].reindex(ids).to_numpy(),
+                             called=stored["called"].reindex(ids).to_numpy()).sort_values("start_utc", kind="stable")
         local = pd.to_datetime(calls["start_utc"]).dt.tz_localize("UTC").dt.tz_convert(timezone)
         masked = bool(inv.mask_called_numbers)
         out[int(inv.id)] = [{

@@ -4,7 +4,8 @@ A file is stored in one transaction (its ``cdr_files`` row, its accepted calls, 
 a failure leaves the database as it was. A file whose bytes were already loaded is skipped; a
 call already stored (from any file) is rejected as a duplicate, so overlapping files store no
 call twice, even loaded at the same time (a file's transaction holds off the other writers of
-``cdrs`` from its start). A file is read and stored a chunk of records at a time within its
+calls from its start, :func:`workbench.db.calls.lock`). Calls are stored a block at a time
+(:mod:`workbench.db.calls`). A file is read and stored a chunk of records at a time within its
 transaction, so memory is bounded by a chunk; a file with too many malformed records is refused
 as a whole (:class:`RejectThreshold`).
 
@@ -31,13 +32,13 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from workbench.cdr.formats import CALL_KEY, CHUNK_RECORDS, check, file_error, parse
 from workbench.cdr.mapping import CsvMapping, parse_mapping
 from workbench.config import Settings
+from workbench.db import calls as call_store
 from workbench.db import schema as s
-from workbench.db.bulk import FrameWriter, insert_frame
+from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
-from workbench.db.locks import lock_table
 from workbench.errors import InputError
 from workbench.integration.matching import CallIndex, StoredCalls, stored_duplicates
-from workbench.integration.pipeline import checked_chunks, stored_calls_reader
+from workbench.integration.pipeline import checked_chunks
 from workbench.integration.threshold import EXAMPLES, MALFORMED, RejectThreshold
 from workbench.phone_numbers import from_digits
 from workbench.rating.classify import LineIndex, epoch_seconds
@@ -50,10 +51,8 @@ __all__ = [
 
 #: the reject reasons a reference fix can cure: such rejects are kept pending and re-processed
 CURABLE = ("unknown_line",)
-#: the columns of a stored call, as in ``cdrs`` (and in a pending reject)
+#: the columns of a stored call (:mod:`workbench.db.calls`; and of a pending reject)
 CALL_COLUMNS = ["start_utc", "calling", "called", "duration_s", "switch_id"]
-#: the columns of ``cdrs`` a load writes (the id is the database's)
-CDR_ROW_COLUMNS = ["file_id", "line_no", *CALL_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def load_cdr_file(
     the whole file at once (a record repeating a call of an earlier chunk is a ``duplicate`` of
     its line).
 
-    Loads of calls wait for each other (the transaction holds off the other writers of ``cdrs``
+    Loads of calls wait for each other (the transaction holds off the other writers of calls
     from its start), so that overlapping files loaded at the same time store each call once.
     The customers' lines are read once, when the file's transaction starts: a line added by
     another session during the load counts for the next load (or for :func:`reprocess_rejects`).
@@ -150,12 +149,8 @@ def load_cdr_file(
     the others ``final``. An interruption (Ctrl-C) or any other exception rolls the file's
     transaction back: nothing of it is stored.
 
-    On PostgreSQL the file's calls go into ``cdrs`` by one ``COPY`` that the server works
-    through while the next chunks are checked (:class:`~workbench.db.bulk.FrameWriter`; the
-    rejects are written when it pauses: at the end, or when a chunk's worth of them is held; an
-    error of the server, such as a constraint, is raised then), and the calls stored before are
-    read meanwhile by a second connection
-    (:func:`~workbench.integration.pipeline.stored_calls_reader`): a load holds two connections.
+    Each chunk's calls are stored as blocks (:func:`workbench.db.calls.append`); its rejects are
+    written a chunk's worth at a time.
 
     ``on_records`` is called with the number of records of each chunk once it is handed to the
     database (in the file's transaction: they are committed with the file)."""
@@ -171,94 +166,80 @@ def load_cdr_file(
     by_reason: dict[str, int] = {}
     with (engine.begin() as connection, path.open("rb") as stream,
           closing(checked_chunks(path.name, stream, fmt, mapping, chunk_records, settings, times)) as chunks):
-        lock_table(connection, s.Cdr.__table__)
+        call_store.lock(connection)
         if connection.execute(select(s.CdrFile.id).where(s.CdrFile.sha256 == digest)).first():
             return LoadReport(str(path), "skipped")  # loaded by another run while this one waited
         lines = LineIndex(stored_calls.lines(connection), settings.timezone)  # built once for the file
         # the calls stored before the file; the line_no of each call and pending record of the file's
         # chunks so far (each key once: a chunk's own repeats and those of earlier chunks are rejects)
         stored_before, earlier = StoredCalls(), CallIndex("line_no")
-        # calls go in one COPY on PostgreSQL (stored while the next chunk is made), the calls
-        # stored before read by the reader's connection meanwhile; rejects are written when the
-        # COPY pauses (when they are many, and at the end)
-        with (stored_calls_reader(engine, connection) as calls_before,
-              FrameWriter(connection, "cdrs", CDR_ROW_COLUMNS) as calls_out):
-            held: list[pd.DataFrame] = []
-
-            def write_held_rejects() -> None:  # the COPY of the calls ended first
-                calls_out.pause()
-                if held:
-                    insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
-                    held.clear()
-
-            for parsed, cand, rejects in chunks:
-                raw = parsed.records.set_index("line_no")["raw"]
-                if file_id is None:
-                    file_format = parsed.format
-                    file_id = connection.execute(
-                        insert(s.CdrFile).values(name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
-                                                 records=0, accepted=0, rejected=0).returning(s.CdrFile.id)
-                    ).scalar_one()
-                    stored_before.file_id = file_id
-                else:  # the same call on a line of an earlier chunk
-                    line = earlier.find(cand)
-                    dup = line.notna().to_numpy()
-                    if dup.any():
-                        bad = cand[dup]
-                        rejects = pd.concat([rejects, pd.DataFrame({
-                            "line_no": bad["line_no"], "reason": "duplicate",
-                            "message": "the same call is on line " + line[dup].astype(str),
-                            "raw": raw.loc[bad["line_no"]].to_numpy(),
-                        })], ignore_index=True)
-                        cand = cand[~dup]
-                threshold.add(parsed.records["line_no"], rejects[rejects["reason"].isin(MALFORMED)])
-                unknown = _unknown_lines(cand, lines)
-                if unknown.any():
-                    bad = cand[unknown]
-                    rejects = pd.concat([rejects, pd.DataFrame({
-                        "line_no": bad["line_no"],
-                        "reason": "unknown_line",
-                        "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
-                        + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
-                        + " UTC",
-                        "raw": raw.loc[bad["line_no"]].to_numpy(),
-                        "status": "pending",
-                        **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
-                    })])
-                    cand = cand[~unknown]
-                if calls_before is connection:  # no reader of its own: the COPY ends first
-                    calls_out.pause()
-                stored = stored_before.duplicates(calls_before, cand)
-                dup = stored.notna().to_numpy()
+        held: list[pd.DataFrame] = []  # rejects, written a chunk's worth at a time
+        for parsed, cand, rejects in chunks:
+            raw = parsed.records.set_index("line_no")["raw"]
+            if file_id is None:
+                file_format = parsed.format
+                file_id = connection.execute(
+                    insert(s.CdrFile).values(name=path.name, sha256=digest, format=parsed.format, loaded_at=now,
+                                             records=0, accepted=0, rejected=0).returning(s.CdrFile.id)
+                ).scalar_one()
+                stored_before.file_id = file_id
+            else:  # the same call on a line of an earlier chunk
+                line = earlier.find(cand)
+                dup = line.notna().to_numpy()
                 if dup.any():
                     bad = cand[dup]
                     rejects = pd.concat([rejects, pd.DataFrame({
-                        "line_no": bad["line_no"],
-                        "reason": "duplicate",
-                        "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
+                        "line_no": bad["line_no"], "reason": "duplicate",
+                        "message": "the same call is on line " + line[dup].astype(str),
                         "raw": raw.loc[bad["line_no"]].to_numpy(),
-                        "start_utc": bad["start_utc"].to_numpy(),
-                    })])
+                    })], ignore_index=True)
                     cand = cand[~dup]
-                calls = cand.assign(file_id=file_id)[CDR_ROW_COLUMNS].sort_values(
-                    "start_utc", kind="stable")  # the call key, led by the start, written in order
-                calls_out.write(calls)
-                rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
-                pending = rejects[rejects["status"] == "pending"]
-                integers = {c: np.int64 for c in ("calling", "called", "duration_s")}
-                earlier.add(calls[["line_no", *CALL_KEY]])
-                earlier.add(pending[["line_no", *CALL_KEY]].astype(integers))
-                held.append(rejects[["file_id", *REJECT_ROW_COLUMNS]])
-                if sum(map(len, held)) >= chunk_records:  # memory: a chunk of rejects at most
-                    write_held_rejects()
-                records, accepted = records + len(parsed.records), accepted + len(cand)
-                rejected += len(rejects)
-                for reason, count in rejects["reason"].value_counts().items():
-                    by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
-                if on_records is not None:
-                    on_records(len(parsed.records))
-            threshold.finish()
-            write_held_rejects()
+            threshold.add(parsed.records["line_no"], rejects[rejects["reason"].isin(MALFORMED)])
+            unknown = _unknown_lines(cand, lines)
+            if unknown.any():
+                bad = cand[unknown]
+                rejects = pd.concat([rejects, pd.DataFrame({
+                    "line_no": bad["line_no"],
+                    "reason": "unknown_line",
+                    "message": "calling number " + from_digits(bad["calling"]).to_numpy(dtype=object)
+                    + " is no customer's line on " + bad["start_utc"].dt.strftime("%Y-%m-%d %H:%M:%S")
+                    + " UTC",
+                    "raw": raw.loc[bad["line_no"]].to_numpy(),
+                    "status": "pending",
+                    **{column: bad[column].to_numpy() for column in CALL_COLUMNS},
+                })])
+                cand = cand[~unknown]
+            stored = stored_before.duplicates(connection, cand)
+            dup = stored.notna().to_numpy()
+            if dup.any():
+                bad = cand[dup]
+                rejects = pd.concat([rejects, pd.DataFrame({
+                    "line_no": bad["line_no"],
+                    "reason": "duplicate",
+                    "message": "the same call is already loaded (call " + stored[dup].astype(str) + ")",
+                    "raw": raw.loc[bad["line_no"]].to_numpy(),
+                    "start_utc": bad["start_utc"].to_numpy(),
+                })])
+                cand = cand[~dup]
+            calls = call_store.append(connection, file_id, cand[["line_no", *CALL_COLUMNS]])
+            rejects = _reject_rows(rejects).sort_values("line_no").assign(file_id=file_id)
+            pending = rejects[rejects["status"] == "pending"]
+            integers = {c: np.int64 for c in ("calling", "called", "duration_s")}
+            earlier.add(calls[["line_no", *CALL_KEY]])
+            earlier.add(pending[["line_no", *CALL_KEY]].astype(integers))
+            held.append(rejects[["file_id", *REJECT_ROW_COLUMNS]])
+            if sum(map(len, held)) >= chunk_records:  # memory: a chunk of rejects at most
+                insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
+                held.clear()
+            records, accepted = records + len(parsed.records), accepted + len(cand)
+            rejected += len(rejects)
+            for reason, count in rejects["reason"].value_counts().items():
+                by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
+            if on_records is not None:
+                on_records(len(parsed.records))
+        threshold.finish()
+        if held:
+            insert_frame(connection, "cdr_rejects", pd.concat(held, ignore_index=True))
         connection.execute(update(s.CdrFile).where(s.CdrFile.id == file_id).values(
             records=records, accepted=accepted, rejected=rejected))
     return LoadReport(str(path), "loaded", file_format, records, accepted, rejected, dict(sorted(by_reason.items())),
@@ -348,7 +329,7 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
     """Check the pending rejects (:data:`CURABLE`) again, in one transaction, as a file's records are.
 
     A record whose calling number is now a customer's line on the call's date is stored as a call
-    (``cdrs``, with its file and line) and its reject becomes ``accepted`` with ``cdr_id`` that
+    (:func:`workbench.db.calls.append`, with its file and line) and its reject becomes ``accepted`` with ``cdr_id`` that
     call and ``resolved_at`` ``now``; if the same call (calling, called, start second, duration)
     is already stored, or is accepted from an earlier pending record, the reject becomes
     ``duplicate`` with ``cdr_id`` the stored call: no call is stored twice. The others stay
@@ -357,7 +338,7 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
     columns = [s.CdrReject.id, s.CdrReject.file_id, s.CdrReject.line_no,
                *(getattr(s.CdrReject, c) for c in CALL_COLUMNS)]
     with engine.begin() as connection:
-        lock_table(connection, s.Cdr.__table__)  # a file being loaded stores its calls first
+        call_store.lock(connection)  # a file being loaded stores its calls first
         pending = read_frame(connection, select(*columns).where(s.CdrReject.status == "pending")
                              .order_by(s.CdrReject.id))
         if pending.empty:
@@ -373,7 +354,8 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
         already = stored_duplicates(connection, cured).notna().to_numpy()
         new = cured[~already]
         first = ~new.duplicated(CALL_KEY, keep="first").to_numpy()
-        insert_frame(connection, "cdrs", new[first][["file_id", "line_no", *CALL_COLUMNS]])
+        for file_id, calls in new[first].groupby("file_id", sort=True):
+            call_store.append(connection, int(file_id), calls[["line_no", *CALL_COLUMNS]])
         calls = stored_duplicates(connection, cured)  # now every cured record's call
         accepted = pd.Series(False, index=cured.index)
         accepted[new.index[first]] = True

@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
 from workbench.cdr.formats import CALL_KEY
-from workbench.db import schema as s
-from workbench.db.frames import read_columns
+from workbench.db import calls as call_store
 from workbench.rating.classify import epoch_seconds
 
 #: odd 64-bit multipliers, one per column of the call key, and the multiplier of the mixing
@@ -157,10 +155,10 @@ class CallIndex:
 @dataclass
 class StoredCalls:
     """The keys of the calls stored before a file (:data:`CALL_KEY` and ``id``), read from the
-    database once per stretch of time as the file's chunks need them and kept in a
-    :class:`CallIndex` for the file's transaction (which holds off the other writers of
-    ``cdrs``, so they do not change): a file of a month in several chunks reads the month's
-    stored calls once, not once per chunk. The calls of the file itself (``file_id``) are left
+    call store once per stretch of time as the file's chunks need them and kept in a
+    :class:`CallIndex` for the file's transaction (which holds off the other writers of calls,
+    :func:`workbench.db.calls.lock`, so they do not change): a file of a month in several
+    chunks reads the month's stored calls once, not once per chunk. The calls of the file itself (``file_id``) are left
     out: they are found as earlier lines of the file. Memory: about 48 bytes per stored call of
     the stretch read."""
 
@@ -170,14 +168,11 @@ class StoredCalls:
     high: pd.Timestamp | None = None
 
     def _read(self, connection, low, high, low_open: bool, high_open: bool) -> None:
-        start = s.Cdr.start_utc
-        stmt = select(s.Cdr.id, s.Cdr.calling, s.Cdr.called, s.Cdr.start_utc, s.Cdr.duration_s).where(
-            start > low.to_pydatetime() if low_open else start >= low.to_pydatetime(),
-            start < high.to_pydatetime() if high_open else start <= high.to_pydatetime())
-        if self.file_id is not None:
-            stmt = stmt.where(s.Cdr.file_id != self.file_id)
-        self.index.add(read_columns(connection, stmt, integers=("id", "calling", "called", "duration_s"),
-                                    datetimes=("start_utc",)))
+        second = pd.Timedelta(seconds=1)  # times are whole seconds: an open bound is the next second
+        low, high = (low + second if low_open else low), (high if high_open else high + second)
+        calls = call_store.read(connection, low.to_pydatetime(), high.to_pydatetime(), ["id", *CALL_KEY],
+                                not_file=self.file_id)
+        self.index.add(calls)
 
     def duplicates(self, connection, cand: pd.DataFrame) -> pd.Series:
         """For each candidate, the id of the identical stored call, or <NA>."""

@@ -37,10 +37,12 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from workbench.config import Settings
+from workbench.db import calls as call_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.money import CENT_SCALE, PRICE_SCALE, to_decimal
 from workbench.period import Period
+from workbench.reads.calls import ids_among
 from workbench.reads.selection import invoiced_customers, reopened, selected_customers
 
 #: the columns of a balance frame
@@ -106,8 +108,9 @@ def _records(connection: Connection, period: Period, timezone: str, lines: _Line
     lo, hi = period.utc_bounds(timezone)
     # the files holding calls of the period, or rejected records of it (a file loaded twice
     # under another name brings duplicates only)
-    files = select(s.Cdr.file_id).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).union(
-        select(s.CdrReject.file_id).where(s.CdrReject.start_utc >= lo, s.CdrReject.start_utc < hi))
+    files = sorted(set(call_store.files_with_calls(connection, lo, hi)) | set(connection.execute(
+        select(s.CdrReject.file_id).where(s.CdrReject.start_utc >= lo, s.CdrReject.start_utc < hi).distinct()
+    ).scalars()))
     received = connection.execute(select(func.count(), func.coalesce(func.sum(s.CdrFile.records), 0))
                                   .where(s.CdrFile.id.in_(files))).one()
     files_text = f"{received[0]} file" + ("" if received[0] == 1 else "s")
@@ -126,9 +129,8 @@ def _records(connection: Connection, period: Period, timezone: str, lines: _Line
     for line in sorted(counts.index, key=lambda x: (not x.startswith("rejected"), x)):
         lines.add(section, line, _int(counts[line]))
         parts.append((_int(counts[line]),))
-    of_files = select(func.count()).where(s.Cdr.file_id.in_(files))
-    all_calls = connection.execute(of_files).scalar_one()
-    own = connection.execute(of_files.where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi)).scalar_one()
+    all_calls = call_store.count_of_files(connection, files)
+    own = len(call_store.read(connection, lo, hi, ["id"], files=files))
     counts = {False: all_calls - own, True: own}
     lines.add(section, "accepted: calls of other periods", counts.get(False, 0))
     lines.add(section, f"accepted: calls of {period}", counts.get(True, 0))
@@ -139,14 +141,18 @@ def _records(connection: Connection, period: Period, timezone: str, lines: _Line
 def _calls(connection: Connection, period: Period, timezone: str, lines: _Lines) -> int:
     section = "2. Calls of the period"
     lo, hi = period.utc_bounds(timezone)
-    calls = read_frame(connection, select(
-        s.Cdr.id, s.Cdr.duration_s, s.RatedCall.cdr_id.label("rated"), s.RatingError.reason,
-    ).outerjoin(s.RatedCall, s.RatedCall.cdr_id == s.Cdr.id).outerjoin(s.RatingError, s.RatingError.cdr_id == s.Cdr.id)
-        .where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi))
+    calls = call_store.read(connection, lo, hi, ["id", "duration_s"])
+    ids = calls["id"].to_numpy()
+    calls["rated"] = np.isin(ids, ids_among(connection, s.RatedCall.cdr_id, ids))
+    errors = read_frame(connection, select(s.RatingError.cdr_id, s.RatingError.reason).where(
+        s.RatingError.cdr_id.between(int(ids.min()), int(ids.max())))) if len(ids) else None
+    reasons = (errors.assign(cdr_id=errors["cdr_id"].astype(np.int64)).set_index("cdr_id")["reason"]
+               if errors is not None and len(errors) else pd.Series(dtype=object))
+    calls["reason"] = calls["id"].map(reasons).astype(object)
     seconds = calls["duration_s"].astype(np.int64)
     total = (len(calls), int(seconds.sum()))
     lines.add(section, f"calls of {period}", *total)
-    rated = calls["rated"].notna()
+    rated = calls["rated"]
     parts = [(int(rated.sum()), int(seconds[rated].sum()))]
     lines.add(section, "rated", *parts[0])
     failed = calls[calls["reason"].notna()]

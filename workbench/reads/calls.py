@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
+from workbench.db import calls as call_store
 from workbench.db import schema as s
 from workbench.db.frames import read_columns, read_frame
 from workbench.errors import Problem, problems_frame
@@ -83,48 +84,54 @@ def subscriptions_with_allowances(connection: Connection) -> tuple[pd.DataFrame,
 _BILLED_RATING = (s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.allowance_s)
 
 
+def ids_among(connection: Connection, column, ids: np.ndarray, *where) -> np.ndarray:
+    """Of the call ids ``ids``, those in ``column`` (a call id column: ``RatedCall.cdr_id``,
+    ``RatingError.cdr_id``) of the rows meeting ``where``: read within the range of ``ids``
+    (by the column's index; about 8 bytes an id, other calls of the range included), told apart
+    in memory."""
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    found = read_columns(connection, select(column.label("id")).where(
+        column.between(int(ids.min()), int(ids.max())), *where), integers=("id",))["id"].to_numpy()
+    return found[np.isin(found, ids)]
+
+
+def _billed_ratings(connection: Connection, billed_ids: np.ndarray) -> pd.DataFrame:
+    """The ratings of the billed calls ``billed_ids``: customer_id, zone_code, allowance_s."""
+    if not len(billed_ids):  # none: the same columns, empty
+        return read_frame(connection, select(*_BILLED_RATING).where(s.RatedCall.cdr_id.is_(None)))
+    ratings = read_frame(connection, select(s.RatedCall.cdr_id, *_BILLED_RATING).where(
+        s.RatedCall.cdr_id.between(int(billed_ids.min()), int(billed_ids.max())), s.RatedCall.invoice_id.is_not(None)))
+    keep = np.isin(ratings["cdr_id"].to_numpy(dtype=np.int64), billed_ids)
+    return ratings[keep].drop(columns=["cdr_id"]).reset_index(drop=True)
+
+
 def period_calls(connection: Connection, period: Period, timezone: str, billed: bool | None) -> pd.DataFrame:
     """The stored calls of ``period``: those not yet billed (``billed=False``, to rate), every
-    one (``billed=None``, as a what-if rates them), or the ratings of those already billed
+    one (``billed=None``, as a what-if rates them: ``cdr_id``, ``start_utc`` datetime64[s] UTC,
+    ``calling``, ``called``, ``duration_s`` int64), or the ratings of those already billed
     (``billed=True``: customer_id, zone_code, allowance_s)."""
-    lo, hi = period.utc_bounds(timezone)
+    unbilled, billed_ratings = unbilled_and_billed(connection, period, timezone)
     if billed:
-        stmt = select(*_BILLED_RATING).join(s.Cdr, s.Cdr.id == s.RatedCall.cdr_id).where(
-            s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi, s.RatedCall.invoice_id.is_not(None))
-        return read_frame(connection, stmt)
-    stmt = select(
-        s.Cdr.id.label("cdr_id"), s.Cdr.start_utc, s.Cdr.calling, s.Cdr.called, s.Cdr.duration_s
-    ).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi)
+        return billed_ratings
     if billed is False:
-        billed_ids = select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id.is_not(None))
-        stmt = stmt.where(s.Cdr.id.not_in(billed_ids))
-    return read_columns(connection, stmt, integers=("cdr_id", "calling", "called", "duration_s"),
-                        datetimes=("start_utc",))
+        return unbilled
+    every = call_store.read(connection, *period.utc_bounds(timezone),
+                            ["id", "start_utc", "calling", "called", "duration_s"])
+    return every.rename(columns={"id": "cdr_id"})
 
 
 def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What :func:`period_calls` gives with ``billed=False`` and with ``billed=True``, read so
     that a month none of whose calls is billed (a month rated before its production run) costs
-    one read of its calls: the period's calls once (by the index on the start), then the ids of
-    the billed ratings within the range of their ids, as integers (by the key of
-    ``rated_calls``; about 8 bytes each, other months' billed calls of the range included), told
-    apart in memory; only when some of the period's calls are billed, their ratings as
-    ``billed=True`` reads them. (A ``NOT IN`` of the billed calls and a join of the period's
-    calls with their ratings each looked up a rating for every call: on SQLite, a second per
-    million calls with none billed.)"""
-    every = period_calls(connection, period, timezone, billed=None)
+    one read of its calls: the period's calls once (:func:`workbench.db.calls.read`), then the
+    ids of the billed ratings within the range of their ids (by the key of ``rated_calls``),
+    told apart in memory; only when some of the period's calls are billed, their ratings."""
+    every = call_store.read(connection, *period.utc_bounds(timezone),
+                            ["id", "start_utc", "calling", "called", "duration_s"]).rename(columns={"id": "cdr_id"})
     ids = every["cdr_id"].to_numpy()
-    billed_ids = np.zeros(0, dtype=np.int64)
-    if len(ids):
-        in_range = read_columns(connection, select(s.RatedCall.cdr_id).where(
-            s.RatedCall.cdr_id.between(int(ids.min()), int(ids.max())), s.RatedCall.invoice_id.is_not(None)),
-            integers=("cdr_id",))["cdr_id"].to_numpy()
-        billed_ids = in_range[np.isin(in_range, ids)]
-    if len(billed_ids):
-        billed = period_calls(connection, period, timezone, billed=True)
-    else:  # none: the same columns, empty
-        billed = read_frame(connection, select(*_BILLED_RATING).where(s.RatedCall.cdr_id.is_(None)))
-    return every[~np.isin(ids, billed_ids)].reset_index(drop=True), billed
+    billed_ids = ids_among(connection, s.RatedCall.cdr_id, ids, s.RatedCall.invoice_id.is_not(None))
+    return every[~np.isin(ids, billed_ids)].reset_index(drop=True), _billed_ratings(connection, billed_ids)
 
 
 def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:
@@ -142,15 +149,18 @@ def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:
 def unrated_calls(connection: Connection, period: Period, timezone: str) -> pd.DataFrame:
     """The calls stored up to the end of ``period`` that were never rated: no rating and no rating
     error (loaded after the last rating of their period, or a rating that failed), by period:
-    ``period`` (``YYYY-MM``, local to ``timezone``), ``calls``. Empty when every call is rated."""
+    ``period`` (``YYYY-MM``, local to ``timezone``), ``calls``. Empty when every call is rated.
+    Reads the ids of every call up to then (the whole history: about 16 bytes a call)."""
     _, hi = period.utc_bounds(timezone)
-    rated = select(s.RatedCall.cdr_id).where(s.RatedCall.cdr_id == s.Cdr.id).exists()
-    failed = select(s.RatingError.cdr_id).where(s.RatingError.cdr_id == s.Cdr.id).exists()
-    frame = read_frame(connection, select(s.Cdr.start_utc).where(s.Cdr.start_utc < hi, ~rated, ~failed))
+    calls = call_store.read(connection, None, hi, ["id", "start_utc"])
+    ids = calls["id"].to_numpy()
+    done = np.union1d(ids_among(connection, s.RatedCall.cdr_id, ids),
+                      ids_among(connection, s.RatingError.cdr_id, ids))
+    frame = calls[~np.isin(ids, done)]
     if frame.empty:
         return pd.DataFrame({"period": pd.Series(dtype=object), "calls": pd.Series(dtype="int64")})
-    local = (pd.to_datetime(frame["start_utc"]).dt.tz_localize("UTC").dt.tz_convert(timezone))
-    periods = local.dt.strftime("%Y-%m")
+    local = pd.to_datetime(local_seconds(epoch_seconds(frame["start_utc"]), timezone), unit="s")
+    periods = pd.Series(local).dt.strftime("%Y-%m")
     return periods.value_counts().sort_index().rename_axis("period").reset_index(name="calls")
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
 
 from workbench.config import Settings
+from workbench.db import calls as call_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.errors import InputError
@@ -179,7 +180,7 @@ def run_report(engine: Engine, run_id: int, settings: Settings | None = None,
         balance_run = run if run["kind"] == "preprod" else run_row(connection, run["source_run_id"])
         balance = balance_of(connection, balance_run, options_of(balance_run).customers, settings)
         lo, hi = period.utc_bounds(settings.timezone)
-        files = select(s.Cdr.file_id).where(s.Cdr.start_utc >= lo, s.Cdr.start_utc < hi).distinct()
+        files = call_store.files_with_calls(connection, lo, hi)
         rejected = read_frame(connection, select(
             s.CdrFile.name.label("file"), s.CdrReject.reason, func.count().label("records"),
         ).join(s.CdrFile, s.CdrFile.id == s.CdrReject.file_id).where(s.CdrReject.file_id.in_(files))

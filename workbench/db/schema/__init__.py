@@ -26,7 +26,7 @@ from workbench.db.schema.billing import (
     SepaFile,
 )
 from workbench.db.schema.calls import (
-    Cdr,
+    CallBlock,
     CdrFile,
     CdrReject,
     RatedCall,
@@ -54,7 +54,7 @@ __all__ = [
     "Allowance",
     "Base",
     "BillingRun",
-    "Cdr",
+    "CallBlock",
     "CdrFile",
     "CdrReject",
     "Contact",

@@ -1,4 +1,4 @@
-"""Calls: CDR files, the calls they hold, rejected records, rated calls and calls not rated."""
+"""Calls: CDR files, the blocks of calls they brought, rejected records, rated calls and calls not rated."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -32,26 +32,28 @@ class CdrFile(Base):
     rejected: Mapped[int] = mapped_column(Integer)
 
 
-class Cdr(Base):
-    """An accepted call. A call is the same call whatever file brought it: same calling and
-    called numbers, start second and duration."""
+class CallBlock(Base):
+    """A block of accepted calls (:mod:`workbench.db.calls`, which alone reads and writes
+    ``data``): up to a chunk of one file's calls of one UTC month, as a Parquet file. A call is
+    the same call whatever file brought it: same calling and called numbers, start second and
+    duration; each is stored once (the loads check it under :func:`workbench.db.calls.lock`).
+    The call ids of a block run from ``first_id`` to ``last_id``; its calls start from
+    ``start_min`` to ``start_max`` (naive UTC, inclusive)."""
 
-    __tablename__ = "cdrs"
+    __tablename__ = "call_blocks"
     __table_args__ = (
-        # led by the start time: it finds a period's calls, and calls stored in start order
-        # write it in order (migration 0018_volume_keys)
-        UniqueConstraint("start_utc", "calling", "called", "duration_s", name="uq_cdrs_call"),
+        Index("ix_call_blocks_start", "start_min", "start_max"),
+        Index("ix_call_blocks_ids", "first_id", "last_id"),
+        Index("ix_call_blocks_file_id", "file_id"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("cdr_files.id"))
-    line_no: Mapped[int] = mapped_column(Integer)
-    start_utc: Mapped[datetime] = mapped_column(DateTime)
-    # E.164 numbers as their digits (+33612345678 -> 33612345678): E.164 digits never start
-    # with 0 and are at most 15, so the integer is exact; compact, and rated without parsing
-    calling: Mapped[int] = mapped_column(BigInteger)
-    called: Mapped[int] = mapped_column(BigInteger)
-    duration_s: Mapped[int] = mapped_column(Integer)
-    switch_id: Mapped[str] = mapped_column(String(64), default="")
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    calls: Mapped[int] = mapped_column(Integer)
+    start_min: Mapped[datetime] = mapped_column(DateTime)
+    start_max: Mapped[datetime] = mapped_column(DateTime)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class CdrReject(Base):
@@ -73,7 +75,7 @@ class CdrReject(Base):
     message: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10), default="final", server_default="final")
-    # the call as read (set for the pending reasons only): as in ``cdrs``
+    # the call as read (set for the pending reasons only): as a stored call (workbench.db.calls)
     start_utc: Mapped[datetime | None] = mapped_column(DateTime)
     calling: Mapped[int | None] = mapped_column(BigInteger)
     called: Mapped[int | None] = mapped_column(BigInteger)
