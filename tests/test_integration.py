@@ -936,7 +936,7 @@ def test_a_session_waiting_behind_a_load_does_not_stop_it(loaded_reference, sett
     # afterwards) and commits
     engine = loaded_reference
     if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite: a load reads and writes on one connection")
+        pytest.skip("PostgreSQL's lock queue: SQLite has one writer at a time")
     assert load_cdr_file(engine, month_of_calls(tmp_path / "before.csv", "A", calls=60), settings, NOW).accepted == 60
     other = ExclusiveRequest(engine)
 
