@@ -223,14 +223,17 @@ TABLES = [table for table in s.Base.metadata.sorted_tables]
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
-    """Number of rows of every table, and under ``calls`` the number of calls stored (in the
-    blocks of ``call_blocks``)."""
+    """Number of rows of every table, under ``calls`` the number of calls stored (in the blocks
+    of ``call_blocks``) and under ``ratings`` the number of ratings (billed rows of
+    ``rated_calls`` and unbilled ones in the blocks of ``rating_blocks``)."""
     with engine.connect() as connection:
         counts = {
             t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
             for t in TABLES
         }
         counts["calls"] = int(connection.execute(select(func.coalesce(func.sum(s.CallBlock.calls), 0))).scalar_one())
+        counts["ratings"] = counts["rated_calls"] + int(connection.execute(
+            select(func.coalesce(func.sum(s.RatingBlock.ratings), 0))).scalar_one())
     return counts
 
 
@@ -252,3 +255,33 @@ def approved(engine: Engine, run_id: int, reviewer: str = "reviewer") -> int:
 
     approve(engine, run_id, reviewer, "checked", datetime(2026, 11, 1, 7, 0))
     return run_id
+
+
+def all_ratings(engine: Engine) -> pd.DataFrame:
+    """Every stored rating, billed or not (:func:`workbench.db.ratings.every`), by call."""
+    from workbench.db import ratings
+
+    with engine.connect() as connection:
+        return ratings.every(connection)
+
+
+def bill_calls(connection, cdr_ids, invoice_id: int, **changes) -> None:
+    """Mark the ratings of the calls ``cdr_ids`` billed by ``invoice_id`` (a bare number will
+    do), as a production run would for their customers' ratings; ``changes``: column -> value
+    to set on them as well (what a test needs to tell them apart)."""
+    import numpy as np
+
+    from workbench.db import ratings
+
+    ids = np.asarray(list(cdr_ids), dtype=np.int64)
+    moved = []
+    for block_id, period, rated_at, block in list(ratings._blocks(connection, [])):
+        mine = np.isin(block["cdr_id"].to_numpy(), ids)
+        if mine.any():
+            moved.append(block[mine].assign(period=period, rated_at=pd.Timestamp(rated_at)))
+            connection.execute(s.RatingBlock.__table__.delete().where(s.RatingBlock.id == block_id))
+            ratings._write(connection, period, block[~mine], rated_at)
+    rows = pd.concat(moved, ignore_index=True).assign(invoice_id=int(invoice_id), **changes)
+    from workbench.db.bulk import insert_frame
+
+    insert_frame(connection, "rated_calls", rows[ratings.COLUMNS])

@@ -62,6 +62,7 @@ from factories import (
     BILLING_PRODUCTS,
     BILLING_SUBSCRIPTIONS,
     all_calls,
+    all_ratings,
     approved,
     billing_reference_folder,
     native_cdrs,
@@ -218,7 +219,7 @@ def invoice_ids(engine: Engine, run_id: int) -> dict[str, int]:
 
 def call_invoices(engine: Engine) -> dict[str, object]:
     """The ``invoice_id`` of each rated call, by switch call id (None: not billed)."""
-    rows = with_switch_ids(engine, frame(engine, select(s.RatedCall.cdr_id, s.RatedCall.invoice_id)))
+    rows = with_switch_ids(engine, all_ratings(engine))
     return {k: (None if pd.isna(v) else int(v)) for k, v in rows[["switch_id", "invoice_id"]].values}
 
 
@@ -231,8 +232,7 @@ def with_switch_ids(engine: Engine, rated: pd.DataFrame) -> pd.DataFrame:
 
 def test_october_invoices_match_the_hand_calculation(october):
     engine = october.engine
-    rated = with_switch_ids(engine, frame(engine, select(
-        s.RatedCall.cdr_id, s.RatedCall.price_units, s.RatedCall.allowance_s, s.RatedCall.rule))).set_index("switch_id")
+    rated = with_switch_ids(engine, all_ratings(engine)).set_index("switch_id")
     assert {k: int(v) for k, v in rated["price_units"].items()} == CALL_PRICES
     # the allowance: X2 all in it, X3 crosses it (100 of its 200 s covered), X4 after it
     assert {k: int(rated.loc[k, "allowance_s"]) for k in ("X2", "X3", "X4")} == {"X2": 500, "X3": 100, "X4": 0}
@@ -315,7 +315,7 @@ def test_preprod_changes_nothing_production_depends_on(october):
     counts_before = table_counts(engine)
 
     first = preprod(engine, OPTIONS, settings, NOW)
-    calls = frame(engine, select(s.RatedCall.invoice_id))
+    calls = all_ratings(engine)
     assert len(calls) == 7 and calls["invoice_id"].isna().all()
     one_offs = frame(engine, select(s.OneOffCharge.invoice_id))
     assert len(one_offs) == 3 and one_offs["invoice_id"].isna().all()
@@ -826,7 +826,8 @@ def test_a_reopening_credit_note_lets_the_period_be_invoiced_again(october):
         return int(frame(engine, select(s.Invoice.id).where(s.Invoice.number == number)).iloc[0, 0])
 
     def billed_by(invoice_id):
-        calls = frame(engine, select(s.RatedCall.cdr_id).where(s.RatedCall.invoice_id == invoice_id))
+        calls = all_ratings(engine)
+        calls = calls[calls["invoice_id"] == invoice_id]
         charges = frame(engine, select(s.OneOffCharge.id).where(s.OneOffCharge.invoice_id == invoice_id))
         return sorted(calls["cdr_id"].astype(int)), sorted(charges["id"].astype(int))
 
@@ -904,8 +905,8 @@ def test_a_reopening_credit_note_waits_for_a_production_of_its_period(october, m
     threads[0].join(30)
     assert outcome == ["A2026-000001"] and done.invoices == 0
     c1 = october.ids["C1"]
-    unbilled = frame(engine, select(s.RatedCall.cdr_id).where(s.RatedCall.customer_id == c1,
-                                                              s.RatedCall.invoice_id.is_(None)))
+    unbilled = all_ratings(engine)
+    unbilled = unbilled[(unbilled["customer_id"] == c1) & unbilled["invoice_id"].isna()]
     assert len(unbilled) == 4  # released by the note, after the run
     again = production(engine, preprod(engine, OPTIONS, settings, LATER).run_id, settings, LATER)
     assert again.invoices == 1 and int(stored_invoices(engine, again.run_id).loc["C1", "consumption"]) == 55

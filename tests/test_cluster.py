@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import all_calls, native_cdrs, reference_folder
+from factories import all_calls, all_ratings, native_cdrs, reference_folder
 from pypdf import PdfReader
 from servers import free_port
 from sqlalchemy import select
@@ -122,9 +122,10 @@ def moved_number_operator(tmp_path: Path, settings: Settings):
 def as_expected(engine) -> dict:
     """The stored ratings as ``MOVED_EXPECTED`` (calls by their line in the file: the header is line 1)."""
     with engine.connect() as connection:
-        frame = read_frame(connection, select(s.RatedCall.cdr_id, s.Customer.account_number, s.RatedCall.allowance_s,
-                                              s.RatedCall.price_units, s.RatedCall.rule)
-                           .join(s.Customer, s.Customer.id == s.RatedCall.customer_id))
+        accounts = read_frame(connection, select(s.Customer.id, s.Customer.account_number))
+    accounts = accounts.astype({"id": "int64"}).set_index("id")["account_number"]
+    frame = all_ratings(engine)[["cdr_id", "customer_id", "allowance_s", "price_units", "rule"]]
+    frame["customer_id"] = frame["customer_id"].map(accounts)
     line_of = all_calls(engine).set_index("id")["line_no"]
     frame["cdr_id"] = frame["cdr_id"].astype("int64").map(line_of)
     return {MOVED_CALLS[int(r[0]) - 2][0]: (r[1], int(r[2]), int(r[3]), r[4]) for r in frame.itertuples(index=False)}

@@ -20,13 +20,15 @@ import pytest
 from factories import (
     RATES,
     all_calls,
+    all_ratings,
     asterisk_cdrs,
     asterisk_row,
+    bill_calls,
     native_cdrs,
     reference_folder,
     table_counts,
 )
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from workbench import cli, jobs
 from workbench.config import Settings
@@ -143,7 +145,7 @@ def stored_rejects(engine) -> pd.DataFrame:
 
 def ratings(engine) -> pd.DataFrame:
     """Rated calls with the switch id of their call, by switch id."""
-    rated = frame(engine, select(s.RatedCall.__table__))
+    rated = all_ratings(engine)
     switch_id = all_calls(engine).set_index("id")["switch_id"]
     rated["switch_id"] = rated["cdr_id"].astype("int64").map(switch_id)
     return rated.set_index("switch_id").sort_index()
@@ -362,10 +364,7 @@ def test_rerating_after_a_tariff_change_keeps_billed_calls(loaded_reference, swi
     rate_period(engine, Period.parse("2026-10"), settings, NOW)
     first = ratings(engine)
     with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE rated_calls SET invoice_id = 7001 WHERE cdr_id IN (:a, :b)"),
-            {"a": int(first.loc["A1", "cdr_id"]), "b": int(first.loc["A2", "cdr_id"])},
-        )
+        bill_calls(connection, [int(first.loc["A1", "cdr_id"]), int(first.loc["A2", "cdr_id"])], 7001)
     billed = ratings(engine).loc[["A1", "A2"]]
     assert billed["invoice_id"].tolist() == [7001, 7001]
 
@@ -393,7 +392,7 @@ def test_rerating_after_a_tariff_change_keeps_billed_calls(loaded_reference, swi
     assert others["invoice_id"].isna().all()
     assert {pd.Timestamp(t) for t in others["rated_at"]} == {pd.Timestamp(LATER)}
     counts = table_counts(engine)
-    assert (counts["rated_calls"], counts["rating_errors"]) == (9, 1)
+    assert (counts["ratings"], counts["rating_errors"]) == (9, 1)
 
 
 # A call id is the switch's reference for a call (disputes, tracing back to the switch). One that

@@ -41,7 +41,8 @@ EXPECTED_ROWS = {
     "rate_plans": 1, "zones": 3, "destinations": 4, "time_bands": 1, "rates": 4,
     "rate_intervals": 6, "products": 3, "allowances": 1, "customers": 2, "contacts": 2,
     "lines": 3, "subscriptions": 2, "one_off_charges": 1, "mandates": 1,
-    "cdr_files": 0, "call_blocks": 0, "calls": 0, "cdr_rejects": 0, "rated_calls": 0, "rating_errors": 0,
+    "cdr_files": 0, "call_blocks": 0, "calls": 0, "cdr_rejects": 0, "rated_calls": 0, "rating_blocks": 0,
+    "ratings": 0, "rating_errors": 0,
     "billing_runs": 0, "invoices": 0, "invoice_items": 0, "invoice_vat": 0, "number_sequences": 0,
     "credit_entries": 0, "deliveries": 0, "sepa_files": 0, "sepa_debits": 0, "job_locks": 0,
     "run_approvals": 0, "report_deliveries": 0,
@@ -67,6 +68,7 @@ def test_a_valid_folder_loads(engine, tmp_path):
     counts = load_reference(engine, reference_folder(tmp_path / "ref"))
     assert counts == {name: n for name, n in EXPECTED_ROWS.items()
                       if name not in ("rate_intervals", "cdr_files", "call_blocks", "calls", "cdr_rejects",
+                                      "rating_blocks", "ratings",
                                       "rated_calls", "rating_errors", "billing_runs", "invoices",
                                       "invoice_items", "invoice_vat", "number_sequences", "credit_entries",
                                       "deliveries", "sepa_files", "sepa_debits", "job_locks", "run_approvals",

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
-from factories import all_calls, native_cdrs, reference_folder, table_counts
+from factories import all_calls, all_ratings, bill_calls, native_cdrs, reference_folder, table_counts
 from sqlalchemy import text
 
 from workbench import jobs
@@ -91,88 +91,35 @@ def test_ctrl_c_during_a_rating_leaves_the_ratings_as_before(engine, settings, t
     path.write_bytes(native_cdrs(ROWS))
     jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
     jobs.rate(engine, settings, "2026-10", NOW)
-    with engine.connect() as connection:
-        before = connection.execute(text("SELECT cdr_id, price_units, rated_at FROM rated_calls ORDER BY cdr_id")).all()
-    indexes = _rated_calls_indexes(engine)
-    assert len(before) == 250 and "ix_rated_calls_unbilled" in indexes
-    # (on SQLite the rating builds the index of the unbilled ratings again: its month is all of them)
+    before = all_ratings(engine)[["cdr_id", "price_units", "rated_at"]]
+    assert len(before) == 250 and (before["rated_at"] == pd.Timestamp(NOW)).all()
     assert _interrupted(tmp_path, settings.database_url, "rate") == "stored 250"
-    with engine.connect() as connection:  # still those of the first rating, at NOW
-        after = connection.execute(text("SELECT cdr_id, price_units, rated_at FROM rated_calls ORDER BY cdr_id")).all()
-    assert after == before
-    assert _rated_calls_indexes(engine) == indexes  # the index as it was
+    # still those of the first rating, at NOW
+    pd.testing.assert_frame_equal(all_ratings(engine)[["cdr_id", "price_units", "rated_at"]], before)
 
 
-def test_a_rating_that_fails_while_its_index_is_dropped_leaves_the_index_and_the_ratings(engine, settings, tmp_path,
-                                                                                          monkeypatch):
-    # SQLite: the index of the unbilled ratings is dropped while the month's ratings are written,
-    # in the rating's transaction: a failure there rolls the drop back with the rest (PostgreSQL:
-    # the month's new partition is dropped with it)
-    from sqlalchemy import select
-
-    from workbench import rated_calls
-    from workbench.db import partitions
-    from workbench.db import schema as s
+def test_a_rating_that_fails_while_storing_leaves_the_ratings(engine, settings, tmp_path, monkeypatch):
+    # the month's blocks are replaced in the rating's transaction: a failure while the new ones
+    # are written rolls back the removal of the old ones with the rest
+    from workbench.db import ratings
 
     load_reference(engine, reference_folder(tmp_path / "reference"))
     path = tmp_path / "calls.csv"
     path.write_bytes(native_cdrs(ROWS))
     jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
-    fresh = _rated_calls_indexes(engine)
     jobs.rate(engine, settings, "2026-10", NOW)
-    indexes, before = _rated_calls_indexes(engine), table_counts(engine)
-    if engine.dialect.name == "sqlite":  # built again as the database defined it
-        assert indexes == fresh
-    dropped = []
+    before, counts = all_ratings(engine), table_counts(engine)
+    written = []
 
     def fail(connection, *args):
-        dropped.append("ix_rated_calls_unbilled" not in _rated_calls_indexes_on(connection))
+        written.append(table_counts(engine)["rating_blocks"])  # another session: the old blocks
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(rated_calls, "store_ratings", fail)  # SQLite
-    monkeypatch.setattr(partitions, "insert_frame", fail)  # PostgreSQL
+    monkeypatch.setattr(ratings, "_write", fail)
     with pytest.raises(RuntimeError, match="the disk is full"):
         jobs.rate(engine, settings, "2026-10", datetime(2026, 11, 3))
-    assert dropped == [engine.dialect.name == "sqlite"]
-    assert _rated_calls_indexes(engine) == indexes and table_counts(engine) == before
-    with engine.connect() as connection:
-        assert connection.execute(select(s.RatedCall.rated_at).distinct()).scalars().all() == [NOW]
-
-
-def test_an_index_is_dropped_for_a_bulk_write_only_inside_a_transaction(engine):
-    # SQLite's Python driver begins a transaction at the first write, not at a DDL statement:
-    # dropping the index before any write would be committed at once, and is refused (as it is
-    # on PostgreSQL before the transaction's first statement)
-    from workbench.db.bulk import index_dropped
-
-    unbilled = "ix_rated_calls_unbilled"
-    indexes = _rated_calls_indexes(engine)
-    with engine.connect() as connection:
-        connection.begin()
-        with pytest.raises(RuntimeError, match="needs a transaction under way"):
-            with index_dropped(connection, unbilled):
-                pass
-        connection.execute(text("DELETE FROM rating_errors"))  # a write: the transaction begins
-        with index_dropped(connection, unbilled):
-            assert "ix_rated_calls_unbilled" not in _rated_calls_indexes_on(connection)
-        connection.rollback()
-    assert _rated_calls_indexes(engine) == indexes
-
-
-def _rated_calls_indexes_on(connection) -> dict[str, str]:
-    if connection.dialect.name == "sqlite":
-        rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                                       "AND tbl_name = 'rated_calls'"))
-    else:
-        rows = connection.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE "
-                                       "'rated_calls%'"))
-    return dict(rows.all())
-
-
-def _rated_calls_indexes(engine) -> dict[str, str]:
-    """The indexes of ``rated_calls`` (its partitions' on PostgreSQL) with their definitions."""
-    with engine.connect() as connection:
-        return _rated_calls_indexes_on(connection)
+    assert written and table_counts(engine) == counts
+    pd.testing.assert_frame_equal(all_ratings(engine), before)
 
 
 def test_progress_counts_the_records_loaded_and_the_calls_rated(engine, settings, tmp_path):
@@ -219,9 +166,8 @@ def test_a_rating_reads_the_unbilled_calls_and_the_billed_ratings_of_its_period(
         december_unbilled, december_billed = unbilled_and_billed(connection, Period.parse("2026-12"), tz)
         # billed: two October calls (one of them filed under September) and the September one
         billed_ids = [ids[2], ids[100], ids[252]]
-        connection.execute(text(f"UPDATE rated_calls SET invoice_id = 7, allowance_s = cdr_id WHERE cdr_id IN "
-                                f"({', '.join(map(str, billed_ids))})"))
-        connection.execute(text(f"UPDATE rated_calls SET period = '2026-09' WHERE cdr_id = {ids[100]}"))
+        bill_calls(connection, [ids[2], ids[252]], 7, allowance_s=lambda f: f["cdr_id"])
+        bill_calls(connection, [ids[100]], 7, allowance_s=lambda f: f["cdr_id"], period="2026-09")
         unbilled, billed = unbilled_and_billed(connection, october, tz)
     in_october = sorted(ids[line] for line in range(2, 254) if line != 252)
     assert sorted(none_unbilled["cdr_id"].tolist()) == in_october and none_billed.empty
@@ -260,20 +206,17 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
     jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
     jobs.rate(engine, settings, "2026-10", NOW)
     with engine.begin() as connection:  # one call billed by invoice 7 (no such invoice: a bare number)
-        connection.execute(text("UPDATE rated_calls SET invoice_id = 7 "
-                                "WHERE cdr_id = (SELECT min(cdr_id) FROM rated_calls)"))
+        bill_calls(connection, [int(all_ratings(engine)["cdr_id"].min())], 7)
     queries = {
         # the blocks of the period's calls (to rate, to balance), by start time
         "ix_call_blocks_start": "SELECT id FROM call_blocks WHERE start_min < '2026-10-31 23:00' "
                                 "AND start_max >= '2026-09-30 22:00'",
         # the blocks of some calls (an invoice's details), by id
         "ix_call_blocks_ids": "SELECT id FROM call_blocks WHERE first_id <= 120 AND last_id >= 100",
-        # a customer's unbilled ratings up to a run's period (its selection, the production's marking)
-        "ix_rated_calls_unbilled": "SELECT cdr_id FROM rated_calls WHERE customer_id = 1 "
-                                   "AND period <= '2026-10' AND invoice_id IS NULL",
-        # the same for a run of some customers (billing.inputs: a subquery of the selection)
-        "ix_rated_calls_unbilled ": "SELECT cdr_id FROM rated_calls WHERE customer_id IN (SELECT id FROM customers "
-                                    "WHERE account_number IN ('C1')) AND period <= '2026-10' AND invoice_id IS NULL",
+        # the blocks of a period's unbilled ratings of some customers (a run's inputs, its drafts' details)
+        "ix_rating_blocks_period": "SELECT id FROM rating_blocks WHERE period <= '2026-10' AND customer_min <= 1",
+        # the blocks of the ratings of some calls (the calls never rated, the balance)
+        "ix_rating_blocks_ids": "SELECT id FROM rating_blocks WHERE cdr_min <= 120 AND cdr_max >= 100",
         # an invoice's calls (its details and PDF)
         "ix_rated_calls_invoice_id": "SELECT cdr_id FROM rated_calls WHERE invoice_id = 7",
         # the calls billed that a rating keeps

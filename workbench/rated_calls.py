@@ -7,18 +7,17 @@ count as already consumed when the others are rated again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete
 
 from workbench.config import Settings
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
-from workbench.db.bulk import index_dropped, insert_frame
-from workbench.db.frames import read_frame
-from workbench.db.partitions import lock_partitions, replace_partition
+from workbench.db.bulk import insert_frame
+from workbench.db.partitions import lock_partitions
 from workbench.period import Period
 from workbench.rating import Rater, allowance_buckets, rate
 from workbench.reads import calls as stored_calls
@@ -73,28 +72,13 @@ def rate_inputs(inputs: PeriodInputs, period: Period, timezone: str, rater: Rate
                 consumed=inputs.consumed, timezone=timezone)
 
 
-#: the index of the unbilled ratings (:class:`~workbench.db.schema.RatedCall`), partial
-UNBILLED_INDEX = "ix_rated_calls_unbilled"
-
-
 def store_period(connection, period: Period, rated: pd.DataFrame, errors: pd.DataFrame, now: datetime) -> None:
     """Replace the unbilled ratings and the rating errors of ``period`` by ``rated`` and
-    ``errors`` (in the caller's transaction)."""
+    ``errors`` (in the caller's transaction): the ratings as blocks
+    (:func:`workbench.db.ratings.replace`; :class:`~workbench.errors.RefusedError` for a call
+    rated in another period)."""
     connection.execute(delete(s.RatingError).where(s.RatingError.period == str(period)))
-    if connection.dialect.name == "postgresql":  # a new partition of the period, indexed once
-        replace_partition(connection, "rated_calls", str(period), _ratings_frame(rated),
-                          keep="invoice_id IS NOT NULL", constants={"rated_at": now})
-    else:
-        # the index of the unbilled ratings is built again once when the month's ratings are at
-        # least as many as the other unbilled ones it holds (it holds no billed rating: in the
-        # monthly cycle, the months not yet billed), instead of kept up row by row
-        others = connection.execute(select(func.count()).select_from(s.RatedCall).where(
-            s.RatedCall.invoice_id.is_(None), s.RatedCall.period != str(period))).scalar_one()
-        with index_dropped(connection, UNBILLED_INDEX) if len(rated) >= others else nullcontext():
-            connection.execute(
-                delete(s.RatedCall).where(s.RatedCall.period == str(period), s.RatedCall.invoice_id.is_(None))
-            )
-            store_ratings(connection, rated, now)
+    rating_store.replace(connection, str(period), rated, now)
     insert_frame(connection, "rating_errors", errors)
 
 
@@ -112,7 +96,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     period = Period.parse(period)
     tz = settings.timezone
     with engine.begin() as connection:
-        lock_partitions(connection, "rated_calls")  # one rating at a time swaps a month in
+        lock_partitions(connection, "rated_calls")  # ratings, productions and credit notes one at a time
         inputs = read_period(connection, period, tz)
         result = rate_inputs(inputs, period, tz, rater)
         store_period(connection, period, result.rated, result.errors, now)
@@ -132,22 +116,7 @@ def rate_period(engine: Engine, period: Period | str, settings: Settings, now: d
     )
 
 
-def _ratings_frame(rated: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``rated_calls`` for the frame of :func:`workbench.rating.rate` (without
-    ``rated_at``), in key order."""
-    frame = rated.sort_values("cdr_id", kind="stable")  # the key, written in order
-    frame["rate_id"] = frame["rate_id"].astype("Int64")
-    return frame
-
-
-def store_ratings(connection, rated: pd.DataFrame, now: datetime) -> int:
-    """Bulk-insert rated calls (the frame of :func:`workbench.rating.rate`), rated at ``now``."""
-    return insert_frame(connection, "rated_calls", _ratings_frame(rated).assign(rated_at=pd.Timestamp(now)))
-
-
 def rated_calls(engine: Engine, period: Period | str) -> pd.DataFrame:
-    """The stored ratings of a period."""
+    """The stored ratings of a period, billed or not (:data:`workbench.db.ratings.COLUMNS`), by call."""
     with engine.connect() as connection:
-        return read_frame(
-            connection, select(s.RatedCall.__table__).where(s.RatedCall.period == str(Period.parse(period)))
-        )
+        return rating_store.of_period(connection, str(Period.parse(period)))

@@ -44,6 +44,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from workbench.billing.invoice_numbers import CREDIT_NOTE_SERIES, check_chronology, take_numbers
 from workbench.billing.runs import keep_identity, lock_invoices
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
@@ -156,8 +157,9 @@ def issue_credit_note(engine: Engine, invoice_number: str, reason: str, now: dat
         ).returning(s.Invoice.id)).scalar_one()
         keep_identity(connection, s.Invoice.id == note_id)
         if reinvoice:
-            for table in (s.RatedCall, s.OneOffCharge):
-                connection.execute(update(table).where(table.invoice_id == original["id"]).values(invoice_id=None))
+            rating_store.unbill(connection, int(original["id"]))
+            connection.execute(update(s.OneOffCharge).where(s.OneOffCharge.invoice_id == original["id"])
+                               .values(invoice_id=None))
         if partial:
             connection.execute(insert(s.InvoiceItem).values(
                 invoice_id=note_id, position=1, type="adjustment", description=f"{reason}: {invoice_number}",

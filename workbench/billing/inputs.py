@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, select
 
 from workbench.config import Settings
 from workbench.db import calls as call_store
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.invoicing import BillingInputs, BillingOptions, build_invoices
@@ -82,11 +83,9 @@ def input_frames(connection: Connection, period: Period, customers: pd.DataFrame
             s.OneOffCharge.charge_date < period.end).order_by(s.OneOffCharge.id))
     # the unbilled ratings (of the period, and late ones of earlier periods) are read once: kept
     # whole for the fingerprint, summed for the invoices
-    rated = read(connection, select(
-        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.period, s.RatedCall.zone_code,
-        s.RatedCall.duration_s, s.RatedCall.price_units, s.RatedCall.allowance_s,
-    ).where(s.RatedCall.period <= str(period), s.RatedCall.invoice_id.is_(None),
-            of_selection(s.RatedCall.customer_id, selection)).order_by(s.RatedCall.cdr_id))
+    rated = rating_store.unbilled(connection, upto=str(period), customers=customers["customer_id"].astype(int))[
+        ["cdr_id", "customer_id", "period", "zone_code", "duration_s", "price_units", "allowance_s"]
+    ].sort_values("cdr_id", ignore_index=True)
     frames["rated_calls"] = rated
     lo, hi = period.utc_bounds(settings.timezone)
     frames["calls"] = call_store.read(connection, lo, hi, ["id", "duration_s"]).sort_values("id", ignore_index=True)

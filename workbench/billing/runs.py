@@ -35,6 +35,7 @@ from workbench.billing.invoice_numbers import (
     take_numbers,
 )
 from workbench.config import Settings
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.locks import lock_table
@@ -228,10 +229,7 @@ def _mark_billed(connection: Connection, period: str, built: Invoices, ids: dict
         return
     # the calls the invoices bill: those the run read (its fingerprint was checked in this
     # transaction), the period's and the late ones of earlier periods
-    connection.execute(
-        update(s.RatedCall).where(and_(
-            s.RatedCall.customer_id == bindparam("c"), s.RatedCall.period <= period, s.RatedCall.invoice_id.is_(None)))
-        .values(invoice_id=bindparam("i")), [{"c": c, "i": i} for c, i in ids.items()])
+    rating_store.bill(connection, period, ids)
     one_offs = built.items.dropna(subset=["one_off_id"])
     if len(one_offs):
         connection.execute(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 
 import numpy as np
@@ -16,8 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg.copy import LibpqWriter
-from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 _CHUNK = 200_000
 
@@ -38,35 +35,6 @@ def _python_column(series: pd.Series) -> list:
             values = [str(v) if isinstance(v, Decimal) else v for v in values]
         return values
     return series.tolist()
-
-
-@contextmanager
-def index_dropped(connection: Connection, name: str) -> Iterator[None]:
-    """Drop the index ``name`` for the statements of the block and build it again after it, as
-    the database defines it, in the caller's transaction: an index built once by sorting its
-    rows takes less time than one kept up row by row by a bulk write (on SQLite, a month of
-    ratings: about a second against two or three per million rows). The DDL is transactional
-    (SQLite, PostgreSQL): an exception in the block leaves the index dropped in the transaction,
-    which the caller then rolls back; a rollback, an interruption or a killed process leaves the
-    index as it was.
-
-    Raises :class:`RuntimeError` when no transaction is under way on ``connection`` (on SQLite,
-    Python's driver begins one at the first write, never at a DDL statement, which would then
-    be committed at once)."""
-    driver = connection.connection.driver_connection
-    if connection.dialect.name == "sqlite":
-        under_way = driver.in_transaction
-        definition = connection.execute(text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name"),
-                                        {"name": name}).scalar_one()
-    else:
-        under_way = driver.info.transaction_status != TransactionStatus.IDLE
-        definition = connection.execute(text("SELECT pg_get_indexdef(CAST(:name AS regclass))"),
-                                        {"name": name}).scalar_one()
-    if not under_way:
-        raise RuntimeError(f"dropping {name} for a bulk write needs a transaction under way (a write first)")
-    connection.exec_driver_sql(f"DROP INDEX {name}")
-    yield
-    connection.exec_driver_sql(definition)
 
 
 def insert_frame(connection: Connection, table: str, frame: pd.DataFrame) -> int:

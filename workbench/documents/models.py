@@ -30,6 +30,7 @@ from sqlalchemy import Connection, select
 
 from workbench.config import Settings
 from workbench.db import calls as call_store
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.invoicing.vat import STANDARD, exemption_reason, mention_categories
@@ -134,15 +135,20 @@ def _call_details(connection: Connection, invoices: pd.DataFrame, timezone: str)
     ``mask_called_numbers`` (:func:`called_number`)."""
     out: dict[int, list[dict]] = {}
     columns = (s.RatedCall.cdr_id, s.RatedCall.duration_s, s.RatedCall.zone_code, s.RatedCall.price_units)
+    # (issued: its billed ratings, rows marked with its id; drafts: the customer's unbilled ratings)
     ratings = {}
+    drafts = invoices[invoices["status"] != "issued"]
+    # the drafts' unbilled ratings, each period's read once for the batch
+    unbilled = {period: rating_store.unbilled(connection, period=str(period),
+                                              customers=group["customer_id"].astype(int))
+                for period, group in drafts.groupby("period")}
     for inv in invoices.itertuples(index=False):
-        stmt = select(*columns)
         if inv.status == "issued":
-            stmt = stmt.where(s.RatedCall.invoice_id == int(inv.id))
+            ratings[int(inv.id)] = read_frame(connection, select(*columns).where(s.RatedCall.invoice_id == int(inv.id)))
         else:
-            stmt = stmt.where(s.RatedCall.customer_id == int(inv.customer_id), s.RatedCall.period == inv.period,
-                              s.RatedCall.invoice_id.is_(None))
-        ratings[int(inv.id)] = read_frame(connection, stmt)
+            of_period = unbilled[inv.period]
+            ratings[int(inv.id)] = of_period[of_period["customer_id"] == int(inv.customer_id)][
+                ["cdr_id", "duration_s", "zone_code", "price_units"]].reset_index(drop=True)
     # the calls of every invoice of the batch at once (their blocks read once)
     ids = np.concatenate([r["cdr_id"].to_numpy(dtype=np.int64) for r in ratings.values()] or [np.zeros(0, np.int64)])
     stored = call_store.by_id(connection, ids, ["start_utc", "called"]).set_index("id")

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from workbench.billing import RunSummary, default_dates
 from workbench.billing import delete_run as delete_drafts
 from workbench.billing import preprod as store_preprod
 from workbench.config import Settings
-from workbench.db import schema as s
+from workbench.db import ratings as rating_store
 from workbench.errors import InputError, UnavailableError, WorkbenchError
 from workbench.jobs.documents import PublishReport, publish_documents
 from workbench.jobs.production import run_number
@@ -86,8 +86,7 @@ def period_without_calls(engine: Engine, period: str) -> str | None:
     """The warning for a period that has no rated call (its CDRs not loaded or not rated yet),
     else None."""
     with engine.connect() as connection:
-        calls = connection.execute(select(func.count()).select_from(s.RatedCall)
-                                   .where(s.RatedCall.period == str(period))).scalar_one()
+        calls = rating_store.count(connection, str(period))
     if calls:
         return None
     return (f"period {period} has no rated calls: its invoices have no consumption. Load and rate its CDRs "

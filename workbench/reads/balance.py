@@ -38,11 +38,12 @@ from sqlalchemy import Connection, func, select
 
 from workbench.config import Settings
 from workbench.db import calls as call_store
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.money import CENT_SCALE, PRICE_SCALE, to_decimal
 from workbench.period import Period
-from workbench.reads.calls import ids_among
+from workbench.reads.calls import rated_ids
 from workbench.reads.selection import invoiced_customers, reopened, selected_customers
 
 #: the columns of a balance frame
@@ -143,7 +144,7 @@ def _calls(connection: Connection, period: Period, timezone: str, lines: _Lines)
     lo, hi = period.utc_bounds(timezone)
     calls = call_store.read(connection, lo, hi, ["id", "duration_s"])
     ids = calls["id"].to_numpy()
-    calls["rated"] = np.isin(ids, ids_among(connection, s.RatedCall.cdr_id, ids))
+    calls["rated"] = np.isin(ids, rated_ids(connection, ids))
     errors = read_frame(connection, select(s.RatingError.cdr_id, s.RatingError.reason).where(
         s.RatingError.cdr_id.between(int(ids.min()), int(ids.max())))) if len(ids) else None
     reasons = (errors.assign(cdr_id=errors["cdr_id"].astype(np.int64)).set_index("cdr_id")["reason"]
@@ -173,12 +174,11 @@ def _rated(connection: Connection, run: dict, selection: str, period: Period, ra
     section = "3. Rated calls of the period"
     production_id = connection.execute(select(s.BillingRun.id).where(
         s.BillingRun.source_run_id == run["id"])).scalar() if run["kind"] == "preprod" else run["id"]
-    rated = read_frame(connection, select(
-        s.RatedCall.customer_id, s.RatedCall.duration_s, s.RatedCall.price_units, s.RatedCall.invoice_id,
-        s.Invoice.run_id, s.Invoice.period.label("invoice_period"),
-    ).outerjoin(s.Invoice, s.Invoice.id == s.RatedCall.invoice_id).where(s.RatedCall.period == str(period)))
-    for column in ("customer_id", "duration_s", "price_units"):
-        rated[column] = rated[column].astype(np.int64)
+    rated = rating_store.of_period(connection, str(period), ["customer_id", "duration_s", "price_units", "invoice_id"])
+    invoices = read_frame(connection, select(s.Invoice.id.label("invoice_id"), s.Invoice.run_id,
+                                             s.Invoice.period.label("invoice_period")).where(s.Invoice.id.in_(
+        select(s.RatedCall.invoice_id).where(s.RatedCall.period == str(period)).distinct())))
+    rated = rated.merge(invoices.astype({"invoice_id": "Int64"}), on="invoice_id", how="left")
     total = (len(rated), int(rated["duration_s"].sum()), int(rated["price_units"].sum()))
     lines.add(section, f"rated calls of {period}", total[0], total[1], total[2])
 
@@ -267,15 +267,15 @@ def _late(connection: Connection, period: Period, billed_run: int, promoted: boo
         s.Invoice.run_id == billed_run, s.InvoiceItem.type == "consumption",
         s.InvoiceItem.period_from < period.start, ~reopened()).group_by(s.Invoice.customer_id))
     late_lines = late_lines[~late_lines["customer_id"].astype(int).isin(invoiced_elsewhere)]
-    calls = select(func.count(), func.coalesce(func.sum(s.RatedCall.duration_s), 0),
-                   func.coalesce(func.sum(s.RatedCall.price_units), 0)).where(s.RatedCall.period < str(period))
     if promoted:  # the calls its issued invoices bill
+        calls = select(func.count(), func.coalesce(func.sum(s.RatedCall.duration_s), 0),
+                       func.coalesce(func.sum(s.RatedCall.price_units), 0)).where(s.RatedCall.period < str(period))
         calls = calls.join(s.Invoice, s.Invoice.id == s.RatedCall.invoice_id).where(
             s.Invoice.run_id == billed_run, ~reopened())
+        rated = tuple(int(v) for v in connection.execute(calls).one())
     else:  # the calls its drafts would bill: not billed yet, of the customers with late lines
-        calls = calls.where(s.RatedCall.invoice_id.is_(None),
-                            s.RatedCall.customer_id.in_([int(c) for c in late_lines["customer_id"]]))
-    rated = tuple(int(v) for v in connection.execute(calls).one())
+        late = rating_store.unbilled(connection, before=str(period), customers=late_lines["customer_id"].astype(int))
+        rated = (len(late), int(late["duration_s"].sum()), int(late["price_units"].sum()))
     _in_money(lines, section, ("rated calls of earlier periods billed in this run", rated),
               ("late-call lines on the run's invoices", late_lines))
 

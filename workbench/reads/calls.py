@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from workbench.db import calls as call_store
+from workbench.db import ratings as rating_store
 from workbench.db import schema as s
 from workbench.db.frames import read_columns, read_frame
 from workbench.errors import Problem, problems_frame
@@ -96,6 +97,11 @@ def ids_among(connection: Connection, column, ids: np.ndarray, *where) -> np.nda
     return found[np.isin(found, ids)]
 
 
+def rated_ids(connection: Connection, ids: np.ndarray) -> np.ndarray:
+    """Of the call ids ``ids``, those with a rating, billed or not (int64)."""
+    return np.union1d(ids_among(connection, s.RatedCall.cdr_id, ids), rating_store.unbilled_ids(connection, ids))
+
+
 def _billed_ratings(connection: Connection, billed_ids: np.ndarray) -> pd.DataFrame:
     """The ratings of the billed calls ``billed_ids``: customer_id, zone_code, allowance_s."""
     if not len(billed_ids):  # none: the same columns, empty
@@ -137,12 +143,10 @@ def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -
 def period_ratings(connection: Connection, period: Period) -> pd.DataFrame:
     """The stored ratings of the calls of ``period``, billed or not: cdr_id, customer_id,
     zone_code, band, price_units (1/10,000 EUR), invoiced (bool: on an invoice of a production
-    run)."""
-    frame = read_frame(connection, select(
-        s.RatedCall.cdr_id, s.RatedCall.customer_id, s.RatedCall.zone_code, s.RatedCall.band,
-        s.RatedCall.price_units, s.RatedCall.invoice_id.is_not(None).label("invoiced"),
-    ).where(s.RatedCall.period == str(period)).order_by(s.RatedCall.cdr_id))
-    frame["invoiced"] = frame["invoiced"].astype(bool)
+    run); by call."""
+    frame = rating_store.of_period(connection, str(period), ["cdr_id", "customer_id", "zone_code", "band",
+                                                              "price_units", "invoice_id"])
+    frame["invoiced"] = frame.pop("invoice_id").notna().astype(bool)
     return frame
 
 
@@ -154,8 +158,7 @@ def unrated_calls(connection: Connection, period: Period, timezone: str) -> pd.D
     _, hi = period.utc_bounds(timezone)
     calls = call_store.read(connection, None, hi, ["id", "start_utc"])
     ids = calls["id"].to_numpy()
-    done = np.union1d(ids_among(connection, s.RatedCall.cdr_id, ids),
-                      ids_among(connection, s.RatingError.cdr_id, ids))
+    done = np.union1d(rated_ids(connection, ids), ids_among(connection, s.RatingError.cdr_id, ids))
     frame = calls[~np.isin(ids, done)]
     if frame.empty:
         return pd.DataFrame({"period": pd.Series(dtype=object), "calls": pd.Series(dtype="int64")})
@@ -214,13 +217,12 @@ def traffic_frame(engine, period: str) -> pd.DataFrame:
     """Rated calls of a period by zone and band: calls, minutes (``Decimal``, 2 decimals,
     :func:`workbench.money.minutes`), revenue (EUR)."""
     with engine.connect() as connection:
-        frame = read_frame(connection, select(
-            s.RatedCall.zone_code, s.RatedCall.band, func.count().label("calls"),
-            func.sum(s.RatedCall.duration_s).label("seconds"), func.sum(s.RatedCall.price_units).label("units"),
-        ).where(s.RatedCall.period == str(Period.parse(period))).group_by(s.RatedCall.zone_code, s.RatedCall.band)
-            .order_by(s.RatedCall.zone_code, s.RatedCall.band))
+        rated = rating_store.of_period(connection, str(Period.parse(period)),
+                                       ["zone_code", "band", "duration_s", "price_units"])
+    frame = rated.groupby(["zone_code", "band"], as_index=False, sort=True).agg(
+        calls=("duration_s", "size"), seconds=("duration_s", "sum"), units=("price_units", "sum"))
     frame["minutes"] = frame["seconds"].astype("int64").map(minutes)
-    frame["revenue_eur"] = frame["units"].map(to_decimal)  # exact, in 1/10,000
+    frame["revenue_eur"] = frame["units"].astype("int64").map(to_decimal)  # exact, in 1/10,000
     return frame[["zone_code", "band", "calls", "minutes", "revenue_eur"]]
 
 
@@ -244,17 +246,20 @@ def unrated_frame(engine, period: str) -> pd.DataFrame:
 
 
 def monthly_consumption(engine, account_number: str, months: int = 6) -> pd.DataFrame:
-    """A customer's rated calls by period (latest ``months``): calls, minutes (``Decimal``, 2
-    decimals, :func:`workbench.money.minutes`), amount (EUR)."""
+    """A customer's rated calls by period (latest ``months``), billed or not: calls, minutes
+    (``Decimal``, 2 decimals, :func:`workbench.money.minutes`), amount (EUR)."""
     with engine.connect() as connection:
-        frame = read_frame(connection, select(
+        customer = connection.execute(select(s.Customer.id).where(s.Customer.account_number == account_number)).scalar()
+        billed = read_frame(connection, select(
             s.RatedCall.period, func.count().label("calls"), func.sum(s.RatedCall.duration_s).label("seconds"),
             func.sum(s.RatedCall.price_units).label("units"),
-        ).join(s.Customer, s.Customer.id == s.RatedCall.customer_id)
-            .where(s.Customer.account_number == account_number).group_by(s.RatedCall.period)
-            .order_by(s.RatedCall.period.desc()).limit(months))
-    frame = frame.sort_values("period")
+        ).where(s.RatedCall.customer_id == customer).group_by(s.RatedCall.period))
+        unbilled = rating_store.unbilled(connection, customers=[] if customer is None else [customer])
+    unbilled = unbilled.groupby("period", as_index=False).agg(
+        calls=("cdr_id", "size"), seconds=("duration_s", "sum"), units=("price_units", "sum"))
+    frame = pd.concat([billed.astype({"calls": "int64", "seconds": "int64", "units": "int64"}), unbilled],
+                      ignore_index=True).groupby("period", as_index=False).sum()
+    frame = frame.sort_values("period").tail(months)
     frame["minutes"] = frame["seconds"].astype("int64").map(minutes)
-    frame["amount_eur"] = frame["units"].map(to_decimal)
-    return frame[["period", "calls", "minutes", "amount_eur"]]
-
+    frame["amount_eur"] = frame["units"].astype("int64").map(to_decimal)
+    return frame[["period", "calls", "minutes", "amount_eur"]].reset_index(drop=True)

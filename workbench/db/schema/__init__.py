@@ -30,6 +30,7 @@ from workbench.db.schema.calls import (
     CdrFile,
     CdrReject,
     RatedCall,
+    RatingBlock,
     RatingError,
 )
 from workbench.db.schema.reference import (
@@ -76,6 +77,7 @@ __all__ = [
     "RateInterval",
     "RatePlan",
     "RatedCall",
+    "RatingBlock",
     "RatingError",
     "ReportDelivery",
     "RunApproval",

@@ -86,8 +86,10 @@ class CdrReject(Base):
 
 
 class RatedCall(Base):
-    """The rating of one call. ``invoice_id`` is set when a production invoice bills it; such a
-    rating is never replaced by a re-rating.
+    """The rating of one billed call, with the production invoice that bills it (``invoice_id``);
+    such a rating is never replaced by a re-rating. Unbilled ratings are blocks
+    (:class:`RatingBlock`); a production run moves the ratings it bills here
+    (:func:`workbench.db.ratings.bill`).
 
     On PostgreSQL the table is partitioned by ``period`` (:mod:`workbench.db.partitions`) and its
     primary key is (cdr_id, period), the partition key being part of every unique key there; one
@@ -120,6 +122,29 @@ class RatedCall(Base):
     rule: Mapped[str] = mapped_column(String(40))
     rated_at: Mapped[datetime] = mapped_column(DateTime)
     invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RatingBlock(Base):
+    """A block of unbilled ratings of a period (:mod:`workbench.db.ratings`, which alone reads
+    and writes ``data``): up to 200,000 ratings, by customer and call, as a Parquet file, with
+    the range of their customers and call ids (inclusive) and the time of their rating. A rating
+    of the period replaces its blocks; a production run moves the ratings it bills into
+    :class:`RatedCall` rows."""
+
+    __tablename__ = "rating_blocks"
+    __table_args__ = (
+        Index("ix_rating_blocks_period", "period", "customer_min"),
+        Index("ix_rating_blocks_ids", "cdr_min", "cdr_max"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    customer_min: Mapped[int] = mapped_column(Integer)
+    customer_max: Mapped[int] = mapped_column(Integer)
+    cdr_min: Mapped[int] = mapped_column(BigInteger)
+    cdr_max: Mapped[int] = mapped_column(BigInteger)
+    ratings: Mapped[int] = mapped_column(Integer)
+    rated_at: Mapped[datetime] = mapped_column(DateTime)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RatingError(Base):
