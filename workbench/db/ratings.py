@@ -59,15 +59,28 @@ _PARQUET = {"compression": "zstd", "write_statistics": False, "column_encoding":
 _TEXT = ("destination_prefix", "zone_code", "band", "rule")
 
 
+def _text(values: pd.Series) -> pa.Array:
+    """A text column as Arrow strings; a categorical one (as rating makes them) through its
+    codes, without a Python string per value."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        categories = pa.array(values.cat.categories.astype(str).to_numpy(dtype=object), type=pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories).cast(pa.string())
+    return pa.array(values.astype(object).to_numpy(), type=pa.string(), from_pandas=True)
+
+
 def encode(ratings: pd.DataFrame) -> bytes:
     """A block's bytes: ``ratings`` (the columns of :data:`SCHEMA`) as one Parquet file."""
-    frame = ratings[SCHEMA.names].copy()
-    for column in _TEXT:
-        frame[column] = frame[column].astype(object)
-    frame["rate_id"] = frame["rate_id"].astype("Int64")
-    table = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
+    arrays = []
+    for field in SCHEMA:
+        values = ratings[field.name]
+        if field.name in _TEXT:
+            arrays.append(_text(values))
+        else:
+            arrays.append(pa.array(pd.array(values, dtype="Int64") if field.name == "rate_id" else
+                                   values.to_numpy(dtype=np.int64), type=pa.int64(), from_pandas=True))
     out = io.BytesIO()
-    pq.write_table(table, out, row_group_size=len(frame) or 1, **_PARQUET)
+    pq.write_table(pa.Table.from_arrays(arrays, schema=SCHEMA), out, row_group_size=len(ratings) or 1, **_PARQUET)
     return out.getvalue()
 
 
@@ -77,7 +90,8 @@ def decode(data: bytes, columns: Sequence[str] | None = None) -> pd.DataFrame:
         types_mapper={pa.int64(): None}.get)
     for column in _TEXT:
         if column in frame:
-            frame[column] = frame[column].astype(object)
+            values = frame[column].astype(object)
+            frame[column] = values.where(values.notna(), None)
     if "rate_id" in frame:
         frame["rate_id"] = frame["rate_id"].astype("Int64")
     return frame
@@ -187,7 +201,7 @@ def replace(connection: Connection, period: str, ratings: pd.DataFrame, now: dat
     Raises :class:`~workbench.errors.RefusedError` (``rated_in_another_period``), storing
     nothing, for a call that already has a rating of another period (a call rated under another
     time zone setting): a call has one rating."""
-    ids = np.unique(ratings["cdr_id"].to_numpy(dtype=np.int64))
+    ids = np.sort(ratings["cdr_id"].to_numpy(dtype=np.int64))  # (np.unique: a hash, slower)
     if len(ids):
         where = [s.RatingBlock.period != str(period), s.RatingBlock.cdr_min <= int(ids[-1]),
                  s.RatingBlock.cdr_max >= int(ids[0])]
