@@ -9,6 +9,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from factories import all_ratings
 from sqlalchemy import text
 
 from workbench.db import partitions
@@ -168,7 +169,7 @@ def test_the_migration_moves_the_ratings_into_partitions_and_back(pg_engine):
         insert_frame(connection, "rated_calls", ratings("2026-09", [(1, 100)], invoice_id=7))
         insert_frame(connection, "rated_calls", ratings("2026-10", [(2, 200), (3, 300)]))
         insert_frame(connection, "rated_calls", ratings("2026-13", [(4, 400)]))  # no month: the default partition
-    upgrade(engine)
+    command.upgrade(alembic_config(engine), "0021_no_period_index")
     assert tables(engine) == ["rated_calls", "rated_calls_default", "rated_calls_p2026_09", "rated_calls_p2026_10"]
     assert stored(engine) == {1: ("rated_calls_p2026_09", "2026-09", 100, 7),
                               2: ("rated_calls_p2026_10", "2026-10", 200, None),
@@ -184,8 +185,16 @@ def test_the_migration_moves_the_ratings_into_partitions_and_back(pg_engine):
     assert by_period("rated_calls") == [] and by_period("rated_calls_p2026_10") == []
     command.downgrade(alembic_config(engine), "0020_calls_file_per_statement")
     assert by_period("rated_calls") == ["ix_rated_calls_period"] and len(by_period("rated_calls_p2026_10")) == 1
-    upgrade(engine)
+    command.upgrade(alembic_config(engine), "0021_no_period_index")
     assert by_period("rated_calls") == [] and by_period("rated_calls_p2026_10") == []
+
+    # 0023: the unbilled ratings move into blocks, the billed one stays a row
+    upgrade(engine)
+    assert stored(engine) == {1: ("rated_calls_p2026_09", "2026-09", 100, 7)}
+    unbilled = all_ratings(engine).set_index("cdr_id")
+    assert unbilled.loc[[2, 3, 4], ["period", "price_units"]].values.tolist() == [
+        ["2026-10", 200], ["2026-10", 300], ["2026-13", 400]]
+    assert unbilled.loc[[2, 3, 4], "invoice_id"].isna().all()
 
     command.downgrade(alembic_config(engine), "0018_volume_keys")
     assert tables(engine) == ["rated_calls"]
@@ -313,8 +322,8 @@ def test_production_and_credit_notes_wait_for_a_rating_under_way(pg_engine):
 
 @pytest.mark.postgres
 def test_two_months_rated_at_once_both_land(pg_engine, tmp_path):
-    """Each rating reads the table, then swaps its month in: without waiting for each other from
-    the start, each would wait for the other's read to end (a deadlock)."""
+    """Each rating waits for the other from its start (they read which ratings are billed):
+    both land."""
     import threading
 
     from factories import native_cdrs, reference_folder
@@ -349,5 +358,5 @@ def test_two_months_rated_at_once_both_land(pg_engine, tmp_path):
         thread.join(timeout=120)
     assert failures == []
     assert {p: s.rated for p, s in summaries.items()} == {"2026-10": 40, "2026-11": 40}
-    partitions_of = {v[0] for v in stored(engine).values()}
-    assert partitions_of == {"rated_calls_p2026_10", "rated_calls_p2026_11"}
+    rated = all_ratings(engine)
+    assert rated.groupby("period").size().to_dict() == {"2026-10": 40, "2026-11": 40}

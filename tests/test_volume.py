@@ -3,6 +3,7 @@ PostgreSQL indexes the monthly queries use."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -194,6 +195,7 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
     from conftest import new_postgres_database
 
     from workbench.config import Settings
+    from workbench.db import ratings
     from workbench.db.engine import make_engine, upgrade
 
     url = new_postgres_database(postgres_server)
@@ -205,8 +207,8 @@ def test_postgres_monthly_queries_use_their_indexes(postgres_server, tmp_path):
     path.write_bytes(native_cdrs(ROWS))
     jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
     jobs.rate(engine, settings, "2026-10", NOW)
-    with engine.begin() as connection:  # one call billed by invoice 7 (no such invoice: a bare number)
-        bill_calls(connection, [int(all_ratings(engine)["cdr_id"].min())], 7)
+    with engine.begin() as connection:  # C1's calls billed by invoice 7 (no such invoice: a bare number)
+        ratings.bill(connection, "2026-10", {1: 7})
     queries = {
         # the blocks of the period's calls (to rate, to balance), by start time
         "ix_call_blocks_start": "SELECT id FROM call_blocks WHERE start_min < '2026-10-31 23:00' "
@@ -307,3 +309,41 @@ def test_whether_a_credit_note_reopened_an_invoice_is_found_by_index_on_sqlite(t
         plan = " / ".join(row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
     assert "ix_invoices_corrects_invoice_id" in plan, plan
     engine.dispose()
+
+
+def test_a_call_rated_in_another_period_is_refused_naming_it_and_nothing_is_stored(engine, settings, tmp_path):
+    """A call has one rating: the call of 1 November 00:30 in Paris (31 October 23:30 UTC) rated
+    in November, then October rated with the time zone set to UTC, where it is an October call."""
+    from workbench.errors import RefusedError
+
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    path = tmp_path / "calls.csv"
+    path.write_bytes(native_cdrs([["N1", "2026-11-01T00:30:00+01:00", "+33145000001", "+33155000000", "60"],
+                                  ["O1", "2026-10-20T10:00:00+02:00", "+33145000001", "+33155000000", "60"]]))
+    jobs.load_cdrs(engine, settings, [path], clock=lambda: NOW)
+    assert jobs.rate(engine, settings, "2026-11", NOW).rated == 1
+    assert jobs.rate(engine, settings, "2026-10", NOW).rated == 1
+    before = all_ratings(engine)
+    november = int(all_calls(engine).set_index("switch_id").loc["N1", "id"])
+    with pytest.raises(RefusedError, match=f"call {november} already has a rating of 2026-11") as refused:
+        jobs.rate(engine, dataclasses.replace(settings, timezone="UTC"), "2026-10", datetime(2026, 11, 3))
+    assert refused.value.code == "rated_in_another_period"
+    pd.testing.assert_frame_equal(all_ratings(engine), before)
+
+
+def test_a_block_of_ratings_keeps_every_value_exactly():
+    from workbench.db import ratings
+
+    rated = pd.DataFrame({
+        "cdr_id": [3, 1, 2**40], "customer_id": [7, 7, 9],
+        "destination_prefix": pd.Categorical(["336", "44", "336"]), "zone_code": pd.Categorical(["MOB", "EU", "MOB"]),
+        "band": ["peak", "offpeak", "peak"], "duration_s": [0, 3600, 61], "allowance_s": [0, 1800, 61],
+        "price_units": [0, 9_223_372_036_854_775_807, -1250], "rate_id": pd.array([4, None, 5], dtype="Int64"),
+        "rule": pd.Categorical(["unanswered_free", "allowance_overflow", "allowance"])})
+    back = ratings.decode(ratings.encode(rated))
+    assert back.to_dict("list") == {
+        "cdr_id": [3, 1, 2**40], "customer_id": [7, 7, 9], "destination_prefix": ["336", "44", "336"],
+        "zone_code": ["MOB", "EU", "MOB"], "band": ["peak", "offpeak", "peak"], "duration_s": [0, 3600, 61],
+        "allowance_s": [0, 1800, 61], "price_units": [0, 9_223_372_036_854_775_807, -1250],
+        "rate_id": [4, None, 5], "rule": ["unanswered_free", "allowance_overflow", "allowance"]}
+    assert str(back["rate_id"].dtype) == "Int64" and str(back["price_units"].dtype) == "int64"

@@ -4,9 +4,11 @@ On PostgreSQL, ``rated_calls`` is partitioned by ``period`` (``PARTITION BY LIST
 ``0019_rated_calls_by_period``): one partition per month, named ``rated_calls_pYYYY_MM``, and a
 default partition ``rated_calls_default`` that takes any row of a month without its own.
 
-Why: storing a month of ratings row by row updates every index of the table at each row (in
-PostgreSQL, one index entry and one WAL record per index per row); a month of ratings takes
-longer to index than to copy. :func:`replace_partition` instead copies the rows into a new table
+``rated_calls`` holds the billed ratings (the unbilled ones are blocks,
+:mod:`workbench.db.ratings`): a production run moves a month's billed ratings there in bulk.
+Why partitions: storing a month of ratings row by row updates every index of the table at each
+row (in PostgreSQL, one index entry and one WAL record per index per row); a month of ratings
+takes longer to index than to copy. :func:`replace_partition` instead copies the rows into a new table
 without indexes, builds its indexes once by sorting, and swaps it in for the month's old
 partition, all in the caller's transaction: a rollback, an interruption or a killed process
 leaves the old partition as it was. SQLite has no partitions; its tables are written in place.
@@ -23,8 +25,9 @@ What a partitioned table gives up, and how it is kept:
 * replacing a partition needs an exclusive lock of the table for the swap: readers wait for it.
   It is taken in attempts of :data:`LOCK_ATTEMPT_MS`, so that readers are not queued behind a
   swap that itself waits for a long reader, for at most :data:`LOCK_WAIT_S`;
-* rating writes tables (``CREATE``, ``ATTACH``, ``DROP``): the database user of the workbench owns
-  ``rated_calls`` and may create tables in its schema (as the migrations already require).
+* a production run writes tables (``CREATE``, ``ATTACH``, ``DROP``): the database user of the
+  workbench owns ``rated_calls`` and may create tables in its schema (as the migrations already
+  require).
 """
 
 from __future__ import annotations
@@ -76,12 +79,11 @@ def lock_partitions(connection: Connection, table: str) -> None:
     replacement keeps) to the end of this one, waiting for one under way (a PostgreSQL advisory
     lock; taken again by the same transaction, it is already held).
 
-    Taken first by a transaction that will replace a partition, before it reads ``table``: two
-    ratings of two months would otherwise each wait for the other's read to end. And by a
-    transaction that changes which rows a replacement keeps (a production marking ratings
-    billed, a credit note unbilling them): a rating keeps the billed ratings of its month as
-    they were when it read the month. Nothing on SQLite, which has no partitions and one writer
-    at a time."""
+    Taken first by the transactions that change which ratings are billed (a production run,
+    which replaces the partitions of the months it bills; a credit note that reopens a period)
+    and by a rating, before they read: a rating keeps the billed ratings of its month as they
+    were when it read the month. Nothing on SQLite, which has no partitions and one writer at a
+    time."""
     if connection.dialect.name != "postgresql":
         return
     key = zlib.crc32(f"workbench partitions of {table}".encode())
