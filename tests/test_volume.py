@@ -347,3 +347,34 @@ def test_a_block_of_ratings_keeps_every_value_exactly():
         "allowance_s": [0, 1800, 61], "price_units": [0, 9_223_372_036_854_775_807, -1250],
         "rate_id": [4, None, 5], "rule": ["unanswered_free", "allowance_overflow", "allowance"]}
     assert str(back["rate_id"].dtype) == "Int64" and str(back["price_units"].dtype) == "int64"
+
+
+def test_calls_never_rated_are_counted_by_period_up_to_the_one_asked(engine, settings, tmp_path):
+    from workbench.period import Period
+    from workbench.reads.calls import unrated_calls
+
+    def never_rated(period: str) -> dict[str, int]:
+        with engine.connect() as connection:
+            frame = unrated_calls(connection, Period.parse(period), settings.timezone)
+        return dict(zip(frame["period"], frame["calls"], strict=True))
+
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    first = tmp_path / "first.csv"  # 3 calls of September and 2 of October, local time
+    first.write_bytes(native_cdrs([
+        ["S1", "2026-09-10T10:00:00+02:00", "+33145000001", "+33155000000", "60"],
+        ["S2", "2026-09-30T23:30:00+02:00", "+33145000001", "+33155000000", "60"],  # 21:30 UTC: September
+        ["S3", "2026-09-20T10:00:00+02:00", "+33145000001", "+33155000000", "60"],
+        ["O1", "2026-10-01T00:30:00+02:00", "+33145000001", "+33155000000", "60"],  # 30 Sep 22:30 UTC: October
+        ["O2", "2026-10-20T10:00:00+02:00", "+33145000001", "+33155000000", "60"]]))
+    jobs.load_cdrs(engine, settings, [first], clock=lambda: NOW)
+    assert never_rated("2026-10") == {"2026-09": 3, "2026-10": 2}
+    assert never_rated("2026-09") == {"2026-09": 3}
+    assert never_rated("2026-08") == {}
+    jobs.rate(engine, settings, "2026-10", NOW)
+    assert never_rated("2026-10") == {"2026-09": 3}
+    late = tmp_path / "late.csv"  # an October call loaded after October was rated
+    late.write_bytes(native_cdrs([["O3", "2026-10-21T10:00:00+02:00", "+33145000001", "+33155000000", "60"]]))
+    jobs.load_cdrs(engine, settings, [late], clock=lambda: NOW)
+    jobs.rate(engine, settings, "2026-09", NOW)
+    assert never_rated("2026-10") == {"2026-10": 1}
+    assert never_rated("2026-11") == {"2026-10": 1}

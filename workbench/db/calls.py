@@ -168,6 +168,25 @@ def by_id(connection: Connection, ids: Iterable[int], columns: Sequence[str] = C
     return pd.concat(parts, ignore_index=True).sort_values("id", ignore_index=True)
 
 
+def count(connection: Connection, low: datetime, high: datetime) -> int:
+    """How many stored calls start in [``low``, ``high``): the blocks within it by their counts,
+    only those across a bound read."""
+    inside = connection.execute(select(func.coalesce(func.sum(s.CallBlock.calls), 0)).where(
+        s.CallBlock.start_min >= low, s.CallBlock.start_max < high)).scalar_one()
+    across = [s.CallBlock.start_min < high, s.CallBlock.start_max >= low,
+              (s.CallBlock.start_min < low) | (s.CallBlock.start_max >= high)]
+    edges = 0
+    for _, calls in _blocks(connection, across, ["start_utc"]):
+        starts = calls["start_utc"].to_numpy()
+        edges += int(((starts >= np.datetime64(low, "s")) & (starts < np.datetime64(high, "s"))).sum())
+    return int(inside) + edges
+
+
+def first_start(connection: Connection) -> datetime | None:
+    """The start of the earliest stored call (naive UTC), or None when none is stored."""
+    return connection.execute(select(func.min(s.CallBlock.start_min))).scalar()
+
+
 def files_with_calls(connection: Connection, low: datetime, high: datetime) -> list[int]:
     """The ids of the files holding calls that start in [``low``, ``high``)."""
     calls = read(connection, low, high, ["start_utc"], with_file=True)

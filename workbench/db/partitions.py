@@ -82,9 +82,10 @@ def lock_partitions(connection: Connection, table: str) -> None:
     Taken first by the transactions that change which ratings are billed (a production run,
     which replaces the partitions of the months it bills; a credit note that reopens a period)
     and by a rating, before they read: a rating keeps the billed ratings of its month as they
-    were when it read the month. Nothing on SQLite, which has no partitions and one writer at a
-    time."""
+    were when it read the month. On SQLite, the database's write lock, taken at once by a write
+    that changes nothing: the transaction's reads then come after the writers before it."""
     if connection.dialect.name != "postgresql":
+        connection.execute(text(f"DELETE FROM {table} WHERE {PARTITIONED[table]} < 0"))  # deletes nothing
         return
     key = zlib.crc32(f"workbench partitions of {table}".encode())
     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, text
 
 from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
-from workbench.db.partitions import replace_partition
+from workbench.db.partitions import partition_name, replace_partition
 from workbench.errors import RefusedError
 
 #: the columns of a block, as stored
@@ -139,7 +139,7 @@ def unbilled(connection: Connection, *, period: str | None = None, upto: str | N
     if not parts:
         return _empty()
     frame = pd.concat(parts, ignore_index=True)
-    frame["invoice_id"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    frame["invoice_id"] = pd.arrays.IntegerArray(np.zeros(len(frame), np.int64), np.ones(len(frame), bool))
     return frame[COLUMNS]
 
 
@@ -242,12 +242,28 @@ def bill(connection: Connection, upto: str, invoices: Mapping[int, int]) -> int:
     rows = pd.concat(billed, ignore_index=True)
     rows["invoice_id"] = rows["customer_id"].map({int(c): int(i) for c, i in invoices.items()}).astype(np.int64)
     rows = rows.sort_values("cdr_id", ignore_index=True)[COLUMNS]
-    if connection.dialect.name == "postgresql":  # each month's partition written anew, indexed once
-        for period, of_period_ in rows.groupby("period", sort=True):
+    for period, of_period_ in rows.groupby("period", sort=True):
+        if _rewrite_partition(connection, str(period), len(of_period_)):  # written anew, indexed once
             replace_partition(connection, "rated_calls", str(period), of_period_, keep="invoice_id IS NOT NULL")
-    else:
-        insert_frame(connection, "rated_calls", rows)
+        else:
+            insert_frame(connection, "rated_calls", of_period_)
     return len(rows)
+
+
+def _rewrite_partition(connection: Connection, period: str, new: int) -> bool:
+    """Whether ``new`` billed ratings of ``period`` are stored by writing the month's partition
+    anew (PostgreSQL): when it has none yet, or holds fewer rows than are added (a month's
+    production); rows added one by one cost less than rewriting a big month for a few (late
+    calls, a group of customers billed after the others). Never on SQLite."""
+    if connection.dialect.name != "postgresql":
+        return False
+    try:
+        name = partition_name("rated_calls", period)
+    except ValueError:  # not a month: the default partition's
+        return False
+    held = connection.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+                              {"name": name}).scalar()
+    return held is None or held < new
 
 
 def unbill(connection: Connection, invoice_id: int) -> int:

@@ -15,7 +15,7 @@ from workbench.errors import InputError, UnavailableError
 from workbench.integration import LoadReport, Reprocessing, load_cdr_files, read_mapping, restore_pending
 from workbench.integration import reprocess_rejects as _reprocess_rejects
 from workbench.jobs.progress import Progress, progress_of
-from workbench.jobs.workspace import utc_now
+from workbench.jobs.workspace import objects_before_frozen, utc_now
 from workbench.period import local_date
 from workbench.reference import load_reference as _load_reference
 
@@ -109,7 +109,7 @@ def load_cdrs(engine: Engine, settings: Settings, files: Iterable[str | Path], f
             raise
         raise UnavailableError(f"not loading: {exc}", code=exc.code) from exc
     try:
-        with progress_of(progress, "load-cdrs", unit="records") as on_records:
+        with progress_of(progress, "load-cdrs", unit="records") as on_records, objects_before_frozen():
             return CdrLoad(load_cdr_files(engine, files, settings, clock, fmt, mapping=csv_mapping,
                                           asterisk_times=times, before_each=lock.beat, on_records=on_records))
     finally:

@@ -10,7 +10,7 @@ from workbench.config import Settings
 from workbench.jobs.cluster import Progress as PartitionProgress
 from workbench.jobs.cluster import cluster, partitioned_rater
 from workbench.jobs.progress import Progress, progress_of
-from workbench.jobs.workspace import utc_now
+from workbench.jobs.workspace import objects_before_frozen, utc_now
 from workbench.period import Period
 from workbench.rated_calls import RatingSummary, rate_period
 
@@ -27,7 +27,8 @@ def rate(engine: Engine, settings: Settings, period: Period | str, now: datetime
     period's ratings as they were. :class:`~workbench.errors.InputError` for a bad period or rate
     plan, :class:`~workbench.errors.UnavailableError` for a scheduler that cannot be reached."""
     period = Period.parse(period)
-    with progress_of(progress, f"rate {period}") as update, cluster(settings.dask_scheduler) as on:
+    with (progress_of(progress, f"rate {period}") as update, cluster(settings.dask_scheduler) as on,
+          objects_before_frozen()):
         if on is None:
             return rate_period(engine, period, settings, now or utc_now(), progress=update)
         return rate_period(engine, period, settings, now or utc_now(), progress=update,
