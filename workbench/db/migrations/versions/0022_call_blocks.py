@@ -91,7 +91,8 @@ def upgrade() -> None:
     bind = op.get_bind()
     columns = ['id', 'file_id', 'line_no', 'start_utc', 'calling', 'called', 'duration_s', 'switch_id']
     # a fetch at a time: a file's calls of a month over two fetches make two blocks
-    result = bind.execute(sa.text(f"SELECT {', '.join(columns)} FROM cdrs ORDER BY file_id, start_utc, id"))
+    result = bind.execute(sa.text(f"SELECT {', '.join(columns)} FROM cdrs ORDER BY file_id, start_utc, id")
+                          .execution_options(stream_results=True))  # a server-side cursor on PostgreSQL
     while rows := result.fetchmany(_FETCH):
         _write_blocks(bind, pd.DataFrame(rows, columns=columns))
     if bind.dialect.name == 'postgresql':

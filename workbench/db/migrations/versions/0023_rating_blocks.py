@@ -36,6 +36,21 @@ def _blocks_table():
         'period', 'customer_min', 'customer_max', 'cdr_min', 'cdr_max', 'ratings', 'rated_at', 'data')))
 
 
+def _write_blocks(bind, rows: pd.DataFrame) -> None:
+    """Unbilled rows of ``rated_calls`` into blocks, by period and time of rating."""
+    blocks = []
+    for (period, rated_at), ratings in rows.groupby(['period', 'rated_at'], sort=True):
+        for column in ('cdr_id', 'customer_id', 'duration_s', 'allowance_s', 'price_units'):
+            ratings[column] = ratings[column].astype(np.int64)
+        ratings = ratings.sort_values(['customer_id', 'cdr_id'], ignore_index=True)
+        blocks.append({'period': str(period), 'customer_min': int(ratings['customer_id'].iat[0]),
+                       'customer_max': int(ratings['customer_id'].iat[-1]), 'cdr_min': int(ratings['cdr_id'].min()),
+                       'cdr_max': int(ratings['cdr_id'].max()), 'ratings': len(ratings),
+                       'rated_at': pd.Timestamp(rated_at).to_pydatetime(), 'data': rating_store.encode(ratings)})
+    if blocks:
+        bind.execute(sa.insert(_blocks_table()), blocks)
+
+
 def upgrade() -> None:
     op.create_table(
         'rating_blocks',
@@ -53,22 +68,13 @@ def upgrade() -> None:
     op.create_index('ix_rating_blocks_period', 'rating_blocks', ['period', 'customer_min'])
     op.create_index('ix_rating_blocks_ids', 'rating_blocks', ['cdr_min', 'cdr_max'])
     bind = op.get_bind()
-    rows = pd.DataFrame(bind.execute(sa.text(
-        f"SELECT {', '.join(_COLUMNS)} FROM rated_calls WHERE invoice_id IS NULL ORDER BY cdr_id")).all(),
-        columns=_COLUMNS)
-    blocks = []
-    for (period, rated_at), ratings in rows.groupby(['period', 'rated_at'], sort=True):
-        for column in ('cdr_id', 'customer_id', 'duration_s', 'allowance_s', 'price_units'):
-            ratings[column] = ratings[column].astype(np.int64)
-        ratings = ratings.sort_values(['customer_id', 'cdr_id'], ignore_index=True)
-        for low in range(0, len(ratings), rating_store.BLOCK_RATINGS):
-            block = ratings.iloc[low:low + rating_store.BLOCK_RATINGS]
-            blocks.append({'period': str(period), 'customer_min': int(block['customer_id'].iat[0]),
-                           'customer_max': int(block['customer_id'].iat[-1]), 'cdr_min': int(block['cdr_id'].min()),
-                           'cdr_max': int(block['cdr_id'].max()), 'ratings': len(block),
-                           'rated_at': pd.Timestamp(rated_at).to_pydatetime(), 'data': rating_store.encode(block)})
-    if blocks:
-        bind.execute(sa.insert(_blocks_table()), blocks)
+    # a fetch at a time (a server-side cursor on PostgreSQL): a period's ratings over two fetches
+    # make two sets of blocks, which its readers take together
+    result = bind.execute(sa.text(
+        f"SELECT {', '.join(_COLUMNS)} FROM rated_calls WHERE invoice_id IS NULL "
+        "ORDER BY period, rated_at, customer_id, cdr_id").execution_options(stream_results=True))
+    while fetched := result.fetchmany(rating_store.BLOCK_RATINGS):
+        _write_blocks(bind, pd.DataFrame(fetched, columns=_COLUMNS))
     bind.execute(sa.text("DELETE FROM rated_calls WHERE invoice_id IS NULL"))
 
 
