@@ -77,8 +77,8 @@ def ours(data: Path, url: str, folder: str, preprod: bool = True) -> dict:
     else:
         result = step("preprod + report", jobs.preprod, engine, settings, options, NOW, "bench")
         invoices = result.run.invoices
-    # storage alone: the period's rated calls stored again as rating stores them (on PostgreSQL a
-    # new partition, indexed, swapped in), after the old ones are deleted, in a transaction rolled back
+    # storage alone: the period's rated calls stored again as rating stores them (the period's
+    # blocks of unbilled ratings replaced), in a transaction rolled back
     rated = rated_calls(engine, PERIOD).drop(columns=["id", "rated_at", "invoice_id"], errors="ignore")
     with engine.connect() as connection:
         transaction = connection.begin()
