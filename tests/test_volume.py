@@ -72,6 +72,51 @@ def _interrupted(tmp_path, url: str, *arguments: str) -> str:
     return line.strip()
 
 
+def _killed(tmp_path, url: str, *arguments: str) -> str:
+    """Run SCRIPT, kill it (SIGKILL: no handler, no rollback of its own) once it says it stored
+    something; its first line of output."""
+    script = tmp_path / "step.py"
+    script.write_text(SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), url, *arguments], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("stored"), process.stderr.read()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    return line.strip()
+
+
+def test_a_load_or_a_rating_killed_midway_leaves_the_calls_and_ratings_as_before(engine, settings, tmp_path):
+    load_reference(engine, reference_folder(tmp_path / "reference"))
+    first = tmp_path / "first.csv"
+    first.write_bytes(native_cdrs(ROWS[:10]))
+    jobs.load_cdrs(engine, settings, [first], clock=lambda: NOW)
+    jobs.rate(engine, settings, "2026-10", NOW)
+    data = ("cdr_files", "call_blocks", "calls", "cdr_rejects", "rating_blocks", "rated_calls", "ratings",
+            "rating_errors")
+
+    def stored() -> dict[str, int]:
+        return {table: n for table, n in table_counts(engine).items() if table in data}
+
+    before, ratings_before = stored(), all_ratings(engine)
+    assert (before["calls"], before["ratings"]) == (10, 10)
+    second = tmp_path / "second.csv"
+    second.write_bytes(native_cdrs(ROWS[10:]))  # 240 calls, in the first chunk
+    assert _killed(tmp_path, settings.database_url, "load", str(second)) == "stored 240"
+    assert stored() == before
+    assert _killed(tmp_path, settings.database_url, "rate") == "stored 10"
+    assert stored() == before
+    pd.testing.assert_frame_equal(all_ratings(engine), ratings_before)
+    # the killed load's job lock is taken over (its process is gone), and the file loads whole
+    assert jobs.load_cdrs(engine, settings, [second], clock=lambda: NOW).accepted == 240
+    assert jobs.rate(engine, settings, "2026-10", NOW).rated == 250
+
+
 def test_ctrl_c_during_a_load_leaves_the_database_as_before(engine, settings, tmp_path):
     load_reference(engine, reference_folder(tmp_path / "reference"))
     first = tmp_path / "first.csv"
