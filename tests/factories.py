@@ -272,16 +272,8 @@ def bill_calls(connection, cdr_ids, invoice_id: int, **changes) -> None:
     import numpy as np
 
     from workbench.db import ratings
-
-    ids = np.asarray(list(cdr_ids), dtype=np.int64)
-    moved = []
-    for block_id, period, rated_at, block in list(ratings._blocks(connection, [])):
-        mine = np.isin(block["cdr_id"].to_numpy(), ids)
-        if mine.any():
-            moved.append(block[mine].assign(period=period, rated_at=pd.Timestamp(rated_at)))
-            connection.execute(s.RatingBlock.__table__.delete().where(s.RatingBlock.id == block_id))
-            ratings._write(connection, period, block[~mine], rated_at)
-    rows = pd.concat(moved, ignore_index=True).assign(invoice_id=int(invoice_id), **changes)
     from workbench.db.bulk import insert_frame
 
-    insert_frame(connection, "rated_calls", rows[ratings.COLUMNS])
+    ids = np.asarray(list(cdr_ids), dtype=np.int64)
+    rows = ratings.take(connection, [], lambda block: np.isin(block["cdr_id"].to_numpy(), ids))
+    insert_frame(connection, "rated_calls", rows.assign(invoice_id=int(invoice_id), **changes)[ratings.COLUMNS])

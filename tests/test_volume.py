@@ -52,8 +52,10 @@ else:
 """
 
 
-def _interrupted(tmp_path, url: str, *arguments: str) -> str:
-    """Run SCRIPT, send SIGINT once it says it stored something; its first line of output."""
+def _stopped(tmp_path, url: str, how: signal.Signals, *arguments: str) -> str:
+    """Run SCRIPT, send it ``how`` once it says it stored something; its first line of output.
+    SIGINT: it ends with a KeyboardInterrupt (Ctrl-C); SIGKILL: killed, with no handler and no
+    rollback of its own."""
     script = tmp_path / "step.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": ROOT}
@@ -62,33 +64,25 @@ def _interrupted(tmp_path, url: str, *arguments: str) -> str:
     try:
         line = process.stdout.readline()
         assert line.startswith("stored"), process.stderr.read()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(how)
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode != 0  # KeyboardInterrupt
-    assert "KeyboardInterrupt" in process.stderr.read()
+    if how == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode != 0  # KeyboardInterrupt
+        assert "KeyboardInterrupt" in process.stderr.read()
     return line.strip()
+
+
+def _interrupted(tmp_path, url: str, *arguments: str) -> str:
+    return _stopped(tmp_path, url, signal.SIGINT, *arguments)
 
 
 def _killed(tmp_path, url: str, *arguments: str) -> str:
-    """Run SCRIPT, kill it (SIGKILL: no handler, no rollback of its own) once it says it stored
-    something; its first line of output."""
-    script = tmp_path / "step.py"
-    script.write_text(SCRIPT)
-    process = subprocess.Popen([sys.executable, str(script), url, *arguments], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("stored"), process.stderr.read()
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == -signal.SIGKILL
-    return line.strip()
+    return _stopped(tmp_path, url, signal.SIGKILL, *arguments)
 
 
 def test_a_load_or_a_rating_killed_midway_leaves_the_calls_and_ratings_as_before(engine, settings, tmp_path):

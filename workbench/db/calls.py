@@ -101,15 +101,18 @@ def append(connection: Connection, file_id: int, calls: pd.DataFrame) -> pd.Data
     months = calls["start_utc"].to_numpy().astype("datetime64[M]")
     cuts = np.flatnonzero(months[1:] != months[:-1]) + 1
     bounds = sorted({0, len(calls), *cuts.tolist(), *range(0, len(calls), BLOCK_CALLS)})
-    rows = []
-    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
-        block = calls.iloc[low:high]
-        starts = block["start_utc"].to_numpy()
-        rows.append({"file_id": int(file_id), "first_id": int(block["id"].iat[0]), "last_id": int(block["id"].iat[-1]),
-                     "calls": len(block), "start_min": pd.Timestamp(starts[0]).to_pydatetime(),
-                     "start_max": pd.Timestamp(starts[-1]).to_pydatetime(), "data": encode(block)})
-    connection.execute(insert(s.CallBlock), rows)
+    connection.execute(insert(s.CallBlock), [block_row(file_id, calls.iloc[low:high])
+                                              for low, high in zip(bounds[:-1], bounds[1:], strict=True)])
     return calls
+
+
+def block_row(file_id: int, calls: pd.DataFrame) -> dict:
+    """The row of ``call_blocks`` of a block of ``calls`` (the columns of :data:`COLUMNS`, by
+    start) of the file ``file_id``."""
+    starts, ids = calls["start_utc"].to_numpy(), calls["id"].to_numpy()
+    return {"file_id": int(file_id), "first_id": int(ids.min()), "last_id": int(ids.max()), "calls": len(calls),
+            "start_min": pd.Timestamp(starts[0]).to_pydatetime(), "start_max": pd.Timestamp(starts[-1]).to_pydatetime(),
+            "data": encode(calls)}
 
 
 def _blocks(connection: Connection, where: Iterable, columns: Sequence[str]) -> Iterator[tuple[int, pd.DataFrame]]:
@@ -117,6 +120,17 @@ def _blocks(connection: Connection, where: Iterable, columns: Sequence[str]) -> 
     stmt = select(s.CallBlock.file_id, s.CallBlock.data).where(*where).order_by(s.CallBlock.id)
     for file_id, data in connection.execute(stmt):
         yield int(file_id), decode(data, columns)
+
+
+def _starting_within(calls: pd.DataFrame, low: datetime | None, high: datetime | None) -> np.ndarray:
+    """Whether each of ``calls`` starts at ``low`` or later and before ``high`` (``None``: no bound)."""
+    starts = calls["start_utc"].to_numpy()
+    keep = np.ones(len(calls), dtype=bool)
+    if low is not None:
+        keep &= starts >= np.datetime64(low, "s")
+    if high is not None:
+        keep &= starts < np.datetime64(high, "s")
+    return keep
 
 
 def read(connection: Connection, low: datetime | None = None, high: datetime | None = None,
@@ -137,11 +151,7 @@ def read(connection: Connection, low: datetime | None = None, high: datetime | N
     wanted = list(dict.fromkeys([*columns, *(["start_utc"] if low is not None or high is not None else [])]))
     parts = []
     for file_id, calls in _blocks(connection, where, wanted):
-        keep = np.ones(len(calls), dtype=bool)
-        if low is not None:
-            keep &= calls["start_utc"].to_numpy() >= np.datetime64(low, "s")
-        if high is not None:
-            keep &= calls["start_utc"].to_numpy() < np.datetime64(high, "s")
+        keep = _starting_within(calls, low, high)
         calls = calls[keep] if not keep.all() else calls
         parts.append(calls.assign(file_id=np.int64(file_id)) if with_file else calls)
     out = [*columns, *(["file_id"] if with_file else [])]
@@ -177,8 +187,7 @@ def count(connection: Connection, low: datetime, high: datetime) -> int:
               (s.CallBlock.start_min < low) | (s.CallBlock.start_max >= high)]
     edges = 0
     for _, calls in _blocks(connection, across, ["start_utc"]):
-        starts = calls["start_utc"].to_numpy()
-        edges += int(((starts >= np.datetime64(low, "s")) & (starts < np.datetime64(high, "s"))).sum())
+        edges += int(_starting_within(calls, low, high).sum())
     return int(inside) + edges
 
 

@@ -27,7 +27,7 @@ Frames: ``cdr_id``, ``period`` (``YYYY-MM``), ``customer_id``, ``destination_pre
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -164,17 +164,15 @@ def count(connection: Connection, period: str) -> int:
 
 def of_period(connection: Connection, period: str, columns: Sequence[str] = COLUMNS) -> pd.DataFrame:
     """Every rating of ``period``, billed (rows) or not (blocks): ``columns`` of :data:`COLUMNS`, by call."""
-    billed = _typed(read_frame(connection, select(*(getattr(s.RatedCall, c) for c in columns)).where(
-        s.RatedCall.period == str(period))))
+    return every(connection, columns, period=period)
+
+
+def every(connection: Connection, columns: Sequence[str] = COLUMNS, period: str | None = None) -> pd.DataFrame:
+    """Every rating stored (of ``period`` only, if given), billed (rows) or not (blocks):
+    ``columns`` of :data:`COLUMNS`, by call."""
+    rows = select(*(getattr(s.RatedCall, c) for c in columns))
+    billed = _typed(read_frame(connection, rows if period is None else rows.where(s.RatedCall.period == str(period))))
     unbilled_ = unbilled(connection, period=period)[list(columns)]
-    frame = pd.concat([billed, unbilled_], ignore_index=True) if len(billed) else unbilled_
-    return frame.sort_values("cdr_id", ignore_index=True) if "cdr_id" in frame else frame
-
-
-def every(connection: Connection, columns: Sequence[str] = COLUMNS) -> pd.DataFrame:
-    """Every rating stored, billed (rows) or not (blocks): ``columns`` of :data:`COLUMNS`, by call."""
-    billed = _typed(read_frame(connection, select(*(getattr(s.RatedCall, c) for c in columns))))
-    unbilled_ = unbilled(connection)[list(columns)]
     frame = pd.concat([billed, unbilled_], ignore_index=True) if len(billed) else unbilled_
     return frame.sort_values("cdr_id", ignore_index=True) if "cdr_id" in frame else frame
 
@@ -184,14 +182,17 @@ def _write(connection: Connection, period: str, ratings: pd.DataFrame, rated_at:
     if ratings.empty:
         return
     ratings = ratings.sort_values(["customer_id", "cdr_id"], kind="stable", ignore_index=True)
-    rows = []
-    for low in range(0, len(ratings), BLOCK_RATINGS):
-        block = ratings.iloc[low:low + BLOCK_RATINGS]
-        ids = block["cdr_id"].to_numpy()
-        rows.append({"period": str(period), "customer_min": int(block["customer_id"].iat[0]),
-                     "customer_max": int(block["customer_id"].iat[-1]), "cdr_min": int(ids.min()),
-                     "cdr_max": int(ids.max()), "ratings": len(block), "rated_at": rated_at, "data": encode(block)})
-    connection.execute(insert(s.RatingBlock), rows)
+    connection.execute(insert(s.RatingBlock), [block_row(period, ratings.iloc[low:low + BLOCK_RATINGS], rated_at)
+                                               for low in range(0, len(ratings), BLOCK_RATINGS)])
+
+
+def block_row(period: str, ratings: pd.DataFrame, rated_at: datetime) -> dict:
+    """The row of ``rating_blocks`` of a block of unbilled ``ratings`` of ``period`` (the
+    columns of :data:`SCHEMA`, by customer and call), rated at ``rated_at``."""
+    ids = ratings["cdr_id"].to_numpy()
+    return {"period": str(period), "customer_min": int(ratings["customer_id"].iat[0]),
+            "customer_max": int(ratings["customer_id"].iat[-1]), "cdr_min": int(ids.min()), "cdr_max": int(ids.max()),
+            "ratings": len(ratings), "rated_at": rated_at, "data": encode(ratings)}
 
 
 def replace(connection: Connection, period: str, ratings: pd.DataFrame, now: datetime) -> None:
@@ -224,22 +225,31 @@ def replace(connection: Connection, period: str, ratings: pd.DataFrame, now: dat
     _write(connection, period, ratings, now)
 
 
+def take(connection: Connection, where: Iterable, pick: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
+    """Take out of the blocks meeting ``where`` (criteria on ``rating_blocks``) the ratings that
+    ``pick`` chooses (a frame of a block's ratings -> a boolean mask): each block holding some is
+    written again without them. Returns them with their ``period`` and ``rated_at`` (no
+    ``invoice_id``), in the caller's transaction."""
+    taken = []
+    for block_id, period, rated_at, ratings in list(_blocks(connection, where)):
+        mine = pick(ratings)
+        if not mine.any():
+            continue
+        taken.append(ratings[mine].assign(period=period, rated_at=pd.Timestamp(rated_at)))
+        connection.execute(delete(s.RatingBlock).where(s.RatingBlock.id == block_id))
+        _write(connection, period, ratings[~mine], rated_at)
+    return pd.concat(taken, ignore_index=True) if taken else _empty().drop(columns=["invoice_id"])
+
+
 def bill(connection: Connection, upto: str, invoices: Mapping[int, int]) -> int:
     """Mark billed the unbilled ratings of the periods up to ``upto`` of the customers of
     ``invoices`` (customer id -> the invoice that bills them): they leave the blocks and become
     rows of ``rated_calls`` with their invoice. Returns how many."""
     customers = _ids(invoices.keys())
-    billed = []
-    for block_id, period, rated_at, ratings in list(_blocks(connection, _where(None, upto, None, customers))):
-        mine = np.isin(ratings["customer_id"].to_numpy(), customers)
-        if not mine.any():
-            continue
-        billed.append(ratings[mine].assign(period=period, rated_at=pd.Timestamp(rated_at)))
-        connection.execute(delete(s.RatingBlock).where(s.RatingBlock.id == block_id))
-        _write(connection, period, ratings[~mine], rated_at)
-    if not billed:
+    rows = take(connection, _where(None, upto, None, customers),
+                lambda ratings: np.isin(ratings["customer_id"].to_numpy(), customers))
+    if rows.empty:
         return 0
-    rows = pd.concat(billed, ignore_index=True)
     rows["invoice_id"] = rows["customer_id"].map({int(c): int(i) for c, i in invoices.items()}).astype(np.int64)
     rows = rows.sort_values("cdr_id", ignore_index=True)[COLUMNS]
     for period, of_period_ in rows.groupby("period", sort=True):

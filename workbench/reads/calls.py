@@ -117,14 +117,16 @@ def period_calls(connection: Connection, period: Period, timezone: str, billed: 
     one (``billed=None``, as a what-if rates them: ``cdr_id``, ``start_utc`` datetime64[s] UTC,
     ``calling``, ``called``, ``duration_s`` int64), or the ratings of those already billed
     (``billed=True``: customer_id, zone_code, allowance_s)."""
+    if billed is None:
+        return _calls_of(connection, period, timezone)
     unbilled, billed_ratings = unbilled_and_billed(connection, period, timezone)
-    if billed:
-        return billed_ratings
-    if billed is False:
-        return unbilled
-    every = call_store.read(connection, *period.utc_bounds(timezone),
-                            ["id", "start_utc", "calling", "called", "duration_s"])
-    return every.rename(columns={"id": "cdr_id"})
+    return billed_ratings if billed else unbilled
+
+
+def _calls_of(connection: Connection, period: Period, timezone: str) -> pd.DataFrame:
+    """Every stored call of ``period``: cdr_id, start_utc, calling, called, duration_s."""
+    return call_store.read(connection, *period.utc_bounds(timezone),
+                           ["id", "start_utc", "calling", "called", "duration_s"]).rename(columns={"id": "cdr_id"})
 
 
 def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -133,8 +135,7 @@ def unbilled_and_billed(connection: Connection, period: Period, timezone: str) -
     one read of its calls: the period's calls once (:func:`workbench.db.calls.read`), then the
     ids of the billed ratings within the range of their ids (by the key of ``rated_calls``),
     told apart in memory; only when some of the period's calls are billed, their ratings."""
-    every = call_store.read(connection, *period.utc_bounds(timezone),
-                            ["id", "start_utc", "calling", "called", "duration_s"]).rename(columns={"id": "cdr_id"})
+    every = _calls_of(connection, period, timezone)
     ids = every["cdr_id"].to_numpy()
     billed_ids = ids_among(connection, s.RatedCall.cdr_id, ids, s.RatedCall.invoice_id.is_not(None))
     return every[~np.isin(ids, billed_ids)].reset_index(drop=True), _billed_ratings(connection, billed_ids)

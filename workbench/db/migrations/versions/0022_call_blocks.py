@@ -59,14 +59,8 @@ def _write_blocks(bind, calls: pd.DataFrame) -> None:
         calls[column] = calls[column].astype(np.int64)
     calls['switch_id'] = calls['switch_id'].astype(object)
     month = calls['start_utc'].to_numpy().astype('datetime64[M]')
-    rows = []
-    for _, block in calls.groupby([calls['file_id'], month], sort=True):
-        block = block.sort_values('start_utc', kind='stable')
-        starts = block['start_utc']
-        rows.append({'file_id': int(block['file_id'].iat[0]), 'first_id': int(block['id'].min()),
-                     'last_id': int(block['id'].max()), 'calls': len(block),
-                     'start_min': starts.iat[0].to_pydatetime(), 'start_max': starts.iat[-1].to_pydatetime(),
-                     'data': call_store.encode(block)})
+    rows = [call_store.block_row(int(file_id), block.sort_values('start_utc', kind='stable'))
+            for (file_id, _), block in calls.groupby([calls['file_id'], month], sort=True)]
     if rows:
         bind.execute(sa.insert(_blocks_table()), rows)
 

@@ -42,11 +42,9 @@ def _write_blocks(bind, rows: pd.DataFrame) -> None:
     for (period, rated_at), ratings in rows.groupby(['period', 'rated_at'], sort=True):
         for column in ('cdr_id', 'customer_id', 'duration_s', 'allowance_s', 'price_units'):
             ratings[column] = ratings[column].astype(np.int64)
-        ratings = ratings.sort_values(['customer_id', 'cdr_id'], ignore_index=True)
-        blocks.append({'period': str(period), 'customer_min': int(ratings['customer_id'].iat[0]),
-                       'customer_max': int(ratings['customer_id'].iat[-1]), 'cdr_min': int(ratings['cdr_id'].min()),
-                       'cdr_max': int(ratings['cdr_id'].max()), 'ratings': len(ratings),
-                       'rated_at': pd.Timestamp(rated_at).to_pydatetime(), 'data': rating_store.encode(ratings)})
+        blocks.append(rating_store.block_row(str(period), ratings.sort_values(['customer_id', 'cdr_id'],
+                                                                             ignore_index=True),
+                                             pd.Timestamp(rated_at).to_pydatetime()))
     if blocks:
         bind.execute(sa.insert(_blocks_table()), blocks)
 
