@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from workbench import cli, jobs
 from workbench.config import Settings
+from workbench.db import calls as call_store
 from workbench.db import schema as s
 from workbench.db.frames import read_frame
 from workbench.errors import InputError, UnavailableError
@@ -697,7 +698,7 @@ def test_a_file_read_in_chunks_stores_what_it_stores_read_at_once(loaded_referen
 
 
 def test_a_file_read_in_chunks_finds_stored_calls_before_and_after_the_times_read_so_far(
-        loaded_reference, settings, tmp_path):
+        loaded_reference, settings, tmp_path, monkeypatch):
     engine = loaded_reference
     calls = "call_id,start_time,calling,called,duration_s\n"
 
@@ -712,7 +713,11 @@ def test_a_file_read_in_chunks_finds_stored_calls_before_and_after_the_times_rea
     # and 25 October (new, after them); 20 October (A3, within them) and line 2 again
     second.write_text(calls + call("B1", 12, 9) + call("B2", 14, 9) + call("B3", 1, 10) + call("B4", 25, 9)
                       + call("B5", 20, 10) + call("B6", 12, 9))
+    decoded = []  # the blocks of stored calls the load decodes: the first file's one block, once
+    decode = call_store.decode
+    monkeypatch.setattr(call_store, "decode", lambda data, *a: decoded.append(len(data)) or decode(data, *a))
     report = load_cdr_file(engine, second, settings, NOW, chunk_records=2)
+    assert len(decoded) == 1  # though its three chunks reach before, within and after the times read
     assert (report.records, report.accepted, report.rejected) == (6, 3, 3)
     rejects = stored_rejects(engine).set_index("line_no")
     assert rejects["message"].to_dict() == {

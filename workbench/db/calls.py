@@ -122,6 +122,24 @@ def _blocks(connection: Connection, where: Iterable, columns: Sequence[str]) -> 
         yield int(file_id), decode(data, columns)
 
 
+def blocks_meeting(connection: Connection, low: datetime, high: datetime, columns: Sequence[str],
+                   not_file: int | None = None, read: Iterable[int] = ()) -> Iterator[tuple[int, pd.DataFrame]]:
+    """The blocks holding calls that may start in [``low``, ``high``] (by their range of start
+    times), of every file but ``not_file``, except the blocks ``read`` (their ids): ``(block id,
+    all the block's calls)``, ``columns`` of them. For a reader that keeps what it read, as the
+    load's check of repeated calls does: each block is decoded once, whatever stretches of time
+    the reader asks for in turn."""
+    where = [s.CallBlock.start_min <= high, s.CallBlock.start_max >= low]
+    if not_file is not None:
+        where.append(s.CallBlock.file_id != int(not_file))
+    done = [int(b) for b in read]
+    if done:
+        where.append(s.CallBlock.id.not_in(done))
+    stmt = select(s.CallBlock.id, s.CallBlock.data).where(*where).order_by(s.CallBlock.id)
+    for block_id, data in connection.execute(stmt):
+        yield int(block_id), decode(data, columns)
+
+
 def _starting_within(calls: pd.DataFrame, low: datetime | None, high: datetime | None) -> np.ndarray:
     """Whether each of ``calls`` starts at ``low`` or later and before ``high`` (``None``: no bound)."""
     starts = calls["start_utc"].to_numpy()

@@ -155,40 +155,27 @@ class CallIndex:
 @dataclass
 class StoredCalls:
     """The keys of the calls stored before a file (:data:`CALL_KEY` and ``id``), read from the
-    call store once per stretch of time as the file's chunks need them and kept in a
-    :class:`CallIndex` for the file's transaction (which holds off the other writers of calls,
-    :func:`workbench.db.calls.lock`, so they do not change): a file of a month in several
-    chunks reads the month's stored calls once, not once per chunk. The calls of the file itself (``file_id``) are left
-    out: they are found as earlier lines of the file. Memory: about 48 bytes per stored call of
-    the stretch read."""
+    call store a block at a time as the file's chunks need them (the blocks whose times meet a
+    chunk's) and kept in a :class:`CallIndex` for the file's transaction (which holds off the
+    other writers of calls, :func:`workbench.db.calls.lock`, so they do not change): each block
+    is decoded once for the file, however many of its chunks meet it. The calls of the file
+    itself (``file_id``) are left out: they are found as earlier lines of the file. Memory: about
+    48 bytes per stored call of the blocks read (all of a block's calls, those outside the
+    file's times too)."""
 
     file_id: int | None = None
     index: CallIndex = field(default_factory=lambda: CallIndex("id"))
-    low: pd.Timestamp | None = None
-    high: pd.Timestamp | None = None
-
-    def _read(self, connection, low, high, low_open: bool, high_open: bool) -> None:
-        second = pd.Timedelta(seconds=1)  # times are whole seconds: an open bound is the next second
-        low, high = (low + second if low_open else low), (high if high_open else high + second)
-        calls = call_store.read(connection, low.to_pydatetime(), high.to_pydatetime(), ["id", *CALL_KEY],
-                                not_file=self.file_id)
-        self.index.add(calls)
+    blocks: set[int] = field(default_factory=set)
 
     def duplicates(self, connection, cand: pd.DataFrame) -> pd.Series:
         """For each candidate, the id of the identical stored call, or <NA>."""
         if cand.empty:
             return pd.Series(dtype="Int64")
-        low, high = cand["start_utc"].min(), cand["start_utc"].max()
-        if self.low is None:
-            self._read(connection, low, high, False, False)
-            self.low, self.high = low, high
-        else:
-            if low < self.low:
-                self._read(connection, low, self.low, False, True)
-                self.low = low
-            if high > self.high:
-                self._read(connection, self.high, high, True, False)
-                self.high = high
+        low, high = cand["start_utc"].min().to_pydatetime(), cand["start_utc"].max().to_pydatetime()
+        for block, calls in call_store.blocks_meeting(connection, low, high, ["id", *CALL_KEY], self.file_id,
+                                                      self.blocks):
+            self.index.add(calls)
+            self.blocks.add(block)
         return self.index.find(cand)
 
 
