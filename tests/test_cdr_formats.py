@@ -9,10 +9,12 @@ from __future__ import annotations
 import gzip
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 from factories import NATIVE_HEADER, asterisk_cdrs, asterisk_row, native_cdrs
 
+from workbench.cdr import formats
 from workbench.cdr.formats import ASTERISK, NATIVE, check, parse, read_chunks
 from workbench.errors import InputError
 
@@ -93,6 +95,14 @@ OFFSET_STARTS = [
     ("O16", "2026-10-07T14:36:28.75+02:00", "2026-10-07 12:36:28"),
     ("O17", "2026-10-07T14:36:28+0530", "2026-10-07 09:06:28"),
     ("O18", "2026-10-07T14:36:28+15:00", "2026-10-06 23:36:28"),  # beyond the zones in use, read as written
+    # across a year, before 1970, and the century rules of leap years
+    ("O19", "2026-12-31T23:30:00-01:00", "2027-01-01 00:30:00"),
+    ("O20", "2027-01-01T00:30:00+01:00", "2026-12-31 23:30:00"),
+    ("O21", "1969-12-31T23:59:59Z", "1969-12-31 23:59:59"),
+    ("O22", "2026-03-01T00:00:00+01:00", "2026-02-28 23:00:00"),
+    ("O23", "2400-02-29T00:00:00Z", "2400-02-29 00:00:00"),  # 2400 is a leap year
+    ("O24", "2100-02-29T00:00:00Z", None),  # 2100 is not
+    ("O25", "2026-12-32T00:00:00Z", None),
 ]
 
 
@@ -106,6 +116,29 @@ def test_times_with_an_offset_are_read_to_their_instant_and_days_that_do_not_exi
     bad = {f"O{line - 1}" for line in rejects.loc[rejects["reason"] == "bad_date", "line_no"]}
     assert bad == {cid for cid, _, expected in OFFSET_STARTS if expected is None}
     assert len(rejects) == len(bad)
+
+
+def test_the_usual_times_are_the_instants_pandas_reads_whatever_their_fields():
+    # 3,000 times of the usual form with fields in and out of range (month 0-13, day 0-32, hour
+    # 0-24, minute and second 0-60, years 1600-2499, offsets Z or -14:59 to +14:59): read from
+    # their characters, each is the instant pandas' ISO 8601 parser reads, or NaT where pandas
+    # gives none
+    rng = np.random.default_rng(7)
+    n = 3_000
+    fields = [rng.integers(1600, 2500, n), rng.integers(0, 14, n), rng.integers(0, 33, n), rng.integers(0, 25, n),
+              rng.integers(0, 61, n), rng.integers(0, 61, n)]
+    # and a fifth of them at the end of February of a century's year (leap or not by the 400 rule)
+    fields[0][: n // 5] = rng.choice(np.arange(1600, 2500, 100), n // 5)
+    fields[1][: n // 5], fields[2][: n // 5] = 2, rng.integers(28, 31, n // 5)
+    offsets = [rng.choice(["Z", f"{rng.choice(['+', '-'])}{h:02d}:{m:02d}"])
+               for h, m in zip(rng.integers(0, 15, n), rng.integers(0, 60, n), strict=True)]
+    times = pd.Series([f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}{z}"
+                       for y, mo, d, h, mi, sec, z in zip(*fields, offsets, strict=True)], dtype="string")
+    read = formats._parse_times(times, "iso", "Europe/Paris").utc
+    expected = pd.Series([pd.to_datetime(t, format="ISO8601", utc=True, errors="coerce") for t in times])
+    expected = expected.dt.tz_localize(None).astype("datetime64[s]")
+    assert read.notna().sum() > n // 3 and read.isna().sum() > n // 10  # both kinds well represented
+    pd.testing.assert_series_equal(read, expected, check_names=False, check_index=False)
 
 
 def test_native_record_fields():

@@ -526,34 +526,61 @@ class _Starts:
     summer: pd.Series
 
 
+#: the days of each month of a common year
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+#: where the digits of a time matching :data:`_ISO_SECONDS` are: year, month, day, hour,
+#: minute, second, and the offset's hours and minutes (``+hh:mm``)
+_ISO_DIGITS = {"year": (0, 4), "month": (5, 7), "day": (8, 10), "hour": (11, 13), "minute": (14, 16),
+               "second": (17, 19), "offset_hours": (20, 22), "offset_minutes": (23, 25)}
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """The days since 1970-01-01 of proleptic Gregorian dates (int64 arrays, months 1-12):
+    the civil-to-days algorithm of Howard Hinnant's ``chrono``-compatible date algorithms
+    (https://howardhinnant.github.io/date_algorithms.html#days_from_civil), on arrays."""
+    y = year - (month <= 2)
+    era = y // 400  # floor division: right for years before 0 too
+    year_of_era = y - era * 400
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1  # from 1 March
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
+
+
 def _iso_seconds_utc(values: pd.Series) -> pd.Series:
     """Times matching :data:`_ISO_SECONDS` (``2026-10-07T14:36:28+02:00``, ``...Z``) as naive
-    UTC datetime64[s] (``NaT`` for a day or hour that does not exist, as pandas' ISO 8601
-    parser gives), read by Arrow: the local part by a fixed format, the offset subtracted.
-    Several times as fast as pandas' ISO 8601 parser, which slows down on a chunk holding a
-    time it cannot read."""
-    text = pa.array(values, type=pa.string(), from_pandas=True)
-    written = pc.utf8_slice_codeunits(text, 0, 19)
-    local = pc.strptime(written, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
-    # Arrow's strptime carries over (30 February is 2 March, second 60 the next minute): a time
-    # is kept only if its fields are those written
-    same = None
-    for start, field in ((0, pc.year), (5, pc.month), (8, pc.day), (11, pc.hour), (14, pc.minute), (17, pc.second)):
-        width = 4 if start == 0 else 2
-        equal = pc.equal(field(local), pc.cast(pc.utf8_slice_codeunits(written, start, start + width), pa.int64()))
-        same = equal if same is None else pc.and_(same, equal)
-    local = pc.if_else(same, local, None)
-    zulu = pc.equal(pc.utf8_length(text), 20)
+    UTC datetime64[s] (``NaT`` for a day or time that does not exist: 30 February, 29 February
+    of a common year, hour 24, second 60, as pandas' ISO 8601 parser gives), read from their
+    characters: each time is 20 or 25 ASCII characters at fixed places (the pattern says so),
+    taken as one row of a byte matrix, its digits read and the date counted in days
+    (:func:`_days_from_civil`), the offset subtracted. No Python per time, no parser: about ten
+    times as fast as a fixed-format parse and its checks, and the same instants."""
+    text = pc.utf8_rpad(pa.array(values, type=pa.string(), from_pandas=True), width=25, padding=" ")
+    n = len(text)
+    if n == 0:
+        return pd.Series(np.array([], dtype="datetime64[s]"), index=values.index)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:text.offset + n + 1]
+    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(n, 25)
 
-    def part(start: int) -> np.ndarray:  # the offset's hours or minutes, 0 for Z
-        digits = pc.if_else(zulu, "0", pc.utf8_slice_codeunits(text, start, start + 2))
-        return pc.cast(digits, pa.int64()).to_numpy()
+    def number(field: str) -> np.ndarray:
+        low, high = _ISO_DIGITS[field]
+        value = np.zeros(n, dtype=np.int64)
+        for column in range(low, high):
+            value = value * 10 + (chars[:, column].astype(np.int64) - 48)
+        return value
 
-    sign = np.where(pc.equal(pc.utf8_slice_codeunits(text, 19, 20), "-").to_numpy(zero_copy_only=False), -1, 1)
-    seconds = pc.cast(local, pa.int64()).fill_null(0).to_numpy()
-    utc = pa.array(seconds - sign * (part(20) * 3600 + part(23) * 60), mask=pc.is_null(local).to_numpy(
-        zero_copy_only=False), type=pa.int64()).cast(pa.timestamp("s"))
-    return pd.Series(utc.to_numpy(zero_copy_only=False), index=values.index, dtype="datetime64[s]")
+    year, month, day = number("year"), number("month"), number("day")
+    hour, minute, second = number("hour"), number("minute"), number("second")
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    known_month = (month >= 1) & (month <= 12)
+    month_days = _MONTH_DAYS[np.clip(month, 1, 12) - 1] + ((month == 2) & leap)
+    exists = known_month & (day >= 1) & (day <= month_days) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    zulu = chars[:, 19] == ord("Z")
+    sign = np.where(chars[:, 19] == ord("-"), -1, 1)
+    offset = np.where(zulu, 0, sign * (number("offset_hours") * 3600 + number("offset_minutes") * 60))
+    seconds = (_days_from_civil(year, np.clip(month, 1, 12), day) * 86_400 + hour * 3600 + minute * 60 + second
+               - offset)
+    utc = np.where(exists, seconds, np.iinfo(np.int64).min).view("datetime64[s]")  # the minimum is NaT
+    return pd.Series(utc, index=values.index, dtype="datetime64[s]")
 
 
 def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
