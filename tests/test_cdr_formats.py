@@ -649,7 +649,7 @@ def test_numbers_normalised_at_once_as_phonenumbers_does_one_by_one():
 def test_vectorised_normalisation_agrees_with_phonenumbers_for_every_country_code():
     import numpy as np
 
-    from workbench.phone_numbers import _country_rules, _normalise_slowly, normalise
+    from workbench.phone_numbers import _country_rules, _normalise_slowly, normalise, normalise_digits, to_digits
 
     rng = np.random.default_rng(15)
     codes = list(_country_rules())
@@ -665,6 +665,12 @@ def test_vectorised_normalisation_agrees_with_phonenumbers_for_every_country_cod
     fast, slow = normalise(numbers, "33"), _normalise_slowly(numbers, "33")
     assert fast.fillna("-").tolist() == slow.fillna("-").tolist()
     assert fast.notna().sum() > len(values) // 10  # not only rejections compared
+    # the digits a load stores are those of the same numbers (-1: not a number), with or without
+    # separators anywhere among the values (without any, none is looked for)
+    assert normalise_digits(numbers, "33").tolist() == to_digits(slow).tolist()
+    plain = numbers[~numbers.str.contains("(", regex=False)]
+    assert normalise_digits(plain, "33").tolist() == to_digits(_normalise_slowly(plain, "33")).tolist()
+    assert (normalise_digits(plain, "33") > 0).sum() > len(plain) // 10
 
 
 # --- the columnar reader gives what the csv module gives ------------------------------------

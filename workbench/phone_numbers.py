@@ -70,6 +70,20 @@ def _normalise_slowly(numbers: pd.Series, home_country_code: str) -> pd.Series:
 
 #: the ASCII characters Python's ``\s`` matches (what ``_SEPARATORS`` drops), for Arrow's RE2
 _ASCII_SEPARATORS = r"[\t\n\x0b\x0c\r\x1c-\x1f .\-()/]"
+#: the bytes of those characters (a table of the 256 byte values)
+_SEPARATOR_BYTES = np.zeros(256, dtype=bool)
+_SEPARATOR_BYTES[[*b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f .-()/"]] = True
+
+
+def _any_byte(values: pa.Array, table: np.ndarray) -> bool:
+    """Whether any value of ``values`` (a string array) holds a byte that ``table`` marks."""
+    if not len(values):
+        return False
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + len(values) + 1]
+    data = values.buffers()[2]
+    if data is None:
+        return False
+    return bool(table[np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]].any())
 _NSN_LENGTHS = 18  # national significant numbers of 0 to 17 digits (phonenumbers' maximum)
 
 
@@ -148,9 +162,84 @@ def _scatter(n: int, pieces: list[pa.Array], places: list[np.ndarray], base: pa.
     return values.take(pa.array(index))
 
 
+#: powers of ten, by exponent (int64: numbers of at most 15 digits)
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _CodeTables:
+    """:func:`_country_rules` as arrays indexed by a country calling code's value (0-999; no
+    code starts with 0, so its value tells its digits): ``known[w]`` whether a value of ``w``
+    digits is a code, ``possible[code, n]`` whether a national number of ``n`` digits is
+    possible, ``prefix_width``/``prefix_value`` the code's plain-digit national prefix (width 0:
+    none), ``by_country`` the codes whose national prefix is a pattern (left to
+    :func:`_canonical_by_country`)."""
+
+    known: dict[int, np.ndarray]
+    possible: np.ndarray
+    prefix_width: np.ndarray
+    prefix_value: np.ndarray
+    by_country: np.ndarray
+
+
+@functools.cache
+def _code_tables() -> _CodeTables:
+    known = {width: np.zeros(10 ** width, dtype=bool) for width in (1, 2, 3)}
+    possible = np.zeros((1000, _NSN_LENGTHS), dtype=bool)
+    prefix_width, prefix_value = np.zeros(1000, dtype=np.int64), np.zeros(1000, dtype=np.int64)
+    by_country = np.zeros(1000, dtype=bool)
+    for code, rule in _country_rules().items():
+        value = int(code)
+        known[len(code)][value] = True
+        possible[value] = rule.possible
+        if rule.prefix is not None and rule.literal is None:
+            by_country[value] = True
+        elif rule.literal is not None:
+            prefix_width[value], prefix_value[value] = len(rule.literal), int(rule.literal)
+    return _CodeTables(known, possible, prefix_width, prefix_value, by_country)
+
+
 def _canonical_digits(digits: pa.Array) -> pa.Array:
     """What :func:`_canonical` gives for ``"+" + digits`` (``digits``: ASCII, ``[1-9][0-9]{5,14}``),
-    computed for all at once from phonenumbers' metadata (:func:`_country_rules`): the country
+    for all at once, on the numbers' values (int64, from their digits): the country calling
+    code is the shortest head of 1 to 3 digits that is a known code (:func:`_code_tables`); a
+    number whose national number does not start with its country's national prefix is kept as
+    written when its national number has a possible length, else it is not a possible number.
+    The others (a national prefix written after the country code, or a country whose national
+    prefix is a pattern) go to :func:`_canonical_by_country`, a small part of a month's numbers.
+    The E.164 numbers' digits (int64, as :func:`to_digits` gives them), -1 where the number is
+    not possible."""
+    n = len(digits)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    tables = _code_tables()
+    value = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+    length = pc.binary_length(digits).to_numpy(zero_copy_only=False).astype(np.int64)
+    code, width = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for digits_of_code in (3, 2, 1):  # the shortest known code wins, as in phonenumbers
+        head = value // _POW10[length - digits_of_code]
+        known = tables.known[digits_of_code][head]
+        code[known], width[known] = head[known], digits_of_code
+    national_length = length - width
+    national = value % _POW10[national_length]
+    prefix_width = tables.prefix_width[code]
+    head = national // _POW10[np.maximum(national_length - prefix_width, 0)]
+    prefixed = (prefix_width > 0) & (national_length >= prefix_width) & (head == tables.prefix_value[code])
+    by_country = (width > 0) & (tables.by_country[code] | prefixed)
+    keep = ((width > 0) & ~by_country & (national_length < _NSN_LENGTHS)
+            & tables.possible[code, np.minimum(national_length, _NSN_LENGTHS - 1)])
+    out = np.where(keep, value, np.int64(-1))
+    rows = np.flatnonzero(by_country)
+    if len(rows):
+        out[rows] = to_digits(_canonical_by_country(digits.take(pa.array(rows))))
+    return out
+
+
+def _canonical_by_country(digits: pa.Array) -> pa.Array:
+    """What :func:`_canonical` gives for ``"+" + digits`` (``digits``: ASCII, ``[1-9][0-9]{5,14}``),
+    computed for all at once from phonenumbers' metadata (:func:`_country_rules`), a country
+    calling code at a time on the numbers' text (:func:`_canonical_digits` decides most numbers
+    and leaves this the others): the country
     calling code is the first 1 to 3 digits that are a known code; the rest is the national
     number, a plain national prefix stripped as phonenumbers strips it; the number is possible
     when its national number has a possible length. The values this does not decide (a national
@@ -226,34 +315,52 @@ def normalise(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) ->
     (:func:`_canonical_digits`); the result is the same as phonenumbers' for every number, which
     is called only for the values these rules leave undecided. The values stay in Arrow arrays
     throughout: a ``string`` Series backed by Arrow."""
+    uniques, positions = _normalised_uniques(numbers, home_country_code)
+    text = pc.binary_join_element_wise("+", pc.cast(pa.array(uniques, mask=uniques < 0), pa.string()), "")
+    out = text.take(pa.array(positions, mask=positions < 0))
+    return pd.Series(pd.array(out, dtype="string"), index=numbers.index)
+
+
+def normalise_digits(numbers: pd.Series, home_country_code: str = HOME_COUNTRY_CODE) -> np.ndarray:
+    """:func:`normalise` as the E.164 numbers' digits (:func:`to_digits`): an int64 array, ``-1``
+    where the number is missing or not a possible phone number. What a load stores; it skips
+    the text of each record's number (the distinct numbers' digits are taken for each)."""
+    uniques, positions = _normalised_uniques(numbers, home_country_code)
+    return np.append(uniques, np.int64(-1))[positions]  # position -1: the last, -1
+
+
+def _normalised_uniques(numbers: pd.Series, home_country_code: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``numbers`` normalised (their E.164 digits, int64, -1 where not a
+    possible number), and each number's position among them (int64, -1 where the number is
+    missing)."""
     text = pa.array(numbers.astype("string"), type=pa.string(), from_pandas=True)
     encoded = pc.dictionary_encode(text)
     uniques = encoded.dictionary
-    pieces: list[pa.Array] = []
-    places: list[np.ndarray] = []
+    out = np.full(len(uniques), -1, dtype=np.int64)
     ascii_ = pc.string_is_ascii(uniques).to_numpy(zero_copy_only=False)
     if (~ascii_).any():  # other digits or spaces than ASCII ones: as phonenumbers reads them
         others = np.flatnonzero(~ascii_)
-        slow = _normalise_slowly(pd.Series(uniques.take(pa.array(others)).to_pandas(), dtype="string"),
-                                 home_country_code)
-        pieces.append(pa.array(slow, type=pa.string(), from_pandas=True))
-        places.append(others)
+        out[others] = to_digits(_normalise_slowly(pd.Series(uniques.take(pa.array(others)).to_pandas(),
+                                                            dtype="string"), home_country_code))
     plain = np.flatnonzero(ascii_)
     if len(plain):
-        raw = uniques.take(pa.array(plain))
-        raw = pc.replace_substring(raw, "(0)", "")
-        raw = pc.replace_substring_regex(raw, _ASCII_SEPARATORS, "")
+        raw = uniques.take(pa.array(plain)) if len(plain) < len(uniques) else uniques
+        if _any_byte(raw, _SEPARATOR_BYTES):  # most files write no separators: nothing to drop
+            raw = pc.replace_substring(raw, "(0)", "")
+            raw = pc.replace_substring_regex(raw, _ASCII_SEPARATORS, "")
         after_plus = pc.utf8_slice_codeunits(raw, 1)
         digits = pc.if_else(
             pc.starts_with(raw, "+"), after_plus,
             pc.if_else(pc.starts_with(raw, "00"), pc.utf8_slice_codeunits(raw, 2),
                        pc.if_else(pc.starts_with(raw, "0"),
                                   pc.binary_join_element_wise(home_country_code, after_plus, ""), raw)))
-        well_formed = np.flatnonzero(_regex(digits, r"^[1-9][0-9]{5,14}$"))
-        pieces.append(_canonical_digits(digits.take(pa.array(well_formed))))
-        places.append(plain[well_formed])
-    out = _scatter(len(uniques), pieces, places).take(encoded.indices)
-    return pd.Series(pd.array(out, dtype="string"), index=numbers.index)
+        length = pc.binary_length(digits).to_numpy(zero_copy_only=False)
+        well_formed = np.flatnonzero(  # [1-9][0-9]{5,14}, by plain kernels (faster than a regex)
+            (length >= 6) & (length <= 15) & pc.ascii_is_decimal(digits).to_numpy(zero_copy_only=False)
+            & ~pc.starts_with(digits, "0").to_numpy(zero_copy_only=False))
+        out[plain[well_formed]] = _canonical_digits(digits.take(pa.array(well_formed)))
+    positions = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return out, positions
 
 
 def normalise_one(number: str, home_country_code: str = HOME_COUNTRY_CODE) -> str | None:

@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 
 from workbench.cdr.mapping import EPOCH, ISO, LOCAL, CsvMapping
 from workbench.errors import InputError
-from workbench.phone_numbers import normalise, to_digits
+from workbench.phone_numbers import from_digits, normalise_digits, to_digits
 
 NATIVE = "native"
 ASTERISK = "asterisk"
@@ -714,8 +714,9 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
         time_format = _TIME_FORMATS[parsed.format]
         zone = "UTC" if parsed.format == ASTERISK and asterisk_times == "utc" else timezone
     starts = _parse_times(rec[start_f].fillna(""), time_format, zone)
-    calling = normalise(rec[calling_f].fillna(""), home_country_code)
-    called = normalise(rec[called_f].fillna(""), home_country_code)
+    # the numbers' E.164 digits (Int64, <NA> where not a possible number): as they are stored
+    calling = _digits(rec[calling_f], home_country_code)
+    called = _digits(rec[called_f], home_country_code)
     # each record's reason and message, written once, by the first check it fails (NumPy arrays
     # of objects: a check writes its rejected records only)
     reasons = np.full(len(rec), None, dtype=object)
@@ -815,7 +816,17 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
                             "message": pd.array(messages[bad], dtype="string"),
                             "raw": rec["raw"][bad].reset_index(drop=True)})
     cand = cand[accepted].reset_index(drop=True)
-    if digits:  # those of the records accepted, computed above (the duplicates rejected since)
-        kept = accepted[good]
+    kept = accepted[good]  # the digits of the records accepted, computed above (the duplicates rejected since)
+    if digits:
         cand["calling"], cand["called"] = calling_digits[kept], called_digits[kept]
+    else:
+        cand["calling"] = from_digits(calling_digits[kept]).to_numpy()
+        cand["called"] = from_digits(called_digits[kept]).to_numpy()
     return cand, rejects
+
+
+def _digits(numbers: pd.Series, home_country_code: str) -> pd.Series:
+    """The E.164 digits of ``numbers`` (:func:`~workbench.phone_numbers.normalise_digits`) as
+    an ``Int64`` Series, <NA> where a number is missing or not a possible number."""
+    values = normalise_digits(numbers.fillna(""), home_country_code)
+    return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=numbers.index)
