@@ -246,7 +246,7 @@ def _plain_chunk(data: bytes, columns: list[str], first_line: int) -> pd.DataFra
         lines = lines.cast(pa.string())  # checks the UTF-8
     except pa.ArrowInvalid:
         raise _NotPlain from None
-    if b'"' in data or b"," in data:
+    if b'"' in data:  # a line without a quote is plain CSV whatever its commas
         if not pc.all(pc.match_substring_regex(lines, _PLAIN_CSV_LINE)).as_py():
             raise _NotPlain
     try:
@@ -269,18 +269,17 @@ def _plain_chunk(data: bytes, columns: list[str], first_line: int) -> pd.DataFra
 
 
 def _slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
-    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as a binary array (the line ends left
-    out), without a copy per line."""
-    # the lines are consecutive, each followed by one end byte: an array over all of ``data``
-    # whose offsets skip the end bytes needs a copy without them
-    keep = np.ones(len(data), dtype=bool)
-    keep[ends[ends < len(data)]] = False
-    text = np.frombuffer(data, dtype=np.uint8)[keep]
+    """The lines of ``data`` as a binary array, without their ends and without a copy per line:
+    ``ends`` are the places of every ``\n`` in ``data`` (and its length when the last line has
+    no end), ``starts`` the place after each previous end."""
+    # the lines are consecutive, each followed by one end byte ``\n`` (no other in a line): an
+    # array over all of ``data`` whose offsets skip the end bytes needs a copy without them
+    text = data.replace(b"\n", b"")
     lengths = (ends - starts).astype(np.int64)
     offsets = np.zeros(len(starts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts), [None, pa.py_buffer(offsets),
-                                                                             pa.py_buffer(text.tobytes())])
+                                                                             pa.py_buffer(text)])
 
 
 def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int | None,
