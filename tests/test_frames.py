@@ -32,6 +32,45 @@ def test_a_nullable_bigint_column_with_nulls_is_int64(engine):
     assert empty.empty and empty["amount_cents"].dtype == "Int64"
 
 
+def test_plain_reads_keep_integers_text_dates_and_their_nulls(engine):
+    """``read_plain`` (the driver's rows as they come): integers int64, or Int64 with a NULL;
+    text with ``None``; dates at midnight with NaT, from SQLite's text and PostgreSQL's dates;
+    no row; and a column of another type refused by name."""
+    from datetime import date
+
+    from sqlalchemy import Date
+
+    from workbench.db.frames import read_plain
+
+    table = Table("plain_check", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("amount", BigInteger, nullable=True), Column("number", String(16), nullable=True),
+                  Column("valid_from", Date), Column("valid_to", Date, nullable=True),
+                  Column("at", DateTime, nullable=True))
+    table.create(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(table), [
+                {"id": 1, "amount": 2**53 + 1, "number": "+33145000001", "valid_from": date(2024, 2, 29),
+                 "valid_to": date(2026, 10, 31)},
+                {"id": 2, "amount": None, "number": None, "valid_from": date(1969, 12, 31), "valid_to": None}])
+            columns = [table.c.id, table.c.amount, table.c.number, table.c.valid_from, table.c.valid_to]
+            frame = read_plain(connection, select(*columns).order_by(table.c.id))
+            whole = read_plain(connection, select(table.c.id.label("line"), table.c.valid_from).where(table.c.id == 1))
+            empty = read_plain(connection, select(*columns).where(table.c.id > 5))
+            with pytest.raises(ValueError, match="not at"):
+                read_plain(connection, select(table.c.id, table.c.at))
+    finally:
+        table.drop(engine)
+    assert frame["id"].dtype == "int64" and frame["id"].tolist() == [1, 2]
+    assert frame["amount"].dtype == "Int64" and frame["amount"].tolist() == [9_007_199_254_740_993, pd.NA]
+    assert frame["number"].dtype == object and frame["number"].tolist() == ["+33145000001", None]
+    assert frame["valid_from"].dtype == "datetime64[s]" and frame["valid_to"].dtype == "datetime64[s]"
+    assert frame["valid_from"].tolist() == [pd.Timestamp("2024-02-29"), pd.Timestamp("1969-12-31")]
+    assert frame["valid_to"].iloc[0] == pd.Timestamp("2026-10-31") and pd.isna(frame["valid_to"].iloc[1])
+    assert list(whole.columns) == ["line", "valid_from"] and whole["line"].tolist() == [1]
+    assert empty.empty and list(empty.columns) == ["id", "amount", "number", "valid_from", "valid_to"]
+
+
 def test_bulk_reads_cut_the_fraction_of_a_second_keep_nulls_and_take_columns_by_position(engine):
     """``read_columns``: a time of 23:59:59.9996 stays in its second (and its day), a NULL time is
     NaT, and two columns of the same name, or an unlabelled function, are read as selected."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Integer, cast, func, select, text
+from sqlalchemy import Connection, Date, DateTime, Integer, String, cast, func, select, text
 
 
 def _integer_columns(statement, names: list[str]) -> set[str]:
@@ -47,6 +47,50 @@ def read_frame(connection: Connection, statement, **params) -> pd.DataFrame:
     data = {}
     for position, (name, values) in enumerate(zip(names, columns, strict=True)):
         data[position] = _column(list(values), name in typed)
+    frame = pd.DataFrame(data)
+    frame.columns = names
+    return frame
+
+
+def read_plain(connection: Connection, statement) -> pd.DataFrame:
+    """The rows of a SQLAlchemy select of integer, text and date columns, fetched from the
+    driver's cursor as they come: no SQLAlchemy row nor value processing, a few times as fast
+    as :func:`read_frame` for tens of thousands of rows (the customers' lines a load and a
+    rating read). Integers are int64 (``Int64`` when a ``NULL`` is among them), text ``object``
+    (``None`` for ``NULL``), dates datetime64[s] at midnight (``NaT`` for ``NULL``), with the
+    statement's column names.
+
+    Raises :class:`ValueError` for a column of another type (a time, a decimal: their drivers'
+    values need SQLAlchemy's processing on SQLite)."""
+    names = [column.name for column in statement.selected_columns]
+    kinds = []
+    for name, column in zip(names, statement.selected_columns, strict=True):
+        if isinstance(column.type, Integer):
+            kinds.append("integer")
+        elif isinstance(column.type, Date) and not isinstance(column.type, DateTime):
+            kinds.append("date")
+        elif isinstance(column.type, String):
+            kinds.append("text")
+        else:
+            raise ValueError(f"read_plain reads integer, text and date columns, not {name} ({column.type})")
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    data = {}
+    for position, (kind, values) in enumerate(zip(kinds, columns, strict=True)):
+        if kind == "date":  # ISO text (SQLite) or dates (PostgreSQL): NumPy reads both, None as NaT
+            data[position] = np.array(values, dtype="datetime64[D]").astype("datetime64[s]")
+        elif kind == "integer":
+            data[position] = _column(list(values), True)
+            if not data[position].isna().any():
+                data[position] = data[position].to_numpy(dtype=np.int64)
+        else:
+            data[position] = pd.Series(values, dtype=object)
     frame = pd.DataFrame(data)
     frame.columns = names
     return frame

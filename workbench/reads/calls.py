@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 from workbench.db import calls as call_store
 from workbench.db import ratings as rating_store
 from workbench.db import schema as s
-from workbench.db.frames import read_columns, read_frame
+from workbench.db.frames import read_columns, read_frame, read_plain
 from workbench.errors import Problem, problems_frame
 from workbench.money import minutes, to_decimal
 from workbench.period import Period
@@ -23,12 +23,14 @@ from workbench.rating.classify import epoch_seconds, local_seconds
 
 
 def lines(connection: Connection) -> pd.DataFrame:
-    """All lines with their customer and rate plan."""
+    """All lines with their customer and rate plan: ``number`` (E.164 text), ``customer_id`` and
+    ``rate_plan_id`` (int64), ``valid_from`` and ``valid_to`` (local dates as datetime64[s] at
+    midnight; ``valid_to`` NaT for open-ended), in the order of the lines' ids."""
     stmt = select(
         s.Line.number, s.Line.customer_id, s.Customer.rate_plan_id, s.Line.valid_from,
         s.Line.valid_to,
-    ).join(s.Customer, s.Customer.id == s.Line.customer_id)
-    return read_frame(connection, stmt)
+    ).join(s.Customer, s.Customer.id == s.Line.customer_id).order_by(s.Line.id)
+    return read_plain(connection, stmt)
 
 
 def rate_plans(connection: Connection) -> dict[int, RatePlan]:
