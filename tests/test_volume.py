@@ -386,6 +386,14 @@ def test_a_block_of_ratings_keeps_every_value_exactly():
         "allowance_s": [0, 1800, 61], "price_units": [0, 9_223_372_036_854_775_807, -1250],
         "rate_id": [4, None, 5], "rule": ["unanswered_free", "allowance_overflow", "allowance"]}
     assert str(back["rate_id"].dtype) == "Int64" and str(back["price_units"].dtype) == "int64"
+    # text missing as categories or as objects comes back as None, and a block read back is
+    # written again as it was (the blocks a production or a credit note writes anew)
+    rated["rule"] = pd.Categorical([None, "allowance", None])
+    rated["band"] = ["peak", None, "peak"]
+    back = ratings.decode(ratings.encode(rated))
+    assert back["rule"].tolist() == [None, "allowance", None] and back["band"].tolist() == ["peak", None, "peak"]
+    again = ratings.decode(ratings.encode(back))
+    assert again.to_dict("list") == back.to_dict("list")
 
 
 def test_calls_never_rated_are_counted_by_period_up_to_the_one_asked(engine, settings, tmp_path):

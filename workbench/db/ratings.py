@@ -60,13 +60,15 @@ _TEXT = ("destination_prefix", "zone_code", "band", "rule")
 
 
 def _text(values: pd.Series) -> pa.Array:
-    """A text column as Arrow strings; a categorical one (as rating makes them) through its
-    codes, without a Python string per value."""
+    """A text column as an Arrow dictionary of strings, as Parquet writes it (a few distinct
+    values: prefixes, zones, bands, rules); a categorical one (as rating makes them) through its
+    codes, without a Python string per value. Written so, a block is written and read in about
+    half the time of plain strings (read back as categories, not a string per value)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy()
         categories = pa.array(values.cat.categories.astype(str).to_numpy(dtype=object), type=pa.string())
-        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories).cast(pa.string())
-    return pa.array(values.astype(object).to_numpy(), type=pa.string(), from_pandas=True)
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories)
+    return pa.array(values.astype(object).to_numpy(), type=pa.string(), from_pandas=True).dictionary_encode()
 
 
 def encode(ratings: pd.DataFrame) -> bytes:
@@ -80,7 +82,8 @@ def encode(ratings: pd.DataFrame) -> bytes:
             arrays.append(pa.array(pd.array(values, dtype="Int64") if field.name == "rate_id" else
                                    values.to_numpy(dtype=np.int64), type=pa.int64(), from_pandas=True))
     out = io.BytesIO()
-    pq.write_table(pa.Table.from_arrays(arrays, schema=SCHEMA), out, row_group_size=len(ratings) or 1, **_PARQUET)
+    pq.write_table(pa.Table.from_arrays(arrays, names=SCHEMA.names), out, row_group_size=len(ratings) or 1,
+                   **_PARQUET)
     return out.getvalue()
 
 
