@@ -84,6 +84,8 @@ def _any_byte(values: pa.Array, table: np.ndarray) -> bool:
     if data is None:
         return False
     return bool(table[np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]].any())
+
+
 _NSN_LENGTHS = 18  # national significant numbers of 0 to 17 digits (phonenumbers' maximum)
 
 
@@ -184,6 +186,7 @@ class _CodeTables:
 
 @functools.cache
 def _code_tables() -> _CodeTables:
+    """The :class:`_CodeTables` of phonenumbers' metadata (built once)."""
     known = {width: np.zeros(10 ** width, dtype=bool) for width in (1, 2, 3)}
     possible = np.zeros((1000, _NSN_LENGTHS), dtype=bool)
     prefix_width, prefix_value = np.zeros(1000, dtype=np.int64), np.zeros(1000, dtype=np.int64)
@@ -199,7 +202,7 @@ def _code_tables() -> _CodeTables:
     return _CodeTables(known, possible, prefix_width, prefix_value, by_country)
 
 
-def _canonical_digits(digits: pa.Array) -> pa.Array:
+def _canonical_digits(digits: pa.Array) -> np.ndarray:
     """What :func:`_canonical` gives for ``"+" + digits`` (``digits``: ASCII, ``[1-9][0-9]{5,14}``),
     for all at once, on the numbers' values (int64, from their digits): the country calling
     code is the shortest head of 1 to 3 digits that is a known code (:func:`_code_tables`); a
