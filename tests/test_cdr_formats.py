@@ -141,6 +141,19 @@ def test_the_usual_times_are_the_instants_pandas_reads_whatever_their_fields():
     pd.testing.assert_series_equal(read, expected, check_names=False, check_index=False)
 
 
+def test_times_and_numbers_of_a_series_in_several_arrow_pieces():
+    # a Series joined from two (pd.concat) holds two Arrow arrays: read as one
+    def two_pieces(first: str, second: str) -> pd.Series:
+        return pd.concat([pd.Series([first], dtype="str"), pd.Series([second], dtype="str")], ignore_index=True)
+
+    times = formats._parse_times(two_pieces("2026-01-01T00:00:00Z", "2026-03-01T00:00:00+01:00"), "iso", "UTC")
+    assert times.utc.tolist() == [pd.Timestamp("2026-01-01 00:00:00"), pd.Timestamp("2026-02-28 23:00:00")]
+    from workbench.phone_numbers import normalise_digits
+
+    assert normalise_digits(two_pieces("0612345678", "+44 20 7946 0958"), "33").tolist() == [
+        33612345678, 442079460958]
+
+
 def test_native_record_fields():
     data = native_cdrs([["SW-1", "2026-10-01T08:12:33+02:00", "0145000001", "0612345678", "65"]])
     parsed, calls, rejects = checked(data)
@@ -152,6 +165,7 @@ def test_native_record_fields():
     assert row["line_no"] == 2
     assert row["start_utc"] == utc("2026-10-01 06:12:33")
     assert (row["calling"], row["called"]) == ("+33145000001", "+33612345678")
+    assert calls["calling"].dtype == pd.StringDtype() and calls["called"].dtype == pd.StringDtype()  # <NA> missing
     assert row["duration_s"] == 65
     assert row["switch_id"] == "SW-1"
 

@@ -337,6 +337,8 @@ def _normalised_uniques(numbers: pd.Series, home_country_code: str) -> tuple[np.
     possible number), and each number's position among them (int64, -1 where the number is
     missing)."""
     text = pa.array(numbers.astype("string"), type=pa.string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # a Series of several Arrow pieces: one array
+        text = text.combine_chunks()
     encoded = pc.dictionary_encode(text)
     uniques = encoded.dictionary
     out = np.full(len(uniques), -1, dtype=np.int64)

@@ -270,7 +270,7 @@ def _plain_chunk(data: bytes, columns: list[str], first_line: int) -> pd.DataFra
 
 def _slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """The lines of ``data`` as a binary array, without their ends and without a copy per line:
-    ``ends`` are the places of every ``\n`` in ``data`` (and its length when the last line has
+    ``ends`` are the places of every ``\\n`` in ``data`` (and its length when the last line has
     no end), ``starts`` the place after each previous end."""
     # the lines are consecutive, each followed by one end byte ``\n`` (no other in a line): an
     # array over all of ``data`` whose offsets skip the end bytes needs a copy without them
@@ -553,7 +553,10 @@ def _iso_seconds_utc(values: pd.Series) -> pd.Series:
     taken as one row of a byte matrix, its digits read and the date counted in days
     (:func:`_days_from_civil`), the offset subtracted. No Python per time, no parser: about ten
     times as fast as a fixed-format parse and its checks, and the same instants."""
-    text = pc.utf8_rpad(pa.array(values, type=pa.string(), from_pandas=True), width=25, padding=" ")
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # a Series of several Arrow pieces: one array
+        text = text.combine_chunks()
+    text = pc.utf8_rpad(text, width=25, padding=" ")
     n = len(text)
     if n == 0:
         return pd.Series(np.array([], dtype="datetime64[s]"), index=values.index)
@@ -819,8 +822,8 @@ def check(parsed: ParsedFile, timezone: str, home_country_code: str, asterisk_ti
     if digits:
         cand["calling"], cand["called"] = calling_digits[kept], called_digits[kept]
     else:
-        cand["calling"] = from_digits(calling_digits[kept]).to_numpy()
-        cand["called"] = from_digits(called_digits[kept]).to_numpy()
+        cand["calling"] = from_digits(calling_digits[kept]).array
+        cand["called"] = from_digits(called_digits[kept]).array
     return cand, rejects
 
 

@@ -132,12 +132,18 @@ def blocks_meeting(connection: Connection, low: datetime, high: datetime, column
     where = [s.CallBlock.start_min <= high, s.CallBlock.start_max >= low]
     if not_file is not None:
         where.append(s.CallBlock.file_id != int(not_file))
-    done = [int(b) for b in read]
-    if done:
-        where.append(s.CallBlock.id.not_in(done))
-    stmt = select(s.CallBlock.id, s.CallBlock.data).where(*where).order_by(s.CallBlock.id)
-    for block_id, data in connection.execute(stmt):
-        yield int(block_id), decode(data, columns)
+    done = {int(b) for b in read}
+    wanted = [int(b) for b in connection.execute(select(s.CallBlock.id).where(*where).order_by(s.CallBlock.id))
+              .scalars() if int(b) not in done]
+    for start in range(0, len(wanted), _BLOCKS_A_QUERY):
+        stmt = select(s.CallBlock.id, s.CallBlock.data).where(
+            s.CallBlock.id.in_(wanted[start:start + _BLOCKS_A_QUERY])).order_by(s.CallBlock.id)
+        for block_id, data in connection.execute(stmt):
+            yield int(block_id), decode(data, columns)
+
+
+#: the blocks a query of :func:`blocks_meeting` asks for by id, at most (a bound parameter each)
+_BLOCKS_A_QUERY = 500
 
 
 def _starting_within(calls: pd.DataFrame, low: datetime | None, high: datetime | None) -> np.ndarray:
