@@ -37,7 +37,7 @@ from workbench.db import schema as s
 from workbench.db.bulk import insert_frame
 from workbench.db.frames import read_frame
 from workbench.errors import InputError
-from workbench.integration.matching import CallIndex, StoredCalls, stored_duplicates
+from workbench.integration.matching import CallIndex, StoredCalls
 from workbench.integration.pipeline import checked_chunks
 from workbench.integration.threshold import EXAMPLES, MALFORMED, RejectThreshold
 from workbench.phone_numbers import from_digits
@@ -351,12 +351,14 @@ def reprocess_rejects(engine: Engine, settings: Settings, now: datetime) -> Repr
         cured = pending[~unknown]
         if cured.empty:
             return Reprocessing(len(pending), 0, 0, len(pending))
-        already = stored_duplicates(connection, cured).notna().to_numpy()
+        stored = StoredCalls()
+        already = stored.duplicates(connection, cured).notna().to_numpy()
         new = cured[~already]
         first = ~new.duplicated(CALL_KEY, keep="first").to_numpy()
         for file_id, calls in new[first].groupby("file_id", sort=True):
-            call_store.append(connection, int(file_id), calls[["line_no", *CALL_COLUMNS]])
-        calls = stored_duplicates(connection, cured)  # now every cured record's call
+            added = call_store.append(connection, int(file_id), calls[["line_no", *CALL_COLUMNS]])
+            stored.index.add(added[["id", *CALL_KEY]])  # new keys: the first record of each
+        calls = stored.index.find(cured)  # now every cured record's call
         accepted = pd.Series(False, index=cured.index)
         accepted[new.index[first]] = True
         connection.execute(

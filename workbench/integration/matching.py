@@ -177,8 +177,3 @@ class StoredCalls:
             self.index.add(calls)
             self.blocks.add(block)
         return self.index.find(cand)
-
-
-def stored_duplicates(connection, cand: pd.DataFrame) -> pd.Series:
-    """For each candidate, the id of the identical stored call, or <NA>."""
-    return StoredCalls().duplicates(connection, cand)
