@@ -464,6 +464,19 @@ def test_a_corrupt_gzip_file_is_refused_naming_it(damage):
     assert str(error).startswith("october.csv.gz: not a valid gzip file: damaged or truncated (")
 
 
+def test_a_gzip_file_of_two_members_is_read_whole():
+    # two gzip streams one after the other (``cat a.gz b.gz``, as log rotation leaves them): the
+    # records of both, in order, by the columnar reader and by the line reader alike
+    data = gzip.compress((HEADER + GOOD * 3).encode()) + gzip.compress((GOOD.replace("A,", "Z,") * 2).encode())
+    chunks = list(read_chunks("october.csv.gz", io.BytesIO(data), chunk_records=4))
+    assert [len(c.records) for c in chunks] == [4, 1]
+    assert pd.concat([c.records for c in chunks])["line_no"].tolist() == [2, 3, 4, 5, 6]
+    from workbench.cdr.formats import _read_chunks_by_line
+
+    slow = list(_read_chunks_by_line("october.csv.gz", io.BytesIO(data), chunk_records=4))
+    assert [len(c.records) for c in slow] == [4, 1]
+
+
 def test_a_file_read_in_chunks_gives_the_records_of_the_whole_file():
     # records spanning two lines (a quoted line break) and \r\n line ends, read 2 records at a time
     data = (HEADER.replace("\n", "\r\n") + GOOD.replace("\n", "\r\n")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import itertools
 import re
@@ -30,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from isal import igzip, isal_zlib
 
 from workbench.cdr.mapping import EPOCH, ISO, LOCAL, CsvMapping
 from workbench.errors import InputError
@@ -83,6 +83,16 @@ _UNIQUEID_EPOCH = re.compile(r"^(?:.*-)?([0-9]{9,11})\.[0-9]+$")
 _UNIQUEID_LEAD = pd.Timedelta(hours=6)
 
 
+#: what reading a damaged or truncated gzip stream raises (ISA-L's inflate, python-isal's
+#: ``igzip``: the gzip format of the standard library's module, about three times as fast)
+_GZIP_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error)
+
+
+def _gunzipped(source: BinaryIO) -> BinaryIO:
+    """The decompressed stream of a gzip file's bytes (all its members, as ``gzip`` reads them)."""
+    return igzip.IGzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
+
+
 def file_error(file: str, line: int | None, problem: str) -> InputError:
     """The error of a CDR file that cannot be read as a whole (nothing of it is stored)."""
     return InputError(problem, source=file, line=line, code="bad_cdr_file")
@@ -106,7 +116,7 @@ def _lines(name: str, source: BinaryIO, encoding: str = "utf-8") -> Iterator[str
     gzipped = head == b"\x1f\x8b"
     source.seek(0)
     if gzipped:
-        stream = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+        stream = _gunzipped(source)
     decoder = codecs.getincrementaldecoder(encoding)()
     target = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
     newlines = 0  # "\n" decoded so far: the line of a problem
@@ -114,7 +124,7 @@ def _lines(name: str, source: BinaryIO, encoding: str = "utf-8") -> Iterator[str
     while not final:
         try:
             block = stream.read(_BLOCK)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _GZIP_ERRORS as exc:
             if not gzipped:
                 raise file_error(name, None, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
             raise file_error(name, None, f"not a valid gzip file: damaged or truncated ({exc or type(exc).__name__}); "
@@ -290,11 +300,11 @@ def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int
     such (the caller reads the rest with the csv module)."""
     head = source.read(2)
     source.seek(0)
-    stream: BinaryIO = gzip.GzipFile(fileobj=source, mode="rb") if head == b"\x1f\x8b" else source  # type: ignore
+    stream: BinaryIO = _gunzipped(source) if head == b"\x1f\x8b" else source
     pending = b""
     try:
         first = stream.readline()
-    except (OSError, EOFError, zlib.error):
+    except _GZIP_ERRORS:
         raise _NotPlain from None
     first = first.removeprefix(b"\xef\xbb\xbf")
     if not first.strip() or b"\r" in first:
@@ -325,7 +335,7 @@ def _read_plain_chunks(name: str, source: BinaryIO, fmt: str, chunk_records: int
     while not final:
         try:
             block = stream.read(_BLOCK)
-        except (OSError, EOFError, zlib.error):
+        except _GZIP_ERRORS:
             raise _NotPlain from None
         final = not block
         if block:
