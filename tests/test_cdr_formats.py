@@ -118,6 +118,20 @@ def test_times_with_an_offset_are_read_to_their_instant_and_days_that_do_not_exi
     assert len(rejects) == len(bad)
 
 
+def test_offsets_of_other_forms_among_local_times_are_read_and_a_bad_one_is_a_bad_date():
+    # "+02" (hours only) and "+2:00" are not the usual form: with local times in the same file
+    # each is read as written (pandas reads a column mixing them only as UTC), not a crash
+    rows = [["M1", "2026-10-07T14:36:28+02", A, "+33155000001", "60"],
+            ["M2", "2026-10-07T16:00:00", A, "+33155000002", "60"],  # Paris, summer time
+            ["M3", "2026-10-07T14:36:28+2:00", A, "+33155000003", "60"],
+            ["M4", "2026-10-07T14:36:28+99", A, "+33155000004", "60"],
+            ["M5", "2026-01-07T16:00:00", A, "+33155000005", "60"]]  # Paris, winter time
+    _, calls, rejects = checked(native_cdrs(rows))
+    assert starts_by_switch_id(calls) == {"M1": utc("2026-10-07 12:36:28"), "M2": utc("2026-10-07 14:00:00"),
+                                          "M3": utc("2026-10-07 12:36:28"), "M5": utc("2026-01-07 15:00:00")}
+    assert rejects[["line_no", "reason"]].values.tolist() == [[5, "bad_date"]]
+
+
 def test_the_usual_times_are_the_instants_pandas_reads_whatever_their_fields():
     # 3,000 times of the usual form with fields in and out of range (month 0-13, day 0-32, hour
     # 0-24, minute and second 0-60, years 1600-2499, offsets Z or -14:59 to +14:59): read from

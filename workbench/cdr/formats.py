@@ -626,9 +626,16 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
         result[others] = aware.dt.tz_localize(None).astype("datetime64[s]")
     local_rows = ~has_offset
     if local_rows.any():
+        fmt = "ISO8601" if time_format == ISO else time_format
         text = values[local_rows]
-        local = pd.to_datetime(text, format="ISO8601" if time_format == ISO else time_format, errors="coerce")
-        if getattr(local.dt, "tz", None) is not None:  # pragma: no cover - guarded by regex
+        try:
+            local = pd.to_datetime(text, format=fmt, errors="coerce")
+        except ValueError:  # offsets the pattern does not take ("+02", "+2:00") among local times
+            local, aware = _local_or_aware(text, fmt)
+            result[aware.index] = aware.to_numpy()
+            local_rows[aware.index] = False
+            local = local.drop(aware.index)
+        if getattr(local.dt, "tz", None) is not None:  # every one with such an offset: read as written
             local = local.dt.tz_convert("UTC").dt.tz_localize(None)
             result[local_rows] = local.astype("datetime64[s]")
             return _Starts(result, repeated, summer)
@@ -645,6 +652,23 @@ def _parse_times(values: pd.Series, time_format: str, timezone: str) -> _Starts:
             summer[index] = earlier.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[s]")
             repeated[index] = True
     return _Starts(result, repeated, summer)
+
+
+def _local_or_aware(text: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
+    """``text`` read one time at a time (pandas reads a column of times with and without an
+    offset only as UTC): the local times (naive, NaT for the others and for what is no time),
+    and the UTC instants of those written with an offset (naive UTC, on their own index)."""
+    local = pd.Series(pd.NaT, index=text.index, dtype="datetime64[s]")
+    aware = {}
+    for index, value in text.items():
+        stamp = pd.to_datetime(value, format=fmt, errors="coerce")
+        if pd.isna(stamp):
+            continue
+        if stamp.tzinfo is not None:
+            aware[index] = stamp.tz_convert("UTC").tz_localize(None)
+        else:
+            local[index] = stamp
+    return local, pd.Series(aware, index=list(aware), dtype="datetime64[s]")
 
 
 def _repeated_hour(starts: _Starts, cand: pd.DataFrame, rec: pd.DataFrame, start_f: str
